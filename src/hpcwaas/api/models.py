@@ -1,0 +1,136 @@
+"""Request and response bodies of the REST API.
+
+The first models are the original API's shapes, kept field for field; fields
+marked additive are ours and old clients ignore them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hpcwaas.api.states import ExecutionStatus, StepState
+
+
+class WorkflowPublic(BaseModel):
+    id: str
+    name: str
+    application_id: str
+    environment_id: str
+    environment_name: str
+    description: str | None = None  # additive
+
+
+class WorkflowList(BaseModel):
+    workflows: list[WorkflowPublic]
+    next_cursor: str | None = None  # additive: set when `limit` cut the list
+
+
+class InputSpecPublic(BaseModel):
+    """One declared input of a workflow, as `GET /workflows/{id}` shows it."""
+
+    name: str
+    type: str
+    required: bool
+    default: Any = None
+    description: str | None = None
+    values: list[Any] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    items: str | None = None
+
+
+class WorkflowDetail(WorkflowPublic):
+    """Additive: one workflow with its input schema and steps."""
+
+    inputs: list[InputSpecPublic]
+    steps: list[str]
+    outputs: list[str]
+
+
+class TriggerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepPublic(BaseModel):
+    name: str
+    state: StepState
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+
+
+class ExecutionPublic(BaseModel):
+    id: str
+    status: ExecutionStatus
+    outputs: dict[str, Any] | None = None
+    # additive
+    workflow_id: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+    steps: list[StepPublic] | None = None
+
+
+class ExecutionSummary(BaseModel):
+    id: str
+    workflow_id: str
+    status: ExecutionStatus
+    created_at: datetime
+    ended_at: datetime | None = None
+
+
+class ExecutionList(BaseModel):
+    executions: list[ExecutionSummary]
+    next_cursor: str | None = None
+
+
+class LogEntry(BaseModel):
+    level: str
+    timestamp: datetime
+    content: str
+    step: str | None = None  # additive
+
+
+class ExecutionLogs(BaseModel):
+    logs: list[LogEntry]
+    total_results: int
+    # the original names this field `from`, a Python keyword
+    from_: int = Field(alias="from")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class SSHKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SSHKeyCreated(BaseModel):
+    id: str
+    public_key: str
+
+
+class SSHKeyPublic(BaseModel):
+    """Additive: a key as `GET /ssh_keys` lists it. Never the private half."""
+
+    id: str
+    public_key: str
+    fingerprint: str
+    key_type: str
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+class SSHKeyList(BaseModel):
+    ssh_keys: list[SSHKeyPublic]
+    next_cursor: str | None = None

@@ -1,0 +1,216 @@
+"""Server settings: one typed model, from a YAML file (the original's keys plus ours) and env vars.
+
+Precedence: command-line options > ``HPCWAAS_*`` env vars (nested with ``__``) > YAML file > defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+AuthType = Literal["local", "basic", "sso"]
+PACKAGED_CATALOG = Path(__file__).parent / "examples"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says what to change."""
+
+
+class BasicAccount(BaseModel):
+    username: str
+    # A plain password, or an argon2 hash (``$argon2id$...``) made by ``hpcwaas-api users hash``.
+    password: SecretStr
+
+
+class BasicAuthConfig(BaseModel):
+    accounts: list[BasicAccount] = Field(default_factory=list)
+
+
+class AuthConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    auth_type: str = "local"
+    basic_auth: BasicAuthConfig = Field(default_factory=BasicAuthConfig)
+    auth_url: str | None = None
+    token_url: str | None = None
+    user_info_url: str | None = None
+    redirect_url: str | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    session_duration: int = Field(default=86400, gt=0, description="Seconds a login token lives.")
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+    @field_validator("auth_type")
+    @classmethod
+    def _known_auth_type(cls, value: str) -> str:
+        if value not in ("local", "basic", "sso"):
+            raise ValueError(
+                f"unknown auth_type {value!r}: use 'local' (accounts and tokens managed by "
+                "hpcwaas-api), 'basic' (accounts listed in basic_auth.accounts) or 'sso'"
+            )
+        return value
+
+
+class VaultConfig(BaseModel):
+    address: str = "http://127.0.0.1:8200"
+    role_id: SecretStr | None = None
+    secret_id: SecretStr | None = None
+    is_secret_wrapped: bool = False
+
+
+class EnvironmentConfig(BaseModel):
+    """A place where workflow steps run. Only ``local`` (this host) exists so far."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["local"] = "local"
+    name: str | None = Field(default=None, description="Human-readable name.")
+    max_parallel_steps: int = Field(default=8, ge=1)
+
+
+class Limits(BaseModel):
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_inputs: int = Field(default=100, ge=1)
+    max_input_bytes: int = Field(default=64 * 1024, ge=1)
+    max_metadata_bytes: int = Field(default=16 * 1024, ge=1)
+    max_page_size: int = Field(default=1000, ge=1)
+    max_logs_timeout_seconds: float = Field(default=300.0, gt=0)
+    max_output_bytes: int = Field(default=64 * 1024, ge=1)
+
+
+def _default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("hpcwaas"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HPCWAAS_", env_nested_delimiter="__", extra="allow"
+    )
+
+    listen_address: str = "0.0.0.0:9090"
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in data_dir."
+    )
+    catalog_dirs: list[Path] = Field(default_factory=lambda: [PACKAGED_CATALOG])
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    vault_config: VaultConfig | None = None
+    environments: dict[str, EnvironmentConfig] = Field(
+        default_factory=lambda: {"local": EnvironmentConfig(name="Local host")}
+    )
+    limits: Limits = Field(default_factory=Limits)
+    step_grace_seconds: float = Field(
+        default=5.0, ge=0, description="Seconds between SIGTERM and SIGKILL when cancelling a step."
+    )
+    embedded_default: bool = Field(default=False, exclude=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        extra = set(self.model_extra or {})
+        if "alien_config" in extra:
+            log.warning("config: the alien_config section is ignored (hpcwaas runs workflows itself)")
+            extra.discard("alien_config")
+        if extra:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(extra))}")
+        return self
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "hpcwaas.sqlite3"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.sqlite_path}"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "work"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.data_dir / "master.key"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls, _file_values.get()))
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The YAML file's values, below env vars in precedence."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data
+
+
+_file_values: ContextVar[dict[str, Any]] = ContextVar("_file_values", default={})  # noqa: B039
+
+
+def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
+    """Build the settings from an optional YAML file and command-line overrides.
+
+    Raise ConfigError with a message that names the file and the bad key.
+    """
+    from pydantic import ValidationError
+
+    file_values: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {config_file} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {config_file} must hold a mapping of keys")
+        file_values = loaded
+    else:
+        file_values = {"listen_address": "127.0.0.1:9090"}
+        values["embedded_default"] = True
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    token = _file_values.set(file_values)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        where = f"config file {config_file}" if config_file else "settings"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from exc
+    finally:
+        _file_values.reset(token)
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[::1]:9090`` for IPv6); raise ConfigError if malformed."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"listen address {address!r} must look like 127.0.0.1:9090")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - only when the operator asks

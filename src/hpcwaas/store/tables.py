@@ -1,0 +1,144 @@
+"""The database schema. Changing it needs a new Alembic revision in migrations/versions/."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no time zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("display_name", String(255)),
+    Column("email", String(320)),
+    # argon2 hash for local password accounts; NULL for users known by other means
+    Column("password_hash", String(255)),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),  # public handle, shown by `tokens list`
+    Column("user_id", String(255), ForeignKey("users.id"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 hex of the secret
+    Column("description", String(255)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+)
+
+ssh_keys = Table(
+    "ssh_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner", String(255), ForeignKey("users.id"), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("fingerprint", String(128), nullable=False),
+    Column("key_type", String(32), nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_ssh_keys_owner_created", "owner", "created_at"),
+)
+
+# The embedded key store: secrets sealed with AES-GCM under the master key file.
+sealed_secrets = Table(
+    "sealed_secrets",
+    metadata,
+    Column("path", String(512), primary_key=True),
+    Column("nonce", LargeBinary(12), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner", String(255), ForeignKey("users.id"), nullable=False),
+    Column("workflow_id", String(512), nullable=False),
+    Column("application", String(255), nullable=False),
+    Column("environment", String(255), nullable=False),
+    Column("workflow", String(255), nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("outputs", JSON),
+    Column("definition_digest", String(64), nullable=False),
+    Column("work_dir", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("ended_at", UTCDateTime()),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Index("ix_executions_owner_created", "owner", "created_at", "id"),
+    Index("ix_executions_status", "status"),
+)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("execution_id", String(36), ForeignKey("executions.id"), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("position", Integer, nullable=False),  # order in the workflow file
+    Column("state", String(16), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("ended_at", UTCDateTime()),
+    Column("exit_code", Integer),
+)
+
+log_entries = Table(
+    "log_entries",
+    metadata,
+    Column("execution_id", String(36), ForeignKey("executions.id"), primary_key=True),
+    Column("idx", Integer, primary_key=True),  # dense, from 0, per execution
+    Column("level", Integer, nullable=False),  # LogLevel bit
+    Column("timestamp", UTCDateTime(), nullable=False),
+    Column("step", String(255)),
+    Column("content", Text, nullable=False),
+)
