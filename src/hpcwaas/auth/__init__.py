@@ -1,0 +1,1 @@
+"""Who is calling: bearer tokens issued by this server, local password accounts, basic auth."""

@@ -1,0 +1,23 @@
+"""The authenticated caller, passed explicitly to everything that needs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: str
+    display_name: str | None = None
+    groups: frozenset[str] = field(default_factory=frozenset)
+
+
+class AuthenticationFailed(Exception):
+    """Credentials missing or refused; the message is safe to show (COMPAT.md section 3 wording)."""
+
+
+# The original's 401 details.
+AUTH_REQUIRED = "Authorization Required"
+INVALID_FORMAT = "Invalid authorization format"
+INVALID_TOKEN = "Invalid authorization token"
+SESSION_EXPIRED = "You are not logged in or your session has expired"

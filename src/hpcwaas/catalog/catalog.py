@@ -1,0 +1,252 @@
+"""The catalog: applications loaded from workflow files, deployed on the configured environments.
+
+One workflow ID per (application, environment, exposed workflow):
+``<application>@<environment>@<workflow>`` (COMPAT.md section 2).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from hpcwaas.api.models import WorkflowDetail, WorkflowPublic
+from hpcwaas.catalog.dag import topological_order
+from hpcwaas.catalog.errors import (
+    CatalogFileError,
+    MalformedWorkflowId,
+    WorkflowForbidden,
+    WorkflowNotFound,
+)
+from hpcwaas.catalog.loader import LoadedFile, format_problem, read_application
+from hpcwaas.catalog.model import ApplicationSpec, WorkflowSpec
+
+log = logging.getLogger(__name__)
+
+WORKFLOW_ID_FORM = "<application>@<environment>@<workflow>"
+_SUFFIXES = (".yaml", ".yml")
+MAX_WORKFLOW_ID_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class DeployedWorkflow:
+    """One exposed workflow of an application on one environment: what a workflow ID names."""
+
+    id: str
+    application: ApplicationSpec = field(compare=False, repr=False)
+    environment: str
+    environment_name: str
+    name: str
+    spec: WorkflowSpec = field(compare=False, repr=False)
+    digest: str
+    source: Path
+
+    def to_public(self) -> WorkflowPublic:
+        """The workflow as ``GET /workflows`` lists it."""
+        return WorkflowPublic(
+            id=self.id,
+            name=self.name,
+            application_id=self.application.application,
+            environment_id=self.environment,
+            environment_name=self.environment_name,
+            description=self.spec.description,
+        )
+
+    def to_detail(self) -> WorkflowDetail:
+        """The workflow with its input schema, steps (in run order) and output names."""
+        return WorkflowDetail(
+            **self.to_public().model_dump(),
+            inputs=[spec.to_public(name) for name, spec in self.spec.inputs.items()],
+            steps=self.step_order(),
+            outputs=list(self.spec.outputs),
+        )
+
+    def step_order(self) -> list[str]:
+        """The steps in an order where each comes after its needs; ties in file order."""
+        return topological_order({name: step.needs for name, step in self.spec.steps.items()})
+
+
+def parse_workflow_id(workflow_id: str) -> tuple[str, str, str]:
+    """Split a workflow ID into (application, environment, workflow); MalformedWorkflowId if not."""
+    parts = workflow_id.split("@")
+    if len(parts) != 3 or not all(parts) or len(workflow_id) > MAX_WORKFLOW_ID_LENGTH:
+        raise MalformedWorkflowId(
+            f"malformed workflow ID {workflow_id[:200]!r}: expected {WORKFLOW_ID_FORM}, "
+            "e.g. demo@local@hello"
+        )
+    return parts[0], parts[1], parts[2]
+
+
+class Catalog:
+    """Every deployed, exposed workflow, with the problems met while loading the files."""
+
+    def __init__(
+        self,
+        applications: dict[str, ApplicationSpec],
+        deployed: Iterable[DeployedWorkflow],
+        environments: dict[str, str],
+        problems: list[str] | None = None,
+    ) -> None:
+        self.applications = applications
+        self.environments = environments
+        self.problems: list[str] = list(problems or [])
+        self._workflows = {w.id: w for w in deployed}
+        self._deployed_on = {
+            app: {env for env in spec.environments if env in environments}
+            for app, spec in applications.items()
+        }
+
+    @classmethod
+    def load(cls, dirs: list[Path], environments: dict[str, str]) -> Catalog:
+        """Load every *.yaml / *.yml file of ``dirs`` (a file path loads that file alone)."""
+        problems: list[str] = []
+        applications: dict[str, ApplicationSpec] = {}
+        sources: dict[str, Path] = {}
+        deployed: list[DeployedWorkflow] = []
+        for path in _workflow_files(dirs, problems):
+            try:
+                loaded = read_application(path)
+            except CatalogFileError as exc:
+                for problem in exc.problems:
+                    log.error("workflow file not loaded: %s", problem)
+                problems.extend(exc.problems)
+                continue
+            app = loaded.application
+            if app.application in applications:
+                problem = format_problem(
+                    path,
+                    loaded.line(("application",)),
+                    f"application {app.application!r} is already defined by "
+                    f"{sources[app.application]}; this file is not loaded",
+                    "give each application its own id, or remove one of the files",
+                )
+                log.error("workflow file not loaded: %s", problem)
+                problems.append(problem)
+                continue
+            applications[app.application] = app
+            sources[app.application] = path
+            deployed.extend(_deploy(loaded, environments, problems))
+        return cls(applications, deployed, environments, problems)
+
+    @property
+    def workflows(self) -> Mapping[str, DeployedWorkflow]:
+        """Every deployed, exposed workflow by ID, whoever may use it (read-only)."""
+        return MappingProxyType(self._workflows)
+
+    def visible(self, user_id: str, groups: frozenset[str] = frozenset()) -> list[DeployedWorkflow]:
+        """The exposed workflows this user may see and trigger, sorted by ID."""
+        return [
+            self._workflows[key]
+            for key in sorted(self._workflows)
+            if self._workflows[key].application.access.allows(user_id, groups)
+        ]
+
+    def by_id(self, workflow_id: str) -> DeployedWorkflow | None:
+        """The deployed, exposed workflow with this ID, without any authorization check."""
+        return self._workflows.get(workflow_id)
+
+    def get(
+        self, workflow_id: str, user_id: str, groups: frozenset[str] = frozenset()
+    ) -> DeployedWorkflow:
+        """The workflow this user may trigger; raise the matching CatalogError if none."""
+        application_id, environment, name = parse_workflow_id(workflow_id)
+        app = self.applications.get(application_id)
+        if app is None:
+            raise WorkflowNotFound(
+                f"no application {application_id!r} (workflow ID {workflow_id!r})"
+            )
+        if environment not in self._deployed_on.get(application_id, set()):
+            if environment not in self.environments:
+                raise WorkflowNotFound(
+                    f"no environment {environment!r} (workflow ID {workflow_id!r})"
+                )
+            raise WorkflowNotFound(
+                f"application {application_id!r} is not deployed on environment {environment!r}"
+            )
+        workflow = self._workflows.get(workflow_id)
+        if workflow is None:
+            # Unexposed and undefined look the same, so an ID reveals nothing hidden.
+            raise WorkflowNotFound(
+                f"application {application_id!r} has no exposed workflow {name!r} "
+                f"on environment {environment!r}"
+            )
+        if not app.access.allows(user_id, groups):
+            raise WorkflowForbidden(
+                f"you are not authorized to use the workflows of application {application_id!r}"
+            )
+        return workflow
+
+
+def _workflow_files(dirs: list[Path], problems: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for directory in dirs:
+        if directory.is_file():
+            files.append(directory)
+            continue
+        if not directory.is_dir():
+            problem = format_problem(
+                directory,
+                None,
+                "catalog directory does not exist",
+                "fix catalog_dirs in the config",
+            )
+            log.error("%s", problem)
+            problems.append(problem)
+            continue
+        files.extend(
+            sorted(
+                p
+                for p in directory.iterdir()
+                if p.suffix in _SUFFIXES and not p.name.startswith(".") and p.is_file()
+            )
+        )
+    return files
+
+
+def _deploy(
+    loaded: LoadedFile, environments: dict[str, str], problems: list[str]
+) -> list[DeployedWorkflow]:
+    app = loaded.application
+    deployed: list[DeployedWorkflow] = []
+    if not app.expose:
+        problem = format_problem(
+            loaded.path,
+            loaded.line(("application",)),
+            f"warning: application {app.application!r} exposes no workflow, so nobody can use it",
+            f"list the workflows to offer under expose (defined: {', '.join(app.workflows)})",
+        )
+        log.warning("%s", problem)
+        problems.append(problem)
+    seen: set[str] = set()
+    for index, environment in enumerate(app.environments):
+        if environment in seen:
+            continue
+        seen.add(environment)
+        if environment not in environments:
+            configured = ", ".join(environments) or "none"
+            problem = format_problem(
+                loaded.path,
+                loaded.line(("environments", index)),
+                f"warning: application {app.application!r} names environment {environment!r}, "
+                "which is not configured; it is deployed on the others only",
+                f"configure it, or remove it from the list (configured: {configured})",
+            )
+            log.warning("%s", problem)
+            problems.append(problem)
+            continue
+        for name in dict.fromkeys(app.expose):
+            deployed.append(
+                DeployedWorkflow(
+                    id=f"{app.application}@{environment}@{name}",
+                    application=app,
+                    environment=environment,
+                    environment_name=environments[environment],
+                    name=name,
+                    spec=app.workflows[name],
+                    digest=loaded.digest,
+                    source=loaded.path,
+                )
+            )
+    return deployed

@@ -1,0 +1,249 @@
+"""Checks of a workflow file that span several keys, each problem with its place and a fix."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from hpcwaas.catalog.dag import cycles
+from hpcwaas.catalog.model import (
+    NAME_PATTERN,
+    ApplicationSpec,
+    InputSpec,
+    StepSpec,
+    WorkflowSpec,
+)
+from hpcwaas.catalog.render import check_template
+from hpcwaas.catalog.values import ValueProblem, check_value, describe
+from hpcwaas.catalog.yamlfile import Location
+
+MAX_STEPS = 500
+_NAME = re.compile(NAME_PATTERN)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME_HINT = (
+    "use letters, digits, '_', '.' and '-', starting with a letter or digit "
+    "('@' separates the parts of a workflow ID)"
+)
+# Which constraints make sense for which input type.
+_APPLIES = {
+    "values": {"enum"},
+    "minimum": {"integer", "number", "list"},
+    "maximum": {"integer", "number", "list"},
+    "pattern": {"string", "list"},
+    "min_length": {"string", "list"},
+    "max_length": {"string", "list"},
+    "items": {"list"},
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a file: where (a key path), what, and how to fix it."""
+
+    loc: Location
+    message: str
+    hint: str
+
+
+def check_application(app: ApplicationSpec) -> list[Problem]:
+    """Every cross-key problem of an application, in file order."""
+    problems: list[Problem] = []
+    if not _NAME.fullmatch(app.application):
+        problems.append(
+            Problem(
+                ("application",), f"application id {app.application!r} is not valid", _NAME_HINT
+            )
+        )
+    if not app.environments:
+        problems.append(
+            Problem(("environments",), "no environment listed", "list where it runs, e.g. [local]")
+        )
+    for index, environment in enumerate(app.environments):
+        if not _NAME.fullmatch(environment):
+            problems.append(
+                Problem(
+                    ("environments", index),
+                    f"environment id {environment!r} is not valid",
+                    _NAME_HINT,
+                )
+            )
+    for index, name in enumerate(app.expose):
+        if name not in app.workflows:
+            defined = ", ".join(app.workflows) or "none"
+            problems.append(
+                Problem(
+                    ("expose", index),
+                    f"exposed workflow {name!r} is not defined",
+                    f"expose names of the workflows section (defined: {defined})",
+                )
+            )
+    for name, workflow in app.workflows.items():
+        problems.extend(_check_workflow(("workflows", name), name, workflow))
+    return problems
+
+
+def _check_workflow(loc: Location, name: str, workflow: WorkflowSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    if not _NAME.fullmatch(name):
+        problems.append(Problem(loc, f"workflow name {name!r} is not valid", _NAME_HINT))
+    for input_name, spec in workflow.inputs.items():
+        problems.extend(_check_input((*loc, "inputs", input_name), input_name, spec))
+    if not workflow.steps:
+        problems.append(Problem((*loc, "steps"), "the workflow has no step", "add a step"))
+    if len(workflow.steps) > MAX_STEPS:
+        problems.append(
+            Problem((*loc, "steps"), f"more than {MAX_STEPS} steps", "split the workflow")
+        )
+        return problems
+    for step_name, step in workflow.steps.items():
+        problems.extend(_check_step((*loc, "steps", step_name), step_name, step, workflow))
+    needs = {step_name: step.needs for step_name, step in workflow.steps.items()}
+    for cycle in cycles(needs):
+        if len(cycle) == 1:
+            message = f"step {cycle[0]!r} needs itself"
+        else:
+            shown = " -> ".join([*cycle, cycle[0]])
+            message = f"steps {', '.join(cycle)} need each other in a cycle ({shown})"
+        problems.append(
+            Problem(
+                (*loc, "steps", cycle[0], "needs"),
+                message,
+                "remove one of these needs so that the steps can run in some order",
+            )
+        )
+    for output_name, output in workflow.outputs.items():
+        out_loc = (*loc, "outputs", output_name)
+        if not _NAME.fullmatch(output_name):
+            problems.append(
+                Problem(out_loc, f"output name {output_name!r} is not valid", _NAME_HINT)
+            )
+        if output.step not in workflow.steps:
+            problems.append(
+                Problem(
+                    (*out_loc, "step"),
+                    f"output {output_name!r} names unknown step {output.step!r}",
+                    f"use one of the workflow's steps: {', '.join(workflow.steps)}",
+                )
+            )
+        path = PurePosixPath(output.path)
+        if not output.path or path.is_absolute() or ".." in path.parts or "\\" in output.path:
+            problems.append(
+                Problem(
+                    (*out_loc, "path"),
+                    f"output path {output.path!r} must stay inside the execution's directory",
+                    "give a relative path without '..', e.g. out/report.txt",
+                )
+            )
+    return problems
+
+
+def _check_step(loc: Location, name: str, step: StepSpec, workflow: WorkflowSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    if not _NAME.fullmatch(name):
+        problems.append(Problem(loc, f"step name {name!r} is not valid", _NAME_HINT))
+    for index, need in enumerate(step.needs):
+        if need not in workflow.steps:
+            others = ", ".join(s for s in workflow.steps if s != name) or "none"
+            problems.append(
+                Problem(
+                    (*loc, "needs", index),
+                    f"step {name!r} needs unknown step {need!r}",
+                    f"needs lists steps of the same workflow (others: {others})",
+                )
+            )
+    for message in check_template(step.run, workflow.inputs):
+        problems.append(Problem((*loc, "run"), f"step {name!r} run: {message}", _TEMPLATE_HINT))
+    for var, template in step.env.items():
+        if not _ENV_NAME.fullmatch(var):
+            problems.append(
+                Problem(
+                    (*loc, "env", var),
+                    f"step {name!r}: {var!r} is not a valid environment variable name",
+                    "use letters, digits and '_', not starting with a digit",
+                )
+            )
+        for message in check_template(template, workflow.inputs):
+            problems.append(
+                Problem((*loc, "env", var), f"step {name!r} env {var}: {message}", _TEMPLATE_HINT)
+            )
+    return problems
+
+
+_TEMPLATE_HINT = "declare the input under inputs, or fix the name in {{ inputs.<name> }}"
+
+
+def _check_input(loc: Location, name: str, spec: InputSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    if not _NAME.fullmatch(name):
+        problems.append(Problem(loc, f"input name {name!r} is not valid", _NAME_HINT))
+    for key, types in _APPLIES.items():
+        if key in spec.model_fields_set and spec.type not in types:
+            problems.append(
+                Problem(
+                    (*loc, key),
+                    f"input {name!r}: {key} does not apply to type {spec.type}",
+                    f"{key} applies to {', '.join(sorted(types))} inputs; remove it",
+                )
+            )
+    if spec.type == "enum":
+        problems.extend(_check_enum_values(loc, name, spec))
+    if spec.pattern is not None:
+        try:
+            re.compile(spec.pattern)
+        except re.error as exc:
+            problems.append(
+                Problem((*loc, "pattern"), f"input {name!r}: invalid pattern: {exc}", _RE_HINT)
+            )
+            return problems
+    for low, high in (("minimum", "maximum"), ("min_length", "max_length")):
+        low_value, high_value = getattr(spec, low), getattr(spec, high)
+        if low_value is not None and high_value is not None and low_value > high_value:
+            problems.append(
+                Problem((*loc, low), f"input {name!r}: {low} is above {high}", "swap them")
+            )
+    if spec.has_default and spec.required and "required" in spec.model_fields_set:
+        problems.append(
+            Problem(
+                (*loc, "required"),
+                f"input {name!r} is required and has a default, which would never be used",
+                "remove `required: true` (an input with a default is optional) or the default",
+            )
+        )
+    if spec.has_default and spec.default is not None and not problems:
+        try:
+            check_value(spec, spec.default, strict=True)
+        except ValueProblem as exc:
+            problems.append(
+                Problem(
+                    (*loc, "default"),
+                    f"input {name!r}: the default does not fit: {exc}",
+                    f"give a default of type {spec.type} that meets the input's constraints",
+                )
+            )
+    return problems
+
+
+_RE_HINT = "write a Python regular expression; the whole value must match it"
+
+
+def _check_enum_values(loc: Location, name: str, spec: InputSpec) -> list[Problem]:
+    if not spec.values:
+        return [
+            Problem(
+                (*loc, "values"),
+                f"enum input {name!r} has no values",
+                "list the allowed values, e.g. values: [fast, accurate]",
+            )
+        ]
+    problems: list[Problem] = []
+    for index, value in enumerate(spec.values):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            problems.append(
+                Problem(
+                    (*loc, "values", index),
+                    f"enum input {name!r}: value {describe(value)} is not a string or a number",
+                    "quote it: YAML reads yes/no/on/off as booleans and ~ as null, e.g. 'yes'",
+                )
+            )
+    return problems

@@ -1,0 +1,132 @@
+"""Reading one workflow file into an ApplicationSpec, or every reason it cannot be read."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from hpcwaas.catalog.checks import Problem, check_application
+from hpcwaas.catalog.errors import CatalogFileError
+from hpcwaas.catalog.model import ApplicationSpec
+from hpcwaas.catalog.values import describe
+from hpcwaas.catalog.yamlfile import Location, YamlFileError, line_of, load_yaml
+
+MAX_FILE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """A valid workflow file."""
+
+    path: Path
+    application: ApplicationSpec
+    digest: str
+    lines: dict[Location, int]
+
+    def line(self, loc: Location) -> int | None:
+        """The line of a key path in the file (or of its nearest enclosing key)."""
+        return line_of(self.lines, loc)
+
+
+def format_problem(path: Path, line: int | None, message: str, hint: str | None) -> str:
+    """``<file>:<line>: <message> (hint: <hint>)``, the form editors can jump to."""
+    where = f"{path}:{line}" if line is not None else f"{path}"
+    return f"{where}: {message}" + (f" (hint: {hint})" if hint else "")
+
+
+def read_application(path: Path) -> LoadedFile:
+    """Load and check one workflow file; raise CatalogFileError listing every problem."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CatalogFileError(
+            [
+                format_problem(
+                    path, None, f"cannot read the file: {exc.strerror}", "check its permissions"
+                )
+            ]
+        ) from None
+    if len(data) > MAX_FILE_BYTES:
+        message = f"the file is larger than {MAX_FILE_BYTES} bytes"
+        raise CatalogFileError([format_problem(path, None, message, "split the application")])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"the file is not UTF-8 text (byte {exc.start})"
+        raise CatalogFileError([format_problem(path, None, message, "save it as UTF-8")]) from None
+    try:
+        document, lines = load_yaml(text)
+    except YamlFileError as exc:
+        hint = "fix the YAML syntax; a key may appear only once in a mapping"
+        raise CatalogFileError([format_problem(path, exc.line, exc.message, hint)]) from None
+    if not isinstance(document, dict):
+        message = f"the file must hold a mapping with an application key, not {describe(document)}"
+        raise CatalogFileError([format_problem(path, 1, message, "start with `application: <id>`")])
+    try:
+        application = ApplicationSpec.model_validate(document)
+    except ValidationError as exc:
+        raise CatalogFileError(
+            [
+                format_problem(path, line_of(lines, loc), message, hint)
+                for loc, message, hint in _pydantic_problems(exc)
+            ]
+        ) from None
+    problems = check_application(application)
+    if problems:
+        raise CatalogFileError([_format(path, lines, p) for p in problems])
+    return LoadedFile(path, application, hashlib.sha256(data).hexdigest(), lines)
+
+
+def _format(path: Path, lines: dict[Location, int], problem: Problem) -> str:
+    message = problem.message
+    if len(problem.loc) >= 2 and problem.loc[0] == "workflows":
+        message = f"workflow {problem.loc[1]!r}: {message}"
+    return format_problem(path, line_of(lines, problem.loc), message, problem.hint)
+
+
+def _pydantic_problems(exc: ValidationError) -> list[tuple[Location, str, str]]:
+    found: list[tuple[Location, str, str]] = []
+    for error in exc.errors(include_url=False):
+        loc: Location = tuple(p for p in error["loc"] if p != "[key]")
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            model = _model_at(loc[:-1])
+            allowed = ", ".join(model.model_fields) if model else "see docs/workflows.md"
+            message = f"{where}: unknown key {loc[-1]!r}"
+            hint = f"check the spelling; allowed keys here: {allowed}"
+        elif kind == "missing":
+            message = f"{where}: missing key {loc[-1]!r}"
+            hint = "add it" + (" (kind: shell)" if loc[-1] == "kind" else "")
+        else:
+            message = f"{where}: {error['msg'].removeprefix('Value error, ')}"
+            message += f", got {describe(error['input'])}"
+            hint = "see docs/workflows.md for the keys and their types"
+            if loc and loc[-1] == "kind":
+                hint = "only `kind: shell` steps exist so far"
+        found.append((loc, message, hint))
+    return found
+
+
+def _model_at(loc: Location) -> type[BaseModel] | None:
+    """The model that holds the keys at ``loc`` (walking fields and dict values)."""
+    model: type[BaseModel] = ApplicationSpec
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        if field is None:
+            return None
+        annotation: Any = field.annotation
+        if get_origin(annotation) is dict:
+            if not parts:
+                return None
+            parts.pop(0)
+            annotation = get_args(annotation)[1]
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model

@@ -1,0 +1,132 @@
+"""The workflow file format: one application, its workflows, their inputs, steps and outputs.
+
+These models check the structure only (keys, types); ``checks.py`` checks what spans several
+keys (needs, cycles, defaults against constraints, names). Unknown keys are errors, so a typo
+never goes unnoticed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
+
+from hpcwaas.api.models import InputSpecPublic
+
+InputType = Literal["string", "integer", "number", "boolean", "enum", "list"]
+ItemType = Literal["string", "integer", "number", "boolean"]
+
+# Letters, digits, '_', '.', '-'; never '@', which separates the parts of a workflow ID.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# Inputs the cluster identity uses (COMPAT.md section 2): accepted by every workflow.
+RESERVED_INPUTS: frozenset[str] = frozenset({"user_id", "vault_id"})
+
+
+def _number(value: Any) -> int | float:
+    # One plain check instead of an int|float union, whose errors come in pairs.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return value
+
+
+Number = Annotated[int | float, PlainValidator(_number)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class InputSpec(_Spec):
+    """One typed input of a workflow."""
+
+    type: InputType
+    required: bool = True  # when not given: True without a default, False with one
+    default: Any = None
+    description: str | None = None
+    values: list[Any] | None = None
+    minimum: Number | None = None
+    maximum: Number | None = None
+    pattern: str | None = None
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=0)
+    items: ItemType = "string"
+
+    @model_validator(mode="after")
+    def _required_unless_default(self) -> InputSpec:
+        if "required" not in self.model_fields_set:
+            self.required = "default" not in self.model_fields_set
+        return self
+
+    @property
+    def has_default(self) -> bool:
+        """Whether the file gives a default (``default: null`` counts: the value is then None)."""
+        return "default" in self.model_fields_set
+
+    def to_public(self, name: str) -> InputSpecPublic:
+        """This input as ``GET /workflows/{id}`` shows it."""
+        return InputSpecPublic(
+            name=name,
+            type=self.type,
+            required=self.required,
+            default=self.default,
+            description=self.description,
+            values=self.values,
+            minimum=self.minimum,
+            maximum=self.maximum,
+            pattern=self.pattern,
+            min_length=self.min_length,
+            max_length=self.max_length,
+            items=self.items if self.type == "list" else None,
+        )
+
+
+class StepSpec(_Spec):
+    """One node of a workflow's DAG: a shell command rendered from a template."""
+
+    kind: Literal["shell"]
+    run: str
+    needs: list[str] = Field(default_factory=list)
+    description: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0)
+
+
+class OutputSpec(_Spec):
+    """A file a step leaves in the execution's working directory, reported as an output."""
+
+    step: str
+    path: str
+    description: str | None = None
+
+
+class WorkflowSpec(_Spec):
+    """A DAG of steps with typed inputs; steps keep the file's order."""
+
+    description: str | None = None
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    steps: dict[str, StepSpec]
+    outputs: dict[str, OutputSpec] = Field(default_factory=dict)
+
+
+class AccessSpec(_Spec):
+    """Who may see and trigger an application's workflows; both empty means everyone."""
+
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+    def allows(self, user_id: str, groups: frozenset[str] = frozenset()) -> bool:
+        """Whether this user (with these groups) is authorized."""
+        if not self.users and not self.groups:
+            return True
+        return user_id in self.users or not groups.isdisjoint(self.groups)
+
+
+class ApplicationSpec(_Spec):
+    """One workflow file: an application deployed on environments, exposing some workflows."""
+
+    application: str
+    description: str | None = None
+    environments: list[str]
+    expose: list[str] = Field(default_factory=list)
+    access: AccessSpec = Field(default_factory=AccessSpec)
+    workflows: dict[str, WorkflowSpec]

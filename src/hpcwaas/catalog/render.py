@@ -1,0 +1,150 @@
+"""Rendering of step templates in a Jinja2 sandbox, every value shell-quoted unless marked raw.
+
+In a command (``render_command``) each ``{{ expression }}`` becomes one shell word per value:
+strings through ``shlex.quote``, lists as their quoted elements joined by spaces, booleans as
+``true``/``false``, numbers as written, null as ``''``. ``{{ x | raw }}`` inserts the text as is,
+for the rare template that builds shell syntax from a value the workflow developer controls.
+Environment values (``render_env``) are never quoted: they do not pass through a shell.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+from collections.abc import Iterable
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2.environment import Template
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from hpcwaas.catalog.errors import RenderError
+from hpcwaas.catalog.model import RESERVED_INPUTS
+
+# What a template may read under ``execution``; the engine provides them.
+EXECUTION_FIELDS: frozenset[str] = frozenset({"id"})
+CONTEXT_NAMES: frozenset[str] = frozenset({"inputs", "execution"})
+
+
+class Raw(str):
+    """Text a template marked with ``| raw``: inserted without shell quoting."""
+
+    __slots__ = ()
+
+
+def _raw(value: Any) -> Raw:
+    return Raw(_text(value))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return " ".join(_text(item) for item in value)
+    return str(value)
+
+
+def _shell_word(value: Any) -> str:
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return " ".join(_shell_word(item) for item in value)
+    return shlex.quote(_text(value))
+
+
+def _make_environment(finalize: Any) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined,
+        finalize=finalize,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    env.filters["raw"] = _raw
+    return env
+
+
+_COMMAND_ENV = _make_environment(_shell_word)
+_PLAIN_ENV = _make_environment(_text)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(shell: bool, template: str) -> Template:
+    return (_COMMAND_ENV if shell else _PLAIN_ENV).from_string(template)
+
+
+def _render(shell: bool, template: str, context: dict[str, Any]) -> str:
+    try:
+        return _compile(shell, template).render(context)
+    except UndefinedError as exc:
+        raise RenderError(f"the template uses an undefined value: {exc.message}") from None
+    except SecurityError as exc:
+        raise RenderError(f"the template did something the sandbox forbids: {exc}") from None
+    except TemplateSyntaxError as exc:
+        raise RenderError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
+    except TemplateError as exc:
+        raise RenderError(f"the template cannot be rendered: {exc}") from None
+
+
+def render_command(template: str, context: dict[str, Any]) -> str:
+    """Render a step's command; every value is quoted as shell words unless marked ``| raw``."""
+    return _render(True, template, context)
+
+
+def render_env(env: dict[str, str], context: dict[str, Any]) -> dict[str, str]:
+    """Render a step's environment values as plain text (no shell quoting)."""
+    rendered: dict[str, str] = {}
+    for name, template in env.items():
+        try:
+            rendered[name] = _render(False, template, context)
+        except RenderError as exc:
+            raise RenderError(f"env {name}: {exc}") from None
+    return rendered
+
+
+def check_template(
+    template: str, input_names: Iterable[str], *, reserved: frozenset[str] = RESERVED_INPUTS
+) -> list[str]:
+    """Problems of a template at load time: syntax, unknown filters, undefined inputs."""
+    declared_names = set(input_names)
+    known = declared_names | reserved
+    try:
+        tree = _COMMAND_ENV.parse(template)
+        _COMMAND_ENV.compile(tree)  # reports unknown filters and tests
+    except TemplateSyntaxError as exc:
+        return [f"template syntax error on line {exc.lineno}: {exc.message}"]
+    problems: list[str] = []
+    for name in sorted(meta.find_undeclared_variables(tree) - CONTEXT_NAMES):
+        problems.append(
+            f"the template uses {name!r}, which is not defined "
+            "(values come from inputs.<name> and execution.id)"
+        )
+    for base, attr in _attributes(tree):
+        if base == "inputs" and attr not in known:
+            declared = ", ".join(sorted(declared_names)) or "none"
+            problems.append(f"the template uses undefined input {attr!r} (declared: {declared})")
+        elif base == "execution" and attr not in EXECUTION_FIELDS:
+            fields = ", ".join(sorted(EXECUTION_FIELDS))
+            problems.append(f"the template uses execution.{attr}, unknown (available: {fields})")
+    return problems
+
+
+def _attributes(tree: nodes.Template) -> list[tuple[str, str]]:
+    """``inputs.x`` and ``inputs["x"]`` uses, in template order, each once."""
+    found: list[tuple[str, str]] = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        base = getattr(node, "node", None)
+        if not isinstance(base, nodes.Name) or base.name not in CONTEXT_NAMES:
+            continue
+        if isinstance(node, nodes.Getattr):
+            attr: Any = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            attr = node.arg.value
+        else:
+            continue  # inputs[expression]: only known at render time
+        pair = (base.name, str(attr))
+        if pair not in found:
+            found.append(pair)
+    return found

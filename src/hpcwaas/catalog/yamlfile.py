@@ -1,0 +1,107 @@
+"""YAML reading for workflow files: duplicate keys refused, and the line of every key kept."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+Location = tuple[str | int, ...]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# Aliases let a small file stand for a huge tree ("billion laughs"); nothing real comes close.
+MAX_NODES = 100_000
+
+
+class YamlFileError(Exception):
+    """The text is not usable YAML; ``line`` is 1-based when known."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        self.message = message
+        self.line = line
+        super().__init__(message)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue  # `<<: *base` may be overridden by the keys that follow it
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # the base class reports unhashable keys
+            if key in seen:
+                raise ConstructorError(
+                    None,
+                    None,
+                    f"found duplicate key {key!r} (first given on line {seen[key]})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> tuple[Any, dict[Location, int]]:
+    """Parse one YAML document; return its value and the 1-based line of each key path."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        data = loader.construct_document(node)
+        lines: dict[Location, int] = {(): node.start_mark.line + 1}
+        _walk(loader, node, (), lines, [MAX_NODES])
+        return data, lines
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        message = exc.problem or str(exc)
+        if exc.context:
+            message += f" ({exc.context})"
+        raise YamlFileError(message, line) from exc
+    except yaml.YAMLError as exc:
+        raise YamlFileError(str(exc), None) from exc
+    finally:
+        loader.dispose()
+
+
+def _walk(
+    loader: _StrictLoader, node: Node, loc: Location, lines: dict[Location, int], budget: list[int]
+) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise YamlFileError(
+            f"the document expands to more than {MAX_NODES} values (aliases used too deeply?)",
+            node.start_mark.line + 1,
+        )
+    if isinstance(node, MappingNode):
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
+                continue
+            key = loader.construct_object(key_node)
+            if not isinstance(key, str | int):
+                key = str(key)
+            child = (*loc, key)
+            # after a merge (`<<: *base`) the explicit keys come last and win, as in the data
+            lines[child] = key_node.start_mark.line + 1
+            _walk(loader, value_node, child, lines, budget)
+    elif isinstance(node, SequenceNode):
+        for index, item in enumerate(node.value):
+            child = (*loc, index)
+            lines[child] = item.start_mark.line + 1
+            _walk(loader, item, child, lines, budget)
+
+
+def line_of(lines: dict[Location, int], loc: Location) -> int | None:
+    """The line of ``loc``, or of its nearest enclosing key that has one."""
+    for end in range(len(loc), -1, -1):
+        line = lines.get(loc[:end])
+        if line is not None:
+            return line
+    return None

@@ -1,0 +1,257 @@
+"""`waas executions`: status (and follow), logs (and follow), cancel, list."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING, Any
+
+from hpcwaas.cli.parsing import add_command, add_subcommands, non_negative_int, positive_int
+
+if TYPE_CHECKING:
+    from hpcwaas.api.models import ExecutionPublic, LogEntry
+    from hpcwaas.cli.context import Context
+
+# Seconds between two status polls of `-f`.
+POLL_INTERVAL = 1.0
+# Seconds one logs long poll may wait; bounds how late `logs -f` notices an execution that
+# ended without writing a last entry.
+LOGS_LONG_POLL = 10.0
+LOGS_PAGE_SIZE = 1000
+DEBUG_LEVELS = 1 | 2 | 4 | 8
+DEFAULT_LEVELS = 2 | 4 | 8
+
+
+def register(subparsers: Any) -> None:
+    """Add `executions` and its subcommands."""
+    group = add_command(
+        subparsers,
+        "executions",
+        ("execution", "exec", "e"),
+        "Follow and cancel executions",
+        None,
+    )
+    sub = add_subcommands(group)
+
+    status = add_command(
+        sub, "status", ("stat", "get", "g", "s"), "Show the status of an execution", run_status
+    )
+    status.add_argument("execution_id", metavar="execution-id")
+    status.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="poll until the execution ends; exit 1 if it ends FAILED or CANCELLED",
+    )
+
+    logs = add_command(sub, "logs", ("log", "l"), "Show the logs of an execution", run_logs)
+    logs.add_argument("execution_id", metavar="execution-id")
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="wait for new entries until the execution ends"
+    )
+    logs.add_argument("-d", "--debug", action="store_true", help="include DEBUG entries")
+    logs.add_argument(
+        "--from",
+        dest="from_index",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="skip the first N entries",
+    )
+
+    cancel = add_command(
+        sub, "cancel", ("delete", "del", "d", "c"), "Cancel one or more executions", run_cancel
+    )
+    cancel.add_argument("execution_ids", nargs="+", metavar="execution-id")
+
+    listing = add_command(sub, "list", ("ls",), "List your executions, newest first", run_list)
+    listing.add_argument(
+        "--limit", type=positive_int, metavar="N", help="show at most N executions"
+    )
+
+
+def exit_code(execution: ExecutionPublic) -> int:
+    """0 for SUCCEEDED, 1 for FAILED or CANCELLED, so scripts can tell."""
+    return 0 if execution.status == "SUCCEEDED" else 1
+
+
+def status_line(execution: ExecutionPublic) -> str:
+    """The original's status line."""
+    return f"Execution: ID: {execution.id}, Status: {execution.status.value}"
+
+
+def _step_line(name: str, state: str, exit_status: int | None = None) -> str:
+    suffix = f" (exit code {exit_status})" if exit_status is not None else ""
+    return f"  Step {name}: {state}{suffix}"
+
+
+def _document(execution: ExecutionPublic) -> dict[str, Any]:
+    return execution.model_dump(mode="json", exclude_none=True)
+
+
+def print_status(ctx: Context, execution: ExecutionPublic) -> None:
+    """The status line, then steps, error and outputs as additive lines."""
+    out = ctx.out
+    if out.json:
+        out.document(_document(execution))
+        return
+    out.line(status_line(execution))
+    for step in execution.steps or []:
+        out.line(_step_line(step.name, step.state.value, step.exit_code))
+    if execution.error:
+        out.line(f"  Error: {execution.error}")
+    for name, value in (execution.outputs or {}).items():
+        out.line(f"  Output {name}: {value}")
+
+
+def follow_status(ctx: Context, execution_id: str) -> int:
+    """Poll until a terminal status, printing each change; return the exit code for it."""
+    client = ctx.client()
+    shown_status: str | None = None
+    shown_steps: dict[str, str] = {}
+    while True:
+        execution = client.get_execution(execution_id)
+        steps = {step.name: step.state.value for step in execution.steps or []}
+        if execution.status != shown_status or steps != shown_steps:
+            if ctx.out.json:
+                ctx.out.document(_document(execution))
+            else:
+                if execution.status != shown_status:
+                    ctx.out.line(status_line(execution))
+                for step in execution.steps or []:
+                    if shown_steps.get(step.name) != step.state.value:
+                        ctx.out.line(_step_line(step.name, step.state.value, step.exit_code))
+                if execution.status.terminal and execution.error:
+                    ctx.out.line(f"  Error: {execution.error}")
+            shown_status, shown_steps = execution.status, steps
+        if execution.status.terminal:
+            return exit_code(execution)
+        time.sleep(POLL_INTERVAL)
+
+
+def print_log_entry(ctx: Context, entry: LogEntry) -> None:
+    """`<LEVEL>: [<timestamp>] <content>`, or the entry as JSON."""
+    from hpcwaas.cli.output import LEVEL_COLORS, rfc3339
+
+    out = ctx.out
+    if out.json:
+        out.document(entry.model_dump(mode="json", exclude_none=True))
+        return
+    level = out.paint(entry.level, LEVEL_COLORS.get(entry.level.upper(), "red"))
+    out.line(f"{level}: [{rfc3339(entry.timestamp)}] {entry.content}")
+
+
+def stream_logs(ctx: Context, execution_id: str, start: int, levels: int, follow: bool) -> None:
+    """Print entries from `start`; with `follow`, until the execution ends and none remain."""
+    client = ctx.client()
+    position = start
+    wait = LOGS_LONG_POLL if follow else 0.0
+    draining = False
+    while True:
+        page = client.logs(execution_id, position, LOGS_PAGE_SIZE, wait, levels)
+        for entry in page.logs:
+            print_log_entry(ctx, entry)
+        # The server's `from` is an offset into the level-filtered entries: advance by what came.
+        position += len(page.logs)
+        caught_up = not page.logs or position >= page.total_results
+        if not caught_up:
+            continue
+        if not follow or draining:
+            return
+        if client.get_execution(execution_id).status.terminal:
+            # Entries written just before the final status may not have been served yet.
+            draining, wait = True, 0.0
+
+
+def run_status(ctx: Context) -> int:
+    """`executions status <id> [-f]`."""
+    args = ctx.args
+    if args.follow:
+        return follow_status(ctx, args.execution_id)
+    print_status(ctx, ctx.client().get_execution(args.execution_id))
+    return 0
+
+
+def run_logs(ctx: Context) -> int:
+    """`executions logs <id> [-f] [-d] [--from N]`."""
+    args = ctx.args
+    levels = DEBUG_LEVELS if args.debug else DEFAULT_LEVELS
+    stream_logs(ctx, args.execution_id, args.from_index, levels, args.follow)
+    return 0
+
+
+def run_cancel(ctx: Context) -> int:
+    """`executions cancel <id>...`: one line per ID, a summary, exit 1 if any failed."""
+    from hpcwaas.client.errors import HpcwaasError
+
+    out = ctx.out
+    cancelled: list[str] = []
+    failed: list[dict[str, Any]] = []
+    for execution_id in ctx.args.execution_ids:
+        try:
+            ctx.client().cancel(execution_id)
+        except HpcwaasError as exc:
+            failed.append({"id": execution_id, "error": str(exc)})
+            out.note(f'Failed to cancel execution "{execution_id}": {exc}')
+            continue
+        cancelled.append(execution_id)
+        out.line(f'Cancelled execution "{execution_id}"')
+    if out.json:
+        out.document({"cancelled": cancelled, "failed": failed})
+    if cancelled:
+        out.line(f"Successfully cancelled {len(cancelled)} executions...")
+    if failed:
+        out.note(f"Failed to cancel {len(failed)} of {len(ctx.args.execution_ids)} executions.")
+        return 1
+    return 0
+
+
+def run_list(ctx: Context) -> int:
+    """`executions list [--limit N]`: every page unless limited."""
+    from hpcwaas.cli.output import rfc3339
+
+    client = ctx.client()
+    limit: int | None = ctx.args.limit
+    executions = []
+    cursor: str | None = None
+    while True:
+        page = client.list_executions(limit=limit and limit - len(executions), cursor=cursor)
+        executions.extend(page.executions)
+        cursor = page.next_cursor
+        if not cursor or (limit is not None and len(executions) >= limit):
+            break
+    executions = executions[:limit] if limit is not None else executions
+    if ctx.out.json:
+        ctx.out.document([e.model_dump(mode="json", exclude_none=True) for e in executions])
+        return 0
+    if not executions:
+        ctx.out.line("No executions found.")
+        return 0
+    rows = [
+        [e.id, e.workflow_id, e.status.value, rfc3339(e.created_at), _maybe(e.ended_at)]
+        for e in executions
+    ]
+    ctx.out.table(["Execution ID", "Workflow ID", "Status", "Created", "Ended"], rows, (0, 1))
+    return 0
+
+
+def _maybe(moment: Any) -> str:
+    from hpcwaas.cli.output import rfc3339
+
+    return rfc3339(moment) if moment is not None else "-"
+
+
+def add_follow_args(parser: argparse.ArgumentParser) -> None:
+    """The follow flags of `workflows trigger` (defined here, next to the loops they run)."""
+    parser.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="follow the status until the execution ends; exit 1 if FAILED or CANCELLED",
+    )
+    parser.add_argument(
+        "-l",
+        "--logs",
+        action="store_true",
+        help="follow the logs until the execution ends, then show its final status",
+    )

@@ -1,0 +1,183 @@
+"""`waas`: the command-line client of the HPCWaaS API (parser, dispatch, error handling).
+
+Imports here stay light (argparse and our own small modules): httpx, rich and
+pydantic load inside the commands that need them, so `waas --help` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from hpcwaas import __version__
+from hpcwaas.cli import completion, executions, ssh_keys, workflows
+from hpcwaas.cli.config import ConfigError
+from hpcwaas.cli.parsing import (
+    UsageError,
+    WaasParser,
+    add_command,
+    add_global_options,
+    add_subcommands,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+    from hpcwaas.cli.context import Context
+
+DESCRIPTION = """\
+A command-line client for HPC Workflows as a Service (HPCWaaS).
+
+Get an access token by opening <api_url>/auth/login in a browser, then:"""
+
+EPILOG = """\
+examples:
+  waas --api_url <api_url> -t=<access_token> ssh_keys key-gen
+  waas --api_url <api_url> -t=<access_token> workflows list
+  waas --api_url <api_url> -t=<access_token> workflows trigger -f -i name=value <workflow_id>
+  waas --api_url <api_url> -t=<access_token> executions status <execution_id>
+  waas --api_url <api_url> -t=<access_token> executions cancel <execution_id>
+
+Settings come from flags, then HW_* environment variables, then the YAML
+config file (~/.waas by default; keys api_url, access_token, user,
+skip_tls_verify, ca_file, ca_path, key_file, cert_file).
+Run `waas help <command>` for a command's options."""
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> WaasParser:
+    """The full `waas` parser tree."""
+    parser = WaasParser(
+        prog="waas",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"waas {__version__}")
+    add_global_options(parser, root=True)
+    parser.set_defaults(func=None, command_parser=parser)
+    sub = add_subcommands(parser)
+    workflows.register(sub)
+    executions.register(sub)
+    ssh_keys.register(sub)
+    completion.register(sub)
+    helper = add_command(sub, "help", (), "Show the help of a command", None)
+    helper.add_argument("topic", nargs="*", metavar="command", help="e.g. `workflows trigger`")
+    helper.set_defaults(help_topic=True)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> int:
+    """Run `waas` and return its exit code; `environ` and `transport` are seams for tests."""
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv), environ, transport)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`waas ... | head`): nothing left to say, and saying it would fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+def _run(
+    argv: list[str], environ: Mapping[str, str] | None, transport: httpx.BaseTransport | None
+) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if getattr(args, "help_topic", False):
+            _find_command(parser, args.topic).print_help()
+            return EXIT_OK
+    except UsageError as exc:
+        return _usage_error(exc, parser)
+    except SystemExit as exc:  # --help and --version exit through argparse
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    if args.func is None:
+        args.command_parser.print_help()
+        return EXIT_OK
+
+    from hpcwaas.cli.context import Context
+
+    ctx = Context(args, environ=environ, transport=transport)
+    try:
+        return int(args.func(ctx))
+    except UsageError as exc:
+        return _usage_error(exc, args.command_parser)
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: a message, never a traceback
+        return _report(exc, ctx)
+    finally:
+        ctx.close()
+
+
+def _find_command(parser: argparse.ArgumentParser, words: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser of `waas help <words>`, following names and aliases."""
+    current = parser
+    for word in words:
+        choices: dict[str, Any] = {}
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                choices = dict(action.choices)
+        if word not in choices:
+            raise UsageError(f"unknown command {' '.join(words)!r}", current)
+        current = choices[word]
+    return current
+
+
+def _usage_error(exc: UsageError, parser: argparse.ArgumentParser) -> int:
+    target = exc.parser or parser
+    sys.stderr.write(target.format_usage())
+    print(f"{target.prog}: error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _report(exc: Exception, ctx: Context) -> int:
+    """Print an error as one readable line per problem; return the exit code."""
+    from hpcwaas.client.errors import ApiError, ConfigurationError, HpcwaasError, describe_item
+
+    if isinstance(exc, ApiError):
+        for item in exc.errors:
+            print(f"Error: {describe_item(item)}", file=sys.stderr)
+        if exc.status == 401:
+            url = ctx.settings.api_url.rstrip("/")
+            print(
+                f"Hint: get a token by opening {url}/auth/login in a browser, then pass it "
+                "with -t=<token>",
+                file=sys.stderr,
+            )
+        return EXIT_FAILED
+    if isinstance(exc, ConfigurationError):
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(exc, HpcwaasError):
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if isinstance(exc, EOFError):
+        print("Error: no input where a password was expected", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+    if os.environ.get("WAAS_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    else:
+        print("(set WAAS_DEBUG=1 to see the traceback)", file=sys.stderr)
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""argparse plumbing: the parser class, global options, commands with aliases, value types.
+
+Kept free of httpx, rich and pydantic so that `waas --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+OUTPUT_FORMATS = ("text", "json")
+GLOBAL_DESTS = frozenset(
+    {
+        "output",
+        "config",
+        "api_url",
+        "skip_tls_verify",
+        "ca_file",
+        "ca_path",
+        "key_file",
+        "cert_file",
+        "user",
+        "access_token",
+    }
+)
+
+
+class UsageError(Exception):
+    """The command line is wrong; `parser` is the (sub)command whose usage to show."""
+
+    def __init__(self, message: str, parser: argparse.ArgumentParser | None = None) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class WaasParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises UsageError instead of exiting, and knows its aliases."""
+
+    command_name: str = "waas"
+    command_aliases: tuple[str, ...] = ()
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(message, self)
+
+    def format_usage(self) -> str:
+        with self._short_usage():
+            return super().format_usage()
+
+    def format_help(self) -> str:
+        with self._short_usage():
+            return super().format_help()
+
+    @contextmanager
+    def _short_usage(self) -> Iterator[None]:
+        """Show `[global options]` in usage lines instead of repeating all ten of them."""
+        if self.usage is not None:
+            yield
+            return
+        formatter = self._get_formatter()
+        local = [a for a in self._actions if a.dest not in GLOBAL_DESTS]
+        formatter.add_usage(None, local, [], prefix="")
+        text = formatter.format_help().strip()
+        rest = text[len(self.prog) :] if text.startswith(self.prog) else f" {text}"
+        self.usage = f"{self.prog} [global options]{rest}".replace("%", "%%")
+        try:
+            yield
+        finally:
+            self.usage = None
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, root: bool) -> None:
+    """Add the global options; on subcommands they default to SUPPRESS so earlier values survive.
+
+    argparse copies a subparser's defaults over what the parent parsed, so a copy
+    with real defaults would erase `waas -t=T workflows list`'s token.
+    """
+
+    def default(value: Any) -> Any:
+        return value if root else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "-o",
+        "--output",
+        choices=OUTPUT_FORMATS,
+        default=default("text"),
+        help="output format: text (default) or json",
+    )
+    group.add_argument(
+        "--config",
+        metavar="FILE",
+        default=default(None),
+        help="YAML config file (default ~/.waas)",
+    )
+    group.add_argument(
+        "--api_url",
+        metavar="URL",
+        default=default(None),
+        help="URL of the API (env HW_API_URL; default https://127.0.0.1:9090)",
+    )
+    group.add_argument(
+        "--skip_tls_verify",
+        action="store_true",
+        default=default(None),
+        help="do not check the server's TLS certificate (env HW_SKIP_TLS_VERIFY)",
+    )
+    for name, env, text in (
+        ("ca_file", "HW_CA_FILE", "CA certificate file to check the server's certificate"),
+        ("ca_path", "HW_CA_PATH", "directory of CA certificates to check the server's certificate"),
+        ("key_file", "HW_KEY_FILE", "private key of the client TLS certificate"),
+        ("cert_file", "HW_CERT_FILE", "client TLS certificate"),
+    ):
+        metavar = "DIR" if name == "ca_path" else "FILE"
+        group.add_argument(
+            f"--{name}", metavar=metavar, default=default(None), help=f"{text} (env {env})"
+        )
+    group.add_argument(
+        "-u",
+        "--user",
+        metavar="USER[:PASSWORD]",
+        default=default(None),
+        help="basic authentication; the password is prompted for when absent (env HW_USER)",
+    )
+    group.add_argument(
+        "-t",
+        "--access_token",
+        metavar="TOKEN",
+        default=default(None),
+        help="access token from <api_url>/auth/login (env HW_ACCESS_TOKEN)",
+    )
+
+
+def add_command(
+    subparsers: Any,
+    name: str,
+    aliases: Sequence[str],
+    help_text: str,
+    func: Callable[..., int] | None,
+    description: str | None = None,
+) -> WaasParser:
+    """Add a (sub)command with its aliases and the global options; `func` None means a group."""
+    parser: WaasParser = subparsers.add_parser(
+        name,
+        aliases=list(aliases),
+        help=help_text,
+        description=description or help_text,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.command_name = name
+    parser.command_aliases = tuple(aliases)
+    add_global_options(parser, root=False)
+    # The innermost parser's defaults win, so these name the command that was chosen.
+    parser.set_defaults(func=func, command_parser=parser)
+    return parser
+
+
+def add_subcommands(parser: argparse.ArgumentParser) -> Any:
+    """The subparsers action of a command group."""
+    return parser.add_subparsers(title="commands", metavar="<command>")
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """argparse type for `key=value`: split on the first `=` only, so values keep `=` and `,`."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type for an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type for an integer >= 1."""
+    value = non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value

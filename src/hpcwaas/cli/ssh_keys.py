@@ -1,0 +1,119 @@
+"""`waas ssh_keys`: key-gen, list, delete."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from hpcwaas.cli.parsing import add_command, add_subcommands, key_value
+
+if TYPE_CHECKING:
+    from hpcwaas.cli.context import Context
+
+KEY_GEN_DESCRIPTION = """Generate a new SSH key pair.
+
+The private key stays in the service's key store; only the public key and a
+random key ID come back, and you will not see them again. Add the public key
+to ~/.ssh/authorized_keys on the clusters where your workflows run."""
+
+
+def register(subparsers: Any) -> None:
+    """Add `ssh_keys` and its subcommands."""
+    group = add_command(
+        subparsers, "ssh_keys", ("keys", "key", "k"), "Generate and manage your SSH keys", None
+    )
+    sub = add_subcommands(group)
+    gen = add_command(
+        sub,
+        "key-gen",
+        ("gen", "gen-key", "g"),
+        "Generate a new SSH key pair",
+        run_key_gen,
+        description=KEY_GEN_DESCRIPTION,
+    )
+    gen.add_argument(
+        "-m",
+        "--metadata",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="metadata stored with the key (repeatable)",
+    )
+    add_command(sub, "list", ("ls",), "List your SSH keys (public halves)", run_list)
+    delete = add_command(sub, "delete", (), "Delete SSH keys", run_delete)
+    delete.add_argument("key_ids", nargs="+", metavar="key-id")
+
+
+def run_key_gen(ctx: Context) -> int:
+    """`ssh_keys key-gen [-m k=v]...`: the original's five INFO lines, or the key as JSON."""
+    key = ctx.client().create_ssh_key(dict(ctx.args.metadata))
+    out = ctx.out
+    if out.json:
+        out.document({"id": key.id, "public_key": key.public_key})
+        return 0
+    prefix = out.paint("INFO", "cyan") + ": "
+    for text in (
+        "Below is your newly generated SSH public key.",
+        "Take note of it as you will not see it again.",
+        "You are responsible for adding it to the authorized_keys file "
+        "on the systems you want to run your workflows.",
+        f"SSH key ID:     {key.id}",
+        # The key arrives as an authorized_keys line, newline included.
+        f"SSH Public key: {key.public_key.rstrip()}",
+    ):
+        out.line(prefix + text)
+    return 0
+
+
+def run_list(ctx: Context) -> int:
+    """`ssh_keys list`: every page of your keys."""
+    from hpcwaas.cli.output import rfc3339
+
+    client = ctx.client()
+    keys = []
+    cursor: str | None = None
+    while True:
+        page = client.list_ssh_keys(cursor=cursor)
+        keys.extend(page.ssh_keys)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    if ctx.out.json:
+        ctx.out.document([k.model_dump(mode="json") for k in keys])
+        return 0
+    if not keys:
+        ctx.out.line("No SSH keys found.")
+        return 0
+    rows = [
+        [
+            k.id,
+            k.key_type,
+            k.fingerprint,
+            rfc3339(k.created_at),
+            json.dumps(k.metadata) if k.metadata else "",
+        ]
+        for k in keys
+    ]
+    ctx.out.table(["SSH Key ID", "Type", "Fingerprint", "Created", "Metadata"], rows, (0, 2))
+    return 0
+
+
+def run_delete(ctx: Context) -> int:
+    """`ssh_keys delete <id>...`: one line per key, exit 1 if any failed."""
+    from hpcwaas.client.errors import HpcwaasError
+
+    deleted: list[str] = []
+    failed: list[dict[str, str]] = []
+    for key_id in ctx.args.key_ids:
+        try:
+            ctx.client().delete_ssh_key(key_id)
+        except HpcwaasError as exc:
+            failed.append({"id": key_id, "error": str(exc)})
+            ctx.out.note(f'Failed to delete SSH key "{key_id}": {exc}')
+            continue
+        deleted.append(key_id)
+        ctx.out.line(f'Deleted SSH key "{key_id}"')
+    if ctx.out.json:
+        ctx.out.document({"deleted": deleted, "failed": failed})
+    return 1 if failed else 0

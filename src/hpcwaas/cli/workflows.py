@@ -1,0 +1,147 @@
+"""`waas workflows`: list, show, trigger (with -f / -l to follow)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from hpcwaas.cli import executions
+from hpcwaas.cli.parsing import add_command, add_subcommands, key_value
+
+if TYPE_CHECKING:
+    from hpcwaas.api.models import InputSpecPublic, WorkflowDetail
+    from hpcwaas.cli.context import Context
+
+LIST_HEADERS = ("Workflow ID", "Workflow Name", "Application", "Environment ID", "Environment Name")
+
+
+def register(subparsers: Any) -> None:
+    """Add `workflows` and its subcommands."""
+    group = add_command(
+        subparsers,
+        "workflows",
+        ("workflow", "wf", "w"),
+        "List, inspect and trigger workflows",
+        None,
+    )
+    sub = add_subcommands(group)
+    add_command(sub, "list", ("ls", "l"), "List the workflows you may trigger", run_list)
+
+    show = add_command(
+        sub, "show", (), "Show a workflow's inputs (types, defaults, descriptions)", run_show
+    )
+    show.add_argument("workflow_id", metavar="workflow-id")
+
+    trigger = add_command(
+        sub,
+        "trigger",
+        ("run", "r", "t"),
+        "Trigger a workflow",
+        run_trigger,
+        description=(
+            "Trigger a workflow, given its ID <application>@<environment>@<workflow>.\n\n"
+            "Each -i gives one input; the value is everything after the first '=' "
+            "(commas included).\n"
+            "Example: waas workflows trigger -f -i name=world -i n=3 demo@local@hello"
+        ),
+    )
+    trigger.add_argument("workflow_id", metavar="workflow-id")
+    trigger.add_argument(
+        "-i",
+        "--inputs",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an input of the workflow (repeatable)",
+    )
+    executions.add_follow_args(trigger)
+
+
+def run_list(ctx: Context) -> int:
+    """`workflows list`: a table (IDs never cut) or the JSON array."""
+    result = ctx.client().list_workflows()
+    if ctx.out.json:
+        # Without additive fields the array is exactly the original's.
+        ctx.out.document([w.model_dump(mode="json", exclude_none=True) for w in result.workflows])
+        return 0
+    if not result.workflows:
+        ctx.out.line("No workflows found.")
+        return 0
+    rows = [
+        [w.id, w.name, w.application_id, w.environment_id, w.environment_name]
+        for w in result.workflows
+    ]
+    ctx.out.table(LIST_HEADERS, rows)
+    return 0
+
+
+def run_show(ctx: Context) -> int:
+    """`workflows show <id>`: the workflow and its declared inputs."""
+    workflow = ctx.client().get_workflow(ctx.args.workflow_id)
+    if ctx.out.json:
+        ctx.out.document(workflow.model_dump(mode="json"))
+        return 0
+    for line in describe_workflow(workflow):
+        ctx.out.line(line)
+    return 0
+
+
+def describe_workflow(workflow: WorkflowDetail) -> list[str]:
+    """Readable lines for one workflow and its inputs."""
+    lines = [
+        f"Workflow ID:  {workflow.id}",
+        f"Name:         {workflow.name}",
+        f"Application:  {workflow.application_id}",
+        f"Environment:  {workflow.environment_id} ({workflow.environment_name})",
+    ]
+    if workflow.description:
+        lines.append(f"Description:  {workflow.description}")
+    lines.append("Inputs:" if workflow.inputs else "Inputs:       none")
+    lines.extend(f"  {describe_input(spec)}" for spec in workflow.inputs)
+    if workflow.steps:
+        lines.append(f"Steps:        {', '.join(workflow.steps)}")
+    if workflow.outputs:
+        lines.append(f"Outputs:      {', '.join(workflow.outputs)}")
+    return lines
+
+
+def describe_input(spec: InputSpecPublic) -> str:
+    """`name (type, required | default: x; constraints): description`."""
+    kind = f"list of {spec.items}" if spec.type == "list" and spec.items else spec.type
+    facts = ["required" if spec.required else f"default: {json.dumps(spec.default)}"]
+    if spec.values:
+        facts.append("one of " + ", ".join(json.dumps(v) for v in spec.values))
+    if spec.minimum is not None:
+        facts.append(f"min {spec.minimum:g}")
+    if spec.maximum is not None:
+        facts.append(f"max {spec.maximum:g}")
+    if spec.min_length is not None:
+        facts.append(f"min length {spec.min_length}")
+    if spec.max_length is not None:
+        facts.append(f"max length {spec.max_length}")
+    if spec.pattern:
+        facts.append(f"pattern {spec.pattern}")
+    text = f"{spec.name} ({kind}; {', '.join(facts)})"
+    return f"{text}: {spec.description}" if spec.description else text
+
+
+def run_trigger(ctx: Context) -> int:
+    """`workflows trigger <id> [-i k=v]... [-f] [-l]`."""
+    args = ctx.args
+    inputs = dict(args.inputs)
+    client = ctx.client()
+    execution_id = client.trigger(args.workflow_id, inputs)
+    if ctx.out.json:
+        ctx.out.document({"id": execution_id})
+    else:
+        ctx.out.line(f"Workflow triggered with execution ID: {execution_id}")
+    if args.logs:
+        levels = executions.DEFAULT_LEVELS
+        executions.stream_logs(ctx, execution_id, 0, levels, follow=True)
+        final = client.get_execution(execution_id)
+        executions.print_status(ctx, final)
+        return executions.exit_code(final)
+    if args.follow:
+        return executions.follow_status(ctx, execution_id)
+    return 0

@@ -1,0 +1,108 @@
+"""The asyncio client: executes the calls of `hpcwaas.client.calls` with httpx.AsyncClient."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from hpcwaas.api.models import (
+    ExecutionList,
+    ExecutionLogs,
+    ExecutionPublic,
+    SSHKeyCreated,
+    SSHKeyList,
+    WorkflowDetail,
+    WorkflowList,
+)
+from hpcwaas.client import calls
+from hpcwaas.client.connection import ClientBase, build_request, connection_failed
+
+T = TypeVar("T")
+
+
+class AsyncClient(ClientBase):
+    """Asyncio client of the HPCWaaS REST API; use it with `async with` or await aclose()."""
+
+    _http: httpx.AsyncClient
+
+    def _open(self, kwargs: dict[str, Any], transport: Any) -> None:
+        self._http = httpx.AsyncClient(transport=transport, **kwargs)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def send(self, call: calls.Call[T]) -> T:
+        """Execute one call and return its parsed result."""
+        request = build_request(self._http, self.options, call)
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:
+            raise connection_failed(request, exc) from exc
+        return call.parse(response)
+
+    async def list_workflows(
+        self, limit: int | None = None, cursor: str | None = None
+    ) -> WorkflowList:
+        """List the workflows you may trigger (all of them unless `limit` is given)."""
+        return await self.send(calls.list_workflows(limit, cursor))
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowDetail:
+        """One workflow with its declared inputs."""
+        return await self.send(calls.get_workflow(workflow_id))
+
+    async def trigger(self, workflow_id: str, inputs: dict[str, Any] | None = None) -> str:
+        """Start an execution of a workflow and return its ID."""
+        return await self.send(calls.trigger(workflow_id, inputs))
+
+    async def get_execution(self, execution_id: str) -> ExecutionPublic:
+        """Status (and steps, outputs) of one execution."""
+        return await self.send(calls.get_execution(execution_id))
+
+    async def list_executions(
+        self, limit: int | None = None, cursor: str | None = None
+    ) -> ExecutionList:
+        """One page of your executions; follow `next_cursor` for the next."""
+        return await self.send(calls.list_executions(limit, cursor))
+
+    async def cancel(self, execution_id: str) -> None:
+        """Ask the server to cancel an execution."""
+        await self.send(calls.cancel(execution_id))
+
+    async def logs(
+        self,
+        execution_id: str,
+        from_: int = 0,
+        size: int | None = None,
+        timeout: float | None = None,
+        levels: int | None = None,
+    ) -> ExecutionLogs:
+        """Log entries from index `from_`, waiting up to `timeout` seconds for new ones."""
+        return await self.send(calls.logs(execution_id, from_, size, timeout, levels))
+
+    async def create_ssh_key(self, metadata: dict[str, Any] | None = None) -> SSHKeyCreated:
+        """Generate an SSH key pair; the private half stays on the server."""
+        return await self.send(calls.create_ssh_key(metadata))
+
+    async def list_ssh_keys(
+        self, limit: int | None = None, cursor: str | None = None
+    ) -> SSHKeyList:
+        """One page of your SSH keys (public halves only)."""
+        return await self.send(calls.list_ssh_keys(limit, cursor))
+
+    async def delete_ssh_key(self, key_id: str) -> None:
+        """Delete one of your SSH keys."""
+        await self.send(calls.delete_ssh_key(key_id))

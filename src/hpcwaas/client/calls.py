@@ -1,0 +1,203 @@
+"""The sans-IO core of the SDK: one builder per API operation.
+
+Each builder returns a `Call`: the request to send (method, path, query, JSON
+body) and how to turn the response into API models or a typed error. The sync
+and async clients only execute calls, so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from hpcwaas.api.models import (
+    ExecutionList,
+    ExecutionLogs,
+    ExecutionPublic,
+    SSHKeyCreated,
+    SSHKeyList,
+    WorkflowDetail,
+    WorkflowList,
+)
+from hpcwaas.client.errors import UnexpectedResponse, api_error
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+# The server's long-poll default when the client sends no `timeout` (COMPAT.md section 2).
+SERVER_DEFAULT_LOG_WAIT = 60.0
+# How long past the requested long-poll wait the client keeps reading before giving up.
+LONG_POLL_MARGIN = 15.0
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One API operation: the request to send and the parser of its success response."""
+
+    method: str
+    path: str
+    parse_success: Callable[[httpx.Response], T]
+    params: dict[str, str | int] = field(default_factory=dict)
+    json: Any = None
+    # A long poll must keep reading longer than the server may legitimately wait.
+    min_read_timeout: float | None = None
+
+    def parse(self, response: httpx.Response) -> T:
+        """Return the parsed success body, or raise the typed error the response carries."""
+        if not 200 <= response.status_code < 300:
+            raise api_error(response.status_code, response.content, dict(response.headers))
+        return self.parse_success(response)
+
+
+def segment(value: str) -> str:
+    """Quote one path segment; `@` stays readable since workflow IDs are built with it."""
+    return quote(value, safe="@")
+
+
+def go_duration(seconds: float) -> str:
+    """Format seconds the way the API's `timeout` parameter reads them (``30s``, ``1500ms``)."""
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000)}ms"
+
+
+def _page_params(limit: int | None, cursor: str | None) -> dict[str, str | int]:
+    params: dict[str, str | int] = {}
+    if limit is not None:
+        params["limit"] = limit
+    if cursor is not None:
+        params["cursor"] = cursor
+    return params
+
+
+def _model(model: type[M], null_lists: tuple[str, ...] = ()) -> Callable[[httpx.Response], M]:
+    """Parser of a JSON body; `null_lists` fields sent as null (the original does) become []."""
+
+    def parse(response: httpx.Response) -> M:
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            raise UnexpectedResponse(response.status_code, "the body is not JSON") from None
+        if isinstance(data, dict):
+            for name in null_lists:
+                if data.get(name, []) is None:
+                    data[name] = []
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            detail = f"the body is not a valid {model.__name__}: {exc.errors()[0]['msg']}"
+            raise UnexpectedResponse(response.status_code, detail) from None
+
+    return parse
+
+
+def _nothing(response: httpx.Response) -> None:
+    return None
+
+
+def _execution_id_from_location(response: httpx.Response) -> str:
+    location = response.headers.get("location")
+    if location:
+        path = urlsplit(location).path.rstrip("/")
+        prefix, _, execution_id = path.rpartition("/")
+        if prefix.endswith("/executions") and execution_id:
+            return execution_id
+        raise UnexpectedResponse(
+            response.status_code, f"Location {location!r} does not name an execution"
+        )
+    # Not the contract, but a server returning the new execution as JSON is unambiguous.
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("id"), str) and body["id"]:
+        return str(body["id"])
+    raise UnexpectedResponse(response.status_code, "no Location header in the trigger response")
+
+
+def list_workflows(limit: int | None = None, cursor: str | None = None) -> Call[WorkflowList]:
+    """GET /workflows."""
+    return Call(
+        "GET", "/workflows", _model(WorkflowList, ("workflows",)), _page_params(limit, cursor)
+    )
+
+
+def get_workflow(workflow_id: str) -> Call[WorkflowDetail]:
+    """GET /workflows/{id}: one workflow with its inputs."""
+    return Call("GET", f"/workflows/{segment(workflow_id)}", _model(WorkflowDetail))
+
+
+def trigger(workflow_id: str, inputs: dict[str, Any] | None = None) -> Call[str]:
+    """POST /workflows/{id}: start an execution; parses its ID from the Location header."""
+    return Call(
+        "POST",
+        f"/workflows/{segment(workflow_id)}",
+        _execution_id_from_location,
+        json={"inputs": dict(inputs or {})},
+    )
+
+
+def get_execution(execution_id: str) -> Call[ExecutionPublic]:
+    """GET /executions/{id}."""
+    return Call("GET", f"/executions/{segment(execution_id)}", _model(ExecutionPublic))
+
+
+def list_executions(limit: int | None = None, cursor: str | None = None) -> Call[ExecutionList]:
+    """GET /executions: the caller's executions, newest first."""
+    return Call(
+        "GET", "/executions", _model(ExecutionList, ("executions",)), _page_params(limit, cursor)
+    )
+
+
+def cancel(execution_id: str) -> Call[None]:
+    """DELETE /executions/{id}: ask for cancellation (202)."""
+    return Call("DELETE", f"/executions/{segment(execution_id)}", _nothing)
+
+
+def logs(
+    execution_id: str,
+    from_: int = 0,
+    size: int | None = None,
+    timeout: float | None = None,
+    levels: int | None = None,
+) -> Call[ExecutionLogs]:
+    """GET /executions/{id}/logs: a long poll waiting up to `timeout` seconds for new entries."""
+    params: dict[str, str | int] = {"from": from_}
+    if size is not None:
+        params["size"] = size
+    if timeout is not None:
+        params["timeout"] = go_duration(timeout)
+    if levels is not None:
+        params["levels"] = levels
+    wait = SERVER_DEFAULT_LOG_WAIT if timeout is None else timeout
+    return Call(
+        "GET",
+        f"/executions/{segment(execution_id)}/logs",
+        _model(ExecutionLogs, ("logs",)),
+        params,
+        min_read_timeout=wait + LONG_POLL_MARGIN,
+    )
+
+
+def create_ssh_key(metadata: dict[str, Any] | None = None) -> Call[SSHKeyCreated]:
+    """POST /ssh_keys: generate a key pair; only the public half comes back."""
+    body = {"metadata": dict(metadata)} if metadata else {}
+    return Call("POST", "/ssh_keys", _model(SSHKeyCreated), json=body)
+
+
+def list_ssh_keys(limit: int | None = None, cursor: str | None = None) -> Call[SSHKeyList]:
+    """GET /ssh_keys: the caller's keys (public halves only)."""
+    return Call("GET", "/ssh_keys", _model(SSHKeyList, ("ssh_keys",)), _page_params(limit, cursor))
+
+
+def delete_ssh_key(key_id: str) -> Call[None]:
+    """DELETE /ssh_keys/{id}."""
+    return Call("DELETE", f"/ssh_keys/{segment(key_id)}", _nothing)

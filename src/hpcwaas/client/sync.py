@@ -1,0 +1,102 @@
+"""The blocking client: executes the calls of `hpcwaas.client.calls` with httpx.Client."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from hpcwaas.api.models import (
+    ExecutionList,
+    ExecutionLogs,
+    ExecutionPublic,
+    SSHKeyCreated,
+    SSHKeyList,
+    WorkflowDetail,
+    WorkflowList,
+)
+from hpcwaas.client import calls
+from hpcwaas.client.connection import ClientBase, build_request, connection_failed
+
+T = TypeVar("T")
+
+
+class Client(ClientBase):
+    """Blocking client of the HPCWaaS REST API; use it as a context manager or call close()."""
+
+    _http: httpx.Client
+
+    def _open(self, kwargs: dict[str, Any], transport: Any) -> None:
+        self._http = httpx.Client(transport=transport, **kwargs)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def send(self, call: calls.Call[T]) -> T:
+        """Execute one call and return its parsed result."""
+        request = build_request(self._http, self.options, call)
+        try:
+            response = self._http.send(request)
+        except httpx.TransportError as exc:
+            raise connection_failed(request, exc) from exc
+        return call.parse(response)
+
+    def list_workflows(self, limit: int | None = None, cursor: str | None = None) -> WorkflowList:
+        """List the workflows you may trigger (all of them unless `limit` is given)."""
+        return self.send(calls.list_workflows(limit, cursor))
+
+    def get_workflow(self, workflow_id: str) -> WorkflowDetail:
+        """One workflow with its declared inputs."""
+        return self.send(calls.get_workflow(workflow_id))
+
+    def trigger(self, workflow_id: str, inputs: dict[str, Any] | None = None) -> str:
+        """Start an execution of a workflow and return its ID."""
+        return self.send(calls.trigger(workflow_id, inputs))
+
+    def get_execution(self, execution_id: str) -> ExecutionPublic:
+        """Status (and steps, outputs) of one execution."""
+        return self.send(calls.get_execution(execution_id))
+
+    def list_executions(self, limit: int | None = None, cursor: str | None = None) -> ExecutionList:
+        """One page of your executions; follow `next_cursor` for the next."""
+        return self.send(calls.list_executions(limit, cursor))
+
+    def cancel(self, execution_id: str) -> None:
+        """Ask the server to cancel an execution."""
+        self.send(calls.cancel(execution_id))
+
+    def logs(
+        self,
+        execution_id: str,
+        from_: int = 0,
+        size: int | None = None,
+        timeout: float | None = None,
+        levels: int | None = None,
+    ) -> ExecutionLogs:
+        """Log entries from index `from_`, waiting up to `timeout` seconds for new ones."""
+        return self.send(calls.logs(execution_id, from_, size, timeout, levels))
+
+    def create_ssh_key(self, metadata: dict[str, Any] | None = None) -> SSHKeyCreated:
+        """Generate an SSH key pair; the private half stays on the server."""
+        return self.send(calls.create_ssh_key(metadata))
+
+    def list_ssh_keys(self, limit: int | None = None, cursor: str | None = None) -> SSHKeyList:
+        """One page of your SSH keys (public halves only)."""
+        return self.send(calls.list_ssh_keys(limit, cursor))
+
+    def delete_ssh_key(self, key_id: str) -> None:
+        """Delete one of your SSH keys."""
+        self.send(calls.delete_ssh_key(key_id))

@@ -1,0 +1,1 @@
+"""Orchestration: runs executions, schedules their steps, cancels and recovers them."""

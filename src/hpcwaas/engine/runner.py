@@ -1,0 +1,394 @@
+"""Runs one execution on the ``local`` environment: working directory, DAG of steps, outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
+from hpcwaas.catalog.errors import RenderError
+from hpcwaas.engine.finish import finish_execution
+from hpcwaas.engine.logsink import LogNotifier, LogSink
+from hpcwaas.engine.outputs import OutputValue, read_output
+from hpcwaas.settings import Settings
+from hpcwaas.steps.shell import failure_reason, prepare_shell_step, start_shell_step
+from hpcwaas.store import executions as store_executions
+from hpcwaas.store.database import Database
+from hpcwaas.store.executions import ExecutionRecord
+from hpcwaas.transports.base import LineCallback, RunningCommand, Transport
+
+if TYPE_CHECKING:
+    from hpcwaas.catalog.catalog import DeployedWorkflow
+    from hpcwaas.catalog.model import StepSpec
+
+log = logging.getLogger(__name__)
+
+SERVER_STOPPED = "the server was stopped"
+
+
+class ExecutionRunner:
+    """Runs one execution from PENDING to its end; ``request_cancel``/``request_stop`` halt it."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        logs: LogSink,
+        notifier: LogNotifier,
+        transport: Transport,
+        execution: ExecutionRecord,
+        workflow: DeployedWorkflow,
+        max_parallel_steps: int,
+    ) -> None:
+        self.execution_id = execution.id
+        self._db = db
+        self._settings = settings
+        self._logs = logs
+        self._notifier = notifier
+        self._transport = transport
+        self._execution = execution
+        self._workflow = workflow
+        self._max_parallel = max(1, max_parallel_steps)
+        self._work_dir = settings.work_dir / execution.id
+        self._states = {name: StepState.PENDING for name in workflow.spec.steps}
+        self._commands: dict[str, RunningCommand] = {}
+        self._step_tasks: dict[asyncio.Task[None], str] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._cancelled_by: str | None = None
+        self._stopping = False
+        self._kill_grace = settings.step_grace_seconds
+        self._failure: str | None = None
+        # Set once the runner has decided whether the execution starts (PENDING -> RUNNING).
+        self.start_decided = asyncio.Event()
+
+    def request_cancel(self, by_user: str) -> None:
+        """Cancel for ``by_user``: kill running steps, start no more; the run ends CANCELLED."""
+        if self._cancelled_by is None:
+            self._cancelled_by = by_user
+        self._kill_running(self._settings.step_grace_seconds)
+
+    def request_stop(self, grace: float) -> None:
+        """The server stops: kill running steps after ``grace`` seconds; the run ends FAILED."""
+        self._stopping = True
+        self._kill_running(grace)
+
+    async def run(self) -> None:
+        """Run the execution to its end; an unexpected error ends it FAILED, never raises."""
+        try:
+            if await self._start():
+                await self._schedule()
+                await self._finish()
+        except Exception as exc:
+            log.exception("execution %s: internal error in the engine", self.execution_id)
+            await self._fail_internal(exc)
+        finally:
+            self.start_decided.set()
+
+    # -- start -----------------------------------------------------------------------------
+
+    async def _start(self) -> bool:
+        self._make_work_dir()
+        if self._stopping:
+            return False  # still PENDING: the next start of the server runs it
+        if self._cancelled_by is not None:
+            self.start_decided.set()
+            await self._end_cancelled(allowed_from={ExecutionStatus.PENDING})
+            return False
+        recorded: set[str] = set()
+        async with self._db.write() as conn:
+            moved = await store_executions.transition(
+                conn,
+                self.execution_id,
+                ExecutionStatus.RUNNING,
+                allowed_from={ExecutionStatus.PENDING},
+                started_at=datetime.now(UTC),
+            )
+            if moved:
+                await store_executions.set_fields(
+                    conn, self.execution_id, work_dir=str(self._work_dir)
+                )
+                recorded = {
+                    s.name for s in await store_executions.get_steps(conn, self.execution_id)
+                }
+        self.start_decided.set()
+        if not moved:
+            log.info("execution %s is no longer pending: not run", self.execution_id)
+            return False
+        self._notifier.notify(self.execution_id)
+        self._emit(LogLevel.INFO, f"Execution started: workflow {self._workflow.id}")
+        if recorded != set(self._workflow.spec.steps):
+            self._failure = (
+                f"workflow {self._workflow.id} changed since this execution was triggered "
+                "(its steps differ); trigger it again"
+            )
+        elif self._workflow.digest != self._execution.definition_digest:
+            self._emit(
+                LogLevel.WARN,
+                "The workflow file changed since this execution was triggered; "
+                "running its current definition",
+            )
+        return True
+
+    def _make_work_dir(self) -> None:
+        name = self.execution_id
+        if not name or name in (".", "..") or "/" in name or "\0" in name:
+            raise ValueError(f"execution ID {name!r} cannot name a directory")
+        self._settings.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._work_dir.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self._work_dir, 0o700)  # mkdir's mode is masked by the umask
+
+    # -- steps -----------------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        steps = self._workflow.spec.steps
+        order = self._workflow.step_order()
+        launched: set[str] = set()
+        try:
+            while True:
+                for name in order:
+                    if self._halted() or len(self._step_tasks) >= self._max_parallel:
+                        break
+                    needs = steps[name].needs
+                    if name not in launched and all(
+                        self._states.get(n) is StepState.SUCCEEDED for n in needs
+                    ):
+                        launched.add(name)
+                        task = asyncio.create_task(self._run_step(name, steps[name]))
+                        self._step_tasks[task] = name
+                if not self._step_tasks:
+                    break
+                done, _ = await asyncio.wait(self._step_tasks, return_when="FIRST_COMPLETED")
+                for task in done:
+                    del self._step_tasks[task]
+                    task.result()  # an error of the engine itself: ends the execution FAILED
+        finally:
+            for task in self._step_tasks:
+                task.cancel()
+            await asyncio.gather(*self._step_tasks, return_exceptions=True)
+            self._step_tasks.clear()
+        never_ran = [n for n in order if n not in launched] + sorted(set(steps) - set(order))
+        if not self._halted() and never_ran:
+            self._failure = (
+                f"steps {', '.join(never_ran)} can never start (their needs are not met)"
+            )
+
+    async def _run_step(self, name: str, spec: StepSpec) -> None:
+        async with self._db.write() as conn:
+            await store_executions.update_step(
+                conn,
+                self.execution_id,
+                name,
+                StepState.RUNNING,
+                allowed_from={StepState.PENDING},
+                started_at=datetime.now(UTC),
+            )
+        self._states[name] = StepState.RUNNING
+        self._emit(LogLevel.INFO, f"Step {name} started", name)
+        if spec.kind != "shell":
+            await self._end_step(
+                name, StepState.FAILED, None, f"has unsupported kind {spec.kind!r}"
+            )
+            return
+        try:
+            invocation = prepare_shell_step(
+                spec, execution_id=self.execution_id, step_name=name, inputs=self._execution.inputs
+            )
+        except RenderError as exc:
+            self._emit(LogLevel.ERROR, f"Step {name}: its command cannot be rendered: {exc}", name)
+            await self._end_step(
+                name, StepState.FAILED, None, "failed: its command cannot be rendered"
+            )
+            return
+        self._emit(LogLevel.DEBUG, f"Command: {invocation.command}", name)
+        if self._halted():
+            await self._end_step(name, self._halted_state(), None, "was not started")
+            return
+        try:
+            command = await start_shell_step(
+                invocation,
+                self._transport,
+                cwd=self._work_dir,
+                on_stdout=self._lines(name, LogLevel.INFO),
+                on_stderr=self._lines(name, LogLevel.WARN),
+                grace=self._settings.step_grace_seconds,
+            )
+        except OSError as exc:
+            reason = f"could not be started: {exc.strerror or exc}"
+            await self._end_step(name, StepState.FAILED, None, reason)
+            return
+        self._commands[name] = command
+        try:
+            if self._halted():  # halted while the command was starting: kill() missed it
+                self._kill(command, self._kill_grace)
+            result = await command.wait()
+        finally:
+            del self._commands[name]
+        if result.timed_out:
+            reason = failure_reason(result, spec.timeout)
+            await self._end_step(name, StepState.FAILED, result.exit_code, reason)
+        elif result.killed:
+            stopped = self._halted_state() is StepState.FAILED
+            reason = f"was stopped: {SERVER_STOPPED}" if stopped else "was cancelled"
+            await self._end_step(name, self._halted_state(), result.exit_code, reason)
+        elif result.exit_code == 0:
+            await self._end_step(name, StepState.SUCCEEDED, 0)
+        else:
+            reason = failure_reason(result, spec.timeout)
+            await self._end_step(name, StepState.FAILED, result.exit_code, reason)
+
+    async def _end_step(
+        self, name: str, state: StepState, exit_code: int | None, reason: str = ""
+    ) -> None:
+        async with self._db.write() as conn:
+            await store_executions.update_step(
+                conn,
+                self.execution_id,
+                name,
+                state,
+                allowed_from={StepState.RUNNING},
+                ended_at=datetime.now(UTC),
+                exit_code=exit_code,
+            )
+        self._states[name] = state
+        if state is StepState.SUCCEEDED:
+            self._emit(LogLevel.INFO, f"Step {name} succeeded", name)
+        elif state is StepState.CANCELLED:
+            self._emit(LogLevel.INFO, f"Step {name} {reason}", name)
+        else:
+            self._emit(LogLevel.ERROR, f"Step {name} {reason}", name)
+            if self._failure is None and self._cancelled_by is None and not self._stopping:
+                # Fail fast: the execution is lost, so free the host from its other steps.
+                self._failure = f"step {name} {reason}"
+                self._kill_running(self._settings.step_grace_seconds)
+
+    def _lines(self, step: str, level: LogLevel) -> LineCallback:
+        async def emit_line(line: str) -> None:
+            self._logs.emit(self.execution_id, level, line, step)
+            await self._logs.room()
+
+        return emit_line
+
+    def _halted(self) -> bool:
+        return self._cancelled_by is not None or self._stopping or self._failure is not None
+
+    def _halted_state(self) -> StepState:
+        """What a step stopped by the engine ends as: FAILED only when the server stops."""
+        if self._stopping and self._cancelled_by is None:
+            return StepState.FAILED
+        return StepState.CANCELLED
+
+    def _kill_running(self, grace: float) -> None:
+        self._kill_grace = min(self._kill_grace, grace)
+        for command in list(self._commands.values()):
+            self._kill(command, grace)
+
+    def _kill(self, command: RunningCommand, grace: float) -> None:
+        task = asyncio.create_task(command.kill(grace))
+        self._background.add(task)
+        task.add_done_callback(self._killed)
+
+    def _killed(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("execution %s: killing a step failed: %r", self.execution_id, exc)
+
+    # -- end -------------------------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        # A cancel the user asked for wins over a server stop, which wins over a step failure.
+        if self._cancelled_by is not None:
+            await self._end_cancelled()
+        elif self._stopping:
+            await self._end_failed(SERVER_STOPPED)
+        elif self._failure is not None:
+            await self._end_failed(self._failure)
+        else:
+            outputs = await self._collect_outputs()
+            self._emit(LogLevel.INFO, "Execution succeeded")
+            if not await self._finish_as(
+                ExecutionStatus.SUCCEEDED, {ExecutionStatus.RUNNING}, outputs=outputs
+            ):
+                await self._after_lost_race()
+
+    async def _collect_outputs(self) -> dict[str, str | None]:
+        limit = self._settings.limits.max_output_bytes
+        specs = self._workflow.spec.outputs
+        values: dict[str, OutputValue] = await asyncio.to_thread(
+            lambda: {
+                name: read_output(self._work_dir, name, spec.path, limit)
+                for name, spec in specs.items()
+            }
+        )
+        for value in values.values():
+            if value.warning:
+                self._emit(LogLevel.WARN, value.warning)
+        return {name: value.value for name, value in values.items()}
+
+    async def _end_cancelled(
+        self,
+        allowed_from: Iterable[ExecutionStatus] = (
+            ExecutionStatus.RUNNING,
+            ExecutionStatus.CANCELLING,
+        ),
+    ) -> None:
+        by = f" by {self._cancelled_by}" if self._cancelled_by else ""
+        self._emit(LogLevel.INFO, f"Execution cancelled{by}")
+        await self._finish_as(ExecutionStatus.CANCELLED, allowed_from, steps_to=StepState.CANCELLED)
+
+    async def _end_failed(self, reason: str) -> None:
+        self._emit(LogLevel.ERROR, f"Execution failed: {reason}")
+        if not await self._finish_as(
+            ExecutionStatus.FAILED, {ExecutionStatus.RUNNING}, error=reason
+        ):
+            await self._after_lost_race()
+
+    async def _after_lost_race(self) -> None:
+        """The execution was not RUNNING any more at its end: a cancel may have come first."""
+        async with self._db.read() as conn:
+            record = await store_executions.get_execution(conn, self.execution_id)
+        if record is not None and record.status is ExecutionStatus.CANCELLING:
+            await self._end_cancelled()
+        else:
+            status = record.status.value if record else "deleted"
+            log.warning("execution %s ended while %s; not changed", self.execution_id, status)
+
+    async def _fail_internal(self, exc: BaseException) -> None:
+        reason = f"internal error: {type(exc).__name__}"
+        try:
+            for command in list(self._commands.values()):
+                self._kill(command, self._kill_grace)
+            self._emit(LogLevel.ERROR, f"Execution failed: {reason}")
+            await self._finish_as(
+                ExecutionStatus.FAILED,
+                {ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING},
+                error=reason,
+            )
+        except Exception:
+            log.exception("execution %s: its failure could not be recorded", self.execution_id)
+
+    async def _finish_as(
+        self,
+        to: ExecutionStatus,
+        allowed_from: Iterable[ExecutionStatus],
+        *,
+        steps_to: StepState = StepState.FAILED,
+        **fields: Any,
+    ) -> bool:
+        return await finish_execution(
+            self._db,
+            self._logs,
+            self._notifier,
+            self.execution_id,
+            to,
+            allowed_from=allowed_from,
+            running_steps_to=steps_to,
+            **fields,
+        )
+
+    def _emit(self, level: LogLevel, content: str, step: str | None = None) -> None:
+        self._logs.emit(self.execution_id, level, content, step)

@@ -1,0 +1,1 @@
+"""The REST server: FastAPI app factory, routes, and the `hpcwaas-api` command."""

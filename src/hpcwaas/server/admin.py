@@ -1,0 +1,343 @@
+"""`hpcwaas-api`: run the server, and administer tokens, accounts and the database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from hpcwaas import __version__
+
+EXIT_USAGE = 2
+
+
+class AdminError(Exception):
+    """A failure to report in one line, without a traceback."""
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # Subcommands repeat the global options with SUPPRESS defaults, so that a value
+    # given before the subcommand is not overwritten by the subparser's default.
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--config", type=Path, default=default, help="YAML config file")
+    parser.add_argument(
+        "--data_dir", type=Path, default=default, help="where the embedded default keeps its data"
+    )
+    parser.add_argument(
+        "-l", "--listen_address", default=default, help="host:port (default 127.0.0.1:9090)"
+    )
+    parser.add_argument(
+        "--log_level", default=argparse.SUPPRESS if suppress else "info",
+        choices=["debug", "info", "warning", "error"], help="server log level",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hpcwaas-api",
+        description="The hpcwaas server. With no subcommand, serve the REST API.",
+    )
+    parser.add_argument("--version", action="version", version=f"hpcwaas {__version__}")
+    _global_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str, parent: Any = sub) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help_text, description=help_text)
+        _global_options(p, suppress=True)
+        return p
+
+    command("serve", "serve the REST API (the default)")
+
+    tokens = sub.add_parser("tokens", help="bearer tokens for the API").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    issue = command("issue", "issue a token and print it alone on stdout", tokens)
+    issue.add_argument("--user", required=True, help="the user the token identifies")
+    issue.add_argument("--ttl", default="24h", help="lifetime: 30m, 24h, 7d... (default 24h)")
+    issue.add_argument("--description", help="a note shown by `tokens list`")
+    tlist = command("list", "list tokens (never their secret)", tokens)
+    tlist.add_argument("--user", help="only this user's tokens")
+    revoke = command("revoke", "revoke tokens by ID, or all of a user's", tokens)
+    revoke.add_argument("token_ids", nargs="*", metavar="TOKEN_ID")
+    revoke.add_argument("--user", help="revoke every token of this user")
+
+    users = sub.add_parser("users", help="local password accounts").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    add = command("add", "create an account or set its password (prompted)", users)
+    add.add_argument("name")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    command("list", "list local accounts", users)
+    remove = command("remove", "remove an account's password and revoke its tokens", users)
+    remove.add_argument("name")
+    hash_cmd = command("hash", "print an argon2 hash to put in basic_auth.accounts", users)
+    hash_cmd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    command("upgrade", "create or upgrade the database schema", db)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        from hpcwaas.settings import load_settings
+
+        settings = load_settings(
+            args.config, data_dir=args.data_dir, listen_address=args.listen_address
+        )
+        handler = _HANDLERS.get((args.command or "serve", getattr(args, "action", None)))
+        if handler is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return handler(settings, args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line, no traceback
+        from hpcwaas.settings import ConfigError
+        from hpcwaas.store.database import SchemaError
+
+        if isinstance(exc, AdminError | ConfigError | SchemaError):
+            print(f"hpcwaas-api: {exc}", file=sys.stderr)
+            return 1
+        logging.getLogger("hpcwaas").exception("unexpected error")
+        return 1
+
+
+def _serve(settings: Any, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hpcwaas.server.app import create_app
+    from hpcwaas.settings import parse_listen_address
+
+    host, port = parse_listen_address(settings.listen_address)
+    if settings.embedded_default:
+        print(
+            f"hpcwaas {__version__}: development default (no --config): SQLite and the embedded "
+            f"key store in {settings.data_dir}; environment `local` runs steps on this host.\n"
+            f"Serving on http://{settings.listen_address}  "
+            "(get a token: hpcwaas-api tokens issue --user NAME)",
+            file=sys.stderr,
+            flush=True,
+        )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        access_log=args.log_level == "debug",
+        server_header=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    # uvicorn returns normally when the lifespan failed to start (reported in its log)
+    return 0 if server.started else 1
+
+
+def _run_db(settings: Any, work: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    """Open the database (creating its schema if empty), run ``work``, close it."""
+    from hpcwaas.store.database import Database
+
+    async def runner() -> int:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.effective_database_url)
+        try:
+            await db.prepare_schema()
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(runner())
+
+
+def _tokens_issue(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.api.durations import parse_duration
+    from hpcwaas.auth.tokens import issue_token
+
+    try:
+        seconds = parse_duration(args.ttl)
+    except ValueError as exc:
+        raise AdminError(f"--ttl: {exc}") from None
+    if seconds <= 0:
+        raise AdminError("--ttl must be positive, like 30m, 24h or 7d")
+    user = args.user.strip()
+    if not user:
+        raise AdminError("--user must not be empty")
+
+    async def work(db: Any) -> int:
+        token, record = await issue_token(db, user, timedelta(seconds=seconds), args.description)
+        print(token)
+        print(
+            f"token {record.id} for {user}, expires {record.expires_at:%Y-%m-%d %H:%M} UTC",
+            file=sys.stderr,
+        )
+        return 0
+
+    return _run_db(settings, work)
+
+
+def _tokens_list(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.store import users as user_store
+
+    async def work(db: Any) -> int:
+        async with db.read() as conn:
+            records = await user_store.list_tokens(conn, args.user)
+        rows = [
+            (
+                r.id,
+                r.user_id,
+                f"{r.created_at:%Y-%m-%d %H:%M}",
+                f"{r.expires_at:%Y-%m-%d %H:%M}",
+                "revoked" if r.revoked_at else ("active" if r.active else "expired"),
+                r.description or "",
+            )
+            for r in records
+        ]
+        _print_table(("ID", "USER", "CREATED", "EXPIRES", "STATE", "DESCRIPTION"), rows)
+        return 0
+
+    return _run_db(settings, work)
+
+
+def _tokens_revoke(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.store import users as user_store
+
+    if not args.token_ids and not args.user:
+        raise AdminError("name the tokens to revoke (their IDs from `tokens list`) or --user NAME")
+
+    async def work(db: Any) -> int:
+        failed = 0
+        async with db.write() as conn:
+            for token_id in args.token_ids:
+                if await user_store.revoke_token(conn, token_id):
+                    print(f"revoked token {token_id}")
+                else:
+                    print(f"no active token {token_id}", file=sys.stderr)
+                    failed += 1
+            if args.user:
+                count = await user_store.revoke_user_tokens(conn, args.user)
+                print(f"revoked {count} token(s) of {args.user}")
+        return 1 if failed else 0
+
+    return _run_db(settings, work)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise AdminError("the two passwords differ")
+    if len(password) < 8:
+        raise AdminError("the password must have at least 8 characters")
+    return password
+
+
+def _users_add(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.auth.passwords import hash_password
+    from hpcwaas.store import users as user_store
+
+    name = args.name.strip()
+    if not name or ":" in name:
+        raise AdminError("the account name must be non-empty and contain no ':'")
+    password_hash = hash_password(_read_password(args.password_stdin))
+
+    async def work(db: Any) -> int:
+        async with db.write() as conn:
+            await user_store.set_password_hash(conn, name, password_hash)
+        print(f"account {name} ready: log in at /auth/login")
+        return 0
+
+    return _run_db(settings, work)
+
+
+def _users_list(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.store import users as user_store
+
+    async def work(db: Any) -> int:
+        async with db.read() as conn:
+            accounts = await user_store.list_local_accounts(conn)
+        _print_table(("USER", "CREATED"), [(u, f"{c:%Y-%m-%d %H:%M}") for u, c in accounts])
+        return 0
+
+    return _run_db(settings, work)
+
+
+def _users_remove(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.store import users as user_store
+
+    async def work(db: Any) -> int:
+        async with db.write() as conn:
+            removed = await user_store.remove_password(conn, args.name)
+            revoked = await user_store.revoke_user_tokens(conn, args.name)
+        if not removed:
+            raise AdminError(f"no local account {args.name!r}")
+        print(f"account {args.name} removed; {revoked} token(s) revoked")
+        return 0
+
+    return _run_db(settings, work)
+
+
+def _users_hash(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.auth.passwords import hash_password
+
+    print(hash_password(_read_password(args.password_stdin)))
+    return 0
+
+
+def _db_upgrade(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.store.database import Database
+
+    async def work() -> int:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.effective_database_url)
+        try:
+            print(f"database schema {await db.prepare_schema(allow_upgrade=True)}")
+        finally:
+            await db.dispose()
+        return 0
+
+    return asyncio.run(work())
+
+
+def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    for row in (headers, *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+_HANDLERS: dict[tuple[str, str | None], Callable[[Any, argparse.Namespace], int]] = {
+    ("serve", None): _serve,
+    ("tokens", "issue"): _tokens_issue,
+    ("tokens", "list"): _tokens_list,
+    ("tokens", "revoke"): _tokens_revoke,
+    ("users", "add"): _users_add,
+    ("users", "list"): _users_list,
+    ("users", "remove"): _users_remove,
+    ("users", "hash"): _users_hash,
+    ("db", "upgrade"): _db_upgrade,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

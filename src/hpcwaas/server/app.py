@@ -1,0 +1,43 @@
+"""The FastAPI application factory; its lifespan owns the database, engine and key store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hpcwaas import __version__
+from hpcwaas.auth.authenticator import challenge_for
+from hpcwaas.server.bodylimit import BodySizeLimit
+from hpcwaas.server.problems import install_error_handlers
+from hpcwaas.server.routes import auth, executions, health, ssh_keys, workflows
+from hpcwaas.server.services import start_services, stop_services
+from hpcwaas.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app; services start in the lifespan, so a failing start refuses to serve."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await start_services(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await stop_services(services)
+
+    app = FastAPI(
+        title="hpcwaas",
+        version=__version__,
+        description="HPC Workflows as a Service: trigger and follow HPC workflows.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    for module in (workflows, executions, ssh_keys, auth, health):
+        app.include_router(module.router)
+    install_error_handlers(app, challenge_for(settings.auth.auth_type))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
+    return app

@@ -1,0 +1,36 @@
+"""Request dependencies: the services and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from hpcwaas.auth.identity import Identity
+from hpcwaas.server.problems import ApiProblem
+from hpcwaas.server.services import Services
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_current_user(request: Request, services: ServicesDep) -> Identity:
+    return await services.authenticator.authenticate(request.headers.get("authorization"))
+
+
+CurrentUser = Annotated[Identity, Depends(get_current_user)]
+
+
+def page_size(limit: int | None, services: Services, default: int) -> int:
+    """A page size within the configured maximum, or a 400 that says the allowed range."""
+    maximum = services.settings.limits.max_page_size
+    if limit is None:
+        return min(default, maximum)
+    if not 1 <= limit <= maximum:
+        raise ApiProblem(400, f"limit must be between 1 and {maximum}, got {limit}")
+    return limit

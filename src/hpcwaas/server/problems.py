@@ -1,0 +1,125 @@
+"""HTTP errors in the envelope of COMPAT.md, and the one table mapping domain errors to them."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hpcwaas.api.errors import envelope
+from hpcwaas.auth.identity import AuthenticationFailed
+from hpcwaas.catalog.errors import (
+    InputValidationError,
+    MalformedWorkflowId,
+    WorkflowForbidden,
+    WorkflowNotFound,
+)
+from hpcwaas.engine.errors import ExecutionAlreadyFinished
+from hpcwaas.secrets.base import KeyStoreUnavailable
+from hpcwaas.store.pagination import BadCursor
+
+log = logging.getLogger(__name__)
+
+
+class ApiProblem(Exception):
+    """An error response: status, one or more details, optional headers."""
+
+    def __init__(
+        self, status: int, *details: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(details[0] if details else str(status))
+        self.status = status
+        self.details = details or ("",)
+        self.headers = headers or {}
+
+
+def not_found(what: str, ident: str) -> ApiProblem:
+    return ApiProblem(404, f"{what} {ident!r} not found")
+
+
+# Domain error -> HTTP status. The exception's message is the detail.
+_STATUS_BY_ERROR: dict[type[Exception], int] = {
+    MalformedWorkflowId: 400,
+    BadCursor: 400,
+    WorkflowNotFound: 404,
+    WorkflowForbidden: 403,
+    ExecutionAlreadyFinished: 409,
+}
+
+
+def problem_response(status: int, *details: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(envelope(status, *details), status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI, challenge: str) -> None:
+    """Every error, including unknown routes and bugs, leaves in the envelope."""
+
+    @app.exception_handler(ApiProblem)
+    async def _problem(_: Request, exc: ApiProblem) -> JSONResponse:
+        return problem_response(exc.status, *exc.details, headers=exc.headers)
+
+    @app.exception_handler(AuthenticationFailed)
+    async def _unauthorized(_: Request, exc: AuthenticationFailed) -> JSONResponse:
+        return problem_response(401, str(exc), headers={"WWW-Authenticate": challenge})
+
+    @app.exception_handler(InputValidationError)
+    async def _inputs(_: Request, exc: InputValidationError) -> JSONResponse:
+        return problem_response(400, *exc.problems)
+
+    @app.exception_handler(KeyStoreUnavailable)
+    async def _keystore(_: Request, exc: KeyStoreUnavailable) -> JSONResponse:
+        log.error("key store unavailable: %s", exc)
+        return problem_response(
+            503, "the key store is unavailable; try again shortly", headers={"Retry-After": "30"}
+        )
+
+    for error_type, status in _STATUS_BY_ERROR.items():
+
+        async def _mapped(_: Request, exc: Exception, status: int = status) -> JSONResponse:
+            return problem_response(status, str(exc))
+
+        app.add_exception_handler(error_type, _mapped)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            detail = f"method {request.method} is not allowed on {request.url.path}"
+        return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(400, *_describe_validation(exc))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        reference = uuid.uuid4().hex[:12]
+        log.exception("internal error %s on %s %s", reference, request.method, request.url.path)
+        return problem_response(
+            500, f"internal error (reference {reference}); the server log has the details"
+        )
+
+
+def _describe_validation(exc: RequestValidationError) -> list[str]:
+    details = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        where = loc[0] if loc else "request"
+        field = ".".join(loc[1:])
+        if err.get("type") == "json_invalid":
+            details.append(
+                f"request body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})"
+            )
+        elif err.get("type") == "extra_forbidden":
+            details.append(f"{where} field {field!r} is not accepted")
+        elif field:
+            details.append(f"{where} field {field!r}: {err.get('msg')}")
+        else:
+            details.append(f"{where}: {err.get('msg')}")
+    return details or ["the request is not valid"]

@@ -1,0 +1,166 @@
+"""`/executions`: list, status, cancel, logs (long poll)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from hpcwaas.api.durations import parse_duration
+from hpcwaas.api.models import (
+    ExecutionList,
+    ExecutionLogs,
+    ExecutionPublic,
+    ExecutionSummary,
+    LogEntry,
+    StepPublic,
+)
+from hpcwaas.api.states import LogLevel
+from hpcwaas.auth.identity import Identity
+from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.problems import ApiProblem, not_found
+from hpcwaas.server.services import Services
+from hpcwaas.store import executions as execution_store
+from hpcwaas.store import logs as log_store
+from hpcwaas.store.executions import ExecutionRecord
+
+router = APIRouter(tags=["executions"])
+
+
+async def _owned(services: Services, user: Identity, execution_id: str) -> ExecutionRecord:
+    """The caller's execution; someone else's is reported as not found, so IDs leak nothing."""
+    async with services.db.read() as conn:
+        record = await execution_store.get_execution(conn, execution_id, owner=user.user_id)
+    if record is None:
+        raise not_found("execution", execution_id)
+    return record
+
+
+@router.get("/executions", response_model=ExecutionList)
+async def list_executions(
+    services: ServicesDep,
+    user: CurrentUser,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> ExecutionList:
+    """The caller's executions, newest first, paginated (`limit`, `cursor`)."""
+    size = page_size(limit, services, default=50)
+    async with services.db.read() as conn:
+        items, next_cursor = await execution_store.list_executions(
+            conn, user.user_id, limit=size, cursor=cursor
+        )
+    return ExecutionList(
+        executions=[
+            ExecutionSummary(
+                id=e.id,
+                workflow_id=e.workflow_id,
+                status=e.status,
+                created_at=e.created_at,
+                ended_at=e.ended_at,
+            )
+            for e in items
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("/executions/{execution_id}", response_model=ExecutionPublic)
+async def get_execution(
+    execution_id: str, services: ServicesDep, user: CurrentUser
+) -> ExecutionPublic:
+    """Status of one execution, with its steps and (when finished) its outputs."""
+    record = await _owned(services, user, execution_id)
+    async with services.db.read() as conn:
+        steps = await execution_store.get_steps(conn, execution_id)
+    return ExecutionPublic(
+        id=record.id,
+        status=record.status,
+        outputs=record.outputs,
+        workflow_id=record.workflow_id,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        error=record.error,
+        steps=[
+            StepPublic(
+                name=s.name,
+                state=s.state,
+                started_at=s.started_at,
+                ended_at=s.ended_at,
+                exit_code=s.exit_code,
+            )
+            for s in steps
+        ],
+    )
+
+
+@router.delete("/executions/{execution_id}", status_code=202, response_class=Response)
+async def cancel_execution(execution_id: str, services: ServicesDep, user: CurrentUser) -> Response:
+    """Cancel: a pending execution at once, a running one through CANCELLING. 409 if finished."""
+    await _owned(services, user, execution_id)
+    await services.engine.cancel(execution_id, by_user=user.user_id)
+    return Response(status_code=202)
+
+
+def _parse_int(name: str, raw: str | None, default: int, minimum: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiProblem(400, f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ApiProblem(400, f"query parameter {name!r} must be >= {minimum}, got {value}")
+    return value
+
+
+@router.get("/executions/{execution_id}/logs", response_model=ExecutionLogs)
+async def get_logs(
+    execution_id: str,
+    services: ServicesDep,
+    user: CurrentUser,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    size: str | None = None,
+    timeout: str | None = None,
+    levels: str | None = None,
+) -> ExecutionLogs:
+    """Entries from position `from` of those matching `levels`; waits up to `timeout` for new ones."""
+    offset = _parse_int("from", from_, 0, 0)
+    count = _parse_int("size", size, -1, -1)
+    mask_value = _parse_int("levels", levels, 0, 0)
+    if mask_value > 15:
+        raise ApiProblem(400, f"query parameter 'levels' must be between 0 and 15, got {mask_value}")
+    mask = LogLevel(mask_value) if mask_value else LogLevel.default_mask()
+    wait = 60.0
+    if timeout:
+        try:
+            wait = parse_duration(timeout)
+        except ValueError as exc:
+            raise ApiProblem(400, f"query parameter 'timeout': {exc}") from None
+    wait = min(wait, services.settings.limits.max_logs_timeout_seconds)
+    await _owned(services, user, execution_id)
+
+    notifier = services.engine.notifier
+    deadline = time.monotonic() + wait
+    while True:
+        seen = notifier.version(execution_id)
+        async with services.db.read() as conn:
+            records, total = await log_store.read(
+                conn, execution_id, mask, offset, None if count < 0 else count
+            )
+            record = await execution_store.get_execution(conn, execution_id)
+        finished = record is None or record.status.terminal
+        remaining = deadline - time.monotonic()
+        # A finished execution gets no more entries: answer at once instead of idling.
+        if records or finished or remaining <= 0 or count == 0:
+            break
+        await notifier.wait(execution_id, seen, remaining)
+    return ExecutionLogs(
+        logs=[
+            LogEntry(level=r.level.label, timestamp=r.timestamp, content=r.content, step=r.step)
+            for r in records
+        ],
+        total_results=total,
+        from_=offset,
+    )

@@ -1,0 +1,98 @@
+"""`/ssh_keys`: generate (private half to the key store only), list, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Body, Response
+
+from hpcwaas.api.models import SSHKeyCreate, SSHKeyCreated, SSHKeyList, SSHKeyPublic
+from hpcwaas.secrets.base import ssh_key_path
+from hpcwaas.secrets.sshkeys import generate_rsa
+from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.problems import ApiProblem, not_found
+from hpcwaas.store import keys as key_store
+from hpcwaas.store import users as user_store
+from hpcwaas.store.keys import SSHKeyRecord
+
+router = APIRouter(tags=["ssh_keys"])
+
+# The original stores these two itself next to the metadata, so callers cannot set them.
+RESERVED_METADATA = frozenset({"privateKey", "publicKey"})
+
+
+@router.post("/ssh_keys", status_code=201, response_model=SSHKeyCreated)
+async def create_ssh_key(
+    services: ServicesDep,
+    user: CurrentUser,
+    body: SSHKeyCreate | None = Body(default=None),
+) -> SSHKeyCreated:
+    """Generate a key pair: the public half is returned (once), the private half is stored sealed."""
+    metadata = {k: v for k, v in (body.metadata if body else {}).items() if k not in RESERVED_METADATA}
+    limit = services.settings.limits.max_metadata_bytes
+    if len(json.dumps(metadata)) > limit:
+        raise ApiProblem(400, f"metadata is larger than {limit} bytes (limits.max_metadata_bytes)")
+    pair = await asyncio.to_thread(generate_rsa)
+    key_id = str(uuid.uuid4())
+    secret = {"privateKey": pair.private_pem, "publicKey": pair.public_line}
+    secret.update({k: json.dumps(v) if not isinstance(v, str) else v for k, v in metadata.items()})
+    await services.keystore.put(ssh_key_path(key_id), secret)
+    record = SSHKeyRecord(
+        id=key_id,
+        owner=user.user_id,
+        public_key=pair.public_line,
+        fingerprint=pair.fingerprint,
+        key_type=pair.key_type,
+        metadata=metadata,
+        created_at=datetime.now(UTC),
+    )
+    try:
+        async with services.db.write() as conn:
+            await user_store.ensure_user(conn, user.user_id)
+            await key_store.insert_key(conn, record)
+    except BaseException:
+        # No half-written state: a key pair nobody can list must not stay in the store.
+        await services.keystore.delete(ssh_key_path(key_id))
+        raise
+    return SSHKeyCreated(id=key_id, public_key=pair.public_line)
+
+
+@router.get("/ssh_keys", response_model=SSHKeyList)
+async def list_ssh_keys(
+    services: ServicesDep,
+    user: CurrentUser,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> SSHKeyList:
+    """The caller's keys, newest first: public halves and metadata only."""
+    size = page_size(limit, services, default=50)
+    async with services.db.read() as conn:
+        items, next_cursor = await key_store.list_keys(conn, user.user_id, limit=size, cursor=cursor)
+    return SSHKeyList(
+        ssh_keys=[
+            SSHKeyPublic(
+                id=k.id,
+                public_key=k.public_key,
+                fingerprint=k.fingerprint,
+                key_type=k.key_type,
+                metadata=k.metadata,
+                created_at=k.created_at,
+            )
+            for k in items
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+@router.delete("/ssh_keys/{key_id}", status_code=204, response_class=Response)
+async def delete_ssh_key(key_id: str, services: ServicesDep, user: CurrentUser) -> Response:
+    """Delete one of the caller's keys, both halves."""
+    async with services.db.write() as conn:
+        deleted = await key_store.delete_key(conn, key_id, user.user_id)
+    if not deleted:
+        raise not_found("SSH key", key_id)
+    await services.keystore.delete(ssh_key_path(key_id))
+    return Response(status_code=204)

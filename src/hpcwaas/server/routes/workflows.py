@@ -1,0 +1,87 @@
+"""`/workflows`: list, show, trigger."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Body, Response
+
+from hpcwaas.api.models import TriggerRequest, WorkflowDetail, WorkflowList
+from hpcwaas.catalog.inputs import validate_inputs
+from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.problems import ApiProblem
+from hpcwaas.store import executions as execution_store
+from hpcwaas.store import users as user_store
+
+router = APIRouter(tags=["workflows"])
+
+
+@router.get("/workflows", response_model=WorkflowList, response_model_exclude_none=True)
+async def list_workflows(
+    services: ServicesDep,
+    user: CurrentUser,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> WorkflowList:
+    """The workflows the caller may trigger, sorted by ID; all of them unless `limit` is given."""
+    visible = services.catalog.visible(user.user_id, user.groups)
+    start = 0
+    if cursor:
+        start = next((i for i, wf in enumerate(visible) if wf.id > cursor), len(visible))
+    if limit is None:
+        page = visible[start:]
+        return WorkflowList(workflows=[wf.to_public() for wf in page])
+    size = page_size(limit, services, default=limit)
+    page = visible[start : start + size]
+    more = start + size < len(visible)
+    return WorkflowList(
+        workflows=[wf.to_public() for wf in page], next_cursor=page[-1].id if more else None
+    )
+
+
+@router.get("/workflows/{workflow_id}", response_model=WorkflowDetail)
+async def get_workflow(workflow_id: str, services: ServicesDep, user: CurrentUser) -> WorkflowDetail:
+    """One workflow with its inputs, steps and outputs."""
+    return services.catalog.get(workflow_id, user.user_id, user.groups).to_detail()
+
+
+@router.post(
+    "/workflows/{workflow_id}",
+    status_code=201,
+    response_class=Response,
+    responses={201: {"description": "Triggered; `Location` names the new execution."}},
+)
+async def trigger_workflow(
+    workflow_id: str,
+    services: ServicesDep,
+    user: CurrentUser,
+    body: TriggerRequest | None = Body(default=None),
+) -> Response:
+    """Start an execution; returns once it is durably recorded."""
+    workflow = services.catalog.get(workflow_id, user.user_id, user.groups)
+    limits = services.settings.limits
+    inputs = validate_inputs(
+        workflow.spec,
+        (body.inputs if body else {}),
+        max_inputs=limits.max_inputs,
+        max_value_bytes=limits.max_input_bytes,
+    )
+    if workflow.environment not in services.settings.environments:
+        raise ApiProblem(404, f"environment {workflow.environment!r} is not configured")
+    execution_id = str(uuid.uuid4())
+    async with services.db.write() as conn:
+        await user_store.ensure_user(conn, user.user_id)
+        await execution_store.create_execution(
+            conn,
+            execution_id=execution_id,
+            owner=user.user_id,
+            workflow_id=workflow.id,
+            application=workflow.application.application,
+            environment=workflow.environment,
+            workflow=workflow.name,
+            inputs=inputs,
+            definition_digest=workflow.digest,
+            step_names=workflow.step_order(),
+        )
+    services.engine.wake()
+    return Response(status_code=201, headers={"Location": f"/executions/{execution_id}"})

@@ -1,0 +1,84 @@
+"""What a running server holds: database, catalog, key store, engine, authenticator."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from hpcwaas.auth.authenticator import Authenticator
+from hpcwaas.catalog.catalog import Catalog, DeployedWorkflow
+from hpcwaas.engine.engine import Engine
+from hpcwaas.secrets.base import KeyStore
+from hpcwaas.secrets.embedded import EmbeddedKeyStore, load_or_create_master_key
+from hpcwaas.settings import ConfigError, Settings
+from hpcwaas.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    keystore: KeyStore
+    engine: Engine
+    authenticator: Authenticator
+
+    def workflow_by_id(self, workflow_id: str) -> DeployedWorkflow | None:
+        """A workflow definition by ID, whoever asks (the engine runs what was authorized at trigger)."""
+        return self.catalog.by_id(workflow_id)
+
+
+def open_database(settings: Settings) -> Database:
+    return Database(settings.effective_database_url)
+
+
+def open_keystore(settings: Settings, db: Database) -> KeyStore:
+    if settings.vault_config is not None:
+        raise ConfigError(
+            "vault_config: the HashiCorp Vault key store is not available in this version; "
+            "remove the vault_config section to use the embedded key store"
+        )
+    return EmbeddedKeyStore(db, load_or_create_master_key(settings.master_key_path))
+
+
+def load_catalog(settings: Settings) -> Catalog:
+    names = {env_id: env.name or env_id for env_id, env in settings.environments.items()}
+    catalog = Catalog.load(list(settings.catalog_dirs), names)
+    log.info("catalog: %d workflows from %s", len(catalog.workflows), settings.catalog_dirs)
+    return catalog
+
+
+async def start_services(settings: Settings) -> Services:
+    """Open everything in order; on failure, close what was opened and re-raise."""
+    if settings.auth.auth_type == "sso":
+        raise ConfigError(
+            "auth.auth_type 'sso' is not available in this version; use 'local' or 'basic'"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(settings)
+    try:
+        outcome = await db.prepare_schema()
+        log.info("database %s", outcome)
+        keystore = open_keystore(settings, db)
+        catalog = load_catalog(settings)
+        services = Services(
+            settings=settings,
+            db=db,
+            catalog=catalog,
+            keystore=keystore,
+            engine=None,  # type: ignore[arg-type]  # set just below: the engine looks workflows up here
+            authenticator=Authenticator(settings, db),
+        )
+        services.engine = Engine(db, settings, services.workflow_by_id)
+        await services.engine.start()
+    except BaseException:
+        await db.dispose()
+        raise
+    return services
+
+
+async def stop_services(services: Services) -> None:
+    await services.engine.stop()
+    await services.db.dispose()

@@ -1,0 +1,1 @@
+"""Step kinds: each builds the command of a step and interprets how it ended."""

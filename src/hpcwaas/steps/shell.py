@@ -1,0 +1,86 @@
+"""The ``shell`` step kind: a command line rendered from the step's template, run by a transport."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from hpcwaas.catalog.render import render_command, render_env
+from hpcwaas.transports.base import CommandResult, LineCallback, RunningCommand, Transport
+
+
+class ShellStepSpec(Protocol):
+    """What this kind reads of a step's definition (``catalog.model.StepSpec``)."""
+
+    @property
+    def run(self) -> str: ...
+
+    @property
+    def env(self) -> dict[str, str]: ...
+
+    @property
+    def timeout(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class ShellInvocation:
+    """A rendered shell step, ready for a transport."""
+
+    command: str
+    env: dict[str, str]
+    timeout: float | None
+
+
+def step_context(execution_id: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The values a step template may use."""
+    return {"inputs": dict(inputs), "execution": {"id": execution_id}}
+
+
+def prepare_shell_step(
+    spec: ShellStepSpec, *, execution_id: str, step_name: str, inputs: Mapping[str, Any]
+) -> ShellInvocation:
+    """Render the command and environment; raise RenderError if a template cannot be rendered."""
+    context = step_context(execution_id, inputs)
+    command = render_command(spec.run, context)
+    env = render_env(dict(spec.env), context)
+    # Set last, so that a step's env cannot pass itself off as another execution or step.
+    env["HPCWAAS_EXECUTION_ID"] = execution_id
+    env["HPCWAAS_STEP"] = step_name
+    return ShellInvocation(command=command, env=env, timeout=spec.timeout)
+
+
+async def start_shell_step(
+    invocation: ShellInvocation,
+    transport: Transport,
+    *,
+    cwd: Path,
+    on_stdout: LineCallback,
+    on_stderr: LineCallback,
+    grace: float,
+) -> RunningCommand:
+    """Start a rendered step through ``transport``; the caller waits for (or kills) it."""
+    return await transport.start(
+        invocation.command,
+        cwd=cwd,
+        env=invocation.env,
+        on_stdout=on_stdout,
+        on_stderr=on_stderr,
+        timeout=invocation.timeout,
+        grace=grace,
+    )
+
+
+def failure_reason(result: CommandResult, timeout: float | None) -> str:
+    """Why a step that did not succeed ended, for logs and the execution's ``error``."""
+    if result.timed_out:
+        return f"timed out after {timeout:g} s" if timeout is not None else "timed out"
+    if result.signal is not None:
+        try:
+            name = signal.Signals(result.signal).name
+        except ValueError:
+            name = f"signal {result.signal}"
+        return f"was killed by {name} (exit code {result.exit_code})"
+    return f"failed with exit code {result.exit_code}"

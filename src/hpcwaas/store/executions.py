@@ -1,0 +1,212 @@
+"""Executions and their steps. Status changes are guarded, so they only move forward."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hpcwaas.api.states import ExecutionStatus, StepState
+from hpcwaas.store.pagination import decode_cursor, encode_cursor
+from hpcwaas.store.tables import executions, steps
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    id: str
+    owner: str
+    workflow_id: str
+    application: str
+    environment: str
+    workflow: str
+    inputs: dict[str, Any]
+    status: ExecutionStatus
+    error: str | None
+    outputs: dict[str, Any] | None
+    definition_digest: str
+    work_dir: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    name: str
+    position: int
+    state: StepState
+    started_at: datetime | None
+    ended_at: datetime | None
+    exit_code: int | None
+
+
+def _execution(row: Any) -> ExecutionRecord:
+    data = dict(row._mapping)
+    data["status"] = ExecutionStatus(data["status"])
+    return ExecutionRecord(**data)
+
+
+async def create_execution(
+    conn: AsyncConnection,
+    *,
+    execution_id: str,
+    owner: str,
+    workflow_id: str,
+    application: str,
+    environment: str,
+    workflow: str,
+    inputs: dict[str, Any],
+    definition_digest: str,
+    step_names: list[str],
+) -> datetime:
+    """Record a new PENDING execution and its PENDING steps; return its creation time."""
+    now = datetime.now(UTC)
+    await conn.execute(
+        executions.insert().values(
+            id=execution_id,
+            owner=owner,
+            workflow_id=workflow_id,
+            application=application,
+            environment=environment,
+            workflow=workflow,
+            inputs=inputs,
+            status=ExecutionStatus.PENDING.value,
+            definition_digest=definition_digest,
+            created_at=now,
+            cancel_requested=False,
+        )
+    )
+    if step_names:
+        await conn.execute(
+            steps.insert(),
+            [
+                {
+                    "execution_id": execution_id,
+                    "name": name,
+                    "position": i,
+                    "state": StepState.PENDING.value,
+                }
+                for i, name in enumerate(step_names)
+            ],
+        )
+    return now
+
+
+async def get_execution(
+    conn: AsyncConnection, execution_id: str, owner: str | None = None
+) -> ExecutionRecord | None:
+    """The execution, or None if it does not exist or (with ``owner``) is someone else's."""
+    query = select(executions).where(executions.c.id == execution_id)
+    if owner is not None:
+        query = query.where(executions.c.owner == owner)
+    row = (await conn.execute(query)).first()
+    return None if row is None else _execution(row)
+
+
+async def get_steps(conn: AsyncConnection, execution_id: str) -> list[StepRecord]:
+    rows = await conn.execute(
+        select(steps).where(steps.c.execution_id == execution_id).order_by(steps.c.position)
+    )
+    return [
+        StepRecord(
+            name=r.name,
+            position=r.position,
+            state=StepState(r.state),
+            started_at=r.started_at,
+            ended_at=r.ended_at,
+            exit_code=r.exit_code,
+        )
+        for r in rows
+    ]
+
+
+async def list_executions(
+    conn: AsyncConnection, owner: str, *, limit: int, cursor: str | None
+) -> tuple[list[ExecutionRecord], str | None]:
+    """The owner's executions, newest first, one page at a time."""
+    query = select(executions).where(executions.c.owner == owner)
+    if cursor:
+        when, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                executions.c.created_at < when,
+                and_(executions.c.created_at == when, executions.c.id < last_id),
+            )
+        )
+    rows = list(
+        await conn.execute(
+            query.order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(
+                limit + 1
+            )
+        )
+    )
+    items = [_execution(r) for r in rows[:limit]]
+    next_cursor = (
+        encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    )
+    return items, next_cursor
+
+
+async def transition(
+    conn: AsyncConnection,
+    execution_id: str,
+    to: ExecutionStatus,
+    *,
+    allowed_from: Iterable[ExecutionStatus],
+    **fields: Any,
+) -> bool:
+    """Move the execution to ``to`` if it is in one of ``allowed_from``; stale moves do nothing."""
+    values: dict[str, Any] = {"status": to.value, **fields}
+    if to.terminal and "ended_at" not in fields:
+        values["ended_at"] = datetime.now(UTC)
+    result = await conn.execute(
+        update(executions)
+        .where(
+            executions.c.id == execution_id,
+            executions.c.status.in_([s.value for s in allowed_from]),
+        )
+        .values(**values)
+    )
+    return result.rowcount > 0
+
+
+async def set_fields(conn: AsyncConnection, execution_id: str, **fields: Any) -> None:
+    await conn.execute(update(executions).where(executions.c.id == execution_id).values(**fields))
+
+
+async def update_step(
+    conn: AsyncConnection,
+    execution_id: str,
+    name: str,
+    to: StepState,
+    *,
+    allowed_from: Iterable[StepState],
+    **fields: Any,
+) -> bool:
+    """Move a step forward; a move from a state not in ``allowed_from`` is ignored."""
+    result = await conn.execute(
+        update(steps)
+        .where(
+            steps.c.execution_id == execution_id,
+            steps.c.name == name,
+            steps.c.state.in_([s.value for s in allowed_from]),
+        )
+        .values(state=to.value, **fields)
+    )
+    return result.rowcount > 0
+
+
+async def with_status(
+    conn: AsyncConnection, statuses: Iterable[ExecutionStatus]
+) -> list[ExecutionRecord]:
+    rows = await conn.execute(
+        select(executions)
+        .where(executions.c.status.in_([s.value for s in statuses]))
+        .order_by(executions.c.created_at)
+    )
+    return [_execution(r) for r in rows]

@@ -1,0 +1,77 @@
+"""Log entries of executions: append-only, with a dense index per execution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hpcwaas.api.states import LogLevel
+from hpcwaas.store.tables import log_entries
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    level: LogLevel
+    timestamp: datetime
+    content: str
+    step: str | None
+
+
+async def next_index(conn: AsyncConnection, execution_id: str) -> int:
+    """The index the next entry of this execution gets."""
+    value = (
+        await conn.execute(
+            select(func.max(log_entries.c.idx)).where(log_entries.c.execution_id == execution_id)
+        )
+    ).scalar_one()
+    return 0 if value is None else int(value) + 1
+
+
+async def append(
+    conn: AsyncConnection, execution_id: str, first_index: int, entries: list[LogRecord]
+) -> None:
+    """Insert entries at consecutive indices from ``first_index``."""
+    if not entries:
+        return
+    await conn.execute(
+        log_entries.insert(),
+        [
+            {
+                "execution_id": execution_id,
+                "idx": first_index + i,
+                "level": int(e.level),
+                "timestamp": e.timestamp,
+                "step": e.step,
+                "content": e.content,
+            }
+            for i, e in enumerate(entries)
+        ],
+    )
+
+
+def _levels(mask: LogLevel) -> list[int]:
+    return [int(level) for level in LogLevel if level & mask]
+
+
+async def read(
+    conn: AsyncConnection, execution_id: str, mask: LogLevel, offset: int, size: int | None
+) -> tuple[list[LogRecord], int]:
+    """Entries matching ``mask`` from position ``offset`` of that filtered sequence, and its length."""
+    where = (log_entries.c.execution_id == execution_id, log_entries.c.level.in_(_levels(mask)))
+    total = int(
+        (await conn.execute(select(func.count()).select_from(log_entries).where(*where)))
+        .scalar_one()
+    )
+    if offset >= total or size == 0:
+        return [], total
+    query = select(log_entries).where(*where).order_by(log_entries.c.idx).offset(offset)
+    if size is not None:
+        query = query.limit(size)
+    rows = await conn.execute(query)
+    return [
+        LogRecord(level=LogLevel(r.level), timestamp=r.timestamp, content=r.content, step=r.step)
+        for r in rows
+    ], total

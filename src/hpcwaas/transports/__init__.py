@@ -1,0 +1,1 @@
+"""Where commands run: on this host (``local``) and, later, over SSH."""

@@ -1,0 +1,299 @@
+"""The ``local`` transport: commands run as subprocesses of the server, each in its own group.
+
+Every command gets a new session (hence its own process group), so that killing the group
+reaches whatever the command started; and a minimal environment, never the server's own,
+which may hold secrets. Output is read as it comes and handed over line by line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from hpcwaas.transports.base import CommandResult, LineCallback
+
+log = logging.getLogger(__name__)
+
+SHELL = "/bin/bash"
+# Longer lines are split: one log entry must stay a reasonable row.
+MAX_LINE_BYTES = 64 * 1024
+_READ_CHUNK = 64 * 1024
+_POLL_SECONDS = 0.05
+# After the command's processes are gone, how long its pipes may stay silent before we stop
+# reading: only a process that left the group (setsid) can still hold them open.
+_PIPE_IDLE_SECONDS = 2.0
+
+
+def minimal_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a local command: a few basics plus ``extra``, nothing of the server's."""
+    env = {
+        "PATH": os.environ.get("PATH") or os.defpath,
+        "HOME": os.environ.get("HOME") or str(Path.home()),
+        "LANG": "C.UTF-8",
+        "TMPDIR": tempfile.gettempdir(),
+    }
+    env.update(extra)
+    return env
+
+
+def _decode(data: bytes | bytearray) -> str:
+    text = bytes(data).decode("utf-8", errors="replace")
+    return text[:-1] if text.endswith("\r") else text
+
+
+class LineSplitter:
+    """Cuts a byte stream into decoded lines of at most ``limit`` bytes each."""
+
+    def __init__(self, limit: int = MAX_LINE_BYTES) -> None:
+        self._limit = limit
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[str]:
+        """The complete lines ``data`` ends (an over-long line comes out in pieces)."""
+        self._buffer += data
+        lines: list[str] = []
+        while True:
+            newline = self._buffer.find(b"\n")
+            if 0 <= newline <= self._limit:
+                lines.append(_decode(self._buffer[:newline]))
+                del self._buffer[: newline + 1]
+            elif len(self._buffer) > self._limit:
+                cut = self._cut()
+                lines.append(_decode(self._buffer[:cut]))
+                del self._buffer[:cut]
+            else:
+                return lines
+
+    def close(self) -> list[str]:
+        """What is left after the stream ended: a last line without a newline, if any."""
+        rest, self._buffer = self._buffer, bytearray()
+        return [_decode(rest)] if rest else []
+
+    def _cut(self) -> int:
+        # Do not split a UTF-8 character: back off over continuation bytes (at most 3).
+        cut = self._limit
+        while cut > self._limit - 3 and (self._buffer[cut] & 0xC0) == 0x80:
+            cut -= 1
+        return cut if (self._buffer[cut] & 0xC0) != 0x80 else self._limit
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group is still running (zombies do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    # killpg counts zombies, which linger where PID 1 does not reap orphans (containers).
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to the group; False if the group no longer exists."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def terminate_group(pgid: int, grace: float) -> None:
+    """SIGTERM the whole group, then SIGKILL it if anything remains after ``grace`` seconds."""
+    if not _signal_group(pgid, signal.SIGTERM):
+        return
+    _signal_group(pgid, signal.SIGCONT)  # a stopped process only sees SIGTERM once continued
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while loop.time() < deadline:
+        if not await asyncio.to_thread(_group_alive, pgid):
+            return
+        await asyncio.sleep(_POLL_SECONDS)
+    if _signal_group(pgid, signal.SIGKILL):
+        log.info("process group %d outlived its %.1fs grace: killed", pgid, grace)
+
+
+class _Pump:
+    """Reads one pipe and hands its lines to a callback, noting when it last made progress."""
+
+    def __init__(self, stream: asyncio.StreamReader, callback: LineCallback) -> None:
+        self._stream = stream
+        self._callback = callback
+        self._busy = False
+        self.last_progress = asyncio.get_running_loop().time()
+        self.task = asyncio.create_task(self._run())
+
+    def idle_for(self, now: float) -> float:
+        return 0.0 if self._busy else now - self.last_progress
+
+    async def _run(self) -> None:
+        splitter = LineSplitter()
+        while data := await self._stream.read(_READ_CHUNK):
+            await self._deliver(splitter.feed(data))
+        await self._deliver(splitter.close())
+
+    async def _deliver(self, lines: list[str]) -> None:
+        self._busy = True
+        try:
+            for line in lines:
+                try:
+                    await self._callback(line)
+                except Exception:  # keep draining: a stuck pipe would block the command
+                    log.exception("output callback failed; line dropped")
+        finally:
+            self._busy = False
+            self.last_progress = asyncio.get_running_loop().time()
+
+
+class LocalCommand:
+    """A command running on this host, leader of its own process group."""
+
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        on_stdout: LineCallback,
+        on_stderr: LineCallback,
+        timeout: float | None,
+        grace: float,
+    ) -> None:
+        self._process = process
+        self.pid = process.pid
+        # start_new_session makes the child the leader of a new session and process group.
+        self.pgid = process.pid
+        self._timeout = timeout
+        self._grace = grace
+        if process.stdout is None or process.stderr is None:
+            raise ValueError("the process must have been started with piped stdout and stderr")
+        self._pumps = [_Pump(process.stdout, on_stdout), _Pump(process.stderr, on_stderr)]
+        self._killed = False
+        self._timed_out = False
+        self._stopper: asyncio.Task[None] | None = None
+
+    async def kill(self, grace: float) -> None:
+        """SIGTERM the group, SIGKILL it after ``grace`` seconds; return when it is gone."""
+        if self._process.returncode is None:
+            self._killed = True
+        await self._stop_group(grace)
+
+    async def wait(self) -> CommandResult:
+        """Wait for the command, kill what it left behind, and finish reading its output."""
+        try:
+            try:
+                await asyncio.wait_for(self._process.wait(), self._timeout)
+            except TimeoutError:
+                self._timed_out = self._killed = True
+                await self._stop_group(self._grace)
+                await self._process.wait()
+            # Processes the command left running (`cmd &` without `wait`) end with it.
+            await self._stop_group(self._grace)
+            await self._drain()
+        except asyncio.CancelledError:
+            self._start_stopper(self._grace)
+            for pump in self._pumps:
+                pump.task.cancel()
+            raise
+        code = self._process.returncode
+        if code is None:  # cannot happen after wait(); keeps the type exact
+            raise RuntimeError(f"process {self.pid} has no exit status after wait()")
+        if code < 0:
+            return CommandResult(128 - code, self._killed, self._timed_out, signal=-code)
+        return CommandResult(code, self._killed, self._timed_out)
+
+    def _start_stopper(self, grace: float) -> asyncio.Task[None]:
+        if self._stopper is None:
+            self._stopper = asyncio.create_task(terminate_group(self.pgid, grace))
+        return self._stopper
+
+    async def _stop_group(self, grace: float) -> None:
+        # Shielded: a caller giving up must not leave the group half-killed.
+        await asyncio.shield(self._start_stopper(grace))
+
+    async def _drain(self) -> None:
+        tasks = [pump.task for pump in self._pumps]
+        loop = asyncio.get_running_loop()
+        while True:
+            _, pending = await asyncio.wait(tasks, timeout=_POLL_SECONDS * 10)
+            if not pending:
+                break
+            now = loop.time()
+            if min(pump.idle_for(now) for pump in self._pumps) > _PIPE_IDLE_SECONDS:
+                log.warning(
+                    "process group %d: a process that left it holds its output open", self.pgid
+                )
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                break
+        for task in tasks:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.error("reading the output of process %d failed: %r", self.pid, exc)
+
+
+class LocalTransport:
+    """Runs command lines with ``/bin/bash -c`` on this host."""
+
+    async def start(
+        self,
+        command: str,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        on_stdout: LineCallback,
+        on_stderr: LineCallback,
+        timeout: float | None = None,
+        grace: float = 5.0,
+    ) -> LocalCommand:
+        """Start ``command`` in ``cwd`` with a minimal environment plus ``env``."""
+        process = await asyncio.create_subprocess_exec(
+            SHELL,
+            "-c",
+            command,
+            cwd=cwd,
+            env=minimal_environment(env),
+            start_new_session=True,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return LocalCommand(process, on_stdout, on_stderr, timeout, grace)
+
+    async def run(
+        self,
+        command: str,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        on_stdout: LineCallback,
+        on_stderr: LineCallback,
+        timeout: float | None = None,
+        grace: float = 5.0,
+    ) -> CommandResult:
+        """Start ``command`` and wait for its result."""
+        started = await self.start(
+            command,
+            cwd=cwd,
+            env=env,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+            timeout=timeout,
+            grace=grace,
+        )
+        return await started.wait()

@@ -1,0 +1,145 @@
+"""Shared fixtures: a real `hpcwaas-api` process on the embedded default, and its tokens."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """One `hpcwaas-api` process; `token(user)` issues a bearer token through the admin CLI."""
+
+    data_dir: Path
+    port: int
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}-server.log"
+
+    def admin(self, *args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "hpcwaas-api"), "--data_dir", str(self.data_dir), *self.extra_args, *args],
+            capture_output=True,
+            text=True,
+            input=input_text,
+            env={**os.environ, **self.env},
+            timeout=60,
+        )
+
+    def token(self, user: str, ttl: str = "1h") -> str:
+        result = self.admin("tokens", "issue", "--user", user, "--ttl", ttl)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def start(self) -> LiveServer:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "hpcwaas-api"),
+                "--data_dir",
+                str(self.data_dir),
+                "-l",
+                f"127.0.0.1:{self.port}",
+                *self.extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"hpcwaas-api exited with {self.process.returncode}:\n"
+                    + self.log_path.read_text()
+                )
+            try:
+                httpx.get(self.url + "/healthz", timeout=1).raise_for_status()
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("hpcwaas-api did not answer /healthz within 30 s:\n" + self.log_path.read_text())
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def client(self, token: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server shared by the tests of a session; tests keep apart by using their own users."""
+    live = LiveServer(tmp_path_factory.mktemp("server") / "data", free_port()).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server of the test's own, for tests that restart it or change its data."""
+    live = LiveServer(tmp_path / "data", free_port())
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def user() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def api(server: LiveServer, user: str) -> Iterator[httpx.Client]:
+    """An HTTP client authenticated as this test's own user."""
+    with server.client(server.token(user)) as client:
+        yield client
+
+
+def wait_for_status(
+    client: httpx.Client, execution_id: str, statuses: set[str], timeout: float = 30
+) -> dict[str, object]:
+    """Poll an execution until its status is one of ``statuses``."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/executions/{execution_id}").json()
+        if body["status"] in statuses:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"execution {execution_id} still {body.get('status')} after {timeout} s")
