@@ -85,7 +85,9 @@ class LiveServer:
             except httpx.HTTPError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError("hpcwaas-api did not answer /healthz within 30 s:\n" + self.log_path.read_text())
+        raise RuntimeError(
+            "hpcwaas-api did not answer /healthz within 30 s:\n" + self.log_path.read_text()
+        )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,6 +1,7 @@
 """Server settings: one typed model, from a YAML file (the original's keys plus ours) and env vars.
 
-Precedence: command-line options > ``HPCWAAS_*`` env vars (nested with ``__``) > YAML file > defaults.
+Precedence: command-line options > ``HPCWAAS_*`` env vars (nested with ``__``) > YAML file
+> defaults.
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         extra = set(self.model_extra or {})
         if "alien_config" in extra:
-            log.warning("config: the alien_config section is ignored (hpcwaas runs workflows itself)")
+            log.warning(
+                "config: the alien_config section is ignored (hpcwaas runs workflows itself)"
+            )
             extra.discard("alien_config")
         if extra:
             raise ValueError(f"unknown config keys: {', '.join(sorted(extra))}")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.conftest import BIN, LiveServer, free_port
 
 
@@ -89,7 +88,9 @@ def test_tokens_are_stored_hashed_and_survive_a_restart(fresh_server: LiveServer
 
 
 def test_local_account_logs_in_through_the_form_and_gets_a_token(fresh_server: LiveServer) -> None:
-    added = fresh_server.admin("users", "add", "carol", "--password-stdin", input_text="s3cret-pass\n")
+    added = fresh_server.admin(
+        "users", "add", "carol", "--password-stdin", input_text="s3cret-pass\n"
+    )
     assert added.returncode == 0, added.stderr
     fresh_server.start()
     wrong = httpx.post(
@@ -101,14 +102,21 @@ def test_local_account_logs_in_through_the_form_and_gets_a_token(fresh_server: L
         fresh_server.url + "/auth/login", data={"username": "carol", "password": "s3cret-pass"}
     )
     assert page.status_code == 200
-    for line in ("Log in successful", "Welcome carol", "User ID: ", "You can now use HPCWaaS",
-                 "For using the CLI, please use the following token:"):
+    for line in (
+        "Log in successful",
+        "Welcome carol",
+        "User ID: ",
+        "You can now use HPCWaaS",
+        "For using the CLI, please use the following token:",
+    ):
         assert line in page.text
     token = re.search(r'id="token">([^<]+)<', page.text).group(1).strip()  # type: ignore[union-attr]
     with fresh_server.client(token) as client:
         assert client.get("/workflows").status_code == 200
     basic = base64.b64encode(b"carol:s3cret-pass").decode()
-    response = httpx.get(fresh_server.url + "/workflows", headers={"Authorization": f"Basic {basic}"})
+    response = httpx.get(
+        fresh_server.url + "/workflows", headers={"Authorization": f"Basic {basic}"}
+    )
     assert response.status_code == 200
     database = (fresh_server.data_dir / "hpcwaas.sqlite3").read_bytes()
     assert b"s3cret-pass" not in database

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.conftest import LiveServer, wait_for_status
 
 
@@ -190,8 +189,15 @@ def test_logs_long_poll_times_out_with_an_empty_page(api: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     ("param", "value"),
-    [("from", "x"), ("from", "-1"), ("size", "many"), ("timeout", "soon"), ("levels", "16"),
-     ("levels", "-1"), ("levels", "all")],
+    [
+        ("from", "x"),
+        ("from", "-1"),
+        ("size", "many"),
+        ("timeout", "soon"),
+        ("levels", "16"),
+        ("levels", "-1"),
+        ("levels", "all"),
+    ],
 )
 def test_bad_logs_parameter_is_a_400_naming_it(api: httpx.Client, param: str, value: str) -> None:
     execution_id = _trigger(api, "demo@local@hello")

@@ -6,7 +6,6 @@ import stat
 
 import httpx
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
-
 from tests.conftest import LiveServer
 
 

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import httpx
-
 from tests.conftest import LiveServer, wait_for_status
 
 WORKFLOW_KEYS = {"id", "name", "application_id", "environment_id", "environment_name"}

@@ -70,6 +70,7 @@ def waas(api, capsys, monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HW_ACCESS_TOKEN", "tok")
     monkeypatch.setattr(executions, "POLL_INTERVAL", 0)
+    monkeypatch.setattr(executions, "RETRY_BASE_DELAY", 0)
 
     def run(*argv: str) -> Result:
         code = main(list(argv), transport=httpx.MockTransport(api))
@@ -187,13 +188,17 @@ def test_workflows_show_lists_inputs_with_types_defaults_and_descriptions(waas, 
 
 
 def test_trigger_prints_the_execution_id(waas, api) -> None:
-    api.on("POST", "/workflows/demo@local@hello", reply(201, None, {"Location": "/executions/ex-1"}))
+    api.on(
+        "POST", "/workflows/demo@local@hello", reply(201, None, {"Location": "/executions/ex-1"})
+    )
     result = waas("workflows", "trigger", "demo@local@hello")
     assert (result.code, result.out) == (0, "Workflow triggered with execution ID: ex-1\n")
 
 
 def test_trigger_json_prints_only_the_id_object(waas, api) -> None:
-    api.on("POST", "/workflows/demo@local@hello", reply(201, None, {"Location": "/executions/ex-1"}))
+    api.on(
+        "POST", "/workflows/demo@local@hello", reply(201, None, {"Location": "/executions/ex-1"})
+    )
     result = waas("-o", "json", "wf", "trigger", "demo@local@hello")
     assert json.loads(result.out) == {"id": "ex-1"}
 
@@ -202,7 +207,9 @@ def test_trigger_json_prints_only_the_id_object(waas, api) -> None:
 def test_trigger_follow_prints_each_status_change_and_exits_by_final_status(
     waas, api, final, code
 ) -> None:
-    api.on("POST", "/workflows/demo@local@hello", reply(201, None, {"Location": "/executions/ex-1"}))
+    api.on(
+        "POST", "/workflows/demo@local@hello", reply(201, None, {"Location": "/executions/ex-1"})
+    )
     api.on(
         "GET",
         "/executions/ex-1",
@@ -222,8 +229,12 @@ def test_trigger_follow_prints_each_status_change_and_exits_by_final_status(
 
 
 def test_trigger_logs_follows_logs_then_prints_final_status(waas, api) -> None:
-    api.on("POST", "/workflows/demo@local@hello", reply(201, None, {"Location": "/executions/ex-1"}))
-    api.on("GET", "/executions/ex-1/logs", log_page([("INFO", "started")], 1, 0), log_page([], 1, 1))
+    api.on(
+        "POST", "/workflows/demo@local@hello", reply(201, None, {"Location": "/executions/ex-1"})
+    )
+    api.on(
+        "GET", "/executions/ex-1/logs", log_page([("INFO", "started")], 1, 0), log_page([], 1, 1)
+    )
     api.on("GET", "/executions/ex-1", execution("FAILED"))
     result = waas("wf", "run", "-l", "demo@local@hello")
     assert result.code == 1
@@ -238,13 +249,29 @@ def test_trigger_logs_follows_logs_then_prints_final_status(waas, api) -> None:
 
 
 def test_status_prints_the_status_line_then_steps(waas, api) -> None:
-    steps = [{"name": "prepare", "state": "SUCCEEDED", "exit_code": 0}, {"name": "run", "state": "RUNNING"}]
+    steps = [
+        {"name": "prepare", "state": "SUCCEEDED", "exit_code": 0},
+        {"name": "run", "state": "RUNNING"},
+    ]
     api.on("GET", "/executions/ex-1", execution("RUNNING", steps=steps))
     result = waas("executions", "status", "ex-1")
     assert result.lines == [
         "Execution: ID: ex-1, Status: RUNNING",
         "  Step prepare: SUCCEEDED (exit code 0)",
         "  Step run: RUNNING",
+    ]
+
+
+def test_status_shows_error_and_multiline_outputs_indented(waas, api) -> None:
+    outputs = {"report": "line 1\nline 2\n", "count": 3}
+    api.on("GET", "/executions/ex-1", execution("FAILED", error="step x failed", outputs=outputs))
+    assert waas("e", "get", "ex-1").lines == [
+        "Execution: ID: ex-1, Status: FAILED",
+        "  Error: step x failed",
+        "  Output report:",
+        "    line 1",
+        "    line 2",
+        "  Output count: 3",
     ]
 
 
@@ -256,7 +283,9 @@ def test_status_json_has_id_and_status(waas, api) -> None:
 
 @pytest.mark.parametrize(("final", "code"), [("SUCCEEDED", 0), ("FAILED", 1), ("CANCELLED", 1)])
 def test_status_follow_exit_code_tells_how_the_execution_ended(waas, api, final, code) -> None:
-    api.on("GET", "/executions/ex-1", execution("RUNNING"), execution("CANCELLING"), execution(final))
+    api.on(
+        "GET", "/executions/ex-1", execution("RUNNING"), execution("CANCELLING"), execution(final)
+    )
     result = waas("executions", "status", "-f", "ex-1")
     assert result.code == code
     assert result.lines[-1] == f"Execution: ID: ex-1, Status: {final}"
@@ -322,6 +351,47 @@ def test_logs_follow_ends_once_the_execution_is_terminal_and_nothing_remains(waa
     assert [r.url.params["timeout"] for r in logs] == ["10s", "10s", "0s"]
 
 
+def test_logs_follow_of_a_finished_execution_without_entries_returns_at_once(waas, api):
+    api.on("GET", "/executions/ex-1/logs", log_page([], 0, 0))
+    api.on("GET", "/executions/ex-1", execution("SUCCEEDED"))
+    result = waas("executions", "logs", "--follow", "ex-1")
+    assert (result.code, result.out) == (0, "")
+    assert len(api.sent("GET", "/executions/ex-1/logs")) == 2
+
+
+def test_follow_survives_a_dropped_connection_and_a_503(waas, api) -> None:
+    def dropped(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 104] Connection reset by peer", request=request)
+
+    api.on(
+        "GET",
+        "/executions/ex-1",
+        execution("RUNNING"),
+        dropped,
+        reply(503, envelope(503, "database unavailable")),
+        execution("SUCCEEDED"),
+    )
+    result = waas("executions", "status", "-f", "ex-1")
+    assert result.code == 0
+    assert result.lines[-1] == "Execution: ID: ex-1, Status: SUCCEEDED"
+    assert "Connection reset by peer" in result.err and "retrying" in result.err
+
+
+def test_follow_gives_up_on_a_persistent_failure_with_exit_1(waas, api) -> None:
+    api.on("GET", "/executions/ex-1", reply(502, None))
+    result = waas("executions", "status", "-f", "ex-1")
+    assert result.code == 1
+    assert result.err.splitlines()[-1].startswith("Error: bad_gateway (502)")
+    assert len(api.requests) == executions.FOLLOW_RETRIES + 1
+
+
+def test_follow_does_not_retry_a_not_found(waas, api) -> None:
+    api.on("GET", "/executions/ex-1", reply(404, envelope(404, "no such execution")))
+    result = waas("executions", "status", "-f", "ex-1")
+    assert result.code == 1
+    assert len(api.requests) == 1
+
+
 def test_logs_json_prints_one_entry_per_line(waas, api) -> None:
     api.on("GET", "/executions/ex-1/logs", log_page([("INFO", "x")], 1, 0))
     (line,) = waas("-o", "json", "e", "logs", "ex-1").lines
@@ -354,7 +424,12 @@ def test_cancel_with_a_failure_says_why_and_exits_1(waas, api) -> None:
 
 
 def test_executions_list_shows_a_table_and_follows_cursors(waas, api) -> None:
-    first = {"id": "ex-1", "workflow_id": "demo@local@hello", "status": "RUNNING", "created_at": "2024-05-01T10:00:00Z"}
+    first = {
+        "id": "ex-1",
+        "workflow_id": "demo@local@hello",
+        "status": "RUNNING",
+        "created_at": "2024-05-01T10:00:00Z",
+    }
     second = {**first, "id": "ex-2", "status": "SUCCEEDED", "ended_at": "2024-05-01T10:05:00Z"}
     api.on(
         "GET",

@@ -294,8 +294,8 @@ def test_help_starts_without_importing_httpx_rich_or_pydantic() -> None:
         "import contextlib, io\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    main(['--help']); main(['help', 'workflows', 'trigger'])\n"
-        "heavy = [m for m in sys.modules if m.split('.')[0] in ('httpx', 'rich', 'pydantic', 'yaml')]\n"
-        "print(heavy)\n"
+        "heavy = {'httpx', 'rich', 'pydantic', 'yaml'}\n"
+        "print([m for m in sys.modules if m.split('.')[0] in heavy])\n"
     )
     output = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

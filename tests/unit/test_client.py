@@ -138,7 +138,12 @@ def test_logs_sends_from_size_levels_and_timeout_as_go_duration() -> None:
     api = Recorder(json={"logs": [], "total_results": 0, "from": 3})
     result = sync_client(api).logs("ex-1", from_=3, size=50, timeout=30, levels=15)
     assert api.last.url.path == "/executions/ex-1/logs"
-    assert dict(api.last.url.params) == {"from": "3", "size": "50", "timeout": "30s", "levels": "15"}
+    assert dict(api.last.url.params) == {
+        "from": "3",
+        "size": "50",
+        "timeout": "30s",
+        "levels": "15",
+    }
     assert result.from_ == 3
 
 

@@ -52,9 +52,7 @@ def test_each_status_maps_to_its_error_class(status: int, kind: type[ApiError]) 
 
 
 def test_retry_after_is_kept_on_429() -> None:
-    response = httpx.Response(
-        429, json=envelope(429, "slow down"), headers={"Retry-After": "7"}
-    )
+    response = httpx.Response(429, json=envelope(429, "slow down"), headers={"Retry-After": "7"})
     with pytest.raises(TooManyRequests) as caught:
         answering(response).list_workflows()
     assert caught.value.retry_after == 7.0

@@ -168,3 +168,19 @@ async def test_processes_left_behind_end_with_the_command(tmp_path: Path) -> Non
     assert time.monotonic() - start < 3.0
     assert result.exit_code == 0 and not result.killed
     assert not _running(int((tmp_path / "bg.pid").read_text()))
+
+
+async def test_a_process_escaping_the_group_does_not_block_the_command_forever(
+    tmp_path: Path,
+) -> None:
+    start = time.monotonic()
+    result, out, _ = await _run(
+        tmp_path, "setsid sleep 30 & echo $! > escaped.pid; echo done", grace=0.5
+    )
+    escaped = int((tmp_path / "escaped.pid").read_text())
+    try:
+        assert time.monotonic() - start < 5.0
+        assert result.exit_code == 0
+        assert out.text == ["done"]
+    finally:
+        os.kill(escaped, signal.SIGKILL)

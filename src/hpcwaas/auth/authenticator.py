@@ -33,7 +33,7 @@ def challenge_for(auth_type: str) -> str:
 
 
 class Authenticator:
-    """Bearer tokens in every mode; basic credentials from the config (basic) or the database (local)."""
+    """Bearer tokens in every mode; basic credentials from the config (basic) or the DB (local)."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self._db = db

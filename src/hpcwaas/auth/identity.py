@@ -19,5 +19,5 @@ class AuthenticationFailed(Exception):
 # The original's 401 details.
 AUTH_REQUIRED = "Authorization Required"
 INVALID_FORMAT = "Invalid authorization format"
-INVALID_TOKEN = "Invalid authorization token"
+INVALID_TOKEN = "Invalid authorization token"  # noqa: S105 - a message, not a secret
 SESSION_EXPIRED = "You are not logged in or your session has expired"

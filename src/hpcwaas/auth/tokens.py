@@ -15,7 +15,7 @@ from hpcwaas.store import users as user_store
 from hpcwaas.store.database import Database
 from hpcwaas.store.users import TokenRecord
 
-TOKEN_PREFIX = "hw_"
+TOKEN_PREFIX = "hw_"  # noqa: S105 - a recognisable prefix, not a secret
 
 
 def hash_token(token: str) -> str:

@@ -72,6 +72,9 @@ def run_completion(ctx: Context) -> int:
     from hpcwaas.cli.main import build_parser
 
     tree = build_tree(build_parser())
+    for node in tree.children:
+        if node.name == "help":  # `waas help <TAB>` offers the commands
+            node.words = [child.name for child in tree.children if child is not node]
     print({"bash": bash_script, "zsh": zsh_script, "fish": fish_script}[ctx.args.shell](tree))
     return 0
 

@@ -76,7 +76,7 @@ def resolve(
 def load_config_file(path: str | None) -> dict[str, Any]:
     """The config file's mapping; the default file may be missing, an explicit one may not."""
     explicit = path is not None
-    resolved = os.path.expanduser(path if explicit else DEFAULT_CONFIG_FILE)  # type: ignore[arg-type]
+    resolved = os.path.expanduser(path if path is not None else DEFAULT_CONFIG_FILE)
     try:
         with open(resolved, encoding="utf-8") as handle:
             text = handle.read()
@@ -86,7 +86,7 @@ def load_config_file(path: str | None) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ConfigError(f"config file {resolved}: {exc.strerror or exc}") from None
-    import yaml  # imported here: only commands that talk to the API pay for it
+    import yaml  # type: ignore[import-untyped,unused-ignore]  # loaded only when a command runs
 
     try:
         data = yaml.safe_load(text)

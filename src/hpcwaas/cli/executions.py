@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpcwaas.cli.parsing import add_command, add_subcommands, non_negative_int, positive_int
 
 if TYPE_CHECKING:
-    from hpcwaas.api.models import ExecutionPublic, LogEntry
+    from hpcwaas.api.models import ExecutionPublic, ExecutionSummary, LogEntry
     from hpcwaas.cli.context import Context
 
 # Seconds between two status polls of `-f`.
@@ -20,6 +23,11 @@ LOGS_LONG_POLL = 10.0
 LOGS_PAGE_SIZE = 1000
 DEBUG_LEVELS = 1 | 2 | 4 | 8
 DEFAULT_LEVELS = 2 | 4 | 8
+# A follow loop may run for hours: a dropped connection or a brief outage must not end it.
+FOLLOW_RETRIES = 5
+RETRY_BASE_DELAY = 1.0
+
+T = TypeVar("T")
 
 
 def register(subparsers: Any) -> None:
@@ -98,10 +106,38 @@ def print_status(ctx: Context, execution: ExecutionPublic) -> None:
     out.line(status_line(execution))
     for step in execution.steps or []:
         out.line(_step_line(step.name, step.state.value, step.exit_code))
+    _print_outcome(ctx, execution)
+
+
+def _print_outcome(ctx: Context, execution: ExecutionPublic) -> None:
     if execution.error:
-        out.line(f"  Error: {execution.error}")
+        ctx.out.line(f"  Error: {execution.error}")
     for name, value in (execution.outputs or {}).items():
-        out.line(f"  Output {name}: {value}")
+        text = value if isinstance(value, str) else json.dumps(value)
+        if "\n" in text.rstrip("\n"):
+            # A file's content: one indented block, so it cannot be mistaken for our lines.
+            ctx.out.line(f"  Output {name}:")
+            for line in text.rstrip("\n").splitlines():
+                ctx.out.line(f"    {line}")
+        else:
+            ctx.out.line(f"  Output {name}: {text.rstrip()}")
+
+
+def retrying(ctx: Context, read: Callable[[], T]) -> T:
+    """Run a read-only request, retrying transient failures (network, 429, 502-504) with backoff."""
+    from hpcwaas.client.errors import ConnectionFailed, ServerError, TooManyRequests
+
+    for attempt in range(FOLLOW_RETRIES + 1):
+        try:
+            return read()
+        except (ConnectionFailed, TooManyRequests, ServerError) as exc:
+            transient = not isinstance(exc, ServerError) or exc.status in (502, 503, 504)
+            if not transient or attempt == FOLLOW_RETRIES:
+                raise
+            delay = getattr(exc, "retry_after", None) or RETRY_BASE_DELAY * min(2**attempt, 30)
+            ctx.out.note(f"Warning: {exc}; retrying in {delay:g}s")
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def follow_status(ctx: Context, execution_id: str) -> int:
@@ -110,7 +146,7 @@ def follow_status(ctx: Context, execution_id: str) -> int:
     shown_status: str | None = None
     shown_steps: dict[str, str] = {}
     while True:
-        execution = client.get_execution(execution_id)
+        execution = retrying(ctx, partial(client.get_execution, execution_id))
         steps = {step.name: step.state.value for step in execution.steps or []}
         if execution.status != shown_status or steps != shown_steps:
             if ctx.out.json:
@@ -121,8 +157,8 @@ def follow_status(ctx: Context, execution_id: str) -> int:
                 for step in execution.steps or []:
                     if shown_steps.get(step.name) != step.state.value:
                         ctx.out.line(_step_line(step.name, step.state.value, step.exit_code))
-                if execution.status.terminal and execution.error:
-                    ctx.out.line(f"  Error: {execution.error}")
+                if execution.status.terminal:
+                    _print_outcome(ctx, execution)
             shown_status, shown_steps = execution.status, steps
         if execution.status.terminal:
             return exit_code(execution)
@@ -137,7 +173,7 @@ def print_log_entry(ctx: Context, entry: LogEntry) -> None:
     if out.json:
         out.document(entry.model_dump(mode="json", exclude_none=True))
         return
-    level = out.paint(entry.level, LEVEL_COLORS.get(entry.level.upper(), "red"))
+    level = out.paint(entry.level, LEVEL_COLORS.get(entry.level.upper(), ""))
     out.line(f"{level}: [{rfc3339(entry.timestamp)}] {entry.content}")
 
 
@@ -148,7 +184,9 @@ def stream_logs(ctx: Context, execution_id: str, start: int, levels: int, follow
     wait = LOGS_LONG_POLL if follow else 0.0
     draining = False
     while True:
-        page = client.logs(execution_id, position, LOGS_PAGE_SIZE, wait, levels)
+        page = retrying(
+            ctx, partial(client.logs, execution_id, position, LOGS_PAGE_SIZE, wait, levels)
+        )
         for entry in page.logs:
             print_log_entry(ctx, entry)
         # The server's `from` is an offset into the level-filtered entries: advance by what came.
@@ -158,7 +196,7 @@ def stream_logs(ctx: Context, execution_id: str, start: int, levels: int, follow
             continue
         if not follow or draining:
             return
-        if client.get_execution(execution_id).status.terminal:
+        if retrying(ctx, partial(client.get_execution, execution_id)).status.terminal:
             # Entries written just before the final status may not have been served yet.
             draining, wait = True, 0.0
 
@@ -212,7 +250,7 @@ def run_list(ctx: Context) -> int:
 
     client = ctx.client()
     limit: int | None = ctx.args.limit
-    executions = []
+    executions: list[ExecutionSummary] = []
     cursor: str | None = None
     while True:
         page = client.list_executions(limit=limit and limit - len(executions), cursor=cursor)

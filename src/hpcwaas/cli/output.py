@@ -13,7 +13,13 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 _ANSI = {"cyan": "36", "yellow": "33", "red": "31", "dim": "2", "green": "32", "bold": "1"}
-LEVEL_COLORS = {"DEBUG": "dim", "INFO": "cyan", "WARN": "yellow", "WARNING": "yellow"}
+LEVEL_COLORS = {
+    "DEBUG": "dim",
+    "INFO": "cyan",
+    "WARN": "yellow",
+    "WARNING": "yellow",
+    "ERROR": "red",
+}
 # Columns other than the kept-whole ones get at least this many characters before the
 # table is allowed to grow past the terminal's width.
 _MIN_OTHER_COLUMN = 10
@@ -43,10 +49,12 @@ class Output:
 
     @property
     def stdout(self) -> TextIO:
+        """The current stdout (looked up on each use, so redirections apply)."""
         return sys.stdout
 
     @property
     def stderr(self) -> TextIO:
+        """The current stderr."""
         return sys.stderr
 
     def line(self, text: str = "") -> None:

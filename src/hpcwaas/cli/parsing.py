@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 OUTPUT_FORMATS = ("text", "json")
 GLOBAL_DESTS = frozenset(
@@ -41,7 +41,7 @@ class WaasParser(argparse.ArgumentParser):
     command_name: str = "waas"
     command_aliases: tuple[str, ...] = ()
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message, self)
 
     def format_usage(self) -> str:

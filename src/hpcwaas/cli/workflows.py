@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.cli import executions
@@ -139,7 +140,7 @@ def run_trigger(ctx: Context) -> int:
     if args.logs:
         levels = executions.DEFAULT_LEVELS
         executions.stream_logs(ctx, execution_id, 0, levels, follow=True)
-        final = client.get_execution(execution_id)
+        final = executions.retrying(ctx, partial(client.get_execution, execution_id))
         executions.print_status(ctx, final)
         return executions.exit_code(final)
     if args.follow:

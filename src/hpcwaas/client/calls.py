@@ -104,7 +104,7 @@ def _nothing(response: httpx.Response) -> None:
 
 
 def _execution_id_from_location(response: httpx.Response) -> str:
-    location = response.headers.get("location")
+    location: str | None = response.headers.get("location")
     if location:
         path = urlsplit(location).path.rstrip("/")
         prefix, _, execution_id = path.rpartition("/")

@@ -95,8 +95,7 @@ class ExecutionRunner:
         self._make_work_dir()
         if self._stopping:
             return False  # still PENDING: the next start of the server runs it
-        if self._cancelled_by is not None:
-            self.start_decided.set()
+        if self._cancelled_by is not None:  # start_decided waits for this end (see run())
             await self._end_cancelled(allowed_from={ExecutionStatus.PENDING})
             return False
         recorded: set[str] = set()
@@ -162,7 +161,7 @@ class ExecutionRunner:
                         self._step_tasks[task] = name
                 if not self._step_tasks:
                     break
-                done, _ = await asyncio.wait(self._step_tasks, return_when="FIRST_COMPLETED")
+                done, _ = await asyncio.wait(self._step_tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     del self._step_tasks[task]
                     task.result()  # an error of the engine itself: ends the execution FAILED
@@ -233,7 +232,7 @@ class ExecutionRunner:
             await self._end_step(name, StepState.FAILED, result.exit_code, reason)
         elif result.killed:
             stopped = self._halted_state() is StepState.FAILED
-            reason = f"was stopped: {SERVER_STOPPED}" if stopped else "was cancelled"
+            reason = f"was killed: {SERVER_STOPPED}" if stopped else "was cancelled"
             await self._end_step(name, self._halted_state(), result.exit_code, reason)
         elif result.exit_code == 0:
             await self._end_step(name, StepState.SUCCEEDED, 0)

@@ -1,4 +1,4 @@
-"""The embedded key store: secrets sealed with AES-256-GCM under a master key file, in the database."""
+"""The embedded key store: secrets sealed with AES-256-GCM under a master key file, in the DB."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ MASTER_KEY_BYTES = 32
 
 
 def load_or_create_master_key(path: Path) -> bytes:
-    """Read the master key, creating it (mode 0600) on first use; refuse a readable-by-others file."""
+    """Read the master key, creating it (mode 0600) on first use; refuse one others can read."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -33,8 +33,10 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "-l", "--listen_address", default=default, help="host:port (default 127.0.0.1:9090)"
     )
     parser.add_argument(
-        "--log_level", default=argparse.SUPPRESS if suppress else "info",
-        choices=["debug", "info", "warning", "error"], help="server log level",
+        "--log_level",
+        default=argparse.SUPPRESS if suppress else "info",
+        choices=["debug", "info", "warning", "error"],
+        help="server log level",
     )
 
 
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic narrates every plugin it loads at INFO; the outcome is logged by us.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         from hpcwaas.settings import load_settings
 
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return handler(settings, args)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line, no traceback
+    except Exception as exc:
         from hpcwaas.settings import ConfigError
         from hpcwaas.store.database import SchemaError
 
@@ -143,6 +147,7 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
         host=host,
         port=port,
         log_level=args.log_level,
+        log_config=None,  # keep the one log format set up in main()
         access_log=args.log_level == "debug",
         server_header=False,
         lifespan="on",
@@ -321,7 +326,9 @@ def _db_upgrade(settings: Any, args: argparse.Namespace) -> int:
 
 
 def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     for row in (headers, *rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 

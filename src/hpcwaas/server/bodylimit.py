@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hpcwaas.server.problems import problem_response

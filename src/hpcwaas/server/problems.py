@@ -28,9 +28,7 @@ log = logging.getLogger(__name__)
 class ApiProblem(Exception):
     """An error response: status, one or more details, optional headers."""
 
-    def __init__(
-        self, status: int, *details: str, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, *details: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(details[0] if details else str(status))
         self.status = status
         self.details = details or ("",)
@@ -51,7 +49,9 @@ _STATUS_BY_ERROR: dict[type[Exception], int] = {
 }
 
 
-def problem_response(status: int, *details: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def problem_response(
+    status: int, *details: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(envelope(status, *details), status_code=status, headers=headers)
 
 

@@ -26,7 +26,7 @@ class Services:
     authenticator: Authenticator
 
     def workflow_by_id(self, workflow_id: str) -> DeployedWorkflow | None:
-        """A workflow definition by ID, whoever asks (the engine runs what was authorized at trigger)."""
+        """A workflow by ID, whoever asks (the engine runs what was authorized at trigger)."""
         return self.catalog.by_id(workflow_id)
 
 

@@ -1,4 +1,4 @@
-"""The database handle: an async SQLAlchemy engine, write transactions, and schema checks at start."""
+"""The database handle: an async SQLAlchemy engine, write transactions, schema checks at start."""
 
 from __future__ import annotations
 

@@ -140,15 +140,11 @@ async def list_executions(
         )
     rows = list(
         await conn.execute(
-            query.order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(
-                limit + 1
-            )
+            query.order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(limit + 1)
         )
     )
     items = [_execution(r) for r in rows[:limit]]
-    next_cursor = (
-        encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
-    )
+    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
     return items, next_cursor
 
 

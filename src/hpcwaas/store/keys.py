@@ -57,9 +57,7 @@ async def list_keys(
         )
     )
     items = [SSHKeyRecord(**r._mapping) for r in rows[:limit]]
-    next_cursor = (
-        encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
-    )
+    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
     return items, next_cursor
 
 

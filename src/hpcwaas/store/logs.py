@@ -59,11 +59,12 @@ def _levels(mask: LogLevel) -> list[int]:
 async def read(
     conn: AsyncConnection, execution_id: str, mask: LogLevel, offset: int, size: int | None
 ) -> tuple[list[LogRecord], int]:
-    """Entries matching ``mask`` from position ``offset`` of that filtered sequence, and its length."""
+    """Entries matching ``mask`` from position ``offset`` of that filtered sequence; its length."""
     where = (log_entries.c.execution_id == execution_id, log_entries.c.level.in_(_levels(mask)))
     total = int(
-        (await conn.execute(select(func.count()).select_from(log_entries).where(*where)))
-        .scalar_one()
+        (
+            await conn.execute(select(func.count()).select_from(log_entries).where(*where))
+        ).scalar_one()
     )
     if offset >= total or size == 0:
         return [], total

@@ -53,9 +53,7 @@ async def set_password_hash(conn: AsyncConnection, user_id: str, password_hash: 
 
 
 async def get_password_hash(conn: AsyncConnection, user_id: str) -> str | None:
-    row = (
-        await conn.execute(select(users.c.password_hash).where(users.c.id == user_id))
-    ).first()
+    row = (await conn.execute(select(users.c.password_hash).where(users.c.id == user_id))).first()
     return None if row is None else row.password_hash
 
 

@@ -163,33 +163,49 @@ class _Pump:
             self.last_progress = asyncio.get_running_loop().time()
 
 
+class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Says when the process itself exits: ``Process.wait()`` also waits for its pipes to close,
+    which a background child holding them open can put off forever."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self.exited.set()
+
+
 class LocalCommand:
     """A command running on this host, leader of its own process group."""
 
     def __init__(
         self,
-        process: asyncio.subprocess.Process,
+        transport: asyncio.SubprocessTransport,
+        protocol: _ExitAwareProtocol,
         on_stdout: LineCallback,
         on_stderr: LineCallback,
         timeout: float | None,
         grace: float,
     ) -> None:
-        self._process = process
-        self.pid = process.pid
+        self._transport = transport
+        self._exited = protocol.exited
+        self.pid = transport.get_pid()
         # start_new_session makes the child the leader of a new session and process group.
-        self.pgid = process.pid
+        self.pgid = self.pid
         self._timeout = timeout
         self._grace = grace
-        if process.stdout is None or process.stderr is None:
+        stdout, stderr = protocol.stdout, protocol.stderr
+        if stdout is None or stderr is None:
             raise ValueError("the process must have been started with piped stdout and stderr")
-        self._pumps = [_Pump(process.stdout, on_stdout), _Pump(process.stderr, on_stderr)]
+        self._pumps = [_Pump(stdout, on_stdout), _Pump(stderr, on_stderr)]
         self._killed = False
         self._timed_out = False
         self._stopper: asyncio.Task[None] | None = None
 
     async def kill(self, grace: float) -> None:
         """SIGTERM the group, SIGKILL it after ``grace`` seconds; return when it is gone."""
-        if self._process.returncode is None:
+        if self._transport.get_returncode() is None:
             self._killed = True
         await self._stop_group(grace)
 
@@ -197,22 +213,25 @@ class LocalCommand:
         """Wait for the command, kill what it left behind, and finish reading its output."""
         try:
             try:
-                await asyncio.wait_for(self._process.wait(), self._timeout)
+                await asyncio.wait_for(self._exited.wait(), self._timeout)
             except TimeoutError:
                 self._timed_out = self._killed = True
                 await self._stop_group(self._grace)
-                await self._process.wait()
+                await self._exited.wait()
             # Processes the command left running (`cmd &` without `wait`) end with it.
             await self._stop_group(self._grace)
             await self._drain()
         except asyncio.CancelledError:
-            self._start_stopper(self._grace)
+            # Closing the transport now would SIGKILL the shell at once: let the stopper go first.
+            stopper = self._start_stopper(self._grace)
+            stopper.add_done_callback(lambda _: self._transport.close())
             for pump in self._pumps:
                 pump.task.cancel()
             raise
-        code = self._process.returncode
-        if code is None:  # cannot happen after wait(); keeps the type exact
-            raise RuntimeError(f"process {self.pid} has no exit status after wait()")
+        self._transport.close()  # the pipes, if a process outside the group still holds them
+        code = self._transport.get_returncode()
+        if code is None:  # cannot happen once it exited; keeps the type exact
+            raise RuntimeError(f"process {self.pid} has no exit status after it exited")
         if code < 0:
             return CommandResult(128 - code, self._killed, self._timed_out, signal=-code)
         return CommandResult(code, self._killed, self._timed_out)
@@ -262,7 +281,10 @@ class LocalTransport:
         grace: float = 5.0,
     ) -> LocalCommand:
         """Start ``command`` in ``cwd`` with a minimal environment plus ``env``."""
-        process = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        # What asyncio.create_subprocess_exec does, with a protocol that reports the exit.
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _ExitAwareProtocol(limit=_READ_CHUNK, loop=loop),
             SHELL,
             "-c",
             command,
@@ -273,7 +295,7 @@ class LocalTransport:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        return LocalCommand(process, on_stdout, on_stderr, timeout, grace)
+        return LocalCommand(transport, protocol, on_stdout, on_stderr, timeout, grace)
 
     async def run(
         self,

@@ -125,12 +125,14 @@ async def get_logs(
     timeout: str | None = None,
     levels: str | None = None,
 ) -> ExecutionLogs:
-    """Entries from position `from` of those matching `levels`; waits up to `timeout` for new ones."""
+    """Entries from position `from` of those matching `levels`; waits up to `timeout` for more."""
     offset = _parse_int("from", from_, 0, 0)
     count = _parse_int("size", size, -1, -1)
     mask_value = _parse_int("levels", levels, 0, 0)
     if mask_value > 15:
-        raise ApiProblem(400, f"query parameter 'levels' must be between 0 and 15, got {mask_value}")
+        raise ApiProblem(
+            400, f"query parameter 'levels' must be between 0 and 15, got {mask_value}"
+        )
     mask = LogLevel(mask_value) if mask_value else LogLevel.default_mask()
     wait = 60.0
     if timeout:

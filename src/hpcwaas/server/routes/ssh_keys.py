@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
 
@@ -28,10 +29,12 @@ RESERVED_METADATA = frozenset({"privateKey", "publicKey"})
 async def create_ssh_key(
     services: ServicesDep,
     user: CurrentUser,
-    body: SSHKeyCreate | None = Body(default=None),
+    body: Annotated[SSHKeyCreate | None, Body()] = None,
 ) -> SSHKeyCreated:
-    """Generate a key pair: the public half is returned (once), the private half is stored sealed."""
-    metadata = {k: v for k, v in (body.metadata if body else {}).items() if k not in RESERVED_METADATA}
+    """Generate a key pair: the public half is returned (once), the private half sealed."""
+    metadata = {
+        k: v for k, v in (body.metadata if body else {}).items() if k not in RESERVED_METADATA
+    }
     limit = services.settings.limits.max_metadata_bytes
     if len(json.dumps(metadata)) > limit:
         raise ApiProblem(400, f"metadata is larger than {limit} bytes (limits.max_metadata_bytes)")
@@ -70,7 +73,9 @@ async def list_ssh_keys(
     """The caller's keys, newest first: public halves and metadata only."""
     size = page_size(limit, services, default=50)
     async with services.db.read() as conn:
-        items, next_cursor = await key_store.list_keys(conn, user.user_id, limit=size, cursor=cursor)
+        items, next_cursor = await key_store.list_keys(
+            conn, user.user_id, limit=size, cursor=cursor
+        )
     return SSHKeyList(
         ssh_keys=[
             SSHKeyPublic(

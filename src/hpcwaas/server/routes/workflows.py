@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
 
@@ -40,7 +41,9 @@ async def list_workflows(
 
 
 @router.get("/workflows/{workflow_id}", response_model=WorkflowDetail)
-async def get_workflow(workflow_id: str, services: ServicesDep, user: CurrentUser) -> WorkflowDetail:
+async def get_workflow(
+    workflow_id: str, services: ServicesDep, user: CurrentUser
+) -> WorkflowDetail:
     """One workflow with its inputs, steps and outputs."""
     return services.catalog.get(workflow_id, user.user_id, user.groups).to_detail()
 
@@ -55,7 +58,7 @@ async def trigger_workflow(
     workflow_id: str,
     services: ServicesDep,
     user: CurrentUser,
-    body: TriggerRequest | None = Body(default=None),
+    body: Annotated[TriggerRequest | None, Body()] = None,
 ) -> Response:
     """Start an execution; returns once it is durably recorded."""
     workflow = services.catalog.get(workflow_id, user.user_id, user.groups)
