@@ -25,7 +25,7 @@ from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.transports.base import Transport
-from hpcwaas.transports.local import LocalTransport
+from hpcwaas.transports.local import LocalTransport, kill_leftovers
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
@@ -177,6 +177,7 @@ class Engine:
         orphans = [r for r in active if self._runs_here(r.environment)]
         for record in orphans:
             self.logs.emit(record.id, LogLevel.ERROR, RECOVERY_MESSAGE)
+            await self._kill_leftovers(record.id)
         for record in orphans:
             cancelling = record.status is ExecutionStatus.CANCELLING
             log.warning(
@@ -191,6 +192,14 @@ class Engine:
                 allowed_from={record.status},
                 running_steps_to=StepState.CANCELLED if cancelling else StepState.FAILED,
                 **({} if cancelling else {"error": RECOVERY_ERROR}),
+            )
+
+    async def _kill_leftovers(self, execution_id: str) -> None:
+        """Stop the processes of steps a killed server left running (they outlive it)."""
+        killed = await asyncio.to_thread(kill_leftovers, execution_id)
+        if killed:
+            self.logs.emit(
+                execution_id, LogLevel.WARN, f"Stopped {killed} process(es) left running"
             )
 
     async def _dispatch_loop(self) -> None:

@@ -130,8 +130,6 @@ steps = Table(
     Column("started_at", UTCDateTime()),
     Column("ended_at", UTCDateTime()),
     Column("exit_code", Integer),
-    # where the step runs: the process group ID on `local`, the job ID under a scheduler
-    Column("job_id", String(64)),
 )
 
 log_entries = Table(

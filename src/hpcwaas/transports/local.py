@@ -107,6 +107,28 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def kill_leftovers(execution_id: str) -> int:
+    """SIGKILL the processes an execution's steps left after a server crash; return how many.
+
+    Every step process carries its execution's ID in its environment (see
+    ``prepare_shell_step``), which finds them even when the server died before it
+    could note where they ran, and never touches anyone else's processes.
+    """
+    marker = f"HPCWAAS_EXECUTION_ID={execution_id}".encode()
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed += 1
+        except (OSError, ValueError):
+            continue
+    return killed
+
+
 def _signal_group(pgid: int, signum: int) -> bool:
     """Send ``signum`` to the group; False if the group no longer exists."""
     try:

@@ -114,7 +114,6 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("exit_code", sa.Integer(), nullable=True),
-        sa.Column("job_id", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["execution_id"], ["executions.id"], name=op.f("fk_steps_execution_id_executions")
         ),
