@@ -29,8 +29,9 @@ TOKEN="$(hpcwaas-api --data_dir "$DATA" tokens issue --user demo --ttl 1h 2>/dev
 w() { echo "+ waas --api_url $API -t=<token> $*" >&2; waas --api_url "$API" -t="$TOKEN" "$@"; }
 w ssh_keys key-gen
 w workflows list
-OUT="$(w workflows trigger -f -i n=4 -i mode=accurate -i label="demo, run" demo@local@sweep | tee /dev/stderr)"
-ID="$(sed -n 's/^Workflow triggered with execution ID: //p' <<<"$OUT")"
+w workflows trigger -f -i n=4 -i mode=accurate -i label="demo, run" demo@local@sweep \
+  | tee "$DATA/trigger.out"
+ID="$(sed -n 's/^Workflow triggered with execution ID: //p' "$DATA/trigger.out")"
 w executions logs "$ID"
 w executions status "$ID"
 echo "Demo finished: execution $ID succeeded. Server log: $DATA/server.log" >&2

@@ -36,7 +36,7 @@ class Collector:
 
 async def _run(tmp_path: Path, command: str, **kwargs: object):
     out, err = Collector(), Collector()
-    result = await LocalTransport().run(
+    started = await LocalTransport().start(
         command,
         cwd=tmp_path,
         env=kwargs.pop("env", {}),  # type: ignore[arg-type]
@@ -44,7 +44,7 @@ async def _run(tmp_path: Path, command: str, **kwargs: object):
         on_stderr=err,
         **kwargs,  # type: ignore[arg-type]
     )
-    return result, out, err
+    return await started.wait(), out, err
 
 
 async def _wait_for_file(path: Path, timeout: float = 5.0) -> str:

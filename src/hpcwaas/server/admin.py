@@ -158,15 +158,19 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
-def _run_db(settings: Any, work: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
-    """Open the database (creating its schema if empty), run ``work``, close it."""
+def _run_db(
+    settings: Any, work: Callable[[Any], Coroutine[Any, Any, int]], *, upgrade: bool = False
+) -> int:
+    """Open the database (creating its schema if empty, upgrading it if asked), run ``work``."""
     from hpcwaas.store.database import Database
 
     async def runner() -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.effective_database_url)
         try:
-            await db.prepare_schema()
+            outcome = await db.prepare_schema(allow_upgrade=True if upgrade else None)
+            if upgrade:
+                print(f"database schema {outcome}")
             return await work(db)
         finally:
             await db.dispose()
@@ -311,18 +315,10 @@ def _users_hash(settings: Any, args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(settings: Any, args: argparse.Namespace) -> int:
-    from hpcwaas.store.database import Database
-
-    async def work() -> int:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.effective_database_url)
-        try:
-            print(f"database schema {await db.prepare_schema(allow_upgrade=True)}")
-        finally:
-            await db.dispose()
+    async def nothing_more(db: Any) -> int:
         return 0
 
-    return asyncio.run(work())
+    return _run_db(settings, nothing_more, upgrade=True)
 
 
 def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

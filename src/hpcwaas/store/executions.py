@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.api.states import ExecutionStatus, StepState
-from hpcwaas.store.pagination import decode_cursor, encode_cursor
+from hpcwaas.store.pagination import newest_first_page
 from hpcwaas.store.tables import executions, steps
 
 
@@ -130,22 +130,8 @@ async def list_executions(
 ) -> tuple[list[ExecutionRecord], str | None]:
     """The owner's executions, newest first, one page at a time."""
     query = select(executions).where(executions.c.owner == owner)
-    if cursor:
-        when, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                executions.c.created_at < when,
-                and_(executions.c.created_at == when, executions.c.id < last_id),
-            )
-        )
-    rows = list(
-        await conn.execute(
-            query.order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(limit + 1)
-        )
-    )
-    items = [_execution(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
-    return items, next_cursor
+    rows, next_cursor = await newest_first_page(conn, executions, query, limit=limit, cursor=cursor)
+    return [_execution(r) for r in rows], next_cursor
 
 
 async def transition(

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hpcwaas.store.pagination import decode_cursor, encode_cursor
+from hpcwaas.store.pagination import newest_first_page
 from hpcwaas.store.tables import ssh_keys
 
 
@@ -43,34 +43,8 @@ async def list_keys(
 ) -> tuple[list[SSHKeyRecord], str | None]:
     """The owner's keys, newest first, one page at a time."""
     query = select(ssh_keys).where(ssh_keys.c.owner == owner)
-    if cursor:
-        when, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                ssh_keys.c.created_at < when,
-                and_(ssh_keys.c.created_at == when, ssh_keys.c.id < last_id),
-            )
-        )
-    rows = list(
-        await conn.execute(
-            query.order_by(ssh_keys.c.created_at.desc(), ssh_keys.c.id.desc()).limit(limit + 1)
-        )
-    )
-    items = [SSHKeyRecord(**r._mapping) for r in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
-    return items, next_cursor
-
-
-async def count_keys(conn: AsyncConnection, owner: str) -> int:
-    from sqlalchemy import func
-
-    return int(
-        (
-            await conn.execute(
-                select(func.count()).select_from(ssh_keys).where(ssh_keys.c.owner == owner)
-            )
-        ).scalar_one()
-    )
+    rows, next_cursor = await newest_first_page(conn, ssh_keys, query, limit=limit, cursor=cursor)
+    return [SSHKeyRecord(**r._mapping) for r in rows], next_cursor
 
 
 async def delete_key(conn: AsyncConnection, key_id: str, owner: str) -> bool:

@@ -318,26 +318,3 @@ class LocalTransport:
             stderr=asyncio.subprocess.PIPE,
         )
         return LocalCommand(transport, protocol, on_stdout, on_stderr, timeout, grace)
-
-    async def run(
-        self,
-        command: str,
-        *,
-        cwd: Path,
-        env: Mapping[str, str],
-        on_stdout: LineCallback,
-        on_stderr: LineCallback,
-        timeout: float | None = None,
-        grace: float = 5.0,
-    ) -> CommandResult:
-        """Start ``command`` and wait for its result."""
-        started = await self.start(
-            command,
-            cwd=cwd,
-            env=env,
-            on_stdout=on_stdout,
-            on_stderr=on_stderr,
-            timeout=timeout,
-            grace=grace,
-        )
-        return await started.wait()
