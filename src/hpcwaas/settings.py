@@ -26,6 +26,8 @@ class ConfigError(Exception):
 
 
 class BasicAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     username: str
     # A plain password, or an argon2 hash (``$argon2id$...``) made by ``hpcwaas-api users hash``.
     password: SecretStr
@@ -36,7 +38,7 @@ class BasicAuthConfig(BaseModel):
 
 
 class AuthConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     auth_type: str = "local"
     basic_auth: BasicAuthConfig = Field(default_factory=BasicAuthConfig)
@@ -78,6 +80,8 @@ class EnvironmentConfig(BaseModel):
 
 
 class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_inputs: int = Field(default=100, ge=1)
     max_input_bytes: int = Field(default=64 * 1024, ge=1)

@@ -554,7 +554,7 @@ def test_an_invalid_token_is_unauthorized_with_a_hint(waas: Waas) -> None:
 
 def test_an_expired_token_is_unauthorized(waas: Waas, user: str) -> None:
     expired = waas.server.token(f"{user}-brief", ttl="1s")
-    time.sleep(1.5)
+    time.sleep(2.1)
     result = waas.raw("--api_url", waas.server.url, f"-t={expired}", "workflows", "list")
     assert result.returncode == 1, result
     assert _lines(result.stderr)[0] == (

@@ -116,10 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from hpcwaas.secrets.base import KeyStoreUnavailable
         from hpcwaas.settings import ConfigError
         from hpcwaas.store.database import SchemaError
 
-        if isinstance(exc, AdminError | ConfigError | SchemaError):
+        if isinstance(exc, AdminError | ConfigError | SchemaError | KeyStoreUnavailable):
             print(f"hpcwaas-api: {exc}", file=sys.stderr)
             return 1
         logging.getLogger("hpcwaas").exception("unexpected error")
@@ -127,9 +128,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Any, args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from hpcwaas.server.app import create_app
     from hpcwaas.settings import parse_listen_address
 
     host, port = parse_listen_address(settings.listen_address)
@@ -142,20 +140,38 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=args.log_level,
-        log_config=None,  # keep the one log format set up in main()
-        access_log=args.log_level == "debug",
-        server_header=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    server.run()
-    # uvicorn returns normally when the lifespan failed to start (reported in its log)
-    return 0 if server.started else 1
+    return asyncio.run(_run_server(settings, host, port, args.log_level))
+
+
+async def _run_server(settings: Any, host: str, port: int, log_level: str) -> int:
+    """Start the services (a failure is one line, not a traceback), serve, then stop them."""
+    import signal
+
+    import uvicorn
+
+    from hpcwaas.server.app import create_app
+    from hpcwaas.server.services import start_services, stop_services
+
+    services = await start_services(settings)
+    try:
+        config = uvicorn.Config(
+            create_app(settings, services),
+            host=host,
+            port=port,
+            log_level=log_level,
+            log_config=None,  # keep the one log format set up in main()
+            access_log=log_level == "debug",
+            server_header=False,
+        )
+        server = uvicorn.Server(config)
+        # uvicorn re-raises the stop signal once it has shut down; with these handlers that
+        # is a no-op, so the engine below still stops its steps and records why.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: None)
+        await server.serve()
+        return 0 if server.started else 1
+    finally:
+        await stop_services(services)
 
 
 def _run_db(

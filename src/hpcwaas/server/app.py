@@ -12,21 +12,21 @@ from hpcwaas.auth.authenticator import challenge_for
 from hpcwaas.server.bodylimit import BodySizeLimit
 from hpcwaas.server.problems import install_error_handlers
 from hpcwaas.server.routes import auth, executions, health, ssh_keys, workflows
-from hpcwaas.server.services import start_services, stop_services
+from hpcwaas.server.services import Services, start_services, stop_services
 from hpcwaas.settings import Settings
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app; services start in the lifespan, so a failing start refuses to serve."""
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """Build the app around running ``services``, or start its own in the lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await start_services(settings)
-        app.state.services = services
+        app.state.services = services or await start_services(settings)
         try:
             yield
         finally:
-            await stop_services(services)
+            if services is None:
+                await stop_services(app.state.services)
 
     app = FastAPI(
         title="hpcwaas",
