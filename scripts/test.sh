@@ -5,5 +5,6 @@ HPCWAAS_EXTRAS=",test" source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
 ruff check src tests
 ruff format --check src tests
+mypy
 # pytest exits 5 when it collected no test: that is a failure here, as any non-zero exit.
 python -m pytest "$@"
