@@ -50,6 +50,44 @@ class AuthConfig(BaseModel):
     session_duration: int = Field(default=86400, gt=0, description="Seconds a login token lives.")
     client_id: str | None = None
     client_secret: SecretStr | None = None
+    # ours, for sso
+    issuer: str | None = Field(
+        default=None,
+        description="The provider's issuer URL: enables OIDC discovery and ID token checks.",
+    )
+    client_auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    groups_claim: str | None = Field(
+        default="groups", description="User-info or token claim that lists the user's groups."
+    )
+    accept_provider_tokens: bool = Field(
+        default=False, description="Also accept the provider's own access tokens as bearer."
+    )
+    provider_token_audience: str | None = Field(
+        default=None, description="Audience required in provider JWT access tokens."
+    )
+    provider_token_cache_seconds: float = Field(default=60.0, ge=0)
+    introspection_url: str | None = None
+    device_authorization_url: str | None = None
+    jwks_url: str | None = None
+    login_timeout_seconds: int = Field(default=600, gt=0)
+
+    @model_validator(mode="after")
+    def _sso_complete(self) -> AuthConfig:
+        if self.auth_type != "sso":
+            return self
+        missing = [
+            k for k in ("client_id", "client_secret", "redirect_url") if not getattr(self, k)
+        ]
+        if not self.issuer:
+            missing += [
+                k for k in ("auth_url", "token_url", "user_info_url") if not getattr(self, k)
+            ]
+        if missing:
+            raise ValueError(
+                f"auth_type sso needs {', '.join(missing)} (or an issuer for discovery "
+                "instead of auth_url, token_url and user_info_url)"
+            )
+        return self
 
     @field_validator("auth_type")
     @classmethod

@@ -134,3 +134,55 @@ class SSHKeyPublic(BaseModel):
 class SSHKeyList(BaseModel):
     ssh_keys: list[SSHKeyPublic]
     next_cursor: str | None = None
+
+
+class AuthInfo(BaseModel):
+    """Additive, public: how to log in to this server (`GET /auth/config`)."""
+
+    auth_type: str
+    login_url: str
+    device_flow: bool
+
+
+class DeviceAuthorization(BaseModel):
+    """Additive, public: a device login started through the server (`POST /auth/device`)."""
+
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None = None
+    expires_in: int
+    interval: int
+
+
+class DeviceTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_code: str = Field(min_length=1, max_length=2048)
+
+
+class DevicePending(BaseModel):
+    """202 from `POST /auth/device/token` while the user has not approved yet."""
+
+    status: str  # "authorization_pending" or "slow_down"
+    interval: int
+
+
+class TokenIssued(BaseModel):
+    """200 from `POST /auth/device/token`: one of this server's bearer tokens."""
+
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
+    expires_at: datetime
+    user_id: str
+    display_name: str | None = None
+
+
+class UserPublic(BaseModel):
+    """Additive: `GET /users/me`."""
+
+    user_id: str
+    display_name: str | None = None
+    email: str | None = None
+    groups: list[str]
+    token_expires_at: datetime | None = None

@@ -11,11 +11,13 @@ import time
 from hpcwaas.auth.identity import (
     AUTH_REQUIRED,
     INVALID_FORMAT,
+    INVALID_TOKEN,
     AuthenticationFailed,
     Identity,
 )
 from hpcwaas.auth.passwords import verify_password
-from hpcwaas.auth.tokens import authenticate_token
+from hpcwaas.auth.sso import SingleSignOn
+from hpcwaas.auth.tokens import TOKEN_PREFIX, authenticate_token
 from hpcwaas.settings import Settings
 from hpcwaas.store import users as user_store
 from hpcwaas.store.database import Database
@@ -35,8 +37,9 @@ def challenge_for(auth_type: str) -> str:
 class Authenticator:
     """Bearer tokens in every mode; basic credentials from the config (basic) or the DB (local)."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, sso: SingleSignOn | None = None) -> None:
         self._db = db
+        self._sso = sso if settings.auth.accept_provider_tokens else None
         self._auth_type = settings.auth.auth_type
         self._accounts = {
             a.username: a.password.get_secret_value() for a in settings.auth.basic_auth.accounts
@@ -54,7 +57,11 @@ class Authenticator:
         scheme = scheme.lower()
         credentials = credentials.strip()
         if scheme == "bearer" and credentials:
-            return await authenticate_token(self._db, credentials)
+            if credentials.startswith(TOKEN_PREFIX):
+                return await authenticate_token(self._db, credentials)
+            if self._sso is not None:
+                return await self._sso.authenticate_provider_token(credentials)
+            raise AuthenticationFailed(INVALID_TOKEN)
         if scheme == "basic" and credentials and self.accepts_basic:
             user, password = _decode_basic(credentials)
             if await self._check_password(user, password):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -10,6 +11,9 @@ class Identity:
     user_id: str
     display_name: str | None = None
     groups: frozenset[str] = field(default_factory=frozenset)
+    # set when the caller used one of this server's tokens (so it can be revoked)
+    token_id: str | None = None
+    token_expires_at: datetime | None = None
 
 
 class AuthenticationFailed(Exception):

@@ -48,9 +48,15 @@ async def authenticate_token(db: Database, token: str) -> Identity:
     if not token or len(token) > 512:
         raise AuthenticationFailed(INVALID_TOKEN)
     async with db.read() as conn:
-        record = await user_store.find_token_by_hash(conn, hash_token(token))
-    if record is None:
+        found = await user_store.find_token_by_hash(conn, hash_token(token))
+    if found is None:
         raise AuthenticationFailed(INVALID_TOKEN)
+    record, groups = found
     if not record.active:
         raise AuthenticationFailed(SESSION_EXPIRED)
-    return Identity(user_id=record.user_id)
+    return Identity(
+        user_id=record.user_id,
+        groups=frozenset(groups),
+        token_id=record.id,
+        token_expires_at=record.expires_at,
+    )

@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hpcwaas.api.errors import envelope
 from hpcwaas.auth.identity import AuthenticationFailed
+from hpcwaas.auth.oidc import ProviderError
+from hpcwaas.auth.sso import LoginFailed
 from hpcwaas.catalog.errors import (
     InputValidationError,
     MalformedWorkflowId,
@@ -46,6 +48,7 @@ _STATUS_BY_ERROR: dict[type[Exception], int] = {
     WorkflowNotFound: 404,
     WorkflowForbidden: 403,
     ExecutionAlreadyFinished: 409,
+    LoginFailed: 400,
 }
 
 
@@ -76,6 +79,11 @@ def install_error_handlers(app: FastAPI, challenge: str) -> None:
         return problem_response(
             503, "the key store is unavailable; try again shortly", headers={"Retry-After": "30"}
         )
+
+    @app.exception_handler(ProviderError)
+    async def _provider(_: Request, exc: ProviderError) -> JSONResponse:
+        log.warning("identity provider: %s", exc)
+        return problem_response(503, str(exc), headers={"Retry-After": "30"})
 
     for error_type, status in _STATUS_BY_ERROR.items():
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import httpx
+
 from hpcwaas.auth.authenticator import Authenticator
+from hpcwaas.auth.oidc import OidcClient
+from hpcwaas.auth.sso import SingleSignOn
 from hpcwaas.catalog.catalog import Catalog, DeployedWorkflow
 from hpcwaas.engine.engine import Engine
 from hpcwaas.secrets.base import KeyStore
@@ -24,6 +28,8 @@ class Services:
     keystore: KeyStore
     engine: Engine
     authenticator: Authenticator
+    sso: SingleSignOn | None = None
+    http: httpx.AsyncClient | None = None  # to the identity provider
 
     def workflow_by_id(self, workflow_id: str) -> DeployedWorkflow | None:
         """A workflow by ID, whoever asks (the engine runs what was authorized at trigger)."""
@@ -52,28 +58,33 @@ def load_catalog(settings: Settings) -> Catalog:
 
 async def start_services(settings: Settings) -> Services:
     """Open everything in order; on failure, close what was opened and re-raise."""
-    if settings.auth.auth_type == "sso":
-        raise ConfigError(
-            "auth.auth_type 'sso' is not available in this version; use 'local' or 'basic'"
-        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings)
+    http: httpx.AsyncClient | None = None
     try:
         outcome = await db.prepare_schema()
         log.info("database %s", outcome)
         keystore = open_keystore(settings, db)
         catalog = load_catalog(settings)
+        sso = None
+        if settings.auth.auth_type == "sso":
+            http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
+            sso = SingleSignOn(settings.auth, db, OidcClient(settings.auth, http))
         services = Services(
             settings=settings,
             db=db,
             catalog=catalog,
             keystore=keystore,
             engine=None,  # type: ignore[arg-type]  # set just below: the engine looks workflows up here
-            authenticator=Authenticator(settings, db),
+            authenticator=Authenticator(settings, db, sso),
+            sso=sso,
+            http=http,
         )
         services.engine = Engine(db, settings, services.workflow_by_id)
         await services.engine.start()
     except BaseException:
+        if http is not None:
+            await http.aclose()
         await db.dispose()
         raise
     return services
@@ -81,4 +92,6 @@ async def start_services(settings: Settings) -> Services:
 
 async def stop_services(services: Services) -> None:
     await services.engine.stop()
+    if services.http is not None:
+        await services.http.aclose()
     await services.db.dispose()

@@ -60,6 +60,7 @@ users = Table(
     Column("email", String(320)),
     # argon2 hash for local password accounts; NULL for users known by other means
     Column("password_hash", String(255)),
+    Column("groups", JSON),  # from the identity provider at the last login
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -86,6 +87,19 @@ ssh_keys = Table(
     Column("metadata", JSON, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_ssh_keys_owner_created", "owner", "created_at"),
+)
+
+# Single sign-on attempts between /auth/login and /auth/authorize. The row holds no secret:
+# the PKCE verifier and the nonce are derived from the state (which only the browser has)
+# and the salt, so reading the table alone does not help to redeem a code.
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("salt", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    Column("consumed_at", UTCDateTime()),
 )
 
 # The embedded key store: secrets sealed with AES-GCM under the master key file.

@@ -12,6 +12,14 @@ from hpcwaas.store.tables import tokens, users
 
 
 @dataclass(frozen=True)
+class UserRecord:
+    id: str
+    display_name: str | None
+    email: str | None
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TokenRecord:
     id: str
     user_id: str
@@ -31,18 +39,35 @@ async def ensure_user(
     *,
     display_name: str | None = None,
     email: str | None = None,
+    groups: list[str] | None = None,
 ) -> None:
-    """Record a user the first time they are seen; refresh their name and email if given."""
+    """Record a user the first time they are seen; refresh what the identity provider says."""
     row = (await conn.execute(select(users.c.id).where(users.c.id == user_id))).first()
     if row is None:
         await conn.execute(
             users.insert().values(
-                id=user_id, display_name=display_name, email=email, created_at=datetime.now(UTC)
+                id=user_id,
+                display_name=display_name,
+                email=email,
+                groups=groups,
+                created_at=datetime.now(UTC),
             )
         )
-    elif display_name or email:
-        values = {k: v for k, v in (("display_name", display_name), ("email", email)) if v}
+        return
+    values: dict[str, object] = {
+        k: v for k, v in (("display_name", display_name), ("email", email)) if v
+    }
+    if groups is not None:
+        values["groups"] = groups
+    if values:
         await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+async def get_user(conn: AsyncConnection, user_id: str) -> UserRecord | None:
+    row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+    if row is None:
+        return None
+    return UserRecord(row.id, row.display_name, row.email, tuple(row.groups or ()))
 
 
 async def set_password_hash(conn: AsyncConnection, user_id: str, password_hash: str) -> None:
@@ -98,9 +123,17 @@ async def insert_token(
     )
 
 
-async def find_token_by_hash(conn: AsyncConnection, token_hash: str) -> TokenRecord | None:
-    row = (await conn.execute(select(tokens).where(tokens.c.token_hash == token_hash))).first()
-    return None if row is None else _token(row)
+async def find_token_by_hash(
+    conn: AsyncConnection, token_hash: str
+) -> tuple[TokenRecord, tuple[str, ...]] | None:
+    """The token with this hash and its user's groups."""
+    query = (
+        select(tokens, users.c.groups)
+        .join(users, users.c.id == tokens.c.user_id)
+        .where(tokens.c.token_hash == token_hash)
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None else (_token(row), tuple(row.groups or ()))
 
 
 async def list_tokens(conn: AsyncConnection, user_id: str | None = None) -> list[TokenRecord]:
