@@ -549,7 +549,7 @@ def test_an_invalid_token_is_unauthorized_with_a_hint(waas: Waas) -> None:
     assert result.stdout == ""
     lines = _lines(result.stderr)
     assert lines[0].startswith("Error: unauthorized (401)")
-    assert f"{waas.server.url}/auth/login" in result.stderr
+    assert 'Run "waas login" to log in again.' in result.stderr
 
 
 def test_an_expired_token_is_unauthorized(waas: Waas, user: str) -> None:

@@ -35,6 +35,7 @@ needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="bash not i
 def test_bash_completes_top_level_commands(capsys) -> None:
     words = bash_complete(script("bash", capsys), "waas", "")
     assert {"workflows", "executions", "ssh_keys", "completion", "help"} <= set(words)
+    assert {"login", "logout", "whoami"} <= set(words)
 
 
 @needs_bash
@@ -56,7 +57,21 @@ def test_bash_completes_global_flags_and_their_values(capsys) -> None:
 @needs_bash
 def test_bash_completes_help_topics_with_command_names(capsys) -> None:
     words = bash_complete(script("bash", capsys), "waas", "help", "")
-    assert words[:4] == ["workflows", "executions", "ssh_keys", "completion"]
+    assert words[:7] == [
+        "login",
+        "logout",
+        "whoami",
+        "workflows",
+        "executions",
+        "ssh_keys",
+        "completion",
+    ]
+
+
+@needs_bash
+def test_bash_completes_the_flags_of_login(capsys) -> None:
+    words = bash_complete(script("bash", capsys), "waas", "login", "--")
+    assert {"--no-browser", "--token-stdin", "--api_url"} <= set(words)
 
 
 def test_zsh_script_registers_with_compdef_and_knows_aliases(capsys) -> None:

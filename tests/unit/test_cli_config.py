@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
 
-from hpcwaas.cli.config import DEFAULT_API_URL, ConfigError, Settings, resolve
+from hpcwaas.cli.config import (
+    DEFAULT_API_URL,
+    ConfigError,
+    Settings,
+    load_config_file,
+    resolve,
+    update_config_file,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -107,3 +115,49 @@ def test_user_given_as_flag_beats_token_from_config_file(tmp_path: Path) -> None
 def test_token_wins_over_user_given_at_the_same_level() -> None:
     settings = resolve({}, {"HW_USER": "alice:pw", "HW_ACCESS_TOKEN": "t"}, None)
     assert (settings.user, settings.access_token) == (None, "t")
+
+
+# --- writing the config file (waas login / logout) ------------------------------------------
+
+
+def test_setting_a_key_replaces_its_block_and_keeps_the_rest(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("# top\naccess_token: >-\n  folded\n  old\nuser: bob  # me\n")
+    result = update_config_file(str(config), {"access_token": "new"})
+    assert result.written
+    assert config.read_text() == "# top\naccess_token: new\nuser: bob  # me\n"
+
+
+def test_a_value_needing_quotes_is_quoted(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    update_config_file(str(config), {"access_token": "123", "api_url": "http://h: x"})
+    assert load_config_file(str(config)) == {"access_token": "123", "api_url": "http://h: x"}
+
+
+def test_a_flow_style_file_is_rewritten_as_a_block_mapping(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("{api_url: 'http://h', skip_tls_verify: true}\n")
+    update_config_file(str(config), {"access_token": "t"})
+    assert load_config_file(str(config)) == {
+        "api_url": "http://h",
+        "skip_tls_verify": True,
+        "access_token": "t",
+    }
+
+
+def test_removing_a_missing_key_leaves_the_file_untouched(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("api_url: http://h\n")
+    config.chmod(0o644)
+    assert not update_config_file(str(config), {"access_token": None}).written
+    assert not update_config_file(str(tmp_path / "absent"), {"access_token": None}).written
+    assert not (tmp_path / "absent").exists()
+    assert stat.S_IMODE(config.stat().st_mode) == 0o644
+
+
+def test_an_invalid_config_file_is_not_overwritten(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("api_url: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        update_config_file(str(config), {"access_token": "t"})
+    assert config.read_text() == "api_url: [unclosed\n"

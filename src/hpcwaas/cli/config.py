@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,10 +50,14 @@ class Settings:
 
 
 def resolve(
-    flags: Mapping[str, Any], environ: Mapping[str, str], config_file: str | None
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    config_file: str | None,
+    *,
+    missing_ok: bool = False,
 ) -> Settings:
     """Merge flags (None when not given), env vars and the config file, highest first."""
-    file_values = load_config_file(config_file)
+    file_values = load_config_file(config_file, missing_ok=missing_ok)
     chosen: dict[str, tuple[Any, int]] = {}
     for key in KEYS:
         for value, rank, source in (
@@ -73,30 +79,136 @@ def resolve(
     return Settings(**values)
 
 
-def load_config_file(path: str | None) -> dict[str, Any]:
-    """The config file's mapping; the default file may be missing, an explicit one may not."""
-    explicit = path is not None
-    resolved = os.path.expanduser(path if path is not None else DEFAULT_CONFIG_FILE)
+def config_path(path: str | None) -> str:
+    """The config file in use: `--config`, else ~/.waas, with `~` expanded."""
+    return os.path.expanduser(path if path is not None else DEFAULT_CONFIG_FILE)
+
+
+def load_config_file(path: str | None, *, missing_ok: bool = False) -> dict[str, Any]:
+    """The config file's mapping; the default file may be missing, an explicit one may not.
+
+    `missing_ok` lets an explicit file be missing too (`waas login` creates it).
+    """
+    resolved = config_path(path)
     try:
         with open(resolved, encoding="utf-8") as handle:
             text = handle.read()
     except FileNotFoundError:
-        if explicit:
+        if path is not None and not missing_ok:
             raise ConfigError(f"config file {path}: no such file") from None
         return {}
     except OSError as exc:
         raise ConfigError(f"config file {resolved}: {exc.strerror or exc}") from None
+    return _parse_mapping(text, resolved)
+
+
+def _parse_mapping(text: str, where: str) -> dict[str, Any]:
     import yaml  # type: ignore[import-untyped,unused-ignore]  # loaded only when a command runs
 
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {resolved}: not valid YAML ({exc})") from None
+        raise ConfigError(f"config file {where}: not valid YAML ({exc})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {resolved}: expected a mapping of settings")
+        raise ConfigError(f"config file {where}: expected a mapping of settings")
     return {str(k): v for k, v in data.items()}
+
+
+@dataclass(frozen=True)
+class SavedConfig:
+    """What `update_config_file` did: `loose_mode` is the old mode when it was tightened."""
+
+    path: str
+    written: bool
+    loose_mode: int | None = None
+
+
+def update_config_file(path: str | None, updates: Mapping[str, str | None]) -> SavedConfig:
+    """Set (a string) or remove (None) top-level keys of the config file, keeping the others.
+
+    Other keys, comments and layout stay as they were when the file is a plain block
+    mapping (else the mapping is written anew). A new file is created with mode 0600;
+    when a key is set in an existing file that others may read, it is chmod'ed to 0600
+    first, before the secret is written.
+    """
+    resolved = config_path(path)
+    try:
+        with open(resolved, encoding="utf-8") as handle:
+            text: str | None = handle.read()
+    except FileNotFoundError:
+        text = None
+    except OSError as exc:
+        raise ConfigError(f"config file {resolved}: {exc.strerror or exc}") from None
+    current = _parse_mapping(text or "", resolved)
+    wanted = dict(current)
+    for key, value in updates.items():
+        if value is None:
+            wanted.pop(key, None)
+        else:
+            wanted[key] = value
+    if wanted == current and (text is not None or not wanted):
+        return SavedConfig(resolved, written=False)
+    new_text = _edited(text or "", updates, wanted)
+    loose_mode = None
+    try:
+        if text is not None and any(v is not None for v in updates.values()):
+            mode = stat.S_IMODE(os.stat(resolved).st_mode)
+            if mode & 0o077:
+                os.chmod(resolved, 0o600)
+                loose_mode = mode
+        fd = os.open(resolved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(new_text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write config file {resolved}: {exc.strerror or exc}") from None
+    return SavedConfig(resolved, written=True, loose_mode=loose_mode)
+
+
+def _edited(text: str, updates: Mapping[str, str | None], wanted: dict[str, Any]) -> str:
+    """`text` with each key's top-level entry replaced, removed or appended."""
+    import yaml
+
+    lines = text.splitlines(keepends=True)
+    for key, value in updates.items():
+        entry = None
+        if value is not None:
+            dumped = yaml.safe_dump({key: value}, default_flow_style=False, width=1 << 20)
+            entry = dumped.rstrip("\n") + "\n"
+        lines = _replace_entry(lines, key, entry)
+    edited = "".join(lines)
+    try:
+        if (yaml.safe_load(edited) or {}) == wanted:
+            return edited
+    except yaml.YAMLError:
+        pass
+    # Not a plain block mapping (flow style, documents, anchors): write the mapping anew.
+    return str(yaml.safe_dump(wanted, default_flow_style=False, sort_keys=False))
+
+
+def _replace_entry(lines: list[str], key: str, entry: str | None) -> list[str]:
+    start = re.compile(rf"{re.escape(key)}\s*:(\s|$)")
+    result: list[str] = []
+    placed = False
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if not start.match(line):
+            result.append(line)
+            index += 1
+            continue
+        index += 1  # skip the entry and its indented continuation lines
+        while index < len(lines) and lines[index][:1] in (" ", "\t") and lines[index].strip():
+            index += 1
+        if entry is not None and not placed:
+            result.append(entry)
+            placed = True
+    if entry is not None and not placed:
+        if result and not result[-1].endswith("\n"):
+            result[-1] += "\n"
+        result.append(entry)
+    return result
 
 
 def _convert(key: str, value: Any, source: str) -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas import __version__
-from hpcwaas.cli.config import KEYS, Settings, resolve
+from hpcwaas.cli.config import KEYS, Settings, config_path, resolve
 from hpcwaas.cli.output import Output
 
 if TYPE_CHECKING:
@@ -35,44 +35,68 @@ class Context:
         self._prompt = prompt
         self._settings: Settings | None = None
         self._client: Client | None = None
+        self._clients: list[Client] = []
 
     @property
     def settings(self) -> Settings:
         """Connection settings resolved from flags, env vars and the config file."""
         if self._settings is None:
             flags: dict[str, Any] = {key: getattr(self.args, key, None) for key in KEYS}
-            self._settings = resolve(flags, self.environ, getattr(self.args, "config", None))
+            self._settings = resolve(
+                flags,
+                self.environ,
+                getattr(self.args, "config", None),
+                missing_ok=getattr(self.args, "config_may_be_missing", False),
+            )
         return self._settings
+
+    @property
+    def config_file(self) -> str:
+        """The path of the config file in use (`--config`, else ~/.waas)."""
+        return config_path(getattr(self.args, "config", None))
 
     def client(self) -> Client:
         """The API client, built on first use (and the password prompted for then, if needed)."""
         if self._client is None:
-            from hpcwaas.client import Client
-
             settings = self.settings
             user = password = None
             if settings.user:
                 user, sep, password = settings.user.partition(":")
                 if not sep:
-                    # Looked up at call time so the prompt can be replaced (tests, embedding).
-                    prompt = self._prompt or getpass.getpass
-                    password = prompt("Authentication password: ")
-            self._client = Client(
-                settings.api_url,
-                token=settings.access_token,
-                user=user,
-                password=password,
-                verify=not settings.skip_tls_verify,
-                ca_file=settings.ca_file,
-                ca_path=settings.ca_path,
-                cert_file=settings.cert_file,
-                key_file=settings.key_file,
-                user_agent=f"waas/{__version__}",
-                transport=self._transport,
-            )
+                    password = self.prompt_secret("Authentication password: ")
+            self._client = self.new_client(settings.access_token, user, password)
         return self._client
 
+    def new_client(
+        self, token: str | None = None, user: str | None = None, password: str | None = None
+    ) -> Client:
+        """A client with the connection settings and these credentials (none: anonymous)."""
+        from hpcwaas.client import Client
+
+        settings = self.settings
+        client = Client(
+            settings.api_url,
+            token=token,
+            user=user,
+            password=password,
+            verify=not settings.skip_tls_verify,
+            ca_file=settings.ca_file,
+            ca_path=settings.ca_path,
+            cert_file=settings.cert_file,
+            key_file=settings.key_file,
+            user_agent=f"waas/{__version__}",
+            transport=self._transport,
+        )
+        self._clients.append(client)
+        return client
+
+    def prompt_secret(self, text: str) -> str:
+        """Read a secret from the terminal without echo."""
+        # Looked up at call time so the prompt can be replaced (tests, embedding).
+        prompt = self._prompt or getpass.getpass
+        return prompt(text)
+
     def close(self) -> None:
-        """Release the client's connections."""
-        if self._client is not None:
-            self._client.close()
+        """Release the clients' connections."""
+        for client in self._clients:
+            client.close()

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas import __version__
-from hpcwaas.cli import completion, executions, ssh_keys, workflows
+from hpcwaas.cli import completion, executions, login, ssh_keys, workflows
 from hpcwaas.cli.config import ConfigError
 from hpcwaas.cli.parsing import (
     UsageError,
@@ -27,24 +27,35 @@ if TYPE_CHECKING:
     import httpx
 
     from hpcwaas.cli.context import Context
+    from hpcwaas.client.errors import ApiError
 
 DESCRIPTION = """\
 A command-line client for HPC Workflows as a Service (HPCWaaS).
 
-Get an access token by opening <api_url>/auth/login in a browser, then:"""
+Log in once with `waas --api_url <api_url> login` (it saves an access token in
+the config file), then:"""
 
 EPILOG = """\
 examples:
-  waas --api_url <api_url> -t=<access_token> ssh_keys key-gen
-  waas --api_url <api_url> -t=<access_token> workflows list
-  waas --api_url <api_url> -t=<access_token> workflows trigger -f -i name=value <workflow_id>
-  waas --api_url <api_url> -t=<access_token> executions status <execution_id>
-  waas --api_url <api_url> -t=<access_token> executions cancel <execution_id>
+  waas ssh_keys key-gen
+  waas workflows list
+  waas workflows trigger -f -i name=value <workflow_id>
+  waas executions status <execution_id>
+  waas executions cancel <execution_id>
+
+Without login, get a token by opening <api_url>/auth/login in a browser and
+pass it to each command: waas --api_url <api_url> -t=<access_token> workflows list
 
 Settings come from flags, then HW_* environment variables, then the YAML
 config file (~/.waas by default; keys api_url, access_token, user,
 skip_tls_verify, ca_file, ca_path, key_file, cert_file).
 Run `waas help <command>` for a command's options."""
+
+# 401 details saying the token was valid once (COMPAT.md section 3): logging in again helps.
+STALE_TOKEN_DETAILS = (
+    "You are not logged in or your session has expired",
+    "Invalid authorization token",
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -61,6 +72,7 @@ def build_parser() -> WaasParser:
     add_global_options(parser, root=True)
     parser.set_defaults(func=None, command_parser=parser)
     sub = add_subcommands(parser)
+    login.register(sub)
     workflows.register(sub)
     executions.register(sub)
     ssh_keys.register(sub)
@@ -153,12 +165,7 @@ def _report(exc: Exception, ctx: Context) -> int:
         for item in exc.errors:
             print(f"Error: {describe_item(item)}", file=sys.stderr)
         if exc.status == 401:
-            url = ctx.settings.api_url.rstrip("/")
-            print(
-                f"Hint: get a token by opening {url}/auth/login in a browser, then pass it "
-                "with -t=<token>",
-                file=sys.stderr,
-            )
+            print(_login_hint(exc, ctx), file=sys.stderr)
         return EXIT_FAILED
     if isinstance(exc, ConfigurationError):
         print(f"Error: {exc}", file=sys.stderr)
@@ -177,6 +184,17 @@ def _report(exc: Exception, ctx: Context) -> int:
     else:
         print("(set WAAS_DEBUG=1 to see the traceback)", file=sys.stderr)
     return EXIT_FAILED
+
+
+def _login_hint(exc: ApiError, ctx: Context) -> str:
+    """The one hint line of a 401: log in again when the token has expired or is unknown."""
+    if any(d in item.detail for item in exc.errors for d in STALE_TOKEN_DETAILS):
+        return 'Run "waas login" to log in again.'
+    url = ctx.settings.api_url.rstrip("/")
+    return (
+        f'Hint: run "waas login", or get a token by opening {url}/auth/login in a browser '
+        "and pass it with -t=<token>"
+    )
 
 
 if __name__ == "__main__":

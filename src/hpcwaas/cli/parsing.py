@@ -128,7 +128,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, root: bool) -> None:
         "--access_token",
         metavar="TOKEN",
         default=default(None),
-        help="access token from <api_url>/auth/login (env HW_ACCESS_TOKEN)",
+        help="access token, if not saved by `waas login` (env HW_ACCESS_TOKEN)",
     )
 
 

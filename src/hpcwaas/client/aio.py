@@ -8,11 +8,16 @@ from typing import Any, TypeVar
 import httpx
 
 from hpcwaas.api.models import (
+    AuthInfo,
+    DeviceAuthorization,
+    DevicePending,
     ExecutionList,
     ExecutionLogs,
     ExecutionPublic,
     SSHKeyCreated,
     SSHKeyList,
+    TokenIssued,
+    UserPublic,
     WorkflowDetail,
     WorkflowList,
 )
@@ -106,3 +111,26 @@ class AsyncClient(ClientBase):
     async def delete_ssh_key(self, key_id: str) -> None:
         """Delete one of your SSH keys."""
         await self.send(calls.delete_ssh_key(key_id))
+
+    async def auth_info(self) -> AuthInfo:
+        """How to log in to this server: auth type, login page, whether device login works."""
+        return await self.send(calls.auth_info())
+
+    async def start_device_login(self) -> DeviceAuthorization:
+        """Start a device login: show its user code and verification URI to the user."""
+        return await self.send(calls.start_device_login())
+
+    async def poll_device_login(self, device_code: str) -> TokenIssued | DevicePending:
+        """The token once the user confirmed, else DevicePending (wait `interval` seconds).
+
+        Raises BadRequest when the login was denied or has expired.
+        """
+        return await self.send(calls.poll_device_login(device_code))
+
+    async def logout(self) -> None:
+        """Revoke the token this client sends; it cannot be used again."""
+        await self.send(calls.logout())
+
+    async def whoami(self) -> UserPublic:
+        """The user the credentials belong to, with groups and the token's expiry."""
+        return await self.send(calls.whoami())

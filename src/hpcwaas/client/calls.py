@@ -17,11 +17,16 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from hpcwaas.api.models import (
+    AuthInfo,
+    DeviceAuthorization,
+    DevicePending,
     ExecutionList,
     ExecutionLogs,
     ExecutionPublic,
     SSHKeyCreated,
     SSHKeyList,
+    TokenIssued,
+    UserPublic,
     WorkflowDetail,
     WorkflowList,
 )
@@ -201,3 +206,38 @@ def list_ssh_keys(limit: int | None = None, cursor: str | None = None) -> Call[S
 def delete_ssh_key(key_id: str) -> Call[None]:
     """DELETE /ssh_keys/{id}."""
     return Call("DELETE", f"/ssh_keys/{segment(key_id)}", _nothing)
+
+
+def auth_info() -> Call[AuthInfo]:
+    """GET /auth/config (public): how to log in to this server."""
+    return Call("GET", "/auth/config", _model(AuthInfo))
+
+
+def start_device_login() -> Call[DeviceAuthorization]:
+    """POST /auth/device (public): start a device login; the user confirms its code in a browser."""
+    return Call("POST", "/auth/device", _model(DeviceAuthorization))
+
+
+def _device_token(response: httpx.Response) -> TokenIssued | DevicePending:
+    # 202: not confirmed yet (or polling too fast); any other success carries the token.
+    if response.status_code == 202:
+        return _model(DevicePending)(response)
+    return _model(TokenIssued)(response)
+
+
+def poll_device_login(device_code: str) -> Call[TokenIssued | DevicePending]:
+    """POST /auth/device/token (public): the token once confirmed, else DevicePending (202).
+
+    A denied or expired login is a BadRequest whose detail says which.
+    """
+    return Call("POST", "/auth/device/token", _device_token, json={"device_code": device_code})
+
+
+def logout() -> Call[None]:
+    """DELETE /auth/token: revoke the bearer token this request is sent with (204)."""
+    return Call("DELETE", "/auth/token", _nothing)
+
+
+def whoami() -> Call[UserPublic]:
+    """GET /users/me: the authenticated user."""
+    return Call("GET", "/users/me", _model(UserPublic, ("groups",)))
