@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+pytest_plugins = ["tests.sso_support"]
+
 BIN = Path(sys.executable).parent
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -113,6 +115,19 @@ def test_local_account_logs_in_through_the_form_and_gets_a_token(fresh_server: L
     token = re.search(r'id="token">([^<]+)<', page.text).group(1).strip()  # type: ignore[union-attr]
     with fresh_server.client(token) as client:
         assert client.get("/workflows").status_code == 200
+    save = re.search(r'id="save-command">([^<]+)<', page.text).group(1)  # type: ignore[union-attr]
+    home = fresh_server.data_dir.parent / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "PATH": f"{BIN}:/usr/bin:/bin"}
+    saved = subprocess.run(
+        ["bash", "-c", html.unescape(save)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert saved.returncode == 0, saved.stderr
+    assert stat.S_IMODE((home / ".waas").stat().st_mode) == 0o600
+    whoami = subprocess.run(
+        [str(BIN / "waas"), "whoami"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert "User ID: carol" in whoami.stdout, whoami.stderr
     basic = base64.b64encode(b"carol:s3cret-pass").decode()
     response = httpx.get(
         fresh_server.url + "/workflows", headers={"Authorization": f"Basic {basic}"}
