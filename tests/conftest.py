@@ -20,6 +20,13 @@ pytest_plugins = ["tests.sso_support"]
 BIN = Path(sys.executable).parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under integration/ and e2e/ start real processes: mark them so."""
+    for item in items:
+        if {"integration", "e2e"} & set(item.path.parts):
+            item.add_marker(pytest.mark.integration)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,7 +1,0 @@
-import pytest
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "/integration/" in str(item.fspath) or "/e2e/" in str(item.fspath):
-            item.add_marker(pytest.mark.integration)
