@@ -179,3 +179,16 @@ def test_unknown_auth_type_refuses_to_start(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "unknown auth_type 'none'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sso_routes_answer_a_clear_4xx_when_sso_is_off(server: LiveServer) -> None:
+    config = httpx.get(server.url + "/auth/config").json()
+    assert config == {"auth_type": "local", "login_url": "/auth/login", "device_flow": False}
+    for method, path, body in [
+        ("GET", "/auth/authorize?code=x&state=y", None),
+        ("POST", "/auth/device", None),
+        ("POST", "/auth/device/token", {"device_code": "x"}),
+    ]:
+        response = httpx.request(method, server.url + path, json=body)
+        assert response.status_code == 404, (path, response.text)
+        assert "single sign-on is not configured" in _detail(response)
