@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -107,14 +107,58 @@ class VaultConfig(BaseModel):
     is_secret_wrapped: bool = False
 
 
-class EnvironmentConfig(BaseModel):
-    """A place where workflow steps run. Only ``local`` (this host) exists so far."""
+class LocalEnvironment(BaseModel):
+    """This host: steps run as subprocesses of the server (the embedded default)."""
 
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["local"] = "local"
     name: str | None = Field(default=None, description="Human-readable name.")
     max_parallel_steps: int = Field(default=8, ge=1)
+
+
+class SlurmDefaultsConfig(BaseModel):
+    """sbatch options a step gets unless it sets its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partition: str | None = None
+    qos: str | None = None
+    account: str | None = None
+    time: str | None = None
+
+
+class SlurmEnvironment(BaseModel):
+    """An HPC cluster reached over SSH, as each user's own cluster account; jobs go to Slurm."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["slurm"]
+    name: str | None = Field(default=None, description="Human-readable name.")
+    host: str = Field(description="The login node.")
+    port: int = Field(default=22, gt=0, lt=65536)
+    host_keys: list[str] = Field(
+        min_length=1,
+        description="known_hosts lines of the login node; any other host key is refused.",
+    )
+    defaults: SlurmDefaultsConfig = Field(default_factory=SlurmDefaultsConfig)
+    pycompss_modules: list[str] = Field(default_factory=list)
+    max_sessions: int = Field(default=8, ge=1, description="Concurrent SSH sessions per account.")
+    poll_interval: float = Field(default=5.0, gt=0, description="Seconds between squeue calls.")
+    work_root: str = Field(
+        default=".hpcwaas", description="Executions' directories, relative to the account's home."
+    )
+    max_parallel_steps: int = Field(default=32, ge=1)
+    unreachable_deadline: float = Field(
+        default=600.0, gt=0, description="Seconds a step retries an unreachable cluster."
+    )
+
+
+EnvironmentConfig = Annotated[LocalEnvironment | SlurmEnvironment, Field(discriminator="kind")]
+
+
+def _default_local() -> EnvironmentConfig:
+    return LocalEnvironment(name="Local host")
 
 
 class Limits(BaseModel):
@@ -149,13 +193,24 @@ class Settings(BaseSettings):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     vault_config: VaultConfig | None = None
     environments: dict[str, EnvironmentConfig] = Field(
-        default_factory=lambda: {"local": EnvironmentConfig(name="Local host")}
+        default_factory=lambda: {"local": _default_local()}
     )
     limits: Limits = Field(default_factory=Limits)
     step_grace_seconds: float = Field(
         default=5.0, ge=0, description="Seconds between SIGTERM and SIGKILL when cancelling a step."
     )
     embedded_default: bool = Field(default=False, exclude=True)
+
+    @field_validator("environments", mode="before")
+    @classmethod
+    def _local_by_default(cls, value: Any) -> Any:
+        """An environment without a `kind` is `local`, as before kinds existed."""
+        if isinstance(value, dict):
+            return {
+                k: ({**v, "kind": "local"} if isinstance(v, dict) and "kind" not in v else v)
+                for k, v in value.items()
+            }
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

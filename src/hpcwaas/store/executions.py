@@ -33,6 +33,8 @@ class ExecutionRecord:
     started_at: datetime | None
     ended_at: datetime | None
     cancel_requested: bool
+    cluster_login: str | None
+    key_id: str | None
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class StepRecord:
     started_at: datetime | None
     ended_at: datetime | None
     exit_code: int | None
+    job_id: str | None
 
 
 def _execution(row: Any) -> ExecutionRecord:
@@ -63,6 +66,8 @@ async def create_execution(
     inputs: dict[str, Any],
     definition_digest: str,
     step_names: list[str],
+    cluster_login: str | None = None,
+    key_id: str | None = None,
 ) -> datetime:
     """Record a new PENDING execution and its PENDING steps; return its creation time."""
     now = datetime.now(UTC)
@@ -79,6 +84,8 @@ async def create_execution(
             definition_digest=definition_digest,
             created_at=now,
             cancel_requested=False,
+            cluster_login=cluster_login,
+            key_id=key_id,
         )
     )
     if step_names:
@@ -120,6 +127,7 @@ async def get_steps(conn: AsyncConnection, execution_id: str) -> list[StepRecord
             started_at=r.started_at,
             ended_at=r.ended_at,
             exit_code=r.exit_code,
+            job_id=r.job_id,
         )
         for r in rows
     ]

@@ -89,6 +89,17 @@ ssh_keys = Table(
     Index("ix_ssh_keys_owner_created", "owner", "created_at"),
 )
 
+# A user's default cluster account and SSH key on an environment reached over SSH.
+cluster_identities = Table(
+    "cluster_identities",
+    metadata,
+    Column("user_id", String(255), ForeignKey("users.id"), primary_key=True),
+    Column("environment", String(255), primary_key=True),
+    Column("login", String(64), nullable=False),
+    Column("key_id", String(36), ForeignKey("ssh_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 # Single sign-on attempts between /auth/login and /auth/authorize. The row holds no secret:
 # the PKCE verifier and the nonce are derived from the state (which only the browser has)
 # and the salt, so reading the table alone does not help to redeem a code.
@@ -131,6 +142,9 @@ executions = Table(
     Column("started_at", UTCDateTime()),
     Column("ended_at", UTCDateTime()),
     Column("cancel_requested", Boolean, nullable=False, default=False),
+    # the cluster account and SSH key the steps run with (environments reached over SSH)
+    Column("cluster_login", String(64)),
+    Column("key_id", String(36)),
     Index("ix_executions_owner_created", "owner", "created_at", "id"),
     Index("ix_executions_status", "status"),
 )
@@ -145,6 +159,7 @@ steps = Table(
     Column("started_at", UTCDateTime()),
     Column("ended_at", UTCDateTime()),
     Column("exit_code", Integer),
+    Column("job_id", String(64)),  # the scheduler's job ID, for steps that are jobs
 )
 
 log_entries = Table(
