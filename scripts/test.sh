@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install hpcwaas with its test tools into .venv, and what the SSO tests run (Debian's
-# chromium, Node.js and the npm package oidc-provider in tests/oidc), then lint and run
-# every test. Each install step is skipped when its result is already there.
+# Install hpcwaas with its test tools into .venv, what the SSO tests run (Debian's
+# chromium, Node.js and the npm package oidc-provider in tests/oidc) and what the loopback
+# test cluster of tests/cluster_support.py runs (Debian's openssh-server, munge and Slurm),
+# then lint and run every test. Each install step is skipped when its result is already there.
 set -euo pipefail
 TEST_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -18,11 +19,16 @@ as_root() {
   fi
 }
 
-# System packages (Debian 12): chromium for the browser tests, node/npm for the OIDC provider.
+# System packages (Debian 12): chromium for the browser tests, node/npm for the OIDC provider,
+# sshd, munge and Slurm 22.05 for the test cluster (the tests start them, not apt).
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+for package in openssh-server munge slurm-wlm slurmctld slurmd slurm-client; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
+    missing+=("$package")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} with apt-get" >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytest_plugins = ["tests.sso_support"]
+pytest_plugins = ["tests.sso_support", "tests.cluster_support", "tests.vault_kv2"]
 
 BIN = Path(sys.executable).parent
 

@@ -68,7 +68,7 @@ def test_db_upgrade_reports_the_schema_state(tmp_path: Path) -> None:
     )
 
 
-def test_vault_config_is_refused_until_supported(tmp_path: Path) -> None:
+def test_vault_config_without_approle_credentials_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "c.yml"
     config.write_text(
         f"data_dir: {tmp_path}\nlisten_address: 127.0.0.1:{free_port()}\n"

@@ -202,8 +202,16 @@ def test_unknown_top_level_key(tmp_path):
 
 
 def test_wrong_step_kind_says_which_kinds_exist(tmp_path):
-    problem = only_problem(tmp_path, app("steps:\n  a: {kind: slurm, run: x}\n"))
-    assert "kind" in problem and "shell" in problem
+    problem = only_problem(tmp_path, app("steps:\n  a: {kind: pbs, run: x}\n"))
+    assert problem.startswith(at(tmp_path, 7))
+    assert "workflows.w.steps.a.kind: unknown step kind" in problem and '"pbs"' in problem
+    assert "shell, slurm, pycompss" in problem
+
+
+def test_step_without_kind_says_which_kinds_exist(tmp_path):
+    problem = only_problem(tmp_path, app("steps:\n  a: {run: x}\n"))
+    assert "workflows.w.steps.a: missing key 'kind'" in problem
+    assert "shell, slurm, pycompss" in problem
 
 
 def test_missing_key(tmp_path):

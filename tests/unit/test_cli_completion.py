@@ -57,13 +57,14 @@ def test_bash_completes_global_flags_and_their_values(capsys) -> None:
 @needs_bash
 def test_bash_completes_help_topics_with_command_names(capsys) -> None:
     words = bash_complete(script("bash", capsys), "waas", "help", "")
-    assert words[:7] == [
+    assert words[:8] == [
         "login",
         "logout",
         "whoami",
         "workflows",
         "executions",
         "ssh_keys",
+        "environments",
         "completion",
     ]
 

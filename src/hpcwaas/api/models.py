@@ -7,7 +7,7 @@ marked additive are ours and old clients ignore them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,6 +65,7 @@ class StepPublic(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     exit_code: int | None = None
+    job_id: str | None = None  # the Slurm job, for steps that are batch jobs
 
 
 class ExecutionPublic(BaseModel):
@@ -109,10 +110,15 @@ class ExecutionLogs(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
+SSHKeyType = Literal["rsa", "rsa4096", "ed25519"]
+
+
 class SSHKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # additive: rsa is RSA 2048 as the original; ed25519's private half is in OpenSSH format
+    type: SSHKeyType = "rsa"
 
 
 class SSHKeyCreated(BaseModel):
@@ -186,3 +192,39 @@ class UserPublic(BaseModel):
     email: str | None = None
     groups: list[str]
     token_expires_at: datetime | None = None
+
+
+class ClusterIdentityPublic(BaseModel):
+    """Additive: the cluster account and SSH key a user's steps run with on an environment."""
+
+    login: str
+    key_id: str
+
+
+class EnvironmentPublic(BaseModel):
+    """Additive: a configured environment, with the caller's registered cluster identity."""
+
+    id: str
+    name: str
+    kind: str
+    host: str | None = None  # the login node of a slurm environment; null for local ones
+    identity: ClusterIdentityPublic | None = None
+
+
+class EnvironmentList(BaseModel):
+    """Additive: `GET /environments`, sorted by ID."""
+
+    environments: list[EnvironmentPublic]
+
+
+class ClusterIdentityUpdate(BaseModel):
+    """Additive: `PUT /environments/{name}/identity`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    login: str = Field(
+        description="Your login on the cluster: must match ^[a-z_][a-z0-9_.-]{0,31}$."
+    )
+    key_id: str = Field(
+        max_length=255, description="The ID of one of your SSH keys (`waas ssh_keys key-gen`)."
+    )

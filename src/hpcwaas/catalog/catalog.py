@@ -21,11 +21,12 @@ from hpcwaas.catalog.errors import (
     WorkflowNotFound,
 )
 from hpcwaas.catalog.loader import LoadedFile, format_problem, read_application
-from hpcwaas.catalog.model import ApplicationSpec, WorkflowSpec
+from hpcwaas.catalog.model import CLUSTER_KINDS, ApplicationSpec, WorkflowSpec
 
 log = logging.getLogger(__name__)
 
 WORKFLOW_ID_FORM = "<application>@<environment>@<workflow>"
+LOCAL_KIND = "local"
 _SUFFIXES = (".yaml", ".yml")
 MAX_WORKFLOW_ID_LENGTH = 512
 
@@ -99,8 +100,19 @@ class Catalog:
         }
 
     @classmethod
-    def load(cls, dirs: list[Path], environments: dict[str, str]) -> Catalog:
-        """Load every *.yaml / *.yml file of ``dirs`` (a file path loads that file alone)."""
+    def load(
+        cls,
+        dirs: list[Path],
+        environments: dict[str, str],
+        environment_kinds: Mapping[str, str] | None = None,
+    ) -> Catalog:
+        """Load every *.yaml / *.yml file of ``dirs`` (a file path loads that file alone).
+
+        ``environments`` maps environment IDs to display names; ``environment_kinds`` maps
+        them to their kind (``local``, ``slurm``), ``local`` when not given. An application
+        with ``slurm`` or ``pycompss`` steps is not deployed on a ``local`` environment.
+        """
+        kinds = dict(environment_kinds or {})
         problems: list[str] = []
         applications: dict[str, ApplicationSpec] = {}
         sources: dict[str, Path] = {}
@@ -127,7 +139,7 @@ class Catalog:
                 continue
             applications[app.application] = app
             sources[app.application] = path
-            deployed.extend(_deploy(loaded, environments, problems))
+            deployed.extend(_deploy(loaded, environments, kinds, problems))
         return cls(applications, deployed, environments, problems)
 
     @property
@@ -206,7 +218,10 @@ def _workflow_files(dirs: list[Path], problems: list[str]) -> list[Path]:
 
 
 def _deploy(
-    loaded: LoadedFile, environments: dict[str, str], problems: list[str]
+    loaded: LoadedFile,
+    environments: dict[str, str],
+    kinds: Mapping[str, str],
+    problems: list[str],
 ) -> list[DeployedWorkflow]:
     app = loaded.application
     deployed: list[DeployedWorkflow] = []
@@ -236,6 +251,14 @@ def _deploy(
             log.warning("%s", problem)
             problems.append(problem)
             continue
+        kind = kinds.get(environment, LOCAL_KIND)
+        if kind == LOCAL_KIND:
+            misplaced = _cluster_steps(loaded, environment)
+            if misplaced:
+                for problem in misplaced:
+                    log.error("%s", problem)
+                problems.extend(misplaced)
+                continue
         for name in dict.fromkeys(app.expose):
             deployed.append(
                 DeployedWorkflow(
@@ -250,3 +273,24 @@ def _deploy(
                 )
             )
     return deployed
+
+
+def _cluster_steps(loaded: LoadedFile, environment: str) -> list[str]:
+    """Why the application cannot be deployed on local ``environment``: its cluster steps."""
+    app = loaded.application
+    problems: list[str] = []
+    for workflow_name in dict.fromkeys(app.expose):
+        for step_name, step in app.workflows[workflow_name].steps.items():
+            if step.kind in CLUSTER_KINDS:
+                problems.append(
+                    format_problem(
+                        loaded.path,
+                        loaded.line(("workflows", workflow_name, "steps", step_name, "kind")),
+                        f"workflow {workflow_name!r}: step {step_name!r} of kind {step.kind} "
+                        f"cannot run on local environment {environment!r}; application "
+                        f"{app.application!r} is not deployed there",
+                        "deploy it on Slurm environments only (remove "
+                        f"{environment!r} from environments), or make the step kind: shell",
+                    )
+                )
+    return problems

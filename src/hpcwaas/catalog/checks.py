@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from hpcwaas.catalog.dag import cycles
-from hpcwaas.catalog.model import (
-    NAME_PATTERN,
-    ApplicationSpec,
-    InputSpec,
-    StepSpec,
-    WorkflowSpec,
-)
-from hpcwaas.catalog.render import check_template
+from hpcwaas.catalog.model import ApplicationSpec, InputSpec, WorkflowSpec
+from hpcwaas.catalog.problem import NAME as _NAME
+from hpcwaas.catalog.problem import NAME_HINT as _NAME_HINT
+from hpcwaas.catalog.problem import Problem
+from hpcwaas.catalog.step_checks import check_step
 from hpcwaas.catalog.values import ValueProblem, check_value, describe
 from hpcwaas.catalog.yamlfile import Location
 
+__all__ = ["MAX_STEPS", "Problem", "check_application"]
+
 MAX_STEPS = 500
-_NAME = re.compile(NAME_PATTERN)
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NAME_HINT = (
-    "use letters, digits, '_', '.' and '-', starting with a letter or digit "
-    "('@' separates the parts of a workflow ID)"
-)
 # Which constraints make sense for which input type.
 _APPLIES = {
     "values": {"enum"},
@@ -35,15 +27,6 @@ _APPLIES = {
     "max_length": {"string", "list"},
     "items": {"list"},
 }
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong in a file: where (a key path), what, and how to fix it."""
-
-    loc: Location
-    message: str
-    hint: str
 
 
 def check_application(app: ApplicationSpec) -> list[Problem]:
@@ -97,7 +80,7 @@ def _check_workflow(loc: Location, name: str, workflow: WorkflowSpec) -> list[Pr
         )
         return problems
     for step_name, step in workflow.steps.items():
-        problems.extend(_check_step((*loc, "steps", step_name), step_name, step, workflow))
+        problems.extend(check_step((*loc, "steps", step_name), step_name, step, workflow))
     needs = {step_name: step.needs for step_name, step in workflow.steps.items()}
     for cycle in cycles(needs):
         if len(cycle) == 1:
@@ -136,41 +119,6 @@ def _check_workflow(loc: Location, name: str, workflow: WorkflowSpec) -> list[Pr
                 )
             )
     return problems
-
-
-def _check_step(loc: Location, name: str, step: StepSpec, workflow: WorkflowSpec) -> list[Problem]:
-    problems: list[Problem] = []
-    if not _NAME.fullmatch(name):
-        problems.append(Problem(loc, f"step name {name!r} is not valid", _NAME_HINT))
-    for index, need in enumerate(step.needs):
-        if need not in workflow.steps:
-            others = ", ".join(s for s in workflow.steps if s != name) or "none"
-            problems.append(
-                Problem(
-                    (*loc, "needs", index),
-                    f"step {name!r} needs unknown step {need!r}",
-                    f"needs lists steps of the same workflow (others: {others})",
-                )
-            )
-    for message in check_template(step.run, workflow.inputs):
-        problems.append(Problem((*loc, "run"), f"step {name!r} run: {message}", _TEMPLATE_HINT))
-    for var, template in step.env.items():
-        if not _ENV_NAME.fullmatch(var):
-            problems.append(
-                Problem(
-                    (*loc, "env", var),
-                    f"step {name!r}: {var!r} is not a valid environment variable name",
-                    "use letters, digits and '_', not starting with a digit",
-                )
-            )
-        for message in check_template(template, workflow.inputs):
-            problems.append(
-                Problem((*loc, "env", var), f"step {name!r} env {var}: {message}", _TEMPLATE_HINT)
-            )
-    return problems
-
-
-_TEMPLATE_HINT = "declare the input under inputs, or fix the name in {{ inputs.<name> }}"
 
 
 def _check_input(loc: Location, name: str, spec: InputSpec) -> list[Problem]:

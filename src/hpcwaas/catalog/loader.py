@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from hpcwaas.catalog.checks import Problem, check_application
 from hpcwaas.catalog.errors import CatalogFileError
-from hpcwaas.catalog.model import ApplicationSpec
+from hpcwaas.catalog.model import STEP_KINDS, ApplicationSpec
 from hpcwaas.catalog.values import describe
 from hpcwaas.catalog.yamlfile import Location, YamlFileError, line_of, load_yaml
 
@@ -88,32 +89,54 @@ def _format(path: Path, lines: dict[Location, int], problem: Problem) -> str:
     return format_problem(path, line_of(lines, problem.loc), message, problem.hint)
 
 
+_KINDS = ", ".join(STEP_KINDS)
+
+
 def _pydantic_problems(exc: ValidationError) -> list[tuple[Location, str, str]]:
     found: list[tuple[Location, str, str]] = []
     for error in exc.errors(include_url=False):
-        loc: Location = tuple(p for p in error["loc"] if p != "[key]")
+        raw: Location = tuple(p for p in error["loc"] if p != "[key]")
+        loc = _without_tag(raw)
         where = ".".join(str(p) for p in loc) or "(top level)"
         kind = error["type"]
         if kind == "extra_forbidden":
-            model = _model_at(loc[:-1])
-            allowed = ", ".join(model.model_fields) if model else "see docs/workflows.md"
+            model = _model_at(raw[:-1])
+            allowed = ", ".join(_keys(model)) if model else "see docs/workflows.md"
             message = f"{where}: unknown key {loc[-1]!r}"
             hint = f"check the spelling; allowed keys here: {allowed}"
         elif kind == "missing":
             message = f"{where}: missing key {loc[-1]!r}"
-            hint = "add it" + (" (kind: shell)" if loc[-1] == "kind" else "")
+            hint = "add it"
+        elif kind == "union_tag_not_found":
+            message = f"{where}: missing key 'kind'"
+            hint = f"add it: every step says its kind ({_KINDS})"
+        elif kind == "union_tag_invalid":
+            loc = (*loc, "kind")
+            message = f"{where}.kind: unknown step kind {describe(error['input'].get('kind'))}"
+            hint = f"use one of the step kinds: {_KINDS}"
         else:
             message = f"{where}: {error['msg'].removeprefix('Value error, ')}"
             message += f", got {describe(error['input'])}"
             hint = "see docs/workflows.md for the keys and their types"
-            if loc and loc[-1] == "kind":
-                hint = "only `kind: shell` steps exist so far"
         found.append((loc, message, hint))
     return found
 
 
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The model's keys, its own before inherited ones (a step's kind and run first)."""
+    own = [name for name in vars(model).get("__annotations__", {}) if name in model.model_fields]
+    return own + [name for name in model.model_fields if name not in own]
+
+
+def _without_tag(loc: Location) -> Location:
+    """``loc`` without the step kind pydantic inserts after a step's name."""
+    if len(loc) > 4 and loc[0] == "workflows" and loc[2] == "steps" and loc[4] in STEP_KINDS:
+        return (*loc[:4], *loc[5:])
+    return loc
+
+
 def _model_at(loc: Location) -> type[BaseModel] | None:
-    """The model that holds the keys at ``loc`` (walking fields and dict values)."""
+    """The model that holds the keys at ``loc`` (walking fields, dict values and step kinds)."""
     model: type[BaseModel] = ApplicationSpec
     parts = list(loc)
     while parts:
@@ -126,6 +149,12 @@ def _model_at(loc: Location) -> type[BaseModel] | None:
                 return None
             parts.pop(0)
             annotation = get_args(annotation)[1]
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+        if get_origin(annotation) in (Union, UnionType):  # a step: its kind comes next
+            if not parts:
+                return None
+            annotation = STEP_KINDS.get(str(parts.pop(0)))
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation

@@ -80,15 +80,68 @@ class InputSpec(_Spec):
         )
 
 
-class StepSpec(_Spec):
-    """One node of a workflow's DAG: a shell command rendered from a template."""
+class _StepBase(_Spec):
+    """What every step has, whatever its kind."""
 
-    kind: Literal["shell"]
-    run: str
     needs: list[str] = Field(default_factory=list)
     description: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     timeout: float | None = Field(default=None, gt=0)
+
+
+class ShellStep(_StepBase):
+    """A shell command rendered from a template, run in the execution's directory."""
+
+    kind: Literal["shell"]
+    run: str
+
+
+class SlurmOptionsSpec(_Spec):
+    """Resources of a Slurm job; what is left out comes from the environment, then Slurm."""
+
+    nodes: int | None = Field(default=None, ge=1)
+    ntasks: int | None = Field(default=None, ge=1)
+    cpus_per_task: int | None = Field(default=None, ge=1)
+    mem: str | int | None = None  # "4G"; a bare number is megabytes
+    time: str | int | None = None  # "HH:MM:SS", "D-HH:MM:SS"...; a bare number is minutes
+    partition: str | None = None
+    qos: str | None = None
+    account: str | None = None
+    extra: list[str] = Field(default_factory=list)  # more sbatch flags: ["--exclusive"]
+
+
+class SlurmStep(_StepBase):
+    """A batch job: ``script`` rendered from a template, submitted with ``options``."""
+
+    kind: Literal["slurm"]
+    script: str
+    options: SlurmOptionsSpec = Field(default_factory=SlurmOptionsSpec)
+
+
+class PycompssStep(_StepBase):
+    """A PyCOMPSs application submitted with enqueue_compss."""
+
+    kind: Literal["pycompss"]
+    app: str
+    arguments: list[str] = Field(default_factory=list)
+    num_nodes: int | None = Field(default=None, ge=1)
+    qos: str | None = None
+    exec_time: int | None = Field(default=None, ge=1)  # minutes
+    python_interpreter: str = "python3"
+    container_image: str | None = None
+    extra_options: list[str] = Field(default_factory=list)  # ["--tracing=true"]
+    modules: list[str] = Field(default_factory=list)  # loaded after the environment's
+
+
+# One node of a workflow's DAG; ``kind`` says which.
+StepSpec = Annotated[ShellStep | SlurmStep | PycompssStep, Field(discriminator="kind")]
+STEP_KINDS: dict[str, type[_StepBase]] = {
+    "shell": ShellStep,
+    "slurm": SlurmStep,
+    "pycompss": PycompssStep,
+}
+# Kinds that need a batch scheduler: they cannot run on a ``local`` environment.
+CLUSTER_KINDS: frozenset[str] = frozenset({"slurm", "pycompss"})
 
 
 class OutputSpec(_Spec):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from hpcwaas.cli.parsing import add_command, add_subcommands, non_negative_int, positive_int
 
 if TYPE_CHECKING:
-    from hpcwaas.api.models import ExecutionPublic, ExecutionSummary, LogEntry
+    from hpcwaas.api.models import ExecutionPublic, ExecutionSummary, LogEntry, StepPublic
     from hpcwaas.cli.context import Context
 
 # Seconds between two status polls of `-f`.
@@ -88,9 +88,12 @@ def status_line(execution: ExecutionPublic) -> str:
     return f"Execution: ID: {execution.id}, Status: {execution.status.value}"
 
 
-def _step_line(name: str, state: str, exit_status: int | None = None) -> str:
-    suffix = f" (exit code {exit_status})" if exit_status is not None else ""
-    return f"  Step {name}: {state}{suffix}"
+def _step_line(step: StepPublic) -> str:
+    details = [f"Slurm job {step.job_id}"] if step.job_id else []
+    if step.exit_code is not None:
+        details.append(f"exit code {step.exit_code}")
+    suffix = f" ({', '.join(details)})" if details else ""
+    return f"  Step {step.name}: {step.state.value}{suffix}"
 
 
 def _document(execution: ExecutionPublic) -> dict[str, Any]:
@@ -105,7 +108,7 @@ def print_status(ctx: Context, execution: ExecutionPublic) -> None:
         return
     out.line(status_line(execution))
     for step in execution.steps or []:
-        out.line(_step_line(step.name, step.state.value, step.exit_code))
+        out.line(_step_line(step))
     _print_outcome(ctx, execution)
 
 
@@ -156,7 +159,7 @@ def follow_status(ctx: Context, execution_id: str) -> int:
                     ctx.out.line(status_line(execution))
                 for step in execution.steps or []:
                     if shown_steps.get(step.name) != step.state.value:
-                        ctx.out.line(_step_line(step.name, step.state.value, step.exit_code))
+                        ctx.out.line(_step_line(step))
                 if execution.status.terminal:
                     _print_outcome(ctx, execution)
             shown_status, shown_steps = execution.status, steps

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas import __version__
-from hpcwaas.cli import completion, executions, login, ssh_keys, workflows
+from hpcwaas.cli import completion, environments, executions, login, ssh_keys, workflows
 from hpcwaas.cli.config import ConfigError
 from hpcwaas.cli.parsing import (
     UsageError,
@@ -40,6 +40,7 @@ examples:
   waas ssh_keys key-gen
   waas workflows list
   waas workflows trigger -f -i name=value <workflow_id>
+  waas environments set-identity <environment> --login <login> --key <key_id>
   waas executions status <execution_id>
   waas executions cancel <execution_id>
 
@@ -76,6 +77,7 @@ def build_parser() -> WaasParser:
     workflows.register(sub)
     executions.register(sub)
     ssh_keys.register(sub)
+    environments.register(sub)
     completion.register(sub)
     helper = add_command(sub, "help", (), "Show the help of a command", None)
     helper.add_argument("topic", nargs="*", metavar="command", help="e.g. `workflows trigger`")

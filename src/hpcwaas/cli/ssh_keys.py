@@ -10,11 +10,17 @@ from hpcwaas.cli.parsing import add_command, add_subcommands, key_value
 if TYPE_CHECKING:
     from hpcwaas.cli.context import Context
 
+# api.models.SSHKeyType's values, spelled out so that `waas` starts without importing pydantic.
+KEY_TYPES = ("rsa", "rsa4096", "ed25519")
+
 KEY_GEN_DESCRIPTION = """Generate a new SSH key pair.
 
 The private key stays in the service's key store; only the public key and a
 random key ID come back, and you will not see them again. Add the public key
-to ~/.ssh/authorized_keys on the clusters where your workflows run."""
+to ~/.ssh/authorized_keys on the clusters where your workflows run.
+
+--type picks the key: rsa (RSA 2048, as the original service makes), rsa4096,
+or ed25519 (short keys; needs OpenSSH 6.5 or later on the clusters)."""
 
 
 def register(subparsers: Any) -> None:
@@ -40,14 +46,21 @@ def register(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="metadata stored with the key (repeatable)",
     )
+    gen.add_argument(
+        "--type",
+        dest="key_type",
+        choices=KEY_TYPES,
+        default=None,  # not sent then: the server makes RSA 2048, as the original's does
+        help="key type: rsa (RSA 2048, the default), rsa4096 or ed25519",
+    )
     add_command(sub, "list", ("ls",), "List your SSH keys (public halves)", run_list)
     delete = add_command(sub, "delete", (), "Delete SSH keys", run_delete)
     delete.add_argument("key_ids", nargs="+", metavar="key-id")
 
 
 def run_key_gen(ctx: Context) -> int:
-    """`ssh_keys key-gen [-m k=v]...`: the original's five INFO lines, or the key as JSON."""
-    key = ctx.client().create_ssh_key(dict(ctx.args.metadata))
+    """`ssh_keys key-gen [-m k=v]... [--type T]`: the original's five INFO lines, or JSON."""
+    key = ctx.client().create_ssh_key(dict(ctx.args.metadata), ctx.args.key_type)
     out = ctx.out
     if out.json:
         out.document({"id": key.id, "public_key": key.public_key})

@@ -11,6 +11,8 @@ from hpcwaas.api.models import (
     AuthInfo,
     DeviceAuthorization,
     DevicePending,
+    EnvironmentList,
+    EnvironmentPublic,
     ExecutionList,
     ExecutionLogs,
     ExecutionPublic,
@@ -98,9 +100,11 @@ class AsyncClient(ClientBase):
         """Log entries from index `from_`, waiting up to `timeout` seconds for new ones."""
         return await self.send(calls.logs(execution_id, from_, size, timeout, levels))
 
-    async def create_ssh_key(self, metadata: dict[str, Any] | None = None) -> SSHKeyCreated:
-        """Generate an SSH key pair; the private half stays on the server."""
-        return await self.send(calls.create_ssh_key(metadata))
+    async def create_ssh_key(
+        self, metadata: dict[str, Any] | None = None, key_type: str | None = None
+    ) -> SSHKeyCreated:
+        """Generate an SSH key pair (rsa, rsa4096, ed25519); only the public half comes back."""
+        return await self.send(calls.create_ssh_key(metadata, key_type))
 
     async def list_ssh_keys(
         self, limit: int | None = None, cursor: str | None = None
@@ -134,3 +138,19 @@ class AsyncClient(ClientBase):
     async def whoami(self) -> UserPublic:
         """The user the credentials belong to, with groups and the token's expiry."""
         return await self.send(calls.whoami())
+
+    async def list_environments(self) -> EnvironmentList:
+        """Every environment, with your registered cluster account (login, SSH key) on each."""
+        return await self.send(calls.list_environments())
+
+    async def get_environment(self, environment: str) -> EnvironmentPublic:
+        """One environment with your registered cluster account."""
+        return await self.send(calls.get_environment(environment))
+
+    async def set_identity(self, environment: str, login: str, key_id: str) -> EnvironmentPublic:
+        """Register the cluster login and SSH key your steps run with on `environment`."""
+        return await self.send(calls.set_identity(environment, login, key_id))
+
+    async def delete_identity(self, environment: str) -> None:
+        """Forget your cluster account on `environment`."""
+        await self.send(calls.delete_identity(environment))

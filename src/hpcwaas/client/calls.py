@@ -20,6 +20,8 @@ from hpcwaas.api.models import (
     AuthInfo,
     DeviceAuthorization,
     DevicePending,
+    EnvironmentList,
+    EnvironmentPublic,
     ExecutionList,
     ExecutionLogs,
     ExecutionPublic,
@@ -192,9 +194,13 @@ def logs(
     )
 
 
-def create_ssh_key(metadata: dict[str, Any] | None = None) -> Call[SSHKeyCreated]:
+def create_ssh_key(
+    metadata: dict[str, Any] | None = None, key_type: str | None = None
+) -> Call[SSHKeyCreated]:
     """POST /ssh_keys: generate a key pair; only the public half comes back."""
-    body = {"metadata": dict(metadata)} if metadata else {}
+    body: dict[str, Any] = {"metadata": dict(metadata)} if metadata else {}
+    if key_type is not None:  # left out otherwise: the original's server makes RSA 2048
+        body["type"] = key_type
     return Call("POST", "/ssh_keys", _model(SSHKeyCreated), json=body)
 
 
@@ -241,3 +247,28 @@ def logout() -> Call[None]:
 def whoami() -> Call[UserPublic]:
     """GET /users/me: the authenticated user."""
     return Call("GET", "/users/me", _model(UserPublic, ("groups",)))
+
+
+def list_environments() -> Call[EnvironmentList]:
+    """GET /environments: every environment, with your registered cluster account on each."""
+    return Call("GET", "/environments", _model(EnvironmentList, ("environments",)))
+
+
+def get_environment(environment: str) -> Call[EnvironmentPublic]:
+    """GET /environments/{name}: one environment with your registered cluster account."""
+    return Call("GET", f"/environments/{segment(environment)}", _model(EnvironmentPublic))
+
+
+def set_identity(environment: str, login: str, key_id: str) -> Call[EnvironmentPublic]:
+    """PUT /environments/{name}/identity: the login and SSH key your steps run with there."""
+    return Call(
+        "PUT",
+        f"/environments/{segment(environment)}/identity",
+        _model(EnvironmentPublic),
+        json={"login": login, "key_id": key_id},
+    )
+
+
+def delete_identity(environment: str) -> Call[None]:
+    """DELETE /environments/{name}/identity: forget your cluster account there (204)."""
+    return Call("DELETE", f"/environments/{segment(environment)}/identity", _nothing)

@@ -11,6 +11,8 @@ from hpcwaas.api.models import (
     AuthInfo,
     DeviceAuthorization,
     DevicePending,
+    EnvironmentList,
+    EnvironmentPublic,
     ExecutionList,
     ExecutionLogs,
     ExecutionPublic,
@@ -94,9 +96,11 @@ class Client(ClientBase):
         """Log entries from index `from_`, waiting up to `timeout` seconds for new ones."""
         return self.send(calls.logs(execution_id, from_, size, timeout, levels))
 
-    def create_ssh_key(self, metadata: dict[str, Any] | None = None) -> SSHKeyCreated:
-        """Generate an SSH key pair; the private half stays on the server."""
-        return self.send(calls.create_ssh_key(metadata))
+    def create_ssh_key(
+        self, metadata: dict[str, Any] | None = None, key_type: str | None = None
+    ) -> SSHKeyCreated:
+        """Generate an SSH key pair (rsa, rsa4096, ed25519); only the public half comes back."""
+        return self.send(calls.create_ssh_key(metadata, key_type))
 
     def list_ssh_keys(self, limit: int | None = None, cursor: str | None = None) -> SSHKeyList:
         """One page of your SSH keys (public halves only)."""
@@ -128,3 +132,19 @@ class Client(ClientBase):
     def whoami(self) -> UserPublic:
         """The user the credentials belong to, with groups and the token's expiry."""
         return self.send(calls.whoami())
+
+    def list_environments(self) -> EnvironmentList:
+        """Every environment, with your registered cluster account (login, SSH key) on each."""
+        return self.send(calls.list_environments())
+
+    def get_environment(self, environment: str) -> EnvironmentPublic:
+        """One environment with your registered cluster account."""
+        return self.send(calls.get_environment(environment))
+
+    def set_identity(self, environment: str, login: str, key_id: str) -> EnvironmentPublic:
+        """Register the cluster login and SSH key your steps run with on `environment`."""
+        return self.send(calls.set_identity(environment, login, key_id))
+
+    def delete_identity(self, environment: str) -> None:
+        """Forget your cluster account on `environment`."""
+        self.send(calls.delete_identity(environment))

@@ -18,14 +18,18 @@ from typing import TYPE_CHECKING
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.engine.errors import ExecutionAlreadyFinished, ExecutionNotFound
 from hpcwaas.engine.finish import finish_execution
+from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.logsink import LogNotifier, LogSink
+from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
-from hpcwaas.settings import Settings
+from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable, ssh_key_path
+from hpcwaas.settings import EnvironmentConfig, LocalEnvironment, Settings
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.transports.base import Transport
 from hpcwaas.transports.local import LocalTransport, kill_leftovers
+from hpcwaas.transports.ssh import SshPool, SshTarget
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
@@ -54,12 +58,16 @@ class Engine:
         settings: Settings,
         workflows: WorkflowLookup,
         *,
+        keystore: KeyStore | None = None,
         transport: Transport | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
         self._workflows = workflows
+        self._keystore = keystore
         self._transport: Transport = transport if transport is not None else LocalTransport()
+        self.ssh = SshPool(self._load_key)
+        self.jobs = JobTracker(self.ssh)
         self.notifier = LogNotifier()
         self.logs = LogSink(db, self.notifier)
         self._runners: dict[str, ExecutionRunner] = {}
@@ -67,6 +75,15 @@ class Engine:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._dispatcher: asyncio.Task[None] | None = None
+
+    async def _load_key(self, key_id: str) -> str:
+        """A private key from the key store, for the SSH client's memory only."""
+        if self._keystore is None:
+            raise KeyStoreUnavailable("no key store is configured")
+        secret = await self._keystore.get(ssh_key_path(key_id))
+        if secret is None or "privateKey" not in secret:
+            raise KeyStoreUnavailable(f"SSH key {key_id} is not in the key store any more")
+        return secret["privateKey"]
 
     async def start(self) -> None:
         """Start the log writer, close what the last run left behind, then start dispatching."""
@@ -101,6 +118,7 @@ class Engine:
                 await self._dispatcher
             self._dispatcher = None
         grace = min(self._settings.step_grace_seconds, STOP_GRACE_SECONDS)
+        detached = {eid for eid, r in self._runners.items() if r.detaches_on_stop}
         for runner in list(self._runners.values()):
             runner.request_stop(grace)
         tasks = dict(self._tasks)
@@ -110,8 +128,10 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*stuck, return_exceptions=True)
             for execution_id, task in tasks.items():
-                if task in stuck:
+                if task in stuck and execution_id not in detached:
                     await self._fail_stuck(execution_id)
+        await self.jobs.close()
+        await self.ssh.close()
         await self.logs.stop()
 
     # -- cancel ----------------------------------------------------------------------------
@@ -167,13 +187,18 @@ class Engine:
     # -- recovery and dispatch -------------------------------------------------------------
 
     def _runs_here(self, environment: str) -> bool:
-        """Whether this engine owns ``environment``'s executions (local, or not configured)."""
+        """Whether this engine ends ``environment``'s executions itself (local, or unknown)."""
         config = self._settings.environments.get(environment)
         return config is None or config.kind == "local"
 
     async def _recover(self) -> None:
         async with self._db.read() as conn:
             active = await store_executions.with_status(conn, _ACTIVE)
+        for record in active:
+            if not self._runs_here(record.environment):
+                # Its jobs ran on while the server was down: follow them to the end.
+                async with self._lock:
+                    await self._dispatch(record.id, resume=True)
         orphans = [r for r in active if self._runs_here(r.environment)]
         for record in orphans:
             self.logs.emit(record.id, LogLevel.ERROR, RECOVERY_MESSAGE)
@@ -224,39 +249,60 @@ class Engine:
                 except Exception:
                     log.exception("execution %s could not be dispatched", record.id)
 
-    async def _dispatch(self, execution_id: str) -> None:
+    async def _dispatch(self, execution_id: str, *, resume: bool = False) -> None:
         if execution_id in self._tasks:
             return
         async with self._db.read() as conn:  # fresh: a cancel may have come since the sweep
             record = await store_executions.get_execution(conn, execution_id)
-        if record is None or record.status is not ExecutionStatus.PENDING:
+        expected = _ACTIVE if resume else (ExecutionStatus.PENDING,)
+        if record is None or record.status not in expected:
             return
         config = self._settings.environments.get(record.environment)
         if config is None:
             reason = f"environment {record.environment} is not configured on this server"
             await self._fail_pending(record, reason)
             return
-        if config.kind != "local":
-            return
         workflow = self._workflows(record.workflow_id)
         if workflow is None:
             reason = f"workflow {record.workflow_id} is no longer in the catalog"
             await self._fail_pending(record, reason)
+            return
+        place = self._place(record, config)
+        if isinstance(place, str):
+            await self._fail_pending(record, place)
             return
         runner = ExecutionRunner(
             db=self._db,
             settings=self._settings,
             logs=self.logs,
             notifier=self.notifier,
-            transport=self._transport,
+            place=place,
             execution=record,
             workflow=workflow,
             max_parallel_steps=config.max_parallel_steps,
+            resume=resume,
         )
+        if record.status is ExecutionStatus.CANCELLING:
+            runner.request_cancel("a cancel requested before the restart")
         task = asyncio.create_task(runner.run(), name=f"hpcwaas-execution-{execution_id}")
         self._runners[execution_id] = runner
         self._tasks[execution_id] = task
         task.add_done_callback(functools.partial(self._runner_done, execution_id))
+
+    def _place(self, record: ExecutionRecord, config: EnvironmentConfig) -> Place | str:
+        """Where the execution runs, or why it cannot."""
+        if isinstance(config, LocalEnvironment):
+            return LocalPlace(self._settings.work_dir, record.id, self._transport)
+        if not record.cluster_login or not record.key_id:
+            return "no cluster account or SSH key was recorded for this execution"
+        target = SshTarget(
+            host=config.host,
+            port=config.port,
+            login=record.cluster_login,
+            key_id=record.key_id,
+            known_hosts="\n".join(config.host_keys),
+        )
+        return ClusterPlace(config, self.ssh, self.jobs, target, record.id)
 
     def _runner_done(self, execution_id: str, task: asyncio.Task[None]) -> None:
         self._runners.pop(execution_id, None)
@@ -274,7 +320,7 @@ class Engine:
             self.notifier,
             record.id,
             ExecutionStatus.FAILED,
-            allowed_from={ExecutionStatus.PENDING},
+            allowed_from={record.status},
             running_steps_to=StepState.FAILED,
             error=reason,
         )

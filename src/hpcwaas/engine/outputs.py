@@ -40,6 +40,11 @@ def read_output(work_dir: Path, name: str, relative: str, max_bytes: int) -> Out
         if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
             return OutputValue(None, f"Output {name}: {relative} is not a regular file; ignored")
         data = file.read(max_bytes + 1)
+    return decode_output(name, relative, data, max_bytes)
+
+
+def decode_output(name: str, relative: str, data: bytes, max_bytes: int) -> OutputValue:
+    """An output's bytes (``max_bytes`` + 1 at most, to see a cut) as text."""
     if len(data) <= max_bytes:
         return OutputValue(data.decode("utf-8", errors="replace"))
     # Incremental decoding holds back a character split by the cut instead of mangling it.

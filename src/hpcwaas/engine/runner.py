@@ -1,25 +1,27 @@
-"""Runs one execution on the ``local`` environment: working directory, DAG of steps, outcome."""
+"""Runs one execution: working directory, DAG of steps, outcome; resumes one after a restart."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.engine.finish import finish_execution
+from hpcwaas.engine.jobsteps import JobStep
 from hpcwaas.engine.logsink import LogNotifier, LogSink
-from hpcwaas.engine.outputs import OutputValue, read_output
+from hpcwaas.engine.outputs import OutputValue
+from hpcwaas.engine.places import Place
 from hpcwaas.settings import Settings
 from hpcwaas.steps.shell import failure_reason, prepare_shell_step, start_shell_step
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
-from hpcwaas.transports.base import LineCallback, RunningCommand, Transport
+from hpcwaas.transports.base import LineCallback, RunningCommand
+from hpcwaas.transports.ssh import SshError
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
@@ -40,23 +42,26 @@ class ExecutionRunner:
         settings: Settings,
         logs: LogSink,
         notifier: LogNotifier,
-        transport: Transport,
+        place: Place,
         execution: ExecutionRecord,
         workflow: DeployedWorkflow,
         max_parallel_steps: int,
+        resume: bool = False,
     ) -> None:
         self.execution_id = execution.id
         self._db = db
         self._settings = settings
         self._logs = logs
         self._notifier = notifier
-        self._transport = transport
+        self._place = place
         self._execution = execution
         self._workflow = workflow
         self._max_parallel = max(1, max_parallel_steps)
-        self._work_dir = settings.work_dir / execution.id
+        self._resume = resume
         self._states = {name: StepState.PENDING for name in workflow.spec.steps}
+        self._job_ids: dict[str, str] = {}  # steps that are jobs, known from a previous run
         self._commands: dict[str, RunningCommand] = {}
+        self._jobs: dict[str, JobStep] = {}
         self._step_tasks: dict[asyncio.Task[None], str] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._cancelled_by: str | None = None
@@ -73,9 +78,17 @@ class ExecutionRunner:
         self._kill_running(self._settings.step_grace_seconds)
 
     def request_stop(self, grace: float) -> None:
-        """The server stops: kill running steps after ``grace`` seconds; the run ends FAILED."""
+        """The server stops: kill running steps after ``grace`` seconds; the run ends FAILED.
+
+        Batch jobs on a cluster are left running: the next start of the server follows them.
+        """
         self._stopping = True
         self._kill_running(grace)
+
+    @property
+    def detaches_on_stop(self) -> bool:
+        """Whether a server stop leaves this execution running (its steps run on a cluster)."""
+        return self._place.cluster is not None
 
     async def run(self) -> None:
         """Run the execution to its end; an unexpected error ends it FAILED, never raises."""
@@ -92,7 +105,8 @@ class ExecutionRunner:
     # -- start -----------------------------------------------------------------------------
 
     async def _start(self) -> bool:
-        self._make_work_dir()
+        if self._resume:
+            return await self._resume_state()
         if self._stopping:
             return False  # still PENDING: the next start of the server runs it
         if self._cancelled_by is not None:  # start_decided waits for this end (see run())
@@ -109,7 +123,7 @@ class ExecutionRunner:
             )
             if moved:
                 await store_executions.set_fields(
-                    conn, self.execution_id, work_dir=str(self._work_dir)
+                    conn, self.execution_id, work_dir=str(self._place.work_dir)
                 )
                 recorded = {
                     s.name for s in await store_executions.get_steps(conn, self.execution_id)
@@ -120,6 +134,11 @@ class ExecutionRunner:
             return False
         self._notifier.notify(self.execution_id)
         self._emit(LogLevel.INFO, f"Execution started: workflow {self._workflow.id}")
+        try:
+            await self._place.prepare()
+        except (OSError, SshError) as exc:
+            self._failure = f"its working directory cannot be created: {exc}"
+            return True
         if recorded != set(self._workflow.spec.steps):
             self._failure = (
                 f"workflow {self._workflow.id} changed since this execution was triggered "
@@ -133,20 +152,32 @@ class ExecutionRunner:
             )
         return True
 
-    def _make_work_dir(self) -> None:
-        name = self.execution_id
-        if not name or name in (".", "..") or "/" in name or "\0" in name:
-            raise ValueError(f"execution ID {name!r} cannot name a directory")
-        self._settings.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._work_dir.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(self._work_dir, 0o700)  # mkdir's mode is masked by the umask
+    async def _resume_state(self) -> bool:
+        """Pick up where the last run of the server left: finished steps stay finished."""
+        self.start_decided.set()
+        async with self._db.read() as conn:
+            steps = await store_executions.get_steps(conn, self.execution_id)
+        for step in steps:
+            if step.name not in self._states:
+                continue
+            self._states[step.name] = step.state
+            if step.job_id:
+                self._job_ids[step.name] = step.job_id
+        self._emit(LogLevel.INFO, "Execution resumed after a restart of the server")
+        if any(s in (StepState.FAILED, StepState.CANCELLED) for s in self._states.values()):
+            self._failure = "a step had failed before the server restarted"
+        return True
 
     # -- steps -----------------------------------------------------------------------------
 
     async def _schedule(self) -> None:
         steps = self._workflow.spec.steps
         order = self._workflow.step_order()
-        launched: set[str] = set()
+        launched = {n for n, s in self._states.items() if s is not StepState.PENDING}
+        for name in order:  # resumed: steps that were running run (or are followed) again
+            if self._states[name] in (StepState.RUNNING, StepState.UNKNOWN):
+                task = asyncio.create_task(self._run_step(name, steps[name], resumed=True))
+                self._step_tasks[task] = name
         try:
             while True:
                 for name in order:
@@ -176,22 +207,21 @@ class ExecutionRunner:
                 f"steps {', '.join(never_ran)} can never start (their needs are not met)"
             )
 
-    async def _run_step(self, name: str, spec: StepSpec) -> None:
-        async with self._db.write() as conn:
-            await store_executions.update_step(
-                conn,
-                self.execution_id,
-                name,
-                StepState.RUNNING,
-                allowed_from={StepState.PENDING},
-                started_at=datetime.now(UTC),
-            )
+    async def _run_step(self, name: str, spec: StepSpec, *, resumed: bool = False) -> None:
+        if not resumed:
+            async with self._db.write() as conn:
+                await store_executions.update_step(
+                    conn,
+                    self.execution_id,
+                    name,
+                    StepState.RUNNING,
+                    allowed_from={StepState.PENDING},
+                    started_at=datetime.now(UTC),
+                )
+            self._emit(LogLevel.INFO, f"Step {name} started", name)
         self._states[name] = StepState.RUNNING
-        self._emit(LogLevel.INFO, f"Step {name} started", name)
         if spec.kind != "shell":
-            await self._end_step(
-                name, StepState.FAILED, None, f"has unsupported kind {spec.kind!r}"
-            )
+            await self._run_job_step(name, spec, resumed=resumed)
             return
         try:
             invocation = prepare_shell_step(
@@ -210,15 +240,15 @@ class ExecutionRunner:
         try:
             command = await start_shell_step(
                 invocation,
-                self._transport,
-                cwd=self._work_dir,
+                self._place.transport,
+                cwd=self._place.work_dir,
                 on_stdout=self._lines(name, LogLevel.INFO),
                 on_stderr=self._lines(name, LogLevel.WARN),
                 grace=self._settings.step_grace_seconds,
             )
-        except OSError as exc:
-            reason = f"could not be started: {exc.strerror or exc}"
-            await self._end_step(name, StepState.FAILED, None, reason)
+        except (OSError, SshError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            await self._end_step(name, StepState.FAILED, None, f"could not be started: {detail}")
             return
         self._commands[name] = command
         try:
@@ -240,6 +270,40 @@ class ExecutionRunner:
             reason = failure_reason(result, spec.timeout)
             await self._end_step(name, StepState.FAILED, result.exit_code, reason)
 
+    async def _run_job_step(self, name: str, spec: StepSpec, *, resumed: bool) -> None:
+        cluster = self._place.cluster
+        if cluster is None:
+            reason = f"is a {spec.kind} job, which needs a cluster environment"
+            await self._end_step(name, StepState.FAILED, None, reason)
+            return
+        job = JobStep(
+            cluster=cluster,
+            db=self._db,
+            execution=self._execution,
+            name=name,
+            spec=spec,
+            emit=lambda level, text: self._emit(level, text, name),
+            on_line=self._job_lines(name),
+            job_id=self._job_ids.get(name),
+            resumed=resumed,
+        )
+        self._jobs[name] = job
+        try:
+            if self._halted() and not self._stopping:
+                await job.cancel()
+            outcome = await job.run()
+        finally:
+            del self._jobs[name]
+        if outcome is not None:  # None: detached, the job runs on after the server stops
+            await self._end_step(name, outcome.state, outcome.exit_code, outcome.reason)
+
+    def _job_lines(self, step: str) -> Callable[[LogLevel, str], Awaitable[None]]:
+        async def emit_line(level: LogLevel, line: str) -> None:
+            self._logs.emit(self.execution_id, level, line, step)
+            await self._logs.room()
+
+        return emit_line
+
     async def _end_step(
         self, name: str, state: StepState, exit_code: int | None, reason: str = ""
     ) -> None:
@@ -249,7 +313,7 @@ class ExecutionRunner:
                 self.execution_id,
                 name,
                 state,
-                allowed_from={StepState.RUNNING},
+                allowed_from={StepState.RUNNING, StepState.UNKNOWN},
                 ended_at=datetime.now(UTC),
                 exit_code=exit_code,
             )
@@ -285,9 +349,17 @@ class ExecutionRunner:
         self._kill_grace = min(self._kill_grace, grace)
         for command in list(self._commands.values()):
             self._kill(command, grace)
+        for job in list(self._jobs.values()):
+            if self._stopping and self._cancelled_by is None:
+                job.detach()  # the job runs on; the next start of the server follows it
+            else:
+                self._spawn(job.cancel())
 
     def _kill(self, command: RunningCommand, grace: float) -> None:
-        task = asyncio.create_task(command.kill(grace))
+        self._spawn(command.kill(grace))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._killed)
 
@@ -302,6 +374,10 @@ class ExecutionRunner:
         # A cancel the user asked for wins over a server stop, which wins over a step failure.
         if self._cancelled_by is not None:
             await self._end_cancelled()
+        elif self._stopping and self.detaches_on_stop:
+            self._emit(
+                LogLevel.INFO, "The server is stopping; its next start follows this execution"
+            )
         elif self._stopping:
             await self._end_failed(SERVER_STOPPED)
         elif self._failure is not None:
@@ -316,13 +392,10 @@ class ExecutionRunner:
 
     async def _collect_outputs(self) -> dict[str, str | None]:
         limit = self._settings.limits.max_output_bytes
-        specs = self._workflow.spec.outputs
-        values: dict[str, OutputValue] = await asyncio.to_thread(
-            lambda: {
-                name: read_output(self._work_dir, name, spec.path, limit)
-                for name, spec in specs.items()
-            }
-        )
+        values: dict[str, OutputValue] = {
+            name: await self._place.read_output(name, spec.path, limit)
+            for name, spec in self._workflow.spec.outputs.items()
+        }
         for value in values.values():
             if value.warning:
                 self._emit(LogLevel.WARN, value.warning)

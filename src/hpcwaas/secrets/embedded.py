@@ -10,6 +10,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from hpcwaas.secrets.base import KeyStoreUnavailable
 from hpcwaas.store.database import Database
@@ -81,3 +82,13 @@ class EmbeddedKeyStore:
     async def delete(self, path: str) -> None:
         async with self._db.write() as conn:
             await conn.execute(delete(sealed_secrets).where(sealed_secrets.c.path == path))
+
+    async def check(self) -> None:
+        """Raise KeyStoreUnavailable unless the sealed secrets can be read."""
+        try:
+            async with self._db.read() as conn:
+                await conn.execute(select(sealed_secrets.c.path).limit(1))
+        except SQLAlchemyError as exc:
+            raise KeyStoreUnavailable(
+                f"the embedded key store's database cannot be read ({type(exc).__name__})"
+            ) from None

@@ -11,7 +11,15 @@ from hpcwaas import __version__
 from hpcwaas.auth.authenticator import challenge_for
 from hpcwaas.server.bodylimit import BodySizeLimit
 from hpcwaas.server.problems import install_error_handlers
-from hpcwaas.server.routes import auth, executions, health, ssh_keys, users, workflows
+from hpcwaas.server.routes import (
+    auth,
+    environments,
+    executions,
+    health,
+    ssh_keys,
+    users,
+    workflows,
+)
 from hpcwaas.server.services import Services, start_services, stop_services
 from hpcwaas.settings import Settings
 
@@ -36,7 +44,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    for module in (workflows, executions, ssh_keys, users, auth, health):
+    for module in (workflows, executions, ssh_keys, environments, users, auth, health):
         app.include_router(module.router)
     install_error_handlers(app, challenge_for(settings.auth.auth_type))
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)

@@ -13,8 +13,8 @@ from hpcwaas.auth.sso import SingleSignOn
 from hpcwaas.catalog.catalog import Catalog, DeployedWorkflow
 from hpcwaas.engine.engine import Engine
 from hpcwaas.secrets.base import KeyStore
-from hpcwaas.secrets.embedded import EmbeddedKeyStore, load_or_create_master_key
-from hpcwaas.settings import ConfigError, Settings
+from hpcwaas.secrets.factory import close_keystore, open_keystore
+from hpcwaas.settings import Settings
 from hpcwaas.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -40,18 +40,10 @@ def open_database(settings: Settings) -> Database:
     return Database(settings.effective_database_url)
 
 
-def open_keystore(settings: Settings, db: Database) -> KeyStore:
-    if settings.vault_config is not None:
-        raise ConfigError(
-            "vault_config: the HashiCorp Vault key store is not available in this version; "
-            "remove the vault_config section to use the embedded key store"
-        )
-    return EmbeddedKeyStore(db, load_or_create_master_key(settings.master_key_path))
-
-
 def load_catalog(settings: Settings) -> Catalog:
     names = {env_id: env.name or env_id for env_id, env in settings.environments.items()}
-    catalog = Catalog.load(list(settings.catalog_dirs), names)
+    kinds = {env_id: env.kind for env_id, env in settings.environments.items()}
+    catalog = Catalog.load(list(settings.catalog_dirs), names, kinds)
     log.info("catalog: %d workflows from %s", len(catalog.workflows), settings.catalog_dirs)
     return catalog
 
@@ -80,7 +72,7 @@ async def start_services(settings: Settings) -> Services:
             sso=sso,
             http=http,
         )
-        services.engine = Engine(db, settings, services.workflow_by_id)
+        services.engine = Engine(db, settings, services.workflow_by_id, keystore=keystore)
         await services.engine.start()
     except BaseException:
         if http is not None:
@@ -92,6 +84,7 @@ async def start_services(settings: Settings) -> Services:
 
 async def stop_services(services: Services) -> None:
     await services.engine.stop()
+    await close_keystore(services.keystore)
     if services.http is not None:
         await services.http.aclose()
     await services.db.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any, Protocol
 
 from hpcwaas.catalog.render import render_command, render_env
@@ -56,7 +56,7 @@ async def start_shell_step(
     invocation: ShellInvocation,
     transport: Transport,
     *,
-    cwd: Path,
+    cwd: PurePath | str,
     on_stdout: LineCallback,
     on_stderr: LineCallback,
     grace: float,

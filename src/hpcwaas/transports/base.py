@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
 from typing import Protocol
 
 # Called once per line of output (without its newline). Awaited, so that a slow consumer
@@ -46,7 +46,7 @@ class Transport(Protocol):
         self,
         command: str,
         *,
-        cwd: Path,
+        cwd: PurePath | str,
         env: Mapping[str, str],
         on_stdout: LineCallback,
         on_stderr: LineCallback,

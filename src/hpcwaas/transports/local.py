@@ -13,7 +13,7 @@ import os
 import signal
 import tempfile
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from hpcwaas.transports.base import CommandResult, LineCallback
 
@@ -295,7 +295,7 @@ class LocalTransport:
         self,
         command: str,
         *,
-        cwd: Path,
+        cwd: PurePath | str,
         env: Mapping[str, str],
         on_stdout: LineCallback,
         on_stderr: LineCallback,

@@ -89,6 +89,7 @@ async def get_execution(
                 started_at=s.started_at,
                 ended_at=s.ended_at,
                 exit_code=s.exit_code,
+                job_id=s.job_id,
             )
             for s in steps
         ],

@@ -6,6 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from hpcwaas.secrets.base import KeyStoreUnavailable
+from hpcwaas.secrets.factory import ping
 from hpcwaas.server.deps import ServicesDep
 
 router = APIRouter(tags=["health"])
@@ -25,6 +27,11 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; report it
         checks["database"] = f"unavailable: {type(exc).__name__}"
+    try:
+        await ping(services.keystore)
+        checks["key_store"] = "ok"
+    except KeyStoreUnavailable as exc:
+        checks["key_store"] = f"unavailable: {exc}"
     checks["catalog"] = f"ok ({len(services.catalog.workflows)} workflows)"
     ready = all(v.startswith("ok") for v in checks.values())
     return JSONResponse(

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Response
 
 from hpcwaas.api.models import SSHKeyCreate, SSHKeyCreated, SSHKeyList, SSHKeyPublic
 from hpcwaas.secrets.base import ssh_key_path
-from hpcwaas.secrets.sshkeys import generate_rsa
+from hpcwaas.secrets.sshkeys import DEFAULT_KEY_TYPE, generate_keypair
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.store import keys as key_store
@@ -31,14 +31,15 @@ async def create_ssh_key(
     user: CurrentUser,
     body: Annotated[SSHKeyCreate | None, Body()] = None,
 ) -> SSHKeyCreated:
-    """Generate a key pair: the public half is returned (once), the private half sealed."""
+    """Generate a key pair: the public half is returned (once), the private half stored."""
     metadata = {
         k: v for k, v in (body.metadata if body else {}).items() if k not in RESERVED_METADATA
     }
     limit = services.settings.limits.max_metadata_bytes
     if len(json.dumps(metadata)) > limit:
         raise ApiProblem(400, f"metadata is larger than {limit} bytes (limits.max_metadata_bytes)")
-    pair = await asyncio.to_thread(generate_rsa)
+    # An unknown type never gets here: the model's Literal answers 400 naming the allowed ones.
+    pair = await asyncio.to_thread(generate_keypair, body.type if body else DEFAULT_KEY_TYPE)
     key_id = str(uuid.uuid4())
     secret = {"privateKey": pair.private_pem, "publicKey": pair.public_line}
     secret.update({k: json.dumps(v) if not isinstance(v, str) else v for k, v in metadata.items()})
@@ -95,9 +96,15 @@ async def list_ssh_keys(
 @router.delete("/ssh_keys/{key_id}", status_code=204, response_class=Response)
 async def delete_ssh_key(key_id: str, services: ServicesDep, user: CurrentUser) -> Response:
     """Delete one of the caller's keys, both halves."""
+    async with services.db.read() as conn:
+        owned = await key_store.get_key(conn, key_id, user.user_id)
+    if owned is None:
+        raise not_found("SSH key", key_id)
+    # The private half first: if the key store is down the request fails (503) with the key
+    # still listed, so it can be retried, rather than leaving a private key nobody can see.
+    await services.keystore.delete(ssh_key_path(key_id))
     async with services.db.write() as conn:
         deleted = await key_store.delete_key(conn, key_id, user.user_id)
-    if not deleted:
+    if not deleted:  # a concurrent delete won
         raise not_found("SSH key", key_id)
-    await services.keystore.delete(ssh_key_path(key_id))
     return Response(status_code=204)

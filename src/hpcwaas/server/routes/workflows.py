@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Response
 from hpcwaas.api.models import TriggerRequest, WorkflowDetail, WorkflowList
 from hpcwaas.catalog.inputs import validate_inputs
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.identity import resolve_identity
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import users as user_store
@@ -71,6 +72,8 @@ async def trigger_workflow(
     )
     if workflow.environment not in services.settings.environments:
         raise ApiProblem(404, f"environment {workflow.environment!r} is not configured")
+    # Refused (400/403) before anything is recorded; (None, None) on local environments.
+    cluster_login, key_id = await resolve_identity(services, user, workflow, inputs)
     execution_id = str(uuid.uuid4())
     async with services.db.write() as conn:
         await user_store.ensure_user(conn, user.user_id)
@@ -85,6 +88,8 @@ async def trigger_workflow(
             inputs=inputs,
             definition_digest=workflow.digest,
             step_names=workflow.step_order(),
+            cluster_login=cluster_login,
+            key_id=key_id,
         )
     services.engine.wake()
     return Response(status_code=201, headers={"Location": f"/executions/{execution_id}"})

@@ -1,0 +1,143 @@
+"""Checks of one step, for every kind: names, needs, templates, and the values of its options."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from hpcwaas.catalog.model import PycompssStep, ShellStep, SlurmStep, WorkflowSpec
+from hpcwaas.catalog.problem import NAME, NAME_HINT, TEMPLATE_HINT, Problem
+from hpcwaas.catalog.render import check_template
+from hpcwaas.catalog.yamlfile import Location
+from hpcwaas.schedulers.pycompss import (
+    check_compss_option,
+    check_compss_word,
+    check_module_name,
+)
+from hpcwaas.schedulers.slurm_options import (
+    check_mem,
+    check_sbatch_flag,
+    check_slurm_name,
+    check_time,
+)
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SLURM_NAME_HINT = "write the name as Slurm knows it, e.g. partition: batch"
+_WORD_HINT = (
+    "enqueue_compss passes values through a shell unquoted, so only plain words are allowed; "
+    "constrain inputs used here with a pattern"
+)
+
+
+def check_step(
+    loc: Location, name: str, step: ShellStep | SlurmStep | PycompssStep, workflow: WorkflowSpec
+) -> list[Problem]:
+    """Every problem of one step of ``workflow``, in key order."""
+    problems: list[Problem] = []
+    if not NAME.fullmatch(name):
+        problems.append(Problem(loc, f"step name {name!r} is not valid", NAME_HINT))
+    for index, need in enumerate(step.needs):
+        if need not in workflow.steps:
+            others = ", ".join(s for s in workflow.steps if s != name) or "none"
+            problems.append(
+                Problem(
+                    (*loc, "needs", index),
+                    f"step {name!r} needs unknown step {need!r}",
+                    f"needs lists steps of the same workflow (others: {others})",
+                )
+            )
+    if isinstance(step, ShellStep):
+        problems += _templates(loc, name, workflow, [(("run",), step.run)])
+    elif isinstance(step, SlurmStep):
+        problems += _templates(loc, name, workflow, [(("script",), step.script)])
+        problems += _slurm_options(loc, name, step)
+    else:
+        templates: list[tuple[Location, str]] = [(("app",), step.app)]
+        templates += [(("arguments", i), a) for i, a in enumerate(step.arguments)]
+        problems += _templates(loc, name, workflow, templates)
+        problems += _pycompss_options(loc, name, step, templates)
+    for var, template in step.env.items():
+        if not _ENV_NAME.fullmatch(var):
+            problems.append(
+                Problem(
+                    (*loc, "env", var),
+                    f"step {name!r}: {var!r} is not a valid environment variable name",
+                    "use letters, digits and '_', not starting with a digit",
+                )
+            )
+        problems += _templates(loc, name, workflow, [(("env", var), template)], label=f"env {var}")
+    return problems
+
+
+def _templates(
+    loc: Location,
+    name: str,
+    workflow: WorkflowSpec,
+    templates: Sequence[tuple[Location, str]],
+    label: str | None = None,
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for key, template in templates:
+        what = label or " ".join(str(part) for part in key)
+        for message in check_template(template, workflow.inputs):
+            problems.append(
+                Problem((*loc, *key), f"step {name!r} {what}: {message}", TEMPLATE_HINT)
+            )
+    return problems
+
+
+def _slurm_options(loc: Location, name: str, step: SlurmStep) -> list[Problem]:
+    options = step.options
+    where = (*loc, "options")
+    found: list[tuple[Location, str | None, str]] = []
+    for key in ("partition", "qos", "account"):
+        value = getattr(options, key)
+        if value is not None:
+            found.append(((*where, key), check_slurm_name(value), _SLURM_NAME_HINT))
+    if options.mem is not None:
+        found.append(((*where, "mem"), check_mem(str(options.mem)), "e.g. mem: 4G"))
+    if options.time is not None:
+        time_hint = "e.g. time: 01:30:00, or time: 90 (minutes)"
+        found.append(((*where, "time"), check_time(str(options.time)), time_hint))
+    for index, flag in enumerate(options.extra):
+        flag_hint = "e.g. extra: [--exclusive, --gres=gpu:2]"
+        found.append(((*where, "extra", index), check_sbatch_flag(flag), flag_hint))
+    return [
+        Problem(key_loc, f"step {name!r} options.{_dotted(key_loc, where)}: {message}", hint)
+        for key_loc, message, hint in found
+        if message is not None
+    ]
+
+
+def _pycompss_options(
+    loc: Location, name: str, step: PycompssStep, templates: Sequence[tuple[Location, str]]
+) -> list[Problem]:
+    found: list[tuple[Location, str | None, str]] = []
+    for key, template in templates:
+        if "{" not in template:  # a literal: its value is known now
+            found.append((key, check_compss_word(template), _WORD_HINT))
+    if step.qos is not None:
+        found.append((("qos",), check_slurm_name(step.qos), _SLURM_NAME_HINT))
+    found.append(
+        (("python_interpreter",), check_compss_word(step.python_interpreter), "e.g. python3")
+    )
+    if step.container_image is not None:
+        found.append((("container_image",), check_compss_word(step.container_image), _WORD_HINT))
+    for index, option in enumerate(step.extra_options):
+        option_hint = "e.g. extra_options: [--tracing=true, --log_level=debug]"
+        found.append((("extra_options", index), check_compss_option(option), option_hint))
+    for index, module in enumerate(step.modules):
+        found.append((("modules", index), check_module_name(module), "e.g. modules: [COMPSs/3.3]"))
+    return [
+        Problem((*loc, *key), f"step {name!r} {_dotted(key, ())}: {message}", hint)
+        for key, message, hint in found
+        if message is not None
+    ]
+
+
+def _dotted(key: Location, prefix: Location) -> str:
+    parts = key[len(prefix) :]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

@@ -1,0 +1,217 @@
+"""Steps that are batch jobs (``slurm``, ``pycompss``): submit once, follow, cancel.
+
+Submission is idempotent: a step found RUNNING without a job ID after a restart (the server
+died between the submission and recording its job ID) is looked up by its job's tag before
+anything is submitted again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hpcwaas.api.states import LogLevel, StepState
+from hpcwaas.catalog.errors import RenderError
+from hpcwaas.engine.jobs import JobLost
+from hpcwaas.engine.places import ClusterPlace
+from hpcwaas.schedulers import slurm
+from hpcwaas.schedulers.slurm import SlurmDefaults, SubmitError
+from hpcwaas.steps.pycompss import prepare_pycompss_step
+from hpcwaas.steps.slurm import prepare_slurm_step
+from hpcwaas.store import executions as store_executions
+from hpcwaas.store.database import Database
+from hpcwaas.store.executions import ExecutionRecord
+from hpcwaas.transports.ssh import SshError
+
+Emit = Callable[[LogLevel, str], None]
+LineSink = Callable[[LogLevel, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    state: StepState
+    exit_code: int | None
+    reason: str = ""
+
+
+class JobStep:
+    """One step that is a batch job, from submission (or adoption) to its final state."""
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterPlace,
+        db: Database,
+        execution: ExecutionRecord,
+        name: str,
+        spec: Any,
+        emit: Emit,
+        on_line: LineSink,
+        job_id: str | None,
+        resumed: bool = False,
+    ) -> None:
+        self._cluster = cluster
+        self._db = db
+        self._execution = execution
+        self._name = name
+        self._spec = spec
+        self._emit = emit
+        self._on_line = on_line
+        self.job_id = job_id
+        # Whether a job may exist already: after a restart, or after a submission whose
+        # answer was lost; then it is looked for before anything is submitted.
+        self._maybe_submitted = resumed
+        self._cancelled = False
+        self._waiting: asyncio.Task[slurm.FinalState] | None = None
+        self._detached = False
+
+    def detach(self) -> None:
+        """Stop following the job (the server stops); the job itself runs on."""
+        self._detached = True
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    async def cancel(self) -> None:
+        """scancel the job; ``run`` then ends CANCELLED once Slurm says it ended."""
+        self._cancelled = True
+        if self.job_id is not None:
+            await self._cluster.tracker.cancel(self._cluster.target, [self.job_id])
+
+    async def run(self) -> JobOutcome | None:
+        """Submit (or find) the job and follow it; None when detached by a server stop."""
+        try:
+            submission = self._prepare()
+        except RenderError as exc:
+            self._emit(LogLevel.ERROR, f"Step {self._name}: its job cannot be rendered: {exc}")
+            return JobOutcome(StepState.FAILED, None, "failed: its job cannot be rendered")
+        try:
+            if self.job_id is None:
+                if self._cancelled:
+                    return JobOutcome(StepState.CANCELLED, None, "was cancelled")
+                self.job_id = await self._cluster.retrying(lambda: self._submit_once(submission))
+            await self._record_job_id()
+            if self._cancelled:
+                await self.cancel()
+            self._waiting = asyncio.ensure_future(self._wait(submission))
+            final = await self._waiting
+        except asyncio.CancelledError:
+            if self._detached:
+                return None
+            raise
+        except (SshError, SubmitError, JobLost) as exc:
+            return JobOutcome(StepState.FAILED, None, f"failed: {exc}")
+        return _outcome(final, self.job_id)
+
+    def _prepare(self) -> Any:
+        env = self._cluster.environment
+        defaults = SlurmDefaults(
+            partition=env.defaults.partition,
+            qos=env.defaults.qos,
+            account=env.defaults.account,
+            time=env.defaults.time,
+        )
+        common: dict[str, Any] = {
+            "execution_id": self._execution.id,
+            "step_name": self._name,
+            "inputs": self._execution.inputs,
+            "defaults": defaults,
+            "remote_dir": str(self._cluster.work_dir),
+        }
+        if self._spec.kind == "pycompss":
+            return prepare_pycompss_step(self._spec, modules=list(env.pycompss_modules), **common)
+        return prepare_slurm_step(self._spec, **common)
+
+    async def _find_submitted(self, submission: Any) -> str | None:
+        """A job already submitted for this step by an earlier run of the server, if any."""
+        cluster = self._cluster
+        result = await cluster.pool.run(
+            cluster.target, slurm.find_jobs_command(cluster.target.login)
+        )
+        found = slurm.parse_find_jobs(
+            result.exit_code, result.stdout, result.stderr, execution_id=self._execution.id
+        ).latest(self._name)
+        if found is None:
+            return None
+        self._emit(LogLevel.INFO, f"Step {self._name}: found its Slurm job {found.job_id} again")
+        return found.job_id
+
+    async def _submit_once(self, submission: Any) -> str:
+        """Submit the job unless an earlier attempt did; its job ID either way."""
+        if self._maybe_submitted:
+            found = await self._find_submitted(submission)
+            if found is not None:
+                return found
+        self._maybe_submitted = True
+        job_id = await self._submit(submission)
+        self._emit(LogLevel.INFO, f"Step {self._name} submitted as Slurm job {job_id}")
+        return job_id
+
+    async def _submit(self, submission: Any) -> str:
+        cluster = self._cluster
+        for path, data in getattr(submission, "files", {}).items():
+            await cluster.pool.put_file(cluster.target, path, data, mode=0o700)
+        result = await cluster.pool.run(cluster.target, submission.submit_command)
+        job_id: str = submission.parse(result.exit_code, result.stdout, result.stderr)
+        return job_id
+
+    async def _record_job_id(self) -> None:
+        async with self._db.write() as conn:
+            await store_executions.update_step(
+                conn,
+                self._execution.id,
+                self._name,
+                StepState.RUNNING,
+                allowed_from={StepState.RUNNING, StepState.UNKNOWN},
+                job_id=self.job_id,
+            )
+
+    async def _wait(self, submission: Any) -> slurm.FinalState:
+        cluster = self._cluster
+        outputs = [(submission.stdout_path, LogLevel.INFO), (submission.stderr_path, LogLevel.WARN)]
+        assert self.job_id is not None
+        return await cluster.tracker.wait(
+            cluster.target,
+            self.job_id,
+            interval=cluster.environment.poll_interval,
+            deadline=cluster.environment.unreachable_deadline,
+            outputs=outputs,
+            exit_path=getattr(submission, "exit_path", None),
+            on_line=self._on_line,
+            on_unknown=self._set_unknown,
+        )
+
+    async def _set_unknown(self, unknown: bool) -> None:
+        """The job's state could not be read (UNKNOWN), or can be again (RUNNING)."""
+        to, start = (
+            (StepState.UNKNOWN, StepState.RUNNING)
+            if unknown
+            else (StepState.RUNNING, StepState.UNKNOWN)
+        )
+        with contextlib.suppress(Exception):
+            async with self._db.write() as conn:
+                await store_executions.update_step(
+                    conn, self._execution.id, self._name, to, allowed_from={start}
+                )
+        if unknown:
+            self._emit(
+                LogLevel.WARN,
+                f"Step {self._name}: the state of Slurm job {self.job_id} cannot be read now; "
+                "retrying",
+            )
+
+
+def _outcome(final: slurm.FinalState, job_id: str | None) -> JobOutcome:
+    outcome = final.state.outcome
+    if outcome == "SUCCEEDED":
+        return JobOutcome(StepState.SUCCEEDED, final.exit_code or 0)
+    if outcome == "CANCELLED":
+        return JobOutcome(StepState.CANCELLED, final.exit_code, "was cancelled")
+    code = f" with exit code {final.exit_code}" if final.exit_code is not None else ""
+    return JobOutcome(
+        StepState.FAILED,
+        final.exit_code,
+        f"failed: Slurm job {job_id} ended {final.state.value}{code}",
+    )

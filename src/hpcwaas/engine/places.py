@@ -1,0 +1,117 @@
+"""Where an execution's steps run: this host, or a cluster account reached over SSH."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from hpcwaas.engine.jobs import JobTracker
+from hpcwaas.engine.outputs import OutputValue, decode_output, read_output
+from hpcwaas.settings import SlurmEnvironment
+from hpcwaas.transports.base import Transport
+from hpcwaas.transports.ssh import SshPool, SshTarget, SshUnavailable
+
+T = TypeVar("T")
+
+
+class Place(Protocol):
+    """The working directory and the means of one execution."""
+
+    transport: Transport
+    work_dir: Path | str
+    # set where steps may be batch jobs
+    cluster: ClusterPlace | None
+
+    async def prepare(self) -> None:
+        """Create the working directory (only its owner may enter it)."""
+        ...
+
+    async def read_output(self, name: str, relative: str, max_bytes: int) -> OutputValue:
+        """An output file left under the working directory, as text."""
+        ...
+
+
+class LocalPlace:
+    """``settings.work_dir/<execution id>`` on this host."""
+
+    cluster: ClusterPlace | None = None
+
+    def __init__(self, root: Path, execution_id: str, transport: Transport) -> None:
+        if not execution_id or execution_id in (".", "..") or "/" in execution_id:
+            raise ValueError(f"execution ID {execution_id!r} cannot name a directory")
+        self._root = root
+        self.work_dir: Path | str = root / execution_id
+        self.transport = transport
+
+    async def prepare(self) -> None:
+        work_dir = Path(self.work_dir)
+        self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        work_dir.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(work_dir, 0o700)  # mkdir's mode is masked by the umask
+
+    async def read_output(self, name: str, relative: str, max_bytes: int) -> OutputValue:
+        return await asyncio.to_thread(read_output, Path(self.work_dir), name, relative, max_bytes)
+
+
+class ClusterPlace:
+    """``<work_root>/executions/<execution id>`` in the home of the user's cluster account."""
+
+    def __init__(
+        self,
+        environment: SlurmEnvironment,
+        pool: SshPool,
+        tracker: JobTracker,
+        target: SshTarget,
+        execution_id: str,
+    ) -> None:
+        if not execution_id or "/" in execution_id or execution_id in (".", ".."):
+            raise ValueError(f"execution ID {execution_id!r} cannot name a directory")
+        self.environment = environment
+        self.pool = pool
+        self.tracker = tracker
+        self.target = target
+        self.work_dir: Path | str = f"{environment.work_root}/executions/{execution_id}"
+        self.transport = pool.transport(target)
+        self.cluster: ClusterPlace | None = self
+
+    async def retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run ``operation``, retrying with backoff while the cluster cannot be reached.
+
+        Gives up (re-raising) after the environment's ``unreachable_deadline``.
+        """
+        deadline = time.monotonic() + self.environment.unreachable_deadline
+        delay = 1.0
+        while True:
+            try:
+                return await operation()
+            except SshUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def prepare(self) -> None:
+        quoted = shlex.quote(str(self.work_dir))
+        result = await self.retrying(
+            lambda: self.pool.run(self.target, f"mkdir -p {quoted} && chmod 700 {quoted}")
+        )
+        if result.exit_code != 0:
+            raise OSError(
+                f"cannot create {self.work_dir} on {self.target.host}: "
+                f"{result.stderr.strip()[:200]}"
+            )
+
+    async def read_output(self, name: str, relative: str, max_bytes: int) -> OutputValue:
+        path = shlex.quote(f"{self.work_dir}/{relative}")
+        # -f: a regular file only; head reads one byte more than allowed, to see a cut
+        result = await self.pool.run(
+            self.target, f"test -f {path} && head -c {max_bytes + 1} -- {path}"
+        )
+        if result.exit_code != 0:
+            return OutputValue(None, f"Output {name}: file {relative} not found; its value is null")
+        return decode_output(name, relative, result.stdout_bytes, max_bytes)

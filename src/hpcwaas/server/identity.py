@@ -1,0 +1,119 @@
+"""Cluster identities: which login and SSH key a user's steps run with on an environment.
+
+On a `slurm` environment steps run over SSH as the user's own cluster account. The
+account and key come from the trigger's reserved inputs `user_id` and `vault_id`
+(COMPAT.md section 2), else from the defaults the user registered with
+`PUT /environments/{name}/identity`. A key is only ever usable by the user who
+generated it (COMPAT.md section 5, item 2).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hpcwaas.auth.identity import Identity
+from hpcwaas.catalog.catalog import DeployedWorkflow
+from hpcwaas.server.problems import ApiProblem, not_found
+from hpcwaas.server.services import Services
+from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
+from hpcwaas.store import identities as identity_store
+from hpcwaas.store import keys as key_store
+from hpcwaas.store.key_owners import key_owner
+
+LOGIN_RULE = r"^[a-z_][a-z0-9_.-]{0,31}$"
+_LOGIN = re.compile(LOGIN_RULE)
+# Values echoed in error details are cut to this many characters.
+_SHOWN = 64
+
+
+def cut(value: str) -> str:
+    """A value for an error detail, cut short if long."""
+    return value if len(value) <= _SHOWN else value[:_SHOWN] + "..."
+
+
+def environment_config(services: Services, name: str) -> EnvironmentConfig:
+    """The configured environment, or a 404."""
+    config = services.settings.environments.get(name)
+    if config is None:
+        raise not_found("environment", name)
+    return config
+
+
+def cluster_environment(services: Services, name: str) -> SlurmEnvironment:
+    """The environment if it is reached over SSH as the user's account; 404 or 400 if not."""
+    config = environment_config(services, name)
+    if not isinstance(config, SlurmEnvironment):
+        raise ApiProblem(
+            400,
+            f"environment {name} runs steps on the server's host and needs no cluster account",
+        )
+    return config
+
+
+def check_login(login: str, field: str) -> None:
+    """A 400 naming `field` and the rule unless `login` is a valid cluster login."""
+    # fullmatch: `$` alone would accept a trailing newline.
+    if _LOGIN.fullmatch(login) is None:
+        raise ApiProblem(
+            400,
+            f"{field} {cut(login)!r} is not a valid cluster login: it must match {LOGIN_RULE} "
+            "(lower-case letters, digits, '_', '.' and '-', at most 32 characters, "
+            "starting with a letter or '_')",
+        )
+
+
+async def check_key(conn: AsyncConnection, key_id: str, user_id: str) -> None:
+    """A 400 if the SSH key does not exist, a 403 if it is someone else's."""
+    if await key_store.get_key(conn, key_id, user_id) is not None:
+        return
+    if await key_owner(conn, key_id) is None:
+        raise ApiProblem(
+            400, f"no SSH key {cut(key_id)}: generate one with `waas ssh_keys key-gen`"
+        )
+    raise ApiProblem(
+        403,
+        f"SSH key {cut(key_id)} is not yours: a key can only be used by the user who generated it",
+    )
+
+
+def _given(inputs: dict[str, Any], name: str) -> str | None:
+    value = inputs.get(name)
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+async def resolve_identity(
+    services: Services, user: Identity, workflow: DeployedWorkflow, inputs: dict[str, Any]
+) -> tuple[str | None, str | None]:
+    """The (cluster login, SSH key ID) the workflow's steps run with; (None, None) locally.
+
+    The `user_id` and `vault_id` inputs win over the registered defaults; anything
+    missing or unusable is an ApiProblem raised before the execution is recorded.
+    """
+    config = services.settings.environments.get(workflow.environment)
+    if not isinstance(config, SlurmEnvironment):
+        return None, None
+    environment = workflow.environment
+    login = _given(inputs, "user_id")
+    key_id = _given(inputs, "vault_id")
+    async with services.db.read() as conn:
+        if login is None or key_id is None:
+            registered = await identity_store.get_identity(conn, user.user_id, environment)
+            if registered is not None:
+                login = login or registered.login
+                key_id = key_id or registered.key_id
+        if login is None or key_id is None:
+            raise ApiProblem(
+                400,
+                f"workflow {workflow.id} runs on {environment} as your cluster account: "
+                "pass -i user_id=<login> -i vault_id=<key id>, or register defaults with "
+                f"`waas environments set-identity {environment} --login <login> --key <key id>`",
+            )
+        field = "input 'user_id'" if _given(inputs, "user_id") else "registered login"
+        check_login(login, field)
+        await check_key(conn, key_id, user.user_id)
+    return login, key_id

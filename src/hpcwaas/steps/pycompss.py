@@ -1,0 +1,113 @@
+"""The ``pycompss`` step kind: a PyCOMPSs application submitted with ``enqueue_compss``.
+
+``prepare_pycompss_step`` is pure: it renders the application path and its arguments and
+returns the one command that submits the job. enqueue_compss writes its own batch script, so
+there is nothing to upload and no exit file: the job's end comes from Slurm (squeue, sacct,
+scontrol). Its output goes to ``.hpcwaas-<step>.out`` / ``.err`` in the execution's directory,
+like a ``slurm`` step's.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpcwaas.catalog.errors import RenderError
+from hpcwaas.catalog.model import PycompssStep
+from hpcwaas.catalog.render import render_command, render_env
+from hpcwaas.schedulers import slurm
+from hpcwaas.schedulers.pycompss import (
+    check_compss_word,
+    enqueue_compss_command,
+    parse_enqueue_compss,
+)
+from hpcwaas.schedulers.slurm_options import SlurmDefaults, time_to_minutes
+from hpcwaas.steps.shell import step_context
+from hpcwaas.steps.slurm import step_file
+
+__all__ = ["PycompssSubmission", "prepare_pycompss_step"]
+
+
+@dataclass(frozen=True)
+class PycompssSubmission:
+    """A rendered ``pycompss`` step: one command to run from the login directory."""
+
+    submit_command: str
+    job_name: str
+    stdout_path: str
+    stderr_path: str
+    timeout: float | None = None
+    files: dict[str, bytes] = field(default_factory=dict)  # nothing to upload
+    exit_path: str | None = None  # enqueue_compss writes the batch script: no exit file
+
+    @property
+    def command(self) -> str:
+        """The submit command (``cd <dir> && module load ... && enqueue_compss ...``)."""
+        return self.submit_command
+
+    def parse(self, exit_code: int, stdout: str, stderr: str) -> str:
+        """The job ID from ``Submitted batch job N``; SubmitError if there is none."""
+        return parse_enqueue_compss(exit_code, stdout, stderr)
+
+
+def prepare_pycompss_step(
+    spec: PycompssStep,
+    *,
+    execution_id: str,
+    step_name: str,
+    inputs: Mapping[str, Any],
+    modules: Sequence[str],
+    defaults: SlurmDefaults,
+    remote_dir: str,
+) -> PycompssSubmission:
+    """Render the application and its arguments; RenderError if one cannot be passed safely.
+
+    ``modules`` are the environment's PyCOMPSs modules, loaded before the step's own.
+    Each argument renders to one word that must need no shell quoting: enqueue_compss hands
+    the words, unquoted, to the shell of the job it generates.
+    """
+    context = step_context(execution_id, inputs)
+    app = render_command(spec.app, context)
+    arguments = [render_command(template, context) for template in spec.arguments]
+    for what, word in [("app", app), *((f"argument {i + 1}", a) for i, a in enumerate(arguments))]:
+        problem = check_compss_word(word)
+        if problem is not None:
+            raise RenderError(f"{what} {problem}")
+    env = render_env(dict(spec.env), context)
+    env["HPCWAAS_EXECUTION_ID"] = execution_id
+    env["HPCWAAS_STEP"] = step_name
+    exec_time = spec.exec_time
+    if exec_time is None and defaults.time is not None:
+        exec_time = time_to_minutes(str(defaults.time))
+    name = slurm.job_name(execution_id, step_name)
+    stdout_name, stderr_name = step_file(step_name, "out"), step_file(step_name, "err")
+    try:
+        command = enqueue_compss_command(
+            app,
+            arguments,
+            workdir=remote_dir,
+            job_name=name,
+            stdout_name=stdout_name,
+            stderr_name=stderr_name,
+            modules=list(dict.fromkeys([*modules, *spec.modules])),
+            num_nodes=spec.num_nodes,
+            qos=spec.qos or defaults.qos,
+            exec_time=exec_time,
+            partition=defaults.partition,
+            account=defaults.account,
+            python_interpreter=spec.python_interpreter,
+            container_image=spec.container_image,
+            extra_options=spec.extra_options,
+            env=env,
+        )
+    except ValueError as exc:
+        raise RenderError(str(exc)) from None
+    return PycompssSubmission(
+        submit_command=command,
+        job_name=name,
+        stdout_path=posixpath.join(remote_dir, stdout_name),
+        stderr_path=posixpath.join(remote_dir, stderr_name),
+        timeout=spec.timeout,
+    )

@@ -1,0 +1,171 @@
+"""One SSH connection: its target, its errors, and how it is opened and shared.
+
+Errors, all of them ``SshError`` with a message safe to show the user and a ``retryable``
+flag::
+
+    SshError
+    ├── HostKeyNotTrusted   unknown or changed host key; nothing was sent (not retryable)
+    ├── SshAuthFailed       the server refused the key (not retryable)
+    └── SshUnavailable      refused, timed out, dropped (retryable)
+
+The private key is imported from its PEM only to open the connection and lives on only
+inside asyncssh's key object of that connection: it is never written anywhere, logged, or
+part of a ``repr`` or an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncssh
+
+# key_id -> the private key, PEM (OpenSSH or PKCS#1/PKCS#8), read from the key store.
+KeyLoader = Callable[[str], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where to connect and as whom: the key of the connection pool."""
+
+    host: str
+    port: int
+    login: str
+    key_id: str
+    known_hosts: str  # known_hosts lines (newline-separated) that the host key must match
+
+    @property
+    def where(self) -> str:
+        """``login@host:port``, for messages."""
+        return f"{self.login}@{self.host}:{self.port}"
+
+
+class SshError(Exception):
+    """An SSH failure; the message is safe to show users and never holds key material."""
+
+    retryable = False
+
+
+class HostKeyNotTrusted(SshError):
+    """The host's key is not one of the target's known_hosts lines; nothing was sent."""
+
+
+class SshAuthFailed(SshError):
+    """The server refused the key."""
+
+
+class SshUnavailable(SshError):
+    """The host could not be reached, or the connection dropped: retrying may help."""
+
+    retryable = True
+
+
+def exit_code_of(status: int | None, exit_signal: tuple[str, bool, str, str] | None) -> int | None:
+    """The shell-style exit code of an SSH channel, None when it reported neither."""
+    if status is not None and status >= 0:
+        return status
+    if exit_signal is not None:
+        try:
+            return 128 + signal.Signals[f"SIG{exit_signal[0]}"].value
+        except KeyError:
+            return 255
+    return None
+
+
+@dataclass(eq=False)
+class Connection:
+    """One open connection and the sessions on it."""
+
+    conn: asyncssh.SSHClientConnection
+    sessions: asyncio.Semaphore
+    last_used: float
+    active: int = 0  # sessions held or waited for: a connection in use is never pruned
+    in_use: int = 0  # bounded sessions held
+
+    def __repr__(self) -> str:
+        return f"Connection(active={self.active}, in_use={self.in_use})"
+
+
+class Lease:
+    """One session on a connection, released exactly once."""
+
+    def __init__(self, entry: Connection, *, fresh: bool, bounded: bool) -> None:
+        self.entry = entry
+        self.fresh = fresh  # the connection was opened for this lease
+        self._bounded = bounded
+        self._released = False
+
+    @property
+    def conn(self) -> asyncssh.SSHClientConnection:
+        return self.entry.conn
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        if self._bounded:
+            self.entry.sessions.release()
+            self.entry.in_use -= 1
+        self.entry.active -= 1
+        self.entry.last_used = asyncio.get_running_loop().time()
+
+
+async def open_connection(
+    target: SshTarget, pem: str, *, connect_timeout: float, keepalive_seconds: float
+) -> asyncssh.SSHClientConnection:
+    """Connect and log in with the key ``pem``, checking the host key against the target's."""
+    try:
+        known_hosts = asyncssh.import_known_hosts(target.known_hosts)
+    except (ValueError, asyncssh.Error):
+        raise HostKeyNotTrusted(
+            f"the known host keys configured for {target.host}:{target.port} cannot be read"
+        ) from None
+    try:
+        key = asyncssh.import_private_key(pem)
+    except (ValueError, asyncssh.KeyImportError):
+        raise SshError(f"the SSH key {target.key_id} cannot be read") from None
+    try:
+        return await asyncio.wait_for(
+            asyncssh.connect(
+                target.host,
+                target.port,
+                username=target.login,
+                client_keys=[key],
+                known_hosts=known_hosts,
+                config=None,  # no ~/.ssh/config of the server's account
+                agent_path=None,
+                password=None,
+                kbdint_auth=False,
+                gss_auth=False,
+                preferred_auth="publickey",
+                connect_timeout=connect_timeout,
+                keepalive_interval=keepalive_seconds,
+                keepalive_count_max=3,
+            ),
+            connect_timeout + 5,
+        )
+    except asyncssh.HostKeyNotVerifiable:
+        raise HostKeyNotTrusted(
+            f"the host key of {target.host}:{target.port} does not match the known host "
+            f"keys configured for it: nothing was sent (login {target.login})"
+        ) from None
+    except asyncssh.PermissionDenied:
+        raise SshAuthFailed(
+            f"{target.where} refused the SSH key {target.key_id}: add its public key to "
+            f"~/.ssh/authorized_keys of {target.login}@{target.host}"
+        ) from None
+    except (TimeoutError, asyncssh.Error, OSError) as exc:
+        raise SshUnavailable(f"cannot connect to {target.where}: {reason(exc)}") from None
+
+
+def reason(exc: BaseException) -> str:
+    """A short, key-free description of a connection failure."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, asyncssh.DisconnectError):
+        return exc.reason or type(exc).__name__
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return type(exc).__name__
