@@ -66,8 +66,8 @@ class Engine:
         self._workflows = workflows
         self._keystore = keystore
         self._transport: Transport = transport if transport is not None else LocalTransport()
-        self.ssh = SshPool(self._load_key)
-        self.jobs = JobTracker(self.ssh)
+        # per cluster environment: its SSH connections (bounded by its max_sessions) and jobs
+        self._clusters: dict[str, tuple[SshPool, JobTracker]] = {}
         self.notifier = LogNotifier()
         self.logs = LogSink(db, self.notifier)
         self._runners: dict[str, ExecutionRunner] = {}
@@ -130,8 +130,10 @@ class Engine:
             for execution_id, task in tasks.items():
                 if task in stuck and execution_id not in detached:
                     await self._fail_stuck(execution_id)
-        await self.jobs.close()
-        await self.ssh.close()
+        for pool, tracker in self._clusters.values():
+            await tracker.close()
+            await pool.close()
+        self._clusters.clear()
         await self.logs.stop()
 
     # -- cancel ----------------------------------------------------------------------------
@@ -302,7 +304,11 @@ class Engine:
             key_id=record.key_id,
             known_hosts="\n".join(config.host_keys),
         )
-        return ClusterPlace(config, self.ssh, self.jobs, target, record.id)
+        if record.environment not in self._clusters:
+            pool = SshPool(self._load_key, max_sessions=config.max_sessions)
+            self._clusters[record.environment] = (pool, JobTracker(pool))
+        pool, tracker = self._clusters[record.environment]
+        return ClusterPlace(config, pool, tracker, target, record.id)
 
     def _runner_done(self, execution_id: str, task: asyncio.Task[None]) -> None:
         self._runners.pop(execution_id, None)
