@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hpcwaas.transports.local import MAX_LINE_BYTES, LineSplitter, LocalTransport
+from hpcwaas.transports.lines import MAX_LINE_BYTES, LineSplitter
+from hpcwaas.transports.local import LocalTransport
 
 
 def _running(pid: int) -> bool:

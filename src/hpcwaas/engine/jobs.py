@@ -20,7 +20,7 @@ from hpcwaas.api.states import LogLevel
 from hpcwaas.schedulers import remote_files, slurm
 from hpcwaas.schedulers.errors import SchedulerError
 from hpcwaas.schedulers.slurm import FinalState, JobState
-from hpcwaas.transports.local import LineSplitter
+from hpcwaas.transports.lines import LineSplitter
 from hpcwaas.transports.ssh import SshError, SshPool, SshTarget
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,9 @@ class JobTracker:
         result = await self._pool.run(target, slurm.squeue_command(target.login))
         self.squeue_calls += 1
         queue = slurm.parse_squeue(result.exit_code, result.stdout, result.stderr)
+        log.debug(
+            "squeue for %s@%s:%d: %d jobs", target.login, target.host, target.port, len(queue)
+        )
         watches = list(group.watches.values())
         await self._read_outputs(target, watches)
         ended = [w for w in watches if w.job_id not in queue or queue[w.job_id].state.terminal]

@@ -16,13 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path, PurePath
 
 from hpcwaas.transports.base import CommandResult, LineCallback
+from hpcwaas.transports.lines import READ_CHUNK, OutputPump
 
 log = logging.getLogger(__name__)
 
 SHELL = "/bin/bash"
 # Longer lines are split: one log entry must stay a reasonable row.
-MAX_LINE_BYTES = 64 * 1024
-_READ_CHUNK = 64 * 1024
 _POLL_SECONDS = 0.05
 # After the command's processes are gone, how long its pipes may stay silent before we stop
 # reading: only a process that left the group (setsid) can still hold them open.
@@ -39,47 +38,6 @@ def minimal_environment(extra: Mapping[str, str]) -> dict[str, str]:
     }
     env.update(extra)
     return env
-
-
-def _decode(data: bytes | bytearray) -> str:
-    text = bytes(data).decode("utf-8", errors="replace")
-    return text[:-1] if text.endswith("\r") else text
-
-
-class LineSplitter:
-    """Cuts a byte stream into decoded lines of at most ``limit`` bytes each."""
-
-    def __init__(self, limit: int = MAX_LINE_BYTES) -> None:
-        self._limit = limit
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> list[str]:
-        """The complete lines ``data`` ends (an over-long line comes out in pieces)."""
-        self._buffer += data
-        lines: list[str] = []
-        while True:
-            newline = self._buffer.find(b"\n")
-            if 0 <= newline <= self._limit:
-                lines.append(_decode(self._buffer[:newline]))
-                del self._buffer[: newline + 1]
-            elif len(self._buffer) > self._limit:
-                cut = self._cut()
-                lines.append(_decode(self._buffer[:cut]))
-                del self._buffer[:cut]
-            else:
-                return lines
-
-    def close(self) -> list[str]:
-        """What is left after the stream ended: a last line without a newline, if any."""
-        rest, self._buffer = self._buffer, bytearray()
-        return [_decode(rest)] if rest else []
-
-    def _cut(self) -> int:
-        # Do not split a UTF-8 character: back off over continuation bytes (at most 3).
-        cut = self._limit
-        while cut > self._limit - 3 and (self._buffer[cut] & 0xC0) == 0x80:
-            cut -= 1
-        return cut if (self._buffer[cut] & 0xC0) != 0x80 else self._limit
 
 
 def _group_alive(pgid: int) -> bool:
@@ -153,38 +111,6 @@ async def terminate_group(pgid: int, grace: float) -> None:
         log.info("process group %d outlived its %.1fs grace: killed", pgid, grace)
 
 
-class _Pump:
-    """Reads one pipe and hands its lines to a callback, noting when it last made progress."""
-
-    def __init__(self, stream: asyncio.StreamReader, callback: LineCallback) -> None:
-        self._stream = stream
-        self._callback = callback
-        self._busy = False
-        self.last_progress = asyncio.get_running_loop().time()
-        self.task = asyncio.create_task(self._run())
-
-    def idle_for(self, now: float) -> float:
-        return 0.0 if self._busy else now - self.last_progress
-
-    async def _run(self) -> None:
-        splitter = LineSplitter()
-        while data := await self._stream.read(_READ_CHUNK):
-            await self._deliver(splitter.feed(data))
-        await self._deliver(splitter.close())
-
-    async def _deliver(self, lines: list[str]) -> None:
-        self._busy = True
-        try:
-            for line in lines:
-                try:
-                    await self._callback(line)
-                except Exception:  # keep draining: a stuck pipe would block the command
-                    log.exception("output callback failed; line dropped")
-        finally:
-            self._busy = False
-            self.last_progress = asyncio.get_running_loop().time()
-
-
 class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
     """Says when the process itself exits: ``Process.wait()`` also waits for its pipes to close,
     which a background child holding them open can put off forever."""
@@ -220,7 +146,7 @@ class LocalCommand:
         stdout, stderr = protocol.stdout, protocol.stderr
         if stdout is None or stderr is None:
             raise ValueError("the process must have been started with piped stdout and stderr")
-        self._pumps = [_Pump(stdout, on_stdout), _Pump(stderr, on_stderr)]
+        self._pumps = [OutputPump(stdout, on_stdout), OutputPump(stderr, on_stderr)]
         self._killed = False
         self._timed_out = False
         self._stopper: asyncio.Task[None] | None = None
@@ -306,7 +232,7 @@ class LocalTransport:
         loop = asyncio.get_running_loop()
         # What asyncio.create_subprocess_exec does, with a protocol that reports the exit.
         transport, protocol = await loop.subprocess_exec(
-            lambda: _ExitAwareProtocol(limit=_READ_CHUNK, loop=loop),
+            lambda: _ExitAwareProtocol(limit=READ_CHUNK, loop=loop),
             SHELL,
             "-c",
             command,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 
 from hpcwaas.transports.base import CommandResult, LineCallback
-from hpcwaas.transports.local import LineSplitter
+from hpcwaas.transports.lines import OutputPump
 from hpcwaas.transports.ssh_connection import (
     Lease,
     SshError,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PGID_MARKER = "__hpcwaas_pgid__="
-_READ_CHUNK = 64 * 1024
+_STREAM_ERRORS = (asyncssh.Error, OSError)  # the connection dropped
 _POLL_SECONDS = 0.05
 # After the exit status came, how long the output may stay silent before we stop reading:
 # only a process that left the group (its own setsid) can still hold it open.
@@ -102,51 +102,6 @@ def _tenths(seconds: float) -> int:
     return max(0, round(seconds * 10))
 
 
-class _Pump:
-    """Reads one channel stream and hands its lines to a callback."""
-
-    def __init__(
-        self,
-        stream: asyncssh.SSHReader[bytes],
-        callback: LineCallback,
-        on_marker: asyncio.Future[int] | None = None,
-    ) -> None:
-        self._stream = stream
-        self._callback = callback
-        self._marker = on_marker
-        self._busy = False
-        self.last_progress = asyncio.get_running_loop().time()
-        self.task = asyncio.create_task(self._run())
-
-    def idle_for(self, now: float) -> float:
-        return 0.0 if self._busy else now - self.last_progress
-
-    async def _run(self) -> None:
-        splitter = LineSplitter()
-        try:
-            while data := await self._stream.read(_READ_CHUNK):
-                await self._deliver(splitter.feed(data))
-        except (asyncssh.Error, OSError) as exc:  # the connection dropped: keep what came
-            log.info("output stream ended early: %s", type(exc).__name__)
-        await self._deliver(splitter.close())
-
-    async def _deliver(self, lines: list[str]) -> None:
-        self._busy = True
-        try:
-            for line in lines:
-                if self._marker is not None and not self._marker.done():
-                    if line.startswith(PGID_MARKER) and line[len(PGID_MARKER) :].isdigit():
-                        self._marker.set_result(int(line[len(PGID_MARKER) :]))
-                        continue
-                try:
-                    await self._callback(line)
-                except Exception:  # keep draining: a stuck channel would block the command
-                    log.exception("output callback failed; line dropped")
-        finally:
-            self._busy = False
-            self.last_progress = asyncio.get_running_loop().time()
-
-
 class SshCommand:
     """A command running on a remote host, leader of its own process group there."""
 
@@ -169,14 +124,26 @@ class SshCommand:
         self._grace = grace
         self._pgid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pumps = [
-            _Pump(process.stdout, on_stdout),
-            _Pump(process.stderr, on_stderr, self._pgid),
+            OutputPump(process.stdout, on_stdout, read_errors=_STREAM_ERRORS),
+            OutputPump(
+                process.stderr, on_stderr, intercept=self._take_pgid, read_errors=_STREAM_ERRORS
+            ),
         ]
         self._closed = asyncio.ensure_future(process.wait_closed())
         self._closed.add_done_callback(self._channel_closed)
         self._killed = False
         self._timed_out = False
         self._stopper: asyncio.Task[None] | None = None
+
+    def _take_pgid(self, line: str) -> bool:
+        """Consume the line the remote group leader prints with its process group ID."""
+        if self._pgid.done() or not line.startswith(PGID_MARKER):
+            return False
+        number = line[len(PGID_MARKER) :]
+        if not number.isdigit():
+            return False
+        self._pgid.set_result(int(number))
+        return True
 
     @property
     def pgid(self) -> int | None:
