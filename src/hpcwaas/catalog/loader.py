@@ -14,7 +14,14 @@ from hpcwaas.catalog.checks import Problem, check_application
 from hpcwaas.catalog.errors import CatalogFileError
 from hpcwaas.catalog.model import STEP_KINDS, ApplicationSpec
 from hpcwaas.catalog.values import describe
-from hpcwaas.catalog.yamlfile import Location, YamlFileError, line_of, load_yaml
+from hpcwaas.catalog.yamlfile import (
+    Location,
+    TextPlace,
+    YamlFileError,
+    line_in_text,
+    line_of,
+    load_yaml_places,
+)
 
 MAX_FILE_BYTES = 1024 * 1024
 
@@ -60,7 +67,7 @@ def read_application(path: Path) -> LoadedFile:
         message = f"the file is not UTF-8 text (byte {exc.start})"
         raise CatalogFileError([format_problem(path, None, message, "save it as UTF-8")]) from None
     try:
-        document, lines = load_yaml(text)
+        document, lines, texts = load_yaml_places(text)
     except YamlFileError as exc:
         hint = "fix the YAML syntax; a key may appear only once in a mapping"
         raise CatalogFileError([format_problem(path, exc.line, exc.message, hint)]) from None
@@ -78,15 +85,21 @@ def read_application(path: Path) -> LoadedFile:
         ) from None
     problems = check_application(application)
     if problems:
-        raise CatalogFileError([_format(path, lines, p) for p in problems])
+        raise CatalogFileError([_format(path, lines, texts, p) for p in problems])
     return LoadedFile(path, application, hashlib.sha256(data).hexdigest(), lines)
 
 
-def _format(path: Path, lines: dict[Location, int], problem: Problem) -> str:
+def _format(
+    path: Path, lines: dict[Location, int], texts: dict[Location, TextPlace], problem: Problem
+) -> str:
     message = problem.message
     if len(problem.loc) >= 2 and problem.loc[0] == "workflows":
         message = f"workflow {problem.loc[1]!r}: {message}"
-    return format_problem(path, line_of(lines, problem.loc), message, problem.hint)
+    if problem.line is None:
+        line = line_of(lines, problem.loc)
+    else:
+        line = line_in_text(lines, texts, problem.loc, problem.line)
+    return format_problem(path, line, message, problem.hint)
 
 
 _KINDS = ", ".join(STEP_KINDS)

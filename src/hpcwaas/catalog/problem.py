@@ -18,8 +18,13 @@ TEMPLATE_HINT = "declare the input under inputs, or fix the name in {{ inputs.<n
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong in a file: where (a key path), what, and how to fix it."""
+    """One thing wrong in a file: where (a key path), what, and how to fix it.
+
+    ``line``, for a problem inside a template, is its line in the template's text (1-based):
+    the file's line is then counted from where the text starts.
+    """
 
     loc: Location
     message: str
     hint: str
+    line: int | None = None

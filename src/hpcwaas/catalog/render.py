@@ -5,13 +5,15 @@ strings through ``shlex.quote``, lists as their quoted elements joined by spaces
 ``true``/``false``, numbers as written, null as ``''``. ``{{ x | raw }}`` inserts the text as is,
 for the rare template that builds shell syntax from a value the workflow developer controls.
 Environment values (``render_env``) are never quoted: they do not pass through a shell.
+The quoting holds only where an expression stands as a word of a command: ``shell_quoting``
+checks that at load time.
 """
 
 from __future__ import annotations
 
 import functools
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, meta, nodes
@@ -129,6 +131,33 @@ def check_template(
             fields = ", ".join(sorted(EXECUTION_FIELDS))
             problems.append(f"the template uses execution.{attr}, unknown (available: {fields})")
     return problems
+
+
+def template_tokens(template: str) -> Iterator[tuple[int, str, str]]:
+    """The template's tokens as Jinja reads them: (line, type, source text), comments included.
+
+    Text outside ``{{ }}``, ``{% %}`` and ``{# #}`` comes as ``data`` tokens (whitespace control
+    applied); the text of an expression comes between ``variable_begin`` and ``variable_end``.
+    Raises ``TemplateSyntaxError`` for a template Jinja cannot parse.
+    """
+    _COMMAND_ENV.parse(template)
+    return _COMMAND_ENV.lex(template)
+
+
+def is_raw(expression: str) -> bool:
+    """Whether the source of one ``{{ }}`` expression renders unquoted: its last step is ``raw``.
+
+    ``x | raw`` is raw; ``x | raw ~ "y"`` and ``x | raw | upper`` are not (they are quoted again).
+    """
+    try:
+        tree = _COMMAND_ENV.parse("{{ " + expression + " }}")
+    except TemplateSyntaxError:
+        return False
+    output = tree.body[0] if len(tree.body) == 1 else None
+    if not isinstance(output, nodes.Output) or len(output.nodes) != 1:
+        return False
+    node = output.nodes[0]
+    return isinstance(node, nodes.Filter) and node.name == "raw"
 
 
 def _attributes(tree: nodes.Template) -> list[tuple[str, str]]:

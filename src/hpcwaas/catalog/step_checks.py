@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from hpcwaas.catalog.model import PycompssStep, ShellStep, SlurmStep, WorkflowSpec
 from hpcwaas.catalog.problem import NAME, NAME_HINT, TEMPLATE_HINT, Problem
 from hpcwaas.catalog.render import check_template
+from hpcwaas.catalog.shell_quoting import misplaced_expressions
 from hpcwaas.catalog.yamlfile import Location
 from hpcwaas.schedulers.pycompss import (
     check_compss_option,
@@ -47,9 +48,9 @@ def check_step(
                 )
             )
     if isinstance(step, ShellStep):
-        problems += _templates(loc, name, workflow, [(("run",), step.run)])
+        problems += _templates(loc, name, workflow, [(("run",), step.run)], in_shell=True)
     elif isinstance(step, SlurmStep):
-        problems += _templates(loc, name, workflow, [(("script",), step.script)])
+        problems += _templates(loc, name, workflow, [(("script",), step.script)], in_shell=True)
         problems += _slurm_options(loc, name, step)
     else:
         templates: list[tuple[Location, str]] = [(("app",), step.app)]
@@ -75,14 +76,28 @@ def _templates(
     workflow: WorkflowSpec,
     templates: Sequence[tuple[Location, str]],
     label: str | None = None,
+    in_shell: bool = False,
 ) -> list[Problem]:
+    """Problems of templates; those read by a shell (``in_shell``) must place values right."""
     problems: list[Problem] = []
+    lists = [input_name for input_name, spec in workflow.inputs.items() if spec.type == "list"]
     for key, template in templates:
         what = label or " ".join(str(part) for part in key)
-        for message in check_template(template, workflow.inputs):
+        messages = check_template(template, workflow.inputs)
+        for message in messages:
             problems.append(
                 Problem((*loc, *key), f"step {name!r} {what}: {message}", TEMPLATE_HINT)
             )
+        if in_shell and not messages:
+            for misplaced in misplaced_expressions(template, lists):
+                problems.append(
+                    Problem(
+                        (*loc, *key),
+                        f"step {name!r} {what}: {misplaced.message}",
+                        misplaced.hint,
+                        misplaced.line,
+                    )
+                )
     return problems
 
 

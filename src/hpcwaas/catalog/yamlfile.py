@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -75,17 +76,32 @@ _StrictLoader.add_implicit_resolver(_INT_TAG, _INT, list("-+0123456789"))
 _StrictLoader.add_implicit_resolver(_FLOAT_TAG, _FLOAT, list("-+0123456789."))
 
 
+@dataclass(frozen=True)
+class TextPlace:
+    """Where a string value's text lies in the file."""
+
+    first: int  # the 1-based line of its first line
+    literal: bool  # a literal block (`|`): line n of the text is line first + n - 1 of the file
+
+
 def load_yaml(text: str) -> tuple[Any, dict[Location, int]]:
     """Parse one YAML document; return its value and the 1-based line of each key path."""
+    data, lines, _ = load_yaml_places(text)
+    return data, lines
+
+
+def load_yaml_places(text: str) -> tuple[Any, dict[Location, int], dict[Location, TextPlace]]:
+    """``load_yaml``, and also where the text of each string value lies (for lines inside it)."""
     loader = _StrictLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            return None, {}
+            return None, {}, {}
         data = loader.construct_document(node)
         lines: dict[Location, int] = {(): node.start_mark.line + 1}
-        _walk(loader, node, (), lines, [MAX_NODES])
-        return data, lines
+        texts: dict[Location, TextPlace] = {}
+        _walk(loader, node, (), (lines, texts), [MAX_NODES])
+        return data, lines, texts
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -100,7 +116,11 @@ def load_yaml(text: str) -> tuple[Any, dict[Location, int]]:
 
 
 def _walk(
-    loader: _StrictLoader, node: Node, loc: Location, lines: dict[Location, int], budget: list[int]
+    loader: _StrictLoader,
+    node: Node,
+    loc: Location,
+    places: tuple[dict[Location, int], dict[Location, TextPlace]],
+    budget: list[int],
 ) -> None:
     budget[0] -= 1
     if budget[0] < 0:
@@ -108,7 +128,12 @@ def _walk(
             f"the document expands to more than {MAX_NODES} values (aliases used too deeply?)",
             node.start_mark.line + 1,
         )
-    if isinstance(node, MappingNode):
+    lines, texts = places
+    if isinstance(node, ScalarNode) and loc:
+        # a block scalar (| or >) starts on the line after its indicator
+        block = node.style in ("|", ">")
+        texts[loc] = TextPlace(node.start_mark.line + (2 if block else 1), node.style == "|")
+    elif isinstance(node, MappingNode):
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
                 continue
@@ -118,12 +143,12 @@ def _walk(
             child = (*loc, key)
             # after a merge (`<<: *base`) the explicit keys come last and win, as in the data
             lines[child] = key_node.start_mark.line + 1
-            _walk(loader, value_node, child, lines, budget)
+            _walk(loader, value_node, child, places, budget)
     elif isinstance(node, SequenceNode):
         for index, item in enumerate(node.value):
             child = (*loc, index)
             lines[child] = item.start_mark.line + 1
-            _walk(loader, item, child, lines, budget)
+            _walk(loader, item, child, places, budget)
 
 
 def line_of(lines: dict[Location, int], loc: Location) -> int | None:
@@ -133,3 +158,17 @@ def line_of(lines: dict[Location, int], loc: Location) -> int | None:
         if line is not None:
             return line
     return None
+
+
+def line_in_text(
+    lines: dict[Location, int], texts: dict[Location, TextPlace], loc: Location, line: int
+) -> int | None:
+    """The file's line of line ``line`` (1-based) of the string value at ``loc``.
+
+    Exact for a literal block (`|`); for other styles, whose line breaks YAML folds or escapes,
+    the line where the text starts. Without a known text, the line of ``loc`` (``line_of``).
+    """
+    place = texts.get(loc)
+    if place is None:
+        return line_of(lines, loc)
+    return place.first + line - 1 if place.literal else place.first
