@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -283,7 +284,7 @@ class ExecutionRunner:
             name=name,
             spec=spec,
             emit=lambda level, text: self._emit(level, text, name),
-            on_line=self._job_lines(name),
+            on_line=functools.partial(self._output_line, name),
             job_id=self._job_ids.get(name),
             resumed=resumed,
         )
@@ -296,13 +297,6 @@ class ExecutionRunner:
             del self._jobs[name]
         if outcome is not None:  # None: detached, the job runs on after the server stops
             await self._end_step(name, outcome.state, outcome.exit_code, outcome.reason)
-
-    def _job_lines(self, step: str) -> Callable[[LogLevel, str], Awaitable[None]]:
-        async def emit_line(level: LogLevel, line: str) -> None:
-            self._logs.emit(self.execution_id, level, line, step)
-            await self._logs.room()
-
-        return emit_line
 
     async def _end_step(
         self, name: str, state: StepState, exit_code: int | None, reason: str = ""
@@ -329,12 +323,13 @@ class ExecutionRunner:
                 self._failure = f"step {name} {reason}"
                 self._kill_running(self._settings.step_grace_seconds)
 
-    def _lines(self, step: str, level: LogLevel) -> LineCallback:
-        async def emit_line(line: str) -> None:
-            self._logs.emit(self.execution_id, level, line, step)
-            await self._logs.room()
+    async def _output_line(self, step: str, level: LogLevel, line: str) -> None:
+        """A line a step printed becomes a log entry; a full queue holds the step back."""
+        self._logs.emit(self.execution_id, level, line, step)
+        await self._logs.room()
 
-        return emit_line
+    def _lines(self, step: str, level: LogLevel) -> LineCallback:
+        return functools.partial(self._output_line, step, level)
 
     def _halted(self) -> bool:
         return self._cancelled_by is not None or self._stopping or self._failure is not None
