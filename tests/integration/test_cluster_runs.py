@@ -293,3 +293,15 @@ def test_an_unknown_host_key_fails_the_step_before_anything_is_sent(
         assert cluster.sshd_log.read_text().count("Accepted publickey") == accepted_before
     finally:
         setup.server.stop()
+
+
+def test_a_job_cancelled_outside_hpcwaas_fails_the_execution(
+    hpc: ClusterServer, cluster: Cluster
+) -> None:
+    token, execution_id, job_id = _trigger_long(hpc, cluster, "gina", "hpcuser2", 300)
+    cluster.wait_job_state(job_id, {"RUNNING"})
+    subprocess.run(["scancel", job_id], check=True, timeout=30)  # an administrator's scancel
+    with hpc.server.client(token) as client:
+        body = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED", "CANCELLED"}, 30)
+    assert body["status"] == "FAILED"
+    assert "cancelled outside hpcwaas" in body["error"]

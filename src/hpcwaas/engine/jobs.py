@@ -21,7 +21,7 @@ from hpcwaas.schedulers import remote_files, slurm
 from hpcwaas.schedulers.errors import SchedulerError
 from hpcwaas.schedulers.slurm import FinalState, JobState
 from hpcwaas.transports.lines import LineSplitter
-from hpcwaas.transports.ssh import SshError, SshPool, SshTarget
+from hpcwaas.transports.ssh import RemoteResult, SshError, SshPool, SshTarget
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,10 @@ class JobTracker:
             watch.offsets[path] = 0
             watch.splitters[path] = LineSplitter()
         group.watches[job_id] = watch
+        # A new job waits for the group's next poll: a burst of submissions must not turn
+        # into a burst of squeue calls.
         if group.task is None or group.task.done():
             group.task = asyncio.create_task(self._poll(key, group), name=f"hpcwaas-jobs-{key}")
-        else:
-            group.wake.set()
         try:
             return await future
         finally:
@@ -201,7 +201,7 @@ class JobTracker:
                 finals[job_id] = final
         paths = [w.exit_path for w in ended if w.job_id not in finals and w.exit_path]
         if paths:
-            result = await self._pool.run(target, remote_files.exit_file_command(paths))
+            result = await self._run_script(target, remote_files.exit_file_command(paths))
             codes = remote_files.parse_exit_files(result.exit_code, result.stdout, result.stderr)
             for watch in ended:
                 code = codes.get(watch.exit_path or "")
@@ -215,7 +215,7 @@ class JobTracker:
         files = [(path, w.offsets[path]) for w in watches for path, _ in w.outputs]
         if not files:
             return False
-        result = await self._pool.run(target, remote_files.read_chunks_command(files, READ_LIMIT))
+        result = await self._run_script(target, remote_files.read_chunks_command(files, READ_LIMIT))
         chunks = remote_files.parse_read_chunks(result.exit_code, result.stdout, result.stderr)
         more = False
         for watch in watches:
@@ -235,6 +235,11 @@ class JobTracker:
         for path, level in watch.outputs:
             for line in watch.splitters[path].close():
                 await watch.on_line(level, line)
+
+    async def _run_script(self, target: SshTarget, script: str) -> RemoteResult:
+        """Run a script that grows with the number of jobs: through stdin, since one command
+        line is capped (about 128 KiB on Linux, some 100 jobs' files)."""
+        return await self._pool.run(target, "bash -s", stdin=script)
 
     async def _all_unknown(self, group: _Group, unknown: bool) -> None:
         for watch in list(group.watches.values()):

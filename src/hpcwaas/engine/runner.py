@@ -314,9 +314,11 @@ class ExecutionRunner:
         self._states[name] = state
         if state is StepState.SUCCEEDED:
             self._emit(LogLevel.INFO, f"Step {name} succeeded", name)
-        elif state is StepState.CANCELLED:
+        elif state is StepState.CANCELLED and self._halted():
             self._emit(LogLevel.INFO, f"Step {name} {reason}", name)
         else:
+            if state is StepState.CANCELLED:  # not by us: e.g. scancel by the account or admin
+                reason = f"{reason} outside hpcwaas"
             self._emit(LogLevel.ERROR, f"Step {name} {reason}", name)
             if self._failure is None and self._cancelled_by is None and not self._stopping:
                 # Fail fast: the execution is lost, so free the host from its other steps.
