@@ -199,6 +199,10 @@ class Settings(BaseSettings):
     step_grace_seconds: float = Field(
         default=5.0, ge=0, description="Seconds between SIGTERM and SIGKILL when cancelling a step."
     )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, /metrics needs Authorization: Bearer <token>."
+    )
+    log_format: Literal["text", "json"] = "text"
     embedded_default: bool = Field(default=False, exclude=True)
 
     @field_validator("environments", mode="before")

@@ -20,6 +20,7 @@ from hpcwaas.api.states import LogLevel
 from hpcwaas.schedulers import remote_files, slurm
 from hpcwaas.schedulers.errors import SchedulerError
 from hpcwaas.schedulers.slurm import FinalState, JobState
+from hpcwaas.server import metrics
 from hpcwaas.transports.lines import LineSplitter
 from hpcwaas.transports.ssh import RemoteResult, SshError, SshPool, SshTarget
 
@@ -154,6 +155,12 @@ class JobTracker:
         self._groups.pop(key, None)
 
     async def _poll_once(self, group: _Group) -> None:
+        environment = group.target.host
+        metrics.SLURM_POLLS.labels(environment=environment).inc()
+        with metrics.SLURM_POLL_DURATION.labels(environment=environment).time():
+            await self._poll_group(group)
+
+    async def _poll_group(self, group: _Group) -> None:
         target = group.target
         result = await self._pool.run(target, slurm.squeue_command(target.login))
         self.squeue_calls += 1

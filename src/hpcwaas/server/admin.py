@@ -95,19 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Alembic narrates every plugin it loads at INFO; the outcome is logged by us.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from hpcwaas.logging_setup import configure_logging
+
+    # Text until the settings say otherwise (a config error is logged in text).
+    configure_logging(args.log_level, "text")
     try:
         from hpcwaas.settings import load_settings
 
         settings = load_settings(
             args.config, data_dir=args.data_dir, listen_address=args.listen_address
         )
+        if settings.log_format != "text":
+            configure_logging(args.log_level, settings.log_format)
         handler = _HANDLERS.get((args.command or "serve", getattr(args, "action", None)))
         if handler is None:
             parser.print_help()
@@ -160,7 +159,7 @@ async def _run_server(settings: Any, host: str, port: int, log_level: str) -> in
             port=port,
             log_level=log_level,
             log_config=None,  # keep the one log format set up in main()
-            access_log=log_level == "debug",
+            access_log=False,  # one access line per request, from our middleware
             server_header=False,
         )
         server = uvicorn.Server(config)

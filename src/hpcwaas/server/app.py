@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from hpcwaas import __version__
 from hpcwaas.auth.authenticator import challenge_for
 from hpcwaas.server.bodylimit import BodySizeLimit
+from hpcwaas.server.metrics import AppMetrics, HttpMetrics, install_metrics
 from hpcwaas.server.problems import install_error_handlers
+from hpcwaas.server.requestid import RequestId
 from hpcwaas.server.routes import (
     auth,
     environments,
@@ -46,6 +48,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     for module in (workflows, executions, ssh_keys, environments, users, auth, health):
         app.include_router(module.router)
+    metrics = AppMetrics()
+    app.state.metrics = metrics
+    install_metrics(app, settings, metrics)
     install_error_handlers(app, challenge_for(settings.auth.auth_type))
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
+    # Added last, so outermost: they see every response, the body limit's 413 included.
+    app.add_middleware(HttpMetrics, metrics=metrics)
+    app.add_middleware(RequestId)
     return app

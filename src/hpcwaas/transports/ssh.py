@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import asyncssh
 
+from hpcwaas.server import metrics
 from hpcwaas.transports.base import Transport
 from hpcwaas.transports.ssh_command import SshTransport
 from hpcwaas.transports.ssh_connection import (
@@ -268,9 +269,13 @@ class SshPool:
                 connect_timeout=self.connect_timeout,
                 keepalive_seconds=self.keepalive_seconds,
             )
+        except Exception:
+            metrics.SSH_CONNECTION_FAILURES.inc()
+            raise
         finally:
             del pem  # the key lives on only in the connection's key object
         self.connections_opened += 1
+        metrics.SSH_CONNECTIONS_OPENED.inc()
         log.info("connected to %s", target.where)
         loop = asyncio.get_running_loop()
         entry = Connection(conn, asyncio.Semaphore(self.max_sessions), loop.time())

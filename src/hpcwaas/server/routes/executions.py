@@ -19,6 +19,7 @@ from hpcwaas.api.models import (
 from hpcwaas.api.states import LogLevel
 from hpcwaas.auth.identity import Identity
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.metrics import LOGS_LONG_POLLS_WAITING
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.services import Services
 from hpcwaas.store import executions as execution_store
@@ -158,7 +159,8 @@ async def get_logs(
         # A finished execution gets no more entries: answer at once instead of idling.
         if records or finished or remaining <= 0 or count == 0:
             break
-        await notifier.wait(execution_id, seen, remaining)
+        with LOGS_LONG_POLLS_WAITING.track_inprogress():
+            await notifier.wait(execution_id, seen, remaining)
     return ExecutionLogs(
         logs=[
             LogEntry(level=r.level.label, timestamp=r.timestamp, content=r.content, step=r.step)

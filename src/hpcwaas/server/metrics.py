@@ -1,0 +1,157 @@
+"""Prometheus metrics: HTTP traffic per app, and process-wide engine/transport counters.
+
+The process-wide metrics live in ``PROCESS_REGISTRY`` (not the client's default registry) so
+that importing this module twice or building several apps in one process never re-registers
+a metric. Each app adds its own registry for its HTTP metrics and the executions gauge.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from hpcwaas.settings import Settings
+
+PROCESS_REGISTRY = CollectorRegistry(auto_describe=True)
+
+SLURM_POLLS = Counter(
+    "hpcwaas_slurm_polls",
+    "squeue polls of a Slurm environment's login node.",
+    ["environment"],
+    registry=PROCESS_REGISTRY,
+)
+SLURM_POLL_DURATION = Histogram(
+    "hpcwaas_slurm_poll_duration_seconds",
+    "Duration of one poll of a Slurm environment (squeue and what follows).",
+    ["environment"],
+    registry=PROCESS_REGISTRY,
+)
+SSH_CONNECTIONS_OPENED = Counter(
+    "hpcwaas_ssh_connections_opened", "SSH connections opened.", registry=PROCESS_REGISTRY
+)
+SSH_CONNECTION_FAILURES = Counter(
+    "hpcwaas_ssh_connection_failures",
+    "SSH connections that could not be opened.",
+    registry=PROCESS_REGISTRY,
+)
+LOGS_LONG_POLLS_WAITING = Gauge(
+    "hpcwaas_logs_long_polls_waiting",
+    "Requests to the logs route waiting for new entries.",
+    registry=PROCESS_REGISTRY,
+)
+
+UNMATCHED = "unmatched"
+
+
+class AppMetrics:
+    """The metrics of one app, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "hpcwaas_http_requests",
+            "HTTP requests answered.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "hpcwaas_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["route", "method"],
+            registry=self.registry,
+        )
+        self.executions = Gauge(
+            "hpcwaas_executions",
+            "Executions in the database, by status.",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route=route, method=method, status=str(status)).inc()
+        self.duration.labels(route=route, method=method).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry) + generate_latest(PROCESS_REGISTRY)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (``/executions/{execution_id}``), else ``unmatched``."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED
+
+
+class HttpMetrics:
+    """Pure ASGI middleware counting and timing requests by route template."""
+
+    def __init__(self, app: ASGIApp, metrics: AppMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.observe(
+                route_template(scope), scope["method"], status, time.perf_counter() - start
+            )
+
+
+async def _count_executions(request: Request, metrics: AppMetrics) -> None:
+    from sqlalchemy import func, select
+
+    from hpcwaas.api.states import ExecutionStatus
+    from hpcwaas.store.tables import executions
+
+    services = request.app.state.services
+    async with services.db.read() as conn:
+        rows = await conn.execute(
+            select(executions.c.status, func.count()).group_by(executions.c.status)
+        )
+        counts = {str(status): int(n) for status, n in rows}
+    for known in ExecutionStatus:
+        metrics.executions.labels(status=known.value).set(counts.pop(known.value, 0))
+    for other, n in counts.items():
+        metrics.executions.labels(status=other).set(n)
+
+
+def install_metrics(app: FastAPI, settings: Settings, metrics: AppMetrics) -> None:
+    """Add ``GET /metrics``: public, or behind ``Authorization: Bearer <metrics_token>``."""
+    from hpcwaas.server.problems import ApiProblem
+
+    token = settings.metrics_token
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        if token is not None:
+            given = request.headers.get("authorization", "")
+            expected = f"Bearer {token.get_secret_value()}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                raise ApiProblem(
+                    401,
+                    "this server's /metrics needs Authorization: Bearer <metrics_token>",
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
+        await _count_executions(request, metrics)
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
