@@ -305,3 +305,40 @@ def test_a_job_cancelled_outside_hpcwaas_fails_the_execution(
         body = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED", "CANCELLED"}, 30)
     assert body["status"] == "FAILED"
     assert "cancelled outside hpcwaas" in body["error"]
+
+
+def test_metrics_after_a_cluster_run_count_slurm_polls_ssh_connections_and_steps(
+    hpc: ClusterServer, cluster: Cluster
+) -> None:
+    token = hpc.server.token("hank")
+    key = _new_key(hpc, cluster, token, "hpcuser1")
+    run = hpc.waas(
+        token,
+        "workflows",
+        "trigger",
+        "-f",
+        "-i",
+        "user_id=hpcuser1",
+        "-i",
+        f"vault_id={key}",
+        "hpc@cluster@pipeline",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    execution_id = _execution_id(run.stdout)
+    with hpc.server.client(token) as client:
+        assert client.get(f"/executions/{execution_id}").json()["status"] == "SUCCEEDED"
+    text = httpx.get(f"{hpc.server.url}/metrics", timeout=30).text
+
+    def sample(name: str, **labels: str) -> float:
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                found = dict(re.findall(r'(\w+)="([^"]*)"', line.rsplit(" ", 1)[0]))
+                if all(found.get(k) == v for k, v in labels.items()):
+                    total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    assert sample("hpcwaas_slurm_polls_total") > 0, text
+    assert sample("hpcwaas_ssh_connections_opened_total") > 0, text
+    assert sample("hpcwaas_steps", kind="slurm", state="SUCCEEDED") > 0, text
+    assert sample("hpcwaas_key_store_calls_total", operation="get") > 0, text

@@ -133,3 +133,28 @@ def test_metrics_token_restricts_the_scrape(fresh_server: LiveServer) -> None:
     line = _log_line_with(fresh_server, '"request_id"')
     assert '"logger": "hpcwaas.access"' in line, line
     assert "scrape-s3cret" not in fresh_server.log_path.read_text()
+
+
+def test_metrics_count_steps_and_key_store_calls_and_logs_carry_the_request_id(
+    server: LiveServer, api: httpx.Client
+) -> None:
+    response = api.post(
+        "/workflows/demo@local@hello",
+        json={"inputs": {"name": "Ada"}},
+        headers={"X-Request-ID": "trigger-req-7"},
+    )
+    assert response.status_code == 201, response.text
+    execution_id = response.headers["location"].rsplit("/", 1)[1]
+    wait_for_status(api, execution_id, {"SUCCEEDED"})
+    assert api.post("/ssh_keys").status_code == 201
+
+    text = httpx.get(server.url + "/metrics", timeout=30).text
+    assert _sample(text, "hpcwaas_steps", kind="shell", state="SUCCEEDED") >= 1
+    assert _sample(text, "hpcwaas_key_store_calls_total", operation="put") >= 1
+    assert re.search(r"^hpcwaas_ssh_connections_open ", text, re.MULTILINE)
+
+    logs = api.get(f"/executions/{execution_id}/logs", params={"levels": 15}).json()["logs"]
+    debug = [entry["content"] for entry in logs if entry["level"] == "DEBUG"]
+    assert any("(request trigger-req-7)" in line for line in debug), debug
+    default = api.get(f"/executions/{execution_id}/logs").json()["logs"]
+    assert not any("trigger-req-7" in entry["content"] for entry in default)

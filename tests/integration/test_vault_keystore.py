@@ -339,11 +339,11 @@ async def test_open_keystore_picks_vault_when_vault_config_is_set(
     await db.prepare_schema()
     try:
         embedded = open_keystore(Settings(data_dir=tmp_path), db)
-        assert isinstance(embedded, EmbeddedKeyStore)
+        assert isinstance(embedded.inner, EmbeddedKeyStore)  # inside the metrics wrapper
         await ping(embedded)
         await close_keystore(embedded)
         vault = open_keystore(Settings(data_dir=tmp_path, vault_config=vault_server.config()), db)
-        assert isinstance(vault, VaultKeyStore)
+        assert isinstance(vault.inner, VaultKeyStore)
         assert vault_server.counts["login"] == 0  # nothing contacted before the first use
         await ping(vault)
         assert vault_server.counts["login"] == 1

@@ -270,9 +270,10 @@ def test_guide_slurm_example_loads_and_deploys_on_a_slurm_environment(tmp_path):
     section = guide.split("## A Slurm application, in full", 1)[1]
     example = re.search(r"```yaml\n(.*?)```\n", section, re.S)
     assert example is not None
-    loaded = catalog(tmp_path, example.group(1))
+    write(tmp_path, example.group(1))
+    loaded = Catalog.load([tmp_path], {"cluster": "Cluster"}, {"cluster": "slurm"})
     assert loaded.problems == []
-    workflow = loaded.get("seismic@hpc1@simulate", "anyone")
+    workflow = loaded.get("seismic@cluster@simulate", "anyone")
     kinds = [step.kind for step in workflow.spec.steps.values()]
     assert kinds == ["shell", "slurm", "pycompss"]
     assert workflow.step_order() == ["prepare", "solve", "analyse"]

@@ -306,7 +306,7 @@ class Engine:
         )
         if record.environment not in self._clusters:
             pool = SshPool(self._load_key, max_sessions=config.max_sessions)
-            self._clusters[record.environment] = (pool, JobTracker(pool))
+            self._clusters[record.environment] = (pool, JobTracker(pool, record.environment))
         pool, tracker = self._clusters[record.environment]
         return ClusterPlace(config, pool, tracker, target, record.id)
 

@@ -16,11 +16,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from hpcwaas import telemetry as metrics
 from hpcwaas.api.states import LogLevel
 from hpcwaas.schedulers import remote_files, slurm
 from hpcwaas.schedulers.errors import SchedulerError
 from hpcwaas.schedulers.slurm import FinalState, JobState
-from hpcwaas.server import metrics
 from hpcwaas.transports.lines import LineSplitter
 from hpcwaas.transports.ssh import RemoteResult, SshError, SshPool, SshTarget
 
@@ -68,8 +68,9 @@ class _Group:
 class JobTracker:
     """One per engine: groups jobs by (host, port, login) and polls each group once an interval."""
 
-    def __init__(self, pool: SshPool) -> None:
+    def __init__(self, pool: SshPool, environment: str) -> None:
         self._pool = pool
+        self._environment = environment  # its name, for metrics
         self._groups: dict[tuple[str, int, str], _Group] = {}
         self.squeue_calls = 0  # for benchmarks and tests
 
@@ -155,9 +156,8 @@ class JobTracker:
         self._groups.pop(key, None)
 
     async def _poll_once(self, group: _Group) -> None:
-        environment = group.target.host
-        metrics.SLURM_POLLS.labels(environment=environment).inc()
-        with metrics.SLURM_POLL_DURATION.labels(environment=environment).time():
+        metrics.SLURM_POLLS.labels(environment=self._environment).inc()
+        with metrics.SLURM_POLL_DURATION.labels(environment=self._environment).time():
             await self._poll_group(group)
 
     async def _poll_group(self, group: _Group) -> None:

@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.secrets.embedded import EmbeddedKeyStore, load_or_create_master_key
+from hpcwaas.secrets.instrumented import InstrumentedKeyStore
 from hpcwaas.settings import Settings
 from hpcwaas.store.database import Database
 
@@ -24,13 +25,16 @@ class ClosableKeyStore(Protocol):
 
 
 def open_keystore(settings: Settings, db: Database) -> KeyStore:
-    """The configured key store. Vault is not contacted here: the first use (or ping) logs in.
+    """The configured key store, counted for /metrics (wrapped in InstrumentedKeyStore).
+
+    Vault is not contacted here: the first use (or ping) logs in.
 
     Raise ConfigError for an unusable vault_config, KeyStoreUnavailable for a bad master key.
     """
     if settings.vault_config is None:
         log.info("key store: embedded (master key %s)", settings.master_key_path)
-        return EmbeddedKeyStore(db, load_or_create_master_key(settings.master_key_path))
+        embedded = EmbeddedKeyStore(db, load_or_create_master_key(settings.master_key_path))
+        return InstrumentedKeyStore(embedded)
     from hpcwaas.secrets.vault import VaultKeyStore  # hvac is needed only then
 
     store = VaultKeyStore(settings.vault_config)
@@ -39,7 +43,7 @@ def open_keystore(settings: Settings, db: Database) -> KeyStore:
         store.address,
         ", wrapped secret ID" if settings.vault_config.is_secret_wrapped else "",
     )
-    return store
+    return InstrumentedKeyStore(store)
 
 
 async def ping(store: KeyStore) -> None:

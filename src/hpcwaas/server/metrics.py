@@ -1,8 +1,8 @@
-"""Prometheus metrics: HTTP traffic per app, and process-wide engine/transport counters.
+"""Prometheus metrics: HTTP traffic per app, and the process-wide ones of hpcwaas.telemetry.
 
-The process-wide metrics live in ``PROCESS_REGISTRY`` (not the client's default registry) so
-that importing this module twice or building several apps in one process never re-registers
-a metric. Each app adds its own registry for its HTTP metrics and the executions gauge.
+The process-wide metrics live in their own registry (not the client's default one), so that
+importing a module twice or building several apps in one process never re-registers one.
+Each app adds its own registry for its HTTP metrics and the executions and steps gauges.
 """
 
 from __future__ import annotations
@@ -17,38 +17,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hpcwaas.telemetry import PROCESS_REGISTRY
+
 if TYPE_CHECKING:
     from hpcwaas.settings import Settings
 
-PROCESS_REGISTRY = CollectorRegistry(auto_describe=True)
-
-SLURM_POLLS = Counter(
-    "hpcwaas_slurm_polls",
-    "squeue polls of a Slurm environment's login node.",
-    ["environment"],
-    registry=PROCESS_REGISTRY,
-)
-SLURM_POLL_DURATION = Histogram(
-    "hpcwaas_slurm_poll_duration_seconds",
-    "Duration of one poll of a Slurm environment (squeue and what follows).",
-    ["environment"],
-    registry=PROCESS_REGISTRY,
-)
-SSH_CONNECTIONS_OPENED = Counter(
-    "hpcwaas_ssh_connections_opened", "SSH connections opened.", registry=PROCESS_REGISTRY
-)
-SSH_CONNECTION_FAILURES = Counter(
-    "hpcwaas_ssh_connection_failures",
-    "SSH connections that could not be opened.",
-    registry=PROCESS_REGISTRY,
-)
-LOGS_LONG_POLLS_WAITING = Gauge(
-    "hpcwaas_logs_long_polls_waiting",
-    "Requests to the logs route waiting for new entries.",
-    registry=PROCESS_REGISTRY,
-)
-
 UNMATCHED = "unmatched"
+UNKNOWN_KIND = "unknown"
 
 
 class AppMetrics:
@@ -72,6 +47,12 @@ class AppMetrics:
             "hpcwaas_executions",
             "Executions in the database, by status.",
             ["status"],
+            registry=self.registry,
+        )
+        self.steps = Gauge(
+            "hpcwaas_steps",
+            "Steps in the database, by step kind and state.",
+            ["kind", "state"],
             registry=self.registry,
         )
 
@@ -136,6 +117,33 @@ async def _count_executions(request: Request, metrics: AppMetrics) -> None:
         metrics.executions.labels(status=other).set(n)
 
 
+async def _count_steps(request: Request, metrics: AppMetrics) -> None:
+    """One grouped query; the kind of each step comes from the catalog (``unknown`` if gone)."""
+    from sqlalchemy import func, select
+
+    from hpcwaas.store.tables import executions, steps
+
+    services = request.app.state.services
+    query = (
+        select(executions.c.workflow_id, steps.c.name, steps.c.state, func.count())
+        .select_from(steps.join(executions, steps.c.execution_id == executions.c.id))
+        .group_by(executions.c.workflow_id, steps.c.name, steps.c.state)
+    )
+    async with services.db.read() as conn:
+        rows = (await conn.execute(query)).all()
+    catalog = services.catalog
+    counts: dict[tuple[str, str], int] = {}
+    for workflow_id, name, state, n in rows:
+        workflow = catalog.by_id(str(workflow_id))
+        step = workflow.spec.steps.get(str(name)) if workflow is not None else None
+        kind = str(step.kind) if step is not None else UNKNOWN_KIND
+        key = (kind, str(state))
+        counts[key] = counts.get(key, 0) + int(n)
+    metrics.steps.clear()
+    for (kind, state), n in counts.items():
+        metrics.steps.labels(kind=kind, state=state).set(n)
+
+
 def install_metrics(app: FastAPI, settings: Settings, metrics: AppMetrics) -> None:
     """Add ``GET /metrics``: public, or behind ``Authorization: Bearer <metrics_token>``."""
     from hpcwaas.server.problems import ApiProblem
@@ -154,4 +162,5 @@ def install_metrics(app: FastAPI, settings: Settings, metrics: AppMetrics) -> No
                     headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
                 )
         await _count_executions(request, metrics)
+        await _count_steps(request, metrics)
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import asyncssh
 
-from hpcwaas.server import metrics
+from hpcwaas import telemetry as metrics
 from hpcwaas.transports.base import Transport
 from hpcwaas.transports.ssh_command import SshTransport
 from hpcwaas.transports.ssh_connection import (
@@ -158,6 +158,7 @@ class SshPool:
         self._connections.clear()
         for entry in entries:
             entry.conn.close()
+            metrics.SSH_CONNECTIONS_OPEN.dec()
         for entry in entries:
             try:
                 await asyncio.wait_for(entry.conn.wait_closed(), 5)
@@ -276,6 +277,7 @@ class SshPool:
             del pem  # the key lives on only in the connection's key object
         self.connections_opened += 1
         metrics.SSH_CONNECTIONS_OPENED.inc()
+        metrics.SSH_CONNECTIONS_OPEN.inc()
         log.info("connected to %s", target.where)
         loop = asyncio.get_running_loop()
         entry = Connection(conn, asyncio.Semaphore(self.max_sessions), loop.time())
@@ -288,6 +290,7 @@ class SshPool:
         """Forget a dead connection (and close it) so that the next call reconnects."""
         if self._connections.get(target) is entry:
             del self._connections[target]
+            metrics.SSH_CONNECTIONS_OPEN.dec()
             log.info("connection to %s discarded", target.where)
         entry.conn.close()
 
@@ -303,6 +306,7 @@ class SshPool:
                     entry.active == 0 and now - entry.last_used >= self.idle_seconds
                 ):
                     del self._connections[target]
+                    metrics.SSH_CONNECTIONS_OPEN.dec()
                     entry.conn.close()
                     log.info("connection to %s closed after being idle", target.where)
 

@@ -19,12 +19,12 @@ from hpcwaas.api.models import (
 from hpcwaas.api.states import LogLevel
 from hpcwaas.auth.identity import Identity
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
-from hpcwaas.server.metrics import LOGS_LONG_POLLS_WAITING
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.services import Services
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import logs as log_store
 from hpcwaas.store.executions import ExecutionRecord
+from hpcwaas.telemetry import LOGS_LONG_POLLS_WAITING
 
 router = APIRouter(tags=["executions"])
 

@@ -8,10 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Response
 
 from hpcwaas.api.models import TriggerRequest, WorkflowDetail, WorkflowList
+from hpcwaas.api.states import LogLevel
 from hpcwaas.catalog.inputs import validate_inputs
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
 from hpcwaas.server.identity import resolve_identity
 from hpcwaas.server.problems import ApiProblem
+from hpcwaas.server.requestid import request_id_var
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import users as user_store
 
@@ -91,5 +93,10 @@ async def trigger_workflow(
             cluster_login=cluster_login,
             key_id=key_id,
         )
+    services.engine.logs.emit(
+        execution_id,
+        LogLevel.DEBUG,
+        f"Triggered by {user.user_id} (request {request_id_var.get()})",
+    )
     services.engine.wake()
     return Response(status_code=201, headers={"Location": f"/executions/{execution_id}"})
