@@ -110,3 +110,44 @@ def test_waas_lists_workflows_of_a_real_server(
     assert "Traceback" not in result.stdout + result.stderr
     for workflow_id in DEMO_IDS:
         assert workflow_id in result.stdout, result.stdout
+
+
+def test_the_whole_user_journey_runs_from_the_cli_only_install(
+    cli_venv: Path, tmp_path: Path, server: LiveServer, user: str
+) -> None:
+    token = server.token(user)
+    base = ("waas", "--api_url", server.url, f"-t={token}")
+    keys = _run(cli_venv, tmp_path, *base, "ssh_keys", "key-gen")
+    assert keys.returncode == 0 and "INFO: SSH key ID:" in keys.stdout, keys
+    run = _run(
+        cli_venv,
+        tmp_path,
+        *base,
+        "workflows",
+        "trigger",
+        "-f",
+        "-i",
+        "name=Ada",
+        "demo@local@hello",
+    )
+    assert run.returncode == 0 and "SUCCEEDED" in run.stdout, run
+    execution_id = run.stdout.split("execution ID: ", 1)[1].split()[0]
+    logs = _run(cli_venv, tmp_path, *base, "executions", "logs", execution_id)
+    assert "Hello, Ada!" in logs.stdout, logs
+    status = _run(cli_venv, tmp_path, *base, "executions", "status", execution_id)
+    assert f"Execution: ID: {execution_id}, Status: SUCCEEDED" in status.stdout, status
+    sleeping = _run(
+        cli_venv,
+        tmp_path,
+        *base,
+        "-o",
+        "json",
+        "workflows",
+        "trigger",
+        "-i",
+        "seconds=300",
+        "demo@local@sleep",
+    )
+    sleep_id = sleeping.stdout.split('"id": "', 1)[1].split('"')[0]
+    cancel = _run(cli_venv, tmp_path, *base, "executions", "cancel", sleep_id)
+    assert cancel.returncode == 0 and f'Cancelled execution "{sleep_id}"' in cancel.stdout, cancel
