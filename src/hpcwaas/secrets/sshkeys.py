@@ -42,11 +42,11 @@ def generate_keypair(key_type: str = DEFAULT_KEY_TYPE) -> KeyPair:
 
 
 def generate_rsa(bits: int = 2048) -> KeyPair:
-    """A fresh RSA key pair, private half PKCS#1 PEM ("BEGIN RSA PRIVATE KEY") as the original."""
+    """A fresh RSA key pair, private half in PKCS#1 PEM, as the original."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,  # PKCS#1 "BEGIN RSA PRIVATE KEY"
+        serialization.PrivateFormat.TraditionalOpenSSL,  # PKCS#1, the "RSA PRIVATE KEY" PEM
         serialization.NoEncryption(),
     ).decode()
     return _pair(private_pem, key.public_key(), "ssh-rsa")
@@ -57,7 +57,7 @@ def generate_ed25519() -> KeyPair:
     key = ed25519.Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,  # "BEGIN OPENSSH PRIVATE KEY", as ssh-keygen writes
+        serialization.PrivateFormat.OpenSSH,  # the OpenSSH format, as ssh-keygen writes it
         serialization.NoEncryption(),
     ).decode()
     return _pair(private_pem, key.public_key(), "ssh-ed25519")
