@@ -121,6 +121,16 @@ def _new_key(hpc: ClusterServer, cluster: Cluster, token: str, login: str) -> st
     return str(key["id"])
 
 
+def _run_pipeline(
+    hpc: ClusterServer, token: str, login: str, key: str, *inputs: str
+) -> subprocess.CompletedProcess[str]:
+    """`waas workflows trigger -f` of the pipeline as ``login`` with ``key``, and more inputs."""
+    args = ["-i", f"user_id={login}", "-i", f"vault_id={key}"]
+    for value in inputs:
+        args += ["-i", value]
+    return hpc.waas(token, "workflows", "trigger", "-f", *args, "hpc@cluster@pipeline")
+
+
 def _execution_id(output: str) -> str:
     match = re.search(r"Workflow triggered with execution ID: (\S+)", output)
     assert match, output
@@ -134,19 +144,7 @@ def test_pipeline_of_shell_slurm_and_pycompss_steps_runs_as_the_users_account(
     key = _new_key(hpc, cluster, token, "hpcuser1")
     hostile = "$(touch /tmp/hpcwaas-pwned) `id` ; ' \""
     Path("/tmp/hpcwaas-pwned").unlink(missing_ok=True)
-    run = hpc.waas(
-        token,
-        "workflows",
-        "trigger",
-        "-f",
-        "-i",
-        "user_id=hpcuser1",
-        "-i",
-        f"vault_id={key}",
-        "-i",
-        f"message={hostile}",
-        "hpc@cluster@pipeline",
-    )
+    run = _run_pipeline(hpc, token, "hpcuser1", key, f"message={hostile}")
     assert run.returncode == 0, run.stdout + run.stderr
     execution_id = _execution_id(run.stdout)
     logs = hpc.waas(token, "executions", "logs", execution_id).stdout
@@ -273,17 +271,7 @@ def test_an_unknown_host_key_fails_the_step_before_anything_is_sent(
         token = setup.server.token("frank")
         key = _new_key(setup, cluster, token, "hpcuser1")
         accepted_before = cluster.sshd_log.read_text().count("Accepted publickey")
-        run = setup.waas(
-            token,
-            "workflows",
-            "trigger",
-            "-f",
-            "-i",
-            "user_id=hpcuser1",
-            "-i",
-            f"vault_id={key}",
-            "hpc@cluster@pipeline",
-        )
+        run = _run_pipeline(setup, token, "hpcuser1", key)
         assert run.returncode == 1
         execution_id = _execution_id(run.stdout)
         with setup.server.client(token) as client:
@@ -312,17 +300,7 @@ def test_metrics_after_a_cluster_run_count_slurm_polls_ssh_connections_and_steps
 ) -> None:
     token = hpc.server.token("hank")
     key = _new_key(hpc, cluster, token, "hpcuser1")
-    run = hpc.waas(
-        token,
-        "workflows",
-        "trigger",
-        "-f",
-        "-i",
-        "user_id=hpcuser1",
-        "-i",
-        f"vault_id={key}",
-        "hpc@cluster@pipeline",
-    )
+    run = _run_pipeline(hpc, token, "hpcuser1", key)
     assert run.returncode == 0, run.stdout + run.stderr
     execution_id = _execution_id(run.stdout)
     with hpc.server.client(token) as client:

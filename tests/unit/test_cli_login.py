@@ -16,12 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from tests.unit.fake_api import Answer, FakeApi, reply
 
 from hpcwaas.api.errors import envelope
 from hpcwaas.cli.config import ENV_VARS
 from hpcwaas.cli.main import main
-
-Answer = Callable[[httpx.Request], httpx.Response]
 
 TOKEN = "tok-SECRET-4f9a2c"
 API = "https://waas.example"
@@ -39,10 +38,6 @@ USER = {
     "groups": ["eflows", "hpc"],
     "token_expires_at": "2030-01-02T03:04:05Z",
 }
-
-
-def reply(status: int = 200, body: object = None) -> Answer:
-    return lambda request: httpx.Response(status, json=body)
 
 
 def device(expires_in: int = 600, interval: int = 2, complete: bool = True) -> Answer:
@@ -63,33 +58,14 @@ def pending(status: str = "authorization_pending", interval: int = 2) -> Answer:
     return reply(202, {"status": status, "interval": interval})
 
 
-class FakeApi:
-    """Routes (method, path) to scripted answers, consumed in order; the last one repeats."""
+class LoginApi(FakeApi):
+    """The fake API, with the two ways the server can offer logins."""
 
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-        self.routes: dict[tuple[str, str], list[Answer]] = {}
-
-    def on(self, method: str, path: str, *answers: Answer) -> FakeApi:
-        self.routes[(method, path)] = list(answers)
-        return self
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        queue = self.routes.get((request.method, request.url.path))
-        if not queue:
-            return httpx.Response(404, json=envelope(404, f"no route {request.url.path}"))
-        answer = queue.pop(0) if len(queue) > 1 else queue[0]
-        return answer(request)
-
-    def sent(self, method: str, path: str) -> list[httpx.Request]:
-        return [r for r in self.requests if (r.method, r.url.path) == (method, path)]
-
-    def device_flow(self) -> FakeApi:
+    def device_flow(self) -> LoginApi:
         body = {"auth_type": "sso", "login_url": "/auth/login", "device_flow": True}
         return self.on("GET", "/auth/config", reply(200, body))
 
-    def paste_flow(self) -> FakeApi:
+    def paste_flow(self) -> LoginApi:
         body = {"auth_type": "sso", "login_url": "/auth/login", "device_flow": False}
         return self.on("GET", "/auth/config", reply(200, body))
 
@@ -119,8 +95,8 @@ class Env:
 
 
 @pytest.fixture
-def api() -> FakeApi:
-    return FakeApi()
+def api() -> LoginApi:
+    return LoginApi()
 
 
 @pytest.fixture
@@ -141,7 +117,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Env:
 
 
 @pytest.fixture
-def waas(api: FakeApi, env: Env, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+def waas(api: LoginApi, env: Env, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     def run(*argv: str) -> Result:
         code = main(["--api_url", API, *argv], transport=httpx.MockTransport(api))
         captured = capsys.readouterr()

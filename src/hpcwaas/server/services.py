@@ -10,7 +10,7 @@ import httpx
 from hpcwaas.auth.authenticator import Authenticator
 from hpcwaas.auth.oidc import OidcClient
 from hpcwaas.auth.sso import SingleSignOn
-from hpcwaas.catalog.catalog import Catalog, DeployedWorkflow
+from hpcwaas.catalog.catalog import Catalog
 from hpcwaas.engine.engine import Engine
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.secrets.factory import close_keystore, open_keystore
@@ -30,10 +30,6 @@ class Services:
     authenticator: Authenticator
     sso: SingleSignOn | None = None
     http: httpx.AsyncClient | None = None  # to the identity provider
-
-    def workflow_by_id(self, workflow_id: str) -> DeployedWorkflow | None:
-        """A workflow by ID, whoever asks (the engine runs what was authorized at trigger)."""
-        return self.catalog.by_id(workflow_id)
 
 
 def open_database(settings: Settings) -> Database:
@@ -62,18 +58,19 @@ async def start_services(settings: Settings) -> Services:
         if settings.auth.auth_type == "sso":
             http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
             sso = SingleSignOn(settings.auth, db, OidcClient(settings.auth, http))
+        # The engine runs what was authorized at trigger: it looks workflows up by ID alone.
+        engine = Engine(db, settings, catalog.by_id, keystore=keystore)
         services = Services(
             settings=settings,
             db=db,
             catalog=catalog,
             keystore=keystore,
-            engine=None,  # type: ignore[arg-type]  # set just below: the engine looks workflows up here
+            engine=engine,
             authenticator=Authenticator(settings, db, sso),
             sso=sso,
             http=http,
         )
-        services.engine = Engine(db, settings, services.workflow_by_id, keystore=keystore)
-        await services.engine.start()
+        await engine.start()
     except BaseException:
         if http is not None:
             await http.aclose()
