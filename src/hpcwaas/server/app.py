@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from hpcwaas import __version__
 from hpcwaas.auth.authenticator import challenge_for
@@ -24,6 +27,9 @@ from hpcwaas.server.routes import (
 )
 from hpcwaas.server.services import Services, start_services, stop_services
 from hpcwaas.settings import Settings
+
+
+UI_DIR = Path(__file__).parent / "ui"
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -48,6 +54,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     for module in (workflows, executions, ssh_keys, environments, users, auth, health):
         app.include_router(module.router)
+    # The web portal: public static files; everything they show comes from the API.
+    app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
     metrics = AppMetrics()
     app.state.metrics = metrics
     install_metrics(app, settings, metrics)
