@@ -171,6 +171,32 @@ class Limits(BaseModel):
     max_page_size: int = Field(default=1000, ge=1)
     max_logs_timeout_seconds: float = Field(default=300.0, gt=0)
     max_output_bytes: int = Field(default=64 * 1024, ge=1)
+    max_running_executions_per_user: int = Field(
+        default=20,
+        ge=1,
+        description="Executions a user may have PENDING, RUNNING or CANCELLING at once; "
+        "one more trigger is a 429.",
+    )
+    max_triggers_per_minute: int = Field(
+        default=60,
+        ge=1,
+        description="Triggers per user and minute (a token bucket in each server process); "
+        "more is a 429.",
+    )
+    max_ssh_keys_per_user: int = Field(
+        default=20, ge=1, description="SSH keys a user may hold; one more key-gen is a 409."
+    )
+
+
+class OperatorsConfig(BaseModel):
+    """Who may see and cancel every user's executions and revoke anyone's tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    users: list[str] = Field(default_factory=list, description="User IDs of operators.")
+    groups: list[str] = Field(
+        default_factory=list, description="Groups whose members are operators."
+    )
 
 
 def _default_data_dir() -> Path:
@@ -196,6 +222,7 @@ class Settings(BaseSettings):
         default_factory=lambda: {"local": _default_local()}
     )
     limits: Limits = Field(default_factory=Limits)
+    operators: OperatorsConfig = Field(default_factory=OperatorsConfig)
     step_grace_seconds: float = Field(
         default=5.0, ge=0, description="Seconds between SIGTERM and SIGKILL when cancelling a step."
     )

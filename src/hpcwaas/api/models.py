@@ -87,6 +87,7 @@ class ExecutionSummary(BaseModel):
     status: ExecutionStatus
     created_at: datetime
     ended_at: datetime | None = None
+    owner: str | None = None  # additive: the user who triggered it
 
 
 class ExecutionList(BaseModel):
@@ -192,6 +193,7 @@ class UserPublic(BaseModel):
     email: str | None = None
     groups: list[str]
     token_expires_at: datetime | None = None
+    operator: bool = False  # additive: listed under the server's `operators`
 
 
 class ClusterIdentityPublic(BaseModel):

@@ -76,6 +76,12 @@ def register(subparsers: Any) -> None:
     listing.add_argument(
         "--limit", type=positive_int, metavar="N", help="show at most N executions"
     )
+    listing.add_argument(
+        "--all",
+        dest="all_users",
+        action="store_true",
+        help="every user's executions, with their owner (operators only)",
+    )
 
 
 def exit_code(execution: ExecutionPublic) -> int:
@@ -248,15 +254,18 @@ def run_cancel(ctx: Context) -> int:
 
 
 def run_list(ctx: Context) -> int:
-    """`executions list [--limit N]`: every page unless limited."""
+    """`executions list [--limit N] [--all]`: every page unless limited."""
     from hpcwaas.cli.output import rfc3339
 
     client = ctx.client()
     limit: int | None = ctx.args.limit
+    all_users: bool = ctx.args.all_users
     executions: list[ExecutionSummary] = []
     cursor: str | None = None
     while True:
-        page = client.list_executions(limit=limit and limit - len(executions), cursor=cursor)
+        page = client.list_executions(
+            limit=limit and limit - len(executions), cursor=cursor, all_users=all_users
+        )
         executions.extend(page.executions)
         cursor = page.next_cursor
         if not cursor or (limit is not None and len(executions) >= limit):
@@ -268,11 +277,16 @@ def run_list(ctx: Context) -> int:
     if not executions:
         ctx.out.line("No executions found.")
         return 0
+    headers = ["Execution ID", "Workflow ID", "Status", "Created", "Ended"]
     rows = [
         [e.id, e.workflow_id, e.status.value, rfc3339(e.created_at), _maybe(e.ended_at)]
         for e in executions
     ]
-    ctx.out.table(["Execution ID", "Workflow ID", "Status", "Created", "Ended"], rows, (0, 1))
+    if all_users:
+        headers.append("Owner")
+        for row, execution in zip(rows, executions, strict=True):
+            row.append(execution.owner or "-")
+    ctx.out.table(headers, rows, (0, 1, 5) if all_users else (0, 1))
     return 0
 
 

@@ -282,7 +282,8 @@ def run_whoami(ctx: Context) -> int:
 
     user: UserPublic = ctx.client().whoami()
     if ctx.out.json:
-        ctx.out.document(user.model_dump(mode="json"))
+        # What the server sent: fields an older server lacks are not invented.
+        ctx.out.document(user.model_dump(mode="json", exclude_unset=True))
         return 0
     ctx.out.line(f"User ID: {user.user_id}")
     if user.display_name:
@@ -292,6 +293,8 @@ def run_whoami(ctx: Context) -> int:
     ctx.out.line(f"Groups: {', '.join(user.groups) if user.groups else '(none)'}")
     if user.token_expires_at is not None:
         ctx.out.line(f"Token expires: {rfc3339(user.token_expires_at)}")
+    if user.operator:
+        ctx.out.line("Operator: yes")
     return 0
 
 

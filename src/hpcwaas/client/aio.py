@@ -80,10 +80,10 @@ class AsyncClient(ClientBase):
         return await self.send(calls.get_execution(execution_id))
 
     async def list_executions(
-        self, limit: int | None = None, cursor: str | None = None
+        self, limit: int | None = None, cursor: str | None = None, all_users: bool = False
     ) -> ExecutionList:
-        """One page of your executions; follow `next_cursor` for the next."""
-        return await self.send(calls.list_executions(limit, cursor))
+        """One page of your executions (every user's with `all_users`, for operators)."""
+        return await self.send(calls.list_executions(limit, cursor, all_users))
 
     async def cancel(self, execution_id: str) -> None:
         """Ask the server to cancel an execution."""
@@ -134,6 +134,10 @@ class AsyncClient(ClientBase):
     async def logout(self) -> None:
         """Revoke the token this client sends; it cannot be used again."""
         await self.send(calls.logout())
+
+    async def revoke_user_tokens(self, user_id: str) -> None:
+        """Revoke every token of a user: your own, or anyone's if you are an operator."""
+        await self.send(calls.revoke_user_tokens(user_id))
 
     async def whoami(self) -> UserPublic:
         """The user the credentials belong to, with groups and the token's expiry."""

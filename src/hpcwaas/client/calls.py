@@ -157,11 +157,17 @@ def get_execution(execution_id: str) -> Call[ExecutionPublic]:
     return Call("GET", f"/executions/{segment(execution_id)}", _model(ExecutionPublic))
 
 
-def list_executions(limit: int | None = None, cursor: str | None = None) -> Call[ExecutionList]:
-    """GET /executions: the caller's executions, newest first."""
-    return Call(
-        "GET", "/executions", _model(ExecutionList, ("executions",)), _page_params(limit, cursor)
-    )
+def list_executions(
+    limit: int | None = None, cursor: str | None = None, all_users: bool = False
+) -> Call[ExecutionList]:
+    """GET /executions: the caller's executions, newest first; every user's with `all_users`.
+
+    `all_users` (`?all=true`) is for operators; others get a Forbidden error.
+    """
+    params = _page_params(limit, cursor)
+    if all_users:
+        params["all"] = "true"
+    return Call("GET", "/executions", _model(ExecutionList, ("executions",)), params)
 
 
 def cancel(execution_id: str) -> Call[None]:
@@ -242,6 +248,11 @@ def poll_device_login(device_code: str) -> Call[TokenIssued | DevicePending]:
 def logout() -> Call[None]:
     """DELETE /auth/token: revoke the bearer token this request is sent with (204)."""
     return Call("DELETE", "/auth/token", _nothing)
+
+
+def revoke_user_tokens(user_id: str) -> Call[None]:
+    """DELETE /users/{user_id}/tokens: revoke every token of a user (your own, or any: operators)."""
+    return Call("DELETE", f"/users/{segment(user_id)}/tokens", _nothing)
 
 
 def whoami() -> Call[UserPublic]:

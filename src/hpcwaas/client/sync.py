@@ -77,9 +77,11 @@ class Client(ClientBase):
         """Status (and steps, outputs) of one execution."""
         return self.send(calls.get_execution(execution_id))
 
-    def list_executions(self, limit: int | None = None, cursor: str | None = None) -> ExecutionList:
-        """One page of your executions; follow `next_cursor` for the next."""
-        return self.send(calls.list_executions(limit, cursor))
+    def list_executions(
+        self, limit: int | None = None, cursor: str | None = None, all_users: bool = False
+    ) -> ExecutionList:
+        """One page of your executions (every user's with `all_users`, for operators)."""
+        return self.send(calls.list_executions(limit, cursor, all_users))
 
     def cancel(self, execution_id: str) -> None:
         """Ask the server to cancel an execution."""
@@ -128,6 +130,10 @@ class Client(ClientBase):
     def logout(self) -> None:
         """Revoke the token this client sends; it cannot be used again."""
         self.send(calls.logout())
+
+    def revoke_user_tokens(self, user_id: str) -> None:
+        """Revoke every token of a user: your own, or anyone's if you are an operator."""
+        self.send(calls.revoke_user_tokens(user_id))
 
     def whoami(self) -> UserPublic:
         """The user the credentials belong to, with groups and the token's expiry."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,6 +14,7 @@ from hpcwaas.auth.authenticator import challenge_for
 from hpcwaas.server.bodylimit import BodySizeLimit
 from hpcwaas.server.metrics import AppMetrics, HttpMetrics, install_metrics
 from hpcwaas.server.problems import install_error_handlers
+from hpcwaas.server.ratelimit import TriggerRateLimiter
 from hpcwaas.server.requestid import RequestId
 from hpcwaas.server.routes import (
     auth,
@@ -27,7 +27,6 @@ from hpcwaas.server.routes import (
 )
 from hpcwaas.server.services import Services, start_services, stop_services
 from hpcwaas.settings import Settings
-
 
 UI_DIR = Path(__file__).parent / "ui"
 
@@ -56,6 +55,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.include_router(module.router)
     # The web portal: public static files; everything they show comes from the API.
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
+    # Per process: each replica enforces the trigger rate on its own.
+    app.state.trigger_limiter = TriggerRateLimiter(settings.limits.max_triggers_per_minute)
     metrics = AppMetrics()
     app.state.metrics = metrics
     install_metrics(app, settings, metrics)

@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from hpcwaas.auth.identity import Identity
+from hpcwaas.auth.operators import is_operator
 from hpcwaas.server.problems import ApiProblem
+from hpcwaas.server.ratelimit import TriggerRateLimiter
 from hpcwaas.server.services import Services
 
 
@@ -24,6 +26,29 @@ async def get_current_user(request: Request, services: ServicesDep) -> Identity:
 
 
 CurrentUser = Annotated[Identity, Depends(get_current_user)]
+
+OPERATORS_ONLY = (
+    "only operators may do this: an administrator lists operators under the `operators` "
+    "config key (operators.users by user ID, operators.groups by group)"
+)
+
+
+def get_operator(user: CurrentUser, services: ServicesDep) -> Identity:
+    """The caller if they are an operator, else a 403 naming the `operators` config key."""
+    if not is_operator(services.settings.operators, user):
+        raise ApiProblem(403, OPERATORS_ONLY)
+    return user
+
+
+OperatorUser = Annotated[Identity, Depends(get_operator)]
+
+
+def get_trigger_limiter(request: Request) -> TriggerRateLimiter:
+    limiter: TriggerRateLimiter = request.app.state.trigger_limiter
+    return limiter
+
+
+TriggerLimiterDep = Annotated[TriggerRateLimiter, Depends(get_trigger_limiter)]
 
 
 def page_size(limit: int | None, services: Services, default: int) -> int:

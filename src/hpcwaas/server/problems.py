@@ -52,9 +52,17 @@ _STATUS_BY_ERROR: dict[type[Exception], int] = {
 }
 
 
+# COMPAT.md: a 429 always says when to come back; this is the fallback if its raiser did not.
+DEFAULT_RETRY_AFTER = "30"
+
+
 def problem_response(
     status: int, *details: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    """The envelope of COMPAT.md for ``status``, one item per detail."""
+    headers = dict(headers or {})
+    if status == 429 and not any(k.lower() == "retry-after" for k in headers):
+        headers["Retry-After"] = DEFAULT_RETRY_AFTER
     return JSONResponse(envelope(status, *details), status_code=status, headers=headers)
 
 

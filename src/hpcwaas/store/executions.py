@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.api.states import ExecutionStatus, StepState
@@ -134,12 +134,25 @@ async def get_steps(conn: AsyncConnection, execution_id: str) -> list[StepRecord
 
 
 async def list_executions(
-    conn: AsyncConnection, owner: str, *, limit: int, cursor: str | None
+    conn: AsyncConnection, owner: str | None, *, limit: int, cursor: str | None
 ) -> tuple[list[ExecutionRecord], str | None]:
-    """The owner's executions, newest first, one page at a time."""
-    query = select(executions).where(executions.c.owner == owner)
+    """The owner's executions (everyone's with ``owner=None``), newest first, one page at a time."""
+    query = select(executions)
+    if owner is not None:
+        query = query.where(executions.c.owner == owner)
     rows, next_cursor = await newest_first_page(conn, executions, query, limit=limit, cursor=cursor)
     return [_execution(r) for r in rows], next_cursor
+
+
+async def count_unfinished(conn: AsyncConnection, owner: str) -> int:
+    """How many of the owner's executions are not terminal (PENDING, RUNNING, CANCELLING)."""
+    unfinished = [s.value for s in ExecutionStatus if not s.terminal]
+    query = (
+        select(func.count())
+        .select_from(executions)
+        .where(executions.c.owner == owner, executions.c.status.in_(unfinished))
+    )
+    return int((await conn.execute(query)).scalar_one())
 
 
 async def transition(

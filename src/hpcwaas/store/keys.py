@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.store.pagination import newest_first_page
@@ -45,6 +45,12 @@ async def list_keys(
     query = select(ssh_keys).where(ssh_keys.c.owner == owner)
     rows, next_cursor = await newest_first_page(conn, ssh_keys, query, limit=limit, cursor=cursor)
     return [SSHKeyRecord(**r._mapping) for r in rows], next_cursor
+
+
+async def count_keys(conn: AsyncConnection, owner: str) -> int:
+    """How many SSH keys the owner holds."""
+    query = select(func.count()).select_from(ssh_keys).where(ssh_keys.c.owner == owner)
+    return int((await conn.execute(query)).scalar_one())
 
 
 async def delete_key(conn: AsyncConnection, key_id: str, owner: str) -> bool:

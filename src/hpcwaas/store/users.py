@@ -63,6 +63,14 @@ async def ensure_user(
         await conn.execute(update(users).where(users.c.id == user_id).values(**values))
 
 
+async def lock_user(conn: AsyncConnection, user_id: str) -> None:
+    """Hold the user's row until the transaction ends, so per-user counts cannot race.
+
+    Where the database has row locks (PostgreSQL); SQLite writers are serialized anyway.
+    """
+    await conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
+
+
 async def get_user(conn: AsyncConnection, user_id: str) -> UserRecord | None:
     row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
     if row is None:

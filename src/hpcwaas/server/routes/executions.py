@@ -18,6 +18,7 @@ from hpcwaas.api.models import (
 )
 from hpcwaas.api.states import LogLevel
 from hpcwaas.auth.identity import Identity
+from hpcwaas.auth.operators import is_operator
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.services import Services
@@ -30,9 +31,13 @@ router = APIRouter(tags=["executions"])
 
 
 async def _owned(services: Services, user: Identity, execution_id: str) -> ExecutionRecord:
-    """The caller's execution; someone else's is reported as not found, so IDs leak nothing."""
+    """The caller's execution; someone else's is reported as not found, so IDs leak nothing.
+
+    Operators reach every user's executions.
+    """
+    owner = None if is_operator(services.settings.operators, user) else user.user_id
     async with services.db.read() as conn:
-        record = await execution_store.get_execution(conn, execution_id, owner=user.user_id)
+        record = await execution_store.get_execution(conn, execution_id, owner=owner)
     if record is None:
         raise not_found("execution", execution_id)
     return record
@@ -44,12 +49,23 @@ async def list_executions(
     user: CurrentUser,
     limit: int | None = None,
     cursor: str | None = None,
+    all_users: Annotated[bool, Query(alias="all")] = False,
 ) -> ExecutionList:
-    """The caller's executions, newest first, paginated (`limit`, `cursor`)."""
+    """The caller's executions, newest first, paginated (`limit`, `cursor`).
+
+    With `all=true`, every user's (operators only).
+    """
+    if all_users and not is_operator(services.settings.operators, user):
+        raise ApiProblem(
+            403,
+            "all=true lists every user's executions and is for operators only: an "
+            "administrator lists operators under the `operators` config key; without it "
+            "you get your own executions",
+        )
     size = page_size(limit, services, default=50)
     async with services.db.read() as conn:
         items, next_cursor = await execution_store.list_executions(
-            conn, user.user_id, limit=size, cursor=cursor
+            conn, None if all_users else user.user_id, limit=size, cursor=cursor
         )
     return ExecutionList(
         executions=[
@@ -59,6 +75,7 @@ async def list_executions(
                 status=e.status,
                 created_at=e.created_at,
                 ended_at=e.ended_at,
+                owner=e.owner,
             )
             for e in items
         ],

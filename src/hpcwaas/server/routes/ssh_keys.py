@@ -15,6 +15,7 @@ from hpcwaas.secrets.base import ssh_key_path
 from hpcwaas.secrets.sshkeys import DEFAULT_KEY_TYPE, generate_keypair
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
 from hpcwaas.server.problems import ApiProblem, not_found
+from hpcwaas.server.quotas import check_ssh_key_count
 from hpcwaas.store import keys as key_store
 from hpcwaas.store import users as user_store
 from hpcwaas.store.keys import SSHKeyRecord
@@ -38,6 +39,9 @@ async def create_ssh_key(
     limit = services.settings.limits.max_metadata_bytes
     if len(json.dumps(metadata)) > limit:
         raise ApiProblem(400, f"metadata is larger than {limit} bytes (limits.max_metadata_bytes)")
+    # Refused before the (slow) key generation; checked again where the key is recorded.
+    async with services.db.read() as conn:
+        await check_ssh_key_count(conn, services.settings.limits, user.user_id)
     # An unknown type never gets here: the model's Literal answers 400 naming the allowed ones.
     pair = await asyncio.to_thread(generate_keypair, body.type if body else DEFAULT_KEY_TYPE)
     key_id = str(uuid.uuid4())
@@ -56,6 +60,8 @@ async def create_ssh_key(
     try:
         async with services.db.write() as conn:
             await user_store.ensure_user(conn, user.user_id)
+            await user_store.lock_user(conn, user.user_id)
+            await check_ssh_key_count(conn, services.settings.limits, user.user_id)
             await key_store.insert_key(conn, record)
     except BaseException:
         # No half-written state: a key pair nobody can list must not stay in the store.

@@ -1,19 +1,25 @@
-"""`/users/me`: who the caller is."""
+"""`/users`: who the caller is, and revoking a user's tokens."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+
+from fastapi import APIRouter, Response
 
 from hpcwaas.api.models import UserPublic
+from hpcwaas.auth.operators import is_operator
 from hpcwaas.server.deps import CurrentUser, ServicesDep
+from hpcwaas.server.problems import ApiProblem
 from hpcwaas.store import users as user_store
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["users"])
 
 
 @router.get("/users/me", response_model=UserPublic)
 async def whoami(services: ServicesDep, user: CurrentUser) -> UserPublic:
-    """The caller's identity, groups and token expiry."""
+    """The caller's identity, groups, token expiry and whether they are an operator."""
     async with services.db.read() as conn:
         record = await user_store.get_user(conn, user.user_id)
     groups = set(user.groups) | set(record.groups if record else ())
@@ -23,4 +29,20 @@ async def whoami(services: ServicesDep, user: CurrentUser) -> UserPublic:
         email=record.email if record else None,
         groups=sorted(groups),
         token_expires_at=user.token_expires_at,
+        operator=is_operator(services.settings.operators, user),
     )
+
+
+@router.delete("/users/{user_id}/tokens", status_code=204, response_class=Response)
+async def revoke_user_tokens(user_id: str, services: ServicesDep, user: CurrentUser) -> Response:
+    """Revoke every token of a user: your own, or anyone's for an operator."""
+    if user_id != user.user_id and not is_operator(services.settings.operators, user):
+        raise ApiProblem(
+            403,
+            "you may revoke only your own tokens (DELETE /users/<your user ID>/tokens); "
+            "revoking another user's is for operators, listed under the `operators` config key",
+        )
+    async with services.db.write() as conn:
+        count = await user_store.revoke_user_tokens(conn, user_id)
+    log.info("%r revoked %d token(s) of %r", user.user_id, count, user_id)
+    return Response(status_code=204)

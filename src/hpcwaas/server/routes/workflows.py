@@ -10,9 +10,10 @@ from fastapi import APIRouter, Body, Response
 from hpcwaas.api.models import TriggerRequest, WorkflowDetail, WorkflowList
 from hpcwaas.api.states import LogLevel
 from hpcwaas.catalog.inputs import validate_inputs
-from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.deps import CurrentUser, ServicesDep, TriggerLimiterDep, page_size
 from hpcwaas.server.identity import resolve_identity
 from hpcwaas.server.problems import ApiProblem
+from hpcwaas.server.quotas import check_running_executions, check_trigger_rate
 from hpcwaas.server.requestid import request_id_var
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import users as user_store
@@ -61,9 +62,12 @@ async def trigger_workflow(
     workflow_id: str,
     services: ServicesDep,
     user: CurrentUser,
+    limiter: TriggerLimiterDep,
     body: Annotated[TriggerRequest | None, Body()] = None,
 ) -> Response:
     """Start an execution; returns once it is durably recorded."""
+    # Every attempt counts against the rate, so a client retrying in a loop is slowed down.
+    check_trigger_rate(limiter, user.user_id)
     workflow = services.catalog.get(workflow_id, user.user_id, user.groups)
     limits = services.settings.limits
     inputs = validate_inputs(
@@ -79,6 +83,9 @@ async def trigger_workflow(
     execution_id = str(uuid.uuid4())
     async with services.db.write() as conn:
         await user_store.ensure_user(conn, user.user_id)
+        await user_store.lock_user(conn, user.user_id)
+        # In the transaction that records the execution, so two triggers cannot both pass.
+        await check_running_executions(conn, limits, user.user_id)
         await execution_store.create_execution(
             conn,
             execution_id=execution_id,
