@@ -311,7 +311,7 @@ def test_error_message_joins_the_problems():
 
 def test_too_many_inputs_is_reported_alone():
     found = problems(workflow(), {f"i{n}": "x" for n in range(101)})
-    assert found == ["too many inputs: 101 given, at most 100"]
+    assert found == ["too many inputs: 101 given, at most 100 (limits.max_inputs)"]
 
 
 def test_inputs_must_be_a_mapping():

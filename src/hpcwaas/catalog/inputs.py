@@ -26,7 +26,9 @@ def validate_inputs(
         )
     if len(raw) > max_inputs:
         # Stop here: listing thousands of unknown names would help nobody.
-        raise InputValidationError([f"too many inputs: {len(raw)} given, at most {max_inputs}"])
+        raise InputValidationError(
+            [f"too many inputs: {len(raw)} given, at most {max_inputs} (limits.max_inputs)"]
+        )
     problems: list[str] = []
     result: dict[str, Any] = {}
     for name, value in raw.items():
@@ -36,7 +38,10 @@ def validate_inputs(
             continue
         size = _size(value)
         if size > max_value_bytes:
-            problems.append(f"input {name!r}: too long: {size} bytes, at most {max_value_bytes}")
+            problems.append(
+                f"input {name!r}: too long: {size} bytes, at most {max_value_bytes} "
+                "(limits.max_input_bytes)"
+            )
             continue
         try:
             if declared is not None:

@@ -251,7 +251,7 @@ def logout() -> Call[None]:
 
 
 def revoke_user_tokens(user_id: str) -> Call[None]:
-    """DELETE /users/{user_id}/tokens: revoke every token of a user (your own, or any: operators)."""
+    """DELETE /users/{user_id}/tokens: revoke every token of a user (your own; any: operators)."""
     return Call("DELETE", f"/users/{segment(user_id)}/tokens", _nothing)
 
 

@@ -51,5 +51,7 @@ def decode_output(name: str, relative: str, data: bytes, max_bytes: int) -> Outp
     text = codecs.getincrementaldecoder("utf-8")("replace").decode(data[:max_bytes])
     note = f"[output truncated at {max_bytes} bytes]"
     return OutputValue(
-        f"{text}\n{note}", f"Output {name}: {relative} is larger than {max_bytes} bytes; truncated"
+        f"{text}\n{note}",
+        f"Output {name}: {relative} is larger than {max_bytes} bytes "
+        "(limits.max_output_bytes); truncated",
     )

@@ -57,5 +57,7 @@ def page_size(limit: int | None, services: Services, default: int) -> int:
     if limit is None:
         return min(default, maximum)
     if not 1 <= limit <= maximum:
-        raise ApiProblem(400, f"limit must be between 1 and {maximum}, got {limit}")
+        raise ApiProblem(
+            400, f"limit must be between 1 and {maximum} (limits.max_page_size), got {limit}"
+        )
     return limit
