@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import httpx
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from hpcwaas.auth.identity import Identity
 from hpcwaas.server.deps import OperatorUser
@@ -26,7 +26,7 @@ class ByName:
         return PEOPLE[(authorization or "").removeprefix("Bearer ")]
 
 
-def app(tmp_path) -> TestClient:
+def app(tmp_path) -> httpx.AsyncClient:
     application = FastAPI()
     settings = Settings(
         data_dir=tmp_path, operators=OperatorsConfig(users=["root"], groups=["ops"])
@@ -38,19 +38,21 @@ def app(tmp_path) -> TestClient:
     async def operators_only(user: OperatorUser) -> dict[str, str]:
         return {"user_id": user.user_id}
 
-    return TestClient(application)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(application), base_url="http://t")
 
 
-def test_operators_by_user_id_or_group_pass(tmp_path) -> None:
+async def test_operators_by_user_id_or_group_pass(tmp_path) -> None:
     client = app(tmp_path)
     for name in ("root", "member"):
-        response = client.get("/operators-only", headers={"Authorization": f"Bearer {name}"})
+        headers = {"Authorization": f"Bearer {name}"}
+        response = await client.get("/operators-only", headers=headers)
         assert response.status_code == 200
         assert response.json() == {"user_id": name}
 
 
-def test_others_get_a_403_naming_the_operators_key(tmp_path) -> None:
-    response = app(tmp_path).get("/operators-only", headers={"Authorization": "Bearer alice"})
+async def test_others_get_a_403_naming_the_operators_key(tmp_path) -> None:
+    client = app(tmp_path)
+    response = await client.get("/operators-only", headers={"Authorization": "Bearer alice"})
     assert response.status_code == 403
     [item] = response.json()["errors"]
     assert (item["id"], item["title"]) == ("forbidden", "Forbidden")
