@@ -20,6 +20,8 @@ from tests.conftest import BIN, LiveServer, free_port, wait_for_status
 from tests.integration.conftest import SsoSetup
 from tests.sso_support import complete_login
 
+from hpcwaas.client import AsyncClient, Client, Forbidden, Unauthorized
+
 OPERATOR = f"operator-{uuid.uuid4().hex[:6]}"
 
 
@@ -273,3 +275,32 @@ def test_members_of_an_operators_group_are_operators(
         assert execution_id in all_executions(alice)
         assert alice.get(f"/executions/{execution_id}").status_code == 200
         forbidden_detail(bob.get("/executions", params={"all": "true"}))
+
+
+# --- the SDK ---------------------------------------------------------------------------------
+
+
+def test_the_sync_sdk_lists_everyones_executions_and_revokes_tokens(
+    server: LiveServer, alice: httpx.Client
+) -> None:
+    execution_id = trigger(alice, "hello")
+    victim = f"erin-{uuid.uuid4().hex[:8]}"
+    victim_token = server.token(victim)
+    with Client(server.url, token=server.token(OPERATOR)) as sdk:
+        assert sdk.whoami().operator is True
+        page = sdk.list_executions(limit=100, all_users=True)
+        owners = {e.id: e.owner for e in page.executions}
+        assert owners[execution_id] == user_id(alice)
+        sdk.revoke_user_tokens(victim)
+    with Client(server.url, token=victim_token) as sdk, pytest.raises(Unauthorized):
+        sdk.whoami()
+
+
+async def test_the_async_sdk_passes_all_users_and_gets_forbidden_as_a_non_operator(
+    server: LiveServer,
+) -> None:
+    async with AsyncClient(server.url, token=server.token(f"fay-{uuid.uuid4().hex[:8]}")) as sdk:
+        assert (await sdk.whoami()).operator is False
+        assert (await sdk.list_executions(all_users=False)).executions == []
+        with pytest.raises(Forbidden, match="operators"):
+            await sdk.list_executions(all_users=True)
