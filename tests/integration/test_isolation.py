@@ -178,8 +178,12 @@ def get_outputs(w: World) -> None:
 
 def get_logs(w: World) -> None:
     response = w.b.get(f"/executions/{w.finished}/logs", params={"levels": 15})
-    error(response, 404)
+    detail = error(response, 404)
     assert "counting" not in response.text
+    unknown = str(uuid.uuid4())
+    assert detail.replace(w.finished, unknown) == error(
+        w.b.get(f"/executions/{unknown}/logs", params={"levels": 15}), 404
+    )
 
 
 def long_poll_logs_of_a_running_execution(w: World) -> None:
@@ -218,7 +222,20 @@ def list_ssh_keys(w: World) -> None:
 
 
 def delete_ssh_key(w: World) -> None:
-    error(w.b.delete(f"/ssh_keys/{w.key_id}"), 404)
+    detail = error(w.b.delete(f"/ssh_keys/{w.key_id}"), 404)
+    unknown = str(uuid.uuid4())
+    assert detail.replace(w.key_id, unknown) == error(w.b.delete(f"/ssh_keys/{unknown}"), 404)
+
+
+def get_ssh_key(w: World) -> None:
+    # No route reads one key: A's key ID gets what any ID gets, and no key material.
+    response = w.b.get(f"/ssh_keys/{w.key_id}")
+    unknown = str(uuid.uuid4())
+    other = w.b.get(f"/ssh_keys/{unknown}")
+    assert response.status_code == other.status_code
+    assert response.status_code in (404, 405)
+    assert response.text.replace(w.key_id, unknown) == other.text
+    assert "ssh-ed25519" not in response.text
 
 
 def trigger_with_as_key(w: World) -> None:
@@ -270,6 +287,7 @@ ATTEMPTS: list[Callable[[World], None]] = [
     list_executions,
     list_every_users_executions,
     list_ssh_keys,
+    get_ssh_key,
     delete_ssh_key,
     trigger_with_as_key,
     register_identity_with_as_key,
