@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -25,9 +24,9 @@ from hpcwaas.server.routes import (
     users,
     workflows,
 )
+from hpcwaas.server.security_headers import SecurityHeaders
 from hpcwaas.server.services import Services, start_services, stop_services
 from hpcwaas.settings import Settings
-
 
 UI_DIR = Path(__file__).parent / "ui"
 
@@ -64,4 +63,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # Added last, so outermost: they see every response, the body limit's 413 included.
     app.add_middleware(HttpMetrics, metrics=metrics)
     app.add_middleware(RequestId)
+    # Outermost of all: even the 500 that RequestId writes for a bug gets the headers.
+    app.add_middleware(SecurityHeaders)
     return app
