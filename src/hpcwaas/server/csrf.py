@@ -4,7 +4,7 @@ The form page sets a random value in a cookie and in a hidden field; the POST mu
 both, equal. Another site can make a browser POST to the form, but can neither read the
 hidden field nor set the cookie (HttpOnly, SameSite=Strict; on HTTPS the ``__Host-`` prefix
 also keeps sibling subdomains from planting one). A POST that says where it comes from
-(``Origin``) must come from this server.
+(``Origin``, ``Sec-Fetch-Site``) must come from this server.
 """
 
 from __future__ import annotations
@@ -71,8 +71,13 @@ def own_origin(request: Request) -> str:
 def refusal(request: Request, submitted: str) -> str | None:
     """Why the form POST must be refused (for the log), or None when it is genuine."""
     origin = request.headers.get("origin")
-    if origin is not None and origin.lower() != own_origin(request):
+    # Under `Referrer-Policy: no-referrer` browsers send `Origin: null` even for a form of
+    # this very server: "null" says nothing, and the cookie and Sec-Fetch-Site still decide.
+    if origin is not None and origin != "null" and origin.lower() != own_origin(request):
         return f"Origin {origin[:100]!r} is not {own_origin(request)!r}"
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return f"Sec-Fetch-Site is {fetch_site[:30]!r}"
     cookie = request.cookies.get(_cookie_name(request))
     if not cookie:
         return "no form cookie (expired, blocked, or a cross-site POST)"
