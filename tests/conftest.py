@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -35,17 +36,28 @@ def free_port() -> int:
 
 @dataclass
 class LiveServer:
-    """One `hpcwaas-api` process; `token(user)` issues a bearer token through the admin CLI."""
+    """One `hpcwaas-api` process; `token(user)` issues a bearer token through the admin CLI.
+
+    With ``tls`` (a client context trusting the server's CA), the server is expected to serve
+    HTTPS (its `tls:` settings come from ``env`` or the config in ``extra_args``).
+    """
 
     data_dir: Path
     port: int
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    tls: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's ``verify`` for this server."""
+        return self.tls if self.tls is not None else True
 
     @property
     def log_path(self) -> Path:
@@ -89,7 +101,7 @@ class LiveServer:
                     + self.log_path.read_text()
                 )
             try:
-                httpx.get(self.url + "/healthz", timeout=1).raise_for_status()
+                httpx.get(self.url + "/healthz", timeout=1, verify=self.verify).raise_for_status()
                 return self
             except httpx.HTTPError:
                 time.sleep(0.05)
@@ -110,7 +122,10 @@ class LiveServer:
 
     def client(self, token: str) -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+            verify=self.verify,
         )
 
 

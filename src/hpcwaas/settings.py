@@ -199,6 +199,28 @@ class OperatorsConfig(BaseModel):
     )
 
 
+class TlsConfig(BaseModel):
+    """HTTPS served by the server itself (instead of, or behind, a TLS-terminating proxy)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cert_file: Path = Field(
+        description="PEM certificate the server presents, followed by its intermediate CAs."
+    )
+    key_file: Path = Field(description="PEM private key of that certificate.")
+    key_password: SecretStr | None = Field(
+        default=None, description="Passphrase of key_file, when the key is encrypted."
+    )
+    client_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA certificates: when set, clients must present a certificate "
+        "signed by one of them (mutual TLS).",
+    )
+    minimum_version: Literal["1.2", "1.3"] = Field(
+        default="1.2", description="Oldest TLS version accepted."
+    )
+
+
 def _default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
@@ -223,6 +245,9 @@ class Settings(BaseSettings):
     )
     limits: Limits = Field(default_factory=Limits)
     operators: OperatorsConfig = Field(default_factory=OperatorsConfig)
+    tls: TlsConfig | None = Field(
+        default=None, description="Serve HTTPS with this certificate; default plain HTTP."
+    )
     step_grace_seconds: float = Field(
         default=5.0, ge=0, description="Seconds between SIGTERM and SIGKILL when cancelling a step."
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.conftest import BIN, LiveServer, free_port
+from tests.sso_support import parse_forms
 
 
 def _detail(response: httpx.Response) -> str:
@@ -95,14 +96,19 @@ def test_local_account_logs_in_through_the_form_and_gets_a_token(fresh_server: L
     )
     assert added.returncode == 0, added.stderr
     fresh_server.start()
-    wrong = httpx.post(
-        fresh_server.url + "/auth/login", data={"username": "carol", "password": "nope"}
-    )
-    assert wrong.status_code == 401
-    assert "Wrong user name or password" in wrong.text
-    page = httpx.post(
-        fresh_server.url + "/auth/login", data={"username": "carol", "password": "s3cret-pass"}
-    )
+    with httpx.Client(base_url=fresh_server.url) as browser:
+        # The form's CSRF token travels in a cookie and a hidden field, as in a browser.
+        form = parse_forms(browser.get("/auth/login").text)[0]
+        wrong = browser.post(
+            "/auth/login", data={**form.fields, "username": "carol", "password": "nope"}
+        )
+        assert wrong.status_code == 401
+        assert "Wrong user name or password" in wrong.text
+        form = parse_forms(wrong.text)[0]
+        page = browser.post(
+            "/auth/login",
+            data={**form.fields, "username": "carol", "password": "s3cret-pass"},
+        )
     assert page.status_code == 200
     for line in (
         "Log in successful",

@@ -6,9 +6,11 @@ import http.server
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from tests.tls_support import make_pki
 
 from hpcwaas.api.errors import envelope
 from hpcwaas.client import (
@@ -171,3 +173,42 @@ def test_untrusted_certificate_suggests_ca_file_or_skip() -> None:
         Client("https://h", transport=httpx.MockTransport(bad_cert)).list_workflows()
     assert "--ca_file" in str(caught.value)
     assert "_ssl.c" not in str(caught.value)
+
+
+def _hangs_up(request: httpx.Request) -> httpx.Response:
+    raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+
+def test_http_url_to_a_server_that_hangs_up_suggests_https() -> None:
+    with pytest.raises(ConnectionFailed) as caught:
+        Client("http://h:9443", transport=httpx.MockTransport(_hangs_up)).list_workflows()
+    assert "does it serve HTTPS?" in caught.value.reason
+    assert "--api_url https://h:9443" in str(caught.value)
+
+
+def test_https_server_that_hangs_up_probably_wants_a_client_certificate() -> None:
+    with pytest.raises(ConnectionFailed) as caught:
+        Client("https://h", transport=httpx.MockTransport(_hangs_up)).list_workflows()
+    assert "probably requires a client certificate" in caught.value.reason
+    assert "--cert_file and --key_file" in str(caught.value)
+
+
+def test_tls_alert_about_the_client_certificate_names_the_certificate_given(
+    tmp_path: Path,
+) -> None:
+    pki = make_pki(tmp_path)
+
+    def unknown_ca(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(
+            "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca (_ssl.c:2580)", request=request
+        )
+
+    client = Client(
+        "https://h",
+        cert_file=str(pki.client_cert),
+        key_file=str(pki.client_key),
+        transport=httpx.MockTransport(unknown_ca),
+    )
+    with pytest.raises(ConnectionFailed) as caught:
+        client.list_workflows()
+    assert f"probably refused the client certificate {pki.client_cert}" in caught.value.reason

@@ -58,7 +58,7 @@ class AsyncClient(ClientBase):
         try:
             response = await self._http.send(request)
         except httpx.TransportError as exc:
-            raise connection_failed(request, exc) from exc
+            raise connection_failed(request, exc, self.options) from exc
         return call.parse(response)
 
     async def list_workflows(

@@ -28,6 +28,21 @@ _PLAIN_HTTP_MARKERS = (
     "unknown protocol",
 )
 
+# The server hung up before any HTTP answer (or, under TLS, in the middle of the handshake).
+_CLOSED_MARKERS = ("server disconnected without sending", "unexpected eof", "eof occurred")
+
+# OpenSSL's alerts for a missing or refused client certificate.
+_CLIENT_CERT_MARKERS = (
+    "certificate required",
+    "certificate_required",
+    "alert unknown ca",
+    "alert_unknown_ca",
+    "alert bad certificate",
+    "alert_bad_certificate",
+    "alert handshake failure",
+    "alert_handshake_failure",
+)
+
 _UNKNOWN_HOST_MARKERS = (
     "name or service not known",
     "nodename nor servname",
@@ -122,11 +137,22 @@ def build_request(
     )
 
 
-def connection_failed(request: httpx.Request, exc: httpx.TransportError) -> ConnectionFailed:
+def connection_failed(
+    request: httpx.Request, exc: httpx.TransportError, options: ConnectionOptions | None = None
+) -> ConnectionFailed:
     """Say which URL failed and why, in words a user can act on."""
     url = str(request.url.copy_with(query=None))
     text = _clean(str(exc)) or type(exc).__name__
     lowered = text.lower()
+    closed = any(m in lowered for m in _CLOSED_MARKERS)
+    if closed and request.url.scheme == "http":
+        # A TLS server reached in plain HTTP drops the connection without a word.
+        secure = request.url.copy_with(scheme="https", path="/", query=None)
+        return ConnectionFailed(
+            url,
+            "the server closed the connection without answering (does it serve HTTPS?)",
+            f"if it does, use an https:// URL, e.g. --api_url {str(secure).rstrip('/')}",
+        )
     if request.url.scheme == "https" and any(m in lowered for m in _PLAIN_HTTP_MARKERS):
         plain = request.url.copy_with(scheme="http", path="/", query=None)
         return ConnectionFailed(
@@ -140,6 +166,10 @@ def connection_failed(request: httpx.Request, exc: httpx.TransportError) -> Conn
             f"the server's TLS certificate is not trusted ({text})",
             "give its CA with --ca_file, or --skip_tls_verify for a test server",
         )
+    if request.url.scheme == "https" and (
+        any(m in lowered for m in _CLIENT_CERT_MARKERS) or closed
+    ):
+        return _client_certificate_refused(url, options)
     if isinstance(exc, httpx.ConnectTimeout):
         return ConnectionFailed(url, "timed out while connecting")
     if isinstance(exc, httpx.TimeoutException):
@@ -149,6 +179,25 @@ def connection_failed(request: httpx.Request, exc: httpx.TransportError) -> Conn
     if any(m in lowered for m in _UNKNOWN_HOST_MARKERS):
         return ConnectionFailed(url, f"unknown host {request.url.host!r}")
     return ConnectionFailed(url, text)
+
+
+def _client_certificate_refused(url: str, options: ConnectionOptions | None) -> ConnectionFailed:
+    # A server that wants a client certificate and gets none (or one it does not trust) ends
+    # the TLS connection; under TLS 1.3 that is after the handshake, often with no alert the
+    # client could read, so the likely cause is named rather than proven.
+    if options is not None and options.cert_file:
+        return ConnectionFailed(
+            url,
+            "the server ended the TLS connection without answering: it probably refused the "
+            f"client certificate {options.cert_file}",
+            "check that it is signed by a CA the server trusts and has not expired",
+        )
+    return ConnectionFailed(
+        url,
+        "the server ended the TLS connection without answering: it probably requires a "
+        "client certificate",
+        "give yours with --cert_file and --key_file (or HW_CERT_FILE and HW_KEY_FILE)",
+    )
 
 
 def _clean(message: str) -> str:

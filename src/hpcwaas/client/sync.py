@@ -58,7 +58,7 @@ class Client(ClientBase):
         try:
             response = self._http.send(request)
         except httpx.TransportError as exc:
-            raise connection_failed(request, exc) from exc
+            raise connection_failed(request, exc, self.options) from exc
         return call.parse(response)
 
     def list_workflows(self, limit: int | None = None, cursor: str | None = None) -> WorkflowList:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import ssl
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
@@ -15,6 +16,8 @@ from typing import Any
 from hpcwaas import __version__
 
 EXIT_USAGE = 2
+
+log = logging.getLogger("hpcwaas.server")
 
 
 class AdminError(Exception):
@@ -130,19 +133,28 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
     from hpcwaas.settings import parse_listen_address
 
     host, port = parse_listen_address(settings.listen_address)
+    ssl_context = None
+    if settings.tls is not None:
+        from hpcwaas.server.tls import server_ssl_context
+
+        # Checked before anything starts: a bad file stops the server with one line.
+        ssl_context = server_ssl_context(settings.tls)
+    scheme = "https" if ssl_context is not None else "http"
     if settings.embedded_default:
         print(
             f"hpcwaas {__version__}: development default (no --config): SQLite and the embedded "
             f"key store in {settings.data_dir}; environment `local` runs steps on this host.\n"
-            f"Serving on http://{settings.listen_address}  "
+            f"Serving on {scheme}://{settings.listen_address}  "
             "(get a token: hpcwaas-api tokens issue --user NAME)",
             file=sys.stderr,
             flush=True,
         )
-    return asyncio.run(_run_server(settings, host, port, args.log_level))
+    return asyncio.run(_run_server(settings, host, port, args.log_level, ssl_context))
 
 
-async def _run_server(settings: Any, host: str, port: int, log_level: str) -> int:
+async def _run_server(
+    settings: Any, host: str, port: int, log_level: str, ssl_context: ssl.SSLContext | None
+) -> int:
     """Start the services (a failure is one line, not a traceback), serve, then stop them."""
     import signal
 
@@ -161,7 +173,11 @@ async def _run_server(settings: Any, host: str, port: int, log_level: str) -> in
             log_config=None,  # keep the one log format set up in main()
             access_log=False,  # one access line per request, from our middleware
             server_header=False,
+            # uvicorn would build its own context from file names; ours carries the checks
+            # and options of the `tls:` settings (minimum version, client certificates).
+            ssl_context_factory=(lambda *_: ssl_context) if ssl_context is not None else None,
         )
+        _log_listening(host, port, settings.tls)
         server = uvicorn.Server(config)
         # uvicorn re-raises the stop signal once it has shut down; with these handlers that
         # is a no-op, so the engine below still stops its steps and records why.
@@ -171,6 +187,25 @@ async def _run_server(settings: Any, host: str, port: int, log_level: str) -> in
         return 0 if server.started else 1
     finally:
         await stop_services(services)
+
+
+def _log_listening(host: str, port: int, tls: Any) -> None:
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if tls is None:
+        log.info("serving on http://%s", where)
+        return
+    clients = (
+        f"client certificates required (CA {tls.client_ca_file})"
+        if tls.client_ca_file
+        else "no client certificates"
+    )
+    log.info(
+        "serving on https://%s (certificate %s, TLS %s or later, %s)",
+        where,
+        tls.cert_file,
+        tls.minimum_version,
+        clients,
+    )
 
 
 def _run_db(

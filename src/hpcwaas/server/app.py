@@ -25,6 +25,7 @@ from hpcwaas.server.routes import (
     users,
     workflows,
 )
+from hpcwaas.server.security_headers import SecurityHeaders
 from hpcwaas.server.services import Services, start_services, stop_services
 from hpcwaas.settings import Settings
 
@@ -65,4 +66,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # Added last, so outermost: they see every response, the body limit's 413 included.
     app.add_middleware(HttpMetrics, metrics=metrics)
     app.add_middleware(RequestId)
+    # Outermost of all: even the 500 that RequestId writes for a bug gets the headers.
+    app.add_middleware(SecurityHeaders)
     return app

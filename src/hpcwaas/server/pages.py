@@ -19,11 +19,5 @@ def _templates() -> Environment:
 
 
 def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = _templates().get_template(name).render(**context)
-    # The token page holds a secret: no caching anywhere, no referrer.
-    headers = {
-        "Cache-Control": "no-store",
-        "Referrer-Policy": "no-referrer",
-        "X-Frame-Options": "DENY",
-    }
-    return HTMLResponse(html, status_code=status, headers=headers)
+    """Render a template; the security headers (no caching, CSP...) come from SecurityHeaders."""
+    return HTMLResponse(_templates().get_template(name).render(**context), status_code=status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from hpcwaas.api.models import (
 )
 from hpcwaas.auth.sso import SingleSignOn
 from hpcwaas.auth.tokens import issue_token
+from hpcwaas.server import csrf
 from hpcwaas.server.deps import CurrentUser, ServicesDep
 from hpcwaas.server.pages import page
 from hpcwaas.server.problems import ApiProblem
@@ -24,8 +26,10 @@ from hpcwaas.server.services import Services
 from hpcwaas.store import users as user_store
 
 router = APIRouter(tags=["auth"])
+log = logging.getLogger(__name__)
 
 LOGIN_URL = "/auth/login"
+FORM_EXPIRED = "The form expired, please log in again."
 
 
 def _sso(services: Services) -> SingleSignOn:
@@ -51,12 +55,30 @@ def _token_page(
     )
 
 
+def _login_form(
+    request: Request, *, status: int = 200, username: str = "", error: str | None = None
+) -> HTMLResponse:
+    """The login form, with a fresh CSRF token in its hidden field and its cookie."""
+    form_token = csrf.new_token()
+    response = page(
+        "login.html",
+        status=status,
+        action=LOGIN_URL,
+        username=username,
+        error=error,
+        csrf_field=csrf.FIELD_NAME,
+        csrf_token=form_token,
+    )
+    csrf.set_cookie(response, request, form_token)
+    return response
+
+
 @router.get(LOGIN_URL, response_model=None)
-async def login_start(services: ServicesDep) -> Response:
+async def login_start(request: Request, services: ServicesDep) -> Response:
     """Single sign-on: off to the identity provider. Otherwise: the login form."""
     if services.sso is not None:
         return RedirectResponse(await services.sso.begin_login(), status_code=303)
-    return page("login.html", action=LOGIN_URL, username="", error=None)
+    return _login_form(request)
 
 
 @router.post(LOGIN_URL, response_class=HTMLResponse)
@@ -65,23 +87,29 @@ async def login(
     services: ServicesDep,
     username: Annotated[str, Form(max_length=255)],
     password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form(max_length=1024)] = "",
 ) -> HTMLResponse:
-    """Check the form's credentials and show a fresh token for the CLI."""
+    """Check the form's CSRF token and credentials and show a fresh token for the CLI."""
     if services.sso is not None:
         raise ApiProblem(
             400, f"this server logs in through single sign-on: open {LOGIN_URL} in a browser"
         )
+    refused = csrf.refusal(request, csrf_token)
+    if refused is not None:
+        # Checked before the password: a forged POST learns nothing and gets no token.
+        log.warning("login form refused: %s", refused)
+        return _login_form(request, status=403, error=FORM_EXPIRED)
     if not await services.authenticator.verify_login(username, password):
-        return page(
-            "login.html",
-            status=401,
-            action=LOGIN_URL,
-            username=username,
-            error="Wrong user name or password.",
+        return _login_form(
+            request, status=401, username=username, error="Wrong user name or password."
         )
     ttl = timedelta(seconds=services.settings.auth.session_duration)
     token, record = await issue_token(services.db, username, ttl, description="web login")
-    return _token_page(request, token, username, None, f"{record.expires_at:%Y-%m-%d %H:%M} UTC")
+    response = _token_page(
+        request, token, username, None, f"{record.expires_at:%Y-%m-%d %H:%M} UTC"
+    )
+    csrf.clear_cookie(response, request)
+    return response
 
 
 @router.get("/auth/authorize", response_class=HTMLResponse)
