@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -27,7 +26,6 @@ from hpcwaas.server.routes import (
 )
 from hpcwaas.server.services import Services, start_services, stop_services
 from hpcwaas.settings import Settings
-
 
 UI_DIR = Path(__file__).parent / "ui"
 

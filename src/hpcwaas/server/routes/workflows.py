@@ -10,12 +10,14 @@ from fastapi import APIRouter, Body, Response
 from hpcwaas.api.models import TriggerRequest, WorkflowDetail, WorkflowList
 from hpcwaas.api.states import LogLevel
 from hpcwaas.catalog.inputs import validate_inputs
+from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
 from hpcwaas.server.identity import resolve_identity
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.requestid import request_id_var
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import users as user_store
+from hpcwaas.store.audit import AuditAction
 
 router = APIRouter(tags=["workflows"])
 
@@ -61,6 +63,7 @@ async def trigger_workflow(
     workflow_id: str,
     services: ServicesDep,
     user: CurrentUser,
+    audit: Audit,
     body: Annotated[TriggerRequest | None, Body()] = None,
 ) -> Response:
     """Start an execution; returns once it is durably recorded."""
@@ -92,6 +95,19 @@ async def trigger_workflow(
             step_names=workflow.step_order(),
             cluster_login=cluster_login,
             key_id=key_id,
+        )
+        # Never the input values: some are secrets (DESIGN.md, inputs redacted).
+        await audit.record(
+            user.user_id,
+            AuditAction.EXECUTION_TRIGGER,
+            execution_id,
+            details={
+                "workflow_id": workflow.id,
+                "environment": workflow.environment,
+                "cluster_login": cluster_login,
+                "key_id": key_id,
+            },
+            conn=conn,
         )
     services.engine.logs.emit(
         execution_id,
