@@ -360,6 +360,13 @@ def test_sso_and_device_logins_and_a_failed_sso_are_audited(sso: SsoSetup) -> No
         headers={"X-Request-ID": forged_rid},
     )
     assert forged.status_code == 400
+    odd_rid, pasted = rid(), "hw_" + "x" * 43  # a client pasting a token where it should not
+    odd = httpx.get(
+        server.url + "/auth/authorize",
+        params={"error": "access_denied", "error_description": pasted},
+        headers={"X-Request-ID": odd_rid},
+    )
+    assert odd.status_code == 400
 
     events = audit_events(server, "--action", "login")
     alice = only(events, actor="alice")
@@ -371,9 +378,11 @@ def test_sso_and_device_logins_and_a_failed_sso_are_audited(sso: SsoSetup) -> No
     assert alice["details"] == {"method": "sso"}
     bob = only(events, actor="bob")
     assert (bob["details"], bob["request_id"]) == ({"method": "device"}, device_rid)
-    failed = only(events, outcome="failure")
-    assert (failed["actor"], failed["request_id"]) == ("anonymous", forged_rid)
+    failed = only(events, outcome="failure", request_id=forged_rid)
+    assert failed["actor"] == "anonymous"
     assert "already used" in failed["details"]["reason"]
+    refused = only(events, outcome="failure", request_id=odd_rid)
+    assert refused["details"] == {"method": "sso", "reason": "[redacted]"}
     tokens = audit_events(server, "--action", "token.issue")
     assert {e["actor"] for e in tokens} == {"alice", "bob"}
     assert only(tokens, actor="alice")["target"] == alice["target"]

@@ -170,8 +170,6 @@ async def test_a_cursor_from_elsewhere_is_refused_with_what_to_do(history: Datab
         {"client_secret": "x"},
         {"token": "abc"},
         {"privateKey": "x"},
-        {"note": "hw_" + "A" * 43},
-        {"note": "-----BEGIN RSA PRIVATE KEY-----"},
         {"nested": {"a": 1}},
     ],
 )
@@ -181,6 +179,28 @@ async def test_details_that_may_hold_a_secret_are_refused(
     with pytest.raises(ValueError, match=r"secret|plain value"):
         await _add(db, details=details)
     assert await _query(db) == []  # nothing half-written
+
+
+async def test_values_that_look_like_a_token_or_a_private_key_are_redacted(
+    db: Database,
+) -> None:
+    token = "hw_" + "A" * 43
+    await _add(
+        db,
+        details={
+            "reason": token,
+            "said": f"bad token: {token}",
+            "note": "-----BEGIN RSA PRIVATE KEY-----\nMIIE",
+            "ok": "fine",
+        },
+    )
+    (event,) = await _query(db)
+    assert event.details == {
+        "reason": "[redacted]",
+        "said": "[redacted]",
+        "note": "[redacted]",
+        "ok": "fine",
+    }
 
 
 async def test_long_values_are_cut_and_token_ids_are_allowed(db: Database) -> None:
