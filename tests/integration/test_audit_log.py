@@ -29,6 +29,15 @@ ENVIRONMENTS = {
     "cluster": {"kind": "slurm", "host": "127.0.0.1", "port": 2222, "host_keys": [HOST_KEY]},
 }
 EXAMPLES = Path(__file__).parents[2] / "examples"
+ON_CLUSTER = """
+application: sim
+environments: [cluster]
+expose: [run]
+workflows:
+  run:
+    steps:
+      go: {kind: shell, run: echo hello}
+"""
 PASSWORD = "correct-horse-battery"
 WRONG_PASSWORD = "wrong-horse-9f2c41"
 
@@ -61,9 +70,12 @@ def token_of(page: httpx.Response) -> str:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One server for this module (demo catalog, a cluster environment, local accounts)."""
     root = tmp_path_factory.mktemp("audit")
+    catalog = root / "catalog"
+    catalog.mkdir()
+    (catalog / "sim.yaml").write_text(ON_CLUSTER)
     live = LiveServer(root / "data", free_port())
     live.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(ENVIRONMENTS)
-    live.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(EXAMPLES)])
+    live.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(EXAMPLES), str(catalog)])
     live.start()
     yield live
     live.stop()
@@ -277,6 +289,35 @@ def test_cluster_identity_set_and_unset_are_audited(
     assert (set_event["source"], set_event["request_id"]) == ("127.0.0.1", set_rid)
     unset = only(events, action="identity.unset")
     assert (unset["source"], unset["request_id"]) == ("127.0.0.1", unset_rid)
+
+
+def test_using_someone_elses_ssh_key_is_audited_as_a_failure(
+    server: LiveServer, api: httpx.Client
+) -> None:
+    owner_key = api.post("/ssh_keys").json()["id"]
+    thief = f"thief-{uuid.uuid4().hex[:6]}"
+    with server.client(server.token(thief)) as other:
+        registered = other.put(
+            "/environments/cluster/identity", json={"login": "hpcuser1", "key_id": owner_key}
+        )
+        assert registered.status_code == 403
+        trigger_rid = rid()
+        triggered = other.post(
+            "/workflows/sim@cluster@run",
+            json={"inputs": {"user_id": "hpcuser1", "vault_id": owner_key}},
+            headers={"X-Request-ID": trigger_rid},
+        )
+        assert triggered.status_code == 403
+
+    events = audit_events(server, "--user", thief, "--outcome", "failure")
+    identity = only(events, action="identity.set")
+    assert identity["details"]["key_id"] == owner_key
+    assert "not yours" in identity["details"]["reason"]
+    trigger = only(events, action="execution.trigger")
+    assert (trigger["target"], trigger["request_id"]) == (None, trigger_rid)
+    assert trigger["details"]["workflow_id"] == "sim@cluster@run"
+    assert "not yours" in trigger["details"]["reason"]
+    assert audit_events(server, "--user", thief, "--outcome", "success") == []
 
 
 def test_audit_list_prints_a_readable_table_and_filters_by_time(

@@ -22,7 +22,7 @@ from hpcwaas.server.problems import ApiProblem
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
 from hpcwaas.store import identities as identity_store
 from hpcwaas.store import users as user_store
-from hpcwaas.store.audit import AuditAction
+from hpcwaas.store.audit import AuditAction, Outcome
 from hpcwaas.store.identities import ClusterIdentity
 
 router = APIRouter(tags=["environments"])
@@ -73,18 +73,26 @@ async def set_identity(
 ) -> EnvironmentPublic:
     """Register the cluster login and SSH key your steps run with on this environment."""
     config = cluster_environment(services, name)
-    check_login(body.login, "login")
-    async with services.db.write() as conn:
-        await check_key(conn, body.key_id, user.user_id)
-        await user_store.ensure_user(conn, user.user_id)
-        await identity_store.set_identity(conn, user.user_id, name, body.login, body.key_id)
+    details = {"login": body.login, "key_id": body.key_id}
+    try:
+        check_login(body.login, "login")
+        async with services.db.write() as conn:
+            await check_key(conn, body.key_id, user.user_id)
+            await user_store.ensure_user(conn, user.user_id)
+            await identity_store.set_identity(conn, user.user_id, name, body.login, body.key_id)
+            await audit.record(
+                user.user_id, AuditAction.IDENTITY_SET, name, details=details, conn=conn
+            )
+    except ApiProblem as exc:
+        # Recorded after the transaction, which is over: among these is someone else's key.
         await audit.record(
             user.user_id,
             AuditAction.IDENTITY_SET,
             name,
-            details={"login": body.login, "key_id": body.key_id},
-            conn=conn,
+            outcome=Outcome.FAILURE,
+            details={**details, "reason": "; ".join(exc.details)},
         )
+        raise
     return _public(name, config, ClusterIdentity(name, body.login, body.key_id))
 
 

@@ -17,7 +17,7 @@ from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.requestid import request_id_var
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import users as user_store
-from hpcwaas.store.audit import AuditAction
+from hpcwaas.store.audit import AuditAction, Outcome
 
 router = APIRouter(tags=["workflows"])
 
@@ -78,7 +78,18 @@ async def trigger_workflow(
     if workflow.environment not in services.settings.environments:
         raise ApiProblem(404, f"environment {workflow.environment!r} is not configured")
     # Refused (400/403) before anything is recorded; (None, None) on local environments.
-    cluster_login, key_id = await resolve_identity(services, user, workflow, inputs)
+    try:
+        cluster_login, key_id = await resolve_identity(services, user, workflow, inputs)
+    except ApiProblem as exc:
+        # Audited: among these is the use of someone else's SSH key (a 403).
+        await audit.record(
+            user.user_id,
+            AuditAction.EXECUTION_TRIGGER,
+            None,
+            outcome=Outcome.FAILURE,
+            details={"workflow_id": workflow.id, "reason": "; ".join(exc.details)},
+        )
+        raise
     execution_id = str(uuid.uuid4())
     async with services.db.write() as conn:
         await user_store.ensure_user(conn, user.user_id)
