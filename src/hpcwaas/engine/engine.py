@@ -24,6 +24,7 @@ from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
 from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable, ssh_key_path
 from hpcwaas.settings import EnvironmentConfig, LocalEnvironment, Settings
+from hpcwaas.store import audit as audit_store
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
@@ -308,7 +309,45 @@ class Engine:
             pool = SshPool(self._load_key, max_sessions=config.max_sessions)
             self._clusters[record.environment] = (pool, JobTracker(pool, record.environment))
         pool, tracker = self._clusters[record.environment]
-        return ClusterPlace(config, pool, tracker, target, record.id)
+        return ClusterPlace(
+            config,
+            pool,
+            tracker,
+            target,
+            record.id,
+            on_key_use=functools.partial(self._record_key_use, record),
+        )
+
+    async def _record_key_use(
+        self, record: ExecutionRecord, target: SshTarget, failure: str | None
+    ) -> None:
+        """Audit which key an execution used, where and as whom (once per run of it)."""
+        try:
+            async with self._db.write() as conn:
+                await audit_store.record(
+                    conn,
+                    actor=record.owner,
+                    action=audit_store.AuditAction.SSH_KEY_USE,
+                    target=target.key_id,
+                    source=audit_store.ENGINE_SOURCE,
+                    outcome=audit_store.Outcome.FAILURE if failure else audit_store.Outcome.SUCCESS,
+                    details={
+                        "execution_id": record.id,
+                        "host": target.host,
+                        "port": target.port,
+                        "login": target.login,
+                        **({"reason": failure} if failure else {}),
+                    },
+                )
+        except Exception:
+            # The execution goes on: its own database writes will fail loudly if the database
+            # is gone; the server log keeps what the audit log could not.
+            log.exception(
+                "execution %s: could not audit the use of SSH key %s on %s",
+                record.id,
+                target.key_id,
+                target.where,
+            )
 
     def _runner_done(self, execution_id: str, task: asyncio.Task[None]) -> None:
         self._runners.pop(execution_id, None)

@@ -14,9 +14,13 @@ from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.outputs import OutputValue, decode_output, read_output
 from hpcwaas.settings import SlurmEnvironment
 from hpcwaas.transports.base import Transport
-from hpcwaas.transports.ssh import SshPool, SshTarget, SshUnavailable
+from hpcwaas.transports.ssh import SshError, SshPool, SshTarget, SshUnavailable
 
 T = TypeVar("T")
+
+# Told once per run of an execution whether its SSH key got it onto the cluster:
+# (target, None) when it did, (target, why not) when it did not.
+KeyUseRecorder = Callable[[SshTarget, str | None], Awaitable[None]]
 
 
 class Place(Protocol):
@@ -68,6 +72,7 @@ class ClusterPlace:
         tracker: JobTracker,
         target: SshTarget,
         execution_id: str,
+        on_key_use: KeyUseRecorder | None = None,
     ) -> None:
         if not execution_id or "/" in execution_id or execution_id in (".", ".."):
             raise ValueError(f"execution ID {execution_id!r} cannot name a directory")
@@ -78,6 +83,8 @@ class ClusterPlace:
         self.work_dir: Path | str = f"{environment.work_root}/executions/{execution_id}"
         self.transport = pool.transport(target)
         self.cluster: ClusterPlace | None = self
+        self._on_key_use = on_key_use
+        self._key_use_told = False
 
     async def retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run ``operation``, retrying with backoff while the cluster cannot be reached.
@@ -95,16 +102,40 @@ class ClusterPlace:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
+    async def _key_used(self, failure: str | None) -> None:
+        """Tell the recorder, the first time only, how the execution's key was used."""
+        if self._key_use_told or self._on_key_use is None:
+            return
+        self._key_use_told = True
+        await self._on_key_use(self.target, failure)
+
     async def prepare(self) -> None:
         quoted = shlex.quote(str(self.work_dir))
-        result = await self.retrying(
-            lambda: self.pool.run(self.target, f"mkdir -p {quoted} && chmod 700 {quoted}")
-        )
+        try:
+            result = await self.retrying(
+                lambda: self.pool.run(self.target, f"mkdir -p {quoted} && chmod 700 {quoted}")
+            )
+        except SshError as exc:
+            await self._key_used(str(exc))
+            raise
+        await self._key_used(None)
         if result.exit_code != 0:
             raise OSError(
                 f"cannot create {self.work_dir} on {self.target.host}: "
                 f"{result.stderr.strip()[:200]}"
             )
+
+    async def reconnect(self) -> None:
+        """After a restart: reach the cluster once with the execution's key, and say so.
+
+        A failure is only told (the job tracker retries on its own schedule), never raised.
+        """
+        try:
+            await self.pool.run(self.target, "true", timeout=30)
+        except SshError as exc:
+            await self._key_used(str(exc))
+            return
+        await self._key_used(None)
 
     async def read_output(self, name: str, relative: str, max_bytes: int) -> OutputValue:
         path = shlex.quote(f"{self.work_dir}/{relative}")

@@ -165,6 +165,8 @@ class ExecutionRunner:
             if step.job_id:
                 self._job_ids[step.name] = step.job_id
         self._emit(LogLevel.INFO, "Execution resumed after a restart of the server")
+        if self._place.cluster is not None:
+            await self._place.cluster.reconnect()
         if any(s in (StepState.FAILED, StepState.CANCELLED) for s in self._states.values()):
             self._failure = "a step had failed before the server restarted"
         return True

@@ -1,4 +1,4 @@
-"""`hpcwaas-api`: run the server, and administer tokens, accounts and the database."""
+"""`hpcwaas-api`: run the server; administer tokens, accounts, the database; read the audit log."""
 
 from __future__ import annotations
 
@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", metavar="ACTION", required=True
     )
     command("upgrade", "create or upgrade the database schema", db)
+
+    from hpcwaas.server.admin_audit import add_audit_commands
+
+    add_audit_commands(sub, command)
     return parser
 
 
@@ -243,7 +247,20 @@ def _tokens_issue(settings: Any, args: argparse.Namespace) -> int:
         raise AdminError("--user must not be empty")
 
     async def work(db: Any) -> int:
+        from hpcwaas.server.admin_audit import record_cli_event
+        from hpcwaas.store.audit import AuditAction
+
         token, record = await issue_token(db, user, timedelta(seconds=seconds), args.description)
+        await record_cli_event(
+            db,
+            AuditAction.TOKEN_ISSUE,
+            record.id,
+            details={
+                "user": user,
+                "expires_at": record.expires_at.isoformat(),
+                "description": args.description,
+            },
+        )
         print(token)
         print(
             f"token {record.id} for {user}, expires {record.expires_at:%Y-%m-%d %H:%M} UTC",
@@ -284,16 +301,40 @@ def _tokens_revoke(settings: Any, args: argparse.Namespace) -> int:
         raise AdminError("name the tokens to revoke (their IDs from `tokens list`) or --user NAME")
 
     async def work(db: Any) -> int:
+        from hpcwaas.server.admin_audit import record_cli_event
+        from hpcwaas.store.audit import AuditAction, Outcome
+
         failed = 0
         async with db.write() as conn:
             for token_id in args.token_ids:
                 if await user_store.revoke_token(conn, token_id):
                     print(f"revoked token {token_id}")
+                    await record_cli_event(db, AuditAction.TOKEN_REVOKE, token_id, conn=conn)
                 else:
                     print(f"no active token {token_id}", file=sys.stderr)
+                    await record_cli_event(
+                        db,
+                        AuditAction.TOKEN_REVOKE,
+                        token_id,
+                        outcome=Outcome.FAILURE,
+                        details={"reason": "no active token with this ID"},
+                        conn=conn,
+                    )
                     failed += 1
             if args.user:
+                # Listed first (same transaction) so that each revoked token gets its event.
+                unrevoked = [
+                    t for t in await user_store.list_tokens(conn, args.user) if t.revoked_at is None
+                ]
                 count = await user_store.revoke_user_tokens(conn, args.user)
+                for token in unrevoked:
+                    await record_cli_event(
+                        db,
+                        AuditAction.TOKEN_REVOKE,
+                        token.id,
+                        details={"user": args.user},
+                        conn=conn,
+                    )
                 print(f"revoked {count} token(s) of {args.user}")
         return 1 if failed else 0
 
@@ -371,6 +412,12 @@ def _db_upgrade(settings: Any, args: argparse.Namespace) -> int:
     return _run_db(settings, nothing_more, upgrade=True)
 
 
+def _audit_list(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.server.admin_audit import audit_list
+
+    return audit_list(settings, args, _run_db, AdminError)
+
+
 def _print_table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
@@ -389,6 +436,7 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Any, argparse.Namespace], int]
     ("users", "remove"): _users_remove,
     ("users", "hash"): _users_hash,
     ("db", "upgrade"): _db_upgrade,
+    ("audit", "list"): _audit_list,
 }
 
 

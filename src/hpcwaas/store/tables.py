@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -171,4 +172,29 @@ log_entries = Table(
     Column("timestamp", UTCDateTime(), nullable=False),
     Column("step", String(255)),
     Column("content", Text, nullable=False),
+)
+
+# Who did what, when, from where: append-only, never updated or deleted by the server.
+# ``id`` only grows (AUTOINCREMENT on SQLite, an identity column elsewhere), so it orders
+# events and serves as the pagination key. ``details`` is a small JSON object without secrets.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column(
+        "id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(512)),
+    Column("source", String(64), nullable=False),
+    Column("request_id", String(128)),
+    Column("outcome", String(16), nullable=False),
+    Column("details", JSON, nullable=False),
+    Index("ix_audit_events_actor_id", "actor", "id"),
+    Index("ix_audit_events_action_id", "action", "id"),
+    sqlite_autoincrement=True,
 )

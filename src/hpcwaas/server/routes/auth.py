@@ -16,14 +16,17 @@ from hpcwaas.api.models import (
     DeviceTokenRequest,
     TokenIssued,
 )
-from hpcwaas.auth.sso import SingleSignOn
+from hpcwaas.auth.sso import LoginFailed, SingleSignOn
 from hpcwaas.auth.tokens import issue_token
 from hpcwaas.server import csrf
+from hpcwaas.server.auditing import Audit, RequestAudit
 from hpcwaas.server.deps import CurrentUser, ServicesDep
 from hpcwaas.server.pages import page
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.services import Services
 from hpcwaas.store import users as user_store
+from hpcwaas.store.audit import UNKNOWN_ACTOR, AuditAction, Outcome
+from hpcwaas.store.users import TokenRecord
 
 router = APIRouter(tags=["auth"])
 log = logging.getLogger(__name__)
@@ -40,6 +43,36 @@ def _sso(services: Services) -> SingleSignOn:
             f"{services.settings.auth.auth_type}): log in at {LOGIN_URL}",
         )
     return services.sso
+
+
+async def _logged_in(audit: RequestAudit, method: str, record: TokenRecord) -> None:
+    """Audit a login and the token it issued."""
+    async with audit.db.write() as conn:
+        await audit.record(
+            record.user_id, AuditAction.LOGIN, record.id, details={"method": method}, conn=conn
+        )
+        await audit.record(
+            record.user_id,
+            AuditAction.TOKEN_ISSUE,
+            record.id,
+            details={
+                "user": record.user_id,
+                "expires_at": record.expires_at.isoformat(),
+                "description": record.description,
+            },
+            conn=conn,
+        )
+
+
+async def _login_failed(audit: RequestAudit, actor: str, method: str, reason: str) -> None:
+    """Audit a refused login: who it claimed to be and why; never what was typed as password."""
+    await audit.record(
+        actor,
+        AuditAction.LOGIN,
+        None,
+        outcome=Outcome.FAILURE,
+        details={"method": method, "reason": reason},
+    )
 
 
 def _token_page(
@@ -85,6 +118,7 @@ async def login_start(request: Request, services: ServicesDep) -> Response:
 async def login(
     request: Request,
     services: ServicesDep,
+    audit: Audit,
     username: Annotated[str, Form(max_length=255)],
     password: Annotated[str, Form(max_length=1024)],
     csrf_token: Annotated[str, Form(max_length=1024)] = "",
@@ -100,11 +134,13 @@ async def login(
         log.warning("login form refused: %s", refused)
         return _login_form(request, status=403, error=FORM_EXPIRED)
     if not await services.authenticator.verify_login(username, password):
+        await _login_failed(audit, username, "form", "wrong user name or password")
         return _login_form(
             request, status=401, username=username, error="Wrong user name or password."
         )
     ttl = timedelta(seconds=services.settings.auth.session_duration)
     token, record = await issue_token(services.db, username, ttl, description="web login")
+    await _logged_in(audit, "form", record)
     response = _token_page(
         request, token, username, None, f"{record.expires_at:%Y-%m-%d %H:%M} UTC"
     )
@@ -116,6 +152,7 @@ async def login(
 async def authorize(
     request: Request,
     services: ServicesDep,
+    audit: Audit,
     code: str | None = None,
     state: str | None = None,
     error: str | None = None,
@@ -125,10 +162,16 @@ async def authorize(
     sso = _sso(services)
     if error:
         reason = f"{error}: {error_description}" if error_description else error
+        await _login_failed(audit, UNKNOWN_ACTOR, "sso", f"identity provider: {reason}")
         raise ApiProblem(400, f"the identity provider did not log you in ({reason[:300]})")
     if not code or not state:
         raise ApiProblem(400, "missing code or state: start the login at /auth/login")
-    profile, token, record = await sso.finish_login(code, state)
+    try:
+        profile, token, record = await sso.finish_login(code, state)
+    except LoginFailed as exc:
+        await _login_failed(audit, UNKNOWN_ACTOR, "sso", str(exc))
+        raise
+    await _logged_in(audit, "sso", record)
     return _token_page(
         request,
         token,
@@ -178,16 +221,23 @@ async def device_start(request: Request, services: ServicesDep) -> DeviceAuthori
     response_model=TokenIssued,
     responses={202: {"model": DevicePending, "description": "Not approved yet: poll again."}},
 )
-async def device_token(body: DeviceTokenRequest, services: ServicesDep) -> Response | TokenIssued:
+async def device_token(
+    body: DeviceTokenRequest, services: ServicesDep, audit: Audit
+) -> Response | TokenIssued:
     """Poll a device login: 202 while pending, then one of this server's tokens."""
     sso = _sso(services)
-    outcome = await sso.finish_device_login(body.device_code)
+    try:
+        outcome = await sso.finish_device_login(body.device_code)
+    except LoginFailed as exc:
+        await _login_failed(audit, UNKNOWN_ACTOR, "device", str(exc))
+        raise
     if isinstance(outcome, dict):
         status = str(outcome["error"])
         interval = 5 + (5 if status == "slow_down" else 0)
         pending = DevicePending(status=status, interval=interval)
         return JSONResponse(pending.model_dump(), status_code=202)
     profile, token, record = outcome
+    await _logged_in(audit, "device", record)
     return TokenIssued(
         access_token=token,
         expires_at=record.expires_at,
@@ -197,7 +247,7 @@ async def device_token(body: DeviceTokenRequest, services: ServicesDep) -> Respo
 
 
 @router.delete("/auth/token", status_code=204, response_class=Response)
-async def logout(services: ServicesDep, user: CurrentUser) -> Response:
+async def logout(services: ServicesDep, user: CurrentUser, audit: Audit) -> Response:
     """Revoke the token this request was made with."""
     if user.token_id is None:
         raise ApiProblem(
@@ -205,4 +255,5 @@ async def logout(services: ServicesDep, user: CurrentUser) -> Response:
         )
     async with services.db.write() as conn:
         await user_store.revoke_token(conn, user.token_id)
+        await audit.record(user.user_id, AuditAction.LOGOUT, user.token_id, conn=conn)
     return Response(status_code=204)

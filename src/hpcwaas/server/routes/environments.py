@@ -10,6 +10,7 @@ from hpcwaas.api.models import (
     EnvironmentList,
     EnvironmentPublic,
 )
+from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep
 from hpcwaas.server.identity import (
     check_key,
@@ -21,6 +22,7 @@ from hpcwaas.server.problems import ApiProblem
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
 from hpcwaas.store import identities as identity_store
 from hpcwaas.store import users as user_store
+from hpcwaas.store.audit import AuditAction, Outcome
 from hpcwaas.store.identities import ClusterIdentity
 
 router = APIRouter(tags=["environments"])
@@ -67,24 +69,43 @@ async def get_environment(name: str, services: ServicesDep, user: CurrentUser) -
 
 @router.put("/environments/{name}/identity", response_model=EnvironmentPublic)
 async def set_identity(
-    name: str, body: ClusterIdentityUpdate, services: ServicesDep, user: CurrentUser
+    name: str, body: ClusterIdentityUpdate, services: ServicesDep, user: CurrentUser, audit: Audit
 ) -> EnvironmentPublic:
     """Register the cluster login and SSH key your steps run with on this environment."""
     config = cluster_environment(services, name)
-    check_login(body.login, "login")
-    async with services.db.write() as conn:
-        await check_key(conn, body.key_id, user.user_id)
-        await user_store.ensure_user(conn, user.user_id)
-        await identity_store.set_identity(conn, user.user_id, name, body.login, body.key_id)
+    details = {"login": body.login, "key_id": body.key_id}
+    try:
+        check_login(body.login, "login")
+        async with services.db.write() as conn:
+            await check_key(conn, body.key_id, user.user_id)
+            await user_store.ensure_user(conn, user.user_id)
+            await identity_store.set_identity(conn, user.user_id, name, body.login, body.key_id)
+            await audit.record(
+                user.user_id, AuditAction.IDENTITY_SET, name, details=details, conn=conn
+            )
+    except ApiProblem as exc:
+        # Recorded after the transaction, which is over: among these is someone else's key.
+        await audit.record(
+            user.user_id,
+            AuditAction.IDENTITY_SET,
+            name,
+            outcome=Outcome.FAILURE,
+            details={**details, "reason": "; ".join(exc.details)},
+        )
+        raise
     return _public(name, config, ClusterIdentity(name, body.login, body.key_id))
 
 
 @router.delete("/environments/{name}/identity", status_code=204, response_class=Response)
-async def delete_identity(name: str, services: ServicesDep, user: CurrentUser) -> Response:
+async def delete_identity(
+    name: str, services: ServicesDep, user: CurrentUser, audit: Audit
+) -> Response:
     """Forget your cluster account on this environment."""
     environment_config(services, name)
     async with services.db.write() as conn:
         deleted = await identity_store.delete_identity(conn, user.user_id, name)
+        if deleted:
+            await audit.record(user.user_id, AuditAction.IDENTITY_UNSET, name, conn=conn)
     if not deleted:
         raise ApiProblem(404, f"no cluster account registered on environment {name!r}")
     return Response(status_code=204)

@@ -19,11 +19,14 @@ from hpcwaas.api.models import (
 from hpcwaas.api.states import LogLevel
 from hpcwaas.auth.identity import Identity
 from hpcwaas.auth.operators import is_operator
+from hpcwaas.engine.errors import EngineError
+from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.services import Services
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import logs as log_store
+from hpcwaas.store.audit import AuditAction, Outcome
 from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.telemetry import LOGS_LONG_POLLS_WAITING
 
@@ -115,10 +118,27 @@ async def get_execution(
 
 
 @router.delete("/executions/{execution_id}", status_code=202, response_class=Response)
-async def cancel_execution(execution_id: str, services: ServicesDep, user: CurrentUser) -> Response:
+async def cancel_execution(
+    execution_id: str, services: ServicesDep, user: CurrentUser, audit: Audit
+) -> Response:
     """Cancel: a pending execution at once, a running one through CANCELLING. 409 if finished."""
-    await _owned(services, user, execution_id)
-    await services.engine.cancel(execution_id, by_user=user.user_id)
+    try:
+        await _owned(services, user, execution_id)
+        status = await services.engine.cancel(execution_id, by_user=user.user_id)
+    except (ApiProblem, EngineError) as exc:
+        # Refused cancels are audited too: someone else's execution shows up here as not found.
+        reason = "; ".join(exc.details) if isinstance(exc, ApiProblem) else str(exc)
+        await audit.record(
+            user.user_id,
+            AuditAction.EXECUTION_CANCEL,
+            execution_id,
+            outcome=Outcome.FAILURE,
+            details={"reason": reason},
+        )
+        raise
+    await audit.record(
+        user.user_id, AuditAction.EXECUTION_CANCEL, execution_id, details={"status": status.value}
+    )
     return Response(status_code=202)
 
 

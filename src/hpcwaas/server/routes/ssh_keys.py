@@ -13,11 +13,13 @@ from fastapi import APIRouter, Body, Response
 from hpcwaas.api.models import SSHKeyCreate, SSHKeyCreated, SSHKeyList, SSHKeyPublic
 from hpcwaas.secrets.base import ssh_key_path
 from hpcwaas.secrets.sshkeys import DEFAULT_KEY_TYPE, generate_keypair
+from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.quotas import check_ssh_key_count
 from hpcwaas.store import keys as key_store
 from hpcwaas.store import users as user_store
+from hpcwaas.store.audit import AuditAction
 from hpcwaas.store.keys import SSHKeyRecord
 
 router = APIRouter(tags=["ssh_keys"])
@@ -30,6 +32,7 @@ RESERVED_METADATA = frozenset({"privateKey", "publicKey"})
 async def create_ssh_key(
     services: ServicesDep,
     user: CurrentUser,
+    audit: Audit,
     body: Annotated[SSHKeyCreate | None, Body()] = None,
 ) -> SSHKeyCreated:
     """Generate a key pair: the public half is returned (once), the private half stored."""
@@ -63,6 +66,13 @@ async def create_ssh_key(
             await user_store.lock_user(conn, user.user_id)
             await check_ssh_key_count(conn, services.settings.limits, user.user_id)
             await key_store.insert_key(conn, record)
+            await audit.record(
+                user.user_id,
+                AuditAction.SSH_KEY_CREATE,
+                key_id,
+                details={"key_type": pair.key_type, "fingerprint": pair.fingerprint},
+                conn=conn,
+            )
     except BaseException:
         # No half-written state: a key pair nobody can list must not stay in the store.
         await services.keystore.delete(ssh_key_path(key_id))
@@ -100,7 +110,9 @@ async def list_ssh_keys(
 
 
 @router.delete("/ssh_keys/{key_id}", status_code=204, response_class=Response)
-async def delete_ssh_key(key_id: str, services: ServicesDep, user: CurrentUser) -> Response:
+async def delete_ssh_key(
+    key_id: str, services: ServicesDep, user: CurrentUser, audit: Audit
+) -> Response:
     """Delete one of the caller's keys, both halves."""
     async with services.db.read() as conn:
         owned = await key_store.get_key(conn, key_id, user.user_id)
@@ -111,6 +123,14 @@ async def delete_ssh_key(key_id: str, services: ServicesDep, user: CurrentUser) 
     await services.keystore.delete(ssh_key_path(key_id))
     async with services.db.write() as conn:
         deleted = await key_store.delete_key(conn, key_id, user.user_id)
+        if deleted:
+            await audit.record(
+                user.user_id,
+                AuditAction.SSH_KEY_DELETE,
+                key_id,
+                details={"fingerprint": owned.fingerprint},
+                conn=conn,
+            )
     if not deleted:  # a concurrent delete won
         raise not_found("SSH key", key_id)
     return Response(status_code=204)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Response
 from hpcwaas.api.models import TriggerRequest, WorkflowDetail, WorkflowList
 from hpcwaas.api.states import LogLevel
 from hpcwaas.catalog.inputs import validate_inputs
+from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, TriggerLimiterDep, page_size
 from hpcwaas.server.identity import resolve_identity
 from hpcwaas.server.problems import ApiProblem
@@ -17,6 +18,7 @@ from hpcwaas.server.quotas import check_running_executions, check_trigger_rate
 from hpcwaas.server.requestid import request_id_var
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import users as user_store
+from hpcwaas.store.audit import AuditAction, Outcome
 
 router = APIRouter(tags=["workflows"])
 
@@ -63,6 +65,7 @@ async def trigger_workflow(
     services: ServicesDep,
     user: CurrentUser,
     limiter: TriggerLimiterDep,
+    audit: Audit,
     body: Annotated[TriggerRequest | None, Body()] = None,
 ) -> Response:
     """Start an execution; returns once it is durably recorded."""
@@ -79,7 +82,18 @@ async def trigger_workflow(
     if workflow.environment not in services.settings.environments:
         raise ApiProblem(404, f"environment {workflow.environment!r} is not configured")
     # Refused (400/403) before anything is recorded; (None, None) on local environments.
-    cluster_login, key_id = await resolve_identity(services, user, workflow, inputs)
+    try:
+        cluster_login, key_id = await resolve_identity(services, user, workflow, inputs)
+    except ApiProblem as exc:
+        # Audited: among these is the use of someone else's SSH key (a 403).
+        await audit.record(
+            user.user_id,
+            AuditAction.EXECUTION_TRIGGER,
+            None,
+            outcome=Outcome.FAILURE,
+            details={"workflow_id": workflow.id, "reason": "; ".join(exc.details)},
+        )
+        raise
     execution_id = str(uuid.uuid4())
     async with services.db.write() as conn:
         await user_store.ensure_user(conn, user.user_id)
@@ -99,6 +113,19 @@ async def trigger_workflow(
             step_names=workflow.step_order(),
             cluster_login=cluster_login,
             key_id=key_id,
+        )
+        # Never the input values: some are secrets (DESIGN.md, inputs redacted).
+        await audit.record(
+            user.user_id,
+            AuditAction.EXECUTION_TRIGGER,
+            execution_id,
+            details={
+                "workflow_id": workflow.id,
+                "environment": workflow.environment,
+                "cluster_login": cluster_login,
+                "key_id": key_id,
+            },
+            conn=conn,
         )
     services.engine.logs.emit(
         execution_id,
