@@ -304,3 +304,65 @@ async def test_the_async_sdk_passes_all_users_and_gets_forbidden_as_a_non_operat
         assert (await sdk.list_executions(all_users=False)).executions == []
         with pytest.raises(Forbidden, match="operators"):
             await sdk.list_executions(all_users=True)
+
+
+def audit_events(client: httpx.Client, **params: str | int) -> list[dict[str, object]]:
+    response = client.get("/audit", params=params)
+    assert response.status_code == 200, response.text
+    events: list[dict[str, object]] = response.json()["events"]
+    return events
+
+
+def test_operator_reads_the_audit_log_of_other_users_actions(
+    operator: httpx.Client, alice: httpx.Client
+) -> None:
+    alice_id = user_id(alice)
+    execution_id = trigger(alice, "hello", name="audit")
+    assert alice.delete(f"/users/{alice_id}/tokens").status_code == 204
+
+    [trigger_event] = audit_events(operator, action="execution.trigger", target=execution_id)
+    assert trigger_event["actor"] == alice_id
+    assert trigger_event["outcome"] == "success"
+    assert trigger_event["source"] == "127.0.0.1"
+    assert trigger_event["details"]["workflow_id"] == "demo@local@hello"  # type: ignore[index]
+    [revoked] = audit_events(operator, action="token.revoke", target=alice_id)
+    assert revoked["actor"] == alice_id and revoked["details"] == {"tokens": 1}
+
+
+def test_audit_log_filters_by_time_and_pages_without_repeats(
+    operator: httpx.Client, bob: httpx.Client
+) -> None:
+    ids = [trigger(bob, "hello", name=str(n)) for n in range(3)]
+    actor = user_id(bob)
+    seen: list[object] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"actor": actor, "action": "execution.trigger", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = operator.get("/audit", params=params).json()
+        seen += [event["target"] for event in page["events"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == ids[::-1]
+    assert audit_events(operator, actor=actor, until="2000-01-01T00:00:00Z") == []
+    assert len(audit_events(operator, actor=actor, since="2000-01-01T00:00:00Z")) == 3
+
+
+def test_audit_log_is_for_operators_only(alice: httpx.Client) -> None:
+    detail = forbidden_detail(alice.get("/audit"))
+    assert "operators" in detail
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [({"action": "launch"}, "action"), ({"since": "yesterday"}, "since"), ({"limit": 0}, "limit")],
+)
+def test_audit_log_names_a_bad_filter(
+    operator: httpx.Client, params: dict[str, object], named: str
+) -> None:
+    response = operator.get("/audit", params=params)
+    assert response.status_code == 400, response.text
+    [item] = response.json()["errors"]
+    assert item["id"] == "bad_request" and named in item["detail"]

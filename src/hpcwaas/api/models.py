@@ -230,3 +230,22 @@ class ClusterIdentityUpdate(BaseModel):
     key_id: str = Field(
         max_length=255, description="The ID of one of your SSH keys (`waas ssh_keys key-gen`)."
     )
+
+
+class AuditEventPublic(BaseModel):
+    """One audit event: who did what to which object, when, from where, and how it ended."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None = None
+    source: str
+    request_id: str | None = None
+    outcome: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditEventList(BaseModel):
+    events: list[AuditEventPublic]
+    next_cursor: str | None = None

@@ -17,6 +17,7 @@ from hpcwaas.server.problems import install_error_handlers
 from hpcwaas.server.ratelimit import TriggerRateLimiter
 from hpcwaas.server.requestid import RequestId
 from hpcwaas.server.routes import (
+    audit,
     auth,
     environments,
     executions,
@@ -52,7 +53,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    for module in (workflows, executions, ssh_keys, environments, users, auth, health):
+    for module in (workflows, executions, ssh_keys, environments, users, auth, audit, health):
         app.include_router(module.router)
     # The web portal: public static files; everything they show comes from the API.
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")

@@ -8,9 +8,11 @@ from fastapi import APIRouter, Response
 
 from hpcwaas.api.models import UserPublic
 from hpcwaas.auth.operators import is_operator
+from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.store import users as user_store
+from hpcwaas.store.audit import AuditAction
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,9 @@ async def whoami(services: ServicesDep, user: CurrentUser) -> UserPublic:
 
 
 @router.delete("/users/{user_id}/tokens", status_code=204, response_class=Response)
-async def revoke_user_tokens(user_id: str, services: ServicesDep, user: CurrentUser) -> Response:
+async def revoke_user_tokens(
+    user_id: str, services: ServicesDep, user: CurrentUser, audit: Audit
+) -> Response:
     """Revoke every token of a user: your own, or anyone's for an operator."""
     if user_id != user.user_id and not is_operator(services.settings.operators, user):
         raise ApiProblem(
@@ -44,5 +48,12 @@ async def revoke_user_tokens(user_id: str, services: ServicesDep, user: CurrentU
         )
     async with services.db.write() as conn:
         count = await user_store.revoke_user_tokens(conn, user_id)
+        await audit.record(
+            user.user_id,
+            AuditAction.TOKEN_REVOKE,
+            user_id,
+            details={"tokens": count},
+            conn=conn,
+        )
     log.info("%r revoked %d token(s) of %r", user.user_id, count, user_id)
     return Response(status_code=204)
