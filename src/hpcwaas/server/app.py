@@ -14,6 +14,8 @@ from hpcwaas import __version__
 from hpcwaas.auth.authenticator import challenge_for
 from hpcwaas.server.bodylimit import BodySizeLimit
 from hpcwaas.server.metrics import AppMetrics, HttpMetrics, install_metrics
+from hpcwaas.server.deps import get_current_user
+from hpcwaas.server.openapi import install_openapi
 from hpcwaas.server.problems import install_error_handlers
 from hpcwaas.server.requestid import RequestId
 from hpcwaas.server.routes import (
@@ -60,6 +62,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.metrics = metrics
     install_metrics(app, settings, metrics)
     install_error_handlers(app, challenge_for(settings.auth.auth_type))
+    install_openapi(app, get_current_user, settings.limits.max_page_size)
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
     # Added last, so outermost: they see every response, the body limit's 413 included.
     app.add_middleware(HttpMetrics, metrics=metrics)

@@ -19,6 +19,7 @@ from hpcwaas.auth.sso import SingleSignOn
 from hpcwaas.auth.tokens import issue_token
 from hpcwaas.server.deps import CurrentUser, ServicesDep
 from hpcwaas.server.pages import page
+from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.services import Services
 from hpcwaas.store import users as user_store
@@ -51,7 +52,15 @@ def _token_page(
     )
 
 
-@router.get(LOGIN_URL, response_model=None)
+@router.get(
+    LOGIN_URL,
+    response_model=None,
+    response_class=HTMLResponse,
+    responses={
+        303: {"description": "Single sign-on: off to the identity provider."},
+        **problems(503),
+    },
+)
 async def login_start(services: ServicesDep) -> Response:
     """Single sign-on: off to the identity provider. Otherwise: the login form."""
     if services.sso is not None:
@@ -59,12 +68,21 @@ async def login_start(services: ServicesDep) -> Response:
     return page("login.html", action=LOGIN_URL, username="", error=None)
 
 
-@router.post(LOGIN_URL, response_class=HTMLResponse)
+@router.post(
+    LOGIN_URL,
+    response_class=HTMLResponse,
+    responses={
+        401: {
+            "description": "Wrong user name or password: the form again, with the error.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def login(
     request: Request,
     services: ServicesDep,
-    username: Annotated[str, Form(max_length=255)],
-    password: Annotated[str, Form(max_length=1024)],
+    username: Annotated[str, Form(min_length=1, max_length=255)],
+    password: Annotated[str, Form(min_length=1, max_length=1024)],
 ) -> HTMLResponse:
     """Check the form's credentials and show a fresh token for the CLI."""
     if services.sso is not None:
@@ -84,7 +102,7 @@ async def login(
     return _token_page(request, token, username, None, f"{record.expires_at:%Y-%m-%d %H:%M} UTC")
 
 
-@router.get("/auth/authorize", response_class=HTMLResponse)
+@router.get("/auth/authorize", response_class=HTMLResponse, responses=problems(404, 503))
 async def authorize(
     request: Request,
     services: ServicesDep,
@@ -121,7 +139,9 @@ async def auth_config(services: ServicesDep) -> AuthInfo:
     )
 
 
-@router.post("/auth/device", response_model=DeviceAuthorization)
+@router.post(
+    "/auth/device", response_model=DeviceAuthorization, responses=problems(400, 404, 503)
+)
 async def device_start(request: Request, services: ServicesDep) -> DeviceAuthorization:
     """Start a device login (for `waas login`): the user approves the code in a browser."""
     sso = _sso(services)
@@ -148,7 +168,10 @@ async def device_start(request: Request, services: ServicesDep) -> DeviceAuthori
 @router.post(
     "/auth/device/token",
     response_model=TokenIssued,
-    responses={202: {"model": DevicePending, "description": "Not approved yet: poll again."}},
+    responses={
+        202: {"model": DevicePending, "description": "Not approved yet: poll again."},
+        **problems(404, 503),
+    },
 )
 async def device_token(body: DeviceTokenRequest, services: ServicesDep) -> Response | TokenIssued:
     """Poll a device login: 202 while pending, then one of this server's tokens."""
@@ -168,7 +191,7 @@ async def device_token(body: DeviceTokenRequest, services: ServicesDep) -> Respo
     )
 
 
-@router.delete("/auth/token", status_code=204, response_class=Response)
+@router.delete("/auth/token", status_code=204, response_class=Response, responses=problems(400))
 async def logout(services: ServicesDep, user: CurrentUser) -> Response:
     """Revoke the token this request was made with."""
     if user.token_id is None:

@@ -19,6 +19,7 @@ from hpcwaas.api.models import (
 from hpcwaas.api.states import LogLevel
 from hpcwaas.auth.identity import Identity
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.services import Services
 from hpcwaas.store import executions as execution_store
@@ -97,7 +98,12 @@ async def get_execution(
     )
 
 
-@router.delete("/executions/{execution_id}", status_code=202, response_class=Response)
+@router.delete(
+    "/executions/{execution_id}",
+    status_code=202,
+    response_class=Response,
+    responses=problems(409),
+)
 async def cancel_execution(execution_id: str, services: ServicesDep, user: CurrentUser) -> Response:
     """Cancel: a pending execution at once, a running one through CANCELLING. 409 if finished."""
     await _owned(services, user, execution_id)

@@ -12,6 +12,7 @@ from hpcwaas.api.states import LogLevel
 from hpcwaas.catalog.inputs import validate_inputs
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
 from hpcwaas.server.identity import resolve_identity
+from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.requestid import request_id_var
 from hpcwaas.store import executions as execution_store
@@ -43,7 +44,7 @@ async def list_workflows(
     )
 
 
-@router.get("/workflows/{workflow_id}", response_model=WorkflowDetail)
+@router.get("/workflows/{workflow_id}", response_model=WorkflowDetail, responses=problems(403))
 async def get_workflow(
     workflow_id: str, services: ServicesDep, user: CurrentUser
 ) -> WorkflowDetail:
@@ -55,7 +56,10 @@ async def get_workflow(
     "/workflows/{workflow_id}",
     status_code=201,
     response_class=Response,
-    responses={201: {"description": "Triggered; `Location` names the new execution."}},
+    responses={
+        201: {"description": "Triggered; `Location` names the new execution."},
+        **problems(403),
+    },
 )
 async def trigger_workflow(
     workflow_id: str,
