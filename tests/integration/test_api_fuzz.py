@@ -81,7 +81,9 @@ workflows:
     steps:
       show:
         kind: shell
-        run: echo {{ inputs.n }} {{ inputs.ratio }} {{ inputs.flag }} {{ inputs.mode }} {{ inputs.label }}
+        run: |
+          echo {{ inputs.n }} {{ inputs.ratio }} {{ inputs.flag }}
+          echo {{ inputs.mode }} {{ inputs.label }}
 """
 
 # A cluster environment nothing runs on: lets PUT /environments/{name}/identity succeed.
@@ -157,9 +159,7 @@ def target(
 
 def _config(fuzz: FuzzTarget, token: str | None, mode: str) -> schemathesis.Config:
     """Examples per operation, generation modes, and real IDs for path parameters."""
-    parameters = {
-        f"path.{name}": {"dictionary": name, "probability": 0.5} for name in fuzz.ids
-    }
+    parameters = {f"path.{name}": {"dictionary": name, "probability": 0.5} for name in fuzz.ids}
     return schemathesis.Config.from_dict(
         {
             "headers": {"Authorization": f"Bearer {token}"} if token else {},
@@ -303,6 +303,3 @@ def test_the_document_declares_every_error_status_in_the_envelope(target: FuzzTa
                 if int(status) >= 400 and "application/json" in content:
                     ref = content["application/json"]["schema"].get("$ref", "")
                     assert ref.endswith("/ErrorEnvelope"), f"{method.upper()} {path} {status}"
-
-
-

@@ -44,7 +44,7 @@ workflows:
         run: |
 {chr(10).join(f"          printf '%s' {{{{ inputs.{n} }}}} > {n}.txt" for n in NAMES)}
     outputs:
-{chr(10).join(f'      {n}: {{step: write, path: {n}.txt}}' for n in NAMES)}
+{chr(10).join(f"      {n}: {{step: write, path: {n}.txt}}" for n in NAMES)}
 """
 
 # Shell syntax a value may carry; {m} is a marker file that exists only if a command ran.

@@ -134,16 +134,31 @@ def test_no_password_token_or_private_key_leaks_into_responses_outputs_logs_or_f
         key_ids.append(re.search(r"SSH key ID:\s+(\S+)", keygen.stdout).group(1))  # type: ignore[union-attr]
         assert recorder.cli(_waas(live, home, token, "workflows", "list")).returncode == 0
         run = recorder.cli(
-            _waas(live, home, token, "workflows", "trigger", "-f", "-i", "name=Ada",
-                  "demo@local@hello")
+            _waas(
+                live,
+                home,
+                token,
+                "workflows",
+                "trigger",
+                "-f",
+                "-i",
+                "name=Ada",
+                "demo@local@hello",
+            )
         )
         assert run.returncode == 0, run.stdout + run.stderr
         execution_id = re.search(r"execution ID: (\S+)", run.stdout).group(1)  # type: ignore[union-attr]
-        assert recorder.cli(_waas(live, home, token, "executions", "status", execution_id)).returncode == 0
+        assert (
+            recorder.cli(_waas(live, home, token, "executions", "status", execution_id)).returncode
+            == 0
+        )
         recorder.cli(_waas(live, home, token, "executions", "logs", execution_id))
         sleeping = api.post("/workflows/demo@local@sleep", json={"inputs": {"seconds": 30}})
         sleeping_id = sleeping.headers["location"].rsplit("/", 1)[1]
-        assert recorder.cli(_waas(live, home, token, "executions", "cancel", sleeping_id)).returncode == 0
+        assert (
+            recorder.cli(_waas(live, home, token, "executions", "cancel", sleeping_id)).returncode
+            == 0
+        )
         recorder.cli(_waas(live, home, token, "help"))
         wait_for_status(api, sleeping_id, {"CANCELLED"})
         api.get("/ssh_keys")
@@ -161,14 +176,39 @@ def test_no_password_token_or_private_key_leaks_into_responses_outputs_logs_or_f
         )
         assert wrong.status_code == 401
         basic = base64.b64encode(f"alice:{PASSWORD}-typo".encode()).decode()
-        assert anonymous.get("/workflows", headers={"Authorization": f"Basic {basic}"}).status_code == 401
-        assert anonymous.get("/workflows", headers={"Authorization": f"Bearer {FAKE_BEARER}"}).status_code == 401
+        assert (
+            anonymous.get("/workflows", headers={"Authorization": f"Basic {basic}"}).status_code
+            == 401
+        )
+        assert (
+            anonymous.get(
+                "/workflows", headers={"Authorization": f"Bearer {FAKE_BEARER}"}
+            ).status_code
+            == 401
+        )
         assert anonymous.get("/metrics").status_code == 401
-        assert anonymous.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}x"}).status_code == 401
-        assert anonymous.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).status_code == 200
-        assert anonymous.get("/workflows", headers={"Authorization": f"Bearer {form_token}"}).status_code == 200
+        assert (
+            anonymous.get(
+                "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}x"}
+            ).status_code
+            == 401
+        )
+        assert (
+            anonymous.get(
+                "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+            ).status_code
+            == 200
+        )
+        assert (
+            anonymous.get(
+                "/workflows", headers={"Authorization": f"Bearer {form_token}"}
+            ).status_code
+            == 200
+        )
 
-    private_lines = [line for pem in asyncio.run(_private_keys(live, key_ids)) for line in _body_lines(pem)]
+    private_lines = [
+        line for pem in asyncio.run(_private_keys(live, key_ids)) for line in _body_lines(pem)
+    ]
     assert len(private_lines) > 4 * 3
     live.stop()  # everything flushed to disk
 

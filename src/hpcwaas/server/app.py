@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -13,8 +12,8 @@ from fastapi.staticfiles import StaticFiles
 from hpcwaas import __version__
 from hpcwaas.auth.authenticator import challenge_for
 from hpcwaas.server.bodylimit import BodySizeLimit
-from hpcwaas.server.metrics import AppMetrics, HttpMetrics, install_metrics
 from hpcwaas.server.deps import get_current_user
+from hpcwaas.server.metrics import AppMetrics, HttpMetrics, install_metrics
 from hpcwaas.server.openapi import install_openapi
 from hpcwaas.server.problems import install_error_handlers
 from hpcwaas.server.requestid import RequestId
@@ -29,7 +28,6 @@ from hpcwaas.server.routes import (
 )
 from hpcwaas.server.services import Services, start_services, stop_services
 from hpcwaas.settings import Settings
-
 
 UI_DIR = Path(__file__).parent / "ui"
 

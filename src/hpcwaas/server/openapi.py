@@ -82,9 +82,7 @@ def _envelope_response(status: int) -> dict[str, Any]:
 
 
 def _depends_on(dependant: Dependant, target: Callable[..., Any]) -> bool:
-    return any(
-        sub.call is target or _depends_on(sub, target) for sub in dependant.dependencies
-    )
+    return any(sub.call is target or _depends_on(sub, target) for sub in dependant.dependencies)
 
 
 def _has_parameters(dependant: Dependant) -> bool:
@@ -136,7 +134,7 @@ def complete_document(
             continue
         authenticated = _depends_on(route.dependant, auth_dependency)
         path = context.path_format or route.path_format
-        for method in route.methods:
+        for method in route.methods or ():
             operation = document["paths"].get(path, {}).get(method.lower())
             if operation is None:
                 continue
@@ -169,9 +167,7 @@ def bound_page_sizes(document: dict[str, Any], max_page_size: int) -> None:
                     )
 
 
-def install_openapi(
-    app: FastAPI, auth_dependency: Callable[..., Any], max_page_size: int
-) -> None:
+def install_openapi(app: FastAPI, auth_dependency: Callable[..., Any], max_page_size: int) -> None:
     """Serve the completed document at /openapi.json (built once, on first request)."""
     build = app.openapi
 

@@ -18,8 +18,8 @@ from hpcwaas.api.models import (
 from hpcwaas.auth.sso import SingleSignOn
 from hpcwaas.auth.tokens import issue_token
 from hpcwaas.server.deps import CurrentUser, ServicesDep
-from hpcwaas.server.pages import page
 from hpcwaas.server.openapi import problems
+from hpcwaas.server.pages import page
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.services import Services
 from hpcwaas.store import users as user_store
@@ -139,9 +139,7 @@ async def auth_config(services: ServicesDep) -> AuthInfo:
     )
 
 
-@router.post(
-    "/auth/device", response_model=DeviceAuthorization, responses=problems(400, 404, 503)
-)
+@router.post("/auth/device", response_model=DeviceAuthorization, responses=problems(400, 404, 503))
 async def device_start(request: Request, services: ServicesDep) -> DeviceAuthorization:
     """Start a device login (for `waas login`): the user approves the code in a browser."""
     sso = _sso(services)
