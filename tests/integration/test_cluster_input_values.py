@@ -8,9 +8,9 @@ examples: each execution costs SSH round trips.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import asyncio
 from pathlib import Path
 
 from hypothesis import HealthCheck, example, given, settings
