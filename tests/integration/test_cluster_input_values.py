@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.cluster_support import Cluster
 from tests.integration.test_cluster_runs import ClusterServer
-from tests.integration.test_input_values_property import NAMES, values
+from tests.integration.test_input_values_property import MAX_INPUT_BYTES, NAMES, values
 from tests.integration.test_secret_hygiene import _body_lines, _private_keys
 
 EXAMPLES = int(os.environ.get("HPCWAAS_CLUSTER_PROPERTY_EXAMPLES", "5"))
@@ -70,7 +70,9 @@ def test_any_input_value_reaches_a_step_over_ssh_exactly(
             derandomize=os.environ.get("CI") == "true",
         )
         @given(batch=st.lists(values(MARKERS), min_size=len(NAMES), max_size=len(NAMES)))
-        @example(batch=[("'" * 20_000, []), ("$(id)`id`;&&\n", []), ("-n", []), ("~*", [])])
+        @example(
+            batch=[("'" * MAX_INPUT_BYTES, []), ("$(id)`id`;&&\n", []), ("-n", []), ("~*", [])]
+        )
         def check(batch: list[tuple[str, list[Path]]]) -> None:
             inputs = {n: v for n, (v, _) in zip(NAMES, batch, strict=True)}
             with setup.server.client(token) as api:
