@@ -223,7 +223,8 @@ def _is_public(path: str) -> bool:
 SETTINGS = hypothesis.settings(
     deadline=None,
     suppress_health_check=list(hypothesis.HealthCheck),
-    derandomize=os.environ.get("CI") == "true",
+    # Explicit settings win over the profile: follow its choice (derandomized in CI).
+    derandomize=hypothesis.settings.default.derandomize,
 )
 
 authenticated = schemathesis.pytest.from_fixture("authenticated_schema").exclude(

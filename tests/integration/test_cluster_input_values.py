@@ -67,7 +67,6 @@ def test_any_input_value_reaches_a_step_over_ssh_exactly(
             max_examples=EXAMPLES,
             deadline=None,
             suppress_health_check=list(HealthCheck),
-            derandomize=os.environ.get("CI") == "true",
         )
         @given(batch=st.lists(values(MARKERS), min_size=len(NAMES), max_size=len(NAMES)))
         @example(
