@@ -15,8 +15,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 pytest_plugins = ["tests.sso_support", "tests.cluster_support", "tests.vault_kv2"]
+
+# Property tests and fuzzing draw the same examples on every CI run, so a failure there
+# reproduces; elsewhere they explore new ones each run.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI") == "true":
+    hypothesis_settings.load_profile("ci")
 
 BIN = Path(sys.executable).parent
 

@@ -12,7 +12,9 @@ from fastapi.staticfiles import StaticFiles
 from hpcwaas import __version__
 from hpcwaas.auth.authenticator import challenge_for
 from hpcwaas.server.bodylimit import BodySizeLimit
+from hpcwaas.server.deps import get_current_user
 from hpcwaas.server.metrics import AppMetrics, HttpMetrics, install_metrics
+from hpcwaas.server.openapi import install_openapi
 from hpcwaas.server.problems import install_error_handlers
 from hpcwaas.server.ratelimit import TriggerRateLimiter
 from hpcwaas.server.requestid import RequestId
@@ -63,6 +65,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.metrics = metrics
     install_metrics(app, settings, metrics)
     install_error_handlers(app, challenge_for(settings.auth.auth_type))
+    install_openapi(app, get_current_user, settings.limits.max_page_size)
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
     # Added last, so outermost: they see every response, the body limit's 413 included.
     app.add_middleware(HttpMetrics, metrics=metrics)

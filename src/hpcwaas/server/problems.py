@@ -8,7 +8,9 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from hpcwaas.api.errors import envelope
 from hpcwaas.auth.identity import AuthenticationFailed
@@ -105,9 +107,11 @@ def install_error_handlers(app: FastAPI, challenge: str) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}"
-        elif exc.status_code == 405:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
             detail = f"method {request.method} is not allowed on {request.url.path}"
-        return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -120,6 +124,17 @@ def install_error_handlers(app: FastAPI, challenge: str) -> None:
         return problem_response(
             500, f"internal error (reference {reference}); the server log has the details"
         )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (the router names only the first route's)."""
+    methods: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        route = context.original_route
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 def _describe_validation(exc: RequestValidationError) -> list[str]:

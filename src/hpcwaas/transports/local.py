@@ -21,11 +21,29 @@ from hpcwaas.transports.lines import READ_CHUNK, OutputPump
 log = logging.getLogger(__name__)
 
 SHELL = "/bin/bash"
+# Linux refuses one argument longer than 128 KiB (MAX_ARG_STRLEN) with E2BIG; a quoted input
+# of the maximum size can get there. Such a script goes to bash through a file descriptor.
+_MAX_ARGUMENT_BYTES = 100 * 1024
 # Longer lines are split: one log entry must stay a reasonable row.
 _POLL_SECONDS = 0.05
 # After the command's processes are gone, how long its pipes may stay silent before we stop
 # reading: only a process that left the group (setsid) can still hold them open.
 _PIPE_IDLE_SECONDS = 2.0
+
+
+def _script_file(command: str) -> int:
+    """A readable descriptor of an unlinked temporary file holding ``command``."""
+    fd, path = tempfile.mkstemp(prefix="hpcwaas-step-", suffix=".sh")
+    try:
+        os.unlink(path)  # nothing to clean up later: the file lives as long as the descriptor
+        data = command.encode()
+        while data:
+            data = data[os.write(fd, data) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def minimal_environment(extra: Mapping[str, str]) -> dict[str, str]:
@@ -230,17 +248,23 @@ class LocalTransport:
     ) -> LocalCommand:
         """Start ``command`` in ``cwd`` with a minimal environment plus ``env``."""
         loop = asyncio.get_running_loop()
-        # What asyncio.create_subprocess_exec does, with a protocol that reports the exit.
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _ExitAwareProtocol(limit=READ_CHUNK, loop=loop),
-            SHELL,
-            "-c",
-            command,
-            cwd=cwd,
-            env=minimal_environment(env),
-            start_new_session=True,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        script_fd = _script_file(command) if len(command.encode()) > _MAX_ARGUMENT_BYTES else None
+        arguments = ["-c", command] if script_fd is None else [f"/dev/fd/{script_fd}"]
+        try:
+            # What asyncio.create_subprocess_exec does, with a protocol that reports the exit.
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ExitAwareProtocol(limit=READ_CHUNK, loop=loop),
+                SHELL,
+                *arguments,
+                cwd=cwd,
+                env=minimal_environment(env),
+                start_new_session=True,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=() if script_fd is None else (script_fd,),
+            )
+        finally:
+            if script_fd is not None:
+                os.close(script_fd)
         return LocalCommand(transport, protocol, on_stdout, on_stderr, timeout, grace)

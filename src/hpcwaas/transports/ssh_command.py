@@ -71,6 +71,10 @@ stop_group() {
 # Run by the group leader: announce the PGID (its own PID, once setsid made it leader),
 # then become the command.
 _LEADER = f'printf "%s%d\\n" {PGID_MARKER} "$$" >&2; exec /bin/bash -c "$1"'
+_FILE_LEADER = f'printf "%s%d\\n" {PGID_MARKER} "$$" >&2; exec /bin/bash "$1"'
+# Linux refuses one argument longer than 128 KiB (MAX_ARG_STRLEN); a quoted input of the
+# maximum size can make a command that long.
+_MAX_ARGUMENT_BYTES = 100 * 1024
 
 
 def command_script(command: str, cwd: PurePath | str, env: Mapping[str, str], grace: float) -> str:
@@ -86,8 +90,21 @@ def command_script(command: str, cwd: PurePath | str, env: Mapping[str, str], gr
             raise ValueError(f"not an environment variable name: {name!r}")
         lines.append(f"export {name}={shlex.quote(value)}")
     # In the background of a non-interactive shell, the command's stdin is /dev/null.
-    lines.append(f"setsid -w /bin/bash -c {shlex.quote(_LEADER)} hpcwaas {shlex.quote(command)} &")
-    lines.append('leader=$!; wait "$leader"; status=$?')
+    if len(command.encode()) <= _MAX_ARGUMENT_BYTES:
+        lines.append(
+            f"setsid -w /bin/bash -c {shlex.quote(_LEADER)} hpcwaas {shlex.quote(command)} &"
+        )
+        lines.append('leader=$!; wait "$leader"; status=$?')
+    else:
+        # Too long for one argument of setsid: the command goes into a private file
+        # (printf is a builtin, so no argument limit), removed once the command has ended.
+        lines.append(
+            'script=$(mktemp "${TMPDIR:-/tmp}/hpcwaas-step.XXXXXX") || '
+            "{ echo 'cannot create a temporary file for the step' >&2; exit 1; }"
+        )
+        lines.append(f'printf "%s" {shlex.quote(command)} > "$script"')
+        lines.append(f'setsid -w /bin/bash -c {shlex.quote(_FILE_LEADER)} hpcwaas "$script" &')
+        lines.append('leader=$!; wait "$leader"; status=$?; rm -f -- "$script"')
     lines.append(f'stop_group "$leader" {_tenths(grace)}')
     lines.append('exit "$status"')
     return "\n".join(lines) + "\n"

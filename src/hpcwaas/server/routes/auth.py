@@ -21,6 +21,7 @@ from hpcwaas.auth.tokens import issue_token
 from hpcwaas.server import csrf
 from hpcwaas.server.auditing import Audit, RequestAudit
 from hpcwaas.server.deps import CurrentUser, ServicesDep
+from hpcwaas.server.openapi import problems
 from hpcwaas.server.pages import page
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.services import Services
@@ -106,7 +107,15 @@ def _login_form(
     return response
 
 
-@router.get(LOGIN_URL, response_model=None)
+@router.get(
+    LOGIN_URL,
+    response_model=None,
+    response_class=HTMLResponse,
+    responses={
+        303: {"description": "Single sign-on: off to the identity provider."},
+        **problems(503),
+    },
+)
 async def login_start(request: Request, services: ServicesDep) -> Response:
     """Single sign-on: off to the identity provider. Otherwise: the login form."""
     if services.sso is not None:
@@ -114,13 +123,27 @@ async def login_start(request: Request, services: ServicesDep) -> Response:
     return _login_form(request)
 
 
-@router.post(LOGIN_URL, response_class=HTMLResponse)
+@router.post(
+    LOGIN_URL,
+    response_class=HTMLResponse,
+    responses={
+        401: {
+            "description": "Wrong user name or password: the form again, with the error.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        403: {
+            "description": "The form's CSRF token is missing or does not match its cookie: "
+            "the form again, with a fresh token.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+    },
+)
 async def login(
     request: Request,
     services: ServicesDep,
     audit: Audit,
-    username: Annotated[str, Form(max_length=255)],
-    password: Annotated[str, Form(max_length=1024)],
+    username: Annotated[str, Form(min_length=1, max_length=255)],
+    password: Annotated[str, Form(min_length=1, max_length=1024)],
     csrf_token: Annotated[str, Form(max_length=1024)] = "",
 ) -> HTMLResponse:
     """Check the form's CSRF token and credentials and show a fresh token for the CLI."""
@@ -148,7 +171,7 @@ async def login(
     return response
 
 
-@router.get("/auth/authorize", response_class=HTMLResponse)
+@router.get("/auth/authorize", response_class=HTMLResponse, responses=problems(404, 503))
 async def authorize(
     request: Request,
     services: ServicesDep,
@@ -192,7 +215,7 @@ async def auth_config(services: ServicesDep) -> AuthInfo:
     )
 
 
-@router.post("/auth/device", response_model=DeviceAuthorization)
+@router.post("/auth/device", response_model=DeviceAuthorization, responses=problems(400, 404, 503))
 async def device_start(request: Request, services: ServicesDep) -> DeviceAuthorization:
     """Start a device login (for `waas login`): the user approves the code in a browser."""
     sso = _sso(services)
@@ -219,7 +242,10 @@ async def device_start(request: Request, services: ServicesDep) -> DeviceAuthori
 @router.post(
     "/auth/device/token",
     response_model=TokenIssued,
-    responses={202: {"model": DevicePending, "description": "Not approved yet: poll again."}},
+    responses={
+        202: {"model": DevicePending, "description": "Not approved yet: poll again."},
+        **problems(404, 503),
+    },
 )
 async def device_token(
     body: DeviceTokenRequest, services: ServicesDep, audit: Audit
@@ -246,7 +272,7 @@ async def device_token(
     )
 
 
-@router.delete("/auth/token", status_code=204, response_class=Response)
+@router.delete("/auth/token", status_code=204, response_class=Response, responses=problems(400))
 async def logout(services: ServicesDep, user: CurrentUser, audit: Audit) -> Response:
     """Revoke the token this request was made with."""
     if user.token_id is None:

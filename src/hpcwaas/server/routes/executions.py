@@ -22,6 +22,7 @@ from hpcwaas.auth.operators import is_operator
 from hpcwaas.engine.errors import EngineError
 from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.services import Services
 from hpcwaas.store import executions as execution_store
@@ -117,7 +118,12 @@ async def get_execution(
     )
 
 
-@router.delete("/executions/{execution_id}", status_code=202, response_class=Response)
+@router.delete(
+    "/executions/{execution_id}",
+    status_code=202,
+    response_class=Response,
+    responses=problems(409),
+)
 async def cancel_execution(
     execution_id: str, services: ServicesDep, user: CurrentUser, audit: Audit
 ) -> Response:

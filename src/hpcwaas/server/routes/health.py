@@ -18,7 +18,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: {"description": "Database, key store and catalog usable."},
+        503: {"description": "Not ready: `checks` says which part is not."},
+    },
+)
 async def readyz(services: ServicesDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:

@@ -13,6 +13,7 @@ from hpcwaas.catalog.inputs import validate_inputs
 from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, TriggerLimiterDep, page_size
 from hpcwaas.server.identity import resolve_identity
+from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.quotas import check_running_executions, check_trigger_rate
 from hpcwaas.server.requestid import request_id_var
@@ -46,7 +47,7 @@ async def list_workflows(
     )
 
 
-@router.get("/workflows/{workflow_id}", response_model=WorkflowDetail)
+@router.get("/workflows/{workflow_id}", response_model=WorkflowDetail, responses=problems(403))
 async def get_workflow(
     workflow_id: str, services: ServicesDep, user: CurrentUser
 ) -> WorkflowDetail:
@@ -58,7 +59,10 @@ async def get_workflow(
     "/workflows/{workflow_id}",
     status_code=201,
     response_class=Response,
-    responses={201: {"description": "Triggered; `Location` names the new execution."}},
+    responses={
+        201: {"description": "Triggered; `Location` names the new execution."},
+        **problems(403),
+    },
 )
 async def trigger_workflow(
     workflow_id: str,
