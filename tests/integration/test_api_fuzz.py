@@ -123,6 +123,8 @@ def target(
     live = LiveServer(root / "data", free_port())
     live.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(catalog)])
     live.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(ENVIRONMENTS)
+    # An operator reaches the most code: the audit log, every user's executions.
+    live.env["HPCWAAS_OPERATORS"] = json.dumps({"users": ["fuzzer"]})
     live.start()
     token = live.token("fuzzer")
     with live.client(token) as api:

@@ -47,7 +47,7 @@ async def _owned(services: Services, user: Identity, execution_id: str) -> Execu
     return record
 
 
-@router.get("/executions", response_model=ExecutionList)
+@router.get("/executions", response_model=ExecutionList, responses=problems(403))
 async def list_executions(
     services: ServicesDep,
     user: CurrentUser,

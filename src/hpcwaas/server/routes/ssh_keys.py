@@ -15,6 +15,7 @@ from hpcwaas.secrets.base import ssh_key_path
 from hpcwaas.secrets.sshkeys import DEFAULT_KEY_TYPE, generate_keypair
 from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.quotas import check_ssh_key_count
 from hpcwaas.store import keys as key_store
@@ -28,7 +29,7 @@ router = APIRouter(tags=["ssh_keys"])
 RESERVED_METADATA = frozenset({"privateKey", "publicKey"})
 
 
-@router.post("/ssh_keys", status_code=201, response_model=SSHKeyCreated)
+@router.post("/ssh_keys", status_code=201, response_model=SSHKeyCreated, responses=problems(409))
 async def create_ssh_key(
     services: ServicesDep,
     user: CurrentUser,

@@ -10,6 +10,7 @@ from hpcwaas.api.models import UserPublic
 from hpcwaas.auth.operators import is_operator
 from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep
+from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.store import users as user_store
 from hpcwaas.store.audit import AuditAction
@@ -35,7 +36,9 @@ async def whoami(services: ServicesDep, user: CurrentUser) -> UserPublic:
     )
 
 
-@router.delete("/users/{user_id}/tokens", status_code=204, response_class=Response)
+@router.delete(
+    "/users/{user_id}/tokens", status_code=204, response_class=Response, responses=problems(403)
+)
 async def revoke_user_tokens(
     user_id: str, services: ServicesDep, user: CurrentUser, audit: Audit
 ) -> Response:

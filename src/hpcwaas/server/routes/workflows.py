@@ -61,7 +61,7 @@ async def get_workflow(
     response_class=Response,
     responses={
         201: {"description": "Triggered; `Location` names the new execution."},
-        **problems(403),
+        **problems(403, 429),
     },
 )
 async def trigger_workflow(
