@@ -66,6 +66,8 @@ class StepPublic(BaseModel):
     ended_at: datetime | None = None
     exit_code: int | None = None
     job_id: str | None = None  # the Slurm job, for steps that are batch jobs
+    # additive: the steps this one waits for (the edges of the DAG); null if the workflow is gone
+    needs: list[str] | None = None
 
 
 class ExecutionPublic(BaseModel):
@@ -87,6 +89,7 @@ class ExecutionSummary(BaseModel):
     status: ExecutionStatus
     created_at: datetime
     ended_at: datetime | None = None
+    started_at: datetime | None = None  # additive
 
 
 class ExecutionList(BaseModel):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -19,6 +18,7 @@ from hpcwaas.server.requestid import RequestId
 from hpcwaas.server.routes import (
     auth,
     environments,
+    events,
     executions,
     health,
     ssh_keys,
@@ -27,7 +27,6 @@ from hpcwaas.server.routes import (
 )
 from hpcwaas.server.services import Services, start_services, stop_services
 from hpcwaas.settings import Settings
-
 
 UI_DIR = Path(__file__).parent / "ui"
 
@@ -52,7 +51,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    for module in (workflows, executions, ssh_keys, environments, users, auth, health):
+    for module in (workflows, executions, events, ssh_keys, environments, users, auth, health):
         app.include_router(module.router)
     # The web portal: public static files; everything they show comes from the API.
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")

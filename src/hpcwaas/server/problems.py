@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hpcwaas.api.errors import envelope
+from hpcwaas.api.errors import ErrorSource, envelope
 from hpcwaas.auth.identity import AuthenticationFailed
 from hpcwaas.auth.oidc import ProviderError
 from hpcwaas.auth.sso import LoginFailed
@@ -53,9 +54,14 @@ _STATUS_BY_ERROR: dict[type[Exception], int] = {
 
 
 def problem_response(
-    status: int, *details: str, headers: dict[str, str] | None = None
+    status: int,
+    *details: str,
+    headers: dict[str, str] | None = None,
+    sources: Sequence[ErrorSource | None] = (),
 ) -> JSONResponse:
-    return JSONResponse(envelope(status, *details), status_code=status, headers=headers)
+    return JSONResponse(
+        envelope(status, *details, sources=sources), status_code=status, headers=headers
+    )
 
 
 def install_error_handlers(app: FastAPI, challenge: str) -> None:
@@ -71,7 +77,9 @@ def install_error_handlers(app: FastAPI, challenge: str) -> None:
 
     @app.exception_handler(InputValidationError)
     async def _inputs(_: Request, exc: InputValidationError) -> JSONResponse:
-        return problem_response(400, *exc.problems)
+        # Each item names its input (``source.input``) so a form can show it by the field.
+        sources = [None if name is None else ErrorSource(input=name) for name in exc.inputs]
+        return problem_response(400, *exc.problems, sources=sources)
 
     @app.exception_handler(KeyStoreUnavailable)
     async def _keystore(_: Request, exc: KeyStoreUnavailable) -> JSONResponse:

@@ -26,6 +26,23 @@ from hpcwaas.store import users as user_store
 router = APIRouter(tags=["auth"])
 
 LOGIN_URL = "/auth/login"
+# Where the web portal lives: the only place a login may send the browser back to.
+PORTAL_PREFIX = "/ui/"
+NEXT_COOKIE = "hpcwaas_next"
+NEXT_COOKIE_SECONDS = 600
+
+
+def portal_next(raw: str | None) -> str | None:
+    """``raw`` if it is a path of the portal (``/ui/...``), else None: never an open redirect."""
+    if not raw or len(raw) > 1024 or not raw.startswith(PORTAL_PREFIX):
+        return None
+    path = raw.split("#", 1)[0].split("?", 1)[0]
+    # No backslashes, control characters or `..` segments that a browser could turn elsewhere.
+    if "\\" in raw or any(ord(c) < 0x21 or ord(c) == 0x7F for c in raw):
+        return None
+    if ".." in path.split("/") or "//" in path:
+        return None
+    return raw
 
 
 def _sso(services: Services) -> SingleSignOn:
@@ -39,7 +56,12 @@ def _sso(services: Services) -> SingleSignOn:
 
 
 def _token_page(
-    request: Request, token: str, user_id: str, name: str | None, expires: str
+    request: Request,
+    token: str,
+    user_id: str,
+    name: str | None,
+    expires: str,
+    next_path: str | None = None,
 ) -> HTMLResponse:
     return page(
         "token.html",
@@ -48,15 +70,33 @@ def _token_page(
         token=token,
         expires_at=expires,
         api_url=str(request.base_url).rstrip("/"),
+        next=next_path,
     )
 
 
 @router.get(LOGIN_URL, response_model=None)
-async def login_start(services: ServicesDep) -> Response:
-    """Single sign-on: off to the identity provider. Otherwise: the login form."""
+async def login_start(request: Request, services: ServicesDep, next: str | None = None) -> Response:
+    """Single sign-on: off to the identity provider. Otherwise: the login form.
+
+    ``next``, a path of the web portal (``/ui/...``), is where the browser goes once logged
+    in, with the token handed to the portal; anything else is ignored.
+    """
+    next_path = portal_next(next)
     if services.sso is not None:
-        return RedirectResponse(await services.sso.begin_login(), status_code=303)
-    return page("login.html", action=LOGIN_URL, username="", error=None)
+        response = RedirectResponse(await services.sso.begin_login(), status_code=303)
+        if next_path:
+            # Read back by /auth/authorize; the provider's round trip cannot carry it.
+            response.set_cookie(
+                NEXT_COOKIE,
+                next_path,
+                max_age=NEXT_COOKIE_SECONDS,
+                path="/auth",
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
+            )
+        return response
+    return page("login.html", action=LOGIN_URL, username="", error=None, next=next_path)
 
 
 @router.post(LOGIN_URL, response_class=HTMLResponse)
@@ -65,6 +105,7 @@ async def login(
     services: ServicesDep,
     username: Annotated[str, Form(max_length=255)],
     password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str | None, Form(max_length=1024)] = None,
 ) -> HTMLResponse:
     """Check the form's credentials and show a fresh token for the CLI."""
     if services.sso is not None:
@@ -78,10 +119,18 @@ async def login(
             action=LOGIN_URL,
             username=username,
             error="Wrong user name or password.",
+            next=portal_next(next),
         )
     ttl = timedelta(seconds=services.settings.auth.session_duration)
     token, record = await issue_token(services.db, username, ttl, description="web login")
-    return _token_page(request, token, username, None, f"{record.expires_at:%Y-%m-%d %H:%M} UTC")
+    return _token_page(
+        request,
+        token,
+        username,
+        None,
+        f"{record.expires_at:%Y-%m-%d %H:%M} UTC",
+        portal_next(next),
+    )
 
 
 @router.get("/auth/authorize", response_class=HTMLResponse)
@@ -101,13 +150,16 @@ async def authorize(
     if not code or not state:
         raise ApiProblem(400, "missing code or state: start the login at /auth/login")
     profile, token, record = await sso.finish_login(code, state)
-    return _token_page(
+    response = _token_page(
         request,
         token,
         profile.user_id,
         profile.display_name,
         f"{record.expires_at:%Y-%m-%d %H:%M} UTC",
+        portal_next(request.cookies.get(NEXT_COOKIE)),
     )
+    response.delete_cookie(NEXT_COOKIE, path="/auth")
+    return response
 
 
 @router.get("/auth/config", response_model=AuthInfo)
