@@ -196,6 +196,8 @@ def test_a_user_runs_follows_downloads_and_cancels_workflows_in_the_browser(
         timeout=60_000,
     )
     assert page.locator(".log").get_by_text("report written to out/report.txt").is_visible()
+    assert not page.get_by_role("button", name="Cancel execution").is_visible()
+    assert "null" not in page.locator("main").inner_text()
     gather = page.locator("[data-step='gather']")
     assert gather.get_attribute("data-state") == "SUCCEEDED"
     assert "after left, right" in gather.inner_text()

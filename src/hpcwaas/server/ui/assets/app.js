@@ -1,7 +1,7 @@
 // The portal's shell: who is logged in, the navigation, and hash routes to pages.
 
 import { call, forgetToken, get, getToken, NotLoggedIn, setUnauthorizedHandler } from "./api.js";
-import { el } from "./dom.js";
+import { el, replace } from "./dom.js";
 import { executionListPage, executionPage } from "./executions.js";
 import { keysPage } from "./keys.js";
 import { workflowListPage, workflowPage } from "./workflows.js";
@@ -34,7 +34,7 @@ async function showLogin(message) {
   } catch {
     // the plain label will do
   }
-  main.replaceChildren(
+  replace(main,
     el("h1", { text: "HPCWaaS" }),
     el("p", {
       text: "Run the HPC workflows published for you, follow them live and fetch their results.",
@@ -71,14 +71,14 @@ async function route() {
   leave();
   markSection(hash);
   const match = ROUTES.map(([pattern, page]) => [hash.match(pattern), page]).find(([m]) => m);
-  main.replaceChildren(el("p", { class: "muted", text: "Loading…" }));
+  replace(main, el("p", { class: "muted", text: "Loading…" }));
   try {
     const page = match
       ? await match[1](match[0])
       : { title: "Not found", nodes: [el("h1", { text: "Page not found" })] };
     current = page;
     document.title = `${page.title} · HPCWaaS`;
-    main.replaceChildren(...page.nodes);
+    replace(main, ...page.nodes);
     // Move focus to the new page so keyboard and screen-reader users start there.
     const heading = main.querySelector("h1");
     if (heading) {
@@ -88,7 +88,7 @@ async function route() {
     page.shown?.();
   } catch (error) {
     if (error instanceof NotLoggedIn) return;
-    main.replaceChildren(
+    replace(main,
       el("h1", { text: "Something went wrong" }),
       el("p", { class: "error", role: "alert", text: error.message }),
       el("p", {}, el("a", { href: "#/workflows", text: "Back to the workflows" })),

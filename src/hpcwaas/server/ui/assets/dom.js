@@ -29,6 +29,12 @@ export function append(node, children) {
   return node;
 }
 
+/** Replace a node's children (null and false are skipped, unlike replaceChildren). */
+export function replace(node, ...children) {
+  node.replaceChildren();
+  return append(node, children);
+}
+
 /** A date-time for people: the browser's locale, to the second. */
 export function formatTime(iso) {
   if (!iso) return "—";

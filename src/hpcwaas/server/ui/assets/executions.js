@@ -1,7 +1,7 @@
 // Executions: the user's list with filters, and one execution followed live.
 
 import { ApiError, call, followEvents, get, isTerminal, seg } from "./api.js";
-import { announce, badge, confirmDialog, el, formatDuration, formatTime } from "./dom.js";
+import { announce, badge, confirmDialog, el, formatDuration, formatTime, replace } from "./dom.js";
 import { renderDag } from "./dag.js";
 
 const STATUSES = ["PENDING", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"];
@@ -34,7 +34,7 @@ export async function executionListPage() {
 
   async function load(reset) {
     if (reset) {
-      body.replaceChildren();
+      replace(body);
       cursor = null;
       shown = 0;
     }
@@ -171,13 +171,13 @@ export async function executionPage(executionId) {
 
   function renderLogs() {
     const levels = visibleLevels();
-    logList.replaceChildren(...entries.filter((e) => levels.has(e.level)).map(logLine));
+    replace(logList, ...entries.filter((e) => levels.has(e.level)).map(logLine));
     scrollTail();
   }
 
   function renderStatus(ex) {
-    statusNode.replaceChildren("Status: ", badge(ex.status));
-    facts.replaceChildren(
+    replace(statusNode, "Status: ", badge(ex.status));
+    replace(facts,
       el("dt", { text: "Workflow" }),
       el("dd", {}, el("a", { href: `#/workflows/${seg(ex.workflow_id)}` }, el("code", { text: ex.workflow_id }))),
       el("dt", { text: "Triggered" }),
@@ -189,11 +189,11 @@ export async function executionPage(executionId) {
       ex.error ? el("dt", { text: "Error" }) : null,
       ex.error ? el("dd", { class: "error", text: ex.error }) : null,
     );
-    dagNode.replaceChildren(renderDag(ex.steps || []));
+    replace(dagNode, renderDag(ex.steps || []));
     cancelButton.hidden = isTerminal(ex.status) || ex.status === "CANCELLING";
     if (ex.outputs && Object.keys(ex.outputs).length && !outputsShown) {
       outputsShown = true;
-      outputsNode.replaceChildren(
+      replace(outputsNode,
         el("h2", { id: "outputs-title", text: "Outputs" }),
         el("ul", { class: "outputs" }, Object.entries(ex.outputs).map(([k, v]) => outputLink(k, v))),
       );

@@ -1,7 +1,7 @@
 // SSH keys: generate (the public half shown once), list, delete; default cluster accounts.
 
 import { ApiError, call, get, seg } from "./api.js";
-import { announce, confirmDialog, copyText, el, formatTime } from "./dom.js";
+import { announce, confirmDialog, copyText, el, formatTime, replace } from "./dom.js";
 
 function copyable(id, label, text) {
   const button = el("button", { type: "button", class: "secondary", text: `Copy ${label}` });
@@ -47,7 +47,7 @@ export async function keysPage() {
     try {
       const { data } = await call("POST", "/ssh_keys", { body: { type: typeSelect.value } });
       const line = data.public_key.trim();
-      result.replaceChildren(
+      replace(result,
         el("h2", { id: "new-key-title", text: "Your new public key" }),
         el("p", { class: "notice", text: "Take note of it: it is shown only this once." }),
         el("p", {}, "Key ID: ", el("code", { id: "new-key-id", text: data.id })),
@@ -59,7 +59,7 @@ export async function keysPage() {
       result.focus();
       await refreshKeys();
     } catch (error) {
-      result.replaceChildren(el("p", { class: "error", role: "alert", text: errorText(error) }));
+      replace(result, el("p", { class: "error", role: "alert", text: errorText(error) }));
       result.hidden = false;
     } finally {
       generate.disabled = false;
@@ -74,7 +74,7 @@ export async function keysPage() {
     renderIdentities();
   }
   function renderKeys() {
-    keyRows.replaceChildren(
+    replace(keyRows,
       ...currentKeys.map((key) => {
         const remove = el("button", {
           type: "button",
@@ -117,12 +117,12 @@ export async function keysPage() {
   function renderIdentities() {
     const clusters = environments.environments.filter((env) => env.kind !== "local");
     if (!clusters.length) {
-      identities.replaceChildren(
+      replace(identities,
         el("p", { text: "Every environment here runs steps on the server's host: no cluster account is needed." }),
       );
       return;
     }
-    identities.replaceChildren(
+    replace(identities,
       ...clusters.map((env) => {
         const loginId = `login-${env.id}`;
         const keyId = `key-${env.id}`;

@@ -1,7 +1,7 @@
 // Workflows: the list the user may run, and one workflow's trigger form.
 
 import { ApiError, call, get, seg } from "./api.js";
-import { el } from "./dom.js";
+import { el, replace } from "./dom.js";
 import { inputFields } from "./form.js";
 
 const RESERVED = ["user_id", "vault_id"];
@@ -131,7 +131,7 @@ export async function workflowPage(workflowId) {
   );
 
   function showAlert(messages) {
-    alert.replaceChildren(
+    replace(alert,
       el("p", { text: "The workflow was not started:" }),
       el("ul", {}, messages.map((m) => el("li", { text: m }))),
     );
