@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Route
@@ -302,3 +302,95 @@ def test_keyboard_users_reach_the_login_and_skip_to_the_content(
         focused.append(page.evaluate("document.activeElement.textContent"))
     assert "Log in" in focused
     assert watch.errors == []
+
+
+CLUSTER_APPLICATION = """
+application: sim
+environments: [cluster, local]
+expose: [run]
+workflows:
+  run:
+    description: Simulate.
+    inputs:
+      n: {type: integer, default: 1}
+    steps:
+      go:
+        kind: shell
+        run: echo {{ inputs.n }}
+"""
+
+
+def test_a_cluster_workflows_form_offers_the_registered_account_and_keys(
+    chromium: Page, tmp_path: Path, artifacts: Path
+) -> None:
+    # The cluster does not exist: the page only shows and registers the account.
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "sim.yaml").write_text(CLUSTER_APPLICATION)
+    live = LiveServer(tmp_path / "data", free_port())
+    live.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(
+        {
+            "local": {"kind": "local", "name": "Local host"},
+            "cluster": {
+                "kind": "slurm",
+                "name": "Test cluster",
+                "host": "127.0.0.1",
+                "port": 2222,
+                "host_keys": [
+                    "[127.0.0.1]:2222 ssh-ed25519 "
+                    "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+                ],
+            },
+        }
+    )
+    live.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(catalog)])
+    live.start()
+    try:
+        token = live.token("grace")
+        page = chromium
+        watch = Watch(page, live.url)
+        page.route("**/*", _with_csp)
+        with live.client(token) as api:
+            key_id = api.post("/ssh_keys").json()["id"]
+            registered = api.put(
+                "/environments/cluster/identity", json={"login": "grace", "key_id": key_id}
+            )
+            assert registered.status_code == 200, registered.text
+            page.goto(live.url + "/ui/")
+            page.evaluate(f"sessionStorage.setItem('hpcwaas.token', {json.dumps(token)})")
+            page.goto(live.url + "/ui/#/keys")
+            form = page.get_by_role("form", name="Cluster account on Test cluster")
+            assert form.get_by_label("Cluster login").input_value() == "grace"
+            assert form.get_by_label("SSH key").input_value() == key_id
+            form.get_by_label("Cluster login").fill("ghopper")
+            form.get_by_role("button", name="Save").click()
+            form.get_by_text("Saved.").wait_for()
+            identity = api.get("/environments/cluster").json()["identity"]
+            assert identity == {"login": "ghopper", "key_id": key_id}
+            _shot(page, artifacts, "14-cluster-accounts")
+
+            page.goto(live.url + "/ui/#/workflows/sim%40cluster%40run")
+            account = page.get_by_role("group", name="Cluster account on Test cluster")
+            assert account.get_by_label("Cluster login (user_id)").get_attribute("placeholder") == (
+                "ghopper"
+            )
+            options = account.get_by_label("SSH key (vault_id)").locator("option")
+            assert options.first.inner_text() == f"Registered default ({key_id})"
+            assert key_id in options.nth(1).inner_text()
+            account.get_by_label("Cluster login (user_id)").fill("Not A Login")
+            page.get_by_role("button", name="Run workflow").click()
+            # the server's refusal is shown by the field it concerns
+            error = page.locator("#input-user_id-error")
+            error.wait_for()
+            assert "'Not A Login' is not a valid cluster login" in error.inner_text()
+            _shot(page, artifacts, "15-cluster-form")
+            assert api.get("/executions").json()["executions"] == []
+
+            page.goto(live.url + "/ui/#/workflows/sim%40local%40run")
+            page.locator("#input-n").wait_for()
+            assert page.get_by_role("group", name="Cluster account on Local host").count() == 0
+            assert page.locator("#input-user_id").count() == 0
+        assert [e for e in watch.errors if "status of 400" not in e] == []
+        assert watch.foreign_requests() == []
+    finally:
+        live.stop()

@@ -29,13 +29,23 @@ log = logging.getLogger(__name__)
 
 
 class ApiProblem(Exception):
-    """An error response: status, one or more details, optional headers."""
+    """An error response: status, one or more details, optional headers.
 
-    def __init__(self, status: int, *details: str, headers: dict[str, str] | None = None) -> None:
+    ``source_input`` names the trigger input the (first) detail is about, as ``source.input``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        *details: str,
+        headers: dict[str, str] | None = None,
+        source_input: str | None = None,
+    ) -> None:
         super().__init__(details[0] if details else str(status))
         self.status = status
         self.details = details or ("",)
         self.headers = headers or {}
+        self.sources = [ErrorSource(input=source_input)] if source_input else []
 
 
 def not_found(what: str, ident: str) -> ApiProblem:
@@ -69,7 +79,7 @@ def install_error_handlers(app: FastAPI, challenge: str) -> None:
 
     @app.exception_handler(ApiProblem)
     async def _problem(_: Request, exc: ApiProblem) -> JSONResponse:
-        return problem_response(exc.status, *exc.details, headers=exc.headers)
+        return problem_response(exc.status, *exc.details, headers=exc.headers, sources=exc.sources)
 
     @app.exception_handler(AuthenticationFailed)
     async def _unauthorized(_: Request, exc: AuthenticationFailed) -> JSONResponse:

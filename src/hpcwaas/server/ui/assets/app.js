@@ -69,6 +69,12 @@ async function route() {
     return;
   }
   leave();
+  try {
+    await showSession();
+  } catch (error) {
+    if (error instanceof NotLoggedIn) return;
+    throw error;
+  }
   markSection(hash);
   const match = ROUTES.map(([pattern, page]) => [hash.match(pattern), page]).find(([m]) => m);
   replace(main, el("p", { class: "muted", text: "Loading…" }));
@@ -96,6 +102,15 @@ async function route() {
   }
 }
 
+/** Show who is logged in, once per token; throws NotLoggedIn when the token is refused. */
+async function showSession() {
+  if (!document.getElementById("session").hidden) return;
+  const me = await get("/users/me");
+  document.getElementById("whoami").textContent = me.display_name || me.user_id;
+  document.getElementById("nav").hidden = false;
+  document.getElementById("session").hidden = false;
+}
+
 async function start() {
   document.getElementById("logout").addEventListener("click", async () => {
     try {
@@ -106,21 +121,8 @@ async function start() {
     forgetToken();
     await showLogin("You are logged out.");
   });
-  if (!getToken()) {
-    await showLogin();
-  } else {
-    try {
-      const me = await get("/users/me");
-      document.getElementById("whoami").textContent = me.display_name || me.user_id;
-      document.getElementById("nav").hidden = false;
-      document.getElementById("session").hidden = false;
-    } catch (error) {
-      if (error instanceof NotLoggedIn) return;
-      throw error;
-    }
-    await route();
-  }
   window.addEventListener("hashchange", route);
+  await route();
 }
 
 start();

@@ -108,17 +108,19 @@ export async function executionListPage() {
   };
 }
 
-function outputLink(name, value) {
+function outputLink(name, value, urls) {
   const isText = typeof value === "string";
   const blob = new Blob([isText ? value : JSON.stringify(value, null, 2)], {
     type: isText ? "text/plain" : "application/json",
   });
   const filename = `${name}${isText ? ".txt" : ".json"}`;
+  const url = URL.createObjectURL(blob);
+  urls.push(url);
   return el(
     "li",
     {},
     el("a", {
-      href: URL.createObjectURL(blob),
+      href: url,
       download: filename,
       class: "button secondary",
       text: `Download ${name}`,
@@ -148,6 +150,7 @@ export async function executionPage(executionId) {
   );
   const cancelButton = el("button", { type: "button", class: "danger", text: "Cancel execution" });
   const entries = [];
+  const blobUrls = []; // the outputs' downloads, released when leaving the page
   let outputsShown = false;
   let lastStatus = null;
 
@@ -195,7 +198,7 @@ export async function executionPage(executionId) {
       outputsShown = true;
       replace(outputsNode,
         el("h2", { id: "outputs-title", text: "Outputs" }),
-        el("ul", { class: "outputs" }, Object.entries(ex.outputs).map(([k, v]) => outputLink(k, v))),
+        el("ul", { class: "outputs" }, Object.entries(ex.outputs).map(([k, v]) => outputLink(k, v, blobUrls))),
       );
       outputsNode.hidden = false;
     }
@@ -279,6 +282,7 @@ export async function executionPage(executionId) {
     },
     leave() {
       controller.abort();
+      for (const url of blobUrls) URL.revokeObjectURL(url);
     },
   };
 }

@@ -169,7 +169,7 @@ export function inputFields(inputs, extraFields = []) {
     fields.set(spec.name, { spec, input, error, wrapper });
   }
   for (const extra of extraFields) {
-    fields.set(extra.name, extra);
+    fields.set(extra.spec.name, extra);
   }
 
   function setError(name, message) {
