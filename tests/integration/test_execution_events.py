@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -138,3 +139,30 @@ def test_route_is_described_in_the_openapi_document(server: LiveServer) -> None:
     assert "text/event-stream" in operation["responses"]["200"]["content"]
     assert "Last-Event-ID" in operation["description"]
     assert "event: log" in operation["description"] or "`event: log`" in operation["description"]
+
+
+def test_open_streams_end_when_the_server_stops_and_resume_after_a_restart(
+    fresh_server: LiveServer,
+) -> None:
+    fresh_server.start()
+    token = fresh_server.token("restarter")
+    with fresh_server.client(token) as api:
+        execution_id = _trigger(api, "demo@local@sleep", seconds=5)
+        with api.stream("GET", f"/executions/{execution_id}/events", params=ALL_LEVELS) as response:
+            events = _events(response)
+            first = [next(events) for _ in range(2)]
+            assert fresh_server.process is not None
+            fresh_server.process.terminate()
+            started = time.monotonic()
+            rest = list(events)  # the server ends the stream instead of waiting for the run
+        assert fresh_server.process.wait(timeout=20) == 0
+        assert time.monotonic() - started < 15
+    seen = [e for e in first + rest if e.kind == "log"]
+    assert seen
+    fresh_server.start()
+    with fresh_server.client(token) as api:
+        resumed = _stream(api, execution_id, headers={"Last-Event-ID": str(seen[-1].id)})
+    ids = [e.id for e in seen] + [e.id for e in resumed if e.kind == "log"]
+    assert ids == list(range(len(ids)))
+    assert resumed[-1].kind == "status"
+    assert resumed[-1].data["status"] in {"SUCCEEDED", "FAILED"}

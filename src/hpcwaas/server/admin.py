@@ -142,6 +142,19 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
     return asyncio.run(_run_server(settings, host, port, args.log_level))
 
 
+def _server_class(streams_stop: asyncio.Event) -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """Ends the open event streams first: they would hold the shutdown up until they end."""
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            streams_stop.set()
+            await super().shutdown(sockets)
+
+    return Server
+
+
 async def _run_server(settings: Any, host: str, port: int, log_level: str) -> int:
     """Start the services (a failure is one line, not a traceback), serve, then stop them."""
     import signal
@@ -149,12 +162,14 @@ async def _run_server(settings: Any, host: str, port: int, log_level: str) -> in
     import uvicorn
 
     from hpcwaas.server.app import create_app
+    from hpcwaas.server.routes.events import stream_stopper
     from hpcwaas.server.services import start_services, stop_services
 
     services = await start_services(settings)
     try:
+        app = create_app(settings, services)
         config = uvicorn.Config(
-            create_app(settings, services),
+            app,
             host=host,
             port=port,
             log_level=log_level,
@@ -162,7 +177,7 @@ async def _run_server(settings: Any, host: str, port: int, log_level: str) -> in
             access_log=False,  # one access line per request, from our middleware
             server_header=False,
         )
-        server = uvicorn.Server(config)
+        server = _server_class(stream_stopper(app))(config)
         # uvicorn re-raises the stop signal once it has shut down; with these handlers that
         # is a no-op, so the engine below still stops its steps and records why.
         for signum in (signal.SIGTERM, signal.SIGINT):

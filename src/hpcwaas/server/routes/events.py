@@ -14,11 +14,12 @@ after that entry. The stream waits on the engine's change notifications, never o
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import StreamingResponse
 
 from hpcwaas.api.states import LogLevel
@@ -56,8 +57,36 @@ Once the execution is terminal and all its entries were sent, a last `status` ev
 the stream. To resume after a dropped connection, send `Last-Event-ID: <index>` (browsers
 do): entries after that index follow, none repeated. `levels` filters entries like the logs
 route (bitmask DEBUG=1, INFO=2, WARN=4, ERROR=8; 0 or absent: INFO+WARN+ERROR). A stream
-is closed after `limits.max_logs_timeout_seconds`; reconnect with `Last-Event-ID` to go on.
+is closed after `limits.max_logs_timeout_seconds`, and when the server shuts down: reconnect
+with `Last-Event-ID` to go on.
 """
+
+
+def stream_stopper(app: FastAPI) -> asyncio.Event:
+    """The event that ends every open stream of ``app``: set it when the server shuts down.
+
+    An open stream would otherwise hold the shutdown up until its execution ends; ended,
+    it is resumed by the client with Last-Event-ID once the server is back.
+    """
+    event = getattr(app.state, "end_event_streams", None)
+    if not isinstance(event, asyncio.Event):
+        event = asyncio.Event()
+        app.state.end_event_streams = event
+    return event
+
+
+async def _changed_or_stopped(
+    services: Services, execution_id: str, seen: int, timeout: float, stop: asyncio.Event
+) -> bool:
+    """True once the execution changed; False on timeout or when ``stop`` is set."""
+    change = asyncio.ensure_future(services.engine.notifier.wait(execution_id, seen, timeout))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({change, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (change, stopping):
+            task.cancel()
+    return change.done() and not change.cancelled() and change.result()
 
 
 def _event(kind: str, data: str, event_id: int | None = None) -> str:
@@ -85,12 +114,12 @@ def _last_event_id(raw: str | None) -> int:
 
 
 async def _stream(
-    services: Services, execution_id: str, mask: LogLevel, after: int
+    services: Services, execution_id: str, mask: LogLevel, after: int, stop: asyncio.Event
 ) -> AsyncIterator[str]:
     notifier = services.engine.notifier
     deadline = time.monotonic() + services.settings.limits.max_logs_timeout_seconds
     last_status = ""
-    while True:
+    while not stop.is_set():
         # The version is read before the database, so a change in between is not missed.
         seen = notifier.version(execution_id)
         async with services.db.read() as conn:
@@ -114,7 +143,10 @@ async def _stream(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return
-        if not await notifier.wait(execution_id, seen, min(KEEPALIVE_SECONDS, remaining)):
+        wait = min(KEEPALIVE_SECONDS, remaining)
+        if not await _changed_or_stopped(services, execution_id, seen, wait, stop):
+            if stop.is_set():
+                return
             yield ": keep-alive\n\n"
 
 
@@ -142,6 +174,7 @@ async def _stream(
 )
 async def execution_events(
     execution_id: str,
+    request: Request,
     services: ServicesDep,
     user: CurrentUser,
     levels: str | None = None,
@@ -152,7 +185,7 @@ async def execution_events(
     after = _last_event_id(last_event_id)
     await owned_execution(services, user, execution_id)
     return StreamingResponse(
-        _stream(services, execution_id, mask, after),
+        _stream(services, execution_id, mask, after, stream_stopper(request.app)),
         media_type=MEDIA_TYPE,
         # no-transform and X-Accel-Buffering: proxies must pass events on at once.
         headers={"Cache-Control": "no-store, no-transform", "X-Accel-Buffering": "no"},
