@@ -51,7 +51,7 @@ export async function executionListPage() {
         el(
           "tr",
           {},
-          el("td", {}, el("a", { href: `#/executions/${seg(ex.id)}`, text: ex.id.slice(0, 8) })),
+          el("td", {}, el("a", { href: `#/executions/${seg(ex.id)}`, text: ex.id.slice(0, 8), "aria-label": `Execution ${ex.id}` })),
           el("td", {}, el("code", { text: ex.workflow_id })),
           el("td", {}, badge(ex.status)),
           el("td", { text: formatTime(ex.started_at || ex.created_at) }),
