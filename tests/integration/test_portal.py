@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from tests.conftest import LiveServer, free_port
+from tests.integration.conftest import SsoSetup
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Route
@@ -444,3 +445,38 @@ def test_a_cluster_workflows_form_offers_the_registered_account_and_keys(
         assert watch.foreign_requests() == []
     finally:
         live.stop()
+
+
+def test_single_sign_on_brings_the_user_back_to_the_portal_page_they_came_from(
+    sso: SsoSetup, chromium: Page, artifacts: Path
+) -> None:
+    server = sso.start()
+    page = chromium
+    page.route("**/*", _with_csp)
+    page.goto(server.url + "/ui/#/executions")
+    page.get_by_role("link", name="Log in with single sign-on").click()
+    # the identity provider's own pages
+    page.fill("input[name=login]", "alice")
+    page.fill("input[name=password]", "any-password")
+    page.click("button[type=submit]")
+    page.click("button[autofocus], button[type=submit]")
+    page.get_by_role("heading", level=1, name="Executions").wait_for()
+    assert page.url == server.url + "/ui/#/executions"
+    assert page.locator("#whoami").inner_text() == "Alice Liddell"
+    _shot(page, artifacts, "16-after-single-sign-on")
+
+
+def test_an_expired_session_sends_the_user_to_log_in_again(
+    chromium: Page, portal_server: LiveServer
+) -> None:
+    page = chromium
+    watch = Watch(page, portal_server.url)
+    page.route("**/*", _with_csp)
+    page.goto(portal_server.url + "/ui/")
+    page.evaluate("sessionStorage.setItem('hpcwaas.token', 'revoked-or-expired')")
+    page.goto(portal_server.url + "/ui/#/keys")
+    page.get_by_text("your session has expired: log in again").wait_for()
+    login = page.get_by_role("link", name="Log in")
+    assert login.get_attribute("href") == "/auth/login?next=%2Fui%2F%23%2Fkeys"
+    assert page.evaluate("sessionStorage.getItem('hpcwaas.token')") is None
+    assert watch.foreign_requests() == []
