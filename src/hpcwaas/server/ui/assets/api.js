@@ -79,7 +79,11 @@ export async function call(method, path, { body, query, signal } = {}) {
   });
   if (!response.ok) throw await failure(response);
   const text = await response.text();
-  return { status: response.status, headers: response.headers, data: text ? JSON.parse(text) : null };
+  return {
+    status: response.status,
+    headers: response.headers,
+    data: text ? JSON.parse(text) : null,
+  };
 }
 
 export const get = (path, options) => call("GET", path, options).then((r) => r.data);

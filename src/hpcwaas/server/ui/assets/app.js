@@ -34,7 +34,8 @@ async function showLogin(message) {
   } catch {
     // the plain label will do
   }
-  replace(main,
+  replace(
+    main,
     el("h1", { text: "HPCWaaS" }),
     el("p", {
       text: "Run the HPC workflows published for you, follow them live and fetch their results.",
@@ -94,7 +95,8 @@ async function route() {
     page.shown?.();
   } catch (error) {
     if (error instanceof NotLoggedIn) return;
-    replace(main,
+    replace(
+      main,
       el("h1", { text: "Something went wrong" }),
       el("p", { class: "error", role: "alert", text: error.message }),
       el("p", {}, el("a", { href: "#/workflows", text: "Back to the workflows" })),

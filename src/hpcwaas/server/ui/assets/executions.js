@@ -27,7 +27,12 @@ export async function executionListPage() {
     workflows.map((wf) => el("option", { value: wf.id, text: wf.id })),
   );
   const body = el("tbody");
-  const more = el("button", { type: "button", class: "secondary", hidden: true, text: "Show more" });
+  const more = el("button", {
+    type: "button",
+    class: "secondary",
+    hidden: true,
+    text: "Show more",
+  });
   const summary = el("p", { class: "muted", role: "status" });
   let cursor = null;
   let shown = 0;
@@ -51,7 +56,15 @@ export async function executionListPage() {
         el(
           "tr",
           {},
-          el("td", {}, el("a", { href: `#/executions/${seg(ex.id)}`, text: ex.id.slice(0, 8), "aria-label": `Execution ${ex.id}` })),
+          el(
+            "td",
+            {},
+            el("a", {
+              href: `#/executions/${seg(ex.id)}`,
+              text: ex.id.slice(0, 8),
+              "aria-label": `Execution ${ex.id}`,
+            }),
+          ),
           el("td", {}, el("code", { text: ex.workflow_id })),
           el("td", {}, badge(ex.status)),
           el("td", { text: formatTime(ex.started_at || ex.created_at) }),
@@ -138,7 +151,12 @@ export async function executionPage(executionId) {
   const dagNode = el("div", { class: "dag-wrap" });
   const outputsNode = el("section", { "aria-labelledby": "outputs-title", hidden: true });
   const connection = el("span", { class: "muted connection" });
-  const logList = el("ol", { class: "log", role: "log", "aria-label": "Log entries", tabindex: "0" });
+  const logList = el("ol", {
+    class: "log",
+    role: "log",
+    "aria-label": "Log entries",
+    tabindex: "0",
+  });
   const follow = el("input", { type: "checkbox", id: "follow-tail", checked: true });
   const levelBoxes = LEVELS.map((level) =>
     el("input", {
@@ -180,9 +198,18 @@ export async function executionPage(executionId) {
 
   function renderStatus(ex) {
     replace(statusNode, "Status: ", badge(ex.status));
-    replace(facts,
+    replace(
+      facts,
       el("dt", { text: "Workflow" }),
-      el("dd", {}, el("a", { href: `#/workflows/${seg(ex.workflow_id)}` }, el("code", { text: ex.workflow_id }))),
+      el(
+        "dd",
+        {},
+        el(
+          "a",
+          { href: `#/workflows/${seg(ex.workflow_id)}` },
+          el("code", { text: ex.workflow_id }),
+        ),
+      ),
       el("dt", { text: "Triggered" }),
       el("dd", { text: formatTime(ex.created_at) }),
       el("dt", { text: "Started" }),
@@ -196,9 +223,14 @@ export async function executionPage(executionId) {
     cancelButton.hidden = isTerminal(ex.status) || ex.status === "CANCELLING";
     if (ex.outputs && Object.keys(ex.outputs).length && !outputsShown) {
       outputsShown = true;
-      replace(outputsNode,
+      replace(
+        outputsNode,
         el("h2", { id: "outputs-title", text: "Outputs" }),
-        el("ul", { class: "outputs" }, Object.entries(ex.outputs).map(([k, v]) => outputLink(k, v, blobUrls))),
+        el(
+          "ul",
+          { class: "outputs" },
+          Object.entries(ex.outputs).map(([k, v]) => outputLink(k, v, blobUrls)),
+        ),
       );
       outputsNode.hidden = false;
     }
@@ -237,7 +269,12 @@ export async function executionPage(executionId) {
     levelBoxes.map((box) =>
       el("span", { class: "check" }, box, el("label", { for: box.id, text: box.dataset.level })),
     ),
-    el("span", { class: "check" }, follow, el("label", { for: follow.id, text: "Follow the tail" })),
+    el(
+      "span",
+      { class: "check" },
+      follow,
+      el("label", { for: follow.id, text: "Follow the tail" }),
+    ),
   );
 
   return {
@@ -248,7 +285,12 @@ export async function executionPage(executionId) {
       statusNode,
       facts,
       cancelButton,
-      el("section", { "aria-labelledby": "steps-title" }, el("h2", { id: "steps-title", text: "Steps" }), dagNode),
+      el(
+        "section",
+        { "aria-labelledby": "steps-title" },
+        el("h2", { id: "steps-title", text: "Steps" }),
+        dagNode,
+      ),
       outputsNode,
       el(
         "section",

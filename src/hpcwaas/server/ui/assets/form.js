@@ -77,7 +77,9 @@ function scalar(kind, text, spec, what = "") {
   }
   const pattern = kind === "integer" ? INTEGER : NUMBER;
   if (!pattern.test(text)) {
-    throw new Error(`${what}expected ${kind === "integer" ? "a whole number" : "a number"}, got ${JSON.stringify(text)}`);
+    throw new Error(
+      `${what}expected ${kind === "integer" ? "a whole number" : "a number"}, got ${JSON.stringify(text)}`,
+    );
   }
   const number = Number(text);
   if (spec.minimum !== null && spec.minimum !== undefined && number < spec.minimum) {

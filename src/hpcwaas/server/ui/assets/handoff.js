@@ -15,7 +15,8 @@
   try {
     window.sessionStorage.setItem("hpcwaas.token", tokenNode.textContent.trim());
   } catch (e) {
-    marker.textContent = "Your browser refused to keep the token for the portal: copy it from above.";
+    marker.textContent =
+      "Your browser refused to keep the token for the portal: copy it from above.";
     return;
   }
   window.location.replace(next);

@@ -27,7 +27,12 @@ export async function keysPage() {
     el("option", { value: "ed25519", text: "Ed25519" }),
   );
   const generate = el("button", { type: "submit", text: "Generate a key" });
-  const result = el("section", { class: "new-key", "aria-labelledby": "new-key-title", hidden: true, tabindex: "-1" });
+  const result = el("section", {
+    class: "new-key",
+    "aria-labelledby": "new-key-title",
+    hidden: true,
+    tabindex: "-1",
+  });
   const genForm = el(
     "form",
     { "aria-labelledby": "generate-title" },
@@ -47,12 +52,19 @@ export async function keysPage() {
     try {
       const { data } = await call("POST", "/ssh_keys", { body: { type: typeSelect.value } });
       const line = data.public_key.trim();
-      replace(result,
+      replace(
+        result,
         el("h2", { id: "new-key-title", text: "Your new public key" }),
         el("p", { class: "notice", text: "Take note of it: it is shown only this once." }),
         el("p", {}, "Key ID: ", el("code", { id: "new-key-id", text: data.id })),
         ...copyable("new-public-key", "public key", line),
-        el("p", {}, "Add this line to ", el("code", { text: "~/.ssh/authorized_keys" }), " on each cluster:"),
+        el(
+          "p",
+          {},
+          "Add this line to ",
+          el("code", { text: "~/.ssh/authorized_keys" }),
+          " on each cluster:",
+        ),
         ...copyable("authorized-keys-line", "command", `echo '${line}' >> ~/.ssh/authorized_keys`),
       );
       result.hidden = false;
@@ -74,7 +86,8 @@ export async function keysPage() {
     renderIdentities();
   }
   function renderKeys() {
-    replace(keyRows,
+    replace(
+      keyRows,
       ...currentKeys.map((key) => {
         const remove = el("button", {
           type: "button",
@@ -117,12 +130,16 @@ export async function keysPage() {
   function renderIdentities() {
     const clusters = environments.environments.filter((env) => env.kind !== "local");
     if (!clusters.length) {
-      replace(identities,
-        el("p", { text: "Every environment here runs steps on the server's host: no cluster account is needed." }),
+      replace(
+        identities,
+        el("p", {
+          text: "Every environment here runs steps on the server's host: no cluster account is needed.",
+        }),
       );
       return;
     }
-    replace(identities,
+    replace(
+      identities,
       ...clusters.map((env) => {
         const loginId = `login-${env.id}`;
         const keyId = `key-${env.id}`;
@@ -145,12 +162,22 @@ export async function keysPage() {
           ),
         );
         const message = el("p", { role: "status", class: "muted" });
-        const forget = el("button", { type: "button", class: "secondary", text: "Forget", hidden: !env.identity });
+        const forget = el("button", {
+          type: "button",
+          class: "secondary",
+          text: "Forget",
+          hidden: !env.identity,
+        });
         const form = el(
           "form",
           { class: "identity", "aria-label": `Cluster account on ${env.name}` },
           el("h3", { text: `${env.name} (${env.host || env.id})` }),
-          el("div", { class: "field" }, el("label", { for: loginId, text: "Cluster login" }), login),
+          el(
+            "div",
+            { class: "field" },
+            el("label", { for: loginId, text: "Cluster login" }),
+            login,
+          ),
           el("div", { class: "field" }, el("label", { for: keyId, text: "SSH key" }), key),
           el("button", { type: "submit", text: "Save" }),
           forget,
@@ -209,7 +236,9 @@ export async function keysPage() {
               el(
                 "tr",
                 {},
-                ["Key ID", "Type", "Fingerprint", "Created", "Actions"].map((h) => el("th", { scope: "col", text: h })),
+                ["Key ID", "Type", "Fingerprint", "Created", "Actions"].map((h) =>
+                  el("th", { scope: "col", text: h }),
+                ),
               ),
             ),
             keyRows,

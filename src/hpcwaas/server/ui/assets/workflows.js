@@ -48,7 +48,11 @@ function identityFields(environment, keys) {
   });
   const keySelect = el(
     "select",
-    { id: "input-vault_id", name: "vault_id", "aria-describedby": "input-vault_id-help input-vault_id-error" },
+    {
+      id: "input-vault_id",
+      name: "vault_id",
+      "aria-describedby": "input-vault_id-help input-vault_id-error",
+    },
     el("option", {
       value: "",
       text: registered ? `Registered default (${registered.key_id})` : "— choose a key —",
@@ -131,9 +135,14 @@ export async function workflowPage(workflowId) {
   );
 
   function showAlert(messages) {
-    replace(alert,
+    replace(
+      alert,
       el("p", { text: "The workflow was not started:" }),
-      el("ul", {}, messages.map((m) => el("li", { text: m }))),
+      el(
+        "ul",
+        {},
+        messages.map((m) => el("li", { text: m })),
+      ),
     );
     alert.hidden = false;
   }
