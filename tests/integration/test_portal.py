@@ -87,6 +87,17 @@ def test_a_user_runs_follows_downloads_and_cancels_workflows_in_the_browser(
     assert page.locator(f"tr[data-key='{key_id}']").is_visible()
     assert [k["id"] for k in api.get("/ssh_keys").json()["ssh_keys"]] == [key_id]
     shot(page, artifacts, "03-ssh-keys")
+    # a second key, an Ed25519 one, deleted after confirmation
+    page.get_by_label("Key type").select_option("ed25519")
+    page.get_by_role("button", name="Generate a key").click()
+    page.locator("#new-public-key").filter(has_text="ssh-ed25519 ").wait_for()
+    spare = page.locator("#new-key-id").inner_text()
+    page.get_by_role("button", name=f"Delete key {spare}").click()
+    page.get_by_role("dialog", name="Delete this key?").get_by_role(
+        "button", name="Delete key"
+    ).click()
+    page.locator(f"tr[data-key='{spare}']").wait_for(state="detached")
+    assert [k["id"] for k in api.get("/ssh_keys").json()["ssh_keys"]] == [key_id]
 
     # -- the sweep form: defaults filled, an invalid value refused in the page...
     _trigger_from_form(page, "sweep")
