@@ -176,3 +176,15 @@ def wait_for_status(
             return body
         time.sleep(0.1)
     raise AssertionError(f"execution {execution_id} still {body.get('status')} after {timeout} s")
+
+
+def post_login_form(
+    client: httpx.Client, base_url: str, username: str, password: str, **kwargs: object
+) -> httpx.Response:
+    """Log in through the password form as a browser does: GET it (its CSRF token lands in a
+    cookie and a hidden field), then POST it with the same client."""
+    from tests.sso_support import parse_forms
+
+    form = parse_forms(client.get(base_url + "/auth/login").text)[0]
+    fields = {**form.fields, "username": username, "password": password}
+    return client.post(base_url + "/auth/login", data=fields, **kwargs)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import LiveServer, free_port, wait_for_status
+from tests.conftest import LiveServer, free_port, post_login_form, wait_for_status
 from tests.integration.conftest import SsoSetup
 from tests.sso_support import approve_device_code, complete_login
 
@@ -98,17 +98,14 @@ def test_form_login_failure_success_and_logout_are_audited(server: LiveServer) -
     assert added.returncode == 0, added.stderr
     failed_rid, login_rid, logout_rid = rid(), rid(), rid()
 
-    refused = httpx.post(
-        server.url + "/auth/login",
-        data={"username": name, "password": WRONG_PASSWORD},
-        headers={"X-Request-ID": failed_rid},
-    )
-    assert refused.status_code == 401
-    page = httpx.post(
-        server.url + "/auth/login",
-        data={"username": name, "password": PASSWORD},
-        headers={"X-Request-ID": login_rid},
-    )
+    with httpx.Client() as browser:
+        refused = post_login_form(
+            browser, server.url, name, WRONG_PASSWORD, headers={"X-Request-ID": failed_rid}
+        )
+        assert refused.status_code == 401
+        page = post_login_form(
+            browser, server.url, name, PASSWORD, headers={"X-Request-ID": login_rid}
+        )
     assert page.status_code == 200, page.text
     token = token_of(page)
     with server.client(token) as client:
@@ -145,11 +142,10 @@ def test_a_login_for_an_unknown_account_is_a_failure_under_the_name_tried(
 ) -> None:
     tried = f"mallory-{uuid.uuid4().hex[:6]}"
     request_id = rid()
-    httpx.post(
-        server.url + "/auth/login",
-        data={"username": tried, "password": WRONG_PASSWORD},
-        headers={"X-Request-ID": request_id},
-    )
+    with httpx.Client() as browser:
+        post_login_form(
+            browser, server.url, tried, WRONG_PASSWORD, headers={"X-Request-ID": request_id}
+        )
     (event,) = audit_events(server, "--user", tried)
     assert (event["action"], event["outcome"], event["request_id"]) == (
         "login",
@@ -357,8 +353,9 @@ def test_no_secret_reaches_the_audit_log_or_the_database(server: LiveServer) -> 
     """Passwords, tokens and private keys: grep the audit log and every file of the server."""
     name = f"dave-{uuid.uuid4().hex[:6]}"
     server.admin("users", "add", name, "--password-stdin", input_text=PASSWORD + "\n")
-    httpx.post(server.url + "/auth/login", data={"username": name, "password": WRONG_PASSWORD})
-    page = httpx.post(server.url + "/auth/login", data={"username": name, "password": PASSWORD})
+    with httpx.Client() as browser:
+        post_login_form(browser, server.url, name, WRONG_PASSWORD)
+        page = post_login_form(browser, server.url, name, PASSWORD)
     token = token_of(page)
     with server.client(token) as client:
         made = client.post("/ssh_keys").json()
@@ -421,7 +418,7 @@ def test_sso_and_device_logins_and_a_failed_sso_are_audited(sso: SsoSetup) -> No
     assert (bob["details"], bob["request_id"]) == ({"method": "device"}, device_rid)
     failed = only(events, outcome="failure", request_id=forged_rid)
     assert failed["actor"] == "anonymous"
-    assert "already used" in failed["details"]["reason"]
+    assert "another browser" in failed["details"]["reason"]
     refused = only(events, outcome="failure", request_id=odd_rid)
     assert refused["details"] == {"method": "sso", "reason": "[redacted]"}
     tokens = audit_events(server, "--action", "token.issue")

@@ -49,6 +49,7 @@ def test_every_api_route_needs_authentication(server: LiveServer) -> None:
         ("GET", "/executions/x"),
         ("DELETE", "/executions/x"),
         ("GET", "/executions/x/logs"),
+        ("GET", "/executions/x/events"),
         ("POST", "/ssh_keys"),
         ("GET", "/ssh_keys"),
         ("DELETE", "/ssh_keys/x"),

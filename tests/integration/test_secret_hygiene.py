@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import BIN, LiveServer, free_port, wait_for_status
+from tests.conftest import BIN, LiveServer, free_port, post_login_form, wait_for_status
 
 from hpcwaas.secrets.base import ssh_key_path
 from hpcwaas.secrets.embedded import EmbeddedKeyStore, load_or_create_master_key
@@ -168,12 +168,10 @@ def test_no_password_token_or_private_key_leaks_into_responses_outputs_logs_or_f
         api.get("/environments")
 
     with _client(live, recorder) as anonymous:
-        login = anonymous.post("/auth/login", data={"username": "alice", "password": PASSWORD})
+        login = post_login_form(anonymous, "", "alice", PASSWORD)
         assert login.status_code == 200, login.text
         form_token = re.search(r'id="token"[^>]*>\s*([^<\s]+)', login.text).group(1)  # type: ignore[union-attr]
-        wrong = anonymous.post(
-            "/auth/login", data={"username": "alice", "password": PASSWORD + "-typo"}
-        )
+        wrong = post_login_form(anonymous, "", "alice", PASSWORD + "-typo")
         assert wrong.status_code == 401
         basic = base64.b64encode(f"alice:{PASSWORD}-typo".encode()).decode()
         assert (

@@ -132,16 +132,32 @@ def test_id_token_is_accepted_with_discovery(sso: SsoSetup) -> None:
 
 def test_a_replayed_or_forged_state_is_refused(sso: SsoSetup) -> None:
     sso.start()
-    callback = authorize_url_for(sso.login_url, "alice")
-    forged = re.sub(r"state=[^&]+", "state=forged", callback)
-    response = httpx.get(forged)
-    assert response.status_code == 400
-    assert "already used" in _detail(response) or "unknown" in _detail(response)
-    first = httpx.get(callback)
-    assert first.status_code == 200
-    replay = httpx.get(callback)
+    with httpx.Client(timeout=30) as browser:
+        callback = authorize_url_for(sso.login_url, "alice", client=browser)
+        forged = re.sub(r"state=[^&]+", "state=forged", callback)
+        response = browser.get(forged)
+        assert response.status_code == 400
+        assert "not started in this browser" in _detail(response)
+        first = browser.get(callback)
+        assert first.status_code == 200
+        assert _token_of(first)
+    # The state is single-use even for a client that kept the browser's cookie.
+    state = parse_qs(urlsplit(callback).query)["state"][0]
+    replay = httpx.get(callback, cookies={"hpcwaas_sso_state": state})
     assert replay.status_code == 400
     assert "already used" in _detail(replay)
+
+
+def test_a_login_link_opened_in_another_browser_logs_nobody_in(sso: SsoSetup) -> None:
+    """Login CSRF: Mallory starts a login as herself and sends Alice the link back."""
+    sso.start()
+    with httpx.Client(timeout=30) as mallory:
+        callback = authorize_url_for(sso.login_url, "mallory", client=mallory)
+    with httpx.Client(timeout=30) as alice:
+        response = alice.get(callback)
+    assert response.status_code == 400
+    assert "not started in this browser" in _detail(response)
+    assert 'id="token"' not in response.text
 
 
 def test_a_refused_consent_comes_back_as_a_400(sso: SsoSetup) -> None:

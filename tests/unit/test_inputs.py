@@ -300,6 +300,22 @@ def test_every_problem_is_reported_at_once():
         assert needle in joined
 
 
+def test_each_problem_names_the_input_it_concerns():
+    spec = workflow(n={"type": "integer", "maximum": 8}, name={"type": "string"})
+    with pytest.raises(InputValidationError) as info:
+        validate_inputs(spec, {"n": 9, "extra": 1})
+    about = dict(zip(info.value.inputs, info.value.problems, strict=True))
+    assert about["n"] == "input 'n': 9 is above the maximum 8"
+    assert about["extra"].startswith("unknown input 'extra'")
+    assert about["name"].startswith("missing required input 'name'")
+
+
+def test_a_problem_with_the_whole_inputs_names_no_input():
+    with pytest.raises(InputValidationError) as info:
+        validate_inputs(workflow(), ["not", "an", "object"])  # type: ignore[arg-type]
+    assert info.value.inputs == [None]
+
+
 def test_error_message_joins_the_problems():
     spec = workflow(a={"type": "integer"}, b={"type": "integer"})
     with pytest.raises(InputValidationError) as info:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel
 
 # (id, title) by HTTP status, as the original API names them.
@@ -20,23 +22,36 @@ ERROR_IDS: dict[int, tuple[str, str]] = {
 }
 
 
+class ErrorSource(BaseModel):
+    """Additive: what an error is about, for programs (the page shows it next to that field)."""
+
+    input: str | None = None  # the trigger input the error concerns
+
+
 class ErrorItem(BaseModel):
     id: str
     status: int
     title: str
     detail: str
+    source: ErrorSource | None = None  # additive; absent when the error concerns no one field
 
 
 class ErrorEnvelope(BaseModel):
     errors: list[ErrorItem]
 
 
-def error_item(status: int, detail: str) -> ErrorItem:
+def error_item(status: int, detail: str, source: ErrorSource | None = None) -> ErrorItem:
     """Build one envelope item for an HTTP status."""
     err_id, title = ERROR_IDS.get(status, ("error", "Error"))
-    return ErrorItem(id=err_id, status=status, title=title, detail=detail)
+    return ErrorItem(id=err_id, status=status, title=title, detail=detail, source=source)
 
 
-def envelope(status: int, *details: str) -> dict[str, object]:
-    """The envelope as a JSON-ready dict, one item per detail."""
-    return ErrorEnvelope(errors=[error_item(status, d) for d in details]).model_dump()
+def envelope(
+    status: int, *details: str, sources: Sequence[ErrorSource | None] = ()
+) -> dict[str, object]:
+    """The envelope as a JSON-ready dict, one item per detail; ``sources[i]`` goes with detail i."""
+    items = [
+        error_item(status, d, sources[i] if i < len(sources) else None)
+        for i, d in enumerate(details)
+    ]
+    return ErrorEnvelope(errors=items).model_dump(exclude_none=True)

@@ -66,6 +66,8 @@ class StepPublic(BaseModel):
     ended_at: datetime | None = None
     exit_code: int | None = None
     job_id: str | None = None  # the Slurm job, for steps that are batch jobs
+    # additive: the steps this one waits for (the edges of the DAG); null if the workflow is gone
+    needs: list[str] | None = None
 
 
 class ExecutionPublic(BaseModel):
@@ -88,6 +90,7 @@ class ExecutionSummary(BaseModel):
     created_at: datetime
     ended_at: datetime | None = None
     owner: str | None = None  # additive: the user who triggered it
+    started_at: datetime | None = None  # additive
 
 
 class ExecutionList(BaseModel):

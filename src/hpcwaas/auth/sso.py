@@ -87,8 +87,9 @@ class SingleSignOn:
         self.oidc = oidc
         self._cache: dict[str, tuple[float, Identity]] = {}
 
-    async def begin_login(self) -> str:
-        """Record a login attempt; return the provider URL to send the browser to."""
+    async def begin_login(self) -> tuple[str, str]:
+        """Record a login attempt; return the provider URL to send the browser to, and the
+        attempt's state (for the caller to bind to the browser)."""
         endpoints = await self.oidc.endpoints()
         state = secrets.token_urlsafe(32)
         salt = secrets.token_hex(32)
@@ -103,12 +104,13 @@ class SingleSignOn:
                     expires_at=now + timedelta(seconds=self._config.login_timeout_seconds),
                 )
             )
-        return self.oidc.authorization_url(
+        url = self.oidc.authorization_url(
             endpoints,
             state=state,
             nonce=_derive(salt, "nonce", state),
             verifier=_derive(salt, "verifier", state),
         )
+        return url, state
 
     async def finish_login(self, code: str, state: str) -> tuple[Profile, str, TokenRecord]:
         """Check the state (once), redeem the code, read the user; return a token of ours."""

@@ -39,10 +39,14 @@ class WorkflowForbidden(CatalogError):
 
 
 class InputValidationError(CatalogError):
-    """The trigger inputs do not fit the workflow's declared inputs; ``problems`` lists them all."""
+    """The trigger inputs do not fit the workflow's declared inputs; ``problems`` lists them all.
 
-    def __init__(self, problems: list[str]) -> None:
+    ``inputs[i]`` names the input problem i is about (None when it concerns no single input).
+    """
+
+    def __init__(self, problems: list[str], inputs: list[str | None] | None = None) -> None:
         self.problems = list(problems)
+        self.inputs = list(inputs) if inputs is not None else [None] * len(self.problems)
         super().__init__("; ".join(self.problems))
 
 

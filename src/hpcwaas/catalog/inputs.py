@@ -30,11 +30,13 @@ def validate_inputs(
             [f"too many inputs: {len(raw)} given, at most {max_inputs} (limits.max_inputs)"]
         )
     problems: list[str] = []
+    about: list[str | None] = []  # the input each problem concerns
     result: dict[str, Any] = {}
     for name, value in raw.items():
         declared = spec.inputs.get(name)
         if declared is None and name not in reserved:
             problems.append(_unknown(name, spec, reserved))
+            about.append(name)
             continue
         size = _size(value)
         if size > max_value_bytes:
@@ -42,6 +44,7 @@ def validate_inputs(
                 f"input {name!r}: too long: {size} bytes, at most {max_value_bytes} "
                 "(limits.max_input_bytes)"
             )
+            about.append(name)
             continue
         try:
             if declared is not None:
@@ -50,16 +53,18 @@ def validate_inputs(
                 result[name] = _reserved_value(value)
         except ValueProblem as exc:
             problems.append(f"input {name!r}: {exc}")
+            about.append(name)
     for name, declared in spec.inputs.items():
         if name in raw:
             continue
         if declared.required:
             hint = f" ({declared.description})" if declared.description else ""
             problems.append(f"missing required input {name!r} of type {declared.type}{hint}")
+            about.append(name)
         else:
             result[name] = copy.deepcopy(declared.default)
     if problems:
-        raise InputValidationError(problems)
+        raise InputValidationError(problems, about)
     return result
 
 

@@ -156,6 +156,19 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
     return asyncio.run(_run_server(settings, host, port, args.log_level, ssl_context))
 
 
+def _server_class(streams_stop: asyncio.Event) -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """Ends the open event streams first: they would hold the shutdown up until they end."""
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            streams_stop.set()
+            await super().shutdown(sockets)
+
+    return Server
+
+
 async def _run_server(
     settings: Any, host: str, port: int, log_level: str, ssl_context: ssl.SSLContext | None
 ) -> int:
@@ -165,12 +178,14 @@ async def _run_server(
     import uvicorn
 
     from hpcwaas.server.app import create_app
+    from hpcwaas.server.routes.events import stream_stopper
     from hpcwaas.server.services import start_services, stop_services
 
     services = await start_services(settings)
     try:
+        app = create_app(settings, services)
         config = uvicorn.Config(
-            create_app(settings, services),
+            app,
             host=host,
             port=port,
             log_level=log_level,
@@ -182,7 +197,7 @@ async def _run_server(
             ssl_context_factory=(lambda *_: ssl_context) if ssl_context is not None else None,
         )
         _log_listening(host, port, settings.tls)
-        server = uvicorn.Server(config)
+        server = _server_class(stream_stopper(app))(config)
         # uvicorn re-raises the stop signal once it has shut down; with these handlers that
         # is a no-op, so the engine below still stops its steps and records why.
         for signum in (signal.SIGTERM, signal.SIGINT):

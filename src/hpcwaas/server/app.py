@@ -22,6 +22,7 @@ from hpcwaas.server.routes import (
     audit,
     auth,
     environments,
+    events,
     executions,
     health,
     ssh_keys,
@@ -55,7 +56,17 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    for module in (workflows, executions, ssh_keys, environments, users, auth, audit, health):
+    for module in (
+        workflows,
+        executions,
+        events,
+        ssh_keys,
+        environments,
+        users,
+        auth,
+        audit,
+        health,
+    ):
         app.include_router(module.router)
     # The web portal: public static files; everything they show comes from the API.
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")

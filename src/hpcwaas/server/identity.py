@@ -53,8 +53,11 @@ def cluster_environment(services: Services, name: str) -> SlurmEnvironment:
     return config
 
 
-def check_login(login: str, field: str) -> None:
-    """A 400 naming `field` and the rule unless `login` is a valid cluster login."""
+def check_login(login: str, field: str, input_name: str | None = None) -> None:
+    """A 400 naming `field` and the rule unless `login` is a valid cluster login.
+
+    ``input_name``: the trigger input the login came from, named in the error's source.
+    """
     # fullmatch: `$` alone would accept a trailing newline.
     if _LOGIN.fullmatch(login) is None:
         raise ApiProblem(
@@ -62,20 +65,26 @@ def check_login(login: str, field: str) -> None:
             f"{field} {cut(login)!r} is not a valid cluster login: it must match {LOGIN_RULE} "
             "(lower-case letters, digits, '_', '.' and '-', at most 32 characters, "
             "starting with a letter or '_')",
+            source_input=input_name,
         )
 
 
-async def check_key(conn: AsyncConnection, key_id: str, user_id: str) -> None:
+async def check_key(
+    conn: AsyncConnection, key_id: str, user_id: str, input_name: str | None = None
+) -> None:
     """A 400 if the SSH key does not exist, a 403 if it is someone else's."""
     if await key_store.get_key(conn, key_id, user_id) is not None:
         return
     if await key_owner(conn, key_id) is None:
         raise ApiProblem(
-            400, f"no SSH key {cut(key_id)}: generate one with `waas ssh_keys key-gen`"
+            400,
+            f"no SSH key {cut(key_id)}: generate one with `waas ssh_keys key-gen`",
+            source_input=input_name,
         )
     raise ApiProblem(
         403,
         f"SSH key {cut(key_id)} is not yours: a key can only be used by the user who generated it",
+        source_input=input_name,
     )
 
 
@@ -113,7 +122,9 @@ async def resolve_identity(
                 "pass -i user_id=<login> -i vault_id=<key id>, or register defaults with "
                 f"`waas environments set-identity {environment} --login <login> --key <key id>`",
             )
-        field = "input 'user_id'" if _given(inputs, "user_id") else "registered login"
-        check_login(login, field)
-        await check_key(conn, key_id, user.user_id)
+        from_input = _given(inputs, "user_id") is not None
+        field = "input 'user_id'" if from_input else "registered login"
+        check_login(login, field, "user_id" if from_input else None)
+        key_input = "vault_id" if _given(inputs, "vault_id") is not None else None
+        await check_key(conn, key_id, user.user_id, key_input)
     return login, key_id

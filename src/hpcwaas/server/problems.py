@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +13,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from hpcwaas.api.errors import envelope
+from hpcwaas.api.errors import ErrorSource, envelope
 from hpcwaas.auth.identity import AuthenticationFailed
 from hpcwaas.auth.oidc import ProviderError
 from hpcwaas.auth.sso import LoginFailed
@@ -30,13 +31,23 @@ log = logging.getLogger(__name__)
 
 
 class ApiProblem(Exception):
-    """An error response: status, one or more details, optional headers."""
+    """An error response: status, one or more details, optional headers.
 
-    def __init__(self, status: int, *details: str, headers: dict[str, str] | None = None) -> None:
+    ``source_input`` names the trigger input the (first) detail is about, as ``source.input``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        *details: str,
+        headers: dict[str, str] | None = None,
+        source_input: str | None = None,
+    ) -> None:
         super().__init__(details[0] if details else str(status))
         self.status = status
         self.details = details or ("",)
         self.headers = headers or {}
+        self.sources = [ErrorSource(input=source_input)] if source_input else []
 
 
 def not_found(what: str, ident: str) -> ApiProblem:
@@ -59,13 +70,18 @@ DEFAULT_RETRY_AFTER = "30"
 
 
 def problem_response(
-    status: int, *details: str, headers: dict[str, str] | None = None
+    status: int,
+    *details: str,
+    headers: dict[str, str] | None = None,
+    sources: Sequence[ErrorSource | None] = (),
 ) -> JSONResponse:
     """The envelope of COMPAT.md for ``status``, one item per detail."""
     headers = dict(headers or {})
     if status == 429 and not any(k.lower() == "retry-after" for k in headers):
         headers["Retry-After"] = DEFAULT_RETRY_AFTER
-    return JSONResponse(envelope(status, *details), status_code=status, headers=headers)
+    return JSONResponse(
+        envelope(status, *details, sources=sources), status_code=status, headers=headers
+    )
 
 
 def install_error_handlers(app: FastAPI, challenge: str) -> None:
@@ -73,7 +89,7 @@ def install_error_handlers(app: FastAPI, challenge: str) -> None:
 
     @app.exception_handler(ApiProblem)
     async def _problem(_: Request, exc: ApiProblem) -> JSONResponse:
-        return problem_response(exc.status, *exc.details, headers=exc.headers)
+        return problem_response(exc.status, *exc.details, headers=exc.headers, sources=exc.sources)
 
     @app.exception_handler(AuthenticationFailed)
     async def _unauthorized(_: Request, exc: AuthenticationFailed) -> JSONResponse:
@@ -81,7 +97,9 @@ def install_error_handlers(app: FastAPI, challenge: str) -> None:
 
     @app.exception_handler(InputValidationError)
     async def _inputs(_: Request, exc: InputValidationError) -> JSONResponse:
-        return problem_response(400, *exc.problems)
+        # Each item names its input (``source.input``) so a form can show it by the field.
+        sources = [None if name is None else ErrorSource(input=name) for name in exc.inputs]
+        return problem_response(400, *exc.problems, sources=sources)
 
     @app.exception_handler(KeyStoreUnavailable)
     async def _keystore(_: Request, exc: KeyStoreUnavailable) -> JSONResponse:

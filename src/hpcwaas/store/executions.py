@@ -134,12 +134,23 @@ async def get_steps(conn: AsyncConnection, execution_id: str) -> list[StepRecord
 
 
 async def list_executions(
-    conn: AsyncConnection, owner: str | None, *, limit: int, cursor: str | None
+    conn: AsyncConnection,
+    owner: str | None,
+    *,
+    limit: int,
+    cursor: str | None,
+    statuses: Iterable[ExecutionStatus] | None = None,
+    workflow_id: str | None = None,
 ) -> tuple[list[ExecutionRecord], str | None]:
-    """The owner's executions (everyone's with ``owner=None``), newest first, one page at a time."""
+    """The owner's executions (everyone's with ``owner=None``), newest first, one page at a
+    time; optionally only some statuses or one workflow."""
     query = select(executions)
     if owner is not None:
         query = query.where(executions.c.owner == owner)
+    if statuses is not None:
+        query = query.where(executions.c.status.in_([s.value for s in statuses]))
+    if workflow_id is not None:
+        query = query.where(executions.c.workflow_id == workflow_id)
     rows, next_cursor = await newest_first_page(conn, executions, query, limit=limit, cursor=cursor)
     return [_execution(r) for r in rows], next_cursor
 

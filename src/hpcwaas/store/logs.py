@@ -76,3 +76,28 @@ async def read(
         LogRecord(level=LogLevel(r.level), timestamp=r.timestamp, content=r.content, step=r.step)
         for r in rows
     ], total
+
+
+async def read_after(
+    conn: AsyncConnection, execution_id: str, mask: LogLevel, after: int, size: int
+) -> list[tuple[int, LogRecord]]:
+    """Up to ``size`` entries matching ``mask`` whose index is above ``after``, with their index."""
+    rows = await conn.execute(
+        select(log_entries)
+        .where(
+            log_entries.c.execution_id == execution_id,
+            log_entries.c.level.in_(_levels(mask)),
+            log_entries.c.idx > after,
+        )
+        .order_by(log_entries.c.idx)
+        .limit(size)
+    )
+    return [
+        (
+            int(r.idx),
+            LogRecord(
+                level=LogLevel(r.level), timestamp=r.timestamp, content=r.content, step=r.step
+            ),
+        )
+        for r in rows
+    ]

@@ -23,6 +23,7 @@ from hpcwaas.server.auditing import Audit, RequestAudit
 from hpcwaas.server.deps import CurrentUser, ServicesDep
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.pages import page
+from hpcwaas.server.portal_return import forget_next, portal_next, recall_next, remember_next
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.services import Services
 from hpcwaas.store import users as user_store
@@ -77,7 +78,12 @@ async def _login_failed(audit: RequestAudit, actor: str, method: str, reason: st
 
 
 def _token_page(
-    request: Request, token: str, user_id: str, name: str | None, expires: str
+    request: Request,
+    token: str,
+    user_id: str,
+    name: str | None,
+    expires: str,
+    next_path: str | None = None,
 ) -> HTMLResponse:
     return page(
         "token.html",
@@ -86,11 +92,17 @@ def _token_page(
         token=token,
         expires_at=expires,
         api_url=str(request.base_url).rstrip("/"),
+        next=next_path,
     )
 
 
 def _login_form(
-    request: Request, *, status: int = 200, username: str = "", error: str | None = None
+    request: Request,
+    *,
+    status: int = 200,
+    username: str = "",
+    error: str | None = None,
+    next_path: str | None = None,
 ) -> HTMLResponse:
     """The login form, with a fresh CSRF token in its hidden field and its cookie."""
     form_token = csrf.new_token()
@@ -102,6 +114,7 @@ def _login_form(
         error=error,
         csrf_field=csrf.FIELD_NAME,
         csrf_token=form_token,
+        next=next_path,
     )
     csrf.set_cookie(response, request, form_token)
     return response
@@ -116,11 +129,21 @@ def _login_form(
         **problems(503),
     },
 )
-async def login_start(request: Request, services: ServicesDep) -> Response:
-    """Single sign-on: off to the identity provider. Otherwise: the login form."""
-    if services.sso is not None:
-        return RedirectResponse(await services.sso.begin_login(), status_code=303)
-    return _login_form(request)
+async def login_start(request: Request, services: ServicesDep, next: str | None = None) -> Response:
+    """Single sign-on: off to the identity provider. Otherwise: the login form.
+
+    ``next``, a path of the web portal (``/ui/...``), is where the browser goes once logged
+    in, with the token handed to the portal; anything else is ignored.
+    """
+    next_path = portal_next(next)
+    if services.sso is None:
+        return _login_form(request, next_path=next_path)
+    url, state = await services.sso.begin_login()
+    response = RedirectResponse(url, status_code=303)
+    csrf.bind_sso_state(response, request, state, services.settings.auth.login_timeout_seconds)
+    if next_path:
+        remember_next(response, request, next_path)
+    return response
 
 
 @router.post(
@@ -145,6 +168,7 @@ async def login(
     username: Annotated[str, Form(min_length=1, max_length=255)],
     password: Annotated[str, Form(min_length=1, max_length=1024)],
     csrf_token: Annotated[str, Form(max_length=1024)] = "",
+    next: Annotated[str | None, Form(max_length=1024)] = None,
 ) -> HTMLResponse:
     """Check the form's CSRF token and credentials and show a fresh token for the CLI."""
     if services.sso is not None:
@@ -159,13 +183,22 @@ async def login(
     if not await services.authenticator.verify_login(username, password):
         await _login_failed(audit, username, "form", "wrong user name or password")
         return _login_form(
-            request, status=401, username=username, error="Wrong user name or password."
+            request,
+            status=401,
+            username=username,
+            error="Wrong user name or password.",
+            next_path=portal_next(next),
         )
     ttl = timedelta(seconds=services.settings.auth.session_duration)
     token, record = await issue_token(services.db, username, ttl, description="web login")
     await _logged_in(audit, "form", record)
     response = _token_page(
-        request, token, username, None, f"{record.expires_at:%Y-%m-%d %H:%M} UTC"
+        request,
+        token,
+        username,
+        None,
+        f"{record.expires_at:%Y-%m-%d %H:%M} UTC",
+        portal_next(next),
     )
     csrf.clear_cookie(response, request)
     return response
@@ -189,19 +222,31 @@ async def authorize(
         raise ApiProblem(400, f"the identity provider did not log you in ({reason[:300]})")
     if not code or not state:
         raise ApiProblem(400, "missing code or state: start the login at /auth/login")
+    refused = csrf.sso_state_refusal(request, state)
+    if refused is not None:
+        await _login_failed(audit, UNKNOWN_ACTOR, "sso", refused)
+        raise ApiProblem(
+            400,
+            "this login was not started in this browser (or its cookie expired or is "
+            "blocked): start again at /auth/login",
+        )
     try:
         profile, token, record = await sso.finish_login(code, state)
     except LoginFailed as exc:
         await _login_failed(audit, UNKNOWN_ACTOR, "sso", str(exc))
         raise
     await _logged_in(audit, "sso", record)
-    return _token_page(
+    response = _token_page(
         request,
         token,
         profile.user_id,
         profile.display_name,
         f"{record.expires_at:%Y-%m-%d %H:%M} UTC",
+        recall_next(request),
     )
+    forget_next(response)
+    csrf.clear_sso_state(response, request)
+    return response
 
 
 @router.get("/auth/config", response_model=AuthInfo)

@@ -16,7 +16,7 @@ from hpcwaas.api.models import (
     LogEntry,
     StepPublic,
 )
-from hpcwaas.api.states import LogLevel
+from hpcwaas.api.states import ExecutionStatus, LogLevel
 from hpcwaas.auth.identity import Identity
 from hpcwaas.auth.operators import is_operator
 from hpcwaas.engine.errors import EngineError
@@ -29,12 +29,13 @@ from hpcwaas.store import executions as execution_store
 from hpcwaas.store import logs as log_store
 from hpcwaas.store.audit import AuditAction, Outcome
 from hpcwaas.store.executions import ExecutionRecord
+from hpcwaas.store.logs import LogRecord
 from hpcwaas.telemetry import LOGS_LONG_POLLS_WAITING
 
 router = APIRouter(tags=["executions"])
 
 
-async def _owned(services: Services, user: Identity, execution_id: str) -> ExecutionRecord:
+async def owned_execution(services: Services, user: Identity, execution_id: str) -> ExecutionRecord:
     """The caller's execution; someone else's is reported as not found, so IDs leak nothing.
 
     Operators reach every user's executions.
@@ -47,6 +48,22 @@ async def _owned(services: Services, user: Identity, execution_id: str) -> Execu
     return record
 
 
+def _parse_statuses(raw: str | None) -> list[ExecutionStatus] | None:
+    """The `status` filter: comma-separated statuses, or a 400 listing the valid ones."""
+    if not raw:
+        return None
+    statuses = []
+    for part in raw.split(","):
+        try:
+            statuses.append(ExecutionStatus(part.strip().upper()))
+        except ValueError:
+            allowed = ", ".join(s.value for s in ExecutionStatus)
+            raise ApiProblem(
+                400, f"query parameter 'status': unknown status {part[:40]!r}; use {allowed}"
+            ) from None
+    return statuses
+
+
 @router.get("/executions", response_model=ExecutionList, responses=problems(403))
 async def list_executions(
     services: ServicesDep,
@@ -54,9 +71,12 @@ async def list_executions(
     limit: int | None = None,
     cursor: str | None = None,
     all_users: Annotated[bool, Query(alias="all")] = False,
+    status: str | None = None,
+    workflow_id: str | None = None,
 ) -> ExecutionList:
     """The caller's executions, newest first, paginated (`limit`, `cursor`).
 
+    Optional filters: `status` (one or more statuses, comma-separated) and `workflow_id`.
     With `all=true`, every user's (operators only).
     """
     if all_users and not is_operator(services.settings.operators, user):
@@ -69,7 +89,12 @@ async def list_executions(
     size = page_size(limit, services, default=50)
     async with services.db.read() as conn:
         items, next_cursor = await execution_store.list_executions(
-            conn, None if all_users else user.user_id, limit=size, cursor=cursor
+            conn,
+            None if all_users else user.user_id,
+            limit=size,
+            cursor=cursor,
+            statuses=_parse_statuses(status),
+            workflow_id=workflow_id or None,
         )
     return ExecutionList(
         executions=[
@@ -78,6 +103,7 @@ async def list_executions(
                 workflow_id=e.workflow_id,
                 status=e.status,
                 created_at=e.created_at,
+                started_at=e.started_at,
                 ended_at=e.ended_at,
                 owner=e.owner,
             )
@@ -87,14 +113,13 @@ async def list_executions(
     )
 
 
-@router.get("/executions/{execution_id}", response_model=ExecutionPublic)
-async def get_execution(
-    execution_id: str, services: ServicesDep, user: CurrentUser
-) -> ExecutionPublic:
-    """Status of one execution, with its steps and (when finished) its outputs."""
-    record = await _owned(services, user, execution_id)
+async def execution_public(services: Services, record: ExecutionRecord) -> ExecutionPublic:
+    """The execution as ``GET /executions/{id}`` shows it: status, steps and needs, outputs."""
     async with services.db.read() as conn:
-        steps = await execution_store.get_steps(conn, execution_id)
+        steps = await execution_store.get_steps(conn, record.id)
+    # The DAG's edges come from the workflow's definition; the recorded steps are its nodes.
+    workflow = services.catalog.by_id(record.workflow_id)
+    specs = workflow.spec.steps if workflow is not None else {}
     return ExecutionPublic(
         id=record.id,
         status=record.status,
@@ -112,10 +137,19 @@ async def get_execution(
                 ended_at=s.ended_at,
                 exit_code=s.exit_code,
                 job_id=s.job_id,
+                needs=list(specs[s.name].needs) if s.name in specs else None,
             )
             for s in steps
         ],
     )
+
+
+@router.get("/executions/{execution_id}", response_model=ExecutionPublic)
+async def get_execution(
+    execution_id: str, services: ServicesDep, user: CurrentUser
+) -> ExecutionPublic:
+    """Status of one execution, with its steps and (when finished) its outputs."""
+    return await execution_public(services, await owned_execution(services, user, execution_id))
 
 
 @router.delete(
@@ -129,7 +163,7 @@ async def cancel_execution(
 ) -> Response:
     """Cancel: a pending execution at once, a running one through CANCELLING. 409 if finished."""
     try:
-        await _owned(services, user, execution_id)
+        await owned_execution(services, user, execution_id)
         status = await services.engine.cancel(execution_id, by_user=user.user_id)
     except (ApiProblem, EngineError) as exc:
         # Refused cancels are audited too: someone else's execution shows up here as not found.
@@ -160,6 +194,26 @@ def _parse_int(name: str, raw: str | None, default: int, minimum: int) -> int:
     return value
 
 
+def parse_levels(raw: str | None) -> LogLevel:
+    """The ``levels`` query parameter: a bitmask 0-15, 0 (the default) meaning INFO+WARN+ERROR."""
+    mask_value = _parse_int("levels", raw, 0, 0)
+    if mask_value > 15:
+        raise ApiProblem(
+            400, f"query parameter 'levels' must be between 0 and 15, got {mask_value}"
+        )
+    return LogLevel(mask_value) if mask_value else LogLevel.default_mask()
+
+
+def log_entry(record: LogRecord) -> LogEntry:
+    """A stored entry as the logs route shows it."""
+    return LogEntry(
+        level=record.level.label,
+        timestamp=record.timestamp,
+        content=record.content,
+        step=record.step,
+    )
+
+
 @router.get("/executions/{execution_id}/logs", response_model=ExecutionLogs)
 async def get_logs(
     execution_id: str,
@@ -173,12 +227,7 @@ async def get_logs(
     """Entries from position `from` of those matching `levels`; waits up to `timeout` for more."""
     offset = _parse_int("from", from_, 0, 0)
     count = _parse_int("size", size, -1, -1)
-    mask_value = _parse_int("levels", levels, 0, 0)
-    if mask_value > 15:
-        raise ApiProblem(
-            400, f"query parameter 'levels' must be between 0 and 15, got {mask_value}"
-        )
-    mask = LogLevel(mask_value) if mask_value else LogLevel.default_mask()
+    mask = parse_levels(levels)
     wait = 60.0
     if timeout:
         try:
@@ -186,7 +235,7 @@ async def get_logs(
         except ValueError as exc:
             raise ApiProblem(400, f"query parameter 'timeout': {exc}") from None
     wait = min(wait, services.settings.limits.max_logs_timeout_seconds)
-    await _owned(services, user, execution_id)
+    await owned_execution(services, user, execution_id)
 
     notifier = services.engine.notifier
     deadline = time.monotonic() + wait
@@ -205,10 +254,7 @@ async def get_logs(
         with LOGS_LONG_POLLS_WAITING.track_inprogress():
             await notifier.wait(execution_id, seen, remaining)
     return ExecutionLogs(
-        logs=[
-            LogEntry(level=r.level.label, timestamp=r.timestamp, content=r.content, step=r.step)
-            for r in records
-        ],
+        logs=[log_entry(r) for r in records],
         total_results=total,
         from_=offset,
     )
