@@ -212,7 +212,9 @@ def error_envelope(ctx: CheckContext, response: Response, case: Case) -> bool | 
     errors = body["errors"]
     assert isinstance(errors, list) and errors, f"no error items: {body!r}"
     for item in errors:
-        assert set(item) == {"id", "status", "title", "detail"}, f"bad error item: {item!r}"
+        # `source` (the input an error concerns) is additive to the COMPAT.md item.
+        assert {"id", "status", "title", "detail"} <= set(item), f"bad error item: {item!r}"
+        assert set(item) <= {"id", "status", "title", "detail", "source"}, f"extra: {item!r}"
         assert item["status"] == status, f"envelope status {item['status']} on a {status}"
         assert isinstance(item["detail"], str) and item["detail"], f"empty detail: {item!r}"
     return True

@@ -151,7 +151,18 @@ def error(response: httpx.Response, status: int) -> str:
     """The single envelope item's detail, after checking status and shape."""
     assert response.status_code == status, response.text
     [item] = response.json()["errors"]
-    assert set(item) == {"id", "status", "title", "detail"}
+    # `source` (which input an error concerns) is additive to the COMPAT.md envelope.
+    assert (
+        {"id", "status", "title", "detail"}
+        <= set(item)
+        <= {
+            "id",
+            "status",
+            "title",
+            "detail",
+            "source",
+        }
+    )
     assert item["status"] == status
     return str(item["detail"])
 

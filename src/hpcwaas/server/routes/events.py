@@ -160,7 +160,24 @@ async def _stream(
             "description": "The event stream, until the execution is terminal.",
             "content": {
                 MEDIA_TYPE: {
-                    "schema": {"type": "string"},
+                    # One event (OpenAPI 3.1 tools read `schema` as the per-event schema).
+                    "schema": {
+                        "type": "object",
+                        "required": ["event", "data"],
+                        "properties": {
+                            "event": {"type": "string", "enum": ["log", "status"]},
+                            "id": {
+                                "type": "string",
+                                "pattern": "^[0-9]+$",
+                                "description": "The log entry's index (log events).",
+                            },
+                            "data": {
+                                "type": "string",
+                                "contentMediaType": "application/json",
+                                "description": "A log entry, or the execution (status events).",
+                            },
+                        },
+                    },
                     "example": (
                         'event: status\ndata: {"id":"...","status":"RUNNING",...}\n\n'
                         "event: log\nid: 0\n"
