@@ -40,6 +40,8 @@ as_root() {
 
 # System packages (Debian 12), installed with one apt-get run.
 missing=()
+# The TLS tests name a CA file by its subject hash (`openssl x509 -hash`).
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if $sso; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
