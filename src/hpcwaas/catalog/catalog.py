@@ -6,6 +6,7 @@ One workflow ID per (application, environment, exposed workflow):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -105,12 +106,16 @@ class Catalog:
         dirs: list[Path],
         environments: dict[str, str],
         environment_kinds: Mapping[str, str] | None = None,
+        environment_hosts: Mapping[str, str] | None = None,
     ) -> Catalog:
         """Load every *.yaml / *.yml file of ``dirs`` (a file path loads that file alone).
 
         ``environments`` maps environment IDs to display names; ``environment_kinds`` maps
         them to their kind (``local``, ``slurm``), ``local`` when not given. An application
         with ``slurm`` or ``pycompss`` steps is not deployed on a ``local`` environment.
+        ``environment_hosts`` maps them to their login host: a TOSCA topology's
+        AbstractEnvironment is deployed on the environments whose host is its
+        ``cluster_login_host``.
         """
         kinds = dict(environment_kinds or {})
         problems: list[str] = []
@@ -125,6 +130,8 @@ class Catalog:
                     log.error("workflow file not loaded: %s", problem)
                 problems.extend(exc.problems)
                 continue
+            if loaded.environment_hosts:
+                loaded = _match_hosts(loaded, environment_hosts or {}, problems)
             app = loaded.application
             if app.application in applications:
                 problem = format_problem(
@@ -294,3 +301,22 @@ def _cluster_steps(loaded: LoadedFile, environment: str) -> list[str]:
                     )
                 )
     return problems
+
+
+def _match_hosts(loaded: LoadedFile, hosts: Mapping[str, str], problems: list[str]) -> LoadedFile:
+    """A topology's AbstractEnvironments matched to the environments on the same login host."""
+    matched = [env for env, host in hosts.items() if host in loaded.environment_hosts]
+    if not matched:
+        problem = format_problem(
+            loaded.path,
+            loaded.line(("environments",)),
+            f"warning: no configured environment has the login host "
+            f"{', '.join(loaded.environment_hosts)} of application "
+            f"{loaded.application.application!r}; it is not deployed",
+            "configure an environment with that host, or name environments with the tag "
+            "hpcwaas-environments (in the topology's metadata or its .tags file)",
+        )
+        log.warning("%s", problem)
+        problems.append(problem)
+    application = loaded.application.model_copy(update={"environments": matched})
+    return dataclasses.replace(loaded, application=application)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from hpcwaas.catalog.checks import Problem, check_application
 from hpcwaas.catalog.errors import CatalogFileError
 from hpcwaas.catalog.model import STEP_KINDS, ApplicationSpec
+from hpcwaas.catalog.tosca import ToscaImportError, convert_topology, is_topology
 from hpcwaas.catalog.values import describe
 from hpcwaas.catalog.yamlfile import (
     Location,
@@ -34,6 +35,8 @@ class LoadedFile:
     application: ApplicationSpec
     digest: str
     lines: dict[Location, int]
+    # A TOSCA topology's cluster login hosts: matched to configured environments at deployment.
+    environment_hosts: tuple[str, ...] = ()
 
     def line(self, loc: Location) -> int | None:
         """The line of a key path in the file (or of its nearest enclosing key)."""
@@ -71,6 +74,19 @@ def read_application(path: Path) -> LoadedFile:
     except YamlFileError as exc:
         hint = "fix the YAML syntax; a key may appear only once in a mapping"
         raise CatalogFileError([format_problem(path, exc.line, exc.message, hint)]) from None
+    hosts: tuple[str, ...] = ()
+    if is_topology(document):
+        try:
+            converted = convert_topology(document, lines, path)
+        except ToscaImportError as exc:
+            raise CatalogFileError(
+                [
+                    format_problem(path, line_of(lines, p.loc), f"TOSCA: {p.message}", p.hint)
+                    for p in exc.problems
+                ]
+            ) from None
+        document, lines, texts = converted.document, converted.lines, {}
+        hosts = tuple(converted.environment_hosts)
     if not isinstance(document, dict):
         message = f"the file must hold a mapping with an application key, not {describe(document)}"
         raise CatalogFileError([format_problem(path, 1, message, "start with `application: <id>`")])
@@ -86,7 +102,7 @@ def read_application(path: Path) -> LoadedFile:
     problems = check_application(application)
     if problems:
         raise CatalogFileError([_format(path, lines, texts, p) for p in problems])
-    return LoadedFile(path, application, hashlib.sha256(data).hexdigest(), lines)
+    return LoadedFile(path, application, hashlib.sha256(data).hexdigest(), lines, hosts)
 
 
 def _format(

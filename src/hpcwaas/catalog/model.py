@@ -124,12 +124,16 @@ class PycompssStep(_StepBase):
     kind: Literal["pycompss"]
     app: str
     arguments: list[str] = Field(default_factory=list)
-    num_nodes: int | None = Field(default=None, ge=1)
-    qos: str | None = None
+    # a number, or a template rendering to one ("{{ inputs.nodes }}")
+    num_nodes: Annotated[int, Field(ge=1)] | str | None = None
+    qos: str | None = None  # may be a template
     exec_time: int | None = Field(default=None, ge=1)  # minutes
     python_interpreter: str = "python3"
     container_image: str | None = None
-    extra_options: list[str] = Field(default_factory=list)  # ["--tracing=true"]
+    container_compss_path: str | None = None  # where COMPSs lies inside the image
+    container_opts: str | None = None  # options of the container engine, e.g. "-e"
+    # ["--tracing=true"]; an item may be a template rendering to several options
+    extra_options: list[str] = Field(default_factory=list)
     modules: list[str] = Field(default_factory=list)  # loaded after the environment's
 
 

@@ -56,6 +56,7 @@ def check_step(
         templates: list[tuple[Location, str]] = [(("app",), step.app)]
         templates += [(("arguments", i), a) for i, a in enumerate(step.arguments)]
         problems += _templates(loc, name, workflow, templates)
+        problems += _templates(loc, name, workflow, _option_templates(step))
         problems += _pycompss_options(loc, name, step, templates)
     for var, template in step.env.items():
         if not _ENV_NAME.fullmatch(var):
@@ -131,14 +132,20 @@ def _pycompss_options(
     for key, template in templates:
         if "{" not in template:  # a literal: its value is known now
             found.append((key, check_compss_word(template), _WORD_HINT))
-    if step.qos is not None:
+    if step.qos is not None and not _is_template(step.qos):
         found.append((("qos",), check_slurm_name(step.qos), _SLURM_NAME_HINT))
+    if isinstance(step.num_nodes, str) and not _is_template(step.num_nodes):
+        found.append((("num_nodes",), "must be a number or a template", "e.g. num_nodes: 2"))
     found.append(
         (("python_interpreter",), check_compss_word(step.python_interpreter), "e.g. python3")
     )
-    if step.container_image is not None:
-        found.append((("container_image",), check_compss_word(step.container_image), _WORD_HINT))
+    for field in ("container_image", "container_compss_path", "container_opts"):
+        value = getattr(step, field)
+        if value is not None:
+            found.append(((field,), check_compss_word(value), _WORD_HINT))
     for index, option in enumerate(step.extra_options):
+        if _is_template(option):  # checked once rendered, at submission
+            continue
         option_hint = "e.g. extra_options: [--tracing=true, --log_level=debug]"
         found.append((("extra_options", index), check_compss_option(option), option_hint))
     for index, module in enumerate(step.modules):
@@ -148,6 +155,25 @@ def _pycompss_options(
         for key, message, hint in found
         if message is not None
     ]
+
+
+def _is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text
+
+
+def _option_templates(step: PycompssStep) -> list[tuple[Location, str]]:
+    """The enqueue_compss options given as templates (rendered at submission)."""
+    found: list[tuple[Location, str]] = []
+    if isinstance(step.num_nodes, str):
+        found.append((("num_nodes",), step.num_nodes))
+    if step.qos is not None and _is_template(step.qos):
+        found.append((("qos",), step.qos))
+    found += [
+        (("extra_options", i), option)
+        for i, option in enumerate(step.extra_options)
+        if _is_template(option)
+    ]
+    return found
 
 
 def _dotted(key: Location, prefix: Location) -> str:

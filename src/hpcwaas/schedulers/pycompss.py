@@ -30,6 +30,8 @@ RESERVED_OPTIONS: dict[str, str] = {
     "job_name": "the engine names the job",
     "python_interpreter": "use the python_interpreter key",
     "container_image": "use the container_image key",
+    "container_compss_path": "use the container_compss_path key",
+    "container_opts": "use the container_opts key",
     "lang": "a pycompss step is a Python application",
 }
 
@@ -81,6 +83,8 @@ def enqueue_compss_command(
     container_image: str | None = None,
     extra_options: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    container_compss_path: str | None = None,
+    container_opts: str | None = None,
 ) -> str:
     """``cd <workdir> && module load ... && <variables> enqueue_compss <options> <app> <args>``.
 
@@ -100,6 +104,8 @@ def enqueue_compss_command(
         "stderr file": stderr_name,
         "python interpreter": python_interpreter,
         "container image": container_image,
+        "container COMPSs path": container_compss_path,
+        "container options": container_opts,
         "qos": qos,
         "partition": partition,
         "account": account,
@@ -125,6 +131,8 @@ def enqueue_compss_command(
         ("qos", qos),
         ("python_interpreter", python_interpreter),
         ("container_image", container_image),
+        ("container_compss_path", container_compss_path),
+        ("container_opts", container_opts),
     ):
         if value is not None:
             options.append(f"--{name}={value}")

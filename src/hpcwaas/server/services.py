@@ -39,7 +39,10 @@ def open_database(settings: Settings) -> Database:
 def load_catalog(settings: Settings) -> Catalog:
     names = {env_id: env.name or env_id for env_id, env in settings.environments.items()}
     kinds = {env_id: env.kind for env_id, env in settings.environments.items()}
-    catalog = Catalog.load(list(settings.catalog_dirs), names, kinds)
+    hosts = {
+        env_id: env.host for env_id, env in settings.environments.items() if hasattr(env, "host")
+    }
+    catalog = Catalog.load(list(settings.catalog_dirs), names, kinds, hosts)
     log.info("catalog: %d workflows from %s", len(catalog.workflows), settings.catalog_dirs)
     return catalog
 

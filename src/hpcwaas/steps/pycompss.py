@@ -16,7 +16,7 @@ from typing import Any
 
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.catalog.model import PycompssStep
-from hpcwaas.catalog.render import render_command, render_env
+from hpcwaas.catalog.render import render_command, render_env, render_text
 from hpcwaas.schedulers import slurm
 from hpcwaas.schedulers.pycompss import (
     check_compss_word,
@@ -75,6 +75,7 @@ def prepare_pycompss_step(
         problem = check_compss_word(word)
         if problem is not None:
             raise RenderError(f"{what} {problem}")
+    num_nodes, qos, extra_options = _render_options(spec, context)
     env = render_env(dict(spec.env), context)
     env["HPCWAAS_EXECUTION_ID"] = execution_id
     env["HPCWAAS_STEP"] = step_name
@@ -92,14 +93,16 @@ def prepare_pycompss_step(
             stdout_name=stdout_name,
             stderr_name=stderr_name,
             modules=list(dict.fromkeys([*modules, *spec.modules])),
-            num_nodes=spec.num_nodes,
-            qos=spec.qos or defaults.qos,
+            num_nodes=num_nodes,
+            qos=qos or defaults.qos,
             exec_time=exec_time,
             partition=defaults.partition,
             account=defaults.account,
             python_interpreter=spec.python_interpreter,
             container_image=spec.container_image,
-            extra_options=spec.extra_options,
+            container_compss_path=spec.container_compss_path,
+            container_opts=spec.container_opts,
+            extra_options=extra_options,
             env=env,
         )
     except ValueError as exc:
@@ -111,3 +114,27 @@ def prepare_pycompss_step(
         stderr_path=posixpath.join(remote_dir, stderr_name),
         timeout=spec.timeout,
     )
+
+
+def _render_options(
+    spec: PycompssStep, context: dict[str, Any]
+) -> tuple[int | None, str | None, list[str]]:
+    """num_nodes, qos and extra options, rendered when given as templates.
+
+    A template that renders empty leaves the option out (qos, num_nodes) or adds nothing
+    (an extra option); an extra option may render to several, separated by spaces.
+    """
+    num_nodes: int | None = None
+    if isinstance(spec.num_nodes, int):
+        num_nodes = spec.num_nodes
+    elif spec.num_nodes is not None:
+        text = render_text(spec.num_nodes, context).strip()
+        if text:
+            if not text.isdigit() or int(text) < 1:
+                raise RenderError(f"num_nodes must be a positive integer, got {text[:40]!r}")
+            num_nodes = int(text)
+    qos = render_text(spec.qos, context).strip() or None if spec.qos is not None else None
+    extra: list[str] = []
+    for option in spec.extra_options:
+        extra.extend(render_text(option, context).split())
+    return num_nodes, qos, extra

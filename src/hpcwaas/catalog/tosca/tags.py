@@ -1,0 +1,82 @@
+"""The original's tags: which workflows are exposed, who may use them, where they run.
+
+Alien4Cloud keeps them on the application; here they are given in the topology's
+``metadata`` or in a file beside it, ``<topology stem>.tags`` (YAML), whose values win:
+
+    hpcwaas-workflows: exec_job               # comma-separated workflow names
+    hpcwaas-authorized-users: 5e1f...,a07b... # comma-separated user IDs; empty: everyone
+    hpcwaas-environments: hpc1                # optional: configured environment IDs
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpcwaas.catalog.tosca.problems import ToscaProblem
+
+WORKFLOWS_TAG = "hpcwaas-workflows"
+USERS_TAG = "hpcwaas-authorized-users"
+ENVIRONMENTS_TAG = "hpcwaas-environments"
+TAGS_SUFFIX = ".tags"
+
+
+@dataclass(frozen=True)
+class Tags:
+    """The tags' values, split on commas."""
+
+    workflows: list[str] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)
+    environments: list[str] = field(default_factory=list)
+
+
+def tags_file(path: Path) -> Path:
+    """The tags file beside a topology file."""
+    return path.with_suffix(TAGS_SUFFIX)
+
+
+def read_tags(metadata: dict[str, Any], path: Path, problems: list[ToscaProblem]) -> Tags:
+    """The tags from the topology's metadata, overridden by the tags file if there is one."""
+    values = {
+        k: v for k, v in metadata.items() if k in (WORKFLOWS_TAG, USERS_TAG, ENVIRONMENTS_TAG)
+    }
+    beside = tags_file(path)
+    if beside.is_file():
+        try:
+            extra = yaml.safe_load(beside.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            problems.append(
+                ToscaProblem((), f"cannot read the tags file {beside}: {exc}", "fix its YAML")
+            )
+            extra = {}
+        if isinstance(extra, dict):
+            values.update(
+                {
+                    k: v
+                    for k, v in extra.items()
+                    if k in (WORKFLOWS_TAG, USERS_TAG, ENVIRONMENTS_TAG)
+                }
+            )
+        elif extra is not None:
+            problems.append(
+                ToscaProblem(
+                    (),
+                    f"the tags file {beside} must hold a mapping",
+                    f"e.g. {WORKFLOWS_TAG}: exec_job",
+                )
+            )
+    return Tags(
+        workflows=_split(values.get(WORKFLOWS_TAG)),
+        users=_split(values.get(USERS_TAG)),
+        environments=_split(values.get(ENVIRONMENTS_TAG)),
+    )
+
+
+def _split(value: Any) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else str(value).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
