@@ -44,6 +44,11 @@ class DeployedWorkflow:
     spec: WorkflowSpec = field(compare=False, repr=False)
     digest: str
     source: Path
+    # Trigger inputs that give the cluster login, first given wins (a TOSCA topology's
+    # PyCOMPSs rule: <Node>_user, user, <Node>_user_id, user_id); then the user's registered
+    # login; then ``default_login`` (a PyCOMPSJob's environment.user_name).
+    login_inputs: tuple[str, ...] = ("user_id",)
+    default_login: str | None = None
 
     def to_public(self) -> WorkflowPublic:
         """The workflow as ``GET /workflows`` lists it."""
@@ -277,6 +282,7 @@ def _deploy(
                     spec=app.workflows[name],
                     digest=loaded.digest,
                     source=loaded.path,
+                    **loaded.logins.get(name, {}),
                 )
             )
     return deployed

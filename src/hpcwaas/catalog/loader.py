@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -37,6 +37,9 @@ class LoadedFile:
     lines: dict[Location, int]
     # A TOSCA topology's cluster login hosts: matched to configured environments at deployment.
     environment_hosts: tuple[str, ...] = ()
+    # Per workflow, where a TOSCA topology's cluster login comes from (DeployedWorkflow's
+    # login_inputs and default_login).
+    logins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def line(self, loc: Location) -> int | None:
         """The line of a key path in the file (or of its nearest enclosing key)."""
@@ -75,6 +78,7 @@ def read_application(path: Path) -> LoadedFile:
         hint = "fix the YAML syntax; a key may appear only once in a mapping"
         raise CatalogFileError([format_problem(path, exc.line, exc.message, hint)]) from None
     hosts: tuple[str, ...] = ()
+    logins: dict[str, dict[str, Any]] = {}
     if is_topology(document):
         try:
             converted = convert_topology(document, lines, path)
@@ -87,6 +91,7 @@ def read_application(path: Path) -> LoadedFile:
             ) from None
         document, lines, texts = converted.document, converted.lines, {}
         hosts = tuple(converted.environment_hosts)
+        logins = converted.logins
     if not isinstance(document, dict):
         message = f"the file must hold a mapping with an application key, not {describe(document)}"
         raise CatalogFileError([format_problem(path, 1, message, "start with `application: <id>`")])
@@ -102,7 +107,7 @@ def read_application(path: Path) -> LoadedFile:
     problems = check_application(application)
     if problems:
         raise CatalogFileError([_format(path, lines, texts, p) for p in problems])
-    return LoadedFile(path, application, hashlib.sha256(data).hexdigest(), lines, hosts)
+    return LoadedFile(path, application, hashlib.sha256(data).hexdigest(), lines, hosts, logins)
 
 
 def _format(

@@ -100,14 +100,17 @@ async def resolve_identity(
 ) -> tuple[str | None, str | None]:
     """The (cluster login, SSH key ID) the workflow's steps run with; (None, None) locally.
 
-    The `user_id` and `vault_id` inputs win over the registered defaults; anything
-    missing or unusable is an ApiProblem raised before the execution is recorded.
+    The login inputs (`user_id`; for a TOSCA topology `<Node>_user`, `user`, `<Node>_user_id`
+    first) and `vault_id` win over the registered defaults, which win over the workflow's
+    default login; anything missing or unusable is an ApiProblem raised before the execution
+    is recorded.
     """
     config = services.settings.environments.get(workflow.environment)
     if not isinstance(config, SlurmEnvironment):
         return None, None
     environment = workflow.environment
-    login = _given(inputs, "user_id")
+    login_input = next((n for n in workflow.login_inputs if _given(inputs, n) is not None), None)
+    login = _given(inputs, login_input) if login_input is not None else None
     key_id = _given(inputs, "vault_id")
     async with services.db.read() as conn:
         if login is None or key_id is None:
@@ -115,6 +118,8 @@ async def resolve_identity(
             if registered is not None:
                 login = login or registered.login
                 key_id = key_id or registered.key_id
+        from_topology = login is None and workflow.default_login is not None
+        login = login or workflow.default_login
         if login is None or key_id is None:
             raise ApiProblem(
                 400,
@@ -122,9 +127,11 @@ async def resolve_identity(
                 "pass -i user_id=<login> -i vault_id=<key id>, or register defaults with "
                 f"`waas environments set-identity {environment} --login <login> --key <key id>`",
             )
-        from_input = _given(inputs, "user_id") is not None
-        field = "input 'user_id'" if from_input else "registered login"
-        check_login(login, field, "user_id" if from_input else None)
+        if login_input is not None:
+            field = f"input {login_input!r}"
+        else:
+            field = "the workflow's default login" if from_topology else "registered login"
+        check_login(login, field, login_input)
         key_input = "vault_id" if _given(inputs, "vault_id") is not None else None
         await check_key(conn, key_id, user.user_id, key_input)
     return login, key_id

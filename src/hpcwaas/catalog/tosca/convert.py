@@ -33,6 +33,8 @@ class ConvertedTopology:
     document: dict[str, Any]
     lines: dict[Location, int]
     environment_hosts: list[str] = field(default_factory=list)
+    # workflow -> {"login_inputs": (...), "default_login": ...} (see DeployedWorkflow)
+    logins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def is_topology(document: Any) -> bool:
@@ -70,10 +72,12 @@ def convert_topology(
         )
     chosen = [w for w in topology.workflows if w in tags.workflows] or list(topology.workflows)
     workflows: dict[str, Any] = {}
+    logins: dict[str, dict[str, Any]] = {}
     for workflow_name in chosen:
         converted = _workflow(topology, workflow_name, problems, place)
         if converted is not None:
             workflows[workflow_name] = converted
+            logins[workflow_name] = _login(topology, converted)
     if problems:
         raise ToscaImportError(problems)
     result: dict[str, Any] = {
@@ -87,7 +91,28 @@ def convert_topology(
     if isinstance(description, str) and description.strip():
         result["description"] = description
     lines[()] = 1
-    return ConvertedTopology(result, lines, [] if tags.environments else hosts)
+    return ConvertedTopology(result, lines, [] if tags.environments else hosts, logins)
+
+
+def _login(topology: Topology, workflow: dict[str, Any]) -> dict[str, Any]:
+    """Where the cluster login comes from, by the PyCOMPSs plugin's rule.
+
+    Input ``<Node>_user``, then ``user``, then ``<Node>_user_id``, then ``user_id``, then the
+    node's ``environment.user_name``; one execution runs under one account, so the first
+    PyCOMPSs node of the workflow decides.
+    """
+    declared = set(workflow["inputs"])
+    for name, step in workflow["steps"].items():
+        if step["kind"] != "pycompss":
+            continue
+        chain = [n for n in (f"{name}_user", "user", f"{name}_user_id") if n in declared]
+        environment = topology.nodes[name].properties.get("environment")
+        user_name = environment.get("user_name") if isinstance(environment, dict) else None
+        return {
+            "login_inputs": (*chain, "user_id"),
+            "default_login": user_name if isinstance(user_name, str) and user_name else None,
+        }
+    return {}
 
 
 def _environment_hosts(topology: Topology) -> list[str]:
@@ -165,6 +190,7 @@ def _workflow(
             value = value[key]
         return value, node.property_loc(*keys)
 
+    before = len(problems)
     converter = NodeConverter(topology, Resolver(set(inputs), node_property), problems)
     steps: dict[str, Any] = {}
     for action in node_actions(workflow, topology, problems):
@@ -184,7 +210,7 @@ def _workflow(
             "mid" in node.properties or "register" in node.properties
         ):
             log.info("topology node %s: %s", node.name, NO_DATA_CATALOGUE)
-    if not steps:
+    if not steps and len(problems) == before:
         problems.append(
             ToscaProblem(
                 workflow.loc,

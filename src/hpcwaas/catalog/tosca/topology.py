@@ -129,9 +129,10 @@ def parse_topology(document: dict[str, Any], problems: list[ToscaProblem]) -> To
         for step_name, step_raw in _mapping(
             body.get("steps"), (*loc, "steps"), "steps", problems
         ).items():
-            step = _step(str(step_name), step_raw, (*loc, "steps", step_name), problems)
-            if step is not None:
-                steps[step.name] = step
+            where: Location = (*loc, "steps", step_name)
+            step = _step(str(step_name), step_raw, where, problems)
+            # a malformed step stays, unusable, so that links to it are not reported too
+            steps[str(step_name)] = step or WorkflowStep(str(step_name), "", "", "", [], where)
         inputs = _inputs(body.get("inputs"), (*loc, "inputs"), problems)
         topology.workflows[str(name)] = ToscaWorkflow(str(name), inputs, steps, loc)
     return topology

@@ -47,6 +47,8 @@ def node_actions(
                         f"name a step of workflow {workflow.name!r}",
                     )
                 )
+        if not step.activity:
+            continue  # malformed: already reported
         if step.target not in topology.nodes:
             problems.append(
                 ToscaProblem(
