@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from hpcwaas.catalog.errors import RenderError
-from hpcwaas.catalog.model import PycompssStep
+from hpcwaas.catalog.model import PycompssStep, WorkflowSpec
+from hpcwaas.catalog.step_checks import check_step
 from hpcwaas.schedulers.pycompss import check_compss_option, parse_enqueue_compss
 from hpcwaas.schedulers.slurm import SlurmDefaults, SubmitError
 from hpcwaas.steps.pycompss import prepare_pycompss_step
@@ -219,3 +220,30 @@ def test_enqueue_compss_sbatch_outage_is_retryable():
     with pytest.raises(SubmitError) as info:
         parse_enqueue_compss(1, "Temp submit script is: /tmp/x\n", stderr)
     assert info.value.retryable and "Socket timed out" in info.value.message
+
+
+def test_num_nodes_template_must_render_to_a_positive_integer():
+    spec = step(app="main.py", num_nodes="{{ inputs.n }}")
+    assert "--num_nodes=3" in prepare(spec, n=3).command
+    with pytest.raises(RenderError, match="num_nodes must be a positive integer, got 'many'"):
+        prepare(spec, n="many")
+
+
+def test_empty_option_templates_leave_the_options_out():
+    spec = step(app="main.py", num_nodes="{{ inputs.n }}", extra_options=["{{ inputs.x }}"])
+    command = prepare(spec, n=None, x="").command
+    assert "--num_nodes" not in command
+    assert "--qos=normal" in command  # the environment's default, as without a template
+
+
+def test_extra_option_template_rendering_a_reserved_option_is_refused():
+    spec = step(app="main.py", extra_options=["{{ inputs.x }}"])
+    with pytest.raises(RenderError, match="--qos=high"):
+        prepare(spec, x="--qos=high")
+
+
+def test_literal_num_nodes_that_is_no_number_is_a_load_problem():
+    spec = step(app="main.py", num_nodes="many")
+    workflow = WorkflowSpec.model_validate({"steps": {"s": spec.model_dump()}})
+    [problem] = check_step(("s",), "s", spec, workflow)
+    assert "num_nodes" in problem.message

@@ -245,7 +245,6 @@ def test_topology_on_no_configured_host_is_not_deployed_and_says_why(tmp_path):
 
 
 def test_environments_tag_names_configured_environments_explicitly(tmp_path):
-    write(tmp_path, topology(metadata__hpcwaas_environments="x"))
     document = topology()
     document["metadata"]["hpcwaas-environments"] = "c1, c2"
     write(tmp_path, document)
@@ -620,13 +619,7 @@ def test_only_the_exposed_workflows_are_imported(tmp_path):
     document["topology_template"]["workflows"]["install"] = {
         "steps": {"a": {"target": "Env", "activities": [{"delegate": "install"}]}}
     }
-    # a problem in a workflow nobody can run would block nothing
-    with pytest.raises(ToscaImportError):
-        convert(tmp_path, document)  # the parser still reads every step's shape
-    del document["topology_template"]["workflows"]["install"]["steps"]["a"]["activities"]
-    document["topology_template"]["workflows"]["install"]["steps"]["a"]["activities"] = [
-        {"call_operation": "tosca.interfaces.node.lifecycle.Standard.create"}
-    ]
+    # Alien4Cloud's own workflows delegate to its orchestrator: unexposed, they block nothing
     assert list(convert(tmp_path, document)["workflows"]) == ["run"]
 
 
@@ -713,3 +706,27 @@ def test_our_own_workflow_files_keep_user_id_as_the_login_input(tmp_path):
     assert workflow is not None
     assert workflow.login_inputs == ("user_id",)
     assert workflow.default_login is None
+
+
+def test_topology_without_any_environment_is_an_error_saying_how_to_name_one(tmp_path):
+    document = topology()
+    del document["topology_template"]["node_templates"]["Env"]["properties"]
+    with pytest.raises(ToscaImportError) as info:
+        convert(tmp_path, document)
+    [problem] = info.value.problems
+    assert "no environment" in problem.message
+    assert "hpcwaas-environments" in problem.hint
+
+
+def test_container_options_reach_enqueue_compss(tmp_path):
+    document = topology()
+    job = document["topology_template"]["node_templates"]["Job"]["properties"]
+    job["application"]["container_opts"] = {
+        "container_image": "/images/w.sif",
+        "container_compss_path": "/opt/view/compss",
+        "container_opts": "-e",
+    }
+    words = rendered_command(tmp_path, document)
+    assert "--container_image=/images/w.sif" in words
+    assert "--container_compss_path=/opt/view/compss" in words
+    assert "--container_opts=-e" in words

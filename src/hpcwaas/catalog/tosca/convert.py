@@ -70,6 +70,8 @@ def convert_topology(
                 "or the tag hpcwaas-environments: <environment>[,<environment>]",
             )
         )
+    # Alien4Cloud's own workflows (install, start...) delegate to its orchestrator: only the
+    # exposed ones are imported (all of them when none is exposed, to report their problems).
     chosen = [w for w in topology.workflows if w in tags.workflows] or list(topology.workflows)
     workflows: dict[str, Any] = {}
     logins: dict[str, dict[str, Any]] = {}
@@ -165,6 +167,7 @@ def _workflow(
     place: Any,
 ) -> dict[str, Any] | None:
     workflow = topology.workflows[workflow_name]
+    problems.extend(workflow.problems)
     base: Location = ("workflows", workflow_name)
     place(base, workflow.loc)
     inputs = _inputs(topology, workflow.inputs, problems)

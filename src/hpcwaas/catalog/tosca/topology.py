@@ -59,6 +59,8 @@ class ToscaWorkflow:
     inputs: list[ToscaInput]
     steps: dict[str, WorkflowStep]
     loc: Location
+    # what is malformed in it: reported only if the workflow is imported
+    problems: list[ToscaProblem] = field(default_factory=list)
 
 
 @dataclass
@@ -124,17 +126,18 @@ def parse_topology(document: dict[str, Any], problems: list[ToscaProblem]) -> To
     workflows = _mapping(template.get("workflows"), (*base, "workflows"), "workflows", problems)
     for name, raw in workflows.items():
         loc = (*base, "workflows", name)
-        body = _mapping(raw, loc, f"workflow {name!r}", problems)
+        own: list[ToscaProblem] = []
+        body = _mapping(raw, loc, f"workflow {name!r}", own)
         steps: dict[str, WorkflowStep] = {}
         for step_name, step_raw in _mapping(
-            body.get("steps"), (*loc, "steps"), "steps", problems
+            body.get("steps"), (*loc, "steps"), "steps", own
         ).items():
             where: Location = (*loc, "steps", step_name)
-            step = _step(str(step_name), step_raw, where, problems)
+            step = _step(str(step_name), step_raw, where, own)
             # a malformed step stays, unusable, so that links to it are not reported too
             steps[str(step_name)] = step or WorkflowStep(str(step_name), "", "", "", [], where)
-        inputs = _inputs(body.get("inputs"), (*loc, "inputs"), problems)
-        topology.workflows[str(name)] = ToscaWorkflow(str(name), inputs, steps, loc)
+        inputs = _inputs(body.get("inputs"), (*loc, "inputs"), own)
+        topology.workflows[str(name)] = ToscaWorkflow(str(name), inputs, steps, loc, own)
     return topology
 
 
