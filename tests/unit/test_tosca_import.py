@@ -730,3 +730,30 @@ def test_container_options_reach_enqueue_compss(tmp_path):
     assert "--container_image=/images/w.sif" in words
     assert "--container_compss_path=/opt/view/compss" in words
     assert "--container_opts=-e" in words
+
+
+def test_the_guides_tosca_example_imports_as_the_guide_shows(tmp_path):
+    guide = (Path(__file__).parents[2] / "docs" / "workflows.md").read_text(encoding="utf-8")
+    section = guide[guide.index("## TOSCA topologies") :]
+    example = section[section.index("### Example") :]
+    text = example.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "wordcount.yaml"
+    path.write_text(text, encoding="utf-8")
+    data, lines = load_yaml(text)
+    converted = convert_topology(data, lines, path)
+    assert converted.environment_hosts == ["login.hpc.example"]
+    steps = converted.document["workflows"]["exec_job"]["steps"]
+    assert {name: step.get("needs", []) for name, step in steps.items()} == {
+        "StageIn": [],
+        "PyCOMPSJob": ["StageIn"],
+        "StageOutCounts": ["PyCOMPSJob"],
+        "StageOutLog": ["PyCOMPSJob"],
+    }
+    assert steps["PyCOMPSJob"]["num_nodes"] == "{{ inputs.num_nodes or 1 }}"
+    assert steps["StageOutCounts"]["metadata"]["mid"] == "wordcount-metadata"
+    if STAGING:
+        catalog = Catalog.load(
+            [path], {"cluster": "C"}, {"cluster": "slurm"}, {"cluster": "login.hpc.example"}
+        )
+        assert catalog.problems == []
+        assert list(catalog.workflows) == ["wordcount@cluster@exec_job"]
