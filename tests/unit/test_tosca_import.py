@@ -757,3 +757,12 @@ def test_the_guides_tosca_example_imports_as_the_guide_shows(tmp_path):
         )
         assert catalog.problems == []
         assert list(catalog.workflows) == ["wordcount@cluster@exec_job"]
+
+
+def test_login_host_that_is_no_environment_id_still_validates_alone(tmp_path):
+    document = topology()
+    document["topology_template"]["node_templates"]["Env"]["properties"] = {
+        "cluster_login_host": "[::1]:2222"
+    }
+    loaded = read_application(write(tmp_path, document))
+    assert loaded.environment_hosts == ("[::1]:2222",)

@@ -9,6 +9,7 @@ wrote.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from hpcwaas.catalog.yamlfile import Location, line_of
 
 log = logging.getLogger(__name__)
 
+_PLACEHOLDER = re.compile(r"[^A-Za-z0-9_.-]+")
 _TYPES = {"string": "string", "integer": "integer", "boolean": "boolean", "float": "number"}
 
 
@@ -59,7 +61,10 @@ def convert_topology(
     name = topology.metadata.get("template_name") or path.stem
     place(("application",), ("metadata", "template_name"))
     hosts = _environment_hosts(topology)
-    environments = tags.environments or hosts
+    # Until deployment matches the hosts, they stand in for the environments' IDs.
+    environments = tags.environments or [
+        _PLACEHOLDER.sub("-", h).strip("-.") or "host" for h in hosts
+    ]
     if not environments:
         problems.append(
             ToscaProblem(
