@@ -766,3 +766,16 @@ def test_login_host_that_is_no_environment_id_still_validates_alone(tmp_path):
     }
     loaded = read_application(write(tmp_path, document))
     assert loaded.environment_hosts == ("[::1]:2222",)
+
+
+def test_property_from_an_input_still_comes_after_the_plugins_inputs(tmp_path):
+    document = with_inputs(
+        qos={"type": "string", "required": False},
+        default_qos={"type": "string", "default": "bronze"},
+    )
+    job = document["topology_template"]["node_templates"]["Job"]["properties"]
+    job["submission_params"]["qos"] = {"get_input": "default_qos"}
+    step = convert(tmp_path, document)["workflows"]["run"]["steps"]["Job"]
+    assert step["qos"] == "{{ inputs.qos or (inputs.default_qos) }}"
+    assert "--qos=bronze" in rendered_command(tmp_path, document)
+    assert "--qos=gold" in rendered_command(tmp_path, document, qos="gold")

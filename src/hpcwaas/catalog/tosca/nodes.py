@@ -66,6 +66,7 @@ _INPUT_NAME_KEYS: dict[str, tuple[str, ...]] = {
 }
 # ${name} or $name in a PyCOMPSs argument: expanded on the cluster by the original.
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_EXPRESSION = re.compile(r"\{\{ ([^{}]+) \}\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 NO_DATA_CATALOGUE = "no data catalogue is configured: mid and register are kept as metadata only"
 
@@ -230,10 +231,12 @@ class NodeConverter:
         if not declared:
             return value
         parts = [f"inputs.{n}" for n in declared]
-        if value not in (None, ""):
-            parts.append(repr(value if not isinstance(value, Template) else str(value)))
         if isinstance(value, Template):
-            parts = parts[:-1]  # a property that is itself a template: the inputs come first
+            whole = _EXPRESSION.fullmatch(value)
+            if whole is not None:  # {{ inputs.x }}: the property's own input comes last
+                parts.append(f"({whole.group(1)})")
+        elif value not in (None, ""):
+            parts.append(repr(value))
         return Template("{{ " + " or ".join(parts) + " }}")
 
     def _argument(self, value: Any, loc: Location) -> str:
