@@ -779,3 +779,11 @@ def test_property_from_an_input_still_comes_after_the_plugins_inputs(tmp_path):
     assert step["qos"] == "{{ inputs.qos or (inputs.default_qos) }}"
     assert "--qos=bronze" in rendered_command(tmp_path, document)
     assert "--qos=gold" in rendered_command(tmp_path, document, qos="gold")
+
+
+def test_other_tosca_versions_are_refused_with_the_supported_one(tmp_path):
+    document = topology(tosca_definitions_version="tosca_simple_yaml_1_3")
+    [problem] = problems(tmp_path, document)
+    assert "unsupported tosca_definitions_version 'tosca_simple_yaml_1_3'" in problem
+    assert "alien_dsl_3_0_0" in problem
+    assert ":1: TOSCA:" in problem

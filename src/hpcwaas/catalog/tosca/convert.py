@@ -24,6 +24,7 @@ from hpcwaas.catalog.yamlfile import Location, line_of
 
 log = logging.getLogger(__name__)
 
+SUPPORTED_VERSIONS = ("alien_dsl_3_0_0",)
 _PLACEHOLDER = re.compile(r"[^A-Za-z0-9_.-]+")
 _TYPES = {"string": "string", "integer": "integer", "boolean": "boolean", "float": "number"}
 
@@ -49,6 +50,15 @@ def convert_topology(
 ) -> ConvertedTopology:
     """Our document for ``document``; ToscaImportError listing every problem if not possible."""
     problems: list[ToscaProblem] = []
+    version = document.get("tosca_definitions_version")
+    if version not in SUPPORTED_VERSIONS:
+        problems.append(
+            ToscaProblem(
+                ("tosca_definitions_version",),
+                f"unsupported tosca_definitions_version {version!r}",
+                f"export the topology from Alien4Cloud as {', '.join(SUPPORTED_VERSIONS)}",
+            )
+        )
     topology = parse_topology(document, problems)
     tags = read_tags(topology.metadata, path, problems)
     lines: dict[Location, int] = {}
