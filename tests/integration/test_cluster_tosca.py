@@ -37,7 +37,8 @@ with open(os.path.join(result_dir, "counts.txt"), "w") as out:
     for word, count in words.most_common(top):
         out.write(f"{word} {count}\\n")
 with open(os.path.join(result_dir, "run.log"), "w") as log:
-    log.write(f"counted {sum(words.values())} words from {source} for {os.environ['user_id']}\\n")
+    user, exported = os.environ["USER"], os.environ["result_dir"]
+    log.write(f"counted {sum(words.values())} words from {source} for {user} in {exported}\\n")
 print("wordcount done")
 """
 TEXT = "the cat and the dog and the bird\n"
@@ -222,7 +223,7 @@ def test_tosca_topology_with_stage_in_pycompss_and_parallel_stage_outs_succeeds(
         assert counts.status_code == 200, counts.text
         assert counts.text == "the 3\nand 2\n"
         log = client.get(f"/executions/{execution_id}/outputs/StageOutLog")
-        assert "counted 8 words from data/text.txt for hpcuser1" in log.text
+        assert "counted 8 words from data/text.txt for hpcuser1 in results" in log.text
 
 
 JOB_ONLY = """\
