@@ -19,6 +19,7 @@ import httpx
 import pytest
 from tests.cluster_support import Cluster
 from tests.conftest import BIN, LiveServer, free_port, wait_for_status
+from tests.environments_support import UNTRUSTED_HOST_KEY
 
 PIPELINE = """
 application: hpc
@@ -261,11 +262,7 @@ def test_the_execution_survives_sshd_down_for_30_seconds(
 def test_an_unknown_host_key_fails_the_step_before_anything_is_sent(
     tmp_path: Path, cluster: Cluster, cluster_jobs_cleanup: Cluster
 ) -> None:
-    wrong = (
-        "[127.0.0.1]:2222 ssh-ed25519 "
-        "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-    )
-    setup = ClusterServer(tmp_path, cluster, host_keys=[wrong])
+    setup = ClusterServer(tmp_path, cluster, host_keys=[UNTRUSTED_HOST_KEY])
     setup.server.start()
     try:
         token = setup.server.token("frank")

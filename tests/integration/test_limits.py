@@ -44,11 +44,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def user() -> str:
-    return f"user-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
 def api(server: LiveServer, user: str) -> Iterator[httpx.Client]:
     with server.client(server.token(user)) as client:
         yield client

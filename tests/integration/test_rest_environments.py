@@ -14,21 +14,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from tests.conftest import LiveServer, free_port
+from tests.environments_support import LOCAL_AND_PAPER_CLUSTER
 
-HOST_KEY = (
-    "[127.0.0.1]:2222 ssh-ed25519 "
-    "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-)
-ENVIRONMENTS = {
-    "local": {"kind": "local", "name": "Local host"},
-    "cluster": {
-        "kind": "slurm",
-        "name": "Test cluster",
-        "host": "127.0.0.1",
-        "port": 2222,
-        "host_keys": [HOST_KEY],
-    },
-}
 APPLICATION = """
 application: sim
 environments: [cluster, local]
@@ -55,7 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     catalog.mkdir()
     (catalog / "sim.yaml").write_text(APPLICATION)
     live = LiveServer(root / "data", free_port())
-    live.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(ENVIRONMENTS)
+    live.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(LOCAL_AND_PAPER_CLUSTER)
     live.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(catalog)])
     live.start()
     yield live
