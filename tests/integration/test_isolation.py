@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import LiveServer, free_port, wait_for_status
+from tests.conftest import LiveServer, envelope_item, free_port, wait_for_status
 from tests.environments_support import LOCAL_AND_PAPER_CLUSTER
 
 from hpcwaas.settings import PACKAGED_CATALOG
@@ -136,21 +136,7 @@ def every_execution(operator: httpx.Client) -> set[str]:
 
 def error(response: httpx.Response, status: int) -> str:
     """The single envelope item's detail, after checking status and shape."""
-    assert response.status_code == status, response.text
-    [item] = response.json()["errors"]
-    # `source` (which input an error concerns) is additive to the COMPAT.md envelope.
-    assert (
-        {"id", "status", "title", "detail"}
-        <= set(item)
-        <= {
-            "id",
-            "status",
-            "title",
-            "detail",
-            "source",
-        }
-    )
-    assert item["status"] == status
+    item = envelope_item(response, status)
     return str(item["detail"])
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from tests.conftest import LiveServer, free_port, wait_for_status
+from tests.conftest import LiveServer, envelope_item, free_port, wait_for_status
 
 LIMITS = {
     "max_body_bytes": 1024,
@@ -66,13 +66,8 @@ def rows(server: LiveServer, table: str, owner: str | None = None) -> int:
 
 def refused(response: httpx.Response, status: int, error_id: str, key: str) -> str:
     """Check the envelope of a refusal and that its detail names the config key; the detail."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"errors"}, body
-    [item] = body["errors"]
+    item = envelope_item(response, status)
     assert item["id"] == error_id
-    assert item["status"] == status
-    assert set(item) == {"id", "status", "title", "detail"}
     detail: str = item["detail"]
     assert f"limits.{key}" in detail, detail
     return detail

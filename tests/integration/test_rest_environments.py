@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, envelope_items, free_port
 from tests.environments_support import LOCAL_AND_PAPER_CLUSTER
 
 APPLICATION = """
@@ -72,14 +72,7 @@ def new_key(client: httpx.Client) -> str:
 
 def details(response: httpx.Response, status: int) -> list[str]:
     """The envelope's details, after checking the status and the envelope's shape."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"errors"}, body
-    for item in body["errors"]:
-        # the envelope's four fields, and `source` when a trigger input is to blame
-        assert set(item) - {"source"} == {"id", "status", "title", "detail"}
-        assert item["status"] == status
-    return [str(item["detail"]) for item in body["errors"]]
+    return [str(item["detail"]) for item in envelope_items(response, status)]
 
 
 def environments(client: httpx.Client) -> dict[str, dict[str, object]]:
