@@ -106,7 +106,9 @@ def _check_workflow(loc: Location, name: str, workflow: WorkflowSpec) -> list[Pr
                 )
             )
         problems.extend(
-            check_step(step_loc, step_name, step, workflow, siblings=workflow.on_failure, cleanup=True)
+            check_step(
+                step_loc, step_name, step, workflow, siblings=workflow.on_failure, cleanup=True
+            )
         )
     cleanup_needs = {step_name: step.needs for step_name, step in workflow.on_failure.items()}
     for cycle in cycles(cleanup_needs):

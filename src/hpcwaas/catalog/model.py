@@ -23,7 +23,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # Inputs the cluster identity uses (COMPAT.md section 2): accepted by every workflow.
 RESERVED_INPUTS: frozenset[str] = frozenset({"user_id", "vault_id"})
 # What an execution's stored inputs hold in place of a secret's value (kept in the key store).
-SECRET_PLACEHOLDER = "[secret]"
+SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 - the text shown instead of a secret
 # The names of a step's outputs: they become ``y`` in ``{{ steps.s.outputs.y }}``.
 OUTPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -62,7 +62,7 @@ class InputSpec(_Spec):
     maximum: Number | None = None
     """integer, number, list of numbers: the largest value allowed."""
     pattern: str | None = None
-    """string, path, secret, list of strings: a Python regular expression the whole value matches."""
+    """string, path, secret, list of strings: a Python regular expression the value matches."""
     min_length: int | None = Field(default=None, ge=0)
     """string, path, secret: the fewest characters; list: the fewest items."""
     max_length: int | None = Field(default=None, ge=0)

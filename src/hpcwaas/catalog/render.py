@@ -139,7 +139,7 @@ def check_template(
         if base == "inputs" and attr in secrets:
             problems.append(
                 f"the template uses secret input {attr!r}, which may only reach a step "
-                f"through env: (e.g. env: {{TOKEN: \"{{{{ inputs.{attr} }}}}\"}}, then $TOKEN)"
+                f'through env: (e.g. env: {{TOKEN: "{{{{ inputs.{attr} }}}}"}}, then $TOKEN)'
             )
         elif base == "inputs" and attr not in known:
             declared = ", ".join(sorted(declared_names)) or "none"

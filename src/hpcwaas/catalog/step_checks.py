@@ -120,7 +120,13 @@ def check_step(
                 )
             )
         problems += _templates(
-            loc, name, context, [(("env", var), template)], label=f"env {var}", in_env=True
+            loc,
+            name,
+            context,
+            [(("env", var), template)],
+            label=f"env {var}",
+            # enqueue_compss takes the environment on its command line: no secrets there
+            in_env=not isinstance(step, PycompssStep),
         )
     return problems
 

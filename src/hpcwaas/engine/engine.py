@@ -22,6 +22,7 @@ from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
+from hpcwaas.engine.secret_inputs import forget_secrets
 from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable, ssh_key_path
 from hpcwaas.settings import EnvironmentConfig, LocalEnvironment, Settings
 from hpcwaas.store import audit as audit_store
@@ -284,6 +285,7 @@ class Engine:
             workflow=workflow,
             max_parallel_steps=config.max_parallel_steps,
             resume=resume,
+            keystore=self._keystore,
         )
         if record.status is ExecutionStatus.CANCELLING:
             runner.request_cancel("a cancel requested before the restart")
@@ -359,6 +361,10 @@ class Engine:
 
     async def _fail_pending(self, record: ExecutionRecord, reason: str) -> None:
         self.logs.emit(record.id, LogLevel.ERROR, f"Execution failed: {reason}")
+        try:  # the execution never runs: its secret inputs, if any, are of no more use
+            await forget_secrets(self._keystore, record.id)
+        except Exception:
+            log.exception("execution %s: its secrets could not be deleted", record.id)
         await finish_execution(
             self._db,
             self.logs,
