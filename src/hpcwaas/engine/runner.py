@@ -599,7 +599,10 @@ class ExecutionRunner:
         for value in values.values():
             if value.warning:
                 self._emit(LogLevel.WARN, value.warning)
-        return {name: value.value for name, value in values.items()}
+        return {
+            name: mask(value.value, self._secrets) if value.value is not None else None
+            for name, value in values.items()
+        }
 
     async def _end_cancelled(
         self,
