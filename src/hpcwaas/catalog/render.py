@@ -132,7 +132,7 @@ def check_template(
     for name in sorted(meta.find_undeclared_variables(tree) - CONTEXT_NAMES):
         problems.append(
             f"the template uses {name!r}, which is not defined "
-            "(values come from inputs.<name> and execution.id)"
+            "(values come from inputs.<name>, execution.id and steps.<step>.outputs.<name>)"
         )
     problems += _step_output_problems(tree, upstream, declared_outputs or {})
     for base, attr in _attributes(tree):
