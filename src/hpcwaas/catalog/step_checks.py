@@ -165,7 +165,7 @@ def _templates(
         )
         for message in messages:
             problems.append(
-                Problem((*loc, *key), f"step {name!r} {what}: {message}", TEMPLATE_HINT)
+                Problem((*loc, *key), f"step {name!r} {what}: {message}", _hint(message))
             )
         if in_shell and not messages:
             for misplaced in misplaced_expressions(template, lists):
@@ -178,6 +178,18 @@ def _templates(
                     )
                 )
     return problems
+
+
+def _hint(message: str) -> str:
+    """The fix for one template problem."""
+    if "steps." in message:
+        return (
+            "steps.<step>.outputs.<name> reads a value written by a step this one needs, "
+            "which lists <name> in its outputs"
+        )
+    if "secret input" in message:
+        return "pass secrets through env:, then use the variable in double quotes"
+    return TEMPLATE_HINT
 
 
 def _slurm_options(loc: Location, name: str, step: SlurmStep) -> list[Problem]:

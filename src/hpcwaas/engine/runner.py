@@ -367,7 +367,8 @@ class ExecutionRunner:
 
     async def _attempt(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
         """One attempt of a step; None when a job is detached by a server stop."""
-        if spec.outputs and not resumed:
+        # A job followed again after a restart may be writing its file: keep it then.
+        if spec.outputs and not (resumed and spec.kind != "shell"):
             try:
                 await self._place.clear_step_outputs(name)
             except (OSError, SshError) as exc:
