@@ -14,7 +14,13 @@ router = APIRouter(tags=["schemas"])
 
 @router.get(
     "/schemas/workflow.json",
-    responses={200: {"description": "The JSON Schema (draft 2020-12) of a workflow file."}},
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "description": "The JSON Schema (draft 2020-12) of a workflow file.",
+            "content": {"application/schema+json": {"schema": {"type": "object"}}},
+        }
+    },
 )
 async def get_workflow_schema() -> JSONResponse:
     """The JSON Schema of a workflow file, for editors and checks before publishing."""
