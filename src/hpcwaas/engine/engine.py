@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
+from hpcwaas.catalog.model import SECRET_PLACEHOLDER
 from hpcwaas.engine.errors import ExecutionAlreadyFinished, ExecutionNotFound
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
@@ -183,6 +184,7 @@ class Engine:
                 running_steps_to=StepState.CANCELLED,
                 cancel_requested=True,
             ):
+                await self._forget_secrets(record)
                 return ExecutionStatus.CANCELLED
             async with self._db.read() as conn:
                 record = await store_executions.get_execution(conn, execution_id)
@@ -361,10 +363,7 @@ class Engine:
 
     async def _fail_pending(self, record: ExecutionRecord, reason: str) -> None:
         self.logs.emit(record.id, LogLevel.ERROR, f"Execution failed: {reason}")
-        try:  # the execution never runs: its secret inputs, if any, are of no more use
-            await forget_secrets(self._keystore, record.id)
-        except Exception:
-            log.exception("execution %s: its secrets could not be deleted", record.id)
+        await self._forget_secrets(record)  # the execution never runs
         await finish_execution(
             self._db,
             self.logs,
@@ -376,8 +375,22 @@ class Engine:
             error=reason,
         )
 
+    async def _forget_secrets(self, record: ExecutionRecord | None) -> None:
+        """Delete an execution's secret inputs from the key store, if it has any."""
+        if record is None or SECRET_PLACEHOLDER not in record.inputs.values():
+            return  # no secret: the key store is not asked (a Vault policy may not allow it)
+        try:
+            await forget_secrets(self._keystore, record.id)
+        except Exception:
+            log.exception("execution %s: its secrets could not be deleted", record.id)
+
     async def _fail_stuck(self, execution_id: str) -> None:
         """End an execution whose runner did not stop in time."""
+        try:
+            async with self._db.read() as conn:
+                await self._forget_secrets(await store_executions.get_execution(conn, execution_id))
+        except Exception:
+            log.exception("execution %s: its secrets could not be deleted", execution_id)
         try:
             self.logs.emit(execution_id, LogLevel.ERROR, f"Execution failed: {SERVER_STOPPED}")
             await finish_execution(
