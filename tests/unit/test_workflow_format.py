@@ -273,3 +273,26 @@ def test_on_failure_step_named_like_a_step_is_refused(tmp_path):
     )
     (problem,) = problems_of(tmp_path, text)
     assert "has the name of a step of the workflow" in problem
+
+
+def test_step_output_written_with_brackets_is_checked_too(tmp_path):
+    text = app(
+        """\
+        steps:
+          a: {kind: shell, outputs: [y], run: "true"}
+          c: {kind: shell, needs: [a], run: "echo {{ steps['a'].outputs['z'] }}"}
+        """
+    )
+    (problem,) = problems_of(tmp_path, text)
+    assert "does not declare output 'z'" in problem
+    assert "hint: steps.<step>.outputs.<name> reads a value written by a step" in problem
+
+
+def test_secret_input_is_refused_in_a_pycompss_step_env(tmp_path):
+    text = (
+        "application: app\nenvironments: [cluster]\nexpose: [w]\nworkflows:\n  w:\n"
+        "    inputs:\n      token: {type: secret}\n    steps:\n"
+        "      p: {kind: pycompss, app: app.py, env: {T: '{{ inputs.token }}'}}\n"
+    )
+    (problem,) = problems_of(tmp_path, text)
+    assert "secret input 'token'" in problem
