@@ -52,7 +52,11 @@ workflows:
     steps:
       main: {kind: shell, run: exit 4}
     on_failure:
-      note: {kind: shell, run: "echo cleaning {{ inputs.tag }}"}
+      note:
+        kind: shell
+        retries: 1
+        retry_delay: 0.1
+        run: test -f noted || { touch noted; exit 1; }; echo cleaning {{ inputs.tag }}
       fails_too: {kind: shell, needs: [note], run: exit 9}
   slow:
     steps:
@@ -143,6 +147,7 @@ def test_on_failure_steps_run_after_a_failure_and_keep_its_error(live: LiveServe
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert "cleaning run-42" in lines
+        assert "Cleanup step note: attempt 2 of 2" in lines
         assert "Cleanup step fails_too failed with exit code 9" in lines
         assert [s["name"] for s in body["steps"]] == ["main"]  # type: ignore[union-attr]
 

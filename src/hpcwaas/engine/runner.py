@@ -469,6 +469,7 @@ class ExecutionRunner:
         if self._stopping:
             return
         self._cleaning = True
+        self._halt.clear()  # set by the failure; from now on only a cancel or a stop sets it
         self._emit(LogLevel.INFO, f"Running the on_failure steps: {', '.join(cleanup)}")
         order = topological_order({name: step.needs for name, step in cleanup.items()})
         for name in order:
