@@ -68,6 +68,9 @@ class StepPublic(BaseModel):
     job_id: str | None = None  # the Slurm job, for steps that are batch jobs
     # additive: the steps this one waits for (the edges of the DAG); null if the workflow is gone
     needs: list[str] | None = None
+    # additive: attempts started (1 + retries used); the values the step wrote as its outputs
+    attempts: int | None = None
+    outputs: dict[str, str] | None = None
 
 
 class ExecutionPublic(BaseModel):

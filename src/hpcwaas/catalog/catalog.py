@@ -280,12 +280,15 @@ def _cluster_steps(loaded: LoadedFile, environment: str) -> list[str]:
     app = loaded.application
     problems: list[str] = []
     for workflow_name in dict.fromkeys(app.expose):
-        for step_name, step in app.workflows[workflow_name].steps.items():
+        workflow = app.workflows[workflow_name]
+        every_step = [("steps", n, s) for n, s in workflow.steps.items()]
+        every_step += [("on_failure", n, s) for n, s in workflow.on_failure.items()]
+        for section, step_name, step in every_step:
             if step.kind in CLUSTER_KINDS:
                 problems.append(
                     format_problem(
                         loaded.path,
-                        loaded.line(("workflows", workflow_name, "steps", step_name, "kind")),
+                        loaded.line(("workflows", workflow_name, section, step_name, "kind")),
                         f"workflow {workflow_name!r}: step {step_name!r} of kind {step.kind} "
                         f"cannot run on local environment {environment!r}; application "
                         f"{app.application!r} is not deployed there",

@@ -16,12 +16,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
+from hpcwaas.catalog.model import SECRET_PLACEHOLDER
 from hpcwaas.engine.errors import ExecutionAlreadyFinished, ExecutionNotFound
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
+from hpcwaas.engine.secret_inputs import forget_secrets
 from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable, ssh_key_path
 from hpcwaas.settings import EnvironmentConfig, LocalEnvironment, Settings
 from hpcwaas.store import audit as audit_store
@@ -182,6 +184,7 @@ class Engine:
                 running_steps_to=StepState.CANCELLED,
                 cancel_requested=True,
             ):
+                await self._forget_secrets(record)
                 return ExecutionStatus.CANCELLED
             async with self._db.read() as conn:
                 record = await store_executions.get_execution(conn, execution_id)
@@ -284,6 +287,7 @@ class Engine:
             workflow=workflow,
             max_parallel_steps=config.max_parallel_steps,
             resume=resume,
+            keystore=self._keystore,
         )
         if record.status is ExecutionStatus.CANCELLING:
             runner.request_cancel("a cancel requested before the restart")
@@ -359,6 +363,7 @@ class Engine:
 
     async def _fail_pending(self, record: ExecutionRecord, reason: str) -> None:
         self.logs.emit(record.id, LogLevel.ERROR, f"Execution failed: {reason}")
+        await self._forget_secrets(record)  # the execution never runs
         await finish_execution(
             self._db,
             self.logs,
@@ -370,8 +375,22 @@ class Engine:
             error=reason,
         )
 
+    async def _forget_secrets(self, record: ExecutionRecord | None) -> None:
+        """Delete an execution's secret inputs from the key store, if it has any."""
+        if record is None or SECRET_PLACEHOLDER not in record.inputs.values():
+            return  # no secret: the key store is not asked (a Vault policy may not allow it)
+        try:
+            await forget_secrets(self._keystore, record.id)
+        except Exception:
+            log.exception("execution %s: its secrets could not be deleted", record.id)
+
     async def _fail_stuck(self, execution_id: str) -> None:
         """End an execution whose runner did not stop in time."""
+        try:
+            async with self._db.read() as conn:
+                await self._forget_secrets(await store_executions.get_execution(conn, execution_id))
+        except Exception:
+            log.exception("execution %s: its secrets could not be deleted", execution_id)
         try:
             self.logs.emit(execution_id, LogLevel.ERROR, f"Execution failed: {SERVER_STOPPED}")
             await finish_execution(

@@ -52,6 +52,9 @@ class JobStep:
         on_line: LineSink,
         job_id: str | None,
         resumed: bool = False,
+        step_outputs: dict[str, dict[str, str]] | None = None,
+        secrets: dict[str, str] | None = None,
+        outputs_path: str | None = None,
     ) -> None:
         self._cluster = cluster
         self._db = db
@@ -67,6 +70,10 @@ class JobStep:
         self._cancelled = False
         self._waiting: asyncio.Task[slurm.FinalState] | None = None
         self._detached = False
+        self._step_outputs = step_outputs or {}
+        self._secrets = secrets or {}
+        self._outputs_path = outputs_path
+        self._timed_out = False
 
     def detach(self) -> None:
         """Stop following the job (the server stops); the job itself runs on."""
@@ -96,14 +103,35 @@ class JobStep:
             if self._cancelled:
                 await self.cancel()
             self._waiting = asyncio.ensure_future(self._wait(submission))
-            final = await self._waiting
+            timer = self._start_timer(self._spec.timeout)
+            try:
+                final = await self._waiting
+            finally:
+                if timer is not None:
+                    timer.cancel()
         except asyncio.CancelledError:
             if self._detached:
                 return None
             raise
         except (SshError, SubmitError, JobLost) as exc:
             return JobOutcome(StepState.FAILED, None, f"failed: {exc}")
+        if self._timed_out and final.state.outcome != "SUCCEEDED":
+            reason = f"timed out after {self._spec.timeout:g} s (Slurm job {self.job_id} cancelled)"
+            return JobOutcome(StepState.FAILED, final.exit_code, reason)
         return _outcome(final, self.job_id)
+
+    def _start_timer(self, timeout: float | None) -> asyncio.Task[None] | None:
+        """Cancel the job once it ran ``timeout`` seconds (from its submission, as followed)."""
+        if timeout is None:
+            return None
+
+        async def expire() -> None:
+            await asyncio.sleep(timeout)
+            self._timed_out = True
+            self._emit(LogLevel.ERROR, f"Step {self._name}: timed out after {timeout:g} s")
+            await self.cancel()
+
+        return asyncio.ensure_future(expire())
 
     def _prepare(self) -> Any:
         env = self._cluster.environment
@@ -119,10 +147,12 @@ class JobStep:
             "inputs": self._execution.inputs,
             "defaults": defaults,
             "remote_dir": str(self._cluster.work_dir),
+            "step_outputs": self._step_outputs,
+            "outputs_path": self._outputs_path,
         }
         if self._spec.kind == "pycompss":
             return prepare_pycompss_step(self._spec, modules=list(env.pycompss_modules), **common)
-        return prepare_slurm_step(self._spec, **common)
+        return prepare_slurm_step(self._spec, secrets=self._secrets, **common)
 
     async def _find_submitted(self, submission: Any) -> str | None:
         """A job already submitted for this step by an earlier run of the server, if any."""

@@ -25,6 +25,7 @@ from hpcwaas.server.routes import (
     events,
     executions,
     health,
+    schemas,
     ssh_keys,
     users,
     workflows,
@@ -66,6 +67,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         auth,
         audit,
         health,
+        schemas,
     ):
         app.include_router(module.router)
     # The web portal: public static files; everything they show comes from the API.

@@ -161,6 +161,8 @@ steps = Table(
     Column("ended_at", UTCDateTime()),
     Column("exit_code", Integer),
     Column("job_id", String(64)),  # the scheduler's job ID, for steps that are jobs
+    Column("attempts", Integer),  # attempts started so far (retries count)
+    Column("outputs", JSON),  # the step's declared outputs, once it succeeded
 )
 
 log_entries = Table(

@@ -138,6 +138,8 @@ async def execution_public(services: Services, record: ExecutionRecord) -> Execu
                 exit_code=s.exit_code,
                 job_id=s.job_id,
                 needs=list(specs[s.name].needs) if s.name in specs else None,
+                attempts=s.attempts,
+                outputs=s.outputs,
             )
             for s in steps
         ],
