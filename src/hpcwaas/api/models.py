@@ -81,6 +81,8 @@ class ExecutionPublic(BaseModel):
     ended_at: datetime | None = None
     error: str | None = None
     steps: list[StepPublic] | None = None
+    # additive: sha256 of the workflow file the execution was triggered with
+    definition_digest: str | None = None
 
 
 class ExecutionSummary(BaseModel):
