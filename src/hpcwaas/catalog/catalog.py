@@ -232,7 +232,7 @@ def workflow_files(dirs: list[Path], problems: list[FileProblem]) -> list[Path]:
             problem = FileProblem(
                 directory,
                 None,
-                "no such file or directory",
+                "does not exist (no such file or directory)",
                 "check the path (for a server: catalog_dirs in its config)",
             )
             log.error("%s", problem)
