@@ -8,12 +8,13 @@ then sends SIGHUP to the server whose process ID is in ``<data_dir>/hpcwaas-api.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,10 @@ def add_catalog_commands(
 
 def configured_catalog(settings: Any, dirs: list[Path]) -> Catalog:
     """Load ``dirs`` against the environments of ``settings``, as the server does."""
-    _quiet_loader()
     names = {env_id: env.name or env_id for env_id, env in settings.environments.items()}
     kinds = {env_id: env.kind for env_id, env in settings.environments.items()}
-    return Catalog.load(dirs, names, kinds)
+    with _quiet_loader():
+        return Catalog.load(dirs, names, kinds)
 
 
 def validate_command(settings: Any, args: argparse.Namespace) -> int:
@@ -66,8 +67,8 @@ def validate_command(settings: Any, args: argparse.Namespace) -> int:
     files: list[Path] = list(args.files)
     if settings.embedded_default:
         # No config: each file's environments are taken as given, whatever their kind.
-        _quiet_loader()
-        catalog = Catalog.load(files, None)
+        with _quiet_loader():
+            catalog = Catalog.load(files, None)
     else:
         catalog = configured_catalog(settings, files)
     report = _report(catalog)
@@ -118,9 +119,16 @@ def running_server(data_dir: Path) -> int:
     return pid
 
 
-def _quiet_loader() -> None:
+@contextlib.contextmanager
+def _quiet_loader() -> Iterator[None]:
     # The commands print every problem themselves; the loader's log lines would repeat them.
-    logging.getLogger("hpcwaas.catalog").setLevel(logging.CRITICAL)
+    logger = logging.getLogger("hpcwaas.catalog")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _report(catalog: Catalog) -> dict[str, Any]:
