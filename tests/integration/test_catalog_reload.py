@@ -180,7 +180,7 @@ def test_a_running_execution_finishes_with_its_own_definition_when_its_file_chan
         wait_for_status(api, execution_id, {"RUNNING"})
         changed = original.replace(
             "run: cat out.txt",
-            "run: cat out.txt\n      third:\n        kind: shell\n        run: true",
+            "run: cat out.txt\n      third:\n        kind: shell\n        run: echo 3",
         ).replace("first-version", "second-version")
         _touch_later(path, changed)
         _eventually(
