@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hpcwaas.api.states import ExecutionStatus
 from hpcwaas.catalog.catalog import Catalog
-from hpcwaas.catalog.live import DefinitionKey, LiveCatalog
+from hpcwaas.catalog.live import DefinitionKey, Fingerprint, LiveCatalog, catalog_fingerprint
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store.database import Database
 
@@ -72,14 +72,22 @@ class CatalogReloader:
         self._task = None
 
     async def _watch(self) -> None:
+        settling: Fingerprint | None = None
         while True:
             await asyncio.sleep(self._watch_seconds)
             try:
-                changed = await asyncio.to_thread(self._live.changed)
+                now = await asyncio.to_thread(catalog_fingerprint, self._live.dirs)
             except Exception:
                 log.exception("catalog: cannot read the catalog directories")
                 continue
-            if changed:
+            if now == self._live.fingerprint:
+                settling = None
+            elif now != settling:
+                # Changed since the last poll: wait until it stays the same for one poll,
+                # so that a file being copied in is not read half-written.
+                settling = now
+            else:
+                settling = None
                 await self.reload("a workflow file was added, changed or removed")
 
     async def _in_use(self) -> set[DefinitionKey]:
