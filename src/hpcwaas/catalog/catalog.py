@@ -97,6 +97,7 @@ class Catalog:
         file_problems: list[FileProblem] | None = None,
         refused: dict[Path, list[FileProblem]] | None = None,
         sources: dict[str, Path] | None = None,
+        files: list[Path] | None = None,
     ) -> None:
         self.applications = applications
         self.environments = environments
@@ -104,6 +105,7 @@ class Catalog:
         self.problems: list[str] = list(problems or [str(p) for p in self.file_problems])
         self.refused: dict[Path, list[FileProblem]] = dict(refused or {})
         self.sources: dict[str, Path] = dict(sources or {})
+        self.files: list[Path] = list(files or [])  # every file read, in load order
         self._workflows = {w.id: w for w in deployed}
         self._deployed_on = {
             app: {env for env in spec.environments if env in environments}
@@ -132,7 +134,8 @@ class Catalog:
         sources: dict[str, Path] = {}
         deployed: list[DeployedWorkflow] = []
         all_environments: dict[str, str] = dict(environments or {})
-        for path in workflow_files(dirs, found):
+        files = workflow_files(dirs, found)
+        for path in files:
             try:
                 loaded = read_application(path)
             except CatalogFileError as exc:
@@ -170,6 +173,7 @@ class Catalog:
             file_problems=found,
             refused=refused,
             sources=sources,
+            files=files,
         )
 
     @property

@@ -134,7 +134,7 @@ def _quiet_loader() -> Iterator[None]:
 def _report(catalog: Catalog) -> dict[str, Any]:
     """Every file with its problems; ``errors`` counts those that refuse a file or deployment."""
     by_file: dict[str, list[FileProblem]] = {}
-    for path in [*catalog.sources.values(), *catalog.refused]:
+    for path in catalog.files:  # in the order given
         by_file.setdefault(str(path), [])
     for problem in catalog.file_problems:
         by_file.setdefault(str(problem.path), []).append(problem)
