@@ -446,6 +446,18 @@ def _audit_list(settings: Any, args: argparse.Namespace) -> int:
     return audit_list(settings, args, _run_db, AdminError)
 
 
+def _workflows_validate(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.server.admin_catalog import validate_command
+
+    return validate_command(settings, args)
+
+
+def _catalog_reload(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.server.admin_catalog import reload_command
+
+    return reload_command(settings, args)
+
+
 def _print_table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
@@ -465,16 +477,9 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Any, argparse.Namespace], int]
     ("users", "hash"): _users_hash,
     ("db", "upgrade"): _db_upgrade,
     ("audit", "list"): _audit_list,
-    ("workflows", "validate"): lambda settings, args: _catalog_command("validate", settings, args),
-    ("catalog", "reload"): lambda settings, args: _catalog_command("reload", settings, args),
+    ("workflows", "validate"): _workflows_validate,
+    ("catalog", "reload"): _catalog_reload,
 }
-
-
-def _catalog_command(name: str, settings: Any, args: argparse.Namespace) -> int:
-    from hpcwaas.server import admin_catalog
-
-    handler = admin_catalog.validate_command if name == "validate" else admin_catalog.reload_command
-    return handler(settings, args)
 
 
 if __name__ == "__main__":
