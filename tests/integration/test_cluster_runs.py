@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -330,8 +331,6 @@ def _tree(root: Path) -> dict[str, int]:
 def test_dry_run_on_slurm_renders_the_batch_script_and_submits_nothing(
     hpc: ClusterServer, cluster: Cluster
 ) -> None:
-    import pwd
-
     token = hpc.server.token("dora")
     key = _new_key(hpc, cluster, token, "hpcuser1")
     home = Path(pwd.getpwnam("hpcuser1").pw_dir)
