@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.models import DryRunPlan, DryRunStep
 from hpcwaas.catalog.errors import RenderError
-from hpcwaas.catalog.model import ShellStep
+from hpcwaas.catalog.model import CLUSTER_KINDS, ShellStep
 from hpcwaas.engine.jobsteps import prepare_job_step
 from hpcwaas.engine.places import cluster_work_dir
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
@@ -90,6 +90,9 @@ def _plan_step(
                 spec, execution_id=execution_id, step_name=name, inputs=inputs
             )
             step.command, step.env = invocation.command, invocation.env
+        elif spec.kind not in CLUSTER_KINDS:
+            # A kind with nothing to render as a command: the plan shows its name, kind, needs.
+            pass
         elif isinstance(environment, SlurmEnvironment):
             submission = prepare_job_step(
                 spec,
