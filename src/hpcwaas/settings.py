@@ -238,6 +238,11 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default: SQLite file in data_dir."
     )
     catalog_dirs: list[Path] = Field(default_factory=lambda: [PACKAGED_CATALOG])
+    catalog_watch_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds between checks of catalog_dirs for changed files; 0: no watching.",
+    )
     auth: AuthConfig = Field(default_factory=AuthConfig)
     vault_config: VaultConfig | None = None
     environments: dict[str, EnvironmentConfig] = Field(

@@ -11,6 +11,7 @@ from hpcwaas.api.models import (
     AuthInfo,
     DeviceAuthorization,
     DevicePending,
+    DryRunPlan,
     EnvironmentList,
     EnvironmentPublic,
     ExecutionList,
@@ -74,6 +75,10 @@ class AsyncClient(ClientBase):
     async def trigger(self, workflow_id: str, inputs: dict[str, Any] | None = None) -> str:
         """Start an execution of a workflow and return its ID."""
         return await self.send(calls.trigger(workflow_id, inputs))
+
+    async def dry_run(self, workflow_id: str, inputs: dict[str, Any] | None = None) -> DryRunPlan:
+        """Check the inputs as a trigger would and return the rendered plan; nothing runs."""
+        return await self.send(calls.dry_run(workflow_id, inputs))
 
     async def get_execution(self, execution_id: str) -> ExecutionPublic:
         """Status (and steps, outputs) of one execution."""

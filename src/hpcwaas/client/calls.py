@@ -20,6 +20,7 @@ from hpcwaas.api.models import (
     AuthInfo,
     DeviceAuthorization,
     DevicePending,
+    DryRunPlan,
     EnvironmentList,
     EnvironmentPublic,
     ExecutionList,
@@ -148,6 +149,17 @@ def trigger(workflow_id: str, inputs: dict[str, Any] | None = None) -> Call[str]
         "POST",
         f"/workflows/{segment(workflow_id)}",
         _execution_id_from_location,
+        json={"inputs": dict(inputs or {})},
+    )
+
+
+def dry_run(workflow_id: str, inputs: dict[str, Any] | None = None) -> Call[DryRunPlan]:
+    """POST /workflows/{id}?dry_run=true: check the inputs and return the plan; nothing runs."""
+    return Call(
+        "POST",
+        f"/workflows/{segment(workflow_id)}",
+        _model(DryRunPlan),
+        {"dry_run": "true"},
         json={"inputs": dict(inputs or {})},
     )
 

@@ -50,6 +50,8 @@ STOP_GRACE_SECONDS = 1.0
 _ACTIVE = (ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING)
 
 WorkflowLookup = Callable[[str], "DeployedWorkflow | None"]
+# (workflow ID, digest of the definition an execution was triggered with) -> that definition
+DefinitionLookup = Callable[[str, str], "DeployedWorkflow | None"]
 
 
 class Engine:
@@ -63,10 +65,12 @@ class Engine:
         *,
         keystore: KeyStore | None = None,
         transport: Transport | None = None,
+        definitions: DefinitionLookup | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
         self._workflows = workflows
+        self._definitions = definitions
         self._keystore = keystore
         self._transport: Transport = transport if transport is not None else LocalTransport()
         # per cluster environment: its SSH connections (bounded by its max_sessions) and jobs
@@ -268,7 +272,7 @@ class Engine:
             reason = f"environment {record.environment} is not configured on this server"
             await self._fail_pending(record, reason)
             return
-        workflow = self._workflows(record.workflow_id)
+        workflow = self._workflow_of(record)
         if workflow is None:
             reason = f"workflow {record.workflow_id} is no longer in the catalog"
             await self._fail_pending(record, reason)
@@ -295,6 +299,18 @@ class Engine:
         self._runners[execution_id] = runner
         self._tasks[execution_id] = task
         task.add_done_callback(functools.partial(self._runner_done, execution_id))
+
+    def _workflow_of(self, record: ExecutionRecord) -> DeployedWorkflow | None:
+        """The definition the execution was triggered with if still known, else the current one.
+
+        A catalog reload must not change what a triggered execution runs; only after a restart
+        may the definition be gone (the runner then says the file changed).
+        """
+        if self._definitions is not None:
+            kept = self._definitions(record.workflow_id, record.definition_digest)
+            if kept is not None:
+                return kept
+        return self._workflows(record.workflow_id)
 
     def _place(self, record: ExecutionRecord, config: EnvironmentConfig) -> Place | str:
         """Where the execution runs, or why it cannot."""

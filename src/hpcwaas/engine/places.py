@@ -24,6 +24,11 @@ T = TypeVar("T")
 KeyUseRecorder = Callable[[SshTarget, str | None], Awaitable[None]]
 
 
+def cluster_work_dir(environment: SlurmEnvironment, execution_id: str) -> str:
+    """An execution's directory on a cluster, relative to the account's home unless absolute."""
+    return f"{environment.work_root}/executions/{execution_id}"
+
+
 class Place(Protocol):
     """The working directory and the means of one execution."""
 
@@ -109,7 +114,7 @@ class ClusterPlace:
         self.pool = pool
         self.tracker = tracker
         self.target = target
-        self.work_dir: Path | str = f"{environment.work_root}/executions/{execution_id}"
+        self.work_dir: Path | str = cluster_work_dir(environment, execution_id)
         self.transport = pool.transport(target)
         self.cluster: ClusterPlace | None = self
         self._on_key_use = on_key_use

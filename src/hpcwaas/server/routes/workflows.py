@@ -5,14 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Query, Response
+from fastapi.responses import JSONResponse
 
-from hpcwaas.api.models import TriggerRequest, WorkflowDetail, WorkflowList
+from hpcwaas.api.models import DryRunPlan, TriggerRequest, WorkflowDetail, WorkflowList
 from hpcwaas.api.states import LogLevel
 from hpcwaas.auth.identity import Identity
 from hpcwaas.catalog.catalog import DeployedWorkflow
 from hpcwaas.catalog.inputs import validate_inputs
 from hpcwaas.catalog.model import WorkflowSpec
+from hpcwaas.engine.plan import build_plan
 from hpcwaas.engine.secret_inputs import forget_secrets, secret_inputs_path, split_secrets
 from hpcwaas.server.auditing import Audit, RequestAudit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, TriggerLimiterDep, page_size
@@ -65,6 +67,10 @@ async def get_workflow(
     status_code=201,
     response_class=Response,
     responses={
+        200: {
+            "description": "With `dry_run=true`: the plan; nothing was run or recorded.",
+            "model": DryRunPlan,
+        },
         201: {"description": "Triggered; `Location` names the new execution."},
         **problems(403, 429),
     },
@@ -76,10 +82,19 @@ async def trigger_workflow(
     limiter: TriggerLimiterDep,
     audit: Audit,
     body: Annotated[TriggerRequest | None, Body()] = None,
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="Validate the inputs as a trigger does and return the rendered plan "
+            "(200) without running or recording anything."
+        ),
+    ] = False,
 ) -> Response:
-    """Start an execution; returns once it is durably recorded."""
-    # Every attempt counts against the rate, so a client retrying in a loop is slowed down.
-    check_trigger_rate(limiter, user.user_id)
+    """Start an execution; returns once it is durably recorded. `dry_run=true`: the plan only."""
+    if not dry_run:
+        # Every attempt counts against the rate, so a client retrying in a loop is slowed down.
+        # A dry run starts nothing: it does not count.
+        check_trigger_rate(limiter, user.user_id)
     workflow = services.catalog.get(workflow_id, user.user_id, user.groups)
     limits = services.settings.limits
     inputs = validate_inputs(
@@ -88,8 +103,21 @@ async def trigger_workflow(
         max_inputs=limits.max_inputs,
         max_value_bytes=limits.max_input_bytes,
     )
-    if workflow.environment not in services.settings.environments:
+    environment = services.settings.environments.get(workflow.environment)
+    if environment is None:
         raise ApiProblem(404, f"environment {workflow.environment!r} is not configured")
+    if dry_run:
+        # The same identity checks as a trigger (400/403), but no audit event: nothing runs.
+        cluster_login, _ = await resolve_identity(services, user, workflow, inputs)
+        await check_key_inputs(services, user.user_id, workflow.spec, inputs)
+        plan = build_plan(
+            workflow,
+            inputs,
+            environment,
+            local_work_root=services.settings.work_dir,
+            cluster_login=cluster_login,
+        )
+        return JSONResponse(plan.model_dump(mode="json"), status_code=200)
     # Refused (400/403) before anything is recorded; (None, None) on local environments.
     try:
         cluster_login, key_id = await resolve_identity(services, user, workflow, inputs)
