@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from hpcwaas.catalog.model import PycompssStep, ShellStep, SlurmStep, WorkflowSpec
+from hpcwaas.catalog.model import (
+    PycompssStep,
+    ShellStep,
+    SlurmStep,
+    StageInStep,
+    StageOutStep,
+    WorkflowSpec,
+)
 from hpcwaas.catalog.problem import NAME, NAME_HINT, TEMPLATE_HINT, Problem
 from hpcwaas.catalog.render import check_template
 from hpcwaas.catalog.shell_quoting import misplaced_expressions
@@ -31,7 +38,10 @@ _WORD_HINT = (
 
 
 def check_step(
-    loc: Location, name: str, step: ShellStep | SlurmStep | PycompssStep, workflow: WorkflowSpec
+    loc: Location,
+    name: str,
+    step: ShellStep | SlurmStep | PycompssStep | StageInStep | StageOutStep,
+    workflow: WorkflowSpec,
 ) -> list[Problem]:
     """Every problem of one step of ``workflow``, in key order."""
     problems: list[Problem] = []
@@ -52,6 +62,13 @@ def check_step(
     elif isinstance(step, SlurmStep):
         problems += _templates(loc, name, workflow, [(("script",), step.script)], in_shell=True)
         problems += _slurm_options(loc, name, step)
+    elif isinstance(step, StageInStep):
+        paths = [(("url",), step.url), (("target_path",), step.target_path)]
+        problems += _templates(loc, name, workflow, paths)
+        problems += _stage_in_url(loc, name, step)
+    elif isinstance(step, StageOutStep):
+        problems += _templates(loc, name, workflow, [(("source_path",), step.source_path)])
+        problems += _stage_out_name(loc, name, step, workflow)
     else:
         templates: list[tuple[Location, str]] = [(("app",), step.app)]
         templates += [(("arguments", i), a) for i, a in enumerate(step.arguments)]
@@ -99,6 +116,42 @@ def _templates(
                     )
                 )
     return problems
+
+
+def _stage_in_url(loc: Location, name: str, step: StageInStep) -> list[Problem]:
+    """A URL known at load time (literal, or with a literal scheme) must be http(s)."""
+    head = step.url.split("{", 1)[0].strip()
+    scheme, sep, _ = head.partition("://")
+    literal = "{" not in step.url
+    if (sep and scheme.lower() in ("http", "https")) or (not sep and not literal):
+        return []
+    return [
+        Problem(
+            (*loc, "url"),
+            f"step {name!r} url: only http:// and https:// URLs can be staged in, "
+            f"got {step.url[:80]!r}",
+            "e.g. url: https://example.org/data.csv, or url: '{{ inputs.data_url }}'",
+        )
+    ]
+
+
+def _stage_out_name(
+    loc: Location, name: str, step: StageOutStep, workflow: WorkflowSpec
+) -> list[Problem]:
+    """Two stage_out steps of one workflow may not store the same output name."""
+    output = step.output or name
+    for other, spec in workflow.steps.items():
+        if other == name:
+            break
+        if isinstance(spec, StageOutStep) and (spec.output or other) == output:
+            return [
+                Problem(
+                    (*loc, "output"),
+                    f"step {name!r} stores output {output!r}, as step {other!r} does",
+                    "give one of them another output name (output: <name>)",
+                )
+            ]
+    return []
 
 
 def _slurm_options(loc: Location, name: str, step: SlurmStep) -> list[Problem]:

@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.errors import RenderError
+from hpcwaas.catalog.model import StageInStep, StageOutStep
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobsteps import JobStep
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.outputs import OutputValue
 from hpcwaas.engine.places import Place
+from hpcwaas.engine.transfersteps import run_transfer_step
 from hpcwaas.settings import Settings
 from hpcwaas.steps.shell import failure_reason, prepare_shell_step, start_shell_step
+from hpcwaas.steps.transfers import TransferError
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
@@ -63,6 +66,7 @@ class ExecutionRunner:
         self._job_ids: dict[str, str] = {}  # steps that are jobs, known from a previous run
         self._commands: dict[str, RunningCommand] = {}
         self._jobs: dict[str, JobStep] = {}
+        self._transfers: dict[str, asyncio.Task[None]] = {}
         self._step_tasks: dict[asyncio.Task[None], str] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._cancelled_by: str | None = None
@@ -223,6 +227,9 @@ class ExecutionRunner:
                 )
             self._emit(LogLevel.INFO, f"Step {name} started", name)
         self._states[name] = StepState.RUNNING
+        if spec.kind in ("stage_in", "stage_out"):
+            await self._run_transfer_step(name, spec)
+            return
         if spec.kind != "shell":
             await self._run_job_step(name, spec, resumed=resumed)
             return
@@ -300,6 +307,47 @@ class ExecutionRunner:
         if outcome is not None:  # None: detached, the job runs on after the server stops
             await self._end_step(name, outcome.state, outcome.exit_code, outcome.reason)
 
+    async def _run_transfer_step(self, name: str, spec: StepSpec) -> None:
+        """A stage_in or stage_out step: the service moves the bytes itself."""
+        if not isinstance(spec, StageInStep | StageOutStep):
+            raise TypeError(f"step {name} is not a transfer step")
+        if self._halted():
+            await self._end_step(name, self._halted_state(), None, "was not started")
+            return
+        task = asyncio.create_task(
+            run_transfer_step(
+                name=name,
+                spec=spec,
+                execution_id=self.execution_id,
+                inputs=self._execution.inputs,
+                files=self._place.files,
+                settings=self._settings,
+                db=self._db,
+                emit=lambda level, text: self._emit(level, f"Step {name}: {text}", name),
+            )
+        )
+        self._transfers[name] = task
+        try:
+            await asyncio.wait({task})
+        finally:
+            if not task.done():
+                task.cancel()
+            del self._transfers[name]
+        if task.cancelled():
+            if self._stopping and self.detaches_on_stop:
+                return  # left RUNNING: the next start of the server runs it again
+            stopped = self._halted_state() is StepState.FAILED
+            reason = f"was killed: {SERVER_STOPPED}" if stopped else "was cancelled"
+            await self._end_step(name, self._halted_state(), None, reason)
+            return
+        exc = task.exception()
+        if exc is None:
+            await self._end_step(name, StepState.SUCCEEDED, None)
+        elif isinstance(exc, TransferError | SshError):
+            await self._end_step(name, StepState.FAILED, None, f"failed: {exc}")
+        else:
+            raise exc
+
     async def _end_step(
         self, name: str, state: StepState, exit_code: int | None, reason: str = ""
     ) -> None:
@@ -348,6 +396,8 @@ class ExecutionRunner:
         self._kill_grace = min(self._kill_grace, grace)
         for command in list(self._commands.values()):
             self._kill(command, grace)
+        for transfer in list(self._transfers.values()):
+            transfer.cancel()  # its partial file is removed as it unwinds
         for job in list(self._jobs.values()):
             if self._stopping and self._cancelled_by is None:
                 job.detach()  # the job runs on; the next start of the server follows it
