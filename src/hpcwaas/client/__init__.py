@@ -12,6 +12,7 @@ from hpcwaas.client.errors import (
     ConfigurationError,
     Conflict,
     ConnectionFailed,
+    DownloadFailed,
     Forbidden,
     HpcwaasError,
     NotFound,
@@ -20,6 +21,7 @@ from hpcwaas.client.errors import (
     Unauthorized,
     UnexpectedResponse,
 )
+from hpcwaas.client.downloads import DownloadedOutput
 from hpcwaas.client.sync import Client
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "ConnectionOptions",
+    "DownloadFailed",
+    "DownloadedOutput",
     "Forbidden",
     "HpcwaasError",
     "NotFound",
