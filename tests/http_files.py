@@ -7,6 +7,7 @@ makes the next ``n`` requests of a path answer ``status``; ``hits[path]`` counts
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,10 +22,11 @@ class HttpFiles:
         self.files: dict[str, bytes] = {}
         self.failures: dict[str, list[int]] = {}
         self.hits: Counter[str] = Counter()
+        self.slow: dict[str, float] = {}  # seconds to wait between chunks of a path
         files = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 files.hits[path] += 1
                 pending = files.failures.get(path)
@@ -39,14 +41,23 @@ class HttpFiles:
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                for start in range(0, len(data), 65536):
-                    self.wfile.write(data[start : start + 65536])
+                try:
+                    for start in range(0, len(data), 65536):
+                        self.wfile.write(data[start : start + 65536])
+                        if path in files.slow:
+                            self.wfile.flush()
+                            time.sleep(files.slow[path])
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client went away (a cancelled or refused download)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()

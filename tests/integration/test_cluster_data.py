@@ -74,9 +74,7 @@ workflows:
 
 
 @pytest.fixture
-def hpc(
-    tmp_path: Path, cluster: Cluster, cluster_jobs_cleanup: Cluster
-) -> Iterator[ClusterServer]:
+def hpc(tmp_path: Path, cluster: Cluster, cluster_jobs_cleanup: Cluster) -> Iterator[ClusterServer]:
     setup = ClusterServer(tmp_path, cluster)
     (tmp_path / "catalog" / "data.yaml").write_text(WORKFLOWS)
     setup.server.start()

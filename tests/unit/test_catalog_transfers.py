@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.unit.test_catalog_kinds import app, at, problems_of, write
+
 from hpcwaas.catalog.loader import read_application
 from hpcwaas.catalog.model import StageInStep, StageOutStep
-from tests.unit.test_catalog_kinds import app, at, problems_of, write
 
 
 def test_transfer_steps_load_on_local_and_cluster_environments(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ The same steps on a cluster (SFTP) are tested in tests/integration/test_cluster_
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.http_files import HttpFiles
+from tests.unit.test_engine import Harness, db, harness, make_workflow
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.engine.placefiles import LocalFiles
@@ -20,8 +23,6 @@ from hpcwaas.engine.stagein import stage_in
 from hpcwaas.settings import Limits, Settings
 from hpcwaas.steps.transfers import StageInPlan, TransferError
 from hpcwaas.store import outputs as output_store
-from tests.http_files import HttpFiles
-from tests.unit.test_engine import Harness, db, harness, make_workflow
 
 __all__ = ["db", "harness"]  # fixtures of the engine tests, used here too
 
@@ -54,7 +55,10 @@ async def test_stage_in_transform_and_stage_out_store_the_result_with_its_digest
                 "target_path": "in/input.bin",
                 "sha256": DIGEST,
             },
-            "reverse": {"needs": ["fetch"], "run": "mkdir -p out && gzip -n < in/input.bin > out/r"},
+            "reverse": {
+                "needs": ["fetch"],
+                "run": "mkdir -p out && gzip -n < in/input.bin > out/r",
+            },
             "keep": {
                 "kind": "stage_out",
                 "needs": ["reverse"],
@@ -296,3 +300,23 @@ async def test_only_http_urls_are_staged_in(harness: Harness) -> None:
     assert "'file:///etc/passwd' is not an http:// or https:// URL" in record.error
     steps = await harness.steps(execution_id)
     assert steps["fetch"].state is StepState.FAILED
+
+
+async def test_cancelling_during_a_download_cancels_the_step_and_removes_the_partial_file(
+    harness: Harness, http_files: HttpFiles, settings: Settings
+) -> None:
+    url = http_files.add("/slow", DATA)
+    http_files.slow["/slow"] = 0.3
+    workflow = make_workflow({"fetch": {"kind": "stage_in", "url": url, "target_path": "s"}})
+    execution_id = await harness.trigger(workflow)
+    work = settings.work_dir / execution_id
+    for _ in range(100):
+        if _leftovers(work) if work.exists() else []:
+            break
+        await asyncio.sleep(0.05)
+    assert _leftovers(work), "the download never started writing"
+    await harness.engine.cancel(execution_id, by_user="alice")
+    record = await harness.finished(execution_id)
+    assert record.status is ExecutionStatus.CANCELLED
+    assert (await harness.steps(execution_id))["fetch"].state is StepState.CANCELLED
+    assert _leftovers(work) == [] and not (work / "s").exists()

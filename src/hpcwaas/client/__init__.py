@@ -6,6 +6,7 @@ behave identically. Errors are the typed tree of `hpcwaas.client.errors`.
 
 from hpcwaas.client.aio import AsyncClient
 from hpcwaas.client.connection import DEFAULT_API_URL, ConnectionOptions
+from hpcwaas.client.downloads import DownloadedOutput
 from hpcwaas.client.errors import (
     ApiError,
     BadRequest,
@@ -21,7 +22,6 @@ from hpcwaas.client.errors import (
     Unauthorized,
     UnexpectedResponse,
 )
-from hpcwaas.client.downloads import DownloadedOutput
 from hpcwaas.client.sync import Client
 
 __all__ = [
