@@ -23,6 +23,7 @@ class HttpFiles:
         self.failures: dict[str, list[int]] = {}
         self.hits: Counter[str] = Counter()
         self.slow: dict[str, float] = {}  # seconds to wait between chunks of a path
+        self.unsized: set[str] = set()  # paths served without Content-Length (read to the end)
         files = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,7 +40,8 @@ class HttpFiles:
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(data)))
+                if path not in files.unsized:
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 try:
                     for start in range(0, len(data), 65536):

@@ -320,3 +320,15 @@ async def test_cancelling_during_a_download_cancels_the_step_and_removes_the_par
     assert record.status is ExecutionStatus.CANCELLED
     assert (await harness.steps(execution_id))["fetch"].state is StepState.CANCELLED
     assert _leftovers(work) == [] and not (work / "s").exists()
+
+
+async def test_a_body_without_length_is_stopped_once_it_passes_max_bytes(
+    tmp_path: Path, http_files: HttpFiles
+) -> None:
+    url = http_files.add("/stream", DATA)
+    http_files.unsized.add("/stream")
+    with pytest.raises(TransferError, match=r"larger than max_bytes \(100000 bytes\); download"):
+        await stage_in(_plan(url, max_bytes=100_000), LocalFiles(tmp_path), Log())
+    assert _leftovers(tmp_path) == [] and not (tmp_path / "t" / "data").exists()
+    await stage_in(_plan(url), LocalFiles(tmp_path), Log())
+    assert (tmp_path / "t" / "data").read_bytes() == DATA
