@@ -48,7 +48,7 @@ async def stage_out(
     writer = store.writer(execution_id, plan.output, file_name, plan.max_bytes)
     try:
         if directory:
-            await _archive(plan, files, source, writer, emit)
+            await _archive(plan, files, source, entry, writer, emit)
         else:
             await files.read(source, writer.write)
         stored = writer.commit()
@@ -90,12 +90,15 @@ async def stage_out(
 
 
 async def _archive(
-    plan: StageOutPlan, files: PlaceFiles, source: str, writer: ResultWriter, emit: Emit
+    plan: StageOutPlan,
+    files: PlaceFiles,
+    source: str,
+    root: FileEntry,
+    writer: ResultWriter,
+    emit: Emit,
 ) -> None:
     top = posixpath.basename(source.rstrip("/")) or plan.output
     archive = TarGzStream(writer.write)
-    root = await files.entry(source)
-    assert root is not None
     await archive.directory(top, root.mode, root.mtime)
     skipped: list[FileEntry] = []
     for entry in await files.walk(source):
