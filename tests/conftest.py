@@ -18,7 +18,12 @@ import httpx
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-pytest_plugins = ["tests.sso_support", "tests.cluster_support", "tests.vault_kv2"]
+pytest_plugins = [
+    "tests.sso_support",
+    "tests.cluster_support",
+    "tests.vault_kv2",
+    "tests.http_files",
+]
 
 # Property tests and fuzzing draw the same examples on every CI run, so a failure there
 # reproduces; elsewhere they explore new ones each run.

@@ -186,6 +186,18 @@ class Limits(BaseModel):
     max_ssh_keys_per_user: int = Field(
         default=20, ge=1, description="SSH keys a user may hold; one more key-gen is a 409."
     )
+    max_stage_in_bytes: int = Field(
+        default=10 * 1024**3,
+        ge=1,
+        description="Bytes a stage_in step may download: its default max_bytes and the most "
+        "it may set.",
+    )
+    max_stage_out_bytes: int = Field(
+        default=1024**3,
+        ge=1,
+        description="Bytes a stage_out step may store in the result store: its default "
+        "max_bytes and the most it may set.",
+    )
 
 
 class OperatorsConfig(BaseModel):
@@ -236,6 +248,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in data_dir."
+    )
+    results_dir: Path | None = Field(
+        default=None,
+        description="The result store (stage_out files, one directory per execution); "
+        "default: data_dir/results.",
     )
     catalog_dirs: list[Path] = Field(default_factory=lambda: [PACKAGED_CATALOG])
     catalog_watch_seconds: float = Field(
@@ -296,6 +313,11 @@ class Settings(BaseSettings):
     @property
     def work_dir(self) -> Path:
         return self.data_dir / "work"
+
+    @property
+    def results_root(self) -> Path:
+        """Where stage_out steps store files: ``results_dir``, else ``data_dir/results``."""
+        return self.results_dir or self.data_dir / "results"
 
     @property
     def master_key_path(self) -> Path:

@@ -286,3 +286,19 @@ class AuditEventPublic(BaseModel):
 class AuditEventList(BaseModel):
     events: list[AuditEventPublic]
     next_cursor: str | None = None
+
+
+class ExecutionOutputPublic(BaseModel):
+    """A file a stage_out step stored for an execution."""
+
+    name: str
+    size: int
+    sha256: str
+    media_type: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    file_name: str  # the name the download suggests (Content-Disposition)
+
+
+class ExecutionOutputList(BaseModel):
+    outputs: list[ExecutionOutputPublic]

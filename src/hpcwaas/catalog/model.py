@@ -165,13 +165,44 @@ class PycompssStep(_StepBase):
     modules: list[str] = Field(default_factory=list)  # loaded after the environment's
 
 
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+
+
+class StageInStep(_StepBase):
+    """An HTTP(S) download, streamed by the service into the execution's place (the cluster)."""
+
+    kind: Literal["stage_in"]
+    url: str  # template
+    target_path: str  # template; relative: under the execution's working directory
+    force: bool = False  # download again even if the target exists
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    max_bytes: int | None = Field(default=None, ge=1)  # default: limits.max_stage_in_bytes
+
+
+class StageOutStep(_StepBase):
+    """A file or directory of the execution's place, copied into the service's result store."""
+
+    kind: Literal["stage_out"]
+    source_path: str  # template; relative: under the execution's working directory
+    output: str | None = Field(default=None, pattern=NAME_PATTERN)  # default: the step's name
+    max_bytes: int | None = Field(default=None, ge=1)  # default: limits.max_stage_out_bytes
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
 # One node of a workflow's DAG; ``kind`` says which.
-StepSpec = Annotated[ShellStep | SlurmStep | PycompssStep, Field(discriminator="kind")]
+StepSpec = Annotated[
+    ShellStep | SlurmStep | PycompssStep | StageInStep | StageOutStep,
+    Field(discriminator="kind"),
+]
 STEP_KINDS: dict[str, type[_StepBase]] = {
     "shell": ShellStep,
     "slurm": SlurmStep,
     "pycompss": PycompssStep,
+    "stage_in": StageInStep,
+    "stage_out": StageOutStep,
 }
+# Kinds the service runs itself (data transfers), on any environment.
+TRANSFER_KINDS: frozenset[str] = frozenset({"stage_in", "stage_out"})
 # Kinds that need a batch scheduler: they cannot run on a ``local`` environment.
 CLUSTER_KINDS: frozenset[str] = frozenset({"slurm", "pycompss"})
 

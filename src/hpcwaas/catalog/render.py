@@ -95,6 +95,11 @@ def render_command(template: str, context: dict[str, Any]) -> str:
     return _render(True, template, context)
 
 
+def render_text(template: str, context: dict[str, Any]) -> str:
+    """Render a template as plain text (no shell quoting): paths and URLs of transfer steps."""
+    return _render(False, template, context)
+
+
 def render_env(env: dict[str, str], context: dict[str, Any]) -> dict[str, str]:
     """Render a step's environment values as plain text (no shell quoting)."""
     rendered: dict[str, str] = {}

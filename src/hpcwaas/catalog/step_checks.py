@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hpcwaas.catalog.model import (
@@ -12,6 +12,8 @@ from hpcwaas.catalog.model import (
     PycompssStep,
     ShellStep,
     SlurmStep,
+    StageInStep,
+    StageOutStep,
     WorkflowSpec,
 )
 from hpcwaas.catalog.problem import NAME, NAME_HINT, TEMPLATE_HINT, Problem
@@ -105,6 +107,17 @@ def check_step(
     elif isinstance(step, SlurmStep):
         problems += _templates(loc, name, context, [(("script",), step.script)], in_shell=True)
         problems += _slurm_options(loc, name, step)
+    elif isinstance(step, StageInStep | StageOutStep):
+        # The service renders these itself, before any step output reaches it.
+        transfer = replace(context, upstream=None)
+        if isinstance(step, StageInStep):
+            paths = [(("url",), step.url), (("target_path",), step.target_path)]
+            problems += _templates(loc, name, transfer, paths)
+            problems += _stage_in_url(loc, name, step)
+        else:
+            paths = [(("source_path",), step.source_path)]
+            problems += _templates(loc, name, transfer, paths)
+            problems += _stage_out_name(loc, name, step, workflow)
     elif isinstance(step, PycompssStep):
         templates: list[tuple[Location, str]] = [(("app",), step.app)]
         templates += [(("arguments", i), a) for i, a in enumerate(step.arguments)]
@@ -190,6 +203,42 @@ def _hint(message: str) -> str:
     if "secret input" in message:
         return "pass secrets through env:, then use the variable in double quotes"
     return TEMPLATE_HINT
+
+
+def _stage_in_url(loc: Location, name: str, step: StageInStep) -> list[Problem]:
+    """A URL known at load time (literal, or with a literal scheme) must be http(s)."""
+    head = step.url.split("{", 1)[0].strip()
+    scheme, sep, _ = head.partition("://")
+    literal = "{" not in step.url
+    if (sep and scheme.lower() in ("http", "https")) or (not sep and not literal):
+        return []
+    return [
+        Problem(
+            (*loc, "url"),
+            f"step {name!r} url: only http:// and https:// URLs can be staged in, "
+            f"got {step.url[:80]!r}",
+            "e.g. url: https://example.org/data.csv, or url: '{{ inputs.data_url }}'",
+        )
+    ]
+
+
+def _stage_out_name(
+    loc: Location, name: str, step: StageOutStep, workflow: WorkflowSpec
+) -> list[Problem]:
+    """Two stage_out steps of one workflow may not store the same output name."""
+    output = step.output or name
+    for other, spec in workflow.steps.items():
+        if other == name:
+            break
+        if isinstance(spec, StageOutStep) and (spec.output or other) == output:
+            return [
+                Problem(
+                    (*loc, "output"),
+                    f"step {name!r} stores output {output!r}, as step {other!r} does",
+                    "give one of them another output name (output: <name>)",
+                )
+            ]
+    return []
 
 
 def _slurm_options(loc: Location, name: str, step: SlurmStep) -> list[Problem]:

@@ -25,6 +25,7 @@ from hpcwaas.api.models import (
     EnvironmentPublic,
     ExecutionList,
     ExecutionLogs,
+    ExecutionOutputList,
     ExecutionPublic,
     SSHKeyCreated,
     SSHKeyList,
@@ -210,6 +211,20 @@ def logs(
         params,
         min_read_timeout=wait + LONG_POLL_MARGIN,
     )
+
+
+def list_outputs(execution_id: str) -> Call[ExecutionOutputList]:
+    """GET /executions/{id}/outputs: the files the execution's stage_out steps stored."""
+    return Call(
+        "GET",
+        f"/executions/{segment(execution_id)}/outputs",
+        _model(ExecutionOutputList, ("outputs",)),
+    )
+
+
+def download_output(execution_id: str, name: str) -> Call[None]:
+    """GET /executions/{id}/outputs/{name}: the file; the clients stream its body to disk."""
+    return Call("GET", f"/executions/{segment(execution_id)}/outputs/{segment(name)}", _nothing)
 
 
 def create_ssh_key(

@@ -12,6 +12,7 @@ from typing import Protocol, TypeVar
 
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.outputs import OutputValue, decode_output, read_output
+from hpcwaas.engine.placefiles import ClusterFiles, LocalFiles, PlaceFiles
 from hpcwaas.settings import SlurmEnvironment
 from hpcwaas.steps.shell import outputs_file
 from hpcwaas.transports.base import Transport
@@ -36,6 +37,8 @@ class Place(Protocol):
     work_dir: Path | str
     # set where steps may be batch jobs
     cluster: ClusterPlace | None
+    # the files transfer steps (stage_in, stage_out) read and write
+    files: PlaceFiles
 
     async def prepare(self) -> None:
         """Create the working directory (only its owner may enter it)."""
@@ -69,6 +72,7 @@ class LocalPlace:
         self._root = root
         self.work_dir: Path | str = root / execution_id
         self.transport = transport
+        self.files: PlaceFiles = LocalFiles(root / execution_id)
 
     async def prepare(self) -> None:
         work_dir = Path(self.work_dir)
@@ -116,6 +120,7 @@ class ClusterPlace:
         self.target = target
         self.work_dir: Path | str = cluster_work_dir(environment, execution_id)
         self.transport = pool.transport(target)
+        self.files: PlaceFiles = ClusterFiles(pool, target, str(self.work_dir))
         self.cluster: ClusterPlace | None = self
         self._on_key_use = on_key_use
         self._key_use_told = False

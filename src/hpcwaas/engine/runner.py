@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.dag import topological_order
 from hpcwaas.catalog.errors import RenderError
+from hpcwaas.catalog.model import StageInStep, StageOutStep
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobsteps import JobStep
 from hpcwaas.engine.logsink import LogNotifier, LogSink
@@ -20,9 +21,11 @@ from hpcwaas.engine.outputs import OutputValue
 from hpcwaas.engine.places import Place
 from hpcwaas.engine.secret_inputs import forget_secrets, load_secrets, mask
 from hpcwaas.engine.step_outputs import parse_step_outputs
+from hpcwaas.engine.transfersteps import run_transfer_step
 from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable
 from hpcwaas.settings import Settings
 from hpcwaas.steps.shell import failure_reason, prepare_shell_step, start_shell_step
+from hpcwaas.steps.transfers import TransferError
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
@@ -80,6 +83,7 @@ class ExecutionRunner:
         self._job_ids: dict[str, str] = {}  # steps that are jobs, known from a previous run
         self._commands: dict[str, RunningCommand] = {}
         self._jobs: dict[str, JobStep] = {}
+        self._transfers: dict[str, asyncio.Task[None]] = {}
         self._step_tasks: dict[asyncio.Task[None], str] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._cancelled_by: str | None = None
@@ -373,6 +377,8 @@ class ExecutionRunner:
                 await self._place.clear_step_outputs(name)
             except (OSError, SshError) as exc:
                 return Outcome(StepState.FAILED, None, f"could not be started: {exc}", True)
+        if spec.kind in ("stage_in", "stage_out"):
+            return await self._attempt_transfer(name, spec)
         if spec.kind != "shell":
             return await self._run_job_step(name, spec, resumed=resumed)
         try:
@@ -481,6 +487,48 @@ class ExecutionRunner:
                 continue
             await self._run_step(name, spec, cleanup=True)
 
+    async def _attempt_transfer(self, name: str, spec: StepSpec) -> Outcome | None:
+        """A stage_in or stage_out step: the service moves the bytes itself.
+
+        None when the server stops meanwhile: the step stays RUNNING and is run again at
+        the next start.
+        """
+        if not isinstance(spec, StageInStep | StageOutStep):
+            raise TypeError(f"step {name} is not a transfer step")
+        if self._halted():
+            return Outcome(self._halted_state(), None, "was not started")
+        task = asyncio.create_task(
+            run_transfer_step(
+                name=name,
+                spec=spec,
+                execution_id=self.execution_id,
+                inputs=self._execution.inputs,
+                files=self._place.files,
+                settings=self._settings,
+                db=self._db,
+                emit=lambda level, text: self._emit(level, f"Step {name}: {text}", name),
+            )
+        )
+        self._transfers[name] = task
+        try:
+            await asyncio.wait({task})
+        finally:
+            if not task.done():
+                task.cancel()
+            del self._transfers[name]
+        if task.cancelled():
+            if self._stopping and self.detaches_on_stop:
+                return None
+            stopped = self._halted_state() is StepState.FAILED
+            reason = f"was killed: {SERVER_STOPPED}" if stopped else "was cancelled"
+            return Outcome(self._halted_state(), None, reason)
+        exc = task.exception()
+        if exc is None:
+            return Outcome(StepState.SUCCEEDED, None)
+        if isinstance(exc, TransferError | SshError):
+            return Outcome(StepState.FAILED, None, f"failed: {exc}", True)
+        raise exc
+
     async def _end_step(
         self,
         name: str,
@@ -551,6 +599,8 @@ class ExecutionRunner:
         self._kill_grace = min(self._kill_grace, grace)
         for command in list(self._commands.values()):
             self._kill(command, grace)
+        for transfer in list(self._transfers.values()):
+            transfer.cancel()  # its partial file is removed as it unwinds
         for job in list(self._jobs.values()):
             if self._stopping and self._cancelled_by is None:
                 job.detach()  # the job runs on; the next start of the server follows it

@@ -25,6 +25,7 @@ from hpcwaas.server.routes import (
     events,
     executions,
     health,
+    outputs,
     schemas,
     ssh_keys,
     users,
@@ -60,6 +61,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     for module in (
         workflows,
         executions,
+        outputs,
         events,
         ssh_keys,
         environments,

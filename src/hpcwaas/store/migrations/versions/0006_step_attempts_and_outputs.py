@@ -1,7 +1,7 @@
 """step attempts and outputs
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 
 ``0005`` is kept for the data staging tables; where both exist, 0006 comes after 0005.
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
