@@ -12,12 +12,18 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-pytest_plugins = ["tests.sso_support", "tests.cluster_support", "tests.vault_kv2"]
+pytest_plugins = [
+    "tests.sso_support",
+    "tests.cluster_support",
+    "tests.vault_kv2",
+    "tests.http_files",
+]
 
 # Property tests and fuzzing draw the same examples on every CI run, so a failure there
 # reproduces; elsewhere they explore new ones each run.
@@ -188,3 +194,27 @@ def post_login_form(
     form = parse_forms(client.get(base_url + "/auth/login").text)[0]
     fields = {**form.fields, "username": username, "password": password}
     return client.post(base_url + "/auth/login", data=fields, **kwargs)  # type: ignore[arg-type]
+
+
+ENVELOPE_ITEM_KEYS = frozenset({"id", "status", "title", "detail"})
+# Additive to COMPAT.md: which trigger input an error concerns.
+OPTIONAL_ITEM_KEYS = frozenset({"source"})
+
+
+def envelope_items(response: httpx.Response, status: int) -> list[dict[str, Any]]:
+    """The items of an error response, after checking its status and the envelope's shape."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"errors"}, body
+    items: list[dict[str, Any]] = body["errors"]
+    assert items, body
+    for item in items:
+        assert ENVELOPE_ITEM_KEYS <= set(item) <= ENVELOPE_ITEM_KEYS | OPTIONAL_ITEM_KEYS, item
+        assert item["status"] == status, item
+    return items
+
+
+def envelope_item(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The one item of an error response (see ``envelope_items``)."""
+    [item] = envelope_items(response, status)
+    return item

@@ -186,6 +186,18 @@ class Limits(BaseModel):
     max_ssh_keys_per_user: int = Field(
         default=20, ge=1, description="SSH keys a user may hold; one more key-gen is a 409."
     )
+    max_stage_in_bytes: int = Field(
+        default=10 * 1024**3,
+        ge=1,
+        description="Bytes a stage_in step may download: its default max_bytes and the most "
+        "it may set.",
+    )
+    max_stage_out_bytes: int = Field(
+        default=1024**3,
+        ge=1,
+        description="Bytes a stage_out step may store in the result store: its default "
+        "max_bytes and the most it may set.",
+    )
 
 
 class OperatorsConfig(BaseModel):
@@ -237,7 +249,17 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in data_dir."
     )
+    results_dir: Path | None = Field(
+        default=None,
+        description="The result store (stage_out files, one directory per execution); "
+        "default: data_dir/results.",
+    )
     catalog_dirs: list[Path] = Field(default_factory=lambda: [PACKAGED_CATALOG])
+    catalog_watch_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds between checks of catalog_dirs for changed files; 0: no watching.",
+    )
     auth: AuthConfig = Field(default_factory=AuthConfig)
     vault_config: VaultConfig | None = None
     environments: dict[str, EnvironmentConfig] = Field(
@@ -291,6 +313,11 @@ class Settings(BaseSettings):
     @property
     def work_dir(self) -> Path:
         return self.data_dir / "work"
+
+    @property
+    def results_root(self) -> Path:
+        """Where stage_out steps store files: ``results_dir``, else ``data_dir/results``."""
+        return self.results_dir or self.data_dir / "results"
 
     @property
     def master_key_path(self) -> Path:

@@ -6,11 +6,15 @@ A fenced block is a sample when the line before its fence is an HTML comment:
 - `<!-- sample: run -->` (docs/user-guide.md): each line is run with bash against the session
   server, with the guide's placeholders filled in (see `fill`);
 - `<!-- sample: workflow -->` (docs/workflows.md): a complete workflow file, which must load
-  through `Catalog.load` with no problem.
+  through `Catalog.load` with no problem;
+- `<!-- sample: workflow-run -->` (docs/workflows.md): a complete workflow file for the `local`
+  environment that also runs: each exposed workflow, triggered on a real server with its
+  defaults (and a value for each required secret), must succeed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -20,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import BIN, LiveServer, wait_for_status
+from tests.conftest import BIN, LiveServer, free_port, wait_for_status
 
 from hpcwaas.catalog.catalog import Catalog
 
@@ -32,7 +36,7 @@ DEMO_FILE = Path(__file__).resolve().parents[2] / "src" / "hpcwaas" / "examples"
 ENVIRONMENTS = {"local": "Local host", "cluster": "Cluster"}
 KINDS = {"local": "local", "cluster": "slurm"}
 
-MARKER = re.compile(r"^\s*<!--\s*sample:\s*(\w+)\s*-->\s*$")
+MARKER = re.compile(r"^\s*<!--\s*sample:\s*([\w-]+)\s*-->\s*$")
 FENCE = re.compile(r"^(\s*)(`{3,})")
 TRIGGERED = re.compile(r"Workflow triggered with execution ID: (\S+)")
 
@@ -59,10 +63,11 @@ def samples(path: Path, kind: str) -> list[tuple[int, str]]:
     return found
 
 
-def workflow_samples() -> list[pytest.param]:
+def workflow_samples(kinds: tuple[str, ...] = ("workflow", "workflow-run")) -> list[pytest.param]:
     return [
         pytest.param(text, id=f"workflows.md:{line}")
-        for line, text in samples(WORKFLOWS_GUIDE, "workflow")
+        for kind in kinds
+        for line, text in samples(WORKFLOWS_GUIDE, kind)
     ]
 
 
@@ -80,6 +85,7 @@ def test_guides_have_samples() -> None:
     ):
         assert command in commands, f"no marked user-guide sample runs {command!r}"
     assert len(samples(WORKFLOWS_GUIDE, "workflow")) >= 2
+    assert samples(WORKFLOWS_GUIDE, "workflow-run")
 
 
 @pytest.mark.parametrize("text", workflow_samples())
@@ -89,6 +95,37 @@ def test_workflow_sample_loads(text: str, tmp_path: Path) -> None:
     catalog = Catalog.load([path], ENVIRONMENTS, KINDS)
     assert catalog.problems == []
     assert catalog.workflows, "no workflow deployed"
+
+
+@pytest.mark.parametrize("text", workflow_samples(("workflow-run",)))
+def test_runnable_workflow_sample_succeeds(text: str, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "sample.yaml").write_text(text, encoding="utf-8")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"catalog_dirs": [str(catalog)]}))
+    live = LiveServer(tmp_path / "data", free_port(), extra_args=["--config", str(config)])
+    live.start()
+    try:
+        app = Catalog.load([catalog / "sample.yaml"], ENVIRONMENTS, KINDS)
+        assert app.problems == []
+        with live.client(live.token("sampler")) as api:
+            for workflow in app.workflows.values():
+                if workflow.environment != "local":
+                    continue
+                inputs = {
+                    name: "sample-secret-value"
+                    for name, spec in workflow.spec.inputs.items()
+                    if spec.type == "secret"
+                }
+                response = api.post(f"/workflows/{workflow.id}", json={"inputs": inputs})
+                assert response.status_code == 201, response.text
+                execution_id = response.headers["Location"].rsplit("/", 1)[-1]
+                body = wait_for_status(api, execution_id, {"SUCCEEDED", "FAILED", "CANCELLED"})
+                logs = api.get(f"/executions/{execution_id}/logs", params={"levels": 15})
+                assert body["status"] == "SUCCEEDED", (workflow.id, logs.json())
+    finally:
+        live.stop()
 
 
 def test_demo_sample_is_the_packaged_file() -> None:

@@ -16,18 +16,10 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import LiveServer, free_port, post_login_form, wait_for_status
+from tests.environments_support import LOCAL_AND_PAPER_CLUSTER
 from tests.integration.conftest import SsoSetup
 from tests.sso_support import approve_device_code, complete_login
 
-HOST_KEY = (
-    "[127.0.0.1]:2222 ssh-ed25519 "
-    "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-)
-# A cluster environment that nothing here connects to: only identities are registered on it.
-ENVIRONMENTS = {
-    "local": {"kind": "local"},
-    "cluster": {"kind": "slurm", "host": "127.0.0.1", "port": 2222, "host_keys": [HOST_KEY]},
-}
 EXAMPLES = Path(__file__).parents[2] / "examples"
 ON_CLUSTER = """
 application: sim
@@ -74,22 +66,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     catalog.mkdir()
     (catalog / "sim.yaml").write_text(ON_CLUSTER)
     live = LiveServer(root / "data", free_port())
-    live.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(ENVIRONMENTS)
+    live.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(LOCAL_AND_PAPER_CLUSTER)
     live.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(EXAMPLES), str(catalog)])
     live.start()
     yield live
     live.stop()
-
-
-@pytest.fixture
-def user() -> str:
-    return f"user-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def api(server: LiveServer, user: str) -> Iterator[httpx.Client]:
-    with server.client(server.token(user)) as client:
-        yield client
 
 
 def test_form_login_failure_success_and_logout_are_audited(server: LiveServer) -> None:

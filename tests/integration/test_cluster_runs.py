@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from tests.cluster_support import Cluster
 from tests.conftest import BIN, LiveServer, free_port, wait_for_status
+from tests.environments_support import UNTRUSTED_HOST_KEY
 
 PIPELINE = """
 application: hpc
@@ -261,11 +263,7 @@ def test_the_execution_survives_sshd_down_for_30_seconds(
 def test_an_unknown_host_key_fails_the_step_before_anything_is_sent(
     tmp_path: Path, cluster: Cluster, cluster_jobs_cleanup: Cluster
 ) -> None:
-    wrong = (
-        "[127.0.0.1]:2222 ssh-ed25519 "
-        "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-    )
-    setup = ClusterServer(tmp_path, cluster, host_keys=[wrong])
+    setup = ClusterServer(tmp_path, cluster, host_keys=[UNTRUSTED_HOST_KEY])
     setup.server.start()
     try:
         token = setup.server.token("frank")
@@ -320,3 +318,52 @@ def test_metrics_after_a_cluster_run_count_slurm_polls_ssh_connections_and_steps
     assert sample("hpcwaas_ssh_connections_opened_total") > 0, text
     assert sample("hpcwaas_steps", kind="slurm", state="SUCCEEDED") > 0, text
     assert sample("hpcwaas_key_store_calls_total", operation="get") > 0, text
+
+
+def _tree(root: Path) -> dict[str, int]:
+    """Every path under ``root`` with its modification time: what a dry run must leave alone."""
+    return {str(p): p.lstat().st_mtime_ns for p in [root, *root.rglob("*")]}
+
+
+def test_dry_run_on_slurm_renders_the_batch_script_and_submits_nothing(
+    hpc: ClusterServer, cluster: Cluster
+) -> None:
+    token = hpc.server.token("dora")
+    key = _new_key(hpc, cluster, token, "hpcuser1")
+    home = Path(pwd.getpwnam("hpcuser1").pw_dir)
+    before_files = _tree(home)
+    before_jobs = cluster.squeue("hpcuser1")
+    inputs = {"user_id": "hpcuser1", "vault_id": key, "message": "it's $(id)"}
+    with hpc.server.client(token) as client:
+        response = client.post(
+            "/workflows/hpc@cluster@pipeline", params={"dry_run": "true"}, json={"inputs": inputs}
+        )
+        assert response.status_code == 200, response.text
+        plan = response.json()
+        assert client.get("/executions").json()["executions"] == []
+    assert plan["cluster_login"] == "hpcuser1"
+    assert plan["work_dir"] == f".hpcwaas/executions/{plan['execution_id']}"
+    steps = {s["name"]: s for s in plan["steps"]}
+    assert [s["name"] for s in plan["steps"]] == ["prepare", "compute", "analyse"]
+    assert steps["compute"]["needs"] == ["prepare"]
+    assert "echo \"login node says\" 'it'\"'\"'s $(id)'" in steps["prepare"]["command"]
+    assert "echo \"job says\" 'it'\"'\"'s $(id)'" in steps["compute"]["script"]
+    assert "#SBATCH --ntasks=1" in steps["compute"]["batch_script"]
+    assert "#SBATCH --time=00:05:00" in steps["compute"]["batch_script"]
+    assert "sbatch" in steps["compute"]["command"]
+    assert "enqueue_compss" in steps["analyse"]["command"]
+    assert "app.py run-1" in steps["analyse"]["command"]
+    # Nothing reached the cluster: no job (in any state), no file, no directory.
+    assert cluster.squeue("hpcuser1") == before_jobs
+    assert _jobs_of(plan["execution_id"], "hpcuser1") == []
+    assert _tree(home) == before_files
+
+    # The identity checks of a trigger apply: someone else's key is refused the same way.
+    other = hpc.server.token("eve")
+    with hpc.server.client(other) as client:
+        refused = client.post(
+            "/workflows/hpc@cluster@pipeline", params={"dry_run": "true"}, json={"inputs": inputs}
+        )
+        real = client.post("/workflows/hpc@cluster@pipeline", json={"inputs": inputs})
+    assert refused.status_code == real.status_code == 403
+    assert refused.json()["errors"][0]["detail"] == real.json()["errors"][0]["detail"]

@@ -17,24 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import LiveServer, free_port, wait_for_status
+from tests.conftest import LiveServer, envelope_item, free_port, wait_for_status
+from tests.environments_support import LOCAL_AND_PAPER_CLUSTER
 
 from hpcwaas.settings import PACKAGED_CATALOG
 
-HOST_KEY = (
-    "[127.0.0.1]:2222 ssh-ed25519 "
-    "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-)
-ENVIRONMENTS = {
-    "local": {"kind": "local", "name": "Local host"},
-    "cluster": {
-        "kind": "slurm",
-        "name": "Test cluster",
-        "host": "127.0.0.1",
-        "port": 2222,
-        "host_keys": [HOST_KEY],
-    },
-}
 APPLICATION = """
 application: sim
 environments: [cluster]
@@ -88,7 +75,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     catalog.mkdir()
     (catalog / "sim.yaml").write_text(APPLICATION)
     server = LiveServer(root / "data", free_port())
-    server.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(ENVIRONMENTS)
+    server.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(LOCAL_AND_PAPER_CLUSTER)
     server.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(PACKAGED_CATALOG), str(catalog)])
     server.env["HPCWAAS_OPERATORS"] = json.dumps({"users": [OPERATOR]})
     server.start()
@@ -149,21 +136,7 @@ def every_execution(operator: httpx.Client) -> set[str]:
 
 def error(response: httpx.Response, status: int) -> str:
     """The single envelope item's detail, after checking status and shape."""
-    assert response.status_code == status, response.text
-    [item] = response.json()["errors"]
-    # `source` (which input an error concerns) is additive to the COMPAT.md envelope.
-    assert (
-        {"id", "status", "title", "detail"}
-        <= set(item)
-        <= {
-            "id",
-            "status",
-            "title",
-            "detail",
-            "source",
-        }
-    )
-    assert item["status"] == status
+    item = envelope_item(response, status)
     return str(item["detail"])
 
 
@@ -200,6 +173,13 @@ def get_logs(w: World) -> None:
 def long_poll_logs_of_a_running_execution(w: World) -> None:
     # Refused at once, not after the wait: the long poll is no oracle either.
     response = w.b.get(f"/executions/{w.running}/logs", params={"from": 100, "timeout": "20s"})
+    error(response, 404)
+    assert response.elapsed.total_seconds() < 10
+
+
+def follow_events_of_a_running_execution(w: World) -> None:
+    # The event stream answers 404 at once instead of opening a stream on A's execution.
+    response = w.b.get(f"/executions/{w.running}/events", headers={"Last-Event-ID": "0"})
     error(response, 404)
     assert response.elapsed.total_seconds() < 10
 
@@ -293,6 +273,7 @@ ATTEMPTS: list[Callable[[World], None]] = [
     get_outputs,
     get_logs,
     long_poll_logs_of_a_running_execution,
+    follow_events_of_a_running_execution,
     cancel_running_execution,
     cancel_finished_execution,
     list_executions,

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from tests.conftest import LiveServer, free_port, wait_for_status
+from tests.conftest import LiveServer, envelope_item, free_port, wait_for_status
 
 LIMITS = {
     "max_body_bytes": 1024,
@@ -44,11 +44,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def user() -> str:
-    return f"user-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
 def api(server: LiveServer, user: str) -> Iterator[httpx.Client]:
     with server.client(server.token(user)) as client:
         yield client
@@ -71,13 +66,8 @@ def rows(server: LiveServer, table: str, owner: str | None = None) -> int:
 
 def refused(response: httpx.Response, status: int, error_id: str, key: str) -> str:
     """Check the envelope of a refusal and that its detail names the config key; the detail."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"errors"}, body
-    [item] = body["errors"]
+    item = envelope_item(response, status)
     assert item["id"] == error_id
-    assert item["status"] == status
-    assert set(item) == {"id", "status", "title", "detail"}
     detail: str = item["detail"]
     assert f"limits.{key}" in detail, detail
     return detail

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from tests.conftest import LiveServer, free_port
+from tests.environments_support import LOCAL_AND_PAPER_CLUSTER
 from tests.integration.conftest import SsoSetup
 from tests.portal_support import Watch, artifacts_dir, shot, with_csp
 
@@ -74,21 +75,7 @@ def test_a_cluster_workflows_form_offers_the_registered_account_and_keys(
     catalog.mkdir()
     (catalog / "sim.yaml").write_text(CLUSTER_APPLICATION)
     live = LiveServer(tmp_path / "data", free_port())
-    live.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(
-        {
-            "local": {"kind": "local", "name": "Local host"},
-            "cluster": {
-                "kind": "slurm",
-                "name": "Test cluster",
-                "host": "127.0.0.1",
-                "port": 2222,
-                "host_keys": [
-                    "[127.0.0.1]:2222 ssh-ed25519 "
-                    "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-                ],
-            },
-        }
-    )
+    live.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(LOCAL_AND_PAPER_CLUSTER)
     live.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(catalog)])
     live.start()
     try:

@@ -13,22 +13,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, envelope_items, free_port
+from tests.environments_support import LOCAL_AND_PAPER_CLUSTER
 
-HOST_KEY = (
-    "[127.0.0.1]:2222 ssh-ed25519 "
-    "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-)
-ENVIRONMENTS = {
-    "local": {"kind": "local", "name": "Local host"},
-    "cluster": {
-        "kind": "slurm",
-        "name": "Test cluster",
-        "host": "127.0.0.1",
-        "port": 2222,
-        "host_keys": [HOST_KEY],
-    },
-}
 APPLICATION = """
 application: sim
 environments: [cluster, local]
@@ -55,7 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     catalog.mkdir()
     (catalog / "sim.yaml").write_text(APPLICATION)
     live = LiveServer(root / "data", free_port())
-    live.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(ENVIRONMENTS)
+    live.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(LOCAL_AND_PAPER_CLUSTER)
     live.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(catalog)])
     live.start()
     yield live
@@ -85,14 +72,7 @@ def new_key(client: httpx.Client) -> str:
 
 def details(response: httpx.Response, status: int) -> list[str]:
     """The envelope's details, after checking the status and the envelope's shape."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"errors"}, body
-    for item in body["errors"]:
-        # the envelope's four fields, and `source` when a trigger input is to blame
-        assert set(item) - {"source"} == {"id", "status", "title", "detail"}
-        assert item["status"] == status
-    return [str(item["detail"]) for item in body["errors"]]
+    return [str(item["detail"]) for item in envelope_items(response, status)]
 
 
 def environments(client: httpx.Client) -> dict[str, dict[str, object]]:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import httpx
-from tests.conftest import LiveServer, wait_for_status
+from tests.conftest import LiveServer, envelope_items, wait_for_status
 
 WORKFLOW_KEYS = {"id", "name", "application_id", "environment_id", "environment_name"}
 
@@ -59,13 +59,7 @@ def test_trigger_without_body_uses_the_defaults(api: httpx.Client) -> None:
 
 
 def _errors(response: httpx.Response) -> list[dict[str, object]]:
-    body = response.json()
-    assert set(body) == {"errors"}, body
-    for item in body["errors"]:
-        # the envelope's four fields, and the additive `source` of input errors
-        assert set(item) - {"source"} == {"id", "status", "title", "detail"}
-        assert item["status"] == response.status_code
-    return body["errors"]
+    return envelope_items(response, response.status_code)
 
 
 def test_malformed_workflow_id_is_a_400_that_shows_the_expected_form(api: httpx.Client) -> None:

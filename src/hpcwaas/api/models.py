@@ -59,6 +59,35 @@ class TriggerRequest(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
+class DryRunStep(BaseModel):
+    """Additive: one step of a dry run's plan, rendered as it would run."""
+
+    name: str
+    kind: str
+    needs: list[str]
+    # shell: the command line; slurm: the submit command; pycompss: the enqueue_compss command
+    command: str | None = None
+    script: str | None = None  # slurm: the step's rendered script
+    batch_script: str | None = None  # slurm: the sbatch wrapper that runs the script
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout: float | None = None
+    error: str | None = None  # why the step could not be rendered (the run would fail there)
+
+
+class DryRunPlan(BaseModel):
+    """Additive: what `POST /workflows/{id}?dry_run=true` returns; nothing was run or recorded."""
+
+    dry_run: Literal[True] = True
+    workflow_id: str
+    environment_id: str
+    execution_id: str  # a placeholder: a trigger gets a new ID
+    work_dir: str
+    cluster_login: str | None = None
+    inputs: dict[str, Any]  # validated, defaults filled in; secrets as "[secret]"
+    steps: list[DryRunStep]  # in an order where each comes after its needs
+    outputs: list[str]
+
+
 class StepPublic(BaseModel):
     name: str
     state: StepState
@@ -68,6 +97,9 @@ class StepPublic(BaseModel):
     job_id: str | None = None  # the Slurm job, for steps that are batch jobs
     # additive: the steps this one waits for (the edges of the DAG); null if the workflow is gone
     needs: list[str] | None = None
+    # additive: attempts started (1 + retries used); the values the step wrote as its outputs
+    attempts: int | None = None
+    outputs: dict[str, str] | None = None
 
 
 class ExecutionPublic(BaseModel):
@@ -81,6 +113,8 @@ class ExecutionPublic(BaseModel):
     ended_at: datetime | None = None
     error: str | None = None
     steps: list[StepPublic] | None = None
+    # additive: sha256 of the workflow file the execution was triggered with
+    definition_digest: str | None = None
 
 
 class ExecutionSummary(BaseModel):
@@ -252,3 +286,19 @@ class AuditEventPublic(BaseModel):
 class AuditEventList(BaseModel):
     events: list[AuditEventPublic]
     next_cursor: str | None = None
+
+
+class ExecutionOutputPublic(BaseModel):
+    """A file a stage_out step stored for an execution."""
+
+    name: str
+    size: int
+    sha256: str
+    media_type: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    file_name: str  # the name the download suggests (Content-Disposition)
+
+
+class ExecutionOutputList(BaseModel):
+    outputs: list[ExecutionOutputPublic]

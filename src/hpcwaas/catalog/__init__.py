@@ -26,6 +26,8 @@ from hpcwaas.catalog.model import (
     ShellStep,
     SlurmOptionsSpec,
     SlurmStep,
+    StageInStep,
+    StageOutStep,
     StepSpec,
     WorkflowSpec,
 )
@@ -48,6 +50,8 @@ __all__ = [
     "ShellStep",
     "SlurmOptionsSpec",
     "SlurmStep",
+    "StageInStep",
+    "StageOutStep",
     "StepSpec",
     "WorkflowForbidden",
     "WorkflowNotFound",

@@ -21,7 +21,7 @@ from hpcwaas.catalog.errors import (
     WorkflowForbidden,
     WorkflowNotFound,
 )
-from hpcwaas.catalog.loader import LoadedFile, format_problem, read_application
+from hpcwaas.catalog.loader import FileProblem, LoadedFile, read_application
 from hpcwaas.catalog.model import CLUSTER_KINDS, ApplicationSpec, WorkflowSpec
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,11 @@ def parse_workflow_id(workflow_id: str) -> tuple[str, str, str]:
 
 
 class Catalog:
-    """Every deployed, exposed workflow, with the problems met while loading the files."""
+    """Every deployed, exposed workflow, with the problems met while loading the files.
+
+    ``refused`` maps each file that was not loaded to its problems; ``file_problems`` holds
+    every problem (refusals and warnings) with its place; ``problems`` the same as text.
+    """
 
     def __init__(
         self,
@@ -95,10 +99,19 @@ class Catalog:
         deployed: Iterable[DeployedWorkflow],
         environments: dict[str, str],
         problems: list[str] | None = None,
+        *,
+        file_problems: list[FileProblem] | None = None,
+        refused: dict[Path, list[FileProblem]] | None = None,
+        sources: dict[str, Path] | None = None,
+        files: list[Path] | None = None,
     ) -> None:
         self.applications = applications
         self.environments = environments
-        self.problems: list[str] = list(problems or [])
+        self.file_problems: list[FileProblem] = list(file_problems or [])
+        self.problems: list[str] = list(problems or [str(p) for p in self.file_problems])
+        self.refused: dict[Path, list[FileProblem]] = dict(refused or {})
+        self.sources: dict[str, Path] = dict(sources or {})
+        self.files: list[Path] = list(files or [])  # every file read, in load order
         self._workflows = {w.id: w for w in deployed}
         self._deployed_on = {
             app: {env for env in spec.environments if env in environments}
@@ -109,7 +122,7 @@ class Catalog:
     def load(
         cls,
         dirs: list[Path],
-        environments: dict[str, str],
+        environments: dict[str, str] | None,
         environment_kinds: Mapping[str, str] | None = None,
         environment_hosts: Mapping[str, str] | None = None,
     ) -> Catalog:
@@ -118,28 +131,35 @@ class Catalog:
         ``environments`` maps environment IDs to display names; ``environment_kinds`` maps
         them to their kind (``local``, ``slurm``), ``local`` when not given. An application
         with ``slurm`` or ``pycompss`` steps is not deployed on a ``local`` environment.
+        ``environments=None`` takes each file's environments as given, of unknown kind
+        (how ``hpcwaas-api workflows validate`` checks files without a server config).
         ``environment_hosts`` maps them to their login host: a TOSCA topology's
         AbstractEnvironment is deployed on the environments whose host is its
-        ``cluster_login_host``.
+        ``cluster_login_host`` (with ``environments=None``, the hosts stand for them).
         """
         kinds = dict(environment_kinds or {})
-        problems: list[str] = []
+        found: list[FileProblem] = []
+        refused: dict[Path, list[FileProblem]] = {}
         applications: dict[str, ApplicationSpec] = {}
         sources: dict[str, Path] = {}
         deployed: list[DeployedWorkflow] = []
-        for path in _workflow_files(dirs, problems):
+        all_environments: dict[str, str] = dict(environments or {})
+        files = workflow_files(dirs, found)
+        for path in files:
             try:
                 loaded = read_application(path)
             except CatalogFileError as exc:
-                for problem in exc.problems:
+                details = exc.details or [FileProblem(path, None, text) for text in exc.problems]
+                for problem in details:
                     log.error("workflow file not loaded: %s", problem)
-                problems.extend(exc.problems)
+                found.extend(details)
+                refused[path] = details
                 continue
-            if loaded.environment_hosts:
-                loaded = _match_hosts(loaded, environment_hosts or {}, problems)
+            if loaded.environment_hosts and environments is not None:
+                loaded = _match_hosts(loaded, environment_hosts or {}, found)
             app = loaded.application
             if app.application in applications:
-                problem = format_problem(
+                problem = FileProblem(
                     path,
                     loaded.line(("application",)),
                     f"application {app.application!r} is already defined by "
@@ -147,12 +167,26 @@ class Catalog:
                     "give each application its own id, or remove one of the files",
                 )
                 log.error("workflow file not loaded: %s", problem)
-                problems.append(problem)
+                found.append(problem)
+                refused[path] = [problem]
                 continue
             applications[app.application] = app
             sources[app.application] = path
-            deployed.extend(_deploy(loaded, environments, kinds, problems))
-        return cls(applications, deployed, environments, problems)
+            if environments is None:
+                given = {env: env for env in app.environments}
+                all_environments.update(given)
+                deployed.extend(_deploy(loaded, given, None, found))
+            else:
+                deployed.extend(_deploy(loaded, environments, kinds, found))
+        return cls(
+            applications,
+            deployed,
+            all_environments,
+            file_problems=found,
+            refused=refused,
+            sources=sources,
+            files=files,
+        )
 
     @property
     def workflows(self) -> Mapping[str, DeployedWorkflow]:
@@ -203,18 +237,19 @@ class Catalog:
         return workflow
 
 
-def _workflow_files(dirs: list[Path], problems: list[str]) -> list[Path]:
+def workflow_files(dirs: list[Path], problems: list[FileProblem]) -> list[Path]:
+    """The workflow files of ``dirs`` in load order; a missing directory is a problem."""
     files: list[Path] = []
     for directory in dirs:
         if directory.is_file():
             files.append(directory)
             continue
         if not directory.is_dir():
-            problem = format_problem(
+            problem = FileProblem(
                 directory,
                 None,
-                "catalog directory does not exist",
-                "fix catalog_dirs in the config",
+                "does not exist (no such file or directory)",
+                "check the path (for a server: catalog_dirs in its config)",
             )
             log.error("%s", problem)
             problems.append(problem)
@@ -232,17 +267,18 @@ def _workflow_files(dirs: list[Path], problems: list[str]) -> list[Path]:
 def _deploy(
     loaded: LoadedFile,
     environments: dict[str, str],
-    kinds: Mapping[str, str],
-    problems: list[str],
+    kinds: Mapping[str, str] | None,
+    problems: list[FileProblem],
 ) -> list[DeployedWorkflow]:
     app = loaded.application
     deployed: list[DeployedWorkflow] = []
     if not app.expose:
-        problem = format_problem(
+        problem = FileProblem(
             loaded.path,
             loaded.line(("application",)),
             f"warning: application {app.application!r} exposes no workflow, so nobody can use it",
             f"list the workflows to offer under expose (defined: {', '.join(app.workflows)})",
+            warning=True,
         )
         log.warning("%s", problem)
         problems.append(problem)
@@ -253,17 +289,19 @@ def _deploy(
         seen.add(environment)
         if environment not in environments:
             configured = ", ".join(environments) or "none"
-            problem = format_problem(
+            problem = FileProblem(
                 loaded.path,
                 loaded.line(("environments", index)),
                 f"warning: application {app.application!r} names environment {environment!r}, "
                 "which is not configured; it is deployed on the others only",
                 f"configure it, or remove it from the list (configured: {configured})",
+                warning=True,
             )
             log.warning("%s", problem)
             problems.append(problem)
             continue
-        kind = kinds.get(environment, LOCAL_KIND)
+        # Unknown kinds (files checked without a config) may run any step kind.
+        kind = kinds.get(environment, LOCAL_KIND) if kinds is not None else None
         if kind == LOCAL_KIND:
             misplaced = _cluster_steps(loaded, environment)
             if misplaced:
@@ -288,17 +326,20 @@ def _deploy(
     return deployed
 
 
-def _cluster_steps(loaded: LoadedFile, environment: str) -> list[str]:
+def _cluster_steps(loaded: LoadedFile, environment: str) -> list[FileProblem]:
     """Why the application cannot be deployed on local ``environment``: its cluster steps."""
     app = loaded.application
-    problems: list[str] = []
+    problems: list[FileProblem] = []
     for workflow_name in dict.fromkeys(app.expose):
-        for step_name, step in app.workflows[workflow_name].steps.items():
+        workflow = app.workflows[workflow_name]
+        every_step = [("steps", n, s) for n, s in workflow.steps.items()]
+        every_step += [("on_failure", n, s) for n, s in workflow.on_failure.items()]
+        for section, step_name, step in every_step:
             if step.kind in CLUSTER_KINDS:
                 problems.append(
-                    format_problem(
+                    FileProblem(
                         loaded.path,
-                        loaded.line(("workflows", workflow_name, "steps", step_name, "kind")),
+                        loaded.line(("workflows", workflow_name, section, step_name, "kind")),
                         f"workflow {workflow_name!r}: step {step_name!r} of kind {step.kind} "
                         f"cannot run on local environment {environment!r}; application "
                         f"{app.application!r} is not deployed there",
@@ -309,11 +350,13 @@ def _cluster_steps(loaded: LoadedFile, environment: str) -> list[str]:
     return problems
 
 
-def _match_hosts(loaded: LoadedFile, hosts: Mapping[str, str], problems: list[str]) -> LoadedFile:
+def _match_hosts(
+    loaded: LoadedFile, hosts: Mapping[str, str], problems: list[FileProblem]
+) -> LoadedFile:
     """A topology's AbstractEnvironments matched to the environments on the same login host."""
     matched = [env for env, host in hosts.items() if host in loaded.environment_hosts]
     if not matched:
-        problem = format_problem(
+        problem = FileProblem(
             loaded.path,
             loaded.line(("environments",)),
             f"warning: no configured environment has the login host "
@@ -321,6 +364,7 @@ def _match_hosts(loaded: LoadedFile, hosts: Mapping[str, str], problems: list[st
             f"{loaded.application.application!r}; it is not deployed",
             "configure an environment with that host, or name environments with the tag "
             "hpcwaas-environments (in the topology's metadata or its .tags file)",
+            warning=True,
         )
         log.warning("%s", problem)
         problems.append(problem)

@@ -22,9 +22,9 @@ _APPLIES = {
     "values": {"enum"},
     "minimum": {"integer", "number", "list"},
     "maximum": {"integer", "number", "list"},
-    "pattern": {"string", "list"},
-    "min_length": {"string", "list"},
-    "max_length": {"string", "list"},
+    "pattern": {"string", "list", "path", "secret"},
+    "min_length": {"string", "list", "path", "secret"},
+    "max_length": {"string", "list", "path", "secret"},
     "items": {"list"},
 }
 
@@ -95,6 +95,30 @@ def _check_workflow(loc: Location, name: str, workflow: WorkflowSpec) -> list[Pr
                 "remove one of these needs so that the steps can run in some order",
             )
         )
+    for step_name, step in workflow.on_failure.items():
+        step_loc = (*loc, "on_failure", step_name)
+        if step_name in workflow.steps:
+            problems.append(
+                Problem(
+                    step_loc,
+                    f"on_failure step {step_name!r} has the name of a step of the workflow",
+                    "give cleanup steps names of their own, e.g. cleanup",
+                )
+            )
+        problems.extend(
+            check_step(
+                step_loc, step_name, step, workflow, siblings=workflow.on_failure, cleanup=True
+            )
+        )
+    cleanup_needs = {step_name: step.needs for step_name, step in workflow.on_failure.items()}
+    for cycle in cycles(cleanup_needs):
+        problems.append(
+            Problem(
+                (*loc, "on_failure", cycle[0], "needs"),
+                f"on_failure steps {', '.join(cycle)} need each other in a cycle",
+                "remove one of these needs so that the steps can run in some order",
+            )
+        )
     for output_name, output in workflow.outputs.items():
         out_loc = (*loc, "outputs", output_name)
         if not _NAME.fullmatch(output_name):
@@ -150,6 +174,15 @@ def _check_input(loc: Location, name: str, spec: InputSpec) -> list[Problem]:
             problems.append(
                 Problem((*loc, low), f"input {name!r}: {low} is above {high}", "swap them")
             )
+    if spec.type == "secret" and spec.has_default:
+        problems.append(
+            Problem(
+                (*loc, "default"),
+                f"secret input {name!r} has a default, which would be kept in clear in the file",
+                "remove the default: a secret is given at each trigger",
+            )
+        )
+        return problems
     if spec.has_default and spec.required and "required" in spec.model_fields_set:
         problems.append(
             Problem(

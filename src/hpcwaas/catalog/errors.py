@@ -13,16 +13,25 @@ Every message is safe to show to the user who caused it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hpcwaas.catalog.loader import FileProblem
+
 
 class CatalogError(Exception):
     """Base of every catalog error."""
 
 
 class CatalogFileError(CatalogError):
-    """A workflow file cannot be loaded; ``problems`` lists every reason."""
+    """A workflow file cannot be loaded; ``problems`` lists every reason.
 
-    def __init__(self, problems: list[str]) -> None:
+    ``details`` holds the same problems with their file, line and hint apart, when known.
+    """
+
+    def __init__(self, problems: list[str], details: list[FileProblem] | None = None) -> None:
         self.problems = list(problems)
+        self.details = list(details) if details is not None else []
         super().__init__("\n".join(self.problems))
 
 

@@ -46,10 +46,28 @@ class LoadedFile:
         return line_of(self.lines, loc)
 
 
+@dataclass(frozen=True)
+class FileProblem:
+    """One problem of a workflow file, with its place: what ``validate --output json`` shows."""
+
+    path: Path
+    line: int | None
+    message: str
+    hint: str | None = None
+    warning: bool = False  # the file still loads
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else f"{self.path}"
+        return f"{where}: {self.message}" + (f" (hint: {self.hint})" if self.hint else "")
+
+
 def format_problem(path: Path, line: int | None, message: str, hint: str | None) -> str:
     """``<file>:<line>: <message> (hint: <hint>)``, the form editors can jump to."""
-    where = f"{path}:{line}" if line is not None else f"{path}"
-    return f"{where}: {message}" + (f" (hint: {hint})" if hint else "")
+    return str(FileProblem(path, line, message, hint))
+
+
+def _refuse(problems: list[FileProblem]) -> CatalogFileError:
+    return CatalogFileError([str(p) for p in problems], problems)
 
 
 def read_application(path: Path) -> LoadedFile:
@@ -57,35 +75,31 @@ def read_application(path: Path) -> LoadedFile:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise CatalogFileError(
-            [
-                format_problem(
-                    path, None, f"cannot read the file: {exc.strerror}", "check its permissions"
-                )
-            ]
+        raise _refuse(
+            [FileProblem(path, None, f"cannot read: {exc.strerror}", "check its permissions")]
         ) from None
     if len(data) > MAX_FILE_BYTES:
         message = f"the file is larger than {MAX_FILE_BYTES} bytes"
-        raise CatalogFileError([format_problem(path, None, message, "split the application")])
+        raise _refuse([FileProblem(path, None, message, "split the application")])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         message = f"the file is not UTF-8 text (byte {exc.start})"
-        raise CatalogFileError([format_problem(path, None, message, "save it as UTF-8")]) from None
+        raise _refuse([FileProblem(path, None, message, "save it as UTF-8")]) from None
     try:
         document, lines, texts = load_yaml_places(text)
     except YamlFileError as exc:
         hint = "fix the YAML syntax; a key may appear only once in a mapping"
-        raise CatalogFileError([format_problem(path, exc.line, exc.message, hint)]) from None
+        raise _refuse([FileProblem(path, exc.line, exc.message, hint)]) from None
     hosts: tuple[str, ...] = ()
     logins: dict[str, dict[str, Any]] = {}
     if is_topology(document):
         try:
             converted = convert_topology(document, lines, path)
         except ToscaImportError as exc:
-            raise CatalogFileError(
+            raise _refuse(
                 [
-                    format_problem(path, line_of(lines, p.loc), f"TOSCA: {p.message}", p.hint)
+                    FileProblem(path, line_of(lines, p.loc), f"TOSCA: {p.message}", p.hint)
                     for p in exc.problems
                 ]
             ) from None
@@ -94,25 +108,25 @@ def read_application(path: Path) -> LoadedFile:
         logins = converted.logins
     if not isinstance(document, dict):
         message = f"the file must hold a mapping with an application key, not {describe(document)}"
-        raise CatalogFileError([format_problem(path, 1, message, "start with `application: <id>`")])
+        raise _refuse([FileProblem(path, 1, message, "start with `application: <id>`")])
     try:
         application = ApplicationSpec.model_validate(document)
     except ValidationError as exc:
-        raise CatalogFileError(
+        raise _refuse(
             [
-                format_problem(path, line_of(lines, loc), message, hint)
+                FileProblem(path, line_of(lines, loc), message, hint)
                 for loc, message, hint in _pydantic_problems(exc)
             ]
         ) from None
     problems = check_application(application)
     if problems:
-        raise CatalogFileError([_format(path, lines, texts, p) for p in problems])
+        raise _refuse([_place(path, lines, texts, p) for p in problems])
     return LoadedFile(path, application, hashlib.sha256(data).hexdigest(), lines, hosts, logins)
 
 
-def _format(
+def _place(
     path: Path, lines: dict[Location, int], texts: dict[Location, TextPlace], problem: Problem
-) -> str:
+) -> FileProblem:
     message = problem.message
     if len(problem.loc) >= 2 and problem.loc[0] == "workflows":
         message = f"workflow {problem.loc[1]!r}: {message}"
@@ -120,7 +134,7 @@ def _format(
         line = line_of(lines, problem.loc)
     else:
         line = line_in_text(lines, texts, problem.loc, problem.line)
-    return format_problem(path, line, message, problem.hint)
+    return FileProblem(path, line, message, problem.hint)
 
 
 _KINDS = ", ".join(STEP_KINDS)

@@ -13,13 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validat
 
 from hpcwaas.api.models import InputSpecPublic
 
-InputType = Literal["string", "integer", "number", "boolean", "enum", "list"]
+InputType = Literal[
+    "string", "integer", "number", "boolean", "enum", "list", "path", "ssh_key", "secret"
+]
 ItemType = Literal["string", "integer", "number", "boolean"]
 
 # Letters, digits, '_', '.', '-'; never '@', which separates the parts of a workflow ID.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # Inputs the cluster identity uses (COMPAT.md section 2): accepted by every workflow.
 RESERVED_INPUTS: frozenset[str] = frozenset({"user_id", "vault_id"})
+# What an execution's stored inputs hold in place of a secret's value (kept in the key store).
+SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 - the text shown instead of a secret
+# The names of a step's outputs: they become ``y`` in ``{{ steps.s.outputs.y }}``.
+OUTPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 def _number(value: Any) -> int | float:
@@ -33,23 +39,36 @@ Number = Annotated[int | float, PlainValidator(_number)]
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # Attribute docstrings become the descriptions of /schemas/workflow.json.
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
 
 
 class InputSpec(_Spec):
     """One typed input of a workflow."""
 
     type: InputType
+    """string, integer, number, boolean, enum, list, path, ssh_key (one of the caller's SSH key
+    IDs) or secret (reaches steps only through `env:`, never stored or shown in clear)."""
     required: bool = True  # when not given: True without a default, False with one
+    """Whether the trigger must give a value; by default true without a default, false with one."""
     default: Any = None
+    """The value used when the trigger gives none (not allowed on secret inputs)."""
     description: str | None = None
+    """What the value is for, shown to users."""
     values: list[Any] | None = None
+    """enum: the allowed values."""
     minimum: Number | None = None
+    """integer, number, list of numbers: the smallest value allowed."""
     maximum: Number | None = None
+    """integer, number, list of numbers: the largest value allowed."""
     pattern: str | None = None
+    """string, path, secret, list of strings: a Python regular expression the value matches."""
     min_length: int | None = Field(default=None, ge=0)
+    """string, path, secret: the fewest characters; list: the fewest items."""
     max_length: int | None = Field(default=None, ge=0)
+    """string, path, secret: the most characters; list: the most items."""
     items: ItemType = "string"
+    """list: the type of its items."""
 
     @model_validator(mode="after")
     def _required_unless_default(self) -> InputSpec:
@@ -84,9 +103,21 @@ class _StepBase(_Spec):
     """What every step has, whatever its kind."""
 
     needs: list[str] = Field(default_factory=list)
+    """Steps that must succeed before this one starts."""
     description: str | None = None
+    """What the step does."""
     env: dict[str, str] = Field(default_factory=dict)
+    """Environment variables of the step's process (templates, not shell-quoted); the only
+    place where secret inputs may be used."""
     timeout: float | None = Field(default=None, gt=0)
+    """Seconds one attempt may run before it is killed (a job: scancelled) and fails."""
+    retries: int = Field(default=0, ge=0, le=100)
+    """Extra attempts after a failure (0: none)."""
+    retry_delay: float = Field(default=10, ge=0)
+    """Seconds between a failed attempt and the next."""
+    outputs: list[str] = Field(default_factory=list)
+    """Names of values the step writes as `name=value` lines to the file `$HPCWAAS_OUTPUTS`;
+    later steps read them as `{{ steps.<step>.outputs.<name> }}`."""
 
 
 class ShellStep(_StepBase):
@@ -94,6 +125,7 @@ class ShellStep(_StepBase):
 
     kind: Literal["shell"]
     run: str
+    """The command line (a template; values are shell-quoted)."""
 
 
 class SlurmOptionsSpec(_Spec):
@@ -137,13 +169,44 @@ class PycompssStep(_StepBase):
     modules: list[str] = Field(default_factory=list)  # loaded after the environment's
 
 
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+
+
+class StageInStep(_StepBase):
+    """An HTTP(S) download, streamed by the service into the execution's place (the cluster)."""
+
+    kind: Literal["stage_in"]
+    url: str  # template
+    target_path: str  # template; relative: under the execution's working directory
+    force: bool = False  # download again even if the target exists
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    max_bytes: int | None = Field(default=None, ge=1)  # default: limits.max_stage_in_bytes
+
+
+class StageOutStep(_StepBase):
+    """A file or directory of the execution's place, copied into the service's result store."""
+
+    kind: Literal["stage_out"]
+    source_path: str  # template; relative: under the execution's working directory
+    output: str | None = Field(default=None, pattern=NAME_PATTERN)  # default: the step's name
+    max_bytes: int | None = Field(default=None, ge=1)  # default: limits.max_stage_out_bytes
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
 # One node of a workflow's DAG; ``kind`` says which.
-StepSpec = Annotated[ShellStep | SlurmStep | PycompssStep, Field(discriminator="kind")]
+StepSpec = Annotated[
+    ShellStep | SlurmStep | PycompssStep | StageInStep | StageOutStep,
+    Field(discriminator="kind"),
+]
 STEP_KINDS: dict[str, type[_StepBase]] = {
     "shell": ShellStep,
     "slurm": SlurmStep,
     "pycompss": PycompssStep,
+    "stage_in": StageInStep,
+    "stage_out": StageOutStep,
 }
+# Kinds the service runs itself (data transfers), on any environment.
+TRANSFER_KINDS: frozenset[str] = frozenset({"stage_in", "stage_out"})
 # Kinds that need a batch scheduler: they cannot run on a ``local`` environment.
 CLUSTER_KINDS: frozenset[str] = frozenset({"slurm", "pycompss"})
 
@@ -160,9 +223,15 @@ class WorkflowSpec(_Spec):
     """A DAG of steps with typed inputs; steps keep the file's order."""
 
     description: str | None = None
+    """What the workflow does, shown to users."""
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    """Typed values given at trigger, by name."""
     steps: dict[str, StepSpec]
+    """The steps, by name; they run as soon as their needs succeeded."""
     outputs: dict[str, OutputSpec] = Field(default_factory=dict)
+    """Files reported as the execution's outputs when it succeeds."""
+    on_failure: dict[str, StepSpec] = Field(default_factory=dict)
+    """Cleanup steps run, in their own DAG, when the execution fails (not when cancelled)."""
 
 
 class AccessSpec(_Spec):
@@ -182,8 +251,14 @@ class ApplicationSpec(_Spec):
     """One workflow file: an application deployed on environments, exposing some workflows."""
 
     application: str
+    """The application ID, the first part of workflow IDs."""
     description: str | None = None
+    """What the application is."""
     environments: list[str]
+    """The environments (clusters) the workflows are deployed on."""
     expose: list[str] = Field(default_factory=list)
+    """The workflows users may list and trigger."""
     access: AccessSpec = Field(default_factory=AccessSpec)
+    """Who may see and trigger the workflows; empty: every authenticated user."""
     workflows: dict[str, WorkflowSpec]
+    """The workflows, by name."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import shlex
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, meta, nodes
@@ -26,7 +26,7 @@ from hpcwaas.catalog.model import RESERVED_INPUTS
 
 # What a template may read under ``execution``; the engine provides them.
 EXECUTION_FIELDS: frozenset[str] = frozenset({"id"})
-CONTEXT_NAMES: frozenset[str] = frozenset({"inputs", "execution"})
+CONTEXT_NAMES: frozenset[str] = frozenset({"inputs", "execution", "steps"})
 
 
 class Raw(str):
@@ -96,7 +96,7 @@ def render_command(template: str, context: dict[str, Any]) -> str:
 
 
 def render_text(template: str, context: dict[str, Any]) -> str:
-    """Render a template as plain text (no shell quoting), for values checked after rendering."""
+    """Render a template as plain text (no shell quoting): paths, URLs, values checked after."""
     return _render(False, template, context)
 
 
@@ -112,9 +112,20 @@ def render_env(env: dict[str, str], context: dict[str, Any]) -> dict[str, str]:
 
 
 def check_template(
-    template: str, input_names: Iterable[str], *, reserved: frozenset[str] = RESERVED_INPUTS
+    template: str,
+    input_names: Iterable[str],
+    *,
+    reserved: frozenset[str] = RESERVED_INPUTS,
+    secrets: Collection[str] = (),
+    upstream: Mapping[str, Collection[str]] | None = None,
+    declared_outputs: Mapping[str, Collection[str]] | None = None,
 ) -> list[str]:
-    """Problems of a template at load time: syntax, unknown filters, undefined inputs."""
+    """Problems of a template at load time: syntax, unknown filters, undefined inputs.
+
+    ``secrets``: secret inputs, which this template may not use (only ``env:`` values may).
+    ``upstream``: the outputs each ancestor step declares (what ``steps.s.outputs.y`` may
+    name); None where no step output may be used. ``declared_outputs``: every step's, for hints.
+    """
     declared_names = set(input_names)
     known = declared_names | reserved
     try:
@@ -126,10 +137,16 @@ def check_template(
     for name in sorted(meta.find_undeclared_variables(tree) - CONTEXT_NAMES):
         problems.append(
             f"the template uses {name!r}, which is not defined "
-            "(values come from inputs.<name> and execution.id)"
+            "(values come from inputs.<name>, execution.id and steps.<step>.outputs.<name>)"
         )
+    problems += _step_output_problems(tree, upstream, declared_outputs or {})
     for base, attr in _attributes(tree):
-        if base == "inputs" and attr not in known:
+        if base == "inputs" and attr in secrets:
+            problems.append(
+                f"the template uses secret input {attr!r}, which may only reach a step "
+                f'through env: (e.g. env: {{TOKEN: "{{{{ inputs.{attr} }}}}"}}, then $TOKEN)'
+            )
+        elif base == "inputs" and attr not in known:
             declared = ", ".join(sorted(declared_names)) or "none"
             problems.append(f"the template uses undefined input {attr!r} (declared: {declared})")
         elif base == "execution" and attr not in EXECUTION_FIELDS:
@@ -182,3 +199,59 @@ def _attributes(tree: nodes.Template) -> list[tuple[str, str]]:
         if pair not in found:
             found.append(pair)
     return found
+
+
+def _chain(node: nodes.Node) -> tuple[str, ...] | None:
+    """``steps.a.outputs.b`` (or with ``["a"]``) as its names, base first; None if not a chain."""
+    parts: list[str] = []
+    while True:
+        if isinstance(node, nodes.Getattr):
+            parts.append(node.attr)
+            node = node.node
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            parts.append(str(node.arg.value))
+            node = node.node
+        elif isinstance(node, nodes.Name):
+            parts.append(node.name)
+            return tuple(reversed(parts))
+        else:
+            return None
+
+
+def _step_output_problems(
+    tree: nodes.Template,
+    upstream: Mapping[str, Collection[str]] | None,
+    declared: Mapping[str, Collection[str]],
+) -> list[str]:
+    """Uses of ``steps.s.outputs.y`` that name no output of an ancestor step."""
+    chains = {
+        chain
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem))
+        if (chain := _chain(node)) is not None and chain[0] == "steps"
+    }
+    longest = [c for c in chains if not any(o != c and o[: len(c)] == c for o in chains)]
+    problems: list[str] = []
+    for chain in sorted(longest):
+        shown = ".".join(chain)
+        if len(chain) != 4 or chain[2] != "outputs":
+            problems.append(
+                f"the template uses {shown}; a step output is written steps.<step>.outputs.<name>"
+            )
+            continue
+        step, name = chain[1], chain[3]
+        if upstream is None:
+            problems.append(f"the template uses {shown}, but step outputs cannot be used here")
+        elif step not in upstream:
+            problems.append(
+                f"the template uses {shown}, but step {step!r} is not among the steps this one "
+                f"needs (directly or through others); add it to needs: [{step}]"
+                if step in declared
+                else f"the template uses {shown}, but there is no step {step!r}"
+            )
+        elif name not in upstream[step]:
+            have = ", ".join(upstream[step]) or "none"
+            problems.append(
+                f"the template uses {shown}, but step {step!r} does not declare output "
+                f"{name!r} (declared: {have}); add it to that step's outputs: [{name}]"
+            )
+    return problems

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
-from hpcwaas.catalog.model import PycompssStep, ShellStep, SlurmStep, WorkflowSpec
+from hpcwaas.catalog.model import (
+    OUTPUT_NAME_PATTERN,
+    PycompssStep,
+    ShellStep,
+    SlurmStep,
+    StageInStep,
+    StageOutStep,
+    WorkflowSpec,
+)
 from hpcwaas.catalog.problem import NAME, NAME_HINT, TEMPLATE_HINT, Problem
 from hpcwaas.catalog.render import check_template
 from hpcwaas.catalog.shell_quoting import misplaced_expressions
@@ -30,16 +40,61 @@ _WORD_HINT = (
 )
 
 
+def ancestors(name: str, steps: Mapping[str, Any]) -> list[str]:
+    """The steps ``name`` needs, directly or through others (cycles and unknown names ignored)."""
+    found: list[str] = []
+    pending = list(steps[name].needs) if name in steps else []
+    while pending:
+        need = pending.pop()
+        if need in found or need == name or need not in steps:
+            continue
+        found.append(need)
+        pending.extend(steps[need].needs)
+    return found
+
+
 def check_step(
-    loc: Location, name: str, step: ShellStep | SlurmStep | PycompssStep, workflow: WorkflowSpec
+    loc: Location,
+    name: str,
+    step: Any,
+    workflow: WorkflowSpec,
+    *,
+    siblings: Mapping[str, Any] | None = None,
+    cleanup: bool = False,
 ) -> list[Problem]:
-    """Every problem of one step of ``workflow``, in key order."""
+    """Every problem of one step of ``workflow``, in key order.
+
+    ``siblings``: the steps ``needs`` may name (the workflow's steps by default);
+    ``cleanup``: an ``on_failure`` step, which cannot read step outputs.
+    """
+    steps = workflow.steps if siblings is None else siblings
     problems: list[Problem] = []
     if not NAME.fullmatch(name):
         problems.append(Problem(loc, f"step name {name!r} is not valid", NAME_HINT))
+    for index, output in enumerate(step.outputs):
+        if not re.fullmatch(OUTPUT_NAME_PATTERN, output):
+            problems.append(
+                Problem(
+                    (*loc, "outputs", index),
+                    f"step {name!r}: output name {output!r} is not valid",
+                    "use letters, digits and '_', not starting with a digit, e.g. result_dir",
+                )
+            )
+    if len(set(step.outputs)) != len(step.outputs):
+        problems.append(
+            Problem((*loc, "outputs"), f"step {name!r} declares an output twice", "remove it")
+        )
+    upstream: dict[str, list[str]] | None = None
+    if not cleanup:
+        upstream = {a: list(steps[a].outputs) for a in ancestors(name, steps)}
+    context = _TemplateContext(
+        workflow=workflow,
+        upstream=upstream,
+        declared={n: list(s.outputs) for n, s in steps.items()},
+    )
     for index, need in enumerate(step.needs):
-        if need not in workflow.steps:
-            others = ", ".join(s for s in workflow.steps if s != name) or "none"
+        if need not in steps:
+            others = ", ".join(s for s in steps if s != name) or "none"
             problems.append(
                 Problem(
                     (*loc, "needs", index),
@@ -48,15 +103,26 @@ def check_step(
                 )
             )
     if isinstance(step, ShellStep):
-        problems += _templates(loc, name, workflow, [(("run",), step.run)], in_shell=True)
+        problems += _templates(loc, name, context, [(("run",), step.run)], in_shell=True)
     elif isinstance(step, SlurmStep):
-        problems += _templates(loc, name, workflow, [(("script",), step.script)], in_shell=True)
+        problems += _templates(loc, name, context, [(("script",), step.script)], in_shell=True)
         problems += _slurm_options(loc, name, step)
-    else:
+    elif isinstance(step, StageInStep | StageOutStep):
+        # The service renders these itself, before any step output reaches it.
+        transfer = replace(context, upstream=None)
+        if isinstance(step, StageInStep):
+            paths = [(("url",), step.url), (("target_path",), step.target_path)]
+            problems += _templates(loc, name, transfer, paths)
+            problems += _stage_in_url(loc, name, step)
+        else:
+            paths = [(("source_path",), step.source_path)]
+            problems += _templates(loc, name, transfer, paths)
+            problems += _stage_out_name(loc, name, step, workflow)
+    elif isinstance(step, PycompssStep):
         templates: list[tuple[Location, str]] = [(("app",), step.app)]
         templates += [(("arguments", i), a) for i, a in enumerate(step.arguments)]
-        problems += _templates(loc, name, workflow, templates)
-        problems += _templates(loc, name, workflow, _option_templates(step))
+        problems += _templates(loc, name, context, templates)
+        problems += _templates(loc, name, context, _option_templates(step))
         problems += _pycompss_options(loc, name, step, templates)
     for var, template in step.env.items():
         if not _ENV_NAME.fullmatch(var):
@@ -67,27 +133,53 @@ def check_step(
                     "use letters, digits and '_', not starting with a digit",
                 )
             )
-        problems += _templates(loc, name, workflow, [(("env", var), template)], label=f"env {var}")
+        problems += _templates(
+            loc,
+            name,
+            context,
+            [(("env", var), template)],
+            label=f"env {var}",
+            # enqueue_compss takes the environment on its command line: no secrets there
+            in_env=not isinstance(step, PycompssStep),
+        )
     return problems
+
+
+@dataclass(frozen=True)
+class _TemplateContext:
+    """What the templates of one step may use."""
+
+    workflow: WorkflowSpec
+    upstream: dict[str, list[str]] | None  # outputs of the step's ancestors
+    declared: dict[str, list[str]]  # outputs of every step, for hints
 
 
 def _templates(
     loc: Location,
     name: str,
-    workflow: WorkflowSpec,
+    context: _TemplateContext,
     templates: Sequence[tuple[Location, str]],
     label: str | None = None,
     in_shell: bool = False,
+    in_env: bool = False,
 ) -> list[Problem]:
     """Problems of templates; those read by a shell (``in_shell``) must place values right."""
     problems: list[Problem] = []
+    workflow = context.workflow
     lists = [input_name for input_name, spec in workflow.inputs.items() if spec.type == "list"]
+    secrets = () if in_env else [n for n, spec in workflow.inputs.items() if spec.type == "secret"]
     for key, template in templates:
         what = label or " ".join(str(part) for part in key)
-        messages = check_template(template, workflow.inputs)
+        messages = check_template(
+            template,
+            workflow.inputs,
+            secrets=secrets,
+            upstream=context.upstream,
+            declared_outputs=context.declared,
+        )
         for message in messages:
             problems.append(
-                Problem((*loc, *key), f"step {name!r} {what}: {message}", TEMPLATE_HINT)
+                Problem((*loc, *key), f"step {name!r} {what}: {message}", _hint(message))
             )
         if in_shell and not messages:
             for misplaced in misplaced_expressions(template, lists):
@@ -100,6 +192,54 @@ def _templates(
                     )
                 )
     return problems
+
+
+def _hint(message: str) -> str:
+    """The fix for one template problem."""
+    if "steps." in message:
+        return (
+            "steps.<step>.outputs.<name> reads a value written by a step this one needs, "
+            "which lists <name> in its outputs"
+        )
+    if "secret input" in message:
+        return "pass secrets through env:, then use the variable in double quotes"
+    return TEMPLATE_HINT
+
+
+def _stage_in_url(loc: Location, name: str, step: StageInStep) -> list[Problem]:
+    """A URL known at load time (literal, or with a literal scheme) must be http(s)."""
+    head = step.url.split("{", 1)[0].strip()
+    scheme, sep, _ = head.partition("://")
+    literal = "{" not in step.url
+    if (sep and scheme.lower() in ("http", "https")) or (not sep and not literal):
+        return []
+    return [
+        Problem(
+            (*loc, "url"),
+            f"step {name!r} url: only http:// and https:// URLs can be staged in, "
+            f"got {step.url[:80]!r}",
+            "e.g. url: https://example.org/data.csv, or url: '{{ inputs.data_url }}'",
+        )
+    ]
+
+
+def _stage_out_name(
+    loc: Location, name: str, step: StageOutStep, workflow: WorkflowSpec
+) -> list[Problem]:
+    """Two stage_out steps of one workflow may not store the same output name."""
+    output = step.output or name
+    for other, spec in workflow.steps.items():
+        if other == name:
+            break
+        if isinstance(spec, StageOutStep) and (spec.output or other) == output:
+            return [
+                Problem(
+                    (*loc, "output"),
+                    f"step {name!r} stores output {output!r}, as step {other!r} does",
+                    "give one of them another output name (output: <name>)",
+                )
+            ]
+    return []
 
 
 def _slurm_options(loc: Location, name: str, step: SlurmStep) -> list[Problem]:

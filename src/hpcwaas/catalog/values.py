@@ -52,8 +52,16 @@ def check_value(spec: InputSpec, value: Any, *, strict: bool = False) -> Any:
 
 
 def _check_scalar(spec: InputSpec, kind: str, value: Any, strict: bool) -> Any:
-    if kind == "string":
+    if kind == "secret" and not isinstance(value, str):
+        raise ValueProblem(f"expected a string, got {_kind(value)}")
+    if kind in ("string", "secret", "ssh_key"):
         typed: Any = _as_string(value)
+        if kind == "ssh_key" and not typed.strip():
+            raise ValueProblem("expected an SSH key ID, got an empty string")
+        _check_string(spec, typed)
+        return typed
+    if kind == "path":
+        typed = _as_path(value)
         _check_string(spec, typed)
         return typed
     if kind == "integer":
@@ -77,13 +85,28 @@ def _as_string(value: Any) -> str:
     return value
 
 
+def _as_path(value: Any) -> str:
+    text = _as_string(value)
+    if not text:
+        raise ValueProblem("expected a path, got an empty string")
+    if "\n" in text or "\r" in text:
+        raise ValueProblem("a path cannot hold a line break; give the path on one line")
+    return text
+
+
 def _check_string(spec: InputSpec, value: str) -> None:
     if spec.min_length is not None and len(value) < spec.min_length:
         raise ValueProblem(f"too short: {len(value)} characters, at least {spec.min_length}")
     if spec.max_length is not None and len(value) > spec.max_length:
         raise ValueProblem(f"too long: {len(value)} characters, at most {spec.max_length}")
     if spec.pattern is not None and re.fullmatch(spec.pattern, value) is None:
-        raise ValueProblem(f"{describe(value)} does not match the pattern {spec.pattern}")
+        shown = "the value" if spec.type == "secret" else describe(value)  # never echo a secret
+        raise ValueProblem(f"{shown} does not match the pattern {spec.pattern}")
+
+
+def _kind(value: Any) -> str:
+    # The type alone: the value may be a secret given with the wrong type.
+    return describe(value).split(" ", 1)[0]
 
 
 def _as_integer(value: Any, strict: bool) -> int:

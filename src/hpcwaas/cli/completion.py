@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 SHELLS = ("bash", "zsh", "fish")
 FILE_OPTIONS = frozenset({"config", "ca_file", "key_file", "cert_file"})
-DIR_OPTIONS = frozenset({"ca_path"})
+DIR_OPTIONS = frozenset({"ca_path", "download"})
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`waas executions`: status (and follow), logs (and follow), cancel, list."""
+"""`waas executions`: status (and follow), logs (and follow), cancel, outputs, list."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from hpcwaas.cli import outputs
 from hpcwaas.cli.parsing import add_command, add_subcommands, non_negative_int, positive_int
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ def register(subparsers: Any) -> None:
         sub, "cancel", ("delete", "del", "d", "c"), "Cancel one or more executions", run_cancel
     )
     cancel.add_argument("execution_ids", nargs="+", metavar="execution-id")
+
+    outputs.register(sub)
 
     listing = add_command(sub, "list", ("ls",), "List your executions, newest first", run_list)
     listing.add_argument(

@@ -7,10 +7,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.cli import executions
-from hpcwaas.cli.parsing import add_command, add_subcommands, key_value
+from hpcwaas.cli.parsing import UsageError, add_command, add_subcommands, key_value
 
 if TYPE_CHECKING:
-    from hpcwaas.api.models import InputSpecPublic, WorkflowDetail
+    from hpcwaas.api.models import DryRunPlan, InputSpecPublic, WorkflowDetail
     from hpcwaas.cli.context import Context
 
 LIST_HEADERS = ("Workflow ID", "Workflow Name", "Application", "Environment ID", "Environment Name")
@@ -43,7 +43,9 @@ def register(subparsers: Any) -> None:
             "Trigger a workflow, given its ID <application>@<environment>@<workflow>.\n\n"
             "Each -i gives one input; the value is everything after the first '=' "
             "(commas included).\n"
-            "Example: waas workflows trigger -f -i name=world -i n=3 demo@local@hello"
+            "Example: waas workflows trigger -f -i name=world -i n=3 demo@local@hello\n\n"
+            "--dry-run checks the inputs and prints the steps as they would run "
+            "(commands, batch scripts), without running anything."
         ),
     )
     trigger.add_argument("workflow_id", metavar="workflow-id")
@@ -55,6 +57,11 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="an input of the workflow (repeatable)",
+    )
+    trigger.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the inputs and print the plan (steps, commands, batch scripts); run nothing",
     )
     executions.add_follow_args(trigger)
 
@@ -132,6 +139,16 @@ def run_trigger(ctx: Context) -> int:
     args = ctx.args
     inputs = dict(args.inputs)
     client = ctx.client()
+    if args.dry_run:
+        if args.follow or args.logs:
+            raise UsageError("--dry-run runs nothing, so there is nothing to follow (-f, -l)")
+        plan = client.dry_run(args.workflow_id, inputs)
+        if ctx.out.json:
+            ctx.out.document(plan.model_dump(mode="json"))
+        else:
+            for line in describe_plan(plan):
+                ctx.out.line(line)
+        return 0
     execution_id = client.trigger(args.workflow_id, inputs)
     if ctx.out.json:
         ctx.out.document({"id": execution_id})
@@ -146,3 +163,35 @@ def run_trigger(ctx: Context) -> int:
     if args.follow:
         return executions.follow_status(ctx, execution_id)
     return 0
+
+
+def describe_plan(plan: DryRunPlan) -> list[str]:
+    """Readable lines for a dry run's plan: inputs, then each step as it would run."""
+    lines = [
+        f"Dry run of {plan.workflow_id}: nothing was run or recorded.",
+        f"Working directory: {plan.work_dir}"
+        + (f" (cluster account {plan.cluster_login})" if plan.cluster_login else ""),
+        "Inputs:" if plan.inputs else "Inputs: none",
+    ]
+    lines.extend(f"  {name} = {json.dumps(value)}" for name, value in plan.inputs.items())
+    for number, step in enumerate(plan.steps, 1):
+        needs = f", after {', '.join(step.needs)}" if step.needs else ""
+        lines.append(f"Step {number}: {step.name} ({step.kind}{needs})")
+        if step.error:
+            lines.append(f"  error: {step.error}")
+        if step.command is not None:
+            lines.extend(_block("command", step.command))
+        if step.script is not None:
+            lines.extend(_block("script", step.script))
+        if step.batch_script is not None:
+            lines.extend(_block("batch script", step.batch_script))
+    if plan.outputs:
+        lines.append(f"Outputs: {', '.join(plan.outputs)}")
+    return lines
+
+
+def _block(label: str, text: str) -> list[str]:
+    body = text.rstrip("\n").splitlines() or [""]
+    if len(body) == 1:
+        return [f"  {label}: {body[0]}"]
+    return [f"  {label}:", *(f"    {line}" for line in body)]

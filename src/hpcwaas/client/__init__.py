@@ -6,12 +6,14 @@ behave identically. Errors are the typed tree of `hpcwaas.client.errors`.
 
 from hpcwaas.client.aio import AsyncClient
 from hpcwaas.client.connection import DEFAULT_API_URL, ConnectionOptions
+from hpcwaas.client.downloads import DownloadedOutput
 from hpcwaas.client.errors import (
     ApiError,
     BadRequest,
     ConfigurationError,
     Conflict,
     ConnectionFailed,
+    DownloadFailed,
     Forbidden,
     HpcwaasError,
     NotFound,
@@ -32,6 +34,8 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "ConnectionOptions",
+    "DownloadFailed",
+    "DownloadedOutput",
     "Forbidden",
     "HpcwaasError",
     "NotFound",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -11,10 +12,12 @@ from hpcwaas.api.models import (
     AuthInfo,
     DeviceAuthorization,
     DevicePending,
+    DryRunPlan,
     EnvironmentList,
     EnvironmentPublic,
     ExecutionList,
     ExecutionLogs,
+    ExecutionOutputList,
     ExecutionPublic,
     SSHKeyCreated,
     SSHKeyList,
@@ -25,6 +28,7 @@ from hpcwaas.api.models import (
 )
 from hpcwaas.client import calls
 from hpcwaas.client.connection import ClientBase, build_request, connection_failed
+from hpcwaas.client.downloads import DownloadedOutput, OutputFile, announced_sha256, file_name
 
 T = TypeVar("T")
 
@@ -75,6 +79,10 @@ class AsyncClient(ClientBase):
         """Start an execution of a workflow and return its ID."""
         return await self.send(calls.trigger(workflow_id, inputs))
 
+    async def dry_run(self, workflow_id: str, inputs: dict[str, Any] | None = None) -> DryRunPlan:
+        """Check the inputs as a trigger would and return the rendered plan; nothing runs."""
+        return await self.send(calls.dry_run(workflow_id, inputs))
+
     async def get_execution(self, execution_id: str) -> ExecutionPublic:
         """Status (and steps, outputs) of one execution."""
         return await self.send(calls.get_execution(execution_id))
@@ -99,6 +107,38 @@ class AsyncClient(ClientBase):
     ) -> ExecutionLogs:
         """Log entries from index `from_`, waiting up to `timeout` seconds for new ones."""
         return await self.send(calls.logs(execution_id, from_, size, timeout, levels))
+
+    async def list_outputs(self, execution_id: str) -> ExecutionOutputList:
+        """The files the execution's stage_out steps stored (names, sizes, SHA-256)."""
+        return await self.send(calls.list_outputs(execution_id))
+
+    async def download_output(
+        self, execution_id: str, name: str, directory: Path, sha256: str | None = None
+    ) -> DownloadedOutput:
+        """Stream one stored output into ``directory``; kept only if its SHA-256 matches
+        ``sha256`` (default: the one the server announces). Raises DownloadFailed if not."""
+        call = calls.download_output(execution_id, name)
+        request = build_request(self._http, self.options, call)
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise connection_failed(request, exc, self.options) from exc
+        try:
+            if response.status_code != 200:
+                await response.aread()
+                call.parse(response)
+            target = OutputFile(name, directory, file_name(response, name))
+            try:
+                async for chunk in response.aiter_bytes():
+                    target.write(chunk)
+            except BaseException as exc:
+                target.discard()
+                if isinstance(exc, httpx.TransportError):
+                    raise connection_failed(request, exc, self.options) from exc
+                raise
+            return target.finish(sha256 or announced_sha256(response))
+        finally:
+            await response.aclose()
 
     async def create_ssh_key(
         self, metadata: dict[str, Any] | None = None, key_type: str | None = None

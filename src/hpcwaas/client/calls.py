@@ -20,10 +20,12 @@ from hpcwaas.api.models import (
     AuthInfo,
     DeviceAuthorization,
     DevicePending,
+    DryRunPlan,
     EnvironmentList,
     EnvironmentPublic,
     ExecutionList,
     ExecutionLogs,
+    ExecutionOutputList,
     ExecutionPublic,
     SSHKeyCreated,
     SSHKeyList,
@@ -152,6 +154,17 @@ def trigger(workflow_id: str, inputs: dict[str, Any] | None = None) -> Call[str]
     )
 
 
+def dry_run(workflow_id: str, inputs: dict[str, Any] | None = None) -> Call[DryRunPlan]:
+    """POST /workflows/{id}?dry_run=true: check the inputs and return the plan; nothing runs."""
+    return Call(
+        "POST",
+        f"/workflows/{segment(workflow_id)}",
+        _model(DryRunPlan),
+        {"dry_run": "true"},
+        json={"inputs": dict(inputs or {})},
+    )
+
+
 def get_execution(execution_id: str) -> Call[ExecutionPublic]:
     """GET /executions/{id}."""
     return Call("GET", f"/executions/{segment(execution_id)}", _model(ExecutionPublic))
@@ -198,6 +211,20 @@ def logs(
         params,
         min_read_timeout=wait + LONG_POLL_MARGIN,
     )
+
+
+def list_outputs(execution_id: str) -> Call[ExecutionOutputList]:
+    """GET /executions/{id}/outputs: the files the execution's stage_out steps stored."""
+    return Call(
+        "GET",
+        f"/executions/{segment(execution_id)}/outputs",
+        _model(ExecutionOutputList, ("outputs",)),
+    )
+
+
+def download_output(execution_id: str, name: str) -> Call[None]:
+    """GET /executions/{id}/outputs/{name}: the file; the clients stream its body to disk."""
+    return Call("GET", f"/executions/{segment(execution_id)}/outputs/{segment(name)}", _nothing)
 
 
 def create_ssh_key(

@@ -6,6 +6,7 @@ Hierarchy::
      ├── ConfigurationError      bad client options (URL, TLS files, credentials); nothing was sent
      ├── ConnectionFailed        no HTTP answer: refused, DNS, TLS, timeout, plain HTTP on https://
      ├── UnexpectedResponse      a success status whose body or headers break the API contract
+     ├── DownloadFailed          a downloaded output cannot be written or fails its SHA-256 check
      └── ApiError                an error status; ``errors`` holds the items of its envelope
           ├── BadRequest         400
           ├── Unauthorized       401
@@ -41,6 +42,10 @@ class UnexpectedResponse(HpcwaasError):
         self.status = status
         self.detail = detail
         super().__init__(f"unexpected response (HTTP {status}): {detail}")
+
+
+class DownloadFailed(HpcwaasError):
+    """A downloaded file could not be written, or does not match its SHA-256 (not kept)."""
 
 
 class ConnectionFailed(HpcwaasError):

@@ -16,12 +16,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
+from hpcwaas.catalog.model import SECRET_PLACEHOLDER
 from hpcwaas.engine.errors import ExecutionAlreadyFinished, ExecutionNotFound
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
+from hpcwaas.engine.secret_inputs import forget_secrets
 from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable, ssh_key_path
 from hpcwaas.settings import EnvironmentConfig, LocalEnvironment, Settings
 from hpcwaas.store import audit as audit_store
@@ -48,6 +50,8 @@ STOP_GRACE_SECONDS = 1.0
 _ACTIVE = (ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING)
 
 WorkflowLookup = Callable[[str], "DeployedWorkflow | None"]
+# (workflow ID, digest of the definition an execution was triggered with) -> that definition
+DefinitionLookup = Callable[[str, str], "DeployedWorkflow | None"]
 
 
 class Engine:
@@ -61,10 +65,12 @@ class Engine:
         *,
         keystore: KeyStore | None = None,
         transport: Transport | None = None,
+        definitions: DefinitionLookup | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
         self._workflows = workflows
+        self._definitions = definitions
         self._keystore = keystore
         self._transport: Transport = transport if transport is not None else LocalTransport()
         # per cluster environment: its SSH connections (bounded by its max_sessions) and jobs
@@ -182,6 +188,7 @@ class Engine:
                 running_steps_to=StepState.CANCELLED,
                 cancel_requested=True,
             ):
+                await self._forget_secrets(record)
                 return ExecutionStatus.CANCELLED
             async with self._db.read() as conn:
                 record = await store_executions.get_execution(conn, execution_id)
@@ -265,7 +272,7 @@ class Engine:
             reason = f"environment {record.environment} is not configured on this server"
             await self._fail_pending(record, reason)
             return
-        workflow = self._workflows(record.workflow_id)
+        workflow = self._workflow_of(record)
         if workflow is None:
             reason = f"workflow {record.workflow_id} is no longer in the catalog"
             await self._fail_pending(record, reason)
@@ -284,6 +291,7 @@ class Engine:
             workflow=workflow,
             max_parallel_steps=config.max_parallel_steps,
             resume=resume,
+            keystore=self._keystore,
         )
         if record.status is ExecutionStatus.CANCELLING:
             runner.request_cancel("a cancel requested before the restart")
@@ -291,6 +299,18 @@ class Engine:
         self._runners[execution_id] = runner
         self._tasks[execution_id] = task
         task.add_done_callback(functools.partial(self._runner_done, execution_id))
+
+    def _workflow_of(self, record: ExecutionRecord) -> DeployedWorkflow | None:
+        """The definition the execution was triggered with if still known, else the current one.
+
+        A catalog reload must not change what a triggered execution runs; only after a restart
+        may the definition be gone (the runner then says the file changed).
+        """
+        if self._definitions is not None:
+            kept = self._definitions(record.workflow_id, record.definition_digest)
+            if kept is not None:
+                return kept
+        return self._workflows(record.workflow_id)
 
     def _place(self, record: ExecutionRecord, config: EnvironmentConfig) -> Place | str:
         """Where the execution runs, or why it cannot."""
@@ -359,6 +379,7 @@ class Engine:
 
     async def _fail_pending(self, record: ExecutionRecord, reason: str) -> None:
         self.logs.emit(record.id, LogLevel.ERROR, f"Execution failed: {reason}")
+        await self._forget_secrets(record)  # the execution never runs
         await finish_execution(
             self._db,
             self.logs,
@@ -370,8 +391,22 @@ class Engine:
             error=reason,
         )
 
+    async def _forget_secrets(self, record: ExecutionRecord | None) -> None:
+        """Delete an execution's secret inputs from the key store, if it has any."""
+        if record is None or SECRET_PLACEHOLDER not in record.inputs.values():
+            return  # no secret: the key store is not asked (a Vault policy may not allow it)
+        try:
+            await forget_secrets(self._keystore, record.id)
+        except Exception:
+            log.exception("execution %s: its secrets could not be deleted", record.id)
+
     async def _fail_stuck(self, execution_id: str) -> None:
         """End an execution whose runner did not stop in time."""
+        try:
+            async with self._db.read() as conn:
+                await self._forget_secrets(await store_executions.get_execution(conn, execution_id))
+        except Exception:
+            log.exception("execution %s: its secrets could not be deleted", execution_id)
         try:
             self.logs.emit(execution_id, LogLevel.ERROR, f"Execution failed: {SERVER_STOPPED}")
             await finish_execution(

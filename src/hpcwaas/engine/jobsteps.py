@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,14 +19,53 @@ from hpcwaas.engine.jobs import JobLost
 from hpcwaas.engine.places import ClusterPlace
 from hpcwaas.schedulers import slurm
 from hpcwaas.schedulers.slurm import SlurmDefaults, SubmitError
-from hpcwaas.steps.pycompss import prepare_pycompss_step
-from hpcwaas.steps.slurm import prepare_slurm_step
+from hpcwaas.settings import SlurmEnvironment
+from hpcwaas.steps.pycompss import PycompssSubmission, prepare_pycompss_step
+from hpcwaas.steps.slurm import SlurmSubmission, prepare_slurm_step
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.transports.ssh import SshError
 
 Emit = Callable[[LogLevel, str], None]
+
+
+def prepare_job_step(
+    spec: Any,
+    *,
+    environment: SlurmEnvironment,
+    execution_id: str,
+    step_name: str,
+    inputs: Mapping[str, Any],
+    remote_dir: str,
+    step_outputs: Mapping[str, Mapping[str, str]] | None = None,
+    outputs_path: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> SlurmSubmission | PycompssSubmission:
+    """Render a ``slurm`` or ``pycompss`` step with the environment's defaults (no I/O).
+
+    The one place both a run and a dry run build a job step, so a plan shows what runs.
+    """
+    defaults = SlurmDefaults(
+        partition=environment.defaults.partition,
+        qos=environment.defaults.qos,
+        account=environment.defaults.account,
+        time=environment.defaults.time,
+    )
+    common: dict[str, Any] = {
+        "execution_id": execution_id,
+        "step_name": step_name,
+        "inputs": inputs,
+        "defaults": defaults,
+        "remote_dir": remote_dir,
+        "step_outputs": step_outputs,
+        "outputs_path": outputs_path,
+    }
+    if spec.kind == "pycompss":
+        return prepare_pycompss_step(spec, modules=list(environment.pycompss_modules), **common)
+    return prepare_slurm_step(spec, secrets=secrets, **common)
+
+
 LineSink = Callable[[LogLevel, str], Awaitable[None]]
 
 
@@ -52,6 +91,9 @@ class JobStep:
         on_line: LineSink,
         job_id: str | None,
         resumed: bool = False,
+        step_outputs: dict[str, dict[str, str]] | None = None,
+        secrets: dict[str, str] | None = None,
+        outputs_path: str | None = None,
     ) -> None:
         self._cluster = cluster
         self._db = db
@@ -67,6 +109,10 @@ class JobStep:
         self._cancelled = False
         self._waiting: asyncio.Task[slurm.FinalState] | None = None
         self._detached = False
+        self._step_outputs = step_outputs or {}
+        self._secrets = secrets or {}
+        self._outputs_path = outputs_path
+        self._timed_out = False
 
     def detach(self) -> None:
         """Stop following the job (the server stops); the job itself runs on."""
@@ -96,33 +142,48 @@ class JobStep:
             if self._cancelled:
                 await self.cancel()
             self._waiting = asyncio.ensure_future(self._wait(submission))
-            final = await self._waiting
+            timer = self._start_timer(self._spec.timeout)
+            try:
+                final = await self._waiting
+            finally:
+                if timer is not None:
+                    timer.cancel()
         except asyncio.CancelledError:
             if self._detached:
                 return None
             raise
         except (SshError, SubmitError, JobLost) as exc:
             return JobOutcome(StepState.FAILED, None, f"failed: {exc}")
+        if self._timed_out and final.state.outcome != "SUCCEEDED":
+            reason = f"timed out after {self._spec.timeout:g} s (Slurm job {self.job_id} cancelled)"
+            return JobOutcome(StepState.FAILED, final.exit_code, reason)
         return _outcome(final, self.job_id)
 
+    def _start_timer(self, timeout: float | None) -> asyncio.Task[None] | None:
+        """Cancel the job once it ran ``timeout`` seconds (from its submission, as followed)."""
+        if timeout is None:
+            return None
+
+        async def expire() -> None:
+            await asyncio.sleep(timeout)
+            self._timed_out = True
+            self._emit(LogLevel.ERROR, f"Step {self._name}: timed out after {timeout:g} s")
+            await self.cancel()
+
+        return asyncio.ensure_future(expire())
+
     def _prepare(self) -> Any:
-        env = self._cluster.environment
-        defaults = SlurmDefaults(
-            partition=env.defaults.partition,
-            qos=env.defaults.qos,
-            account=env.defaults.account,
-            time=env.defaults.time,
+        return prepare_job_step(
+            self._spec,
+            environment=self._cluster.environment,
+            execution_id=self._execution.id,
+            step_name=self._name,
+            inputs=self._execution.inputs,
+            remote_dir=str(self._cluster.work_dir),
+            step_outputs=self._step_outputs,
+            outputs_path=self._outputs_path,
+            secrets=self._secrets,
         )
-        common: dict[str, Any] = {
-            "execution_id": self._execution.id,
-            "step_name": self._name,
-            "inputs": self._execution.inputs,
-            "defaults": defaults,
-            "remote_dir": str(self._cluster.work_dir),
-        }
-        if self._spec.kind == "pycompss":
-            return prepare_pycompss_step(self._spec, modules=list(env.pycompss_modules), **common)
-        return prepare_slurm_step(self._spec, **common)
 
     async def _find_submitted(self, submission: Any) -> str | None:
         """A job already submitted for this step by an earlier run of the server, if any."""

@@ -12,7 +12,9 @@ from typing import Protocol, TypeVar
 
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.outputs import OutputValue, decode_output, read_output
+from hpcwaas.engine.placefiles import ClusterFiles, LocalFiles, PlaceFiles
 from hpcwaas.settings import SlurmEnvironment
+from hpcwaas.steps.shell import outputs_file
 from hpcwaas.transports.base import Transport
 from hpcwaas.transports.ssh import SshError, SshPool, SshTarget, SshUnavailable
 
@@ -23,6 +25,11 @@ T = TypeVar("T")
 KeyUseRecorder = Callable[[SshTarget, str | None], Awaitable[None]]
 
 
+def cluster_work_dir(environment: SlurmEnvironment, execution_id: str) -> str:
+    """An execution's directory on a cluster, relative to the account's home unless absolute."""
+    return f"{environment.work_root}/executions/{execution_id}"
+
+
 class Place(Protocol):
     """The working directory and the means of one execution."""
 
@@ -30,6 +37,8 @@ class Place(Protocol):
     work_dir: Path | str
     # set where steps may be batch jobs
     cluster: ClusterPlace | None
+    # the files transfer steps (stage_in, stage_out) read and write
+    files: PlaceFiles
 
     async def prepare(self) -> None:
         """Create the working directory (only its owner may enter it)."""
@@ -37,6 +46,18 @@ class Place(Protocol):
 
     async def read_output(self, name: str, relative: str, max_bytes: int) -> OutputValue:
         """An output file left under the working directory, as text."""
+        ...
+
+    def outputs_path(self, step: str) -> str:
+        """The file where ``step`` writes its outputs, as the step's process finds it."""
+        ...
+
+    async def read_step_outputs(self, step: str, max_bytes: int) -> bytes | None:
+        """What ``step`` wrote to its outputs file (up to ``max_bytes`` + 1); None if nothing."""
+        ...
+
+    async def clear_step_outputs(self, step: str) -> None:
+        """Remove what an earlier attempt of ``step`` wrote to its outputs file."""
         ...
 
 
@@ -51,6 +72,7 @@ class LocalPlace:
         self._root = root
         self.work_dir: Path | str = root / execution_id
         self.transport = transport
+        self.files: PlaceFiles = LocalFiles(root / execution_id)
 
     async def prepare(self) -> None:
         work_dir = Path(self.work_dir)
@@ -60,6 +82,22 @@ class LocalPlace:
 
     async def read_output(self, name: str, relative: str, max_bytes: int) -> OutputValue:
         return await asyncio.to_thread(read_output, Path(self.work_dir), name, relative, max_bytes)
+
+    def outputs_path(self, step: str) -> str:
+        return str(Path(self.work_dir).absolute() / outputs_file(step))
+
+    async def read_step_outputs(self, step: str, max_bytes: int) -> bytes | None:
+        def read() -> bytes | None:
+            try:
+                with open(self.outputs_path(step), "rb") as file:
+                    return file.read(max_bytes + 1)
+            except FileNotFoundError:
+                return None
+
+        return await asyncio.to_thread(read)
+
+    async def clear_step_outputs(self, step: str) -> None:
+        Path(self.outputs_path(step)).unlink(missing_ok=True)
 
 
 class ClusterPlace:
@@ -80,11 +118,14 @@ class ClusterPlace:
         self.pool = pool
         self.tracker = tracker
         self.target = target
-        self.work_dir: Path | str = f"{environment.work_root}/executions/{execution_id}"
+        self.work_dir: Path | str = cluster_work_dir(environment, execution_id)
         self.transport = pool.transport(target)
+        self.files: PlaceFiles = ClusterFiles(pool, target, str(self.work_dir))
         self.cluster: ClusterPlace | None = self
         self._on_key_use = on_key_use
         self._key_use_told = False
+        # The working directory from the root, once the cluster said (``pwd``).
+        self._absolute_dir: str | None = None
 
     async def retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run ``operation``, retrying with backoff while the cluster cannot be reached.
@@ -113,12 +154,16 @@ class ClusterPlace:
         quoted = shlex.quote(str(self.work_dir))
         try:
             result = await self.retrying(
-                lambda: self.pool.run(self.target, f"mkdir -p {quoted} && chmod 700 {quoted}")
+                lambda: self.pool.run(
+                    self.target, f"mkdir -p {quoted} && chmod 700 {quoted} && cd {quoted} && pwd"
+                )
             )
         except SshError as exc:
             await self._key_used(str(exc))
             raise
         await self._key_used(None)
+        if result.exit_code == 0:
+            self._remember_dir(result.stdout)
         if result.exit_code != 0:
             raise OSError(
                 f"cannot create {self.work_dir} on {self.target.host}: "
@@ -130,12 +175,39 @@ class ClusterPlace:
 
         A failure is only told (the job tracker retries on its own schedule), never raised.
         """
+        quoted = shlex.quote(str(self.work_dir))
         try:
-            await self.pool.run(self.target, "true", timeout=30)
+            result = await self.pool.run(self.target, f"cd {quoted} && pwd", timeout=30)
         except SshError as exc:
             await self._key_used(str(exc))
             return
         await self._key_used(None)
+        if result.exit_code == 0:
+            self._remember_dir(result.stdout)
+
+    def _remember_dir(self, pwd_output: str) -> None:
+        lines = pwd_output.strip().splitlines()
+        if lines and lines[-1].startswith("/"):
+            self._absolute_dir = lines[-1]
+
+    def outputs_path(self, step: str) -> str:
+        # Steps run in the working directory; an absolute path still holds after a `cd`.
+        if self._absolute_dir is not None:
+            return f"{self._absolute_dir}/{outputs_file(step)}"
+        if str(self.work_dir).startswith("/"):
+            return f"{self.work_dir}/{outputs_file(step)}"
+        return outputs_file(step)
+
+    async def read_step_outputs(self, step: str, max_bytes: int) -> bytes | None:
+        path = shlex.quote(f"{self.work_dir}/{outputs_file(step)}")
+        result = await self.pool.run(
+            self.target, f"test -f {path} && head -c {max_bytes + 1} -- {path}"
+        )
+        return result.stdout_bytes if result.exit_code == 0 else None
+
+    async def clear_step_outputs(self, step: str) -> None:
+        path = shlex.quote(f"{self.work_dir}/{outputs_file(step)}")
+        await self.pool.run(self.target, f"rm -f -- {path}")
 
     async def read_output(self, name: str, relative: str, max_bytes: int) -> OutputValue:
         path = shlex.quote(f"{self.work_dir}/{relative}")

@@ -6,18 +6,26 @@ import asyncio
 import functools
 import logging
 from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
+from hpcwaas.catalog.dag import topological_order
 from hpcwaas.catalog.errors import RenderError
+from hpcwaas.catalog.model import StageInStep, StageOutStep
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobsteps import JobStep
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.outputs import OutputValue
 from hpcwaas.engine.places import Place
+from hpcwaas.engine.secret_inputs import forget_secrets, load_secrets, mask
+from hpcwaas.engine.step_outputs import parse_step_outputs
+from hpcwaas.engine.transfersteps import run_transfer_step
+from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable
 from hpcwaas.settings import Settings
 from hpcwaas.steps.shell import failure_reason, prepare_shell_step, start_shell_step
+from hpcwaas.steps.transfers import TransferError
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
@@ -31,6 +39,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVER_STOPPED = "the server was stopped"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt of a step ended."""
+
+    state: StepState
+    exit_code: int | None
+    reason: str = ""
+    retryable: bool = False  # another attempt may succeed (not a template error, not a cancel)
+    outputs: dict[str, str] | None = None
 
 
 class ExecutionRunner:
@@ -48,6 +67,7 @@ class ExecutionRunner:
         workflow: DeployedWorkflow,
         max_parallel_steps: int,
         resume: bool = False,
+        keystore: KeyStore | None = None,
     ) -> None:
         self.execution_id = execution.id
         self._db = db
@@ -63,12 +83,19 @@ class ExecutionRunner:
         self._job_ids: dict[str, str] = {}  # steps that are jobs, known from a previous run
         self._commands: dict[str, RunningCommand] = {}
         self._jobs: dict[str, JobStep] = {}
+        self._transfers: dict[str, asyncio.Task[None]] = {}
         self._step_tasks: dict[asyncio.Task[None], str] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._cancelled_by: str | None = None
         self._stopping = False
         self._kill_grace = settings.step_grace_seconds
         self._failure: str | None = None
+        self._keystore = keystore
+        self._secrets: dict[str, str] = {}
+        self._attempts: dict[str, int] = {}
+        self._step_outputs: dict[str, dict[str, str]] = {}  # of the steps that succeeded
+        self._cleaning = False  # running the on_failure steps
+        self._halt = asyncio.Event()  # set when steps must stop: ends a wait between attempts
         # Set once the runner has decided whether the execution starts (PENDING -> RUNNING).
         self.start_decided = asyncio.Event()
 
@@ -96,12 +123,30 @@ class ExecutionRunner:
         try:
             if await self._start():
                 await self._schedule()
+                await self._run_cleanup()
                 await self._finish()
         except Exception as exc:
             log.exception("execution %s: internal error in the engine", self.execution_id)
             await self._fail_internal(exc)
         finally:
             self.start_decided.set()
+            await self._forget_secrets()
+
+    async def _load_secrets(self) -> None:
+        if any(spec.type == "secret" for spec in self._workflow.spec.inputs.values()):
+            self._secrets = await load_secrets(self._keystore, self.execution_id)
+
+    async def _forget_secrets(self) -> None:
+        """Delete the execution's secrets once it is over (not when it runs on after a stop)."""
+        if not any(spec.type == "secret" for spec in self._workflow.spec.inputs.values()):
+            return
+        try:
+            async with self._db.read() as conn:
+                record = await store_executions.get_execution(conn, self.execution_id)
+            if record is None or record.status.terminal:
+                await forget_secrets(self._keystore, self.execution_id)
+        except Exception:
+            log.exception("execution %s: its secrets could not be deleted", self.execution_id)
 
     # -- start -----------------------------------------------------------------------------
 
@@ -136,6 +181,11 @@ class ExecutionRunner:
         self._notifier.notify(self.execution_id)
         self._emit(LogLevel.INFO, f"Execution started: workflow {self._workflow.id}")
         try:
+            await self._load_secrets()
+        except KeyStoreUnavailable as exc:
+            self._failure = f"its secret inputs cannot be read from the key store: {exc}"
+            return True
+        try:
             await self._place.prepare()
         except (OSError, SshError) as exc:
             self._failure = f"its working directory cannot be created: {exc}"
@@ -164,7 +214,15 @@ class ExecutionRunner:
             self._states[step.name] = step.state
             if step.job_id:
                 self._job_ids[step.name] = step.job_id
+            if step.attempts:
+                self._attempts[step.name] = step.attempts
+            if step.state is StepState.SUCCEEDED and step.outputs:
+                self._step_outputs[step.name] = dict(step.outputs)
         self._emit(LogLevel.INFO, "Execution resumed after a restart of the server")
+        try:
+            await self._load_secrets()
+        except KeyStoreUnavailable as exc:
+            self._failure = f"its secret inputs cannot be read from the key store: {exc}"
         if self._place.cluster is not None:
             await self._place.cluster.reconnect()
         if any(s in (StepState.FAILED, StepState.CANCELLED) for s in self._states.values()):
@@ -210,36 +268,135 @@ class ExecutionRunner:
                 f"steps {', '.join(never_ran)} can never start (their needs are not met)"
             )
 
-    async def _run_step(self, name: str, spec: StepSpec, *, resumed: bool = False) -> None:
+    async def _run_step(
+        self, name: str, spec: StepSpec, *, resumed: bool = False, cleanup: bool = False
+    ) -> None:
+        """Run a step to its end, attempt after attempt (``retries``), and record the end."""
+        label = "Cleanup step" if cleanup else "Step"
         if not resumed:
+            if not cleanup:
+                async with self._db.write() as conn:
+                    await store_executions.update_step(
+                        conn,
+                        self.execution_id,
+                        name,
+                        StepState.RUNNING,
+                        allowed_from={StepState.PENDING},
+                        started_at=datetime.now(UTC),
+                    )
+            self._emit(LogLevel.INFO, f"{label} {name} started", name)
+        self._states[name] = StepState.RUNNING
+        allowed = 1 + spec.retries
+        attempt = self._attempts.get(name, 0)
+        while True:
+            if not resumed or attempt == 0:
+                attempt += 1
+                await self._record_attempt(name, attempt, allowed, label, cleanup)
+            outcome = await self._attempt(name, spec, resumed=resumed)
+            resumed = False
+            if outcome is None:  # detached: the job runs on after the server stops
+                return
+            if outcome.state is StepState.SUCCEEDED and spec.outputs:
+                outcome = await self._read_outputs(name, spec, outcome)
+            again = (
+                outcome.state is StepState.FAILED
+                and outcome.retryable
+                and attempt < allowed
+                and not self._halted()
+            )
+            if not again:
+                await self._end_step(
+                    name,
+                    outcome.state,
+                    outcome.exit_code,
+                    outcome.reason,
+                    cleanup=cleanup,
+                    outputs=outcome.outputs,
+                )
+                return
+            self._emit(
+                LogLevel.WARN,
+                f"{label} {name} {outcome.reason} (attempt {attempt} of {allowed}); "
+                f"trying again in {spec.retry_delay:g} s",
+                name,
+            )
+            if not await self._pause(spec.retry_delay):
+                await self._end_step(
+                    name, outcome.state, outcome.exit_code, outcome.reason, cleanup=cleanup
+                )
+                return
+
+    async def _record_attempt(
+        self, name: str, attempt: int, allowed: int, label: str, cleanup: bool
+    ) -> None:
+        self._attempts[name] = attempt
+        if attempt > 1:
+            self._emit(LogLevel.INFO, f"{label} {name}: attempt {attempt} of {allowed}", name)
+        if not cleanup:
             async with self._db.write() as conn:
                 await store_executions.update_step(
                     conn,
                     self.execution_id,
                     name,
                     StepState.RUNNING,
-                    allowed_from={StepState.PENDING},
-                    started_at=datetime.now(UTC),
+                    allowed_from={StepState.RUNNING, StepState.UNKNOWN},
+                    attempts=attempt,
+                    job_id=None,
                 )
-            self._emit(LogLevel.INFO, f"Step {name} started", name)
-        self._states[name] = StepState.RUNNING
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait between attempts; False if the execution was halted meanwhile."""
+        if self._halted():
+            return False
+        try:
+            await asyncio.wait_for(self._halt.wait(), timeout=seconds)
+        except TimeoutError:
+            return not self._halted()
+        return False
+
+    async def _read_outputs(self, name: str, spec: StepSpec, outcome: Outcome) -> Outcome:
+        """The step's declared outputs; a step that did not write them fails."""
+        limit = self._settings.limits.max_output_bytes
+        try:
+            data = await self._place.read_step_outputs(name, limit)
+        except (OSError, SshError) as exc:
+            return Outcome(StepState.FAILED, outcome.exit_code, f"outputs cannot be read: {exc}")
+        parsed = parse_step_outputs(data, spec.outputs, limit)
+        for warning in parsed.warnings:
+            self._emit(LogLevel.WARN, f"Step {name}: {warning}", name)
+        if parsed.error is not None:
+            return Outcome(StepState.FAILED, outcome.exit_code, parsed.error, retryable=True)
+        values = {k: mask(v, self._secrets) for k, v in parsed.values.items()}
+        return Outcome(StepState.SUCCEEDED, outcome.exit_code, outputs=values)
+
+    async def _attempt(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
+        """One attempt of a step; None when a job is detached by a server stop."""
+        # A job followed again after a restart may be writing its file: keep it then.
+        if spec.outputs and not (resumed and spec.kind != "shell"):
+            try:
+                await self._place.clear_step_outputs(name)
+            except (OSError, SshError) as exc:
+                return Outcome(StepState.FAILED, None, f"could not be started: {exc}", True)
+        if spec.kind in ("stage_in", "stage_out"):
+            return await self._attempt_transfer(name, spec)
         if spec.kind != "shell":
-            await self._run_job_step(name, spec, resumed=resumed)
-            return
+            return await self._run_job_step(name, spec, resumed=resumed)
         try:
             invocation = prepare_shell_step(
-                spec, execution_id=self.execution_id, step_name=name, inputs=self._execution.inputs
+                spec,
+                execution_id=self.execution_id,
+                step_name=name,
+                inputs=self._execution.inputs,
+                step_outputs=self._step_outputs,
+                secrets=self._secrets,
+                outputs_path=self._place.outputs_path(name) if spec.outputs else None,
             )
         except RenderError as exc:
             self._emit(LogLevel.ERROR, f"Step {name}: its command cannot be rendered: {exc}", name)
-            await self._end_step(
-                name, StepState.FAILED, None, "failed: its command cannot be rendered"
-            )
-            return
+            return Outcome(StepState.FAILED, None, "failed: its command cannot be rendered")
         self._emit(LogLevel.DEBUG, f"Command: {invocation.command}", name)
         if self._halted():
-            await self._end_step(name, self._halted_state(), None, "was not started")
-            return
+            return Outcome(self._halted_state(), None, "was not started")
         try:
             command = await start_shell_step(
                 invocation,
@@ -251,8 +408,7 @@ class ExecutionRunner:
             )
         except (OSError, SshError) as exc:
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            await self._end_step(name, StepState.FAILED, None, f"could not be started: {detail}")
-            return
+            return Outcome(StepState.FAILED, None, f"could not be started: {detail}", True)
         self._commands[name] = command
         try:
             if self._halted():  # halted while the command was starting: kill() missed it
@@ -261,24 +417,24 @@ class ExecutionRunner:
         finally:
             del self._commands[name]
         if result.timed_out:
-            reason = failure_reason(result, spec.timeout)
-            await self._end_step(name, StepState.FAILED, result.exit_code, reason)
-        elif result.killed:
+            return Outcome(
+                StepState.FAILED, result.exit_code, failure_reason(result, spec.timeout), True
+            )
+        if result.killed:
             stopped = self._halted_state() is StepState.FAILED
             reason = f"was killed: {SERVER_STOPPED}" if stopped else "was cancelled"
-            await self._end_step(name, self._halted_state(), result.exit_code, reason)
-        elif result.exit_code == 0:
-            await self._end_step(name, StepState.SUCCEEDED, 0)
-        else:
-            reason = failure_reason(result, spec.timeout)
-            await self._end_step(name, StepState.FAILED, result.exit_code, reason)
+            return Outcome(self._halted_state(), result.exit_code, reason)
+        if result.exit_code == 0:
+            return Outcome(StepState.SUCCEEDED, 0)
+        return Outcome(
+            StepState.FAILED, result.exit_code, failure_reason(result, spec.timeout), True
+        )
 
-    async def _run_job_step(self, name: str, spec: StepSpec, *, resumed: bool) -> None:
+    async def _run_job_step(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
         cluster = self._place.cluster
         if cluster is None:
             reason = f"is a {spec.kind} job, which needs a cluster environment"
-            await self._end_step(name, StepState.FAILED, None, reason)
-            return
+            return Outcome(StepState.FAILED, None, reason)
         job = JobStep(
             cluster=cluster,
             db=self._db,
@@ -287,8 +443,11 @@ class ExecutionRunner:
             spec=spec,
             emit=lambda level, text: self._emit(level, text, name),
             on_line=functools.partial(self._output_line, name),
-            job_id=self._job_ids.get(name),
+            job_id=self._job_ids.pop(name, None) if resumed else None,
             resumed=resumed,
+            step_outputs=self._step_outputs,
+            secrets=self._secrets,
+            outputs_path=self._place.outputs_path(name) if spec.outputs else None,
         )
         self._jobs[name] = job
         try:
@@ -297,12 +456,96 @@ class ExecutionRunner:
             outcome = await job.run()
         finally:
             del self._jobs[name]
-        if outcome is not None:  # None: detached, the job runs on after the server stops
-            await self._end_step(name, outcome.state, outcome.exit_code, outcome.reason)
+        if outcome is None:
+            return None
+        # A job that failed may be tried again; one cancelled outside hpcwaas may not.
+        retryable = outcome.state is StepState.FAILED and "cannot be rendered" not in outcome.reason
+        return Outcome(outcome.state, outcome.exit_code, outcome.reason, retryable)
+
+    # -- on_failure ------------------------------------------------------------------------
+
+    async def _run_cleanup(self) -> None:
+        """Run the workflow's ``on_failure`` steps after a failure, in the order of their needs.
+
+        Their own failure is logged only: the execution keeps the failure that started them.
+        """
+        cleanup = self._workflow.spec.on_failure
+        if not cleanup or self._failure is None or self._cancelled_by is not None:
+            return
+        if self._stopping:
+            return
+        self._cleaning = True
+        self._halt.clear()  # set by the failure; from now on only a cancel or a stop sets it
+        self._emit(LogLevel.INFO, f"Running the on_failure steps: {', '.join(cleanup)}")
+        order = topological_order({name: step.needs for name, step in cleanup.items()})
+        for name in order:
+            if self._cancelled_by is not None or self._stopping:
+                break
+            spec = cleanup[name]
+            if not all(self._states.get(n) is StepState.SUCCEEDED for n in spec.needs):
+                self._emit(LogLevel.WARN, f"Cleanup step {name} skipped: its needs did not succeed")
+                continue
+            await self._run_step(name, spec, cleanup=True)
+
+    async def _attempt_transfer(self, name: str, spec: StepSpec) -> Outcome | None:
+        """A stage_in or stage_out step: the service moves the bytes itself.
+
+        None when the server stops meanwhile: the step stays RUNNING and is run again at
+        the next start.
+        """
+        if not isinstance(spec, StageInStep | StageOutStep):
+            raise TypeError(f"step {name} is not a transfer step")
+        if self._halted():
+            return Outcome(self._halted_state(), None, "was not started")
+        task = asyncio.create_task(
+            run_transfer_step(
+                name=name,
+                spec=spec,
+                execution_id=self.execution_id,
+                inputs=self._execution.inputs,
+                files=self._place.files,
+                settings=self._settings,
+                db=self._db,
+                emit=lambda level, text: self._emit(level, f"Step {name}: {text}", name),
+            )
+        )
+        self._transfers[name] = task
+        try:
+            await asyncio.wait({task})
+        finally:
+            if not task.done():
+                task.cancel()
+            del self._transfers[name]
+        if task.cancelled():
+            if self._stopping and self.detaches_on_stop:
+                return None
+            stopped = self._halted_state() is StepState.FAILED
+            reason = f"was killed: {SERVER_STOPPED}" if stopped else "was cancelled"
+            return Outcome(self._halted_state(), None, reason)
+        exc = task.exception()
+        if exc is None:
+            return Outcome(StepState.SUCCEEDED, None)
+        if isinstance(exc, TransferError | SshError):
+            return Outcome(StepState.FAILED, None, f"failed: {exc}", True)
+        raise exc
 
     async def _end_step(
-        self, name: str, state: StepState, exit_code: int | None, reason: str = ""
+        self,
+        name: str,
+        state: StepState,
+        exit_code: int | None,
+        reason: str = "",
+        *,
+        cleanup: bool = False,
+        outputs: dict[str, str] | None = None,
     ) -> None:
+        if cleanup:
+            self._states[name] = state
+            if state is StepState.SUCCEEDED:
+                self._emit(LogLevel.INFO, f"Cleanup step {name} succeeded", name)
+            else:
+                self._emit(LogLevel.ERROR, f"Cleanup step {name} {reason}", name)
+            return
         async with self._db.write() as conn:
             await store_executions.update_step(
                 conn,
@@ -312,9 +555,12 @@ class ExecutionRunner:
                 allowed_from={StepState.RUNNING, StepState.UNKNOWN},
                 ended_at=datetime.now(UTC),
                 exit_code=exit_code,
+                **({"outputs": outputs} if outputs is not None else {}),
             )
         self._states[name] = state
         if state is StepState.SUCCEEDED:
+            if outputs is not None:
+                self._step_outputs[name] = outputs
             self._emit(LogLevel.INFO, f"Step {name} succeeded", name)
         elif state is StepState.CANCELLED and self._halted():
             self._emit(LogLevel.INFO, f"Step {name} {reason}", name)
@@ -329,6 +575,8 @@ class ExecutionRunner:
 
     async def _output_line(self, step: str, level: LogLevel, line: str) -> None:
         """A line a step printed becomes a log entry; a full queue holds the step back."""
+        if self._secrets:  # a step that prints a secret must not leak it into the logs
+            line = mask(line, self._secrets)
         self._logs.emit(self.execution_id, level, line, step)
         await self._logs.room()
 
@@ -336,6 +584,8 @@ class ExecutionRunner:
         return functools.partial(self._output_line, step, level)
 
     def _halted(self) -> bool:
+        if self._cleaning:  # the on_failure steps run after the failure: only a stop halts them
+            return self._cancelled_by is not None or self._stopping
         return self._cancelled_by is not None or self._stopping or self._failure is not None
 
     def _halted_state(self) -> StepState:
@@ -345,9 +595,12 @@ class ExecutionRunner:
         return StepState.CANCELLED
 
     def _kill_running(self, grace: float) -> None:
+        self._halt.set()
         self._kill_grace = min(self._kill_grace, grace)
         for command in list(self._commands.values()):
             self._kill(command, grace)
+        for transfer in list(self._transfers.values()):
+            transfer.cancel()  # its partial file is removed as it unwinds
         for job in list(self._jobs.values()):
             if self._stopping and self._cancelled_by is None:
                 job.detach()  # the job runs on; the next start of the server follows it
@@ -398,7 +651,10 @@ class ExecutionRunner:
         for value in values.values():
             if value.warning:
                 self._emit(LogLevel.WARN, value.warning)
-        return {name: value.value for name, value in values.items()}
+        return {
+            name: mask(value.value, self._secrets) if value.value is not None else None
+            for name, value in values.items()
+        }
 
     async def _end_cancelled(
         self,

@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hpcwaas.server.admin_audit import add_audit_commands
 
     add_audit_commands(sub, command)
+    from hpcwaas.server.admin_catalog import add_catalog_commands
+
+    add_catalog_commands(sub, command)
     return parser
 
 
@@ -123,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from hpcwaas.secrets.base import KeyStoreUnavailable
+        from hpcwaas.server.admin_catalog import NoRunningServer
         from hpcwaas.settings import ConfigError
         from hpcwaas.store.database import SchemaError
 
-        if isinstance(exc, AdminError | ConfigError | SchemaError | KeyStoreUnavailable):
+        errors = AdminError | ConfigError | SchemaError | KeyStoreUnavailable | NoRunningServer
+        if isinstance(exc, errors):
             print(f"hpcwaas-api: {exc}", file=sys.stderr)
             return 1
         logging.getLogger("hpcwaas").exception("unexpected error")
@@ -178,10 +183,16 @@ async def _run_server(
     import uvicorn
 
     from hpcwaas.server.app import create_app
+    from hpcwaas.server.catalog_reload import remove_pid_file, write_pid_file
     from hpcwaas.server.routes.events import stream_stopper
     from hpcwaas.server.services import start_services, stop_services
 
     services = await start_services(settings)
+    pid_path = write_pid_file(settings.data_dir)
+    reloader = services.reloader
+    if reloader is not None:
+        # `hpcwaas-api catalog reload` sends SIGHUP: reload the catalog, do not stop.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload_soon, "SIGHUP")
     try:
         app = create_app(settings, services)
         config = uvicorn.Config(
@@ -205,6 +216,8 @@ async def _run_server(
         await server.serve()
         return 0 if server.started else 1
     finally:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        remove_pid_file(pid_path)
         await stop_services(services)
 
 
@@ -433,6 +446,18 @@ def _audit_list(settings: Any, args: argparse.Namespace) -> int:
     return audit_list(settings, args, _run_db, AdminError)
 
 
+def _workflows_validate(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.server.admin_catalog import validate_command
+
+    return validate_command(settings, args)
+
+
+def _catalog_reload(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.server.admin_catalog import reload_command
+
+    return reload_command(settings, args)
+
+
 def _print_table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
@@ -452,6 +477,8 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Any, argparse.Namespace], int]
     ("users", "hash"): _users_hash,
     ("db", "upgrade"): _db_upgrade,
     ("audit", "list"): _audit_list,
+    ("workflows", "validate"): _workflows_validate,
+    ("catalog", "reload"): _catalog_reload,
 }
 
 

@@ -25,6 +25,8 @@ from hpcwaas.server.routes import (
     events,
     executions,
     health,
+    outputs,
+    schemas,
     ssh_keys,
     users,
     workflows,
@@ -59,6 +61,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     for module in (
         workflows,
         executions,
+        outputs,
         events,
         ssh_keys,
         environments,
@@ -66,6 +69,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         auth,
         audit,
         health,
+        schemas,
     ):
         app.include_router(module.router)
     # The web portal: public static files; everything they show comes from the API.

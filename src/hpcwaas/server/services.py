@@ -11,9 +11,11 @@ from hpcwaas.auth.authenticator import Authenticator
 from hpcwaas.auth.oidc import OidcClient
 from hpcwaas.auth.sso import SingleSignOn
 from hpcwaas.catalog.catalog import Catalog
+from hpcwaas.catalog.live import LiveCatalog
 from hpcwaas.engine.engine import Engine
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.secrets.factory import close_keystore, open_keystore
+from hpcwaas.server.catalog_reload import CatalogReloader
 from hpcwaas.settings import Settings
 from hpcwaas.store.database import Database
 
@@ -24,12 +26,18 @@ log = logging.getLogger(__name__)
 class Services:
     settings: Settings
     db: Database
-    catalog: Catalog
+    live_catalog: LiveCatalog
     keystore: KeyStore
     engine: Engine
     authenticator: Authenticator
     sso: SingleSignOn | None = None
     http: httpx.AsyncClient | None = None  # to the identity provider
+    reloader: CatalogReloader | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog now; read it once per request, a reload may swap it at any time."""
+        return self.live_catalog.current
 
 
 def open_database(settings: Settings) -> Database:
@@ -56,17 +64,20 @@ async def start_services(settings: Settings) -> Services:
         outcome = await db.prepare_schema()
         log.info("database %s", outcome)
         keystore = open_keystore(settings, db)
-        catalog = load_catalog(settings)
+        live = LiveCatalog(lambda: load_catalog(settings), list(settings.catalog_dirs))
         sso = None
         if settings.auth.auth_type == "sso":
             http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
             sso = SingleSignOn(settings.auth, db, OidcClient(settings.auth, http))
-        # The engine runs what was authorized at trigger: it looks workflows up by ID alone.
-        engine = Engine(db, settings, catalog.by_id, keystore=keystore)
+        # The engine runs what was authorized at trigger: it looks workflows up by ID alone,
+        # in the definition the execution was triggered with when the catalog was reloaded since.
+        engine = Engine(db, settings, live.by_id, keystore=keystore, definitions=live.definition)
+        reloader = CatalogReloader(live, db, settings.catalog_watch_seconds)
         services = Services(
             settings=settings,
             db=db,
-            catalog=catalog,
+            live_catalog=live,
+            reloader=reloader,
             keystore=keystore,
             engine=engine,
             authenticator=Authenticator(settings, db, sso),
@@ -74,6 +85,7 @@ async def start_services(settings: Settings) -> Services:
             http=http,
         )
         await engine.start()
+        reloader.start()
     except BaseException:
         if http is not None:
             await http.aclose()
@@ -83,6 +95,8 @@ async def start_services(settings: Settings) -> Services:
 
 
 async def stop_services(services: Services) -> None:
+    if services.reloader is not None:
+        await services.reloader.stop()
     await services.engine.stop()
     await close_keystore(services.keystore)
     if services.http is not None:

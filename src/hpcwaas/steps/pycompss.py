@@ -16,7 +16,7 @@ from typing import Any
 
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.catalog.model import PycompssStep
-from hpcwaas.catalog.render import render_command, render_env, render_text
+from hpcwaas.catalog.render import render_command, render_text
 from hpcwaas.schedulers import slurm
 from hpcwaas.schedulers.pycompss import (
     check_compss_word,
@@ -24,7 +24,7 @@ from hpcwaas.schedulers.pycompss import (
     parse_enqueue_compss,
 )
 from hpcwaas.schedulers.slurm_options import SlurmDefaults, time_to_minutes
-from hpcwaas.steps.shell import step_context
+from hpcwaas.steps.shell import step_context, step_env
 from hpcwaas.steps.slurm import step_file
 
 __all__ = ["PycompssSubmission", "prepare_pycompss_step"]
@@ -61,6 +61,8 @@ def prepare_pycompss_step(
     modules: Sequence[str],
     defaults: SlurmDefaults,
     remote_dir: str,
+    step_outputs: Mapping[str, Mapping[str, str]] | None = None,
+    outputs_path: str | None = None,
 ) -> PycompssSubmission:
     """Render the application and its arguments; RenderError if one cannot be passed safely.
 
@@ -68,7 +70,7 @@ def prepare_pycompss_step(
     Each argument renders to one word that must need no shell quoting: enqueue_compss hands
     the words, unquoted, to the shell of the job it generates.
     """
-    context = step_context(execution_id, inputs)
+    context = step_context(execution_id, inputs, step_outputs)
     app = render_command(spec.app, context)
     arguments = [render_command(template, context) for template in spec.arguments]
     for what, word in [("app", app), *((f"argument {i + 1}", a) for i, a in enumerate(arguments))]:
@@ -76,9 +78,14 @@ def prepare_pycompss_step(
         if problem is not None:
             raise RenderError(f"{what} {problem}")
     num_nodes, qos, extra_options = _render_options(spec, context)
-    env = render_env(dict(spec.env), context)
-    env["HPCWAAS_EXECUTION_ID"] = execution_id
-    env["HPCWAAS_STEP"] = step_name
+    # No secrets here: enqueue_compss takes the environment on its command line (load-time check).
+    env = step_env(
+        spec.env,
+        context,
+        execution_id=execution_id,
+        step_name=step_name,
+        outputs_path=outputs_path,
+    )
     exec_time = spec.exec_time
     if exec_time is None and defaults.time is not None:
         exec_time = time_to_minutes(str(defaults.time))

@@ -34,21 +34,70 @@ class ShellInvocation:
     timeout: float | None
 
 
-def step_context(execution_id: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The values a step template may use."""
-    return {"inputs": dict(inputs), "execution": {"id": execution_id}}
+# The variable that names the file where a step writes its outputs (``name=value`` lines).
+OUTPUTS_VARIABLE = "HPCWAAS_OUTPUTS"
 
 
-def prepare_shell_step(
-    spec: ShellStepSpec, *, execution_id: str, step_name: str, inputs: Mapping[str, Any]
-) -> ShellInvocation:
-    """Render the command and environment; raise RenderError if a template cannot be rendered."""
-    context = step_context(execution_id, inputs)
-    command = render_command(spec.run, context)
-    env = render_env(dict(spec.env), context)
+def outputs_file(step_name: str) -> str:
+    """The name of the file where a step writes its outputs, in the execution's directory."""
+    return f".hpcwaas-{step_name}.outputs"
+
+
+def step_context(
+    execution_id: str,
+    inputs: Mapping[str, Any],
+    step_outputs: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The values a step template may use; ``step_outputs``: what finished steps wrote."""
+    steps = {name: {"outputs": dict(values)} for name, values in (step_outputs or {}).items()}
+    return {"inputs": dict(inputs), "execution": {"id": execution_id}, "steps": steps}
+
+
+def step_env(
+    templates: Mapping[str, str],
+    context: dict[str, Any],
+    *,
+    execution_id: str,
+    step_name: str,
+    secrets: Mapping[str, str] | None = None,
+    outputs_path: str | None = None,
+) -> dict[str, str]:
+    """A step's environment: its ``env:`` rendered (secrets in clear here only), then ours."""
+    if secrets:
+        context = {**context, "inputs": {**context["inputs"], **secrets}}
+    env = render_env(dict(templates), context)
     # Set last, so that a step's env cannot pass itself off as another execution or step.
     env["HPCWAAS_EXECUTION_ID"] = execution_id
     env["HPCWAAS_STEP"] = step_name
+    if outputs_path is not None:
+        env[OUTPUTS_VARIABLE] = outputs_path
+    return env
+
+
+def prepare_shell_step(
+    spec: ShellStepSpec,
+    *,
+    execution_id: str,
+    step_name: str,
+    inputs: Mapping[str, Any],
+    step_outputs: Mapping[str, Mapping[str, str]] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    outputs_path: str | None = None,
+) -> ShellInvocation:
+    """Render the command and environment; raise RenderError if a template cannot be rendered.
+
+    Secrets reach the environment only, never the command (which is logged and shown).
+    """
+    context = step_context(execution_id, inputs, step_outputs)
+    command = render_command(spec.run, context)
+    env = step_env(
+        spec.env,
+        context,
+        execution_id=execution_id,
+        step_name=step_name,
+        secrets=secrets,
+        outputs_path=outputs_path,
+    )
     return ShellInvocation(command=command, env=env, timeout=spec.timeout)
 
 

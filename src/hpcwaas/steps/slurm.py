@@ -17,11 +17,11 @@ from typing import Any
 
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.catalog.model import SlurmStep
-from hpcwaas.catalog.render import render_command, render_env
+from hpcwaas.catalog.render import render_command
 from hpcwaas.schedulers import slurm
 from hpcwaas.schedulers.slurm_options import SlurmDefaults, SlurmOptions
 from hpcwaas.schedulers.slurm_script import batch_script
-from hpcwaas.steps.shell import step_context
+from hpcwaas.steps.shell import step_context, step_env
 
 __all__ = ["SlurmDefaults", "SlurmSubmission", "prepare_slurm_step", "step_file"]
 
@@ -60,17 +60,25 @@ def prepare_slurm_step(
     inputs: Mapping[str, Any],
     defaults: SlurmDefaults,
     remote_dir: str,
+    step_outputs: Mapping[str, Mapping[str, str]] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    outputs_path: str | None = None,
 ) -> SlurmSubmission:
     """Render the script and the wrapper; RenderError if a template cannot be rendered.
 
     ``remote_dir`` is the execution's directory on the cluster: absolute, or relative to the
     directory the submit command runs in (the login directory). The job runs there.
     """
-    context = step_context(execution_id, inputs)
+    context = step_context(execution_id, inputs, step_outputs)
     script = render_command(spec.script, context)
-    env = render_env(dict(spec.env), context)
-    env["HPCWAAS_EXECUTION_ID"] = execution_id
-    env["HPCWAAS_STEP"] = step_name
+    env = step_env(
+        spec.env,
+        context,
+        execution_id=execution_id,
+        step_name=step_name,
+        secrets=secrets,
+        outputs_path=outputs_path,
+    )
     given = spec.options
     options = SlurmOptions(
         nodes=given.nodes,
@@ -100,6 +108,11 @@ def prepare_slurm_step(
     )
     # A resubmitted step must not be judged by the exit file of its previous attempt.
     submit = f"rm -f -- {shlex.quote(paths['exit'])} && {slurm.sbatch_command(paths['sbatch'])}"
+    if secrets:
+        # The wrapper exports the secrets: Slurm keeps its own copy of a submitted script, so
+        # ours is removed at once, whatever sbatch said (its answer is kept for the parser).
+        wrapper_path = shlex.quote(paths["sbatch"])
+        submit = f"{submit}; status=$?; rm -f -- {wrapper_path}; exit $status"
     return SlurmSubmission(
         files={paths["sh"]: _utf8(script), paths["sbatch"]: _utf8(wrapper)},
         submit_command=submit,

@@ -46,6 +46,8 @@ class StepRecord:
     ended_at: datetime | None
     exit_code: int | None
     job_id: str | None
+    attempts: int | None = None
+    outputs: dict[str, str] | None = None
 
 
 def _execution(row: Any) -> ExecutionRecord:
@@ -128,6 +130,8 @@ async def get_steps(conn: AsyncConnection, execution_id: str) -> list[StepRecord
             ended_at=r.ended_at,
             exit_code=r.exit_code,
             job_id=r.job_id,
+            attempts=r.attempts,
+            outputs=r.outputs,
         )
         for r in rows
     ]

@@ -161,6 +161,8 @@ steps = Table(
     Column("ended_at", UTCDateTime()),
     Column("exit_code", Integer),
     Column("job_id", String(64)),  # the scheduler's job ID, for steps that are jobs
+    Column("attempts", Integer),  # attempts started so far (retries count)
+    Column("outputs", JSON),  # the step's declared outputs, once it succeeded
 )
 
 log_entries = Table(
@@ -197,4 +199,18 @@ audit_events = Table(
     Index("ix_audit_events_actor_id", "actor", "id"),
     Index("ix_audit_events_action_id", "action", "id"),
     sqlite_autoincrement=True,
+)
+
+# Files that stage_out steps copied into the result store; ``path`` is relative to the store.
+execution_outputs = Table(
+    "execution_outputs",
+    metadata,
+    Column("execution_id", String(36), ForeignKey("executions.id"), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("media_type", String(255), nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )

@@ -145,6 +145,26 @@ class SshPool:
         lease.release()
         return value
 
+    async def with_sftp(
+        self,
+        target: SshTarget,
+        use: Callable[[asyncssh.SFTPClient], Awaitable[T]],
+        what: str,
+    ) -> T:
+        """``use(sftp)`` on an SFTP session of ``target`` (paths relative to the login's home).
+
+        SFTP failures become SshError, a dropped connection SshUnavailable; ``use`` must not
+        let an OSError of its own escape (it would be taken for a dropped connection).
+        """
+
+        async def session(conn: asyncssh.SSHClientConnection) -> T:
+            async with conn.start_sftp_client() as sftp:
+                return await use(sftp)
+
+        value, lease = await self._leased(target, session, what)
+        lease.release()
+        return value
+
     def transport(self, target: SshTarget) -> Transport:
         """A ``Transport`` that starts commands on ``target`` through this pool."""
         return SshTransport(self, target)

@@ -118,7 +118,10 @@ async def execution_public(services: Services, record: ExecutionRecord) -> Execu
     async with services.db.read() as conn:
         steps = await execution_store.get_steps(conn, record.id)
     # The DAG's edges come from the workflow's definition; the recorded steps are its nodes.
-    workflow = services.catalog.by_id(record.workflow_id)
+    # The definition it was triggered with, even if the catalog was reloaded since.
+    workflow = services.live_catalog.definition(
+        record.workflow_id, record.definition_digest
+    ) or services.catalog.by_id(record.workflow_id)
     specs = workflow.spec.steps if workflow is not None else {}
     return ExecutionPublic(
         id=record.id,
@@ -129,6 +132,7 @@ async def execution_public(services: Services, record: ExecutionRecord) -> Execu
         started_at=record.started_at,
         ended_at=record.ended_at,
         error=record.error,
+        definition_digest=record.definition_digest,
         steps=[
             StepPublic(
                 name=s.name,
@@ -138,6 +142,8 @@ async def execution_public(services: Services, record: ExecutionRecord) -> Execu
                 exit_code=s.exit_code,
                 job_id=s.job_id,
                 needs=list(specs[s.name].needs) if s.name in specs else None,
+                attempts=s.attempts,
+                outputs=s.outputs,
             )
             for s in steps
         ],

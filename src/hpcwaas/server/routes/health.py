@@ -21,8 +21,14 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     responses={
-        200: {"description": "Database, key store and catalog usable."},
-        503: {"description": "Not ready: `checks` says which part is not."},
+        200: {
+            "description": "Database, key store and catalog usable; `catalog_refused` lists "
+            "the workflow files not loaded (file and first problem), if any."
+        },
+        503: {
+            "description": "Not ready: `checks` says which part is not (the catalog is not "
+            "ready only when every workflow file was refused)."
+        },
     },
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
@@ -38,9 +44,19 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         checks["key_store"] = "ok"
     except KeyStoreUnavailable as exc:
         checks["key_store"] = f"unavailable: {exc}"
-    checks["catalog"] = f"ok ({len(services.catalog.workflows)} workflows)"
+    catalog = services.catalog  # once: a reload may swap it
+    refused = [
+        {"file": str(path), "problem": str(problems[0]) if problems else "not loaded"}
+        for path, problems in catalog.refused.items()
+    ]
+    if refused and not catalog.applications:
+        # Nothing to serve: every file was refused. One refused file among good ones is not
+        # a reason to take the whole service out of a load balancer; it is reported below.
+        checks["catalog"] = f"no application loaded: {len(refused)} file(s) refused"
+    else:
+        checks["catalog"] = f"ok ({len(catalog.workflows)} workflows)"
     ready = all(v.startswith("ok") for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+    if refused:
+        body["catalog_refused"] = refused
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Query, Response
+from fastapi.responses import JSONResponse
 
-from hpcwaas.api.models import TriggerRequest, WorkflowDetail, WorkflowList
+from hpcwaas.api.models import DryRunPlan, TriggerRequest, WorkflowDetail, WorkflowList
 from hpcwaas.api.states import LogLevel
+from hpcwaas.auth.identity import Identity
+from hpcwaas.catalog.catalog import DeployedWorkflow
 from hpcwaas.catalog.inputs import validate_inputs
-from hpcwaas.server.auditing import Audit
+from hpcwaas.catalog.model import WorkflowSpec
+from hpcwaas.engine.plan import build_plan
+from hpcwaas.engine.secret_inputs import forget_secrets, secret_inputs_path, split_secrets
+from hpcwaas.server.auditing import Audit, RequestAudit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, TriggerLimiterDep, page_size
-from hpcwaas.server.identity import resolve_identity
+from hpcwaas.server.identity import check_key, resolve_identity
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.quotas import check_running_executions, check_trigger_rate
 from hpcwaas.server.requestid import request_id_var
+from hpcwaas.server.services import Services
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import users as user_store
 from hpcwaas.store.audit import AuditAction, Outcome
@@ -60,6 +67,10 @@ async def get_workflow(
     status_code=201,
     response_class=Response,
     responses={
+        200: {
+            "description": "With `dry_run=true`: the plan; nothing was run or recorded.",
+            "model": DryRunPlan,
+        },
         201: {"description": "Triggered; `Location` names the new execution."},
         **problems(403, 429),
     },
@@ -71,10 +82,19 @@ async def trigger_workflow(
     limiter: TriggerLimiterDep,
     audit: Audit,
     body: Annotated[TriggerRequest | None, Body()] = None,
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="Validate the inputs as a trigger does and return the rendered plan "
+            "(200) without running or recording anything."
+        ),
+    ] = False,
 ) -> Response:
-    """Start an execution; returns once it is durably recorded."""
-    # Every attempt counts against the rate, so a client retrying in a loop is slowed down.
-    check_trigger_rate(limiter, user.user_id)
+    """Start an execution; returns once it is durably recorded. `dry_run=true`: the plan only."""
+    if not dry_run:
+        # Every attempt counts against the rate, so a client retrying in a loop is slowed down.
+        # A dry run starts nothing: it does not count.
+        check_trigger_rate(limiter, user.user_id)
     workflow = services.catalog.get(workflow_id, user.user_id, user.groups)
     limits = services.settings.limits
     inputs = validate_inputs(
@@ -83,8 +103,21 @@ async def trigger_workflow(
         max_inputs=limits.max_inputs,
         max_value_bytes=limits.max_input_bytes,
     )
-    if workflow.environment not in services.settings.environments:
+    environment = services.settings.environments.get(workflow.environment)
+    if environment is None:
         raise ApiProblem(404, f"environment {workflow.environment!r} is not configured")
+    if dry_run:
+        # The same identity checks as a trigger (400/403), but no audit event: nothing runs.
+        cluster_login, _ = await resolve_identity(services, user, workflow, inputs)
+        await check_key_inputs(services, user.user_id, workflow.spec, inputs)
+        plan = build_plan(
+            workflow,
+            inputs,
+            environment,
+            local_work_root=services.settings.work_dir,
+            cluster_login=cluster_login,
+        )
+        return JSONResponse(plan.model_dump(mode="json"), status_code=200)
     # Refused (400/403) before anything is recorded; (None, None) on local environments.
     try:
         cluster_login, key_id = await resolve_identity(services, user, workflow, inputs)
@@ -98,7 +131,51 @@ async def trigger_workflow(
             details={"workflow_id": workflow.id, "reason": "; ".join(exc.details)},
         )
         raise
+    await check_key_inputs(services, user.user_id, workflow.spec, inputs)
     execution_id = str(uuid.uuid4())
+    # Secrets go to the key store first: a failure there leaves nothing recorded.
+    inputs, secrets = split_secrets(workflow.spec, inputs)
+    if secrets:
+        await services.keystore.put(secret_inputs_path(execution_id), secrets)
+    try:
+        await _record(services, user, workflow, inputs, execution_id, cluster_login, key_id, audit)
+    except BaseException:
+        if secrets:
+            await forget_secrets(services.keystore, execution_id)
+        raise
+    services.engine.logs.emit(
+        execution_id,
+        LogLevel.DEBUG,
+        f"Triggered by {user.user_id} (request {request_id_var.get()})",
+    )
+    services.engine.wake()
+    return Response(status_code=201, headers={"Location": f"/executions/{execution_id}"})
+
+
+async def check_key_inputs(
+    services: Services, user_id: str, spec: WorkflowSpec, inputs: dict[str, Any]
+) -> None:
+    """A 400 or 403 unless every ``ssh_key`` input names one of the caller's SSH keys."""
+    names = [n for n, s in spec.inputs.items() if s.type == "ssh_key" and inputs.get(n)]
+    if not names:
+        return
+    async with services.db.read() as conn:
+        for name in names:
+            await check_key(conn, str(inputs[name]), user_id, name)
+
+
+async def _record(
+    services: Services,
+    user: Identity,
+    workflow: DeployedWorkflow,
+    inputs: dict[str, Any],
+    execution_id: str,
+    cluster_login: str | None,
+    key_id: str | None,
+    audit: RequestAudit,
+) -> None:
+    """Record the new execution, its steps and the audit event in one transaction."""
+    limits = services.settings.limits
     async with services.db.write() as conn:
         await user_store.ensure_user(conn, user.user_id)
         await user_store.lock_user(conn, user.user_id)
@@ -131,10 +208,3 @@ async def trigger_workflow(
             },
             conn=conn,
         )
-    services.engine.logs.emit(
-        execution_id,
-        LogLevel.DEBUG,
-        f"Triggered by {user.user_id} (request {request_id_var.get()})",
-    )
-    services.engine.wake()
-    return Response(status_code=201, headers={"Location": f"/executions/{execution_id}"})

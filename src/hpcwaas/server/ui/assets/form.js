@@ -4,6 +4,8 @@ import { el } from "./dom.js";
 
 const INTEGER = /^[+-]?\d+$/;
 const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+// Types whose value is text, sent as typed.
+const TEXT_TYPES = ["string", "path", "ssh_key", "secret"];
 
 function fullMatch(pattern, text) {
   try {
@@ -21,6 +23,12 @@ function typeHint(spec) {
       return "a number";
     case "list":
       return `a list of ${spec.items || "string"} values, separated by commas`;
+    case "path":
+      return "a file or directory path";
+    case "ssh_key":
+      return "the ID of one of your SSH keys";
+    case "secret":
+      return "kept secret: never stored or shown";
     default:
       return null;
   }
@@ -57,7 +65,8 @@ function control(spec, id, describedBy) {
     });
     return select;
   }
-  const attrs = { ...common, type: "text", required: spec.required, autocomplete: "off" };
+  const type = spec.type === "secret" ? "password" : "text";
+  const attrs = { ...common, type, required: spec.required, autocomplete: "off" };
   if (spec.type === "integer" || spec.type === "number") {
     attrs.inputmode = spec.type === "integer" ? "numeric" : "decimal";
   }
@@ -101,12 +110,13 @@ function readField(spec, input) {
     }
     return { value: spec.values[Number(input.value)] };
   }
-  const text = spec.type === "string" ? input.value : input.value.trim();
+  const textual = TEXT_TYPES.includes(spec.type);
+  const text = textual ? input.value : input.value.trim();
   if (text === "") {
     if (spec.required && spec.type !== "list") throw new Error("this input is required");
     if (spec.type !== "list" && spec.type !== "string") return { omit: true };
   }
-  if (spec.type === "string") {
+  if (textual) {
     if (spec.min_length != null && text.length < spec.min_length) {
       throw new Error(`too short: ${text.length} characters, at least ${spec.min_length}`);
     }
