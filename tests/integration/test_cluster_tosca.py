@@ -21,13 +21,6 @@ import pytest
 from tests.cluster_support import Cluster
 from tests.integration.test_cluster_runs import ClusterServer
 
-from hpcwaas.catalog.model import STEP_KINDS
-
-needs_staging = pytest.mark.skipif(
-    not {"stage_in", "stage_out"} <= set(STEP_KINDS),
-    reason="needs the stage_in and stage_out step kinds",
-)
-
 WORDCOUNT_APP = """\
 import collections, os, sys
 source, result_dir, top = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -178,9 +171,8 @@ def tosca_hpc(
     setup.server.stop()
 
 
-@needs_staging
 def test_tosca_topology_with_stage_in_pycompss_and_parallel_stage_outs_succeeds(
-    tosca_hpc: ClusterServer, cluster: Cluster, web: str
+    tosca_hpc: ClusterServer, cluster: Cluster, web: str, tmp_path: Path
 ) -> None:
     token = tosca_hpc.server.token("alice")
     listed = tosca_hpc.waas(token, "-o", "json", "workflows", "list")
@@ -224,6 +216,16 @@ def test_tosca_topology_with_stage_in_pycompss_and_parallel_stage_outs_succeeds(
         assert counts.text == "the 3\nand 2\n"
         log = client.get(f"/executions/{execution_id}/outputs/StageOutLog")
         assert "counted 8 words from data/text.txt for hpcuser1 in results" in log.text
+        listed_outputs = {o["name"]: o for o in listing.json()["outputs"]}
+        assert listed_outputs["StageOutCounts"]["metadata"]["mid"] == "wordcount-metadata"
+
+    target = tmp_path / "downloads"
+    fetched = tosca_hpc.waas(
+        token, "executions", "outputs", execution_id, "--download", str(target)
+    )
+    assert fetched.returncode == 0, fetched.stderr
+    contents = {Path(path).read_text() for path in fetched.stdout.split()}
+    assert "the 3\nand 2\n" in contents
 
 
 JOB_ONLY = """\

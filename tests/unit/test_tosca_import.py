@@ -7,11 +7,9 @@ from typing import Any
 
 import pytest
 from tests.unit.tosca_topologies import (
-    STAGING,
     WORDCOUNT,
     convert,
     line_of,
-    needs_staging,
     problems,
     run_steps,
     topology,
@@ -108,7 +106,6 @@ def test_topology_and_workflow_inputs_are_merged_with_types(wordcount):
     assert inputs["num_nodes"] == {"type": "integer", "required": False}
 
 
-@needs_staging
 def test_wordcount_topology_loads_from_the_catalog_directory_on_the_matching_host(tmp_path):
     (tmp_path / "wordcount.yaml").write_text(WORDCOUNT.read_text())
     catalog = Catalog.load(
@@ -340,12 +337,11 @@ def test_the_guides_tosca_example_imports_as_the_guide_shows(tmp_path):
     }
     assert steps["PyCOMPSJob"]["num_nodes"] == "{{ inputs.num_nodes or 1 }}"
     assert steps["StageOutCounts"]["metadata"]["mid"] == "wordcount-metadata"
-    if STAGING:
-        catalog = Catalog.load(
-            [path], {"cluster": "C"}, {"cluster": "slurm"}, {"cluster": "login.hpc.example"}
-        )
-        assert catalog.problems == []
-        assert list(catalog.workflows) == ["wordcount@cluster@exec_job"]
+    catalog = Catalog.load(
+        [path], {"cluster": "C"}, {"cluster": "slurm"}, {"cluster": "login.hpc.example"}
+    )
+    assert catalog.problems == []
+    assert list(catalog.workflows) == ["wordcount@cluster@exec_job"]
 
 
 def test_login_host_that_is_no_environment_id_still_validates_alone(tmp_path):

@@ -12,7 +12,7 @@ import yaml
 
 from hpcwaas.catalog import CatalogFileError
 from hpcwaas.catalog.loader import read_application
-from hpcwaas.catalog.model import STEP_KINDS, PycompssStep
+from hpcwaas.catalog.model import PycompssStep
 from hpcwaas.catalog.tosca import convert_topology
 from hpcwaas.catalog.yamlfile import load_yaml
 from hpcwaas.schedulers.slurm import SlurmDefaults
@@ -20,8 +20,6 @@ from hpcwaas.steps.pycompss import prepare_pycompss_step
 
 DATA = Path(__file__).parent / "data" / "tosca"
 WORDCOUNT = DATA / "wordcount.yaml"
-STAGING = "stage_in" in STEP_KINDS and "stage_out" in STEP_KINDS
-needs_staging = pytest.mark.skipif(not STAGING, reason="stage_in/stage_out step kinds missing")
 
 ENVIRONMENT = {
     "type": "eflows4hpc.env.nodes.AbstractEnvironment",
