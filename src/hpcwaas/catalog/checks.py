@@ -6,7 +6,14 @@ import re
 from pathlib import PurePosixPath
 
 from hpcwaas.catalog.dag import cycles
-from hpcwaas.catalog.model import ApplicationSpec, InputSpec, WorkflowSpec
+from hpcwaas.catalog.model import (
+    OUTPUT_NAME_PATTERN,
+    RESERVED_KEY_STORE_PREFIXES,
+    ApplicationSpec,
+    InputSpec,
+    KeyStoreSecretSpec,
+    WorkflowSpec,
+)
 from hpcwaas.catalog.problem import NAME as _NAME
 from hpcwaas.catalog.problem import NAME_HINT as _NAME_HINT
 from hpcwaas.catalog.problem import Problem
@@ -72,6 +79,8 @@ def _check_workflow(loc: Location, name: str, workflow: WorkflowSpec) -> list[Pr
         problems.append(Problem(loc, f"workflow name {name!r} is not valid", _NAME_HINT))
     for input_name, spec in workflow.inputs.items():
         problems.extend(_check_input((*loc, "inputs", input_name), input_name, spec))
+    for secret_name, secret in workflow.secrets.items():
+        problems.extend(_check_secret((*loc, "secrets", secret_name), secret_name, secret))
     if not workflow.steps:
         problems.append(Problem((*loc, "steps"), "the workflow has no step", "add a step"))
     if len(workflow.steps) > MAX_STEPS:
@@ -202,6 +211,37 @@ def _check_input(loc: Location, name: str, spec: InputSpec) -> list[Problem]:
                     f"give a default of type {spec.type} that meets the input's constraints",
                 )
             )
+    return problems
+
+
+def _check_secret(loc: Location, name: str, spec: KeyStoreSecretSpec) -> list[Problem]:
+    """A key store secret: a template name, and a path the workflow may read."""
+    problems: list[Problem] = []
+    if not re.fullmatch(OUTPUT_NAME_PATTERN, name):
+        problems.append(
+            Problem(
+                loc,
+                f"secret name {name!r} is not valid",
+                "use letters, digits and '_', not starting with a digit, e.g. db_password",
+            )
+        )
+    if any(part in (".", "..") for part in spec.path.split("/")):
+        problems.append(
+            Problem(
+                (*loc, "path"),
+                f"secret {name!r}: path {spec.path!r} has a '.' or '..' segment",
+                "write the path from the key store's root, e.g. path: apps/demo/db",
+            )
+        )
+    elif spec.path.startswith(RESERVED_KEY_STORE_PREFIXES):
+        problems.append(
+            Problem(
+                (*loc, "path"),
+                f"secret {name!r}: path {spec.path!r} is kept by the service for itself "
+                "(users' SSH keys, executions' secret inputs)",
+                "store the value under another path, e.g. apps/<application>/<name>",
+            )
+        )
     return problems
 
 

@@ -24,6 +24,10 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 RESERVED_INPUTS: frozenset[str] = frozenset({"user_id", "vault_id"})
 # What an execution's stored inputs hold in place of a secret's value (kept in the key store).
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 - the text shown instead of a secret
+# A key store path: relative segments of safe characters ('.' and '..' are refused by checks.py).
+KEY_STORE_PATH_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
+# Key store paths the service writes itself: a workflow may not read them.
+RESERVED_KEY_STORE_PREFIXES: tuple[str, ...] = ("ssh-credentials/", "execution-secrets/")
 # The names of a step's outputs: they become ``y`` in ``{{ steps.s.outputs.y }}``.
 OUTPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -219,6 +223,15 @@ class OutputSpec(_Spec):
     description: str | None = None
 
 
+class KeyStoreSecretSpec(_Spec):
+    """A value of the service's key store, read when an execution starts."""
+
+    path: str = Field(pattern=KEY_STORE_PATH_PATTERN)
+    """The key store path of the entry, e.g. `apps/demo/db` (Vault: `secret/data/apps/demo/db`)."""
+    key: str = Field(min_length=1)
+    """The field of that entry whose value is used, e.g. `password`."""
+
+
 class WorkflowSpec(_Spec):
     """A DAG of steps with typed inputs; steps keep the file's order."""
 
@@ -230,6 +243,9 @@ class WorkflowSpec(_Spec):
     """The steps, by name; they run as soon as their needs succeeded."""
     outputs: dict[str, OutputSpec] = Field(default_factory=dict)
     """Files reported as the execution's outputs when it succeeds."""
+    secrets: dict[str, KeyStoreSecretSpec] = Field(default_factory=dict)
+    """Values of the key store, by name, used as `{{ secrets.<name> }}` in `env:` values and
+    stage_in URLs only; read when an execution starts, never stored or shown in clear."""
     on_failure: dict[str, StepSpec] = Field(default_factory=dict)
     """Cleanup steps run, in their own DAG, when the execution fails (not when cancelled)."""
 

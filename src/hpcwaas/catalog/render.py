@@ -117,12 +117,15 @@ def check_template(
     *,
     reserved: frozenset[str] = RESERVED_INPUTS,
     secrets: Collection[str] = (),
+    key_store_secrets: Collection[str] | None = None,
     upstream: Mapping[str, Collection[str]] | None = None,
     declared_outputs: Mapping[str, Collection[str]] | None = None,
 ) -> list[str]:
     """Problems of a template at load time: syntax, unknown filters, undefined inputs.
 
     ``secrets``: secret inputs, which this template may not use (only ``env:`` values may).
+    ``key_store_secrets``: the workflow's ``secrets:`` names where this template may use
+    ``secrets.<name>``; None where it may not.
     ``upstream``: the outputs each ancestor step declares (what ``steps.s.outputs.y`` may
     name); None where no step output may be used. ``declared_outputs``: every step's, for hints.
     """
@@ -134,7 +137,18 @@ def check_template(
     except TemplateSyntaxError as exc:
         return [f"template syntax error on line {exc.lineno}: {exc.message}"]
     problems: list[str] = []
-    for name in sorted(meta.find_undeclared_variables(tree) - CONTEXT_NAMES):
+    undeclared = meta.find_undeclared_variables(tree) - CONTEXT_NAMES
+    if "secrets" in undeclared:
+        undeclared.discard("secrets")
+        if key_store_secrets is None:
+            used = [attr for base, attr in _attributes(tree) if base == "secrets"]
+            name = used[0] if used else "<name>"
+            problems.append(
+                f"the template uses secrets.{name}, but secrets may only reach a step through "
+                f'env: (e.g. env: {{TOKEN: "{{{{ secrets.{name} }}}}"}}, then $TOKEN) or a '
+                "stage_in url"
+            )
+    for name in sorted(undeclared):
         problems.append(
             f"the template uses {name!r}, which is not defined "
             "(values come from inputs.<name>, execution.id and steps.<step>.outputs.<name>)"
@@ -146,6 +160,12 @@ def check_template(
                 f"the template uses secret input {attr!r}, which may only reach a step "
                 f'through env: (e.g. env: {{TOKEN: "{{{{ inputs.{attr} }}}}"}}, then $TOKEN)'
             )
+        elif base == "secrets" and key_store_secrets is not None:
+            if attr not in key_store_secrets:
+                declared = ", ".join(sorted(key_store_secrets)) or "none"
+                problems.append(
+                    f"the template uses undefined secret {attr!r} (declared: {declared})"
+                )
         elif base == "inputs" and attr not in known:
             declared = ", ".join(sorted(declared_names)) or "none"
             problems.append(f"the template uses undefined input {attr!r} (declared: {declared})")
@@ -187,7 +207,7 @@ def _attributes(tree: nodes.Template) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         base = getattr(node, "node", None)
-        if not isinstance(base, nodes.Name) or base.name not in CONTEXT_NAMES:
+        if not isinstance(base, nodes.Name) or base.name not in (*CONTEXT_NAMES, "secrets"):
             continue
         if isinstance(node, nodes.Getattr):
             attr: Any = node.attr

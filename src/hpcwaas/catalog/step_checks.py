@@ -112,7 +112,8 @@ def check_step(
         transfer = replace(context, upstream=None)
         if isinstance(step, StageInStep):
             paths = [(("url",), step.url), (("target_path",), step.target_path)]
-            problems += _templates(loc, name, transfer, paths)
+            problems += _templates(loc, name, transfer, paths[:1], key_store_secrets=True)
+            problems += _templates(loc, name, transfer, paths[1:])
             problems += _stage_in_url(loc, name, step)
         else:
             paths = [(("source_path",), step.source_path)]
@@ -162,8 +163,13 @@ def _templates(
     label: str | None = None,
     in_shell: bool = False,
     in_env: bool = False,
+    key_store_secrets: bool = False,
 ) -> list[Problem]:
-    """Problems of templates; those read by a shell (``in_shell``) must place values right."""
+    """Problems of templates; those read by a shell (``in_shell``) must place values right.
+
+    ``in_env``: secret inputs and ``secrets.<name>`` may be used; ``key_store_secrets``:
+    ``secrets.<name>`` only (a stage_in url, rendered by the service itself).
+    """
     problems: list[Problem] = []
     workflow = context.workflow
     lists = [input_name for input_name, spec in workflow.inputs.items() if spec.type == "list"]
@@ -174,6 +180,7 @@ def _templates(
             template,
             workflow.inputs,
             secrets=secrets,
+            key_store_secrets=list(workflow.secrets) if in_env or key_store_secrets else None,
             upstream=context.upstream,
             declared_outputs=context.declared,
         )
@@ -201,8 +208,10 @@ def _hint(message: str) -> str:
             "steps.<step>.outputs.<name> reads a value written by a step this one needs, "
             "which lists <name> in its outputs"
         )
-    if "secret input" in message:
+    if "secret input" in message or "secrets may only" in message:
         return "pass secrets through env:, then use the variable in double quotes"
+    if "undefined secret" in message:
+        return "declare it under the workflow's secrets: {<name>: {path: ..., key: ...}}"
     return TEMPLATE_HINT
 
 

@@ -41,6 +41,7 @@ def prepare_job_step(
     step_outputs: Mapping[str, Mapping[str, str]] | None = None,
     outputs_path: str | None = None,
     secrets: Mapping[str, str] | None = None,
+    key_store_secrets: Mapping[str, str] | None = None,
 ) -> SlurmSubmission | PycompssSubmission:
     """Render a ``slurm`` or ``pycompss`` step with the environment's defaults (no I/O).
 
@@ -63,7 +64,7 @@ def prepare_job_step(
     }
     if spec.kind == "pycompss":
         return prepare_pycompss_step(spec, modules=list(environment.pycompss_modules), **common)
-    return prepare_slurm_step(spec, secrets=secrets, **common)
+    return prepare_slurm_step(spec, secrets=secrets, key_store_secrets=key_store_secrets, **common)
 
 
 LineSink = Callable[[LogLevel, str], Awaitable[None]]
@@ -93,6 +94,7 @@ class JobStep:
         resumed: bool = False,
         step_outputs: dict[str, dict[str, str]] | None = None,
         secrets: dict[str, str] | None = None,
+        key_store_secrets: dict[str, str] | None = None,
         outputs_path: str | None = None,
     ) -> None:
         self._cluster = cluster
@@ -111,6 +113,7 @@ class JobStep:
         self._detached = False
         self._step_outputs = step_outputs or {}
         self._secrets = secrets or {}
+        self._key_store_secrets = key_store_secrets or {}
         self._outputs_path = outputs_path
         self._timed_out = False
 
@@ -183,6 +186,7 @@ class JobStep:
             step_outputs=self._step_outputs,
             outputs_path=self._outputs_path,
             secrets=self._secrets,
+            key_store_secrets=self._key_store_secrets,
         )
 
     async def _find_submitted(self, submission: Any) -> str | None:

@@ -89,6 +89,8 @@ def _plan_step(
     work_dir: str,
 ) -> DryRunStep:
     spec = workflow.spec.steps[name]
+    # The key store is not read for a plan: its secrets show as placeholders.
+    key_store_secrets = {secret: SECRET_PLACEHOLDER for secret in workflow.spec.secrets}
     step = DryRunStep(name=name, kind=spec.kind, needs=list(spec.needs), timeout=spec.timeout)
     try:
         if isinstance(spec, ShellStep):
@@ -98,6 +100,7 @@ def _plan_step(
                 step_name=name,
                 inputs=inputs,
                 step_outputs=step_outputs,
+                key_store_secrets=key_store_secrets,
             )
             step.command, step.env = invocation.command, invocation.env
         elif spec.kind not in CLUSTER_KINDS:
@@ -112,6 +115,7 @@ def _plan_step(
                 inputs=inputs,
                 remote_dir=work_dir,
                 step_outputs=step_outputs,
+                key_store_secrets=key_store_secrets,
             )
             step.command = submission.submit_command
             if not isinstance(submission, PycompssSubmission):

@@ -16,6 +16,7 @@ from hpcwaas.catalog.errors import RenderError
 from hpcwaas.catalog.model import StageInStep, StageOutStep
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobsteps import JobStep
+from hpcwaas.engine.key_store_secrets import KeyStoreSecretMissing, read_key_store_secrets
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.outputs import OutputValue
 from hpcwaas.engine.places import Place
@@ -91,7 +92,9 @@ class ExecutionRunner:
         self._kill_grace = settings.step_grace_seconds
         self._failure: str | None = None
         self._keystore = keystore
-        self._secrets: dict[str, str] = {}
+        self._secrets: dict[str, str] = {}  # secret inputs, by input name
+        self._key_store_secrets: dict[str, str] = {}  # the workflow's secrets:, by name
+        self._hidden: dict[str, str] = {}  # both: masked in what steps print and write
         self._attempts: dict[str, int] = {}
         self._step_outputs: dict[str, dict[str, str]] = {}  # of the steps that succeeded
         self._cleaning = False  # running the on_failure steps
@@ -132,9 +135,23 @@ class ExecutionRunner:
             self.start_decided.set()
             await self._forget_secrets()
 
-    async def _load_secrets(self) -> None:
-        if any(spec.type == "secret" for spec in self._workflow.spec.inputs.values()):
-            self._secrets = await load_secrets(self._keystore, self.execution_id)
+    async def _load_secrets(self) -> str | None:
+        """Read the execution's secrets; why the execution cannot run if they cannot be."""
+        try:
+            if any(spec.type == "secret" for spec in self._workflow.spec.inputs.values()):
+                self._secrets = await load_secrets(self._keystore, self.execution_id)
+            self._key_store_secrets = await read_key_store_secrets(
+                self._keystore, self._workflow.spec.secrets
+            )
+        except KeyStoreUnavailable as exc:
+            return f"its secrets cannot be read from the key store: {exc}"
+        except KeyStoreSecretMissing as exc:
+            return str(exc)
+        self._hidden = {
+            **{f"inputs.{k}": v for k, v in self._secrets.items()},
+            **{f"secrets.{k}": v for k, v in self._key_store_secrets.items()},
+        }
+        return None
 
     async def _forget_secrets(self) -> None:
         """Delete the execution's secrets once it is over (not when it runs on after a stop)."""
@@ -180,10 +197,9 @@ class ExecutionRunner:
             return False
         self._notifier.notify(self.execution_id)
         self._emit(LogLevel.INFO, f"Execution started: workflow {self._workflow.id}")
-        try:
-            await self._load_secrets()
-        except KeyStoreUnavailable as exc:
-            self._failure = f"its secret inputs cannot be read from the key store: {exc}"
+        secrets_failure = await self._load_secrets()
+        if secrets_failure is not None:
+            self._failure = secrets_failure
             return True
         try:
             await self._place.prepare()
@@ -219,10 +235,9 @@ class ExecutionRunner:
             if step.state is StepState.SUCCEEDED and step.outputs:
                 self._step_outputs[step.name] = dict(step.outputs)
         self._emit(LogLevel.INFO, "Execution resumed after a restart of the server")
-        try:
-            await self._load_secrets()
-        except KeyStoreUnavailable as exc:
-            self._failure = f"its secret inputs cannot be read from the key store: {exc}"
+        secrets_failure = await self._load_secrets()
+        if secrets_failure is not None:
+            self._failure = secrets_failure
         if self._place.cluster is not None:
             await self._place.cluster.reconnect()
         if any(s in (StepState.FAILED, StepState.CANCELLED) for s in self._states.values()):
@@ -366,7 +381,7 @@ class ExecutionRunner:
             self._emit(LogLevel.WARN, f"Step {name}: {warning}", name)
         if parsed.error is not None:
             return Outcome(StepState.FAILED, outcome.exit_code, parsed.error, retryable=True)
-        values = {k: mask(v, self._secrets) for k, v in parsed.values.items()}
+        values = {k: mask(v, self._hidden) for k, v in parsed.values.items()}
         return Outcome(StepState.SUCCEEDED, outcome.exit_code, outputs=values)
 
     async def _attempt(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
@@ -389,6 +404,7 @@ class ExecutionRunner:
                 inputs=self._execution.inputs,
                 step_outputs=self._step_outputs,
                 secrets=self._secrets,
+                key_store_secrets=self._key_store_secrets,
                 outputs_path=self._place.outputs_path(name) if spec.outputs else None,
             )
         except RenderError as exc:
@@ -447,6 +463,7 @@ class ExecutionRunner:
             resumed=resumed,
             step_outputs=self._step_outputs,
             secrets=self._secrets,
+            key_store_secrets=self._key_store_secrets,
             outputs_path=self._place.outputs_path(name) if spec.outputs else None,
         )
         self._jobs[name] = job
@@ -506,7 +523,10 @@ class ExecutionRunner:
                 files=self._place.files,
                 settings=self._settings,
                 db=self._db,
-                emit=lambda level, text: self._emit(level, f"Step {name}: {text}", name),
+                emit=lambda level, text: self._emit(
+                    level, mask(f"Step {name}: {text}", self._hidden), name
+                ),
+                key_store_secrets=self._key_store_secrets,
             )
         )
         self._transfers[name] = task
@@ -526,7 +546,7 @@ class ExecutionRunner:
         if exc is None:
             return Outcome(StepState.SUCCEEDED, None)
         if isinstance(exc, TransferError | SshError):
-            return Outcome(StepState.FAILED, None, f"failed: {exc}", True)
+            return Outcome(StepState.FAILED, None, mask(f"failed: {exc}", self._hidden), True)
         raise exc
 
     async def _end_step(
@@ -575,8 +595,8 @@ class ExecutionRunner:
 
     async def _output_line(self, step: str, level: LogLevel, line: str) -> None:
         """A line a step printed becomes a log entry; a full queue holds the step back."""
-        if self._secrets:  # a step that prints a secret must not leak it into the logs
-            line = mask(line, self._secrets)
+        if self._hidden:  # a step that prints a secret must not leak it into the logs
+            line = mask(line, self._hidden)
         self._logs.emit(self.execution_id, level, line, step)
         await self._logs.room()
 
@@ -652,7 +672,7 @@ class ExecutionRunner:
             if value.warning:
                 self._emit(LogLevel.WARN, value.warning)
         return {
-            name: mask(value.value, self._secrets) if value.value is not None else None
+            name: mask(value.value, self._hidden) if value.value is not None else None
             for name, value in values.items()
         }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hpcwaas.api.states import LogLevel
@@ -35,6 +35,7 @@ async def run_transfer_step(
     settings: Settings,
     db: Database,
     emit: Emit,
+    key_store_secrets: Mapping[str, str] | None = None,
 ) -> None:
     """Run one transfer step; TransferError (or SshError) says why it failed."""
     limits = settings.limits
@@ -44,7 +45,11 @@ async def run_transfer_step(
                 spec.max_bytes, limits.max_stage_in_bytes, "max_stage_in_bytes"
             )
             plan_in = prepare_stage_in(
-                spec, execution_id=execution_id, inputs=inputs, max_bytes=limit
+                spec,
+                execution_id=execution_id,
+                inputs=inputs,
+                max_bytes=limit,
+                key_store_secrets=key_store_secrets,
             )
             work = stage_in(plan_in, files, emit)
         else:

@@ -60,11 +60,17 @@ def step_env(
     execution_id: str,
     step_name: str,
     secrets: Mapping[str, str] | None = None,
+    key_store_secrets: Mapping[str, str] | None = None,
     outputs_path: str | None = None,
 ) -> dict[str, str]:
-    """A step's environment: its ``env:`` rendered (secrets in clear here only), then ours."""
+    """A step's environment: its ``env:`` rendered (secrets in clear here only), then ours.
+
+    ``secrets``: the secret inputs' values; ``key_store_secrets``: the workflow's ``secrets:``
+    by name, read as ``{{ secrets.<name> }}``.
+    """
     if secrets:
         context = {**context, "inputs": {**context["inputs"], **secrets}}
+    context = {**context, "secrets": dict(key_store_secrets or {})}
     env = render_env(dict(templates), context)
     # Set last, so that a step's env cannot pass itself off as another execution or step.
     env["HPCWAAS_EXECUTION_ID"] = execution_id
@@ -82,6 +88,7 @@ def prepare_shell_step(
     inputs: Mapping[str, Any],
     step_outputs: Mapping[str, Mapping[str, str]] | None = None,
     secrets: Mapping[str, str] | None = None,
+    key_store_secrets: Mapping[str, str] | None = None,
     outputs_path: str | None = None,
 ) -> ShellInvocation:
     """Render the command and environment; raise RenderError if a template cannot be rendered.
@@ -96,6 +103,7 @@ def prepare_shell_step(
         execution_id=execution_id,
         step_name=step_name,
         secrets=secrets,
+        key_store_secrets=key_store_secrets,
         outputs_path=outputs_path,
     )
     return ShellInvocation(command=command, env=env, timeout=spec.timeout)

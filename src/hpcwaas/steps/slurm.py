@@ -62,6 +62,7 @@ def prepare_slurm_step(
     remote_dir: str,
     step_outputs: Mapping[str, Mapping[str, str]] | None = None,
     secrets: Mapping[str, str] | None = None,
+    key_store_secrets: Mapping[str, str] | None = None,
     outputs_path: str | None = None,
 ) -> SlurmSubmission:
     """Render the script and the wrapper; RenderError if a template cannot be rendered.
@@ -77,6 +78,7 @@ def prepare_slurm_step(
         execution_id=execution_id,
         step_name=step_name,
         secrets=secrets,
+        key_store_secrets=key_store_secrets,
         outputs_path=outputs_path,
     )
     given = spec.options
@@ -108,7 +110,7 @@ def prepare_slurm_step(
     )
     # A resubmitted step must not be judged by the exit file of its previous attempt.
     submit = f"rm -f -- {shlex.quote(paths['exit'])} && {slurm.sbatch_command(paths['sbatch'])}"
-    if secrets:
+    if secrets or key_store_secrets:
         # The wrapper exports the secrets: Slurm keeps its own copy of a submitted script, so
         # ours is removed at once, whatever sbatch said (its answer is kept for the parser).
         wrapper_path = shlex.quote(paths["sbatch"])

@@ -95,12 +95,28 @@ def effective_limit(given: int | None, ceiling: int, key: str) -> tuple[int, str
 
 
 def prepare_stage_in(
-    spec: StageInStep, *, execution_id: str, inputs: Mapping[str, Any], max_bytes: int
+    spec: StageInStep,
+    *,
+    execution_id: str,
+    inputs: Mapping[str, Any],
+    max_bytes: int,
+    key_store_secrets: Mapping[str, str] | None = None,
 ) -> StageInPlan:
-    """Render the URL and target path; TransferError for a URL that is not http(s)."""
+    """Render the URL and target path; TransferError for a URL that is not http(s).
+
+    ``key_store_secrets``: the workflow's ``secrets:``, which the URL may use in its user info
+    or query string only (the parts logs never show).
+    """
     context = step_context(execution_id, inputs)
-    url = render_text(spec.url, context).strip()
+    secrets = dict(key_store_secrets or {})
+    url = render_text(spec.url, {**context, "secrets": secrets}).strip()
     target = render_text(spec.target_path, context).strip()
+    shown = public_url(url)
+    if any(value and value.lower() in shown.lower() for value in secrets.values()):
+        raise TransferError(
+            "url uses a secret outside its user info and query string, where logs would show "
+            "it; write e.g. https://{{ secrets.token }}@host/path or https://host/path?key=..."
+        )
     try:
         scheme = urlsplit(url).scheme.lower()
         host = urlsplit(url).hostname

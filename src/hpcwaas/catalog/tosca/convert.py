@@ -209,7 +209,8 @@ def _workflow(
         return value, node.property_loc(*keys)
 
     before = len(problems)
-    converter = NodeConverter(topology, Resolver(set(inputs), node_property), problems)
+    resolver = Resolver(set(inputs), node_property)
+    converter = NodeConverter(topology, resolver, problems)
     steps: dict[str, Any] = {}
     for action in node_actions(workflow, topology, problems):
         node = topology.nodes[action.node]
@@ -237,7 +238,13 @@ def _workflow(
             )
         )
         return None
-    return {"inputs": {name: spec for name, (spec, _) in inputs.items()}, "steps": steps}
+    converted: dict[str, Any] = {
+        "inputs": {name: spec for name, (spec, _) in inputs.items()},
+        "steps": steps,
+    }
+    if resolver.secrets:
+        converted["secrets"] = resolver.secrets
+    return converted
 
 
 # Which property of a node a key of our step comes from (for lines in errors).

@@ -4,11 +4,14 @@ A property value is resolved to either a plain value (string, number, boolean, l
 or a ``Template``: text in our template language (``{{ inputs.x }}``) rendered when the
 workflow runs. ``get_input`` names a workflow input; ``concat`` joins parts; ``get_property``
 and ``get_attribute`` read a property of a node (an attribute of these node types is the
-property of the same name); ``get_secret`` is not supported yet.
+property of the same name); ``get_secret: [<vault path>, "data=<key>"]`` (Yorc's syntax)
+becomes an entry of the workflow's ``secrets:`` read from our key store, usable only where the
+value never reaches a command line (a stage-in URL).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +21,9 @@ from hpcwaas.catalog.yamlfile import Location
 SUPPORTED_FUNCTIONS = ("get_input", "get_secret", "concat", "get_property", "get_attribute")
 _SUPPORTED = ", ".join(SUPPORTED_FUNCTIONS)
 _MAX_DEPTH = 16
+# Where get_secret may be used, for errors elsewhere.
+SECRET_PLACES = "the url of a dls.ansible.nodes.HTTP2SSH node"  # noqa: S105 - not a secret
+_GET_SECRET_HINT = 'write {get_secret: [/secret/data/<path>, "data=<key>"]}'  # noqa: S105
 
 
 class Template(str):
@@ -69,6 +75,17 @@ class Resolver:
     ) -> None:
         self.input_names = input_names
         self._node_property = node_property
+        # get_secret calls met so far, as our workflow's secrets: {name: {path, key}}
+        self.secrets: dict[str, dict[str, str]] = {}
+        self._secrets_allowed = False
+
+    def resolve_secret_capable(self, value: Any, loc: Location, node: str) -> Any:
+        """Like ``resolve``, for a property whose value never reaches a command line."""
+        self._secrets_allowed = True
+        try:
+            return self.resolve(value, loc, node)
+        finally:
+            self._secrets_allowed = False
 
     def resolve(self, value: Any, loc: Location, node: str, depth: int = 0) -> Any:
         """The value with every function replaced; FunctionError if one cannot be."""
@@ -134,14 +151,7 @@ class Resolver:
             found, found_loc = self._node_property(target, list(argument[1:]), loc)
             return self.resolve(found, found_loc, target, depth + 1)
         if name == "get_secret":
-            raise FunctionError(
-                ToscaProblem(
-                    loc,
-                    "get_secret is not supported yet for this property",
-                    "pass the value as a workflow input, or leave get_secret to the keys "
-                    "that are ignored (dls_api_*)",
-                )
-            )
+            return self._secret(argument, loc)
         raise FunctionError(
             ToscaProblem(
                 loc,
@@ -149,3 +159,53 @@ class Resolver:
                 f"use one of the supported functions: {_SUPPORTED}",
             )
         )
+
+    def _secret(self, argument: Any, loc: Location) -> Template:
+        """``{{ secrets.<name> }}`` for ``get_secret: [<path>, "data=<key>"]``."""
+        if not self._secrets_allowed:
+            raise FunctionError(
+                ToscaProblem(
+                    loc,
+                    "get_secret cannot be used in this property: its value would reach a "
+                    f"command line; get_secret may be used in {SECRET_PLACES}",
+                    "pass the value as a workflow input of type secret, or leave get_secret "
+                    "to the keys that are ignored (dls_api_*)",
+                )
+            )
+        parts = argument if isinstance(argument, list) else [argument]
+        if not parts or not all(isinstance(p, str) for p in parts):
+            raise FunctionError(
+                ToscaProblem(loc, "get_secret needs a path and options", _GET_SECRET_HINT)
+            )
+        keys = [p.partition("=")[2] for p in parts[1:] if p.startswith("data=")]
+        others = [p for p in parts[1:] if not p.startswith("data=")]
+        if len(keys) != 1 or not keys[0] or others:
+            raise FunctionError(
+                ToscaProblem(
+                    loc,
+                    "get_secret needs exactly one option data=<key> (the field of the entry)",
+                    _GET_SECRET_HINT,
+                )
+            )
+        entry = {"path": key_store_path(parts[0]), "key": keys[0]}
+        base = name = _secret_name(entry["path"], entry["key"])
+        count = 1
+        while self.secrets.get(name, entry) != entry:  # another pair with the same name
+            count += 1
+            name = f"{base}_{count}"
+        self.secrets[name] = entry
+        return Template("{{ secrets." + name + " }}")
+
+
+def key_store_path(vault_path: str) -> str:
+    """Our key store path for a Vault path of the original (``/secret/data/a/b`` -> ``a/b``)."""
+    path = vault_path.strip("/")
+    for prefix in ("secret/data/", "secret/"):  # the KV v2 mount, as an API or a CLI path
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return path
+
+
+def _secret_name(path: str, key: str) -> str:
+    """A template name for one (path, key): readable, and the same for the same pair."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"{path}_{key}").strip("_").lstrip("0123456789") or "s"

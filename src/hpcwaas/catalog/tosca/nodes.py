@@ -263,12 +263,22 @@ class NodeConverter:
 
     # --- data logistics -------------------------------------------------------------------
 
-    def _from_input_or_property(self, node: NodeTemplate, key: str) -> Any:
-        """``input_name_for_<key>`` names a workflow input that gives the value, if declared."""
+    def _from_input_or_property(
+        self, node: NodeTemplate, key: str, *, secrets_allowed: bool = False
+    ) -> Any:
+        """``input_name_for_<key>`` names a workflow input that gives the value, if declared.
+
+        ``secrets_allowed``: the property may use get_secret (its value reaches no command).
+        """
         input_name = node.properties.get(f"input_name_for_{key}")
         if isinstance(input_name, str) and input_name in self.resolver.input_names:
             return Template("{{ inputs." + input_name + " }}")
-        value = self._get(node, key)
+        if secrets_allowed:
+            value = self.resolver.resolve_secret_capable(
+                node.properties.get(key), node.property_loc(key), node.name
+            )
+        else:
+            value = self._get(node, key)
         if value in (None, ""):
             via = f" or the input {input_name!r}" if isinstance(input_name, str) else ""
             self.problems.append(
@@ -284,7 +294,7 @@ class NodeConverter:
     def _stage_in(self, node: NodeTemplate) -> dict[str, Any]:
         step: dict[str, Any] = {
             "kind": "stage_in",
-            "url": as_template(self._from_input_or_property(node, "url")),
+            "url": as_template(self._from_input_or_property(node, "url", secrets_allowed=True)),
             "target_path": as_template(self._from_input_or_property(node, "target_path")),
         }
         force = self._get(node, "force")
