@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hpcwaas.server.admin_catalog import add_catalog_commands
 
     add_catalog_commands(sub, command)
+    from hpcwaas.server.admin_secrets import add_secrets_commands
+
+    add_secrets_commands(sub, command)
     return parser
 
 
@@ -452,6 +455,12 @@ def _workflows_validate(settings: Any, args: argparse.Namespace) -> int:
     return validate_command(settings, args)
 
 
+def _secrets_put(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.server.admin_secrets import secrets_put
+
+    return secrets_put(settings, args, _run_db, AdminError)
+
+
 def _catalog_reload(settings: Any, args: argparse.Namespace) -> int:
     from hpcwaas.server.admin_catalog import reload_command
 
@@ -472,6 +481,7 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Any, argparse.Namespace], int]
     ("tokens", "list"): _tokens_list,
     ("tokens", "revoke"): _tokens_revoke,
     ("users", "add"): _users_add,
+    ("secrets", "put"): _secrets_put,
     ("users", "list"): _users_list,
     ("users", "remove"): _users_remove,
     ("users", "hash"): _users_hash,
