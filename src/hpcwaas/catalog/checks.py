@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 from hpcwaas.catalog.dag import cycles
 from hpcwaas.catalog.model import (
+    KEY_STORE_PATH_PATTERN,
     OUTPUT_NAME_PATTERN,
     RESERVED_KEY_STORE_PREFIXES,
     ApplicationSpec,
@@ -225,24 +226,33 @@ def _check_secret(loc: Location, name: str, spec: KeyStoreSecretSpec) -> list[Pr
                 "use letters, digits and '_', not starting with a digit, e.g. db_password",
             )
         )
-    if any(part in (".", "..") for part in spec.path.split("/")):
+    path_problem = key_store_path_problem(spec.path)
+    if path_problem is not None:
         problems.append(
             Problem(
                 (*loc, "path"),
-                f"secret {name!r}: path {spec.path!r} has a '.' or '..' segment",
-                "write the path from the key store's root, e.g. path: apps/demo/db",
-            )
-        )
-    elif spec.path.startswith(RESERVED_KEY_STORE_PREFIXES):
-        problems.append(
-            Problem(
-                (*loc, "path"),
-                f"secret {name!r}: path {spec.path!r} is kept by the service for itself "
-                "(users' SSH keys, executions' secret inputs)",
+                f"secret {name!r}: {path_problem}",
                 "store the value under another path, e.g. apps/<application>/<name>",
             )
         )
     return problems
+
+
+def key_store_path_problem(path: str) -> str | None:
+    """Why a workflow may not read the key store at ``path`` (None if it may)."""
+    if not re.fullmatch(KEY_STORE_PATH_PATTERN, path):
+        return (
+            f"path {path!r} is not valid: write segments of letters, digits, '_', '.' and '-' "
+            "separated by '/', from the key store's root"
+        )
+    if any(part in (".", "..") for part in path.split("/")):
+        return f"path {path!r} has a '.' or '..' segment"
+    if path.startswith(RESERVED_KEY_STORE_PREFIXES):
+        return (
+            f"path {path!r} is kept by the service for itself "
+            "(users' SSH keys, executions' secret inputs)"
+        )
+    return None
 
 
 _RE_HINT = "write a Python regular expression; the whole value must match it"

@@ -7,12 +7,11 @@ host can see) and never printed. Other keys of the entry at PATH are kept.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from hpcwaas.catalog.model import KEY_STORE_PATH_PATTERN, RESERVED_KEY_STORE_PREFIXES
+from hpcwaas.catalog.checks import key_store_path_problem
 
 RunDb = Callable[[Any, Callable[[Any], Coroutine[Any, Any, int]]], int]
 
@@ -29,27 +28,13 @@ def add_secrets_commands(
     put.add_argument("key", metavar="KEY", help="the field of the entry, e.g. password")
 
 
-def check_path(path: str) -> str | None:
-    """Why a workflow could not read ``path`` (None if it can)."""
-    if not re.fullmatch(KEY_STORE_PATH_PATTERN, path) or any(
-        part in (".", "..") for part in path.split("/")
-    ):
-        return (
-            f"path {path!r} is not valid: use segments of letters, digits, '_', '.' and '-' "
-            "separated by '/', e.g. apps/demo/db"
-        )
-    if path.startswith(RESERVED_KEY_STORE_PREFIXES):
-        return f"path {path!r} is kept by the service for itself: use another, e.g. apps/demo/db"
-    return None
-
-
 def secrets_put(
     settings: Any, args: argparse.Namespace, run_db: RunDb, error: type[Exception]
 ) -> int:
     """Store the value read from standard input; print where, never the value."""
-    problem = check_path(args.path)
+    problem = key_store_path_problem(args.path)
     if problem is not None:
-        raise error(problem)
+        raise error(f"{problem}; use another, e.g. apps/demo/db")
     if not args.key:
         raise error("KEY must not be empty, e.g. password")
     value = sys.stdin.read()
