@@ -24,12 +24,14 @@ class HttpFiles:
         self.hits: Counter[str] = Counter()
         self.slow: dict[str, float] = {}  # seconds to wait between chunks of a path
         self.unsized: set[str] = set()  # paths served without Content-Length (read to the end)
+        self.requested: list[str] = []  # every request's path with its query string
         files = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 files.hits[path] += 1
+                files.requested.append(self.path)
                 pending = files.failures.get(path)
                 if pending:
                     self.send_error(pending.pop(0))

@@ -7,7 +7,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tests.http_files import HttpFiles, http_files
+from tests.unit.test_engine import Harness, db, make_workflow
 
+from hpcwaas.api.states import ExecutionStatus
 from hpcwaas.catalog import CatalogFileError
 from hpcwaas.catalog.catalog import DeployedWorkflow
 from hpcwaas.catalog.loader import read_application
@@ -16,11 +19,13 @@ from hpcwaas.engine.key_store_secrets import KeyStoreSecretMissing, read_key_sto
 from hpcwaas.engine.plan import build_plan
 from hpcwaas.schedulers.slurm import SlurmDefaults
 from hpcwaas.secrets.embedded import EmbeddedKeyStore, load_or_create_master_key
-from hpcwaas.settings import LocalEnvironment
+from hpcwaas.settings import LocalEnvironment, Settings
 from hpcwaas.steps.shell import prepare_shell_step
 from hpcwaas.steps.slurm import prepare_slurm_step
 from hpcwaas.steps.transfers import TransferError, prepare_stage_in
 from hpcwaas.store.database import Database
+
+__all__ = ["db", "http_files"]  # fixtures used here
 
 SECRETS = "secrets:\n  token: {path: apps/demo/api, key: token}\n"
 
@@ -243,3 +248,33 @@ async def test_a_missing_entry_or_key_names_the_path_and_the_command_never_a_val
             keystore, {"t": KeyStoreSecretSpec(path="apps/none", key="token")}
         )
     assert "has no entry at path 'apps/none'" in str(info.value)
+
+
+async def test_a_stage_in_sends_the_secret_in_its_query_and_logs_the_url_without_it(
+    db: Database, tmp_path: Path, http_files: HttpFiles
+) -> None:
+    store = EmbeddedKeyStore(db, load_or_create_master_key(tmp_path / "master.key"))
+    await store.put("apps/demo/api", {"token": "tok-123"})
+    url = http_files.add("/data/in.bin", b"payload")
+    workflow = make_workflow(
+        {
+            "fetch": {
+                "kind": "stage_in",
+                "url": url + "?key={{ secrets.token }}",
+                "target_path": "in.bin",
+            }
+        }
+    )
+    workflow.spec.secrets["token"] = KeyStoreSecretSpec(path="apps/demo/api", key="token")
+    harness = Harness(db, Settings(data_dir=tmp_path / "data"), keystore=store)
+    await harness.engine.start()
+    try:
+        execution_id = await harness.trigger(workflow)
+        record = await harness.finished(execution_id)
+        log = "\n".join(r.content for r in await harness.logs(execution_id))
+    finally:
+        await harness.engine.stop()
+    assert record.status is ExecutionStatus.SUCCEEDED, log
+    assert http_files.requested == ["/data/in.bin?key=tok-123"]
+    assert f"Downloading {url} to in.bin" in log
+    assert "tok-123" not in log
