@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 import asyncssh
 
 from hpcwaas.steps.transfers import TransferError
-from hpcwaas.transports.ssh import SshPool, SshTarget
+from hpcwaas.transports.ssh import SshPool, SshTarget, write_atomically
 
 CHUNK_BYTES = 1024 * 1024
 FileKind = Literal["file", "dir", "symlink", "other"]
@@ -175,24 +175,7 @@ class ClusterFiles:
 
     async def write(self, path: str, chunks: AsyncIterator[bytes], mode: int = 0o600) -> None:
         async def write(sftp: asyncssh.SFTPClient) -> None:
-            parent = posixpath.dirname(path)
-            if parent:
-                await sftp.makedirs(parent, exist_ok=True)
-            name = posixpath.basename(path)
-            partial = posixpath.join(parent, f".{name}.partial-{secrets.token_hex(4)}")
-            try:
-                attrs = asyncssh.SFTPAttrs(permissions=mode)
-                async with sftp.open(partial, "wb", attrs) as remote:
-                    async for chunk in chunks:
-                        await remote.write(chunk)
-                await sftp.chmod(partial, mode)  # the umask may have narrowed it
-                await sftp.posix_rename(partial, path)
-            except BaseException:
-                try:
-                    await sftp.remove(partial)
-                except (asyncssh.Error, OSError):
-                    pass
-                raise
+            await write_atomically(sftp, path, chunks, mode)
 
         await self._pool.with_sftp(self._target, write, f"writing {path}")
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import posixpath
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -123,23 +123,7 @@ class SshPool:
 
         async def write(conn: asyncssh.SSHClientConnection) -> None:
             async with conn.start_sftp_client() as sftp:
-                parent = posixpath.dirname(path)
-                if parent:
-                    await sftp.makedirs(parent, exist_ok=True)
-                partial = f"{path}.partial-{secrets.token_hex(4)}"
-                try:
-                    async with sftp.open(
-                        partial, "wb", asyncssh.SFTPAttrs(permissions=mode)
-                    ) as remote:
-                        await remote.write(data)
-                    await sftp.chmod(partial, mode)  # the umask may have narrowed it
-                    await sftp.posix_rename(partial, path)
-                except BaseException:
-                    try:
-                        await sftp.remove(partial)
-                    except (asyncssh.Error, OSError):
-                        pass
-                    raise
+                await write_atomically(sftp, path, _one_chunk(data), mode)
 
         value, lease = await self._leased(target, write, f"writing {path}")
         lease.release()
@@ -339,3 +323,32 @@ def _bytes(value: str | bytes | None) -> bytes:
 
 def _text(value: bytes) -> str:
     return value.decode("utf-8", errors="replace")
+
+
+async def write_atomically(
+    sftp: asyncssh.SFTPClient, path: str, chunks: AsyncIterable[bytes], mode: int
+) -> None:
+    """Write ``chunks`` to ``path``, creating its parent directories: under a hidden
+    temporary name first, renamed once complete, so the file appears whole with ``mode``
+    or not at all."""
+    parent = posixpath.dirname(path)
+    if parent:
+        await sftp.makedirs(parent, exist_ok=True)
+    name = posixpath.basename(path)
+    partial = posixpath.join(parent, f".{name}.partial-{secrets.token_hex(4)}")
+    try:
+        async with sftp.open(partial, "wb", asyncssh.SFTPAttrs(permissions=mode)) as remote:
+            async for chunk in chunks:
+                await remote.write(chunk)
+        await sftp.chmod(partial, mode)  # the umask may have narrowed it
+        await sftp.posix_rename(partial, path)
+    except BaseException:
+        try:
+            await sftp.remove(partial)
+        except (asyncssh.Error, OSError):
+            pass
+        raise
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
