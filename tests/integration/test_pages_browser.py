@@ -85,7 +85,7 @@ def test_login_and_token_pages_render_styled_copy_works_and_nothing_is_blocked(
     assert token
 
     browser.click("#copy")
-    browser.wait_for_function("document.getElementById('copy').textContent === 'Copied'")
+    browser.wait_for_function("() => document.getElementById('copy').textContent === 'Copied'")
     assert browser.evaluate("navigator.clipboard.readText()") == token
     with server.client(token) as client:
         assert client.get("/workflows").status_code == 200
@@ -106,7 +106,7 @@ def test_the_policy_blocks_an_injected_inline_script(
           document.body.appendChild(script);
         }"""
     )
-    browser.wait_for_function("window.__violations.length > 0")
+    browser.wait_for_function("() => window.__violations.length > 0")
     assert browser.evaluate("window.__injected === undefined")
     assert any(v.startswith("script-src") for v in _violations(browser))
     assert any("Content Security Policy" in m for m in console)
