@@ -6,27 +6,25 @@ import asyncio
 import functools
 import logging
 from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.dag import topological_order
-from hpcwaas.catalog.errors import RenderError
+from hpcwaas.catalog.model import ShellStep as ShellStepModel
 from hpcwaas.catalog.model import StageInStep, StageOutStep
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobsteps import JobStep
 from hpcwaas.engine.key_store_secrets import KeyStoreSecretMissing, read_key_store_secrets
 from hpcwaas.engine.logsink import LogNotifier, LogSink
+from hpcwaas.engine.outcome import SERVER_STOPPED, Halt, Outcome, read_declared_outputs
 from hpcwaas.engine.outputs import OutputValue
 from hpcwaas.engine.places import Place
 from hpcwaas.engine.secret_inputs import forget_secrets, load_secrets, mask
-from hpcwaas.engine.step_outputs import parse_step_outputs
-from hpcwaas.engine.transfersteps import run_transfer_step
+from hpcwaas.engine.shellsteps import ShellStep
+from hpcwaas.engine.transfersteps import TransferStep
 from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable
 from hpcwaas.settings import Settings
-from hpcwaas.steps.shell import failure_reason, prepare_shell_step, start_shell_step
-from hpcwaas.steps.transfers import TransferError
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
@@ -39,18 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SERVER_STOPPED = "the server was stopped"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one attempt of a step ended."""
-
-    state: StepState
-    exit_code: int | None
-    reason: str = ""
-    retryable: bool = False  # another attempt may succeed (not a template error, not a cancel)
-    outputs: dict[str, str] | None = None
+__all__ = ["SERVER_STOPPED", "ExecutionRunner"]
 
 
 class ExecutionRunner:
@@ -82,9 +69,9 @@ class ExecutionRunner:
         self._resume = resume
         self._states = {name: StepState.PENDING for name in workflow.spec.steps}
         self._job_ids: dict[str, str] = {}  # steps that are jobs, known from a previous run
-        self._commands: dict[str, RunningCommand] = {}
+        self._shells: dict[str, ShellStep] = {}
         self._jobs: dict[str, JobStep] = {}
-        self._transfers: dict[str, asyncio.Task[None]] = {}
+        self._transfers: dict[str, TransferStep] = {}
         self._step_tasks: dict[asyncio.Task[None], str] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._cancelled_by: str | None = None
@@ -99,6 +86,7 @@ class ExecutionRunner:
         self._step_outputs: dict[str, dict[str, str]] = {}  # of the steps that succeeded
         self._cleaning = False  # running the on_failure steps
         self._halt = asyncio.Event()  # set when steps must stop: ends a wait between attempts
+        self._step_halt = Halt(self._halted, self._halted_state)
         # Set once the runner has decided whether the execution starts (PENDING -> RUNNING).
         self.start_decided = asyncio.Event()
 
@@ -312,7 +300,15 @@ class ExecutionRunner:
             if outcome is None:  # detached: the job runs on after the server stops
                 return
             if outcome.state is StepState.SUCCEEDED and spec.outputs:
-                outcome = await self._read_outputs(name, spec, outcome)
+                outcome = await read_declared_outputs(
+                    self._place,
+                    name,
+                    spec.outputs,
+                    outcome,
+                    limit=self._settings.limits.max_output_bytes,
+                    emit=lambda level, text: self._emit(level, text, name),
+                    hidden=self._hidden,
+                )
             again = (
                 outcome.state is StepState.FAILED
                 and outcome.retryable
@@ -369,21 +365,6 @@ class ExecutionRunner:
             return not self._halted()
         return False
 
-    async def _read_outputs(self, name: str, spec: StepSpec, outcome: Outcome) -> Outcome:
-        """The step's declared outputs; a step that did not write them fails."""
-        limit = self._settings.limits.max_output_bytes
-        try:
-            data = await self._place.read_step_outputs(name, limit)
-        except (OSError, SshError) as exc:
-            return Outcome(StepState.FAILED, outcome.exit_code, f"outputs cannot be read: {exc}")
-        parsed = parse_step_outputs(data, spec.outputs, limit)
-        for warning in parsed.warnings:
-            self._emit(LogLevel.WARN, f"Step {name}: {warning}", name)
-        if parsed.error is not None:
-            return Outcome(StepState.FAILED, outcome.exit_code, parsed.error, retryable=True)
-        values = {k: mask(v, self._hidden) for k, v in parsed.values.items()}
-        return Outcome(StepState.SUCCEEDED, outcome.exit_code, outputs=values)
-
     async def _attempt(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
         """One attempt of a step; None when a job is detached by a server stop."""
         # A job followed again after a restart may be writing its file: keep it then.
@@ -396,55 +377,30 @@ class ExecutionRunner:
             return await self._attempt_transfer(name, spec)
         if spec.kind != "shell":
             return await self._run_job_step(name, spec, resumed=resumed)
-        try:
-            invocation = prepare_shell_step(
-                spec,
-                execution_id=self.execution_id,
-                step_name=name,
-                inputs=self._execution.inputs,
-                step_outputs=self._step_outputs,
-                secrets=self._secrets,
-                key_store_secrets=self._key_store_secrets,
-                outputs_path=self._place.outputs_path(name) if spec.outputs else None,
-            )
-        except RenderError as exc:
-            self._emit(LogLevel.ERROR, f"Step {name}: its command cannot be rendered: {exc}", name)
-            return Outcome(StepState.FAILED, None, "failed: its command cannot be rendered")
-        self._emit(LogLevel.DEBUG, f"Command: {invocation.command}", name)
-        if self._halted():
-            return Outcome(self._halted_state(), None, "was not started")
-        try:
-            command = await start_shell_step(
-                invocation,
-                self._place.transport,
-                cwd=self._place.work_dir,
-                on_stdout=self._lines(name, LogLevel.INFO),
-                on_stderr=self._lines(name, LogLevel.WARN),
-                grace=self._settings.step_grace_seconds,
-            )
-        except (OSError, SshError) as exc:
-            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            return Outcome(StepState.FAILED, None, f"could not be started: {detail}", True)
-        self._commands[name] = command
-        try:
-            if self._halted():  # halted while the command was starting: kill() missed it
-                self._kill(command, self._kill_grace)
-            result = await command.wait()
-        finally:
-            del self._commands[name]
-        if result.timed_out:
-            return Outcome(
-                StepState.FAILED, result.exit_code, failure_reason(result, spec.timeout), True
-            )
-        if result.killed:
-            stopped = self._halted_state() is StepState.FAILED
-            reason = f"was killed: {SERVER_STOPPED}" if stopped else "was cancelled"
-            return Outcome(self._halted_state(), result.exit_code, reason)
-        if result.exit_code == 0:
-            return Outcome(StepState.SUCCEEDED, 0)
-        return Outcome(
-            StepState.FAILED, result.exit_code, failure_reason(result, spec.timeout), True
+        return await self._run_shell_step(name, spec)
+
+    async def _run_shell_step(self, name: str, spec: ShellStepModel) -> Outcome:
+        shell = ShellStep(
+            place=self._place,
+            execution_id=self.execution_id,
+            inputs=self._execution.inputs,
+            name=name,
+            spec=spec,
+            emit=lambda level, text: self._emit(level, text, name),
+            on_stdout=self._lines(name, LogLevel.INFO),
+            on_stderr=self._lines(name, LogLevel.WARN),
+            halt=self._step_halt,
+            kill=lambda command: self._kill(command, self._kill_grace),
+            grace=self._settings.step_grace_seconds,
+            step_outputs=self._step_outputs,
+            secrets=self._secrets,
+            key_store_secrets=self._key_store_secrets,
         )
+        self._shells[name] = shell
+        try:
+            return await shell.run()
+        finally:
+            del self._shells[name]
 
     async def _run_job_step(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
         cluster = self._place.cluster
@@ -512,42 +468,25 @@ class ExecutionRunner:
         """
         if not isinstance(spec, StageInStep | StageOutStep):
             raise TypeError(f"step {name} is not a transfer step")
-        if self._halted():
-            return Outcome(self._halted_state(), None, "was not started")
-        task = asyncio.create_task(
-            run_transfer_step(
-                name=name,
-                spec=spec,
-                execution_id=self.execution_id,
-                inputs=self._execution.inputs,
-                files=self._place.files,
-                settings=self._settings,
-                db=self._db,
-                emit=lambda level, text: self._emit(
-                    level, mask(f"Step {name}: {text}", self._hidden), name
-                ),
-                key_store_secrets=self._key_store_secrets,
-            )
+        transfer = TransferStep(
+            name=name,
+            spec=spec,
+            execution_id=self.execution_id,
+            inputs=self._execution.inputs,
+            files=self._place.files,
+            settings=self._settings,
+            db=self._db,
+            emit=lambda level, text: self._emit(level, text, name),
+            halt=self._step_halt,
+            detaches=lambda: self._stopping and self.detaches_on_stop,
+            hidden=self._hidden,
+            key_store_secrets=self._key_store_secrets,
         )
-        self._transfers[name] = task
+        self._transfers[name] = transfer
         try:
-            await asyncio.wait({task})
+            return await transfer.run()
         finally:
-            if not task.done():
-                task.cancel()
             del self._transfers[name]
-        if task.cancelled():
-            if self._stopping and self.detaches_on_stop:
-                return None
-            stopped = self._halted_state() is StepState.FAILED
-            reason = f"was killed: {SERVER_STOPPED}" if stopped else "was cancelled"
-            return Outcome(self._halted_state(), None, reason)
-        exc = task.exception()
-        if exc is None:
-            return Outcome(StepState.SUCCEEDED, None)
-        if isinstance(exc, TransferError | SshError):
-            return Outcome(StepState.FAILED, None, mask(f"failed: {exc}", self._hidden), True)
-        raise exc
 
     async def _end_step(
         self,
@@ -617,10 +556,11 @@ class ExecutionRunner:
     def _kill_running(self, grace: float) -> None:
         self._halt.set()
         self._kill_grace = min(self._kill_grace, grace)
-        for command in list(self._commands.values()):
-            self._kill(command, grace)
+        for shell in list(self._shells.values()):
+            if shell.command is not None:
+                self._kill(shell.command, grace)
         for transfer in list(self._transfers.values()):
-            transfer.cancel()  # its partial file is removed as it unwinds
+            transfer.cancel()
         for job in list(self._jobs.values()):
             if self._stopping and self._cancelled_by is None:
                 job.detach()  # the job runs on; the next start of the server follows it
@@ -707,8 +647,9 @@ class ExecutionRunner:
     async def _fail_internal(self, exc: BaseException) -> None:
         reason = f"internal error: {type(exc).__name__}"
         try:
-            for command in list(self._commands.values()):
-                self._kill(command, self._kill_grace)
+            for shell in list(self._shells.values()):
+                if shell.command is not None:
+                    self._kill(shell.command, self._kill_grace)
             self._emit(LogLevel.ERROR, f"Execution failed: {reason}")
             await self._finish_as(
                 ExecutionStatus.FAILED,

@@ -1,0 +1,104 @@
+"""Steps that are shell commands (``shell``): render, start on the place's host, wait, kill."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hpcwaas.api.states import LogLevel, StepState
+from hpcwaas.catalog import model
+from hpcwaas.catalog.errors import RenderError
+from hpcwaas.engine.outcome import Emit, Halt, Outcome
+from hpcwaas.engine.places import Place
+from hpcwaas.steps.shell import failure_reason, prepare_shell_step, start_shell_step
+from hpcwaas.transports.base import LineCallback, RunningCommand
+from hpcwaas.transports.ssh import SshError
+
+
+class ShellStep:
+    """One attempt of a shell step, from its rendered command to its exit."""
+
+    def __init__(
+        self,
+        *,
+        place: Place,
+        execution_id: str,
+        inputs: dict[str, Any],
+        name: str,
+        spec: model.ShellStep,
+        emit: Emit,
+        on_stdout: LineCallback,
+        on_stderr: LineCallback,
+        halt: Halt,
+        kill: Callable[[RunningCommand], None],
+        grace: float,
+        step_outputs: dict[str, dict[str, str]],
+        secrets: dict[str, str],
+        key_store_secrets: dict[str, str],
+    ) -> None:
+        self._place = place
+        self._execution_id = execution_id
+        self._inputs = inputs
+        self._name = name
+        self._spec = spec
+        self._emit = emit
+        self._on_stdout = on_stdout
+        self._on_stderr = on_stderr
+        self._halt = halt
+        self._kill = kill  # the runner's: it kills with the grace a cancel or a stop asks for
+        self._grace = grace
+        self._step_outputs = step_outputs
+        self._secrets = secrets
+        self._key_store_secrets = key_store_secrets
+        self.command: RunningCommand | None = None  # while it runs: what a cancel kills
+
+    async def run(self) -> Outcome:
+        """Render the command, run it to its end and say how it ended."""
+        name, spec = self._name, self._spec
+        try:
+            invocation = prepare_shell_step(
+                spec,
+                execution_id=self._execution_id,
+                step_name=name,
+                inputs=self._inputs,
+                step_outputs=self._step_outputs,
+                secrets=self._secrets,
+                key_store_secrets=self._key_store_secrets,
+                outputs_path=self._place.outputs_path(name) if spec.outputs else None,
+            )
+        except RenderError as exc:
+            self._emit(LogLevel.ERROR, f"Step {name}: its command cannot be rendered: {exc}")
+            return Outcome(StepState.FAILED, None, "failed: its command cannot be rendered")
+        self._emit(LogLevel.DEBUG, f"Command: {invocation.command}")
+        if self._halt.halted():
+            return self._halt.not_started()
+        try:
+            command = await start_shell_step(
+                invocation,
+                self._place.transport,
+                cwd=self._place.work_dir,
+                on_stdout=self._on_stdout,
+                on_stderr=self._on_stderr,
+                grace=self._grace,
+            )
+        except (OSError, SshError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            return Outcome(StepState.FAILED, None, f"could not be started: {detail}", True)
+        self.command = command
+        try:
+            if self._halt.halted():  # halted while the command was starting: kill() missed it
+                self._kill(command)
+            result = await command.wait()
+        finally:
+            self.command = None
+        if result.timed_out:
+            return Outcome(
+                StepState.FAILED, result.exit_code, failure_reason(result, spec.timeout), True
+            )
+        if result.killed:
+            return self._halt.killed(result.exit_code)
+        if result.exit_code == 0:
+            return Outcome(StepState.SUCCEEDED, 0)
+        return Outcome(
+            StepState.FAILED, result.exit_code, failure_reason(result, spec.timeout), True
+        )
