@@ -98,7 +98,7 @@ def _private_key(tls: TlsConfig) -> PrivateKeyTypes:
             ) from None
         raise ConfigError(
             f"tls.key_file {tls.key_file}: holds no PEM private key "
-            "(-----BEGIN PRIVATE KEY----- or similar)"
+            "(give the key file that goes with tls.cert_file, in PEM: PKCS#8, PKCS#1 or SEC1)"
         ) from None
     except Exception as exc:  # noqa: BLE001 - e.g. an unsupported key type
         raise ConfigError(f"tls.key_file {tls.key_file}: cannot load the key ({exc})") from None
