@@ -24,11 +24,11 @@ from fastapi.responses import StreamingResponse
 
 from hpcwaas.api.states import LogLevel
 from hpcwaas.server.deps import CurrentUser, ServicesDep
-from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.routes.executions import (
     execution_public,
     log_entry,
     owned_execution,
+    parse_int,
     parse_levels,
 )
 from hpcwaas.server.services import Services
@@ -96,21 +96,6 @@ def _event(kind: str, data: str, event_id: int | None = None) -> str:
     # JSON never holds a raw newline, so the payload is one `data:` line.
     lines.append(f"data: {data}")
     return "\n".join(lines) + "\n\n"
-
-
-def _last_event_id(raw: str | None) -> int:
-    """The index to resume after (-1: from the start), or a 400 naming the header."""
-    if raw is None or raw.strip() == "":
-        return -1
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ApiProblem(
-            400, f"header Last-Event-ID must be a log entry's index (an integer), got {raw[:40]!r}"
-        ) from None
-    if value < -1:
-        raise ApiProblem(400, f"header Last-Event-ID must be >= -1, got {value}")
-    return value
 
 
 async def _stream(
@@ -199,7 +184,8 @@ async def execution_events(
 ) -> StreamingResponse:
     """Stream the execution's log entries and status changes until it is terminal."""
     mask = parse_levels(levels)
-    after = _last_event_id(last_event_id)
+    # The index to resume after; -1: from the start.
+    after = parse_int("header Last-Event-ID (a log entry's index)", last_event_id, -1, -1)
     await owned_execution(services, user, execution_id)
     return StreamingResponse(
         _stream(services, execution_id, mask, after, stream_stopper(request.app)),

@@ -188,21 +188,22 @@ async def cancel_execution(
     return Response(status_code=202)
 
 
-def _parse_int(name: str, raw: str | None, default: int, minimum: int) -> int:
+def parse_int(what: str, raw: str | None, default: int, minimum: int) -> int:
+    """An integer request parameter (``what`` names it in errors), or a 400 that says why."""
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ApiProblem(400, f"query parameter {name!r} must be an integer, got {raw!r}") from None
+        raise ApiProblem(400, f"{what} must be an integer, got {raw[:40]!r}") from None
     if value < minimum:
-        raise ApiProblem(400, f"query parameter {name!r} must be >= {minimum}, got {value}")
+        raise ApiProblem(400, f"{what} must be >= {minimum}, got {value}")
     return value
 
 
 def parse_levels(raw: str | None) -> LogLevel:
     """The ``levels`` query parameter: a bitmask 0-15, 0 (the default) meaning INFO+WARN+ERROR."""
-    mask_value = _parse_int("levels", raw, 0, 0)
+    mask_value = parse_int("query parameter 'levels'", raw, 0, 0)
     if mask_value > 15:
         raise ApiProblem(
             400, f"query parameter 'levels' must be between 0 and 15, got {mask_value}"
@@ -231,8 +232,8 @@ async def get_logs(
     levels: str | None = None,
 ) -> ExecutionLogs:
     """Entries from position `from` of those matching `levels`; waits up to `timeout` for more."""
-    offset = _parse_int("from", from_, 0, 0)
-    count = _parse_int("size", size, -1, -1)
+    offset = parse_int("query parameter 'from'", from_, 0, 0)
+    count = parse_int("query parameter 'size'", size, -1, -1)
     mask = parse_levels(levels)
     wait = 60.0
     if timeout:
