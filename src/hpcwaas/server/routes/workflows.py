@@ -106,10 +106,22 @@ async def trigger_workflow(
     environment = services.settings.environments.get(workflow.environment)
     if environment is None:
         raise ApiProblem(404, f"environment {workflow.environment!r} is not configured")
+    # Refused (400/403) before anything is recorded; (None, None) on local environments.
+    try:
+        cluster_login, key_id = await resolve_identity(services, user, workflow, inputs)
+    except ApiProblem as exc:
+        if not dry_run:  # a dry run runs nothing: no audit event
+            # Audited: among these is the use of someone else's SSH key (a 403).
+            await audit.record(
+                user.user_id,
+                AuditAction.EXECUTION_TRIGGER,
+                None,
+                outcome=Outcome.FAILURE,
+                details={"workflow_id": workflow.id, "reason": "; ".join(exc.details)},
+            )
+        raise
+    await check_key_inputs(services, user.user_id, workflow.spec, inputs)
     if dry_run:
-        # The same identity checks as a trigger (400/403), but no audit event: nothing runs.
-        cluster_login, _ = await resolve_identity(services, user, workflow, inputs)
-        await check_key_inputs(services, user.user_id, workflow.spec, inputs)
         plan = build_plan(
             workflow,
             inputs,
@@ -118,20 +130,6 @@ async def trigger_workflow(
             cluster_login=cluster_login,
         )
         return JSONResponse(plan.model_dump(mode="json"), status_code=200)
-    # Refused (400/403) before anything is recorded; (None, None) on local environments.
-    try:
-        cluster_login, key_id = await resolve_identity(services, user, workflow, inputs)
-    except ApiProblem as exc:
-        # Audited: among these is the use of someone else's SSH key (a 403).
-        await audit.record(
-            user.user_id,
-            AuditAction.EXECUTION_TRIGGER,
-            None,
-            outcome=Outcome.FAILURE,
-            details={"workflow_id": workflow.id, "reason": "; ".join(exc.details)},
-        )
-        raise
-    await check_key_inputs(services, user.user_id, workflow.spec, inputs)
     execution_id = str(uuid.uuid4())
     # Secrets go to the key store first: a failure there leaves nothing recorded.
     inputs, secrets = split_secrets(workflow.spec, inputs)
