@@ -146,6 +146,9 @@ executions = Table(
     # the cluster account and SSH key the steps run with (environments reached over SSH)
     Column("cluster_login", String(64)),
     Column("key_id", String(36)),
+    # the replica driving the execution, until when (see engine/leases.py)
+    Column("lease_owner", String(64), index=True),
+    Column("lease_expires_at", UTCDateTime()),
     Index("ix_executions_owner_created", "owner", "created_at", "id"),
     Index("ix_executions_status", "status"),
 )
@@ -213,4 +216,24 @@ execution_outputs = Table(
     Column("metadata", JSON, nullable=False),
     Column("path", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Named leases: work that one replica at a time does (the retention sweep, ...).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# How far each output file of a Slurm job has been read into the logs: written in the same
+# transaction as the entries read, so a replica taking the job over goes on from there.
+job_log_offsets = Table(
+    "job_log_offsets",
+    metadata,
+    Column("execution_id", String(36), ForeignKey("executions.id"), primary_key=True),
+    Column("step", String(255), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("offset", BigInteger, nullable=False),
 )
