@@ -172,6 +172,16 @@ def fresh_server(tmp_path: Path) -> Iterator[LiveServer]:
     live.stop()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database, once on SQLite and once on the session's real PostgreSQL server:
+    store tests that take it run on both."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'hpcwaas.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture
 def user() -> str:
     return f"user-{uuid.uuid4().hex[:8]}"

@@ -19,8 +19,8 @@ T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'audit.sqlite3'}")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
     await database.prepare_schema()
     yield database
     await database.dispose()

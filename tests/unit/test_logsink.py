@@ -21,8 +21,8 @@ EXECUTIONS = ["exec-a", "exec-b", "exec-c"]
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'hpcwaas.sqlite3'}")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
     await database.prepare_schema()
     async with database.write() as conn:
         await users.ensure_user(conn, "alice")

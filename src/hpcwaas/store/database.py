@@ -8,11 +8,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The PostgreSQL advisory lock that serializes schema creation and upgrades between the
+# replicas and `hpcwaas-api db upgrade` runs sharing a database (any fixed 64-bit number
+# no other program on that database uses: these are the bytes of "hpcwaas").
+SCHEMA_LOCK_ID = 0x68706377616173
 
 
 class SchemaError(Exception):
@@ -65,8 +69,23 @@ class Database:
         """
         upgrade_ok = self.is_sqlite if allow_upgrade is None else allow_upgrade
         async with self.engine.connect() as conn:
-            result: str = await conn.run_sync(_prepare, upgrade_ok, self.url)
+            if self.is_sqlite:
+                result: str = await conn.run_sync(_prepare, upgrade_ok, self.url)
+                await conn.commit()
+                return result
+            # Replicas starting together on an empty database would all try to create it:
+            # one prepares the schema, the others wait here and then find it current.
+            await conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": SCHEMA_LOCK_ID})
             await conn.commit()
+            try:
+                result = await conn.run_sync(_prepare, upgrade_ok, self.url)
+                await conn.commit()
+            finally:
+                # A session lock outlives transactions and the connection goes back to the
+                # pool open: release it explicitly, after ending a failed transaction.
+                await conn.rollback()
+                await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": SCHEMA_LOCK_ID})
+                await conn.commit()
         return result
 
 
