@@ -88,7 +88,12 @@ class LiveServer:
 
     @property
     def log_path(self) -> Path:
-        return self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        return self.data_dir.parent / f"{self.data_dir.name}-{self.port}-server.log"
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's ID while it runs."""
+        return self.process.pid if self.process is not None else None
 
     def admin(self, *args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -35,6 +35,8 @@ class ExecutionRecord:
     cancel_requested: bool
     cluster_login: str | None
     key_id: str | None
+    lease_owner: str | None = None  # the replica driving it (see store/execution_leases.py)
+    lease_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
