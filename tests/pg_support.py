@@ -42,6 +42,8 @@ import pytest
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 ROLE = "hpcwaas"
 START_TIMEOUT = 30
+ROOT_PREFIX = "hpcwaas-pg-"
+OWNER_FILE = "owner.pid"
 INSTALL_HINT = (
     "scripts/install-test-deps.sh installs it: apt-get install --no-install-recommends "
     "postgresql-15"
@@ -61,6 +63,25 @@ def _log_tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+def _stop_abandoned_servers() -> None:
+    """Stop the servers of earlier test sessions that were killed before their teardown
+    (their owner.pid names a process that is gone), and remove their directories."""
+    for root in Path(tempfile.gettempdir()).glob(ROOT_PREFIX + "*"):
+        try:
+            owner = int((root / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being created
+        if Path(f"/proc/{owner}").exists():
+            continue
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(
+            [*prefix, str(PG_BIN / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
 class Postgres:
     """One PostgreSQL server of the test session: its own data directory, port and role."""
 
@@ -73,7 +94,10 @@ class Postgres:
                 f"PostgreSQL 15 is not installed (no {', '.join(missing)} in {PG_BIN}): "
                 + INSTALL_HINT
             )
-        self.root = Path(tempfile.mkdtemp(prefix="hpcwaas-pg-"))
+        _stop_abandoned_servers()
+        self.root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
+        # Which test session owns this server: a later session stops it if that one was killed.
+        (self.root / OWNER_FILE).write_text(str(os.getpid()))
         self.data = self.root / "data"
         self.log_path = self.root / "server.log"
         self.port = _free_port()

@@ -249,6 +249,20 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in data_dir."
     )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="PostgreSQL: connections each server process keeps open to the database "
+        "(a few more are opened under load); the server's max_connections must exceed the "
+        "sum over all replicas and admin commands.",
+    )
+    database_connect_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="PostgreSQL: seconds to wait for a new connection before answering 503 "
+        "(the database is unreachable).",
+    )
     results_dir: Path | None = Field(
         default=None,
         description="The result store (stage_out files, one directory per execution); "

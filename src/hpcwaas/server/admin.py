@@ -131,9 +131,16 @@ def main(argv: list[str] | None = None) -> int:
         from hpcwaas.secrets.base import KeyStoreUnavailable
         from hpcwaas.server.admin_catalog import NoRunningServer
         from hpcwaas.settings import ConfigError
-        from hpcwaas.store.database import SchemaError
+        from hpcwaas.store.database import DatabaseUnavailable, SchemaError
 
-        errors = AdminError | ConfigError | SchemaError | KeyStoreUnavailable | NoRunningServer
+        errors = (
+            AdminError
+            | ConfigError
+            | SchemaError
+            | DatabaseUnavailable
+            | KeyStoreUnavailable
+            | NoRunningServer
+        )
         if isinstance(exc, errors):
             print(f"hpcwaas-api: {exc}", file=sys.stderr)
             return 1
@@ -251,7 +258,10 @@ def _run_db(
 
     async def runner() -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.effective_database_url)
+        db = Database(
+            settings.effective_database_url,
+            connect_timeout=settings.database_connect_timeout_seconds,
+        )
         try:
             outcome = await db.prepare_schema(allow_upgrade=True if upgrade else None)
             if upgrade:

@@ -41,7 +41,12 @@ class Services:
 
 
 def open_database(settings: Settings) -> Database:
-    return Database(settings.effective_database_url)
+    """The database of ``settings`` with its pool settings (they apply to PostgreSQL)."""
+    return Database(
+        settings.effective_database_url,
+        pool_size=settings.database_pool_size,
+        connect_timeout=settings.database_connect_timeout_seconds,
+    )
 
 
 def load_catalog(settings: Settings) -> Catalog:

@@ -30,7 +30,9 @@ def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the database cannot be reached now (rather than a wrong query)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, OperationalError | InterfaceError | ConnectionError | TimeoutError):
+        if isinstance(seen, DatabaseUnavailable | OperationalError | InterfaceError):
+            return True
+        if isinstance(seen, ConnectionError | TimeoutError):
             return True
         if isinstance(seen, DBAPIError) and seen.connection_invalidated:
             return True
@@ -58,10 +60,37 @@ class SchemaError(Exception):
     """The database schema cannot be used by this version; the message says what to run."""
 
 
+class DatabaseUnavailable(Exception):
+    """The database does not answer now (stopped, restarting, unreachable); retry later.
+
+    The message names the database by its URL without the password, and the cause.
+    """
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database not answering, as opposed to a bug or another service
+    (an SSH host, the identity provider) not answering: only errors raised by the database
+    layer count."""
+    if not is_unavailable(exc):
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DatabaseUnavailable | DBAPIError):
+            return True
+        if type(seen).__module__.startswith(("asyncpg", "sqlalchemy")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class Database:
     """One per process. ``read()`` for queries, ``write()`` for a transaction that changes rows."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int | None = None, connect_timeout: float | None = None
+    ) -> None:
+        """``pool_size``: connections kept open to a server database (PostgreSQL), per
+        process; ``connect_timeout``: seconds to wait for a new connection to one."""
         self.url = url
         # How long read()/write() wait for an unreachable database (see ``waiting``).
         self.wait_seconds = 0.0
@@ -70,7 +99,16 @@ class Database:
             path = url.split(":///", 1)[1] if ":///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=not self.is_sqlite)
+        options: dict[str, Any] = {}
+        if not self.is_sqlite:
+            # pre-ping: a connection the server dropped (restart, failover) is replaced
+            # instead of failing the request that draws it from the pool.
+            options["pool_pre_ping"] = True
+            if pool_size is not None:
+                options["pool_size"] = pool_size
+            if connect_timeout is not None and url.startswith("postgresql+asyncpg"):
+                options["connect_args"] = {"timeout": connect_timeout}
+        self.engine: AsyncEngine = create_async_engine(url, **options)
         # SQLite allows one writer: serialize this process's writers here rather than
         # retrying on "database is locked"; other processes wait on busy_timeout.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -122,8 +160,10 @@ class Database:
             try:
                 return await conn.start()
             except Exception as exc:
-                if not is_unavailable(exc) or time.monotonic() + delay > deadline:
+                if not is_unavailable(exc):
                     raise
+                if time.monotonic() + delay > deadline:
+                    raise self._unavailable(exc) from exc
                 log.warning(
                     "the database is unreachable (%s); retrying in %.1f s",
                     type(exc).__name__,
@@ -131,6 +171,12 @@ class Database:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_RETRY_DELAY)
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        reason = str(exc) or type(exc).__name__
+        return DatabaseUnavailable(
+            f"the database at {_safe_url(self.url)} is unreachable ({reason})"
+        )
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -142,6 +188,16 @@ class Database:
         refused elsewhere (unless ``allow_upgrade``); an unknown or newer one is refused.
         """
         upgrade_ok = self.is_sqlite if allow_upgrade is None else allow_upgrade
+        try:
+            return await self._prepare_schema(upgrade_ok)
+        except SchemaError:
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise self._unavailable(exc) from exc
+            raise
+
+    async def _prepare_schema(self, upgrade_ok: bool) -> str:
         async with self.engine.connect() as conn:
             if self.is_sqlite:
                 result: str = await conn.run_sync(_prepare, upgrade_ok, self.url)
