@@ -247,7 +247,9 @@ class Settings(BaseSettings):
     listen_address: str = "0.0.0.0:9090"
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default: SQLite file in data_dir."
+        default=None,
+        description="SQLAlchemy URL: postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DATABASE "
+        "for PostgreSQL (production, several replicas); default: SQLite file in data_dir.",
     )
     database_pool_size: int = Field(
         default=10,

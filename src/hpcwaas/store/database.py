@@ -99,7 +99,9 @@ class Database:
             path = url.split(":///", 1)[1] if ":///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-        options: dict[str, Any] = {}
+        # An error's message never quotes the statement's values (token hashes, sealed
+        # secrets, users' inputs) into the log.
+        options: dict[str, Any] = {"hide_parameters": True}
         if not self.is_sqlite:
             # pre-ping: a connection the server dropped (restart, failover) is replaced
             # instead of failing the request that draws it from the pool.

@@ -55,7 +55,9 @@ async def append(
                 "level": int(e.level),
                 "timestamp": e.timestamp,
                 "step": e.step,
-                "content": e.content,
+                # PostgreSQL's text cannot hold NUL (a program may print one): the same
+                # replacement character on every backend.
+                "content": e.content.replace("\x00", "\ufffd"),
             }
             for i, e in enumerate(entries)
         ],
