@@ -21,7 +21,7 @@ from tests.conftest import (
     post_login_form,
     wait_for_status,
 )
-from tests.pg_support import Postgres
+from tests.pg_support import PG_BIN, Postgres
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 TRIGGERED = re.compile(rf"^Workflow triggered with execution ID: ({UUID})$", re.MULTILINE)
@@ -187,3 +187,58 @@ def test_a_server_started_while_postgresql_is_stopped_says_so_in_one_line(
     assert "hpcwaas:***@127.0.0.1" in result.stderr
     assert postgres.password not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_pg_dump_restored_into_an_empty_database_serves_the_same_data(
+    pg_server: LiveServer, postgres: Postgres, tmp_path: Path
+) -> None:
+    pg_server.start()
+    token = pg_server.token("ada")
+    with pg_server.client(token) as api:
+        key = api.post("/ssh_keys", json={}).json()
+        created = api.post("/workflows/demo@local@hello", json={"inputs": {"name": "backup"}})
+        execution_id = created.headers["Location"].rsplit("/", 1)[1]
+        wait_for_status(api, execution_id, {"SUCCEEDED"})
+        logs_before = api.get(f"/executions/{execution_id}/logs", params={"timeout": "0s"}).json()
+    pg_server.stop()
+
+    # The operator guide's commands: pg_dump --format=custom, then pg_restore into an empty
+    # database owned by the same role.
+    dump = tmp_path / "hpcwaas.dump"
+    source = pg_server.database_url
+    assert source is not None
+    plain = source.replace("postgresql+asyncpg://", "postgresql://")
+    subprocess.run(
+        [str(PG_BIN / "pg_dump"), "--format=custom", f"--file={dump}", plain],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    restored_url = postgres.new_database()
+    restored_plain = restored_url.replace("postgresql+asyncpg://", "postgresql://")
+    subprocess.run(
+        [
+            str(PG_BIN / "pg_restore"),
+            "--no-owner",
+            "--role=hpcwaas",
+            f"--dbname={restored_plain}",
+            str(dump),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+    # The same data_dir (master.key: the key store) on the restored database.
+    restored = LiveServer(pg_server.data_dir, free_port(), database_url=restored_url).start()
+    try:
+        with restored.client(token) as api:
+            assert api.get(f"/executions/{execution_id}").json()["status"] == "SUCCEEDED"
+            logs_after = api.get(
+                f"/executions/{execution_id}/logs", params={"timeout": "0s"}
+            ).json()
+            assert logs_after == logs_before
+            listed = api.get("/ssh_keys").json()
+            assert key["id"] in json.dumps(listed)
+    finally:
+        restored.stop()
