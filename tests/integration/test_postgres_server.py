@@ -242,3 +242,19 @@ def test_a_pg_dump_restored_into_an_empty_database_serves_the_same_data(
             assert key["id"] in json.dumps(listed)
     finally:
         restored.stop()
+
+
+def test_admin_commands_refuse_names_longer_than_their_columns_in_one_line(
+    pg_server: LiveServer,
+) -> None:
+    for args, what in (
+        (("tokens", "issue", "--user", "u" * 256), "--user has 256 characters"),
+        (("tokens", "issue", "--user", "bob", "--description", "d" * 300), "--description"),
+        (("users", "add", "u" * 256, "--password-stdin"), "the account name has 256"),
+    ):
+        result = pg_server.admin(*args, input_text="a-long-password\n")
+        assert result.returncode == 1
+        assert what in result.stderr and "at most 255 are allowed" in result.stderr
+        assert "Traceback" not in result.stderr
+    accepted = pg_server.admin("tokens", "issue", "--user", "u" * 255)
+    assert accepted.returncode == 0, accepted.stderr

@@ -286,6 +286,9 @@ def _tokens_issue(settings: Any, args: argparse.Namespace) -> int:
     user = args.user.strip()
     if not user:
         raise AdminError("--user must not be empty")
+    _check_length("--user", user, MAX_USER_ID)
+    if args.description is not None:
+        _check_length("--description", args.description, MAX_TOKEN_DESCRIPTION)
 
     async def work(db: Any) -> int:
         from hpcwaas.server.admin_audit import record_cli_event
@@ -382,6 +385,16 @@ def _tokens_revoke(settings: Any, args: argparse.Namespace) -> int:
     return _run_db(settings, work)
 
 
+# The columns' sizes (store/tables.py): PostgreSQL refuses longer values where SQLite keeps them.
+MAX_USER_ID = 255
+MAX_TOKEN_DESCRIPTION = 255
+
+
+def _check_length(what: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise AdminError(f"{what} has {len(value)} characters; at most {limit} are allowed")
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -401,6 +414,7 @@ def _users_add(settings: Any, args: argparse.Namespace) -> int:
     name = args.name.strip()
     if not name or ":" in name:
         raise AdminError("the account name must be non-empty and contain no ':'")
+    _check_length("the account name", name, MAX_USER_ID)
     password_hash = hash_password(_read_password(args.password_stdin))
 
     async def work(db: Any) -> int:
