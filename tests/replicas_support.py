@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+
 from tests.cluster_support import Cluster
 from tests.conftest import LiveServer, free_port
 from tests.pg_support import Postgres
