@@ -164,14 +164,14 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
     return asyncio.run(_run_server(settings, host, port, args.log_level, ssl_context))
 
 
-def _server_class(streams_stop: asyncio.Event) -> Any:
+def _server_class(shutting_down: asyncio.Event) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
-        """Ends the open event streams first: they would hold the shutdown up until they end."""
+        """Ends long polls and event streams first: they would hold the shutdown up."""
 
         async def shutdown(self, sockets: Any = None) -> None:
-            streams_stop.set()
+            shutting_down.set()
             await super().shutdown(sockets)
 
     return Server
@@ -187,7 +187,7 @@ async def _run_server(
 
     from hpcwaas.server.app import create_app
     from hpcwaas.server.catalog_reload import remove_pid_file, write_pid_file
-    from hpcwaas.server.routes.events import stream_stopper
+    from hpcwaas.server.longpoll import shutdown_event
     from hpcwaas.server.services import start_services, stop_services
 
     services = await start_services(settings)
@@ -211,7 +211,7 @@ async def _run_server(
             ssl_context_factory=(lambda *_: ssl_context) if ssl_context is not None else None,
         )
         _log_listening(host, port, settings.tls)
-        server = _server_class(stream_stopper(app))(config)
+        server = _server_class(shutdown_event(app))(config)
         # uvicorn re-raises the stop signal once it has shut down; with these handlers that
         # is a no-op, so the engine below still stops its steps and records why.
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from hpcwaas.api.durations import parse_duration
 from hpcwaas.api.models import (
@@ -22,6 +22,7 @@ from hpcwaas.auth.operators import is_operator
 from hpcwaas.engine.errors import EngineError
 from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.longpoll import changed_or_stopped, shutdown_event
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.services import Services
@@ -224,6 +225,7 @@ def log_entry(record: LogRecord) -> LogEntry:
 @router.get("/executions/{execution_id}/logs", response_model=ExecutionLogs)
 async def get_logs(
     execution_id: str,
+    request: Request,
     services: ServicesDep,
     user: CurrentUser,
     from_: Annotated[str | None, Query(alias="from")] = None,
@@ -245,6 +247,7 @@ async def get_logs(
     await owned_execution(services, user, execution_id)
 
     notifier = services.engine.notifier
+    stop = shutdown_event(request.app)
     deadline = time.monotonic() + wait
     while True:
         seen = notifier.version(execution_id)
@@ -256,10 +259,10 @@ async def get_logs(
         finished = record is None or record.status.terminal
         remaining = deadline - time.monotonic()
         # A finished execution gets no more entries: answer at once instead of idling.
-        if records or finished or remaining <= 0 or count == 0:
+        if records or finished or remaining <= 0 or count == 0 or stop.is_set():
             break
         with LOGS_LONG_POLLS_WAITING.track_inprogress():
-            await notifier.wait(execution_id, seen, remaining)
+            await changed_or_stopped(notifier, execution_id, seen, remaining, stop)
     return ExecutionLogs(
         logs=[log_entry(r) for r in records],
         total_results=total,
