@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,12 @@ class ExecutionRecord:
     cancel_requested: bool
     cluster_login: str | None
     key_id: str | None
+    # when each kind of data was removed (engine/retention.py), and by whom
+    work_dir_removed_at: datetime | None = None
+    cluster_work_dir_removed_at: datetime | None = None
+    logs_removed_at: datetime | None = None
+    outputs_removed_at: datetime | None = None
+    data_removed_by: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,18 @@ class StepRecord:
 
 
 def _execution(row: Any) -> ExecutionRecord:
-    data = dict(row._mapping)
+    # Columns the record does not carry (the engine's lease) are left out.
+    data = {k: v for k, v in row._mapping.items() if k in _RECORD_FIELDS}
     data["status"] = ExecutionStatus(data["status"])
     return ExecutionRecord(**data)
+
+
+def execution_from_row(row: Any) -> ExecutionRecord:
+    """The record of a row selected from the ``executions`` table."""
+    return _execution(row)
+
+
+_RECORD_FIELDS = frozenset(field.name for field in dataclass_fields(ExecutionRecord))
 
 
 async def create_execution(
