@@ -256,7 +256,9 @@ def _retention_duration(value: Any) -> Any:
 
 
 # Seconds after an execution ended (null: keep forever).
-RetentionDuration = Annotated[float | None, BeforeValidator(_retention_duration), Field(ge=0)]
+RetentionDuration = Annotated[
+    Annotated[float, Field(ge=0)] | None, BeforeValidator(_retention_duration)
+]
 DAY = 86400.0
 
 

@@ -65,9 +65,18 @@ class SweepCounts:
 
     def as_details(self) -> dict[str, int]:
         """The counts as plain values (for the audit log and JSON output)."""
-        details = {f"{kind.value}s": count for kind, count in self.removed.items()}
+        details = {_PLURAL[kind]: count for kind, count in self.removed.items()}
         details.update(log_entries=self.log_entries, output_files=self.output_files, left=self.left)
         return details
+
+
+# The settings' names of the kinds, used as keys of the counts.
+_PLURAL = {
+    DataKind.WORK_DIR: "work_dirs",
+    DataKind.CLUSTER_WORK_DIR: "cluster_work_dirs",
+    DataKind.LOGS: "logs",
+    DataKind.OUTPUTS: "outputs",
+}
 
 
 class SweepBusy(Exception):
