@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 
 from hpcwaas.api.models import ExecutionPublic
@@ -14,6 +16,7 @@ from hpcwaas.server.routes.executions import execution_public, owned_execution
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store.audit import AuditAction, Outcome
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["executions"])
 
 # Seconds a client should wait before asking again when a cluster could not be reached.
@@ -50,6 +53,7 @@ async def remove_execution_data(
     }
     if outcome.failed:
         reasons = "; ".join(f"{kind.value}: {why}" for kind, why in outcome.failed.items())
+        log.warning("execution %s: some of its data stays for now: %s", execution_id, reasons)
         await audit.record(
             user.user_id,
             AuditAction.EXECUTION_DATA_REMOVE,
