@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -365,3 +366,36 @@ async def test_the_data_of_an_unfinished_execution_is_refused(db: Database, tmp_
             await _get(db, "running"), list(DataKind), by="alice"
         )
     assert (settings.work_dir / "running").exists()
+
+
+async def test_a_sweep_that_loses_its_lease_stops_and_leaves_the_rest_to_the_next(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hpcwaas.engine import retention
+
+    settings = _settings(tmp_path, logs="1d", work_dirs=None, outputs=None)
+    await _execution(db, settings, "first", ended=NOW - 10 * DAY)
+    await _execution(db, settings, "second", ended=NOW - 9 * DAY)
+    monkeypatch.setattr(retention, "LEASE_SECONDS", 0.3)
+
+    class SlowRemover(DataRemover):
+        async def remove(self, *args: Any, **kwargs: Any) -> Any:
+            outcome = await super().remove(*args, **kwargs)
+            # meanwhile the lease expired and another replica took it over
+            async with db.write() as conn:
+                await leases.release(conn, LEASE_NAME, "replica-a")
+                assert await leases.acquire(conn, LEASE_NAME, "replica-b", 600)
+            await asyncio.sleep(0.15)
+            return outcome
+
+    sweeper = RetentionSweeper(db, settings, SlowRemover(db, settings, None), owner="replica-a")
+    with caplog.at_level(logging.WARNING, logger="hpcwaas.engine.retention"):
+        counts = await sweeper.sweep(now=NOW)
+    assert counts.removed[DataKind.LOGS] == 1
+    assert await _count(db, log_entries, "first") == 0
+    assert await _count(db, log_entries, "second") == 2
+    assert "stopped early" in caplog.text and "lease ran out" in caplog.text
+    # the lease stays with the replica that took it over
+    async with db.read() as conn:
+        holder = await leases.holder(conn, LEASE_NAME)
+    assert holder is not None and holder.owner == "replica-b"

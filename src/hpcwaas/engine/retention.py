@@ -3,7 +3,7 @@
 Every ``retention.sweep_interval_seconds`` each replica tries to take the named lease
 ``retention``; the one that gets it sweeps, the others skip that round. A sweep handles each
 kind (``retention.work_dirs``, ``cluster_work_dirs``, ``logs``, ``outputs``) in batches of
-``retention.batch_size`` executions, oldest first, renewing its lease between batches. What it
+``retention.batch_size`` executions, oldest first, renewing its lease as it goes. What it
 could not remove (a cluster unreachable, a key store down) stays for the next sweep and never
 holds up the rest. Each sweep logs one INFO line and writes one audit event with its counts.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -83,6 +84,10 @@ class SweepBusy(Exception):
     """Another replica (or command) is sweeping; the message says which, until when."""
 
 
+class LeaseLost(Exception):
+    """The sweep could not renew its lease in time: it stops, another replica may go on."""
+
+
 def retention_of(config: RetentionConfig, kind: DataKind) -> float | None:
     """The configured retention of ``kind`` in seconds, None to keep forever."""
     return {
@@ -128,6 +133,7 @@ class RetentionSweeper:
         self._remover = remover
         self.owner = owner or replica_id()
         self._task: asyncio.Task[None] | None = None
+        self._renewed_at = 0.0  # monotonic time of the last taking or renewal of the lease
 
     def start(self) -> None:
         """Sweep now and then every interval, in a background task."""
@@ -163,8 +169,11 @@ class RetentionSweeper:
                 f"(its lease runs until {current.expires_at.isoformat() if current else '?'})"
             )
         counts = SweepCounts()
+        self._renewed_at = time.monotonic()
         try:
             await self._sweep(counts, now or datetime.now(UTC))
+        except LeaseLost as lost:
+            log.warning("retention sweep stopped early: %s", lost)
         finally:
             # Cancelled or not, hand the lease over; shielded so a stopping server still does.
             with contextlib.suppress(Exception):
@@ -177,10 +186,17 @@ class RetentionSweeper:
         async with self._db.write() as conn:
             await leases.release(conn, LEASE_NAME, self.owner)
 
-    async def _renew(self) -> None:
+    async def _keep_lease(self) -> None:
+        """Renew the lease once a third of it has passed (a write per removal would be waste)."""
+        if time.monotonic() - self._renewed_at < LEASE_SECONDS / 3:
+            return
         async with self._db.write() as conn:
             if not await leases.renew(conn, LEASE_NAME, self.owner, LEASE_SECONDS):
-                raise SweepBusy("the retention lease was lost (this sweep took too long)")
+                raise LeaseLost(
+                    f"its lease ran out (no renewal for {LEASE_SECONDS:g} s); the rest waits "
+                    "for the next sweep"
+                )
+        self._renewed_at = time.monotonic()
 
     async def _sweep(self, counts: SweepCounts, now: datetime) -> None:
         clusters = self._remover.slurm_environments()
@@ -244,7 +260,7 @@ class RetentionSweeper:
                     )
                 if outcome.unreachable is not None:
                     unreachable.add(outcome.unreachable)
-            await self._renew()
+                await self._keep_lease()
             if len(batch) < self._config.batch_size or len(skip) >= MAX_SKIPPED:
                 return
 
