@@ -7,7 +7,6 @@ import multiprocessing
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,21 +17,9 @@ from hpcwaas.store.database import Database
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def lease_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database on SQLite, and on the test PostgreSQL server where the suite has one."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'leases.sqlite3'}"
-    try:
-        url: str = request.getfixturevalue("postgres_url")
-    except pytest.FixtureLookupError:
-        pytest.skip("no PostgreSQL fixture (tests/pg_support.py) in this test suite")
-    return url
-
-
 @pytest.fixture
-async def db(lease_database_url: str) -> AsyncIterator[Database]:
-    database = Database(lease_database_url)
+async def db(store_database_url: str) -> AsyncIterator[Database]:
+    database = Database(store_database_url)
     await database.prepare_schema()
     yield database
     await database.dispose()
@@ -96,10 +83,10 @@ async def test_leases_of_different_names_are_independent(db: Database) -> None:
 
 
 async def test_of_many_replicas_racing_for_a_free_lease_exactly_one_wins(
-    lease_database_url: str,
+    store_database_url: str,
 ) -> None:
     # Separate engines (connection pools), as separate replicas would have.
-    databases = [Database(lease_database_url) for _ in range(5)]
+    databases = [Database(store_database_url) for _ in range(5)]
     try:
         await databases[0].prepare_schema()
 

@@ -1,4 +1,5 @@
-"""Retention: settings, which executions are due, the data remover and one sweep, on SQLite."""
+"""Retention: settings, which executions are due, the data remover and one sweep (on SQLite,
+and on PostgreSQL where the suite has it)."""
 
 from __future__ import annotations
 
@@ -124,8 +125,8 @@ def test_an_execution_is_due_once_it_ended_longer_ago_than_the_retention() -> No
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'hpcwaas.sqlite3'}")
+async def db(store_database_url: str) -> AsyncIterator[Database]:
+    database = Database(store_database_url)
     await database.prepare_schema()
     async with database.write() as conn:
         await users.ensure_user(conn, "alice")

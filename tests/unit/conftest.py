@@ -1,0 +1,20 @@
+"""Fixtures of the unit tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def store_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on SQLite, and on the suite's PostgreSQL server where it has one
+    (the ``postgres_url`` fixture); store tests that take it run on both."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'hpcwaas.sqlite3'}"
+    try:
+        url: str = request.getfixturevalue("postgres_url")
+    except pytest.FixtureLookupError:
+        pytest.skip("no PostgreSQL server fixture (postgres_url) in this test suite")
+    return url
