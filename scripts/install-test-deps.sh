@@ -6,6 +6,8 @@
 #   cluster  Debian's openssh-server, munge and Slurm 22.05 (slurm-wlm, slurmctld, slurmd,
 #            slurm-client): the loopback test cluster of tests/cluster_support.py, which the
 #            tests start themselves (not apt)
+#   postgres Debian's postgresql-15 (binaries in /usr/lib/postgresql/15/bin): the throwaway
+#            PostgreSQL server of tests/pg_support.py, which the tests start themselves
 # Needs root, or sudo for a developer who is not root.
 set -euo pipefail
 TEST_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,13 +15,15 @@ NAME="$(basename "${BASH_SOURCE[0]}")"
 
 sso=false
 cluster=false
-[ "$#" -gt 0 ] || set -- sso cluster
+postgres=false
+[ "$#" -gt 0 ] || set -- sso cluster postgres
 for part in "$@"; do
   case "$part" in
     sso) sso=true ;;
     cluster) cluster=true ;;
+    postgres) postgres=true ;;
     *)
-      echo "$NAME: unknown part '$part' (sso, cluster)" >&2
+      echo "$NAME: unknown part '$part' (sso, cluster, postgres)" >&2
       exit 2
       ;;
   esac
@@ -52,6 +56,10 @@ if $cluster; then
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
       missing+=("$package")
   done
+fi
+if $postgres; then
+  # Debian 12's PostgreSQL is 15; the tests run its binaries from this directory.
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "$NAME: installing ${missing[*]} with apt-get" >&2

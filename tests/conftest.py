@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.cluster_support",
     "tests.vault_kv2",
     "tests.http_files",
+    "tests.pg_support",
 ]
 
 # Property tests and fuzzing draw the same examples on every CI run, so a failure there
@@ -35,9 +36,11 @@ BIN = Path(sys.executable).parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests under integration/ and e2e/ start real processes: mark them so."""
+    """Tests under integration/ and e2e/ start real processes, as do those on the real
+    PostgreSQL server (wherever they live): mark them so."""
     for item in items:
-        if {"integration", "e2e"} & set(item.path.parts):
+        uses_postgres = {"postgres", "postgres_url"} & set(getattr(item, "fixturenames", ()))
+        if {"integration", "e2e"} & set(item.path.parts) or uses_postgres:
             item.add_marker(pytest.mark.integration)
 
 
@@ -52,7 +55,9 @@ class LiveServer:
     """One `hpcwaas-api` process; `token(user)` issues a bearer token through the admin CLI.
 
     With ``tls`` (a client context trusting the server's CA), the server is expected to serve
-    HTTPS (its `tls:` settings come from ``env`` or the config in ``extra_args``).
+    HTTPS (its `tls:` settings come from ``env`` or the config in ``extra_args``). With
+    ``database_url`` (e.g. ``postgres.new_database()``), the server and its admin commands use
+    that database instead of the SQLite file in ``data_dir``.
     """
 
     data_dir: Path
@@ -61,6 +66,15 @@ class LiveServer:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     tls: ssl.SSLContext | None = None
+    database_url: str | None = None
+
+    @property
+    def process_env(self) -> dict[str, str]:
+        """The environment of the server and of its admin commands."""
+        env = {**os.environ, **self.env}
+        if self.database_url is not None:
+            env["HPCWAAS_DATABASE_URL"] = self.database_url
+        return env
 
     @property
     def url(self) -> str:
@@ -74,7 +88,12 @@ class LiveServer:
 
     @property
     def log_path(self) -> Path:
-        return self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        return self.data_dir.parent / f"{self.data_dir.name}-{self.port}-server.log"
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's ID while it runs."""
+        return self.process.pid if self.process is not None else None
 
     def admin(self, *args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -82,7 +101,7 @@ class LiveServer:
             capture_output=True,
             text=True,
             input=input_text,
-            env={**os.environ, **self.env},
+            env=self.process_env,
             timeout=60,
         )
 
@@ -104,7 +123,7 @@ class LiveServer:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            env={**self.process_env, "PYTHONUNBUFFERED": "1"},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -338,6 +338,16 @@ class Settings(BaseSettings):
     step_grace_seconds: float = Field(
         default=5.0, ge=0, description="Seconds between SIGTERM and SIGKILL when cancelling a step."
     )
+    lease_seconds: float = Field(
+        default=30.0,
+        ge=3,
+        description=(
+            "Seconds a replica's hold on an execution lasts without renewal: after a replica "
+            "dies, others take its executions over this long after its last heartbeat. The "
+            "engine also waits this long for an unreachable database before giving an "
+            "execution up to be taken over."
+        ),
+    )
     metrics_token: SecretStr | None = Field(
         default=None, description="When set, /metrics needs Authorization: Bearer <token>."
     )

@@ -9,12 +9,9 @@ import pytest
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
 def store_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database on SQLite, and on the suite's PostgreSQL server where it has one
-    (the ``postgres_url`` fixture); store tests that take it run on both."""
+    """An empty database, on SQLite and on the session's real PostgreSQL server
+    (``postgres_url``, tests/pg_support.py): store tests that take it run on both."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'hpcwaas.sqlite3'}"
-    try:
-        url: str = request.getfixturevalue("postgres_url")
-    except pytest.FixtureLookupError:
-        pytest.skip("no PostgreSQL server fixture (postgres_url) in this test suite")
+    url: str = request.getfixturevalue("postgres_url")
     return url

@@ -1,9 +1,13 @@
-"""The engine: picks up pending executions, runs them, cancels them, recovers after a restart.
+"""The engine: claims unfinished executions, runs them, cancels them, takes over after a crash.
 
-One ``ExecutionRunner`` task per running execution. The server calls ``wake()`` after it commits
-a trigger; a slow sweep catches anything a wake-up missed. Decisions about executions that no
-runner owns (dispatch, cancel of a PENDING one, recovery) are serialized by one lock, so that a
-cancel and a dispatch of the same execution cannot interleave.
+One ``ExecutionRunner`` task per execution this replica drives. Every replica sharing the
+database claims executions through leases (store/execution_leases.py), renews them on a
+heartbeat, and releases them when it stops, so that another replica takes over at once; a
+replica that died loses them when they expire. Other replicas' changes reach this one
+through store/notify.py. The server calls ``wake()`` after it commits a trigger; a slow sweep
+catches anything a wake-up missed. Decisions about executions that no runner here owns
+(dispatch, cancel, takeover) are serialized by one lock, so that a cancel and a dispatch of
+the same execution cannot interleave.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.model import SECRET_PLACEHOLDER
@@ -24,15 +30,18 @@ from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
 from hpcwaas.engine.secret_inputs import forget_secrets
+from hpcwaas.replica import replica_id
 from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable, ssh_key_path
 from hpcwaas.settings import EnvironmentConfig, LocalEnvironment, Settings
 from hpcwaas.store import audit as audit_store
+from hpcwaas.store import execution_leases as leases
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
+from hpcwaas.store.notify import open_broadcast
 from hpcwaas.transports.base import Transport
 from hpcwaas.transports.local import LocalTransport, kill_leftovers
-from hpcwaas.transports.ssh import SshPool, SshTarget
+from hpcwaas.transports.ssh import SshError, SshPool, SshTarget, SshUnavailable
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
@@ -47,6 +56,8 @@ RECOVERY_ERROR = "the server stopped while this execution was running"
 SWEEP_SECONDS = 5.0
 # Stopping the server must be quick: running steps get at most this long after SIGTERM.
 STOP_GRACE_SECONDS = 1.0
+# Executions claimed per round: a replica starting next to a big backlog takes it in bites.
+CLAIM_BATCH = 200
 _ACTIVE = (ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING)
 
 WorkflowLookup = Callable[[str], "DeployedWorkflow | None"]
@@ -55,7 +66,7 @@ DefinitionLookup = Callable[[str, str], "DeployedWorkflow | None"]
 
 
 class Engine:
-    """Runs the executions of the ``local`` environment in this process."""
+    """Drives the executions this replica holds leases on."""
 
     def __init__(
         self,
@@ -67,7 +78,14 @@ class Engine:
         transport: Transport | None = None,
         definitions: DefinitionLookup | None = None,
     ) -> None:
-        self._db = db
+        # The engine waits for a database that went away; the API answers 503 at once.
+        self._db = db.waiting(settings.lease_seconds)
+        self._db_now = db
+        self._single_process = db.is_sqlite
+        self.replica = replica_id()
+        self._lease_seconds = settings.lease_seconds
+        self._renewed_at = time.monotonic()
+        self._heartbeat: asyncio.Task[None] | None = None
         self._settings = settings
         self._workflows = workflows
         self._definitions = definitions
@@ -75,8 +93,10 @@ class Engine:
         self._transport: Transport = transport if transport is not None else LocalTransport()
         # per cluster environment: its SSH connections (bounded by its max_sessions) and jobs
         self._clusters: dict[str, tuple[SshPool, JobTracker]] = {}
+        self.broadcast = open_broadcast(db.url)
         self.notifier = LogNotifier()
-        self.logs = LogSink(db, self.notifier)
+        self.notifier.on_change = self.broadcast.changed
+        self.logs = LogSink(self._db, self.notifier)
         self._runners: dict[str, ExecutionRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -84,23 +104,52 @@ class Engine:
         self._dispatcher: asyncio.Task[None] | None = None
 
     async def _load_key(self, key_id: str) -> str:
-        """A private key from the key store, for the SSH client's memory only."""
+        """A private key from the key store, for the SSH client's memory only.
+
+        A key store that cannot be reached now is retried like an unreachable cluster (up to
+        the environment's ``unreachable_deadline``); a key that is gone fails the step.
+        """
         if self._keystore is None:
-            raise KeyStoreUnavailable("no key store is configured")
-        secret = await self._keystore.get(ssh_key_path(key_id))
+            raise SshError("no key store is configured")
+        try:
+            secret = await self._keystore.get(ssh_key_path(key_id))
+        except KeyStoreUnavailable as exc:
+            raise SshUnavailable(f"the key store cannot be reached: {exc}") from None
         if secret is None or "privateKey" not in secret:
-            raise KeyStoreUnavailable(f"SSH key {key_id} is not in the key store any more")
+            raise SshError(f"SSH key {key_id} is not in the key store any more")
         return secret["privateKey"]
 
     async def start(self) -> None:
-        """Start the log writer, close what the last run left behind, then start dispatching."""
+        """Start the log writer, take what is unfinished and free, then start dispatching."""
         self.logs.start()
-        await self._recover()
+        if self._single_process:  # nobody else drives them: what is unfinished is ours
+            async with self._db.write() as conn:
+                await leases.release_all(conn)
+        await self.broadcast.start(self._heard)
+        await self._claim_round()
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="hpcwaas-dispatch")
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="hpcwaas-heartbeat")
 
     def wake(self) -> None:
-        """Look for pending executions now (called after a trigger is committed)."""
+        """Look for executions to claim now, here and on every replica (after a trigger)."""
         self._wake.set()
+        self.broadcast.publish({"t": "wake"})
+
+    def _heard(self, message: dict[str, Any]) -> None:
+        """A message from another replica (store/notify.py)."""
+        kind = message.get("t")
+        if kind == "changed":
+            for execution_id in message.get("ids", []):
+                self.notifier.wake(str(execution_id))
+        elif kind == "wake":
+            self._wake.set()
+        elif kind == "cancel":
+            runner = self._runners.get(str(message.get("id")))
+            if runner is not None:
+                runner.request_cancel(str(message.get("by") or ""))
+        elif kind == "resync":  # messages may have been missed: read everything again
+            self.notifier.wake_all()
+            self._wake.set()
 
     def running_count(self) -> int:
         """How many executions this engine is running."""
@@ -119,11 +168,12 @@ class Engine:
 
     async def stop(self) -> None:
         """Stop dispatching, kill running local steps (their executions end FAILED), flush logs."""
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
-            self._dispatcher = None
+        for task in (self._dispatcher, self._heartbeat):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._dispatcher = self._heartbeat = None
         grace = min(self._settings.step_grace_seconds, STOP_GRACE_SECONDS)
         detached = {eid for eid, r in self._runners.items() if r.detaches_on_stop}
         for runner in list(self._runners.values()):
@@ -142,6 +192,20 @@ class Engine:
             await pool.close()
         self._clusters.clear()
         await self.logs.stop()
+        await self._release_leases()
+        await self.broadcast.stop()
+
+    async def _release_leases(self) -> None:
+        """Give every execution this replica held to the others, and wake them to claim it."""
+        try:
+            async with self._db_now.write() as conn:
+                released = await leases.release(conn, self.replica)
+        except Exception:
+            log.exception("could not release this replica's leases; they expire on their own")
+            return
+        if released:
+            log.info("released %d execution(s) to the other replicas", released)
+            self.broadcast.publish({"t": "wake"})
 
     # -- cancel ----------------------------------------------------------------------------
 
@@ -172,27 +236,60 @@ class Engine:
             record = await store_executions.get_execution(conn, execution_id)
         if record is None:
             raise ExecutionNotFound(execution_id)
-        status = record.status
-        if status is ExecutionStatus.PENDING or (
-            status in _ACTIVE and self._runs_here(record.environment)
-        ):
-            # Nothing of it runs in this process (no runner): end it here and now.
-            self.logs.emit(execution_id, LogLevel.INFO, f"Execution cancelled by {by_user}")
-            if await finish_execution(
-                self._db,
-                self.logs,
-                self.notifier,
-                execution_id,
-                ExecutionStatus.CANCELLED,
-                allowed_from={status},
-                running_steps_to=StepState.CANCELLED,
-                cancel_requested=True,
-            ):
-                await self._forget_secrets(record)
+        if record.status is ExecutionStatus.PENDING:
+            if await self._end_cancelled_here(record, by_user):
                 return ExecutionStatus.CANCELLED
-            async with self._db.read() as conn:
-                record = await store_executions.get_execution(conn, execution_id)
+        elif record.status in _ACTIVE:
+            return await self._cancel_elsewhere(record, by_user)
+        async with self._db.read() as conn:
+            record = await store_executions.get_execution(conn, execution_id)
         return _cancel_outcome(record, execution_id)
+
+    async def _cancel_elsewhere(self, record: ExecutionRecord, by_user: str) -> ExecutionStatus:
+        """Cancel an execution another replica drives (or nobody does, yet): CANCELLING.
+
+        Its driver learns it at once (or at its next heartbeat); a replica that takes it over
+        later finds it CANCELLING. A local execution nobody drives is ended here and now.
+        """
+        async with self._db.write() as conn:
+            await store_executions.transition(
+                conn,
+                record.id,
+                ExecutionStatus.CANCELLING,
+                allowed_from={ExecutionStatus.RUNNING},
+                cancel_requested=True,
+            )
+            driven = await leases.is_driven_elsewhere(
+                conn, record.id, self.replica, now=datetime.now(UTC)
+            )
+            current = await store_executions.get_execution(conn, record.id)
+        if current is None or current.status is not ExecutionStatus.CANCELLING:
+            return _cancel_outcome(current, record.id)
+        if not driven and self._runs_here(record.environment):
+            if await self._end_cancelled_here(current, by_user):
+                return ExecutionStatus.CANCELLED
+            return ExecutionStatus.CANCELLING
+        self.logs.emit(record.id, LogLevel.INFO, f"Cancel requested by {by_user}")
+        self.notifier.notify(record.id)
+        self.broadcast.publish({"t": "cancel", "id": record.id, "by": by_user})
+        return ExecutionStatus.CANCELLING
+
+    async def _end_cancelled_here(self, record: ExecutionRecord, by_user: str) -> bool:
+        """End an execution nothing of which runs: CANCELLED now; False if it moved meanwhile."""
+        self.logs.emit(record.id, LogLevel.INFO, f"Execution cancelled by {by_user}")
+        if await finish_execution(
+            self._db,
+            self.logs,
+            self.notifier,
+            record.id,
+            ExecutionStatus.CANCELLED,
+            allowed_from={record.status},
+            running_steps_to=StepState.CANCELLED,
+            cancel_requested=True,
+        ):
+            await self._forget_secrets(record)
+            return True
+        return False
 
     # -- recovery and dispatch -------------------------------------------------------------
 
@@ -201,33 +298,22 @@ class Engine:
         config = self._settings.environments.get(environment)
         return config is None or config.kind == "local"
 
-    async def _recover(self) -> None:
-        async with self._db.read() as conn:
-            active = await store_executions.with_status(conn, _ACTIVE)
-        for record in active:
-            if not self._runs_here(record.environment):
-                # Its jobs ran on while the server was down: follow them to the end.
-                async with self._lock:
-                    await self._dispatch(record.id, resume=True)
-        orphans = [r for r in active if self._runs_here(r.environment)]
-        for record in orphans:
-            self.logs.emit(record.id, LogLevel.ERROR, RECOVERY_MESSAGE)
-            await self._kill_leftovers(record.id)
-        for record in orphans:
-            cancelling = record.status is ExecutionStatus.CANCELLING
-            log.warning(
-                "execution %s was %s when the server stopped: ended", record.id, record.status
-            )
-            await finish_execution(
-                self._db,
-                self.logs,
-                self.notifier,
-                record.id,
-                ExecutionStatus.CANCELLED if cancelling else ExecutionStatus.FAILED,
-                allowed_from={record.status},
-                running_steps_to=StepState.CANCELLED if cancelling else StepState.FAILED,
-                **({} if cancelling else {"error": RECOVERY_ERROR}),
-            )
+    async def _take_orphan(self, record: ExecutionRecord) -> None:
+        """End a local execution whose runner is gone: its steps do not survive a restart."""
+        self.logs.emit(record.id, LogLevel.ERROR, RECOVERY_MESSAGE)
+        await self._kill_leftovers(record.id)
+        cancelling = record.status is ExecutionStatus.CANCELLING
+        log.warning("execution %s was %s when the server stopped: ended", record.id, record.status)
+        await finish_execution(
+            self._db,
+            self.logs,
+            self.notifier,
+            record.id,
+            ExecutionStatus.CANCELLED if cancelling else ExecutionStatus.FAILED,
+            allowed_from={record.status},
+            running_steps_to=StepState.CANCELLED if cancelling else StepState.FAILED,
+            **({} if cancelling else {"error": RECOVERY_ERROR}),
+        )
 
     async def _kill_leftovers(self, execution_id: str) -> None:
         """Stop the processes of steps a killed server left running (they outlive it)."""
@@ -241,23 +327,85 @@ class Engine:
         while True:
             self._wake.clear()  # before reading: a trigger committed during the read wakes us
             try:
-                await self._dispatch_pending()
-            except Exception:
-                log.exception("dispatching pending executions failed; retrying soon")
+                await self._claim_round()
+            except Exception as exc:  # noqa: BLE001 - e.g. the database is away: next round
+                log.warning("claiming executions failed (%s); retrying soon", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
 
-    async def _dispatch_pending(self) -> None:
-        async with self._db.read() as conn:
-            pending = await store_executions.with_status(conn, [ExecutionStatus.PENDING])
-        for record in pending:
-            if record.id in self._tasks:
-                continue
+    async def _claim_round(self) -> None:
+        """Lease the unfinished executions nobody drives, and start driving them."""
+        while True:
             async with self._lock:
-                try:
-                    await self._dispatch(record.id)
-                except Exception:
-                    log.exception("execution %s could not be dispatched", record.id)
+                async with self._db_now.write() as conn:
+                    claimed = await leases.claim(
+                        conn,
+                        self.replica,
+                        now=datetime.now(UTC),
+                        ttl=self._lease_seconds,
+                        limit=CLAIM_BATCH,
+                        skip=set(self._tasks),
+                    )
+                for record in claimed:
+                    try:
+                        await self._take(record)
+                    except Exception:
+                        log.exception("execution %s could not be dispatched", record.id)
+            if len(claimed) < CLAIM_BATCH:
+                return
+
+    async def _take(self, record: ExecutionRecord) -> None:
+        """Start a claimed execution, or go on with one another replica (or run) left."""
+        if record.status is ExecutionStatus.PENDING:
+            await self._dispatch(record.id)
+        elif self._runs_here(record.environment):
+            await self._take_orphan(record)
+        else:  # its jobs ran on meanwhile: follow them to the end
+            if record.lease_owner is not None:
+                log.info("execution %s taken over from %s", record.id, record.lease_owner)
+            await self._dispatch(record.id, resume=True)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_seconds / 3)
+            await self._renew()
+
+    async def _renew(self) -> None:
+        """Extend this replica's leases; give up the executions another replica took over."""
+        driving = list(self._tasks)
+        try:
+            async with self._db_now.write() as conn:
+                held = await leases.renew(
+                    conn,
+                    self.replica,
+                    driving,
+                    now=datetime.now(UTC),
+                    ttl=self._lease_seconds,
+                )
+        except Exception as exc:  # noqa: BLE001 - the database may be away for a while
+            silent = time.monotonic() - self._renewed_at
+            log.warning("renewing leases failed (%s) for %.0f s", exc, silent)
+            if silent > self._lease_seconds:
+                # Others may have taken them over by now: two drivers must never run at once.
+                for execution_id in driving:
+                    self._abandon(execution_id, "its lease could not be renewed")
+            return
+        self._renewed_at = time.monotonic()
+        kept = {lease.execution_id for lease in held}
+        for execution_id in driving:
+            if execution_id not in kept:
+                self._abandon(execution_id, "another replica took it over")
+        for lease in held:
+            runner = self._runners.get(lease.execution_id)
+            if runner is not None and lease.status is ExecutionStatus.CANCELLING:
+                if not runner.cancelling:
+                    runner.request_cancel("")  # asked on another replica; its message was missed
+
+    def _abandon(self, execution_id: str, why: str) -> None:
+        runner = self._runners.get(execution_id)
+        if runner is not None and not runner.abandoned:
+            log.warning("execution %s: stopped driving it: %s", execution_id, why)
+            runner.request_abandon(min(self._settings.step_grace_seconds, STOP_GRACE_SECONDS))
 
     async def _dispatch(self, execution_id: str, *, resume: bool = False) -> None:
         if execution_id in self._tasks:

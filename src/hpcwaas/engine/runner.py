@@ -26,8 +26,9 @@ from hpcwaas.engine.transfersteps import TransferStep
 from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable
 from hpcwaas.settings import Settings
 from hpcwaas.store import executions as store_executions
-from hpcwaas.store.database import Database
+from hpcwaas.store.database import Database, is_unavailable
 from hpcwaas.store.executions import ExecutionRecord
+from hpcwaas.store.logs import Checkpoint
 from hpcwaas.transports.base import LineCallback, RunningCommand
 from hpcwaas.transports.ssh import SshError
 
@@ -76,6 +77,7 @@ class ExecutionRunner:
         self._background: set[asyncio.Task[None]] = set()
         self._cancelled_by: str | None = None
         self._stopping = False
+        self.abandoned = False  # another replica drives it now: write nothing more
         self._kill_grace = settings.step_grace_seconds
         self._failure: str | None = None
         self._keystore = keystore
@@ -104,6 +106,19 @@ class ExecutionRunner:
         self._stopping = True
         self._kill_running(grace)
 
+    def request_abandon(self, grace: float) -> None:
+        """Stop driving the execution without ending it: another replica goes on with it.
+
+        Jobs run on; local steps are killed (their execution is ended by whoever takes it).
+        """
+        self.abandoned = True
+        self.request_stop(grace)
+
+    @property
+    def cancelling(self) -> bool:
+        """Whether a cancel was requested."""
+        return self._cancelled_by is not None
+
     @property
     def detaches_on_stop(self) -> bool:
         """Whether a server stop leaves this execution running (its steps run on a cluster)."""
@@ -117,8 +132,17 @@ class ExecutionRunner:
                 await self._run_cleanup()
                 await self._finish()
         except Exception as exc:
-            log.exception("execution %s: internal error in the engine", self.execution_id)
-            await self._fail_internal(exc)
+            if is_unavailable(exc):
+                # Not the execution's fault: leave it as it is; once the database is back,
+                # it is claimed again (here or on another replica) and goes on from there.
+                log.warning(
+                    "execution %s: the database is unreachable; left to be taken over",
+                    self.execution_id,
+                )
+                self.request_abandon(self._kill_grace)
+            else:
+                log.exception("execution %s: internal error in the engine", self.execution_id)
+                await self._fail_internal(exc)
         finally:
             self.start_decided.set()
             await self._forget_secrets()
@@ -532,11 +556,13 @@ class ExecutionRunner:
                 self._failure = f"step {name} {reason}"
                 self._kill_running(self._settings.step_grace_seconds)
 
-    async def _output_line(self, step: str, level: LogLevel, line: str) -> None:
+    async def _output_line(
+        self, step: str, level: LogLevel, line: str, checkpoint: Checkpoint | None = None
+    ) -> None:
         """A line a step printed becomes a log entry; a full queue holds the step back."""
         if self._hidden:  # a step that prints a secret must not leak it into the logs
             line = mask(line, self._hidden)
-        self._logs.emit(self.execution_id, level, line, step)
+        self._logs.emit(self.execution_id, level, line, step, checkpoint)
         await self._logs.room()
 
     def _lines(self, step: str, level: LogLevel) -> LineCallback:
@@ -584,6 +610,8 @@ class ExecutionRunner:
 
     async def _finish(self) -> None:
         # A cancel the user asked for wins over a server stop, which wins over a step failure.
+        if self.abandoned:
+            return
         if self._cancelled_by is not None:
             await self._end_cancelled()
         elif self._stopping and self.detaches_on_stop:

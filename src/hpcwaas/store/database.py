@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,9 +13,41 @@ from typing import Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+log = logging.getLogger(__name__)
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+_MAX_RETRY_DELAY = 5.0
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached now (rather than a wrong query)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OperationalError | InterfaceError | ConnectionError | TimeoutError):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if type(seen).__module__.startswith("asyncpg") and type(seen).__name__ in _ASYNCPG_DOWN:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+# asyncpg's errors for a server that is gone, starting up or shutting down
+_ASYNCPG_DOWN = frozenset(
+    {
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "InterfaceError",
+        "PostgresConnectionError",
+    }
+)
 
 
 class SchemaError(Exception):
@@ -24,6 +59,8 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        # How long read()/write() wait for an unreachable database (see ``waiting``).
+        self.wait_seconds = 0.0
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             path = url.split(":///", 1)[1] if ":///" in url else ""
@@ -36,23 +73,60 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
 
+    def waiting(self, seconds: float) -> Database:
+        """The same database, whose read()/write() wait up to ``seconds`` for it to come back.
+
+        For the engine: a database restart then delays its work instead of failing it. The
+        API keeps the impatient handle, so that a request gets its 503 at once.
+        """
+        view = copy.copy(self)
+        view.wait_seconds = seconds
+        return view
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction committed on exit, rolled back on error."""
         if self._write_lock is None:
-            async with self.engine.begin() as conn:
+            async with self._connection() as conn, conn.begin():
                 yield conn
             return
         async with self._write_lock:
-            async with self.engine.connect() as conn:
+            async with self._connection() as conn:
                 conn = await conn.execution_options(hpcwaas_immediate=True)
                 async with conn.begin():
                     yield conn
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        conn = await self._connect()
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    async def _connect(self) -> AsyncConnection:
+        """A started connection; retried while the database is unreachable, up to wait_seconds."""
+        deadline = time.monotonic() + self.wait_seconds
+        delay = 0.2
+        while True:
+            conn = self.engine.connect()
+            try:
+                return await conn.start()
+            except Exception as exc:
+                if not is_unavailable(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "the database is unreachable (%s); retrying in %.1f s",
+                    type(exc).__name__,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_RETRY_DELAY)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +35,8 @@ class ExecutionRecord:
     cancel_requested: bool
     cluster_login: str | None
     key_id: str | None
+    lease_owner: str | None = None  # the replica driving it (see store/execution_leases.py)
+    lease_expires_at: datetime | None = None
     # when each kind of data was removed (engine/retention.py), and by whom
     work_dir_removed_at: datetime | None = None
     cluster_work_dir_removed_at: datetime | None = None
@@ -58,8 +59,7 @@ class StepRecord:
 
 
 def _execution(row: Any) -> ExecutionRecord:
-    # Columns the record does not carry (the engine's lease) are left out.
-    data = {k: v for k, v in row._mapping.items() if k in _RECORD_FIELDS}
+    data = dict(row._mapping)
     data["status"] = ExecutionStatus(data["status"])
     return ExecutionRecord(**data)
 
@@ -67,9 +67,6 @@ def _execution(row: Any) -> ExecutionRecord:
 def execution_from_row(row: Any) -> ExecutionRecord:
     """The record of a row selected from the ``executions`` table."""
     return _execution(row)
-
-
-_RECORD_FIELDS = frozenset(field.name for field in dataclass_fields(ExecutionRecord))
 
 
 async def create_execution(

@@ -235,13 +235,15 @@ leases = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
 )
 
-# How far each output file of a Slurm job has been read into the logs: written in the same
-# transaction as the entries read, so a replica taking the job over goes on from there.
+# How far each output file of a step's Slurm job has been read into the logs: written in the
+# same transaction as the entries read, so a replica taking the job over goes on from there.
+# Valid for ``job_id`` only (a retry's job writes the same files anew).
 job_log_offsets = Table(
     "job_log_offsets",
     metadata,
     Column("execution_id", String(36), ForeignKey("executions.id"), primary_key=True),
     Column("step", String(255), primary_key=True),
     Column("path", String(1024), primary_key=True),
+    Column("job_id", String(64), nullable=False),
     Column("offset", BigInteger, nullable=False),
 )
