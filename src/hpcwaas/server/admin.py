@@ -1,4 +1,5 @@
-"""`hpcwaas-api`: run the server; administer tokens, accounts, the database; read the audit log."""
+"""`hpcwaas-api`: run the server; administer tokens, accounts, the database, retention; read the
+audit log."""
 
 from __future__ import annotations
 
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hpcwaas.server.admin_secrets import add_secrets_commands
 
     add_secrets_commands(sub, command)
+    from hpcwaas.server.admin_retention import add_retention_commands
+
+    add_retention_commands(sub, command)
     return parser
 
 
@@ -461,6 +465,12 @@ def _secrets_put(settings: Any, args: argparse.Namespace) -> int:
     return secrets_put(settings, args, _run_db, AdminError)
 
 
+def _retention_run(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.server.admin_retention import retention_run
+
+    return retention_run(settings, args, _run_db, AdminError)
+
+
 def _catalog_reload(settings: Any, args: argparse.Namespace) -> int:
     from hpcwaas.server.admin_catalog import reload_command
 
@@ -489,6 +499,7 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Any, argparse.Namespace], int]
     ("audit", "list"): _audit_list,
     ("workflows", "validate"): _workflows_validate,
     ("catalog", "reload"): _catalog_reload,
+    ("retention", "run"): _retention_run,
 }
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from hpcwaas.api.durations import parse_duration
 from hpcwaas.api.models import (
+    DataRemovalPublic,
     ExecutionList,
     ExecutionLogs,
     ExecutionPublic,
@@ -29,6 +30,7 @@ from hpcwaas.server.services import Services
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import logs as log_store
 from hpcwaas.store.audit import AuditAction, Outcome
+from hpcwaas.store.data_removal import RETENTION_ACTOR, DataKind, removed_at
 from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.store.logs import LogRecord
 from hpcwaas.telemetry import LOGS_LONG_POLLS_WAITING
@@ -134,6 +136,7 @@ async def execution_public(services: Services, record: ExecutionRecord) -> Execu
         ended_at=record.ended_at,
         error=record.error,
         definition_digest=record.definition_digest,
+        data_removed=data_removed(record),
         steps=[
             StepPublic(
                 name=s.name,
@@ -149,6 +152,17 @@ async def execution_public(services: Services, record: ExecutionRecord) -> Execu
             for s in steps
         ],
     )
+
+
+def data_removed(record: ExecutionRecord) -> dict[str, DataRemovalPublic] | None:
+    """The kinds of the execution's data removed so far: when, by whom; None if none."""
+    removed = {}
+    for kind in DataKind:
+        at = removed_at(record, kind)
+        if at is not None:
+            by = (record.data_removed_by or {}).get(kind.value, RETENTION_ACTOR)
+            removed[kind.value] = DataRemovalPublic(at=at, by=by)
+    return removed or None
 
 
 @router.get("/executions/{execution_id}", response_model=ExecutionPublic)
