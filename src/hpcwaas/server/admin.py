@@ -157,9 +157,11 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
         ssl_context = server_ssl_context(settings.tls)
     scheme = "https" if ssl_context is not None else "http"
     if settings.embedded_default:
+        database = "SQLite" if settings.database_url is None else "the database at database_url"
         print(
-            f"hpcwaas {__version__}: development default (no --config): SQLite and the embedded "
-            f"key store in {settings.data_dir}; environment `local` runs steps on this host.\n"
+            f"hpcwaas {__version__}: development default (no --config): {database} and the "
+            f"embedded key store in {settings.data_dir}; environment `local` runs steps on this "
+            "host.\n"
             f"Serving on {scheme}://{settings.listen_address}  "
             "(get a token: hpcwaas-api tokens issue --user NAME)",
             file=sys.stderr,
