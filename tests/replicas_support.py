@@ -140,6 +140,15 @@ class Replicas:
         )
         return {row[0]: row[1] for row in rows}
 
+    def drivers_per_account(self) -> dict[str, int]:
+        """Cluster login -> how many replicas drive its unfinished executions."""
+        rows = self.sql(
+            "SELECT cluster_login, count(DISTINCT lease_owner) FROM executions "
+            "WHERE status IN ('PENDING','RUNNING','CANCELLING') AND cluster_login IS NOT NULL "
+            "GROUP BY cluster_login"
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
     def log_indices_dense(self) -> dict[str, tuple[int, int]]:
         """Execution ID -> (entries, max index + 1) for executions whose indices have holes."""
         rows = self.sql(

@@ -79,6 +79,8 @@ def test_executions_of_a_killed_replica_end_on_the_other_each_job_submitted_once
     replicas: Replicas,
 ) -> None:
     token, ids = _start_long_runs(replicas, per_login=10, seconds=12)
+    # One replica per cluster account: its jobs are polled by one squeue per interval.
+    assert replicas.drivers_per_account() == {"hpcuser1": 1, "hpcuser2": 1}
     victim = _busiest(replicas)
     assert victim.process is not None
     victim.process.send_signal(signal.SIGKILL)
