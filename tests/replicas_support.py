@@ -66,22 +66,23 @@ class Replicas:
         self,
         tmp_path: Path,
         postgres: Postgres,
-        cluster: Cluster,
+        cluster: Cluster | None,
         *,
         count: int = 2,
         lease_seconds: float = 6,
     ) -> None:
         catalog = tmp_path / "catalog"
         catalog.mkdir(exist_ok=True)
-        (catalog / "multi.yaml").write_text(CATALOG)
+        if cluster is not None:
+            (catalog / "multi.yaml").write_text(CATALOG)
         (catalog / "chat.yaml").write_text(LOCAL_CATALOG)
         self.postgres = postgres
         self.cluster = cluster
         self.database_url = postgres.new_database()
         self.database = self.database_url.rsplit("/", 1)[1]
-        environments = {
-            "local": {"kind": "local"},
-            "cluster": {
+        environments: dict[str, dict[str, object]] = {"local": {"kind": "local"}}
+        if cluster is not None:
+            environments["cluster"] = {
                 "kind": "slurm",
                 "name": "Loopback cluster",
                 "host": cluster.host,
@@ -89,8 +90,7 @@ class Replicas:
                 "host_keys": [cluster.known_hosts],
                 "poll_interval": 1,
                 "unreachable_deadline": 120,
-            },
-        }
+            }
         data_dir = tmp_path / "data"
         self.servers: list[LiveServer] = []
         for _ in range(count):
@@ -116,6 +116,7 @@ class Replicas:
             response = client.post("/ssh_keys", json={})
             assert response.status_code == 201, response.text
             key = response.json()
+        assert self.cluster is not None, "these replicas have no cluster"
         self.cluster.authorize(login, key["public_key"])
         return str(key["id"])
 

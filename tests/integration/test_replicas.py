@@ -164,9 +164,18 @@ def test_cancel_on_one_replica_stops_the_job_the_other_drives(replicas: Replicas
         assert time.monotonic() - asked < 10
 
 
+@pytest.fixture
+def local_replicas(tmp_path: Path, postgres: Postgres) -> Iterator[Replicas]:
+    setup = Replicas(tmp_path, postgres, None)
+    setup.start()
+    yield setup
+    setup.stop()
+
+
 def test_a_log_long_poll_on_one_replica_returns_an_entry_written_by_the_other(
-    replicas: Replicas,
+    local_replicas: Replicas,
 ) -> None:
+    replicas = local_replicas
     token = replicas.servers[0].token("listener")
     execution_id = replicas.trigger(replicas.servers[0], token, "chat@local@chatter", {"delay": 3})
     driver_pid = next(iter(_owner_pids(replicas)))
