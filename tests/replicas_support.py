@@ -47,8 +47,18 @@ workflows:
 LOCAL_CATALOG = """
 application: chat
 environments: [local]
-expose: [chatter]
+expose: [chatter, lines]
 workflows:
+  lines:
+    inputs:
+      count: {type: integer, default: 40}
+    steps:
+      speak:
+        kind: shell
+        run: |
+          count={{ inputs.count }}
+          sleep 1
+          for i in $(seq 1 "$count"); do echo "line $i"; sleep 0.2; done
   chatter:
     inputs:
       delay: {type: number, default: 2}
