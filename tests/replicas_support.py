@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+
 from tests.cluster_support import Cluster
 from tests.conftest import LiveServer, free_port
 from tests.pg_support import Postgres
@@ -46,8 +47,18 @@ workflows:
 LOCAL_CATALOG = """
 application: chat
 environments: [local]
-expose: [chatter]
+expose: [chatter, lines]
 workflows:
+  lines:
+    inputs:
+      count: {type: integer, default: 40}
+    steps:
+      speak:
+        kind: shell
+        run: |
+          count={{ inputs.count }}
+          sleep 1
+          for i in $(seq 1 "$count"); do echo "line $i"; sleep 0.2; done
   chatter:
     inputs:
       delay: {type: number, default: 2}
@@ -65,22 +76,23 @@ class Replicas:
         self,
         tmp_path: Path,
         postgres: Postgres,
-        cluster: Cluster,
+        cluster: Cluster | None,
         *,
         count: int = 2,
         lease_seconds: float = 6,
     ) -> None:
         catalog = tmp_path / "catalog"
         catalog.mkdir(exist_ok=True)
-        (catalog / "multi.yaml").write_text(CATALOG)
+        if cluster is not None:
+            (catalog / "multi.yaml").write_text(CATALOG)
         (catalog / "chat.yaml").write_text(LOCAL_CATALOG)
         self.postgres = postgres
         self.cluster = cluster
         self.database_url = postgres.new_database()
         self.database = self.database_url.rsplit("/", 1)[1]
-        environments = {
-            "local": {"kind": "local"},
-            "cluster": {
+        environments: dict[str, dict[str, object]] = {"local": {"kind": "local"}}
+        if cluster is not None:
+            environments["cluster"] = {
                 "kind": "slurm",
                 "name": "Loopback cluster",
                 "host": cluster.host,
@@ -88,8 +100,7 @@ class Replicas:
                 "host_keys": [cluster.known_hosts],
                 "poll_interval": 1,
                 "unreachable_deadline": 120,
-            },
-        }
+            }
         data_dir = tmp_path / "data"
         self.servers: list[LiveServer] = []
         for _ in range(count):
@@ -115,6 +126,7 @@ class Replicas:
             response = client.post("/ssh_keys", json={})
             assert response.status_code == 201, response.text
             key = response.json()
+        assert self.cluster is not None, "these replicas have no cluster"
         self.cluster.authorize(login, key["public_key"])
         return str(key["id"])
 
@@ -138,6 +150,15 @@ class Replicas:
             "WHERE status IN ('PENDING','RUNNING','CANCELLING') AND lease_owner IS NOT NULL"
         )
         return {row[0]: row[1] for row in rows}
+
+    def drivers_per_account(self) -> dict[str, int]:
+        """Cluster login -> how many replicas drive its unfinished executions."""
+        rows = self.sql(
+            "SELECT cluster_login, count(DISTINCT lease_owner) FROM executions "
+            "WHERE status IN ('PENDING','RUNNING','CANCELLING') AND cluster_login IS NOT NULL "
+            "GROUP BY cluster_login"
+        )
+        return {row[0]: int(row[1]) for row in rows}
 
     def log_indices_dense(self) -> dict[str, tuple[int, int]]:
         """Execution ID -> (entries, max index + 1) for executions whose indices have holes."""

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -233,6 +241,59 @@ class TlsConfig(BaseModel):
     )
 
 
+def _retention_duration(value: Any) -> Any:
+    """Seconds as a number, or a duration string such as ``7d``, ``12h`` or ``1h30m``."""
+    if isinstance(value, str):
+        from hpcwaas.api.durations import parse_duration
+
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc}; or give seconds as a number, or null to keep forever"
+            ) from None
+    return value
+
+
+# Seconds after an execution ended (null: keep forever).
+RetentionDuration = Annotated[
+    Annotated[float, Field(ge=0)] | None, BeforeValidator(_retention_duration)
+]
+DAY = 86400.0
+
+
+class RetentionConfig(BaseModel):
+    """How long the data of finished executions is kept; the execution's record stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    work_dirs: RetentionDuration = Field(
+        default=7 * DAY,
+        description="Working directories of `local` executions on the server (seconds, or "
+        "7d, 12h...; null keeps them).",
+    )
+    cluster_work_dirs: RetentionDuration = Field(
+        default=7 * DAY,
+        description="Executions' directories on clusters, removed over SSH as the execution's "
+        "cluster account (seconds, or 7d, 12h...; null keeps them).",
+    )
+    logs: RetentionDuration = Field(
+        default=90 * DAY,
+        description="Log entries of executions (seconds, or 90d...; null keeps them).",
+    )
+    outputs: RetentionDuration = Field(
+        default=30 * DAY,
+        description="Files in the result store and their records (seconds, or 30d...; null "
+        "keeps them).",
+    )
+    sweep_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="Seconds between two retention sweeps."
+    )
+    batch_size: int = Field(
+        default=100, ge=1, description="Executions one sweep handles per kind and round."
+    )
+
+
 def _default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
@@ -285,6 +346,10 @@ class Settings(BaseSettings):
     operators: OperatorsConfig = Field(default_factory=OperatorsConfig)
     tls: TlsConfig | None = Field(
         default=None, description="Serve HTTPS with this certificate; default plain HTTP."
+    )
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig,
+        description="How long finished executions' data is kept.",
     )
     step_grace_seconds: float = Field(
         default=5.0, ge=0, description="Seconds between SIGTERM and SIGKILL when cancelling a step."

@@ -102,6 +102,14 @@ class StepPublic(BaseModel):
     outputs: dict[str, str] | None = None
 
 
+class DataRemovalPublic(BaseModel):
+    """When one kind of an execution's data was removed, and by whom."""
+
+    at: datetime
+    # "retention" for the retention sweep, else the user who asked for it
+    by: str
+
+
 class ExecutionPublic(BaseModel):
     id: str
     status: ExecutionStatus
@@ -115,6 +123,8 @@ class ExecutionPublic(BaseModel):
     steps: list[StepPublic] | None = None
     # additive: sha256 of the workflow file the execution was triggered with
     definition_digest: str | None = None
+    # additive: the kinds of data removed so far (work_dir, cluster_work_dir, logs, outputs)
+    data_removed: dict[str, DataRemovalPublic] | None = None
 
 
 class ExecutionSummary(BaseModel):

@@ -1,4 +1,5 @@
-"""`hpcwaas-api`: run the server; administer tokens, accounts, the database; read the audit log."""
+"""`hpcwaas-api`: run the server; administer tokens, accounts, the database, retention; read the
+audit log."""
 
 from __future__ import annotations
 
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hpcwaas.server.admin_secrets import add_secrets_commands
 
     add_secrets_commands(sub, command)
+    from hpcwaas.server.admin_retention import add_retention_commands
+
+    add_retention_commands(sub, command)
     return parser
 
 
@@ -160,9 +164,11 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
         ssl_context = server_ssl_context(settings.tls)
     scheme = "https" if ssl_context is not None else "http"
     if settings.embedded_default:
+        database = "SQLite" if settings.database_url is None else "the database at database_url"
         print(
-            f"hpcwaas {__version__}: development default (no --config): SQLite and the embedded "
-            f"key store in {settings.data_dir}; environment `local` runs steps on this host.\n"
+            f"hpcwaas {__version__}: development default (no --config): {database} and the "
+            f"embedded key store in {settings.data_dir}; environment `local` runs steps on this "
+            "host.\n"
             f"Serving on {scheme}://{settings.listen_address}  "
             "(get a token: hpcwaas-api tokens issue --user NAME)",
             file=sys.stderr,
@@ -171,14 +177,14 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
     return asyncio.run(_run_server(settings, host, port, args.log_level, ssl_context))
 
 
-def _server_class(streams_stop: asyncio.Event) -> Any:
+def _server_class(shutting_down: asyncio.Event) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
-        """Ends the open event streams first: they would hold the shutdown up until they end."""
+        """Ends long polls and event streams first: they would hold the shutdown up."""
 
         async def shutdown(self, sockets: Any = None) -> None:
-            streams_stop.set()
+            shutting_down.set()
             await super().shutdown(sockets)
 
     return Server
@@ -194,7 +200,7 @@ async def _run_server(
 
     from hpcwaas.server.app import create_app
     from hpcwaas.server.catalog_reload import remove_pid_file, write_pid_file
-    from hpcwaas.server.routes.events import stream_stopper
+    from hpcwaas.server.longpoll import shutdown_event
     from hpcwaas.server.services import start_services, stop_services
 
     services = await start_services(settings)
@@ -218,7 +224,7 @@ async def _run_server(
             ssl_context_factory=(lambda *_: ssl_context) if ssl_context is not None else None,
         )
         _log_listening(host, port, settings.tls)
-        server = _server_class(stream_stopper(app))(config)
+        server = _server_class(shutdown_event(app))(config)
         # uvicorn re-raises the stop signal once it has shut down; with these handlers that
         # is a no-op, so the engine below still stops its steps and records why.
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -485,6 +491,12 @@ def _secrets_put(settings: Any, args: argparse.Namespace) -> int:
     return secrets_put(settings, args, _run_db, AdminError)
 
 
+def _retention_run(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.server.admin_retention import retention_run
+
+    return retention_run(settings, args, _run_db, AdminError)
+
+
 def _catalog_reload(settings: Any, args: argparse.Namespace) -> int:
     from hpcwaas.server.admin_catalog import reload_command
 
@@ -513,6 +525,7 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Any, argparse.Namespace], int]
     ("audit", "list"): _audit_list,
     ("workflows", "validate"): _workflows_validate,
     ("catalog", "reload"): _catalog_reload,
+    ("retention", "run"): _retention_run,
 }
 
 

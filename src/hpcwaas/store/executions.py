@@ -37,6 +37,12 @@ class ExecutionRecord:
     key_id: str | None
     lease_owner: str | None = None  # the replica driving it (see store/execution_leases.py)
     lease_expires_at: datetime | None = None
+    # when each kind of data was removed (engine/retention.py), and by whom
+    work_dir_removed_at: datetime | None = None
+    cluster_work_dir_removed_at: datetime | None = None
+    logs_removed_at: datetime | None = None
+    outputs_removed_at: datetime | None = None
+    data_removed_by: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,11 @@ def _execution(row: Any) -> ExecutionRecord:
     data = dict(row._mapping)
     data["status"] = ExecutionStatus(data["status"])
     return ExecutionRecord(**data)
+
+
+def execution_from_row(row: Any) -> ExecutionRecord:
+    """The record of a row selected from the ``executions`` table."""
+    return _execution(row)
 
 
 async def create_execution(

@@ -149,8 +149,16 @@ executions = Table(
     # the replica driving the execution, until when (see engine/leases.py)
     Column("lease_owner", String(64), index=True),
     Column("lease_expires_at", UTCDateTime()),
+    # when each kind of the execution's data was removed (by retention or on request), and
+    # by whom: {"logs": "retention", "outputs": "<user id>", ...} (see engine/retention.py)
+    Column("work_dir_removed_at", UTCDateTime()),
+    Column("cluster_work_dir_removed_at", UTCDateTime()),
+    Column("logs_removed_at", UTCDateTime()),
+    Column("outputs_removed_at", UTCDateTime()),
+    Column("data_removed_by", JSON),
     Index("ix_executions_owner_created", "owner", "created_at", "id"),
     Index("ix_executions_status", "status"),
+    Index("ix_executions_ended_at", "ended_at"),
 )
 
 steps = Table(

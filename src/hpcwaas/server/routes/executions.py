@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from hpcwaas.api.durations import parse_duration
 from hpcwaas.api.models import (
+    DataRemovalPublic,
     ExecutionList,
     ExecutionLogs,
     ExecutionPublic,
@@ -22,12 +23,14 @@ from hpcwaas.auth.operators import is_operator
 from hpcwaas.engine.errors import EngineError
 from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.longpoll import changed_or_stopped, shutdown_event
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.services import Services
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import logs as log_store
 from hpcwaas.store.audit import AuditAction, Outcome
+from hpcwaas.store.data_removal import RETENTION_ACTOR, DataKind, removed_at
 from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.store.logs import LogRecord
 from hpcwaas.telemetry import LOGS_LONG_POLLS_WAITING
@@ -133,6 +136,7 @@ async def execution_public(services: Services, record: ExecutionRecord) -> Execu
         ended_at=record.ended_at,
         error=record.error,
         definition_digest=record.definition_digest,
+        data_removed=data_removed(record),
         steps=[
             StepPublic(
                 name=s.name,
@@ -148,6 +152,17 @@ async def execution_public(services: Services, record: ExecutionRecord) -> Execu
             for s in steps
         ],
     )
+
+
+def data_removed(record: ExecutionRecord) -> dict[str, DataRemovalPublic] | None:
+    """The kinds of the execution's data removed so far: when, by whom; None if none."""
+    removed = {}
+    for kind in DataKind:
+        at = removed_at(record, kind)
+        if at is not None:
+            by = (record.data_removed_by or {}).get(kind.value, RETENTION_ACTOR)
+            removed[kind.value] = DataRemovalPublic(at=at, by=by)
+    return removed or None
 
 
 @router.get("/executions/{execution_id}", response_model=ExecutionPublic)
@@ -224,6 +239,7 @@ def log_entry(record: LogRecord) -> LogEntry:
 @router.get("/executions/{execution_id}/logs", response_model=ExecutionLogs)
 async def get_logs(
     execution_id: str,
+    request: Request,
     services: ServicesDep,
     user: CurrentUser,
     from_: Annotated[str | None, Query(alias="from")] = None,
@@ -245,6 +261,7 @@ async def get_logs(
     await owned_execution(services, user, execution_id)
 
     notifier = services.engine.notifier
+    stop = shutdown_event(request.app)
     deadline = time.monotonic() + wait
     while True:
         seen = notifier.version(execution_id)
@@ -256,10 +273,10 @@ async def get_logs(
         finished = record is None or record.status.terminal
         remaining = deadline - time.monotonic()
         # A finished execution gets no more entries: answer at once instead of idling.
-        if records or finished or remaining <= 0 or count == 0:
+        if records or finished or remaining <= 0 or count == 0 or stop.is_set():
             break
         with LOGS_LONG_POLLS_WAITING.track_inprogress():
-            await notifier.wait(execution_id, seen, remaining)
+            await changed_or_stopped(notifier, execution_id, seen, remaining, stop)
     return ExecutionLogs(
         logs=[log_entry(r) for r in records],
         total_results=total,
