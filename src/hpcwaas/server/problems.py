@@ -25,7 +25,7 @@ from hpcwaas.catalog.errors import (
 )
 from hpcwaas.engine.errors import ExecutionAlreadyFinished
 from hpcwaas.secrets.base import KeyStoreUnavailable
-from hpcwaas.store.database import DatabaseUnavailable, database_unreachable
+from hpcwaas.store.database import DatabaseUnavailable, is_unavailable
 from hpcwaas.store.pagination import BadCursor
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def install_error_handlers(app: FastAPI, challenge: str) -> None:
 def unexpected_error_response(method: str, path: str, exc: Exception) -> JSONResponse:
     """The answer to an exception no handler claimed: 503 when the database is unreachable,
     else a 500 whose reference finds the traceback in the log."""
-    if database_unreachable(exc):
+    if is_unavailable(exc):
         # Not a bug: the database is restarting or out of reach. The client retries; the
         # operator finds one line (no traceback) naming the database and the cause.
         log.warning("%s %s: %s", method, path, _database_reason(exc))

@@ -27,20 +27,41 @@ _MAX_RETRY_DELAY = 5.0
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database cannot be reached now (rather than a wrong query)."""
+    """Whether ``exc`` is the database not answering now (stopped, restarting, unreachable).
+
+    Not a wrong query (a bug: a 500), and not another service (an SSH host, the identity
+    provider) not answering: only errors raised by the database layer count.
+    """
+    from_database = down = False
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, DatabaseUnavailable | OperationalError | InterfaceError):
+        if isinstance(seen, DatabaseUnavailable):
             return True
-        if isinstance(seen, ConnectionError | TimeoutError):
-            return True
-        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
-            return True
-        if type(seen).__module__.startswith("asyncpg") and type(seen).__name__ in _ASYNCPG_DOWN:
-            return True
+        if isinstance(seen, DBAPIError):
+            from_database = True
+            if seen.connection_invalidated or isinstance(seen, InterfaceError):
+                down = True
+            elif isinstance(seen, OperationalError):
+                down = down or _server_is_down(seen)
+        elif type(seen).__module__.startswith("asyncpg"):
+            from_database = True
+            down = down or type(seen).__name__ in _ASYNCPG_DOWN
+        elif isinstance(seen, OSError):  # refused, reset, timed out (TimeoutError is one)
+            down = True
         seen = seen.__cause__ or seen.__context__
-    return False
+    return from_database and down
 
+
+def _server_is_down(error: OperationalError) -> bool:
+    """An OperationalError of a server database is about the connection; SQLite's are too
+    only when the file cannot be used now (it also raises them for a missing table)."""
+    if "sqlite" not in type(error.orig).__module__:
+        return True
+    message = str(error.orig).lower()
+    return any(words in message for words in _SQLITE_DOWN)
+
+
+_SQLITE_DOWN = ("database is locked", "unable to open database", "disk i/o error")
 
 # asyncpg's errors for a server that is gone, starting up or shutting down
 _ASYNCPG_DOWN = frozenset(
@@ -65,22 +86,6 @@ class DatabaseUnavailable(Exception):
 
     The message names the database by its URL without the password, and the cause.
     """
-
-
-def database_unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` is the database not answering, as opposed to a bug or another service
-    (an SSH host, the identity provider) not answering: only errors raised by the database
-    layer count."""
-    if not is_unavailable(exc):
-        return False
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, DatabaseUnavailable | DBAPIError):
-            return True
-        if type(seen).__module__.startswith(("asyncpg", "sqlalchemy")):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 class Database:
@@ -162,7 +167,8 @@ class Database:
             try:
                 return await conn.start()
             except Exception as exc:
-                if not is_unavailable(exc):
+                # Connecting is talking to the database: a refused or timed-out one is down.
+                if not (is_unavailable(exc) or isinstance(exc, OSError)):
                     raise
                 if time.monotonic() + delay > deadline:
                     raise self._unavailable(exc) from exc
