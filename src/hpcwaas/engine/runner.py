@@ -13,17 +13,17 @@ from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.dag import topological_order
 from hpcwaas.catalog.model import ShellStep as ShellStepModel
 from hpcwaas.catalog.model import StageInStep, StageOutStep
+from hpcwaas.engine.execution_secrets import ExecutionSecrets
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobsteps import JobStep
-from hpcwaas.engine.key_store_secrets import KeyStoreSecretMissing, read_key_store_secrets
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.outcome import SERVER_STOPPED, Halt, Outcome, read_declared_outputs
 from hpcwaas.engine.outputs import OutputValue
 from hpcwaas.engine.places import Place
-from hpcwaas.engine.secret_inputs import forget_secrets, load_secrets, mask
+from hpcwaas.engine.secret_inputs import mask
 from hpcwaas.engine.shellsteps import ShellStep
 from hpcwaas.engine.transfersteps import TransferStep
-from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable
+from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import Settings
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database, is_unavailable
@@ -80,10 +80,9 @@ class ExecutionRunner:
         self.abandoned = False  # another replica drives it now: write nothing more
         self._kill_grace = settings.step_grace_seconds
         self._failure: str | None = None
-        self._keystore = keystore
-        self._secrets: dict[str, str] = {}  # secret inputs, by input name
-        self._key_store_secrets: dict[str, str] = {}  # the workflow's secrets:, by name
-        self._hidden: dict[str, str] = {}  # both: masked in what steps print and write
+        self._secrets = ExecutionSecrets(
+            db=db, keystore=keystore, execution_id=execution.id, spec=workflow.spec
+        )
         self._attempts: dict[str, int] = {}
         self._step_outputs: dict[str, dict[str, str]] = {}  # of the steps that succeeded
         self._cleaning = False  # running the on_failure steps
@@ -145,37 +144,7 @@ class ExecutionRunner:
                 await self._fail_internal(exc)
         finally:
             self.start_decided.set()
-            await self._forget_secrets()
-
-    async def _load_secrets(self) -> str | None:
-        """Read the execution's secrets; why the execution cannot run if they cannot be."""
-        try:
-            if any(spec.type == "secret" for spec in self._workflow.spec.inputs.values()):
-                self._secrets = await load_secrets(self._keystore, self.execution_id)
-            self._key_store_secrets = await read_key_store_secrets(
-                self._keystore, self._workflow.spec.secrets
-            )
-        except KeyStoreUnavailable as exc:
-            return f"its secrets cannot be read from the key store: {exc}"
-        except KeyStoreSecretMissing as exc:
-            return str(exc)
-        self._hidden = {
-            **{f"inputs.{k}": v for k, v in self._secrets.items()},
-            **{f"secrets.{k}": v for k, v in self._key_store_secrets.items()},
-        }
-        return None
-
-    async def _forget_secrets(self) -> None:
-        """Delete the execution's secrets once it is over (not when it runs on after a stop)."""
-        if not any(spec.type == "secret" for spec in self._workflow.spec.inputs.values()):
-            return
-        try:
-            async with self._db.read() as conn:
-                record = await store_executions.get_execution(conn, self.execution_id)
-            if record is None or record.status.terminal:
-                await forget_secrets(self._keystore, self.execution_id)
-        except Exception:
-            log.exception("execution %s: its secrets could not be deleted", self.execution_id)
+            await self._secrets.forget()
 
     # -- start -----------------------------------------------------------------------------
 
@@ -209,7 +178,7 @@ class ExecutionRunner:
             return False
         self._notifier.notify(self.execution_id)
         self._emit(LogLevel.INFO, f"Execution started: workflow {self._workflow.id}")
-        secrets_failure = await self._load_secrets()
+        secrets_failure = await self._secrets.load()
         if secrets_failure is not None:
             self._failure = secrets_failure
             return True
@@ -247,7 +216,7 @@ class ExecutionRunner:
             if step.state is StepState.SUCCEEDED and step.outputs:
                 self._step_outputs[step.name] = dict(step.outputs)
         self._emit(LogLevel.INFO, "Execution resumed after a restart of the server")
-        secrets_failure = await self._load_secrets()
+        secrets_failure = await self._secrets.load()
         if secrets_failure is not None:
             self._failure = secrets_failure
         if self._place.cluster is not None:
@@ -331,7 +300,7 @@ class ExecutionRunner:
                     outcome,
                     limit=self._settings.limits.max_output_bytes,
                     emit=lambda level, text: self._emit(level, text, name),
-                    hidden=self._hidden,
+                    hidden=self._secrets.hidden,
                 )
             again = (
                 outcome.state is StepState.FAILED
@@ -417,8 +386,8 @@ class ExecutionRunner:
             kill=lambda command: self._kill(command, self._kill_grace),
             grace=self._settings.step_grace_seconds,
             step_outputs=self._step_outputs,
-            secrets=self._secrets,
-            key_store_secrets=self._key_store_secrets,
+            secrets=self._secrets.inputs,
+            key_store_secrets=self._secrets.key_store,
         )
         self._shells[name] = shell
         try:
@@ -442,8 +411,8 @@ class ExecutionRunner:
             job_id=self._job_ids.pop(name, None) if resumed else None,
             resumed=resumed,
             step_outputs=self._step_outputs,
-            secrets=self._secrets,
-            key_store_secrets=self._key_store_secrets,
+            secrets=self._secrets.inputs,
+            key_store_secrets=self._secrets.key_store,
             outputs_path=self._place.outputs_path(name) if spec.outputs else None,
         )
         self._jobs[name] = job
@@ -503,8 +472,8 @@ class ExecutionRunner:
             emit=lambda level, text: self._emit(level, text, name),
             halt=self._step_halt,
             detaches=lambda: self._stopping and self.detaches_on_stop,
-            hidden=self._hidden,
-            key_store_secrets=self._key_store_secrets,
+            hidden=self._secrets.hidden,
+            key_store_secrets=self._secrets.key_store,
         )
         self._transfers[name] = transfer
         try:
@@ -560,8 +529,8 @@ class ExecutionRunner:
         self, step: str, level: LogLevel, line: str, checkpoint: Checkpoint | None = None
     ) -> None:
         """A line a step printed becomes a log entry; a full queue holds the step back."""
-        if self._hidden:  # a step that prints a secret must not leak it into the logs
-            line = mask(line, self._hidden)
+        if self._secrets.hidden:  # a step that prints a secret must not leak it into the logs
+            line = mask(line, self._secrets.hidden)
         self._logs.emit(self.execution_id, level, line, step, checkpoint)
         await self._logs.room()
 
@@ -640,7 +609,7 @@ class ExecutionRunner:
             if value.warning:
                 self._emit(LogLevel.WARN, value.warning)
         return {
-            name: mask(value.value, self._hidden) if value.value is not None else None
+            name: mask(value.value, self._secrets.hidden) if value.value is not None else None
             for name, value in values.items()
         }
 
