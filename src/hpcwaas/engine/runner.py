@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.dag import topological_order
-from hpcwaas.catalog.model import ShellStep as ShellStepModel
-from hpcwaas.catalog.model import StageInStep, StageOutStep
+from hpcwaas.engine.attempts import StepAttempts
 from hpcwaas.engine.execution_secrets import ExecutionSecrets
 from hpcwaas.engine.finish import finish_execution
-from hpcwaas.engine.jobsteps import JobStep
 from hpcwaas.engine.logsink import LogNotifier, LogSink
-from hpcwaas.engine.outcome import SERVER_STOPPED, Halt, Outcome, read_declared_outputs
+from hpcwaas.engine.outcome import SERVER_STOPPED, Halt, read_declared_outputs
 from hpcwaas.engine.outputs import OutputValue
 from hpcwaas.engine.places import Place
 from hpcwaas.engine.secret_inputs import mask
-from hpcwaas.engine.shellsteps import ShellStep
-from hpcwaas.engine.transfersteps import TransferStep
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import Settings
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database, is_unavailable
 from hpcwaas.store.executions import ExecutionRecord
-from hpcwaas.store.logs import Checkpoint
-from hpcwaas.transports.base import LineCallback, RunningCommand
 from hpcwaas.transports.ssh import SshError
 
 if TYPE_CHECKING:
@@ -69,25 +62,30 @@ class ExecutionRunner:
         self._max_parallel = max(1, max_parallel_steps)
         self._resume = resume
         self._states = {name: StepState.PENDING for name in workflow.spec.steps}
-        self._job_ids: dict[str, str] = {}  # steps that are jobs, known from a previous run
-        self._shells: dict[str, ShellStep] = {}
-        self._jobs: dict[str, JobStep] = {}
-        self._transfers: dict[str, TransferStep] = {}
         self._step_tasks: dict[asyncio.Task[None], str] = {}
-        self._background: set[asyncio.Task[None]] = set()
         self._cancelled_by: str | None = None
         self._stopping = False
         self.abandoned = False  # another replica drives it now: write nothing more
-        self._kill_grace = settings.step_grace_seconds
         self._failure: str | None = None
         self._secrets = ExecutionSecrets(
             db=db, keystore=keystore, execution_id=execution.id, spec=workflow.spec
         )
-        self._attempts: dict[str, int] = {}
+        self._attempt_counts: dict[str, int] = {}
         self._step_outputs: dict[str, dict[str, str]] = {}  # of the steps that succeeded
         self._cleaning = False  # running the on_failure steps
         self._halt = asyncio.Event()  # set when steps must stop: ends a wait between attempts
         self._step_halt = Halt(self._halted, self._halted_state)
+        self._attempts = StepAttempts(
+            db=db,
+            settings=settings,
+            logs=logs,
+            place=place,
+            execution=execution,
+            secrets=self._secrets,
+            step_outputs=self._step_outputs,
+            halt=self._step_halt,
+            stopping=lambda: self._stopping,
+        )
         # Set once the runner has decided whether the execution starts (PENDING -> RUNNING).
         self.start_decided = asyncio.Event()
 
@@ -138,7 +136,7 @@ class ExecutionRunner:
                     "execution %s: the database is unreachable; left to be taken over",
                     self.execution_id,
                 )
-                self.request_abandon(self._kill_grace)
+                self.request_abandon(self._attempts.kill_grace)
             else:
                 log.exception("execution %s: internal error in the engine", self.execution_id)
                 await self._fail_internal(exc)
@@ -210,9 +208,9 @@ class ExecutionRunner:
                 continue
             self._states[step.name] = step.state
             if step.job_id:
-                self._job_ids[step.name] = step.job_id
+                self._attempts.job_ids[step.name] = step.job_id
             if step.attempts:
-                self._attempts[step.name] = step.attempts
+                self._attempt_counts[step.name] = step.attempts
             if step.state is StepState.SUCCEEDED and step.outputs:
                 self._step_outputs[step.name] = dict(step.outputs)
         self._emit(LogLevel.INFO, "Execution resumed after a restart of the server")
@@ -283,12 +281,12 @@ class ExecutionRunner:
             self._emit(LogLevel.INFO, f"{label} {name} started", name)
         self._states[name] = StepState.RUNNING
         allowed = 1 + spec.retries
-        attempt = self._attempts.get(name, 0)
+        attempt = self._attempt_counts.get(name, 0)
         while True:
             if not resumed or attempt == 0:
                 attempt += 1
                 await self._record_attempt(name, attempt, allowed, label, cleanup)
-            outcome = await self._attempt(name, spec, resumed=resumed)
+            outcome = await self._attempts.run(name, spec, resumed=resumed)
             resumed = False
             if outcome is None:  # detached: the job runs on after the server stops
                 return
@@ -333,7 +331,7 @@ class ExecutionRunner:
     async def _record_attempt(
         self, name: str, attempt: int, allowed: int, label: str, cleanup: bool
     ) -> None:
-        self._attempts[name] = attempt
+        self._attempt_counts[name] = attempt
         if attempt > 1:
             self._emit(LogLevel.INFO, f"{label} {name}: attempt {attempt} of {allowed}", name)
         if not cleanup:
@@ -357,76 +355,6 @@ class ExecutionRunner:
         except TimeoutError:
             return not self._halted()
         return False
-
-    async def _attempt(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
-        """One attempt of a step; None when a job is detached by a server stop."""
-        # A job followed again after a restart may be writing its file: keep it then.
-        if spec.outputs and not (resumed and spec.kind != "shell"):
-            try:
-                await self._place.clear_step_outputs(name)
-            except (OSError, SshError) as exc:
-                return Outcome(StepState.FAILED, None, f"could not be started: {exc}", True)
-        if spec.kind in ("stage_in", "stage_out"):
-            return await self._attempt_transfer(name, spec)
-        if spec.kind != "shell":
-            return await self._run_job_step(name, spec, resumed=resumed)
-        return await self._run_shell_step(name, spec)
-
-    async def _run_shell_step(self, name: str, spec: ShellStepModel) -> Outcome:
-        shell = ShellStep(
-            place=self._place,
-            execution_id=self.execution_id,
-            inputs=self._execution.inputs,
-            name=name,
-            spec=spec,
-            emit=lambda level, text: self._emit(level, text, name),
-            on_stdout=self._lines(name, LogLevel.INFO),
-            on_stderr=self._lines(name, LogLevel.WARN),
-            halt=self._step_halt,
-            kill=lambda command: self._kill(command, self._kill_grace),
-            grace=self._settings.step_grace_seconds,
-            step_outputs=self._step_outputs,
-            secrets=self._secrets.inputs,
-            key_store_secrets=self._secrets.key_store,
-        )
-        self._shells[name] = shell
-        try:
-            return await shell.run()
-        finally:
-            del self._shells[name]
-
-    async def _run_job_step(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
-        cluster = self._place.cluster
-        if cluster is None:
-            reason = f"is a {spec.kind} job, which needs a cluster environment"
-            return Outcome(StepState.FAILED, None, reason)
-        job = JobStep(
-            cluster=cluster,
-            db=self._db,
-            execution=self._execution,
-            name=name,
-            spec=spec,
-            emit=lambda level, text: self._emit(level, text, name),
-            on_line=functools.partial(self._output_line, name),
-            job_id=self._job_ids.pop(name, None) if resumed else None,
-            resumed=resumed,
-            step_outputs=self._step_outputs,
-            secrets=self._secrets.inputs,
-            key_store_secrets=self._secrets.key_store,
-            outputs_path=self._place.outputs_path(name) if spec.outputs else None,
-        )
-        self._jobs[name] = job
-        try:
-            if self._halted() and not self._stopping:
-                await job.cancel()
-            outcome = await job.run()
-        finally:
-            del self._jobs[name]
-        if outcome is None:
-            return None
-        # A job that failed may be tried again; one cancelled outside hpcwaas may not.
-        retryable = outcome.state is StepState.FAILED and "cannot be rendered" not in outcome.reason
-        return Outcome(outcome.state, outcome.exit_code, outcome.reason, retryable)
 
     # -- on_failure ------------------------------------------------------------------------
 
@@ -452,34 +380,6 @@ class ExecutionRunner:
                 self._emit(LogLevel.WARN, f"Cleanup step {name} skipped: its needs did not succeed")
                 continue
             await self._run_step(name, spec, cleanup=True)
-
-    async def _attempt_transfer(self, name: str, spec: StepSpec) -> Outcome | None:
-        """A stage_in or stage_out step: the service moves the bytes itself.
-
-        None when the server stops meanwhile: the step stays RUNNING and is run again at
-        the next start.
-        """
-        if not isinstance(spec, StageInStep | StageOutStep):
-            raise TypeError(f"step {name} is not a transfer step")
-        transfer = TransferStep(
-            name=name,
-            spec=spec,
-            execution_id=self.execution_id,
-            inputs=self._execution.inputs,
-            files=self._place.files,
-            settings=self._settings,
-            db=self._db,
-            emit=lambda level, text: self._emit(level, text, name),
-            halt=self._step_halt,
-            detaches=lambda: self._stopping and self.detaches_on_stop,
-            hidden=self._secrets.hidden,
-            key_store_secrets=self._secrets.key_store,
-        )
-        self._transfers[name] = transfer
-        try:
-            return await transfer.run()
-        finally:
-            del self._transfers[name]
 
     async def _end_step(
         self,
@@ -525,18 +425,6 @@ class ExecutionRunner:
                 self._failure = f"step {name} {reason}"
                 self._kill_running(self._settings.step_grace_seconds)
 
-    async def _output_line(
-        self, step: str, level: LogLevel, line: str, checkpoint: Checkpoint | None = None
-    ) -> None:
-        """A line a step printed becomes a log entry; a full queue holds the step back."""
-        if self._secrets.hidden:  # a step that prints a secret must not leak it into the logs
-            line = mask(line, self._secrets.hidden)
-        self._logs.emit(self.execution_id, level, line, step, checkpoint)
-        await self._logs.room()
-
-    def _lines(self, step: str, level: LogLevel) -> LineCallback:
-        return functools.partial(self._output_line, step, level)
-
     def _halted(self) -> bool:
         if self._cleaning:  # the on_failure steps run after the failure: only a stop halts them
             return self._cancelled_by is not None or self._stopping
@@ -550,30 +438,7 @@ class ExecutionRunner:
 
     def _kill_running(self, grace: float) -> None:
         self._halt.set()
-        self._kill_grace = min(self._kill_grace, grace)
-        for shell in list(self._shells.values()):
-            if shell.command is not None:
-                self._kill(shell.command, grace)
-        for transfer in list(self._transfers.values()):
-            transfer.cancel()
-        for job in list(self._jobs.values()):
-            if self._stopping and self._cancelled_by is None:
-                job.detach()  # the job runs on; the next start of the server follows it
-            else:
-                self._spawn(job.cancel())
-
-    def _kill(self, command: RunningCommand, grace: float) -> None:
-        self._spawn(command.kill(grace))
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._killed)
-
-    def _killed(self, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("execution %s: killing a step failed: %r", self.execution_id, exc)
+        self._attempts.halt(grace, detach_jobs=self._stopping and self._cancelled_by is None)
 
     # -- end -------------------------------------------------------------------------------
 
@@ -644,9 +509,7 @@ class ExecutionRunner:
     async def _fail_internal(self, exc: BaseException) -> None:
         reason = f"internal error: {type(exc).__name__}"
         try:
-            for shell in list(self._shells.values()):
-                if shell.command is not None:
-                    self._kill(shell.command, self._kill_grace)
+            self._attempts.kill_shells(self._attempts.kill_grace)
             self._emit(LogLevel.ERROR, f"Execution failed: {reason}")
             await self._finish_as(
                 ExecutionStatus.FAILED,
