@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.dag import topological_order
 from hpcwaas.engine.attempts import StepAttempts
+from hpcwaas.engine.execution_end import ExecutionEnd, collect_outputs
 from hpcwaas.engine.execution_secrets import ExecutionSecrets
-from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.outcome import SERVER_STOPPED, Halt, read_declared_outputs
-from hpcwaas.engine.outputs import OutputValue
 from hpcwaas.engine.places import Place
-from hpcwaas.engine.secret_inputs import mask
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import Settings
 from hpcwaas.store import executions as store_executions
@@ -86,6 +83,13 @@ class ExecutionRunner:
             halt=self._step_halt,
             stopping=lambda: self._stopping,
         )
+        self._end = ExecutionEnd(
+            db=db,
+            logs=logs,
+            notifier=notifier,
+            execution_id=execution.id,
+            cancelled_by=lambda: self._cancelled_by,
+        )
         # Set once the runner has decided whether the execution starts (PENDING -> RUNNING).
         self.start_decided = asyncio.Event()
 
@@ -152,7 +156,7 @@ class ExecutionRunner:
         if self._stopping:
             return False  # still PENDING: the next start of the server runs it
         if self._cancelled_by is not None:  # start_decided waits for this end (see run())
-            await self._end_cancelled(allowed_from={ExecutionStatus.PENDING})
+            await self._end.cancelled(allowed_from={ExecutionStatus.PENDING})
             return False
         recorded: set[str] = set()
         async with self._db.write() as conn:
@@ -447,96 +451,31 @@ class ExecutionRunner:
         if self.abandoned:
             return
         if self._cancelled_by is not None:
-            await self._end_cancelled()
+            await self._end.cancelled()
         elif self._stopping and self.detaches_on_stop:
             self._emit(
                 LogLevel.INFO, "The server is stopping; its next start follows this execution"
             )
         elif self._stopping:
-            await self._end_failed(SERVER_STOPPED)
+            await self._end.failed(SERVER_STOPPED)
         elif self._failure is not None:
-            await self._end_failed(self._failure)
+            await self._end.failed(self._failure)
         else:
-            outputs = await self._collect_outputs()
-            self._emit(LogLevel.INFO, "Execution succeeded")
-            if not await self._finish_as(
-                ExecutionStatus.SUCCEEDED, {ExecutionStatus.RUNNING}, outputs=outputs
-            ):
-                await self._after_lost_race()
-
-    async def _collect_outputs(self) -> dict[str, str | None]:
-        limit = self._settings.limits.max_output_bytes
-        values: dict[str, OutputValue] = {
-            name: await self._place.read_output(name, spec.path, limit)
-            for name, spec in self._workflow.spec.outputs.items()
-        }
-        for value in values.values():
-            if value.warning:
-                self._emit(LogLevel.WARN, value.warning)
-        return {
-            name: mask(value.value, self._secrets.hidden) if value.value is not None else None
-            for name, value in values.items()
-        }
-
-    async def _end_cancelled(
-        self,
-        allowed_from: Iterable[ExecutionStatus] = (
-            ExecutionStatus.RUNNING,
-            ExecutionStatus.CANCELLING,
-        ),
-    ) -> None:
-        by = f" by {self._cancelled_by}" if self._cancelled_by else ""
-        self._emit(LogLevel.INFO, f"Execution cancelled{by}")
-        await self._finish_as(ExecutionStatus.CANCELLED, allowed_from, steps_to=StepState.CANCELLED)
-
-    async def _end_failed(self, reason: str) -> None:
-        self._emit(LogLevel.ERROR, f"Execution failed: {reason}")
-        if not await self._finish_as(
-            ExecutionStatus.FAILED, {ExecutionStatus.RUNNING}, error=reason
-        ):
-            await self._after_lost_race()
-
-    async def _after_lost_race(self) -> None:
-        """The execution was not RUNNING any more at its end: a cancel may have come first."""
-        async with self._db.read() as conn:
-            record = await store_executions.get_execution(conn, self.execution_id)
-        if record is not None and record.status is ExecutionStatus.CANCELLING:
-            await self._end_cancelled()
-        else:
-            status = record.status.value if record else "deleted"
-            log.warning("execution %s ended while %s; not changed", self.execution_id, status)
+            outputs = await collect_outputs(
+                self._place,
+                self._workflow.spec.outputs,
+                limit=self._settings.limits.max_output_bytes,
+                emit=self._emit,
+                hidden=self._secrets.hidden,
+            )
+            await self._end.succeeded(outputs)
 
     async def _fail_internal(self, exc: BaseException) -> None:
-        reason = f"internal error: {type(exc).__name__}"
         try:
             self._attempts.kill_shells(self._attempts.kill_grace)
-            self._emit(LogLevel.ERROR, f"Execution failed: {reason}")
-            await self._finish_as(
-                ExecutionStatus.FAILED,
-                {ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING},
-                error=reason,
-            )
+            await self._end.failed_internally(exc)
         except Exception:
             log.exception("execution %s: its failure could not be recorded", self.execution_id)
-
-    async def _finish_as(
-        self,
-        to: ExecutionStatus,
-        allowed_from: Iterable[ExecutionStatus],
-        *,
-        steps_to: StepState = StepState.FAILED,
-        **fields: Any,
-    ) -> bool:
-        return await finish_execution(
-            self._db,
-            self._logs,
-            self._notifier,
-            self.execution_id,
-            to,
-            allowed_from=allowed_from,
-            running_steps_to=steps_to,
-            **fields,
-        )
 
     def _emit(self, level: LogLevel, content: str, step: str | None = None) -> None:
         self._logs.emit(self.execution_id, level, content, step)
