@@ -12,6 +12,7 @@ from hpcwaas.catalog.dag import topological_order
 from hpcwaas.engine.attempts import StepAttempts
 from hpcwaas.engine.execution_end import ExecutionEnd, collect_outputs
 from hpcwaas.engine.execution_secrets import ExecutionSecrets
+from hpcwaas.engine.execution_start import mark_running, prepare_run, read_progress
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.outcome import SERVER_STOPPED, Halt, read_declared_outputs
 from hpcwaas.engine.places import Place
@@ -20,7 +21,6 @@ from hpcwaas.settings import Settings
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database, is_unavailable
 from hpcwaas.store.executions import ExecutionRecord
-from hpcwaas.transports.ssh import SshError
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
@@ -158,65 +158,31 @@ class ExecutionRunner:
         if self._cancelled_by is not None:  # start_decided waits for this end (see run())
             await self._end.cancelled(allowed_from={ExecutionStatus.PENDING})
             return False
-        recorded: set[str] = set()
-        async with self._db.write() as conn:
-            moved = await store_executions.transition(
-                conn,
-                self.execution_id,
-                ExecutionStatus.RUNNING,
-                allowed_from={ExecutionStatus.PENDING},
-                started_at=datetime.now(UTC),
-            )
-            if moved:
-                await store_executions.set_fields(
-                    conn, self.execution_id, work_dir=str(self._place.work_dir)
-                )
-                recorded = {
-                    s.name for s in await store_executions.get_steps(conn, self.execution_id)
-                }
+        recorded = await mark_running(self._db, self.execution_id, str(self._place.work_dir))
         self.start_decided.set()
-        if not moved:
+        if recorded is None:
             log.info("execution %s is no longer pending: not run", self.execution_id)
             return False
         self._notifier.notify(self.execution_id)
         self._emit(LogLevel.INFO, f"Execution started: workflow {self._workflow.id}")
-        secrets_failure = await self._secrets.load()
-        if secrets_failure is not None:
-            self._failure = secrets_failure
-            return True
-        try:
-            await self._place.prepare()
-        except (OSError, SshError) as exc:
-            self._failure = f"its working directory cannot be created: {exc}"
-            return True
-        if recorded != set(self._workflow.spec.steps):
-            self._failure = (
-                f"workflow {self._workflow.id} changed since this execution was triggered "
-                "(its steps differ); trigger it again"
-            )
-        elif self._workflow.digest != self._execution.definition_digest:
-            self._emit(
-                LogLevel.WARN,
-                "The workflow file changed since this execution was triggered; "
-                "running its current definition",
-            )
+        self._failure = await prepare_run(
+            place=self._place,
+            secrets=self._secrets,
+            workflow=self._workflow,
+            execution=self._execution,
+            recorded=recorded,
+            emit=self._emit,
+        )
         return True
 
     async def _resume_state(self) -> bool:
         """Pick up where the last run of the server left: finished steps stay finished."""
         self.start_decided.set()
-        async with self._db.read() as conn:
-            steps = await store_executions.get_steps(conn, self.execution_id)
-        for step in steps:
-            if step.name not in self._states:
-                continue
-            self._states[step.name] = step.state
-            if step.job_id:
-                self._attempts.job_ids[step.name] = step.job_id
-            if step.attempts:
-                self._attempt_counts[step.name] = step.attempts
-            if step.state is StepState.SUCCEEDED and step.outputs:
-                self._step_outputs[step.name] = dict(step.outputs)
+        progress = await read_progress(self._db, self.execution_id, self._states)
+        self._states.update(progress.states)
+        self._attempts.job_ids.update(progress.job_ids)
+        self._attempt_counts.update(progress.attempts)
+        self._step_outputs.update(progress.outputs)
         self._emit(LogLevel.INFO, "Execution resumed after a restart of the server")
         secrets_failure = await self._secrets.load()
         if secrets_failure is not None:
