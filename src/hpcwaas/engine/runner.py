@@ -1,10 +1,14 @@
-"""Runs one execution: working directory, DAG of steps, outcome; resumes one after a restart."""
+"""Runs one execution: working directory, DAG of steps, outcome; resumes one after a restart.
+
+The runner decides what runs and when it halts; the parts live apart: starting and resuming
+(execution_start.py), its secrets (execution_secrets.py), one step from start to end with its
+retries (steprunner.py), one attempt by the step's kind (attempts.py), the end (execution_end.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
@@ -14,17 +18,16 @@ from hpcwaas.engine.execution_end import ExecutionEnd, collect_outputs
 from hpcwaas.engine.execution_secrets import ExecutionSecrets
 from hpcwaas.engine.execution_start import mark_running, prepare_run, read_progress
 from hpcwaas.engine.logsink import LogNotifier, LogSink
-from hpcwaas.engine.outcome import SERVER_STOPPED, Halt, read_declared_outputs
+from hpcwaas.engine.outcome import SERVER_STOPPED, Halt
 from hpcwaas.engine.places import Place
+from hpcwaas.engine.steprunner import StepRunner
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import Settings
-from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database, is_unavailable
 from hpcwaas.store.executions import ExecutionRecord
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
-    from hpcwaas.catalog.model import StepSpec
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +70,9 @@ class ExecutionRunner:
         self._secrets = ExecutionSecrets(
             db=db, keystore=keystore, execution_id=execution.id, spec=workflow.spec
         )
-        self._attempt_counts: dict[str, int] = {}
         self._step_outputs: dict[str, dict[str, str]] = {}  # of the steps that succeeded
         self._cleaning = False  # running the on_failure steps
         self._halt = asyncio.Event()  # set when steps must stop: ends a wait between attempts
-        self._step_halt = Halt(self._halted, self._halted_state)
         self._attempts = StepAttempts(
             db=db,
             settings=settings,
@@ -80,8 +81,22 @@ class ExecutionRunner:
             execution=execution,
             secrets=self._secrets,
             step_outputs=self._step_outputs,
-            halt=self._step_halt,
+            halt=Halt(self._halted, self._halted_state),
             stopping=lambda: self._stopping,
+        )
+        self._steps = StepRunner(
+            db=db,
+            settings=settings,
+            logs=logs,
+            place=place,
+            execution_id=execution.id,
+            secrets=self._secrets,
+            attempts=self._attempts,
+            states=self._states,
+            step_outputs=self._step_outputs,
+            halted=self._halted,
+            halt=self._halt,
+            on_failure=self._step_failed,
         )
         self._end = ExecutionEnd(
             db=db,
@@ -181,7 +196,7 @@ class ExecutionRunner:
         progress = await read_progress(self._db, self.execution_id, self._states)
         self._states.update(progress.states)
         self._attempts.job_ids.update(progress.job_ids)
-        self._attempt_counts.update(progress.attempts)
+        self._steps.attempt_counts.update(progress.attempts)
         self._step_outputs.update(progress.outputs)
         self._emit(LogLevel.INFO, "Execution resumed after a restart of the server")
         secrets_failure = await self._secrets.load()
@@ -201,7 +216,7 @@ class ExecutionRunner:
         launched = {n for n, s in self._states.items() if s is not StepState.PENDING}
         for name in order:  # resumed: steps that were running run (or are followed) again
             if self._states[name] in (StepState.RUNNING, StepState.UNKNOWN):
-                task = asyncio.create_task(self._run_step(name, steps[name], resumed=True))
+                task = asyncio.create_task(self._steps.run(name, steps[name], resumed=True))
                 self._step_tasks[task] = name
         try:
             while True:
@@ -213,7 +228,7 @@ class ExecutionRunner:
                         self._states.get(n) is StepState.SUCCEEDED for n in needs
                     ):
                         launched.add(name)
-                        task = asyncio.create_task(self._run_step(name, steps[name]))
+                        task = asyncio.create_task(self._steps.run(name, steps[name]))
                         self._step_tasks[task] = name
                 if not self._step_tasks:
                     break
@@ -231,100 +246,6 @@ class ExecutionRunner:
             self._failure = (
                 f"steps {', '.join(never_ran)} can never start (their needs are not met)"
             )
-
-    async def _run_step(
-        self, name: str, spec: StepSpec, *, resumed: bool = False, cleanup: bool = False
-    ) -> None:
-        """Run a step to its end, attempt after attempt (``retries``), and record the end."""
-        label = "Cleanup step" if cleanup else "Step"
-        if not resumed:
-            if not cleanup:
-                async with self._db.write() as conn:
-                    await store_executions.update_step(
-                        conn,
-                        self.execution_id,
-                        name,
-                        StepState.RUNNING,
-                        allowed_from={StepState.PENDING},
-                        started_at=datetime.now(UTC),
-                    )
-            self._emit(LogLevel.INFO, f"{label} {name} started", name)
-        self._states[name] = StepState.RUNNING
-        allowed = 1 + spec.retries
-        attempt = self._attempt_counts.get(name, 0)
-        while True:
-            if not resumed or attempt == 0:
-                attempt += 1
-                await self._record_attempt(name, attempt, allowed, label, cleanup)
-            outcome = await self._attempts.run(name, spec, resumed=resumed)
-            resumed = False
-            if outcome is None:  # detached: the job runs on after the server stops
-                return
-            if outcome.state is StepState.SUCCEEDED and spec.outputs:
-                outcome = await read_declared_outputs(
-                    self._place,
-                    name,
-                    spec.outputs,
-                    outcome,
-                    limit=self._settings.limits.max_output_bytes,
-                    emit=lambda level, text: self._emit(level, text, name),
-                    hidden=self._secrets.hidden,
-                )
-            again = (
-                outcome.state is StepState.FAILED
-                and outcome.retryable
-                and attempt < allowed
-                and not self._halted()
-            )
-            if not again:
-                await self._end_step(
-                    name,
-                    outcome.state,
-                    outcome.exit_code,
-                    outcome.reason,
-                    cleanup=cleanup,
-                    outputs=outcome.outputs,
-                )
-                return
-            self._emit(
-                LogLevel.WARN,
-                f"{label} {name} {outcome.reason} (attempt {attempt} of {allowed}); "
-                f"trying again in {spec.retry_delay:g} s",
-                name,
-            )
-            if not await self._pause(spec.retry_delay):
-                await self._end_step(
-                    name, outcome.state, outcome.exit_code, outcome.reason, cleanup=cleanup
-                )
-                return
-
-    async def _record_attempt(
-        self, name: str, attempt: int, allowed: int, label: str, cleanup: bool
-    ) -> None:
-        self._attempt_counts[name] = attempt
-        if attempt > 1:
-            self._emit(LogLevel.INFO, f"{label} {name}: attempt {attempt} of {allowed}", name)
-        if not cleanup:
-            async with self._db.write() as conn:
-                await store_executions.update_step(
-                    conn,
-                    self.execution_id,
-                    name,
-                    StepState.RUNNING,
-                    allowed_from={StepState.RUNNING, StepState.UNKNOWN},
-                    attempts=attempt,
-                    job_id=None,
-                )
-
-    async def _pause(self, seconds: float) -> bool:
-        """Wait between attempts; False if the execution was halted meanwhile."""
-        if self._halted():
-            return False
-        try:
-            await asyncio.wait_for(self._halt.wait(), timeout=seconds)
-        except TimeoutError:
-            return not self._halted()
-        return False
 
     # -- on_failure ------------------------------------------------------------------------
 
@@ -349,51 +270,13 @@ class ExecutionRunner:
             if not all(self._states.get(n) is StepState.SUCCEEDED for n in spec.needs):
                 self._emit(LogLevel.WARN, f"Cleanup step {name} skipped: its needs did not succeed")
                 continue
-            await self._run_step(name, spec, cleanup=True)
+            await self._steps.run(name, spec, cleanup=True)
 
-    async def _end_step(
-        self,
-        name: str,
-        state: StepState,
-        exit_code: int | None,
-        reason: str = "",
-        *,
-        cleanup: bool = False,
-        outputs: dict[str, str] | None = None,
-    ) -> None:
-        if cleanup:
-            self._states[name] = state
-            if state is StepState.SUCCEEDED:
-                self._emit(LogLevel.INFO, f"Cleanup step {name} succeeded", name)
-            else:
-                self._emit(LogLevel.ERROR, f"Cleanup step {name} {reason}", name)
-            return
-        async with self._db.write() as conn:
-            await store_executions.update_step(
-                conn,
-                self.execution_id,
-                name,
-                state,
-                allowed_from={StepState.RUNNING, StepState.UNKNOWN},
-                ended_at=datetime.now(UTC),
-                exit_code=exit_code,
-                **({"outputs": outputs} if outputs is not None else {}),
-            )
-        self._states[name] = state
-        if state is StepState.SUCCEEDED:
-            if outputs is not None:
-                self._step_outputs[name] = outputs
-            self._emit(LogLevel.INFO, f"Step {name} succeeded", name)
-        elif state is StepState.CANCELLED and self._halted():
-            self._emit(LogLevel.INFO, f"Step {name} {reason}", name)
-        else:
-            if state is StepState.CANCELLED:  # not by us: e.g. scancel by the account or admin
-                reason = f"{reason} outside hpcwaas"
-            self._emit(LogLevel.ERROR, f"Step {name} {reason}", name)
-            if self._failure is None and self._cancelled_by is None and not self._stopping:
-                # Fail fast: the execution is lost, so free the host from its other steps.
-                self._failure = f"step {name} {reason}"
-                self._kill_running(self._settings.step_grace_seconds)
+    def _step_failed(self, name: str, reason: str) -> None:
+        if self._failure is None and self._cancelled_by is None and not self._stopping:
+            # Fail fast: the execution is lost, so free the host from its other steps.
+            self._failure = f"step {name} {reason}"
+            self._kill_running(self._settings.step_grace_seconds)
 
     def _halted(self) -> bool:
         if self._cleaning:  # the on_failure steps run after the failure: only a stop halts them
