@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.model import SECRET_PLACEHOLDER
-from hpcwaas.engine.errors import ExecutionAlreadyFinished, ExecutionNotFound
+from hpcwaas.engine.cancels import ACTIVE, Cancels
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.logsink import LogNotifier, LogSink
@@ -58,7 +58,6 @@ SWEEP_SECONDS = 5.0
 STOP_GRACE_SECONDS = 1.0
 # Executions claimed per round: a replica starting next to a big backlog takes it in bites.
 CLAIM_BATCH = 200
-_ACTIVE = (ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING)
 
 WorkflowLookup = Callable[[str], "DeployedWorkflow | None"]
 # (workflow ID, digest of the definition an execution was triggered with) -> that definition
@@ -102,6 +101,16 @@ class Engine:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._cancels = Cancels(
+            db=self._db,
+            replica=self.replica,
+            runners=self._runners,
+            logs=self.logs,
+            notifier=self.notifier,
+            broadcast=self.broadcast,
+            runs_here=self._runs_here,
+            forget_secrets=self._forget_secrets,
+        )
 
     async def _load_key(self, key_id: str) -> str:
         """A private key from the key store, for the SSH client's memory only.
@@ -161,10 +170,7 @@ class Engine:
         Raise ExecutionNotFound, or ExecutionAlreadyFinished if it is already terminal.
         """
         async with self._lock:
-            runner = self._runners.get(execution_id)
-            if runner is not None:
-                return await self._cancel_with_runner(runner, by_user)
-            return await self._cancel_without_runner(execution_id, by_user)
+            return await self._cancels.cancel(execution_id, by_user)
 
     async def stop(self) -> None:
         """Stop dispatching, kill running local steps (their executions end FAILED), flush logs."""
@@ -206,90 +212,6 @@ class Engine:
         if released:
             log.info("released %d execution(s) to the other replicas", released)
             self.broadcast.publish({"t": "wake"})
-
-    # -- cancel ----------------------------------------------------------------------------
-
-    async def _cancel_with_runner(self, runner: ExecutionRunner, by_user: str) -> ExecutionStatus:
-        # Tell the runner first: whatever it writes last then ends the execution CANCELLED.
-        runner.request_cancel(by_user)
-        await runner.start_decided.wait()
-        execution_id = runner.execution_id
-        async with self._db.write() as conn:
-            moved = await store_executions.transition(
-                conn,
-                execution_id,
-                ExecutionStatus.CANCELLING,
-                allowed_from={ExecutionStatus.RUNNING},
-                cancel_requested=True,
-            )
-            record = await store_executions.get_execution(conn, execution_id)
-        if moved:
-            self.notifier.notify(execution_id)
-            return ExecutionStatus.CANCELLING
-        if record is not None and record.status is ExecutionStatus.PENDING:
-            # The runner did not start it (the server is stopping): cancel it here.
-            return await self._cancel_without_runner(execution_id, by_user)
-        return _cancel_outcome(record, execution_id)
-
-    async def _cancel_without_runner(self, execution_id: str, by_user: str) -> ExecutionStatus:
-        async with self._db.read() as conn:
-            record = await store_executions.get_execution(conn, execution_id)
-        if record is None:
-            raise ExecutionNotFound(execution_id)
-        if record.status is ExecutionStatus.PENDING:
-            if await self._end_cancelled_here(record, by_user):
-                return ExecutionStatus.CANCELLED
-        elif record.status in _ACTIVE:
-            return await self._cancel_elsewhere(record, by_user)
-        async with self._db.read() as conn:
-            record = await store_executions.get_execution(conn, execution_id)
-        return _cancel_outcome(record, execution_id)
-
-    async def _cancel_elsewhere(self, record: ExecutionRecord, by_user: str) -> ExecutionStatus:
-        """Cancel an execution another replica drives (or nobody does, yet): CANCELLING.
-
-        Its driver learns it at once (or at its next heartbeat); a replica that takes it over
-        later finds it CANCELLING. A local execution nobody drives is ended here and now.
-        """
-        async with self._db.write() as conn:
-            await store_executions.transition(
-                conn,
-                record.id,
-                ExecutionStatus.CANCELLING,
-                allowed_from={ExecutionStatus.RUNNING},
-                cancel_requested=True,
-            )
-            driven = await leases.is_driven_elsewhere(
-                conn, record.id, self.replica, now=datetime.now(UTC)
-            )
-            current = await store_executions.get_execution(conn, record.id)
-        if current is None or current.status is not ExecutionStatus.CANCELLING:
-            return _cancel_outcome(current, record.id)
-        if not driven and self._runs_here(record.environment):
-            if await self._end_cancelled_here(current, by_user):
-                return ExecutionStatus.CANCELLED
-            return ExecutionStatus.CANCELLING
-        self.logs.emit(record.id, LogLevel.INFO, f"Cancel requested by {by_user}")
-        self.notifier.notify(record.id)
-        self.broadcast.publish({"t": "cancel", "id": record.id, "by": by_user})
-        return ExecutionStatus.CANCELLING
-
-    async def _end_cancelled_here(self, record: ExecutionRecord, by_user: str) -> bool:
-        """End an execution nothing of which runs: CANCELLED now; False if it moved meanwhile."""
-        self.logs.emit(record.id, LogLevel.INFO, f"Execution cancelled by {by_user}")
-        if await finish_execution(
-            self._db,
-            self.logs,
-            self.notifier,
-            record.id,
-            ExecutionStatus.CANCELLED,
-            allowed_from={record.status},
-            running_steps_to=StepState.CANCELLED,
-            cancel_requested=True,
-        ):
-            await self._forget_secrets(record)
-            return True
-        return False
 
     # -- recovery and dispatch -------------------------------------------------------------
 
@@ -412,7 +334,7 @@ class Engine:
             return
         async with self._db.read() as conn:  # fresh: a cancel may have come since the sweep
             record = await store_executions.get_execution(conn, execution_id)
-        expected = _ACTIVE if resume else (ExecutionStatus.PENDING,)
+        expected = ACTIVE if resume else (ExecutionStatus.PENDING,)
         if record is None or record.status not in expected:
             return
         config = self._settings.environments.get(record.environment)
@@ -563,20 +485,9 @@ class Engine:
                 self.notifier,
                 execution_id,
                 ExecutionStatus.FAILED,
-                allowed_from=_ACTIVE,
+                allowed_from=ACTIVE,
                 running_steps_to=StepState.FAILED,
                 error=SERVER_STOPPED,
             )
         except Exception:
             log.exception("execution %s: could not record that the server stopped", execution_id)
-
-
-def _cancel_outcome(record: ExecutionRecord | None, execution_id: str) -> ExecutionStatus:
-    """The answer to a cancel that found the execution already moving on its own."""
-    if record is None:
-        raise ExecutionNotFound(execution_id)
-    if record.status in (ExecutionStatus.CANCELLING, ExecutionStatus.CANCELLED):
-        return record.status
-    if record.status.terminal:
-        raise ExecutionAlreadyFinished(record.status)
-    return record.status
