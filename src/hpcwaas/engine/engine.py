@@ -1,13 +1,13 @@
 """The engine: claims unfinished executions, runs them, cancels them, takes over after a crash.
 
 One ``ExecutionRunner`` task per execution this replica drives. Every replica sharing the
-database claims executions through leases (store/execution_leases.py), renews them on a
-heartbeat, and releases them when it stops, so that another replica takes over at once; a
-replica that died loses them when they expire. Other replicas' changes reach this one
-through store/notify.py. The server calls ``wake()`` after it commits a trigger; a slow sweep
-catches anything a wake-up missed. Decisions about executions that no runner here owns
-(dispatch, cancel, takeover) are serialized by one lock, so that a cancel and a dispatch of
-the same execution cannot interleave.
+database claims executions through leases (engine/leasing.py, store/execution_leases.py),
+renews them on a heartbeat, and releases them when it stops, so that another replica takes
+over at once; a replica that died loses them when they expire. Other replicas' changes reach
+this one through store/notify.py. The server calls ``wake()`` after it commits a trigger; a
+slow sweep catches anything a wake-up missed. Decisions about executions that no runner here
+owns (dispatch, cancel, takeover) are serialized by one lock, so that a cancel and a dispatch
+of the same execution cannot interleave; what a cancel does is decided in engine/cancels.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
@@ -26,6 +24,7 @@ from hpcwaas.catalog.model import SECRET_PLACEHOLDER
 from hpcwaas.engine.cancels import ACTIVE, Cancels
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
+from hpcwaas.engine.leasing import Leases
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
@@ -56,8 +55,6 @@ RECOVERY_ERROR = "the server stopped while this execution was running"
 SWEEP_SECONDS = 5.0
 # Stopping the server must be quick: running steps get at most this long after SIGTERM.
 STOP_GRACE_SECONDS = 1.0
-# Executions claimed per round: a replica starting next to a big backlog takes it in bites.
-CLAIM_BATCH = 200
 
 WorkflowLookup = Callable[[str], "DeployedWorkflow | None"]
 # (workflow ID, digest of the definition an execution was triggered with) -> that definition
@@ -79,11 +76,8 @@ class Engine:
     ) -> None:
         # The engine waits for a database that went away; the API answers 503 at once.
         self._db = db.waiting(settings.lease_seconds)
-        self._db_now = db
         self._single_process = db.is_sqlite
         self.replica = replica_id()
-        self._lease_seconds = settings.lease_seconds
-        self._renewed_at = time.monotonic()
         self._heartbeat: asyncio.Task[None] | None = None
         self._settings = settings
         self._workflows = workflows
@@ -101,6 +95,17 @@ class Engine:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._leases = Leases(
+            db=db,
+            replica=self.replica,
+            lease_seconds=settings.lease_seconds,
+            lock=self._lock,
+            runners=self._runners,
+            tasks=self._tasks,
+            take=self._take,
+            abandon_grace=min(settings.step_grace_seconds, STOP_GRACE_SECONDS),
+            broadcast=self.broadcast,
+        )
         self._cancels = Cancels(
             db=self._db,
             replica=self.replica,
@@ -135,9 +140,9 @@ class Engine:
             async with self._db.write() as conn:
                 await leases.release_all(conn)
         await self.broadcast.start(self._heard)
-        await self._claim_round()
+        await self._leases.claim_round()
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="hpcwaas-dispatch")
-        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="hpcwaas-heartbeat")
+        self._heartbeat = asyncio.create_task(self._leases.heartbeat(), name="hpcwaas-heartbeat")
 
     def wake(self) -> None:
         """Look for executions to claim now, here and on every replica (after a trigger)."""
@@ -198,20 +203,8 @@ class Engine:
             await pool.close()
         self._clusters.clear()
         await self.logs.stop()
-        await self._release_leases()
+        await self._leases.release()
         await self.broadcast.stop()
-
-    async def _release_leases(self) -> None:
-        """Give every execution this replica held to the others, and wake them to claim it."""
-        try:
-            async with self._db_now.write() as conn:
-                released = await leases.release(conn, self.replica)
-        except Exception:
-            log.exception("could not release this replica's leases; they expire on their own")
-            return
-        if released:
-            log.info("released %d execution(s) to the other replicas", released)
-            self.broadcast.publish({"t": "wake"})
 
     # -- recovery and dispatch -------------------------------------------------------------
 
@@ -249,32 +242,11 @@ class Engine:
         while True:
             self._wake.clear()  # before reading: a trigger committed during the read wakes us
             try:
-                await self._claim_round()
+                await self._leases.claim_round()
             except Exception as exc:  # noqa: BLE001 - e.g. the database is away: next round
                 log.warning("claiming executions failed (%s); retrying soon", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
-
-    async def _claim_round(self) -> None:
-        """Lease the unfinished executions nobody drives, and start driving them."""
-        while True:
-            async with self._lock:
-                async with self._db_now.write() as conn:
-                    claimed = await leases.claim(
-                        conn,
-                        self.replica,
-                        now=datetime.now(UTC),
-                        ttl=self._lease_seconds,
-                        limit=CLAIM_BATCH,
-                        skip=set(self._tasks),
-                    )
-                for record in claimed:
-                    try:
-                        await self._take(record)
-                    except Exception:
-                        log.exception("execution %s could not be dispatched", record.id)
-            if len(claimed) < CLAIM_BATCH:
-                return
 
     async def _take(self, record: ExecutionRecord) -> None:
         """Start a claimed execution, or go on with one another replica (or run) left."""
@@ -286,48 +258,6 @@ class Engine:
             if record.lease_owner is not None:
                 log.info("execution %s taken over from %s", record.id, record.lease_owner)
             await self._dispatch(record.id, resume=True)
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._lease_seconds / 3)
-            await self._renew()
-
-    async def _renew(self) -> None:
-        """Extend this replica's leases; give up the executions another replica took over."""
-        driving = list(self._tasks)
-        try:
-            async with self._db_now.write() as conn:
-                held = await leases.renew(
-                    conn,
-                    self.replica,
-                    driving,
-                    now=datetime.now(UTC),
-                    ttl=self._lease_seconds,
-                )
-        except Exception as exc:  # noqa: BLE001 - the database may be away for a while
-            silent = time.monotonic() - self._renewed_at
-            log.warning("renewing leases failed (%s) for %.0f s", exc, silent)
-            if silent > self._lease_seconds:
-                # Others may have taken them over by now: two drivers must never run at once.
-                for execution_id in driving:
-                    self._abandon(execution_id, "its lease could not be renewed")
-            return
-        self._renewed_at = time.monotonic()
-        kept = {lease.execution_id for lease in held}
-        for execution_id in driving:
-            if execution_id not in kept:
-                self._abandon(execution_id, "another replica took it over")
-        for lease in held:
-            runner = self._runners.get(lease.execution_id)
-            if runner is not None and lease.status is ExecutionStatus.CANCELLING:
-                if not runner.cancelling:
-                    runner.request_cancel("")  # asked on another replica; its message was missed
-
-    def _abandon(self, execution_id: str, why: str) -> None:
-        runner = self._runners.get(execution_id)
-        if runner is not None and not runner.abandoned:
-            log.warning("execution %s: stopped driving it: %s", execution_id, why)
-            runner.request_abandon(min(self._settings.step_grace_seconds, STOP_GRACE_SECONDS))
 
     async def _dispatch(self, execution_id: str, *, resume: bool = False) -> None:
         if execution_id in self._tasks:
