@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.model import SECRET_PLACEHOLDER
 from hpcwaas.engine.cancels import ACTIVE, Cancels
+from hpcwaas.engine.cluster_keys import load_ssh_key, record_key_use
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.leasing import Leases
@@ -30,9 +31,8 @@ from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
 from hpcwaas.engine.secret_inputs import forget_secrets
 from hpcwaas.replica import replica_id
-from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable, ssh_key_path
+from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import EnvironmentConfig, LocalEnvironment, Settings
-from hpcwaas.store import audit as audit_store
 from hpcwaas.store import execution_leases as leases
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
@@ -40,7 +40,7 @@ from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.store.notify import open_broadcast
 from hpcwaas.transports.base import Transport
 from hpcwaas.transports.local import LocalTransport, kill_leftovers
-from hpcwaas.transports.ssh import SshError, SshPool, SshTarget, SshUnavailable
+from hpcwaas.transports.ssh import SshPool, SshTarget
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
@@ -116,22 +116,6 @@ class Engine:
             runs_here=self._runs_here,
             forget_secrets=self._forget_secrets,
         )
-
-    async def _load_key(self, key_id: str) -> str:
-        """A private key from the key store, for the SSH client's memory only.
-
-        A key store that cannot be reached now is retried like an unreachable cluster (up to
-        the environment's ``unreachable_deadline``); a key that is gone fails the step.
-        """
-        if self._keystore is None:
-            raise SshError("no key store is configured")
-        try:
-            secret = await self._keystore.get(ssh_key_path(key_id))
-        except KeyStoreUnavailable as exc:
-            raise SshUnavailable(f"the key store cannot be reached: {exc}") from None
-        if secret is None or "privateKey" not in secret:
-            raise SshError(f"SSH key {key_id} is not in the key store any more")
-        return secret["privateKey"]
 
     async def start(self) -> None:
         """Start the log writer, take what is unfinished and free, then start dispatching."""
@@ -326,7 +310,8 @@ class Engine:
             known_hosts="\n".join(config.host_keys),
         )
         if record.environment not in self._clusters:
-            pool = SshPool(self._load_key, max_sessions=config.max_sessions)
+            load_key = functools.partial(load_ssh_key, self._keystore)
+            pool = SshPool(load_key, max_sessions=config.max_sessions)
             self._clusters[record.environment] = (pool, JobTracker(pool, record.environment))
         pool, tracker = self._clusters[record.environment]
         return ClusterPlace(
@@ -335,39 +320,8 @@ class Engine:
             tracker,
             target,
             record.id,
-            on_key_use=functools.partial(self._record_key_use, record),
+            on_key_use=functools.partial(record_key_use, self._db, record),
         )
-
-    async def _record_key_use(
-        self, record: ExecutionRecord, target: SshTarget, failure: str | None
-    ) -> None:
-        """Audit which key an execution used, where and as whom (once per run of it)."""
-        try:
-            async with self._db.write() as conn:
-                await audit_store.record(
-                    conn,
-                    actor=record.owner,
-                    action=audit_store.AuditAction.SSH_KEY_USE,
-                    target=target.key_id,
-                    source=audit_store.ENGINE_SOURCE,
-                    outcome=audit_store.Outcome.FAILURE if failure else audit_store.Outcome.SUCCESS,
-                    details={
-                        "execution_id": record.id,
-                        "host": target.host,
-                        "port": target.port,
-                        "login": target.login,
-                        **({"reason": failure} if failure else {}),
-                    },
-                )
-        except Exception:
-            # The execution goes on: its own database writes will fail loudly if the database
-            # is gone; the server log keeps what the audit log could not.
-            log.exception(
-                "execution %s: could not audit the use of SSH key %s on %s",
-                record.id,
-                target.key_id,
-                target.where,
-            )
 
     def _runner_done(self, execution_id: str, task: asyncio.Task[None]) -> None:
         self._runners.pop(execution_id, None)
