@@ -1,13 +1,13 @@
 """The engine: claims unfinished executions, runs them, cancels them, takes over after a crash.
 
 One ``ExecutionRunner`` task per execution this replica drives. Every replica sharing the
-database claims executions through leases (store/execution_leases.py), renews them on a
-heartbeat, and releases them when it stops, so that another replica takes over at once; a
-replica that died loses them when they expire. Other replicas' changes reach this one
-through store/notify.py. The server calls ``wake()`` after it commits a trigger; a slow sweep
-catches anything a wake-up missed. Decisions about executions that no runner here owns
-(dispatch, cancel, takeover) are serialized by one lock, so that a cancel and a dispatch of
-the same execution cannot interleave.
+database claims executions through leases (engine/leasing.py, store/execution_leases.py),
+renews them on a heartbeat, and releases them when it stops, so that another replica takes
+over at once; a replica that died loses them when they expire. Other replicas' changes reach
+this one through store/notify.py. The server calls ``wake()`` after it commits a trigger; a
+slow sweep catches anything a wake-up missed. Decisions about executions that no runner here
+owns (dispatch, cancel, takeover) are serialized by one lock, so that a cancel and a dispatch
+of the same execution cannot interleave; what a cancel does is decided in engine/cancels.py.
 """
 
 from __future__ import annotations
@@ -16,24 +16,23 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.model import SECRET_PLACEHOLDER
-from hpcwaas.engine.errors import ExecutionAlreadyFinished, ExecutionNotFound
+from hpcwaas.engine.cancels import ACTIVE, Cancels
+from hpcwaas.engine.cluster_keys import load_ssh_key, record_key_use
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
+from hpcwaas.engine.leasing import Leases
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
 from hpcwaas.engine.secret_inputs import forget_secrets
 from hpcwaas.replica import replica_id
-from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable, ssh_key_path
+from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import EnvironmentConfig, LocalEnvironment, Settings
-from hpcwaas.store import audit as audit_store
 from hpcwaas.store import execution_leases as leases
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
@@ -41,7 +40,7 @@ from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.store.notify import open_broadcast
 from hpcwaas.transports.base import Transport
 from hpcwaas.transports.local import LocalTransport, kill_leftovers
-from hpcwaas.transports.ssh import SshError, SshPool, SshTarget, SshUnavailable
+from hpcwaas.transports.ssh import SshPool, SshTarget
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
@@ -56,9 +55,6 @@ RECOVERY_ERROR = "the server stopped while this execution was running"
 SWEEP_SECONDS = 5.0
 # Stopping the server must be quick: running steps get at most this long after SIGTERM.
 STOP_GRACE_SECONDS = 1.0
-# Executions claimed per round: a replica starting next to a big backlog takes it in bites.
-CLAIM_BATCH = 200
-_ACTIVE = (ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING)
 
 WorkflowLookup = Callable[[str], "DeployedWorkflow | None"]
 # (workflow ID, digest of the definition an execution was triggered with) -> that definition
@@ -80,11 +76,8 @@ class Engine:
     ) -> None:
         # The engine waits for a database that went away; the API answers 503 at once.
         self._db = db.waiting(settings.lease_seconds)
-        self._db_now = db
         self._single_process = db.is_sqlite
         self.replica = replica_id()
-        self._lease_seconds = settings.lease_seconds
-        self._renewed_at = time.monotonic()
         self._heartbeat: asyncio.Task[None] | None = None
         self._settings = settings
         self._workflows = workflows
@@ -102,22 +95,27 @@ class Engine:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._dispatcher: asyncio.Task[None] | None = None
-
-    async def _load_key(self, key_id: str) -> str:
-        """A private key from the key store, for the SSH client's memory only.
-
-        A key store that cannot be reached now is retried like an unreachable cluster (up to
-        the environment's ``unreachable_deadline``); a key that is gone fails the step.
-        """
-        if self._keystore is None:
-            raise SshError("no key store is configured")
-        try:
-            secret = await self._keystore.get(ssh_key_path(key_id))
-        except KeyStoreUnavailable as exc:
-            raise SshUnavailable(f"the key store cannot be reached: {exc}") from None
-        if secret is None or "privateKey" not in secret:
-            raise SshError(f"SSH key {key_id} is not in the key store any more")
-        return secret["privateKey"]
+        self._leases = Leases(
+            db=db,
+            replica=self.replica,
+            lease_seconds=settings.lease_seconds,
+            lock=self._lock,
+            runners=self._runners,
+            tasks=self._tasks,
+            take=self._take,
+            abandon_grace=min(settings.step_grace_seconds, STOP_GRACE_SECONDS),
+            broadcast=self.broadcast,
+        )
+        self._cancels = Cancels(
+            db=self._db,
+            replica=self.replica,
+            runners=self._runners,
+            logs=self.logs,
+            notifier=self.notifier,
+            broadcast=self.broadcast,
+            runs_here=self._runs_here,
+            forget_secrets=self._forget_secrets,
+        )
 
     async def start(self) -> None:
         """Start the log writer, take what is unfinished and free, then start dispatching."""
@@ -126,9 +124,9 @@ class Engine:
             async with self._db.write() as conn:
                 await leases.release_all(conn)
         await self.broadcast.start(self._heard)
-        await self._claim_round()
+        await self._leases.claim_round()
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="hpcwaas-dispatch")
-        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="hpcwaas-heartbeat")
+        self._heartbeat = asyncio.create_task(self._leases.heartbeat(), name="hpcwaas-heartbeat")
 
     def wake(self) -> None:
         """Look for executions to claim now, here and on every replica (after a trigger)."""
@@ -161,10 +159,7 @@ class Engine:
         Raise ExecutionNotFound, or ExecutionAlreadyFinished if it is already terminal.
         """
         async with self._lock:
-            runner = self._runners.get(execution_id)
-            if runner is not None:
-                return await self._cancel_with_runner(runner, by_user)
-            return await self._cancel_without_runner(execution_id, by_user)
+            return await self._cancels.cancel(execution_id, by_user)
 
     async def stop(self) -> None:
         """Stop dispatching, kill running local steps (their executions end FAILED), flush logs."""
@@ -192,104 +187,8 @@ class Engine:
             await pool.close()
         self._clusters.clear()
         await self.logs.stop()
-        await self._release_leases()
+        await self._leases.release()
         await self.broadcast.stop()
-
-    async def _release_leases(self) -> None:
-        """Give every execution this replica held to the others, and wake them to claim it."""
-        try:
-            async with self._db_now.write() as conn:
-                released = await leases.release(conn, self.replica)
-        except Exception:
-            log.exception("could not release this replica's leases; they expire on their own")
-            return
-        if released:
-            log.info("released %d execution(s) to the other replicas", released)
-            self.broadcast.publish({"t": "wake"})
-
-    # -- cancel ----------------------------------------------------------------------------
-
-    async def _cancel_with_runner(self, runner: ExecutionRunner, by_user: str) -> ExecutionStatus:
-        # Tell the runner first: whatever it writes last then ends the execution CANCELLED.
-        runner.request_cancel(by_user)
-        await runner.start_decided.wait()
-        execution_id = runner.execution_id
-        async with self._db.write() as conn:
-            moved = await store_executions.transition(
-                conn,
-                execution_id,
-                ExecutionStatus.CANCELLING,
-                allowed_from={ExecutionStatus.RUNNING},
-                cancel_requested=True,
-            )
-            record = await store_executions.get_execution(conn, execution_id)
-        if moved:
-            self.notifier.notify(execution_id)
-            return ExecutionStatus.CANCELLING
-        if record is not None and record.status is ExecutionStatus.PENDING:
-            # The runner did not start it (the server is stopping): cancel it here.
-            return await self._cancel_without_runner(execution_id, by_user)
-        return _cancel_outcome(record, execution_id)
-
-    async def _cancel_without_runner(self, execution_id: str, by_user: str) -> ExecutionStatus:
-        async with self._db.read() as conn:
-            record = await store_executions.get_execution(conn, execution_id)
-        if record is None:
-            raise ExecutionNotFound(execution_id)
-        if record.status is ExecutionStatus.PENDING:
-            if await self._end_cancelled_here(record, by_user):
-                return ExecutionStatus.CANCELLED
-        elif record.status in _ACTIVE:
-            return await self._cancel_elsewhere(record, by_user)
-        async with self._db.read() as conn:
-            record = await store_executions.get_execution(conn, execution_id)
-        return _cancel_outcome(record, execution_id)
-
-    async def _cancel_elsewhere(self, record: ExecutionRecord, by_user: str) -> ExecutionStatus:
-        """Cancel an execution another replica drives (or nobody does, yet): CANCELLING.
-
-        Its driver learns it at once (or at its next heartbeat); a replica that takes it over
-        later finds it CANCELLING. A local execution nobody drives is ended here and now.
-        """
-        async with self._db.write() as conn:
-            await store_executions.transition(
-                conn,
-                record.id,
-                ExecutionStatus.CANCELLING,
-                allowed_from={ExecutionStatus.RUNNING},
-                cancel_requested=True,
-            )
-            driven = await leases.is_driven_elsewhere(
-                conn, record.id, self.replica, now=datetime.now(UTC)
-            )
-            current = await store_executions.get_execution(conn, record.id)
-        if current is None or current.status is not ExecutionStatus.CANCELLING:
-            return _cancel_outcome(current, record.id)
-        if not driven and self._runs_here(record.environment):
-            if await self._end_cancelled_here(current, by_user):
-                return ExecutionStatus.CANCELLED
-            return ExecutionStatus.CANCELLING
-        self.logs.emit(record.id, LogLevel.INFO, f"Cancel requested by {by_user}")
-        self.notifier.notify(record.id)
-        self.broadcast.publish({"t": "cancel", "id": record.id, "by": by_user})
-        return ExecutionStatus.CANCELLING
-
-    async def _end_cancelled_here(self, record: ExecutionRecord, by_user: str) -> bool:
-        """End an execution nothing of which runs: CANCELLED now; False if it moved meanwhile."""
-        self.logs.emit(record.id, LogLevel.INFO, f"Execution cancelled by {by_user}")
-        if await finish_execution(
-            self._db,
-            self.logs,
-            self.notifier,
-            record.id,
-            ExecutionStatus.CANCELLED,
-            allowed_from={record.status},
-            running_steps_to=StepState.CANCELLED,
-            cancel_requested=True,
-        ):
-            await self._forget_secrets(record)
-            return True
-        return False
 
     # -- recovery and dispatch -------------------------------------------------------------
 
@@ -327,32 +226,11 @@ class Engine:
         while True:
             self._wake.clear()  # before reading: a trigger committed during the read wakes us
             try:
-                await self._claim_round()
+                await self._leases.claim_round()
             except Exception as exc:  # noqa: BLE001 - e.g. the database is away: next round
                 log.warning("claiming executions failed (%s); retrying soon", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
-
-    async def _claim_round(self) -> None:
-        """Lease the unfinished executions nobody drives, and start driving them."""
-        while True:
-            async with self._lock:
-                async with self._db_now.write() as conn:
-                    claimed = await leases.claim(
-                        conn,
-                        self.replica,
-                        now=datetime.now(UTC),
-                        ttl=self._lease_seconds,
-                        limit=CLAIM_BATCH,
-                        skip=set(self._tasks),
-                    )
-                for record in claimed:
-                    try:
-                        await self._take(record)
-                    except Exception:
-                        log.exception("execution %s could not be dispatched", record.id)
-            if len(claimed) < CLAIM_BATCH:
-                return
 
     async def _take(self, record: ExecutionRecord) -> None:
         """Start a claimed execution, or go on with one another replica (or run) left."""
@@ -365,54 +243,12 @@ class Engine:
                 log.info("execution %s taken over from %s", record.id, record.lease_owner)
             await self._dispatch(record.id, resume=True)
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._lease_seconds / 3)
-            await self._renew()
-
-    async def _renew(self) -> None:
-        """Extend this replica's leases; give up the executions another replica took over."""
-        driving = list(self._tasks)
-        try:
-            async with self._db_now.write() as conn:
-                held = await leases.renew(
-                    conn,
-                    self.replica,
-                    driving,
-                    now=datetime.now(UTC),
-                    ttl=self._lease_seconds,
-                )
-        except Exception as exc:  # noqa: BLE001 - the database may be away for a while
-            silent = time.monotonic() - self._renewed_at
-            log.warning("renewing leases failed (%s) for %.0f s", exc, silent)
-            if silent > self._lease_seconds:
-                # Others may have taken them over by now: two drivers must never run at once.
-                for execution_id in driving:
-                    self._abandon(execution_id, "its lease could not be renewed")
-            return
-        self._renewed_at = time.monotonic()
-        kept = {lease.execution_id for lease in held}
-        for execution_id in driving:
-            if execution_id not in kept:
-                self._abandon(execution_id, "another replica took it over")
-        for lease in held:
-            runner = self._runners.get(lease.execution_id)
-            if runner is not None and lease.status is ExecutionStatus.CANCELLING:
-                if not runner.cancelling:
-                    runner.request_cancel("")  # asked on another replica; its message was missed
-
-    def _abandon(self, execution_id: str, why: str) -> None:
-        runner = self._runners.get(execution_id)
-        if runner is not None and not runner.abandoned:
-            log.warning("execution %s: stopped driving it: %s", execution_id, why)
-            runner.request_abandon(min(self._settings.step_grace_seconds, STOP_GRACE_SECONDS))
-
     async def _dispatch(self, execution_id: str, *, resume: bool = False) -> None:
         if execution_id in self._tasks:
             return
         async with self._db.read() as conn:  # fresh: a cancel may have come since the sweep
             record = await store_executions.get_execution(conn, execution_id)
-        expected = _ACTIVE if resume else (ExecutionStatus.PENDING,)
+        expected = ACTIVE if resume else (ExecutionStatus.PENDING,)
         if record is None or record.status not in expected:
             return
         config = self._settings.environments.get(record.environment)
@@ -474,7 +310,8 @@ class Engine:
             known_hosts="\n".join(config.host_keys),
         )
         if record.environment not in self._clusters:
-            pool = SshPool(self._load_key, max_sessions=config.max_sessions)
+            load_key = functools.partial(load_ssh_key, self._keystore)
+            pool = SshPool(load_key, max_sessions=config.max_sessions)
             self._clusters[record.environment] = (pool, JobTracker(pool, record.environment))
         pool, tracker = self._clusters[record.environment]
         return ClusterPlace(
@@ -483,39 +320,8 @@ class Engine:
             tracker,
             target,
             record.id,
-            on_key_use=functools.partial(self._record_key_use, record),
+            on_key_use=functools.partial(record_key_use, self._db, record),
         )
-
-    async def _record_key_use(
-        self, record: ExecutionRecord, target: SshTarget, failure: str | None
-    ) -> None:
-        """Audit which key an execution used, where and as whom (once per run of it)."""
-        try:
-            async with self._db.write() as conn:
-                await audit_store.record(
-                    conn,
-                    actor=record.owner,
-                    action=audit_store.AuditAction.SSH_KEY_USE,
-                    target=target.key_id,
-                    source=audit_store.ENGINE_SOURCE,
-                    outcome=audit_store.Outcome.FAILURE if failure else audit_store.Outcome.SUCCESS,
-                    details={
-                        "execution_id": record.id,
-                        "host": target.host,
-                        "port": target.port,
-                        "login": target.login,
-                        **({"reason": failure} if failure else {}),
-                    },
-                )
-        except Exception:
-            # The execution goes on: its own database writes will fail loudly if the database
-            # is gone; the server log keeps what the audit log could not.
-            log.exception(
-                "execution %s: could not audit the use of SSH key %s on %s",
-                record.id,
-                target.key_id,
-                target.where,
-            )
 
     def _runner_done(self, execution_id: str, task: asyncio.Task[None]) -> None:
         self._runners.pop(execution_id, None)
@@ -563,20 +369,9 @@ class Engine:
                 self.notifier,
                 execution_id,
                 ExecutionStatus.FAILED,
-                allowed_from=_ACTIVE,
+                allowed_from=ACTIVE,
                 running_steps_to=StepState.FAILED,
                 error=SERVER_STOPPED,
             )
         except Exception:
             log.exception("execution %s: could not record that the server stopped", execution_id)
-
-
-def _cancel_outcome(record: ExecutionRecord | None, execution_id: str) -> ExecutionStatus:
-    """The answer to a cancel that found the execution already moving on its own."""
-    if record is None:
-        raise ExecutionNotFound(execution_id)
-    if record.status in (ExecutionStatus.CANCELLING, ExecutionStatus.CANCELLED):
-        return record.status
-    if record.status.terminal:
-        raise ExecutionAlreadyFinished(record.status)
-    return record.status
