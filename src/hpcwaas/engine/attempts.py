@@ -90,7 +90,7 @@ class StepAttempts:
             transfer.cancel()
         for job in list(self._jobs.values()):
             if detach_jobs:
-                job.detach()  # the job runs on; the next start of the server follows it
+                job.detach()  # the job runs on; whoever drives the execution next follows it
             else:
                 self._spawn(job.cancel())
 

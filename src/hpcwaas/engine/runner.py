@@ -117,7 +117,8 @@ class ExecutionRunner:
     def request_stop(self, grace: float) -> None:
         """The server stops: kill running steps after ``grace`` seconds; the run ends FAILED.
 
-        Batch jobs on a cluster are left running: the next start of the server follows them.
+        Batch jobs on a cluster are left running: another replica, or the next start of the
+        server, follows them.
         """
         self._stopping = True
         self._kill_running(grace)
@@ -169,7 +170,7 @@ class ExecutionRunner:
         if self._resume:
             return await self._resume_state()
         if self._stopping:
-            return False  # still PENDING: the next start of the server runs it
+            return False  # still PENDING: another replica or the next start runs it
         if self._cancelled_by is not None:  # start_decided waits for this end (see run())
             await self._end.cancelled(allowed_from={ExecutionStatus.PENDING})
             return False
@@ -198,7 +199,9 @@ class ExecutionRunner:
         self._attempts.job_ids.update(progress.job_ids)
         self._steps.attempt_counts.update(progress.attempts)
         self._step_outputs.update(progress.outputs)
-        self._emit(LogLevel.INFO, "Execution resumed after a restart of the server")
+        self._emit(
+            LogLevel.INFO, "Execution resumed after a restart of the server, or by another replica"
+        )
         secrets_failure = await self._secrets.load()
         if secrets_failure is not None:
             self._failure = secrets_failure
@@ -303,7 +306,9 @@ class ExecutionRunner:
             await self._end.cancelled()
         elif self._stopping and self.detaches_on_stop:
             self._emit(
-                LogLevel.INFO, "The server is stopping; its next start follows this execution"
+                LogLevel.INFO,
+                "The server is stopping; another replica, or its next start, follows this "
+                "execution",
             )
         elif self._stopping:
             await self._end.failed(SERVER_STOPPED)
