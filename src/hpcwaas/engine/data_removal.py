@@ -23,6 +23,7 @@ reported; the others go on.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -32,8 +33,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hpcwaas.engine.cluster_keys import load_ssh_key
 from hpcwaas.engine.places import cluster_work_dir
-from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable, ssh_key_path
+from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import Settings, SlurmEnvironment
 from hpcwaas.store import data_removal as store
 from hpcwaas.store.data_removal import DataKind
@@ -136,7 +138,7 @@ class DataRemover:
                 else:
                     continue  # rows only: removed in the transaction below
                 files_done.append(kind)
-            except (SshError, KeyStoreUnavailable, OSError) as exc:
+            except (SshError, OSError) as exc:
                 outcome.failed[kind] = _reason(exc)
                 if isinstance(exc, SshUnavailable):
                     outcome.unreachable = record.environment
@@ -184,7 +186,11 @@ class DataRemover:
         )
         pool = self._pools.get(record.environment)
         if pool is None:
-            pool = SshPool(self._load_key, max_sessions=config.max_sessions, idle_seconds=60)
+            pool = SshPool(
+                functools.partial(load_ssh_key, self._keystore),
+                max_sessions=config.max_sessions,
+                idle_seconds=60,
+            )
             self._pools[record.environment] = pool
         directory = shlex.quote(cluster_work_dir(config, record.id))
         command = (
@@ -198,15 +204,6 @@ class DataRemover:
                 f"removing {cluster_work_dir(config, record.id)} on {target.where} failed "
                 f"(exit code {result.exit_code}): {result.stderr.strip()[:200]}"
             )
-
-    async def _load_key(self, key_id: str) -> str:
-        """A private key from the key store, for the SSH client's memory only."""
-        if self._keystore is None:
-            raise KeyStoreUnavailable("no key store is configured")
-        secret = await self._keystore.get(ssh_key_path(key_id))
-        if secret is None or "privateKey" not in secret:
-            raise KeyStoreUnavailable(f"SSH key {key_id} is not in the key store any more")
-        return secret["privateKey"]
 
 
 def _reason(exc: BaseException) -> str:
