@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,9 @@ from typing import Any
 import httpx
 import pytest
 from hypothesis import settings as hypothesis_settings
+
+from hpcwaas.store import users
+from hpcwaas.store.database import Database
 
 pytest_plugins = [
     "tests.sso_support",
@@ -185,6 +188,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'hpcwaas.sqlite3'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A database at the current schema holding the user ``alice``, on both backends."""
+    database = Database(database_url)
+    await database.prepare_schema()
+    async with database.write() as conn:
+        await users.ensure_user(conn, "alice")
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture

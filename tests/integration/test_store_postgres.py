@@ -5,31 +5,19 @@ keyset pagination, UTC datetimes and JSON columns."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel
 from hpcwaas.secrets.embedded import EmbeddedKeyStore, load_or_create_master_key
-from hpcwaas.store import executions, keys, logs, outputs, users
+from hpcwaas.store import executions, keys, logs, outputs
 from hpcwaas.store.database import Database
 from hpcwaas.store.tables import metadata
 
 ALL_LEVELS = LogLevel(15)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.prepare_schema()
-    async with database.write() as conn:
-        await users.ensure_user(conn, "alice")
-    yield database
-    await database.dispose()
 
 
 async def _new_execution(db: Database, inputs: dict[str, object] | None = None) -> str:

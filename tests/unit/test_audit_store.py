@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,14 +14,6 @@ from hpcwaas.store.audit import AuditAction, AuditFilters, AuditPage, BadCursor,
 from hpcwaas.store.database import Database
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.prepare_schema()
-    yield database
-    await database.dispose()
 
 
 async def _add(db: Database, **fields: Any) -> None:

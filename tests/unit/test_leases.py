@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,14 +13,6 @@ from hpcwaas.store import leases
 from hpcwaas.store.database import Database
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(store_database_url: str) -> AsyncIterator[Database]:
-    database = Database(store_database_url)
-    await database.prepare_schema()
-    yield database
-    await database.dispose()
 
 
 async def _acquire(db: Database, owner: str, ttl: float = 60, now: datetime = T0) -> bool:
@@ -82,10 +73,10 @@ async def test_leases_of_different_names_are_independent(db: Database) -> None:
 
 
 async def test_of_many_replicas_racing_for_a_free_lease_exactly_one_wins(
-    store_database_url: str,
+    database_url: str,
 ) -> None:
     # Separate engines (connection pools), as separate replicas would have.
-    databases = [Database(store_database_url) for _ in range(5)]
+    databases = [Database(database_url) for _ in range(5)]
     try:
         await databases[0].prepare_schema()
 

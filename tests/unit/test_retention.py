@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from hpcwaas.engine.retention import (
 )
 from hpcwaas.settings import ConfigError, Settings, load_settings
 from hpcwaas.store import audit as audit_store
-from hpcwaas.store import data_removal, leases, users
+from hpcwaas.store import data_removal, leases
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import logs as log_store
 from hpcwaas.store import outputs as output_store
@@ -122,16 +121,6 @@ def test_an_execution_is_due_once_it_ended_longer_ago_than_the_retention() -> No
 
 
 # -- with a database ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def db(store_database_url: str) -> AsyncIterator[Database]:
-    database = Database(store_database_url)
-    await database.prepare_schema()
-    async with database.write() as conn:
-        await users.ensure_user(conn, "alice")
-    yield database
-    await database.dispose()
 
 
 def _settings(tmp_path: Path, **retention: Any) -> Settings:
