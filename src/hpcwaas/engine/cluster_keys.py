@@ -1,4 +1,4 @@
-"""The SSH keys that take executions onto clusters: loaded from the key store, their use audited.
+"""The SSH keys that take executions onto clusters: where, loaded from the key store, audited.
 
 A private key lives in the SSH client's memory only; each run of an execution records once,
 in the audit log, which key it used, on which host and as whom.
@@ -9,12 +9,24 @@ from __future__ import annotations
 import logging
 
 from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable, ssh_key_path
+from hpcwaas.settings import SlurmEnvironment
 from hpcwaas.store import audit as audit_store
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.transports.ssh import SshError, SshTarget, SshUnavailable
 
 log = logging.getLogger(__name__)
+
+
+def execution_target(config: SlurmEnvironment, login: str, key_id: str) -> SshTarget:
+    """Where an execution's steps run: the cluster's login host, as the execution's account."""
+    return SshTarget(
+        host=config.host,
+        port=config.port,
+        login=login,
+        key_id=key_id,
+        known_hosts="\n".join(config.host_keys),
+    )
 
 
 async def load_ssh_key(keystore: KeyStore | None, key_id: str) -> str:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hpcwaas.engine.cluster_keys import load_ssh_key
+from hpcwaas.engine.cluster_keys import execution_target, load_ssh_key
 from hpcwaas.engine.places import cluster_work_dir
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import Settings, SlurmEnvironment
@@ -41,7 +41,7 @@ from hpcwaas.store import data_removal as store
 from hpcwaas.store.data_removal import DataKind
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
-from hpcwaas.transports.ssh import SshError, SshPool, SshTarget, SshUnavailable
+from hpcwaas.transports.ssh import SshError, SshPool, SshUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -177,13 +177,7 @@ class DataRemover:
             raise RemovalRefused(f"environment {record.environment} is not a configured cluster")
         if not record.cluster_login or not record.key_id:
             return  # it never reached the cluster: no directory was made there
-        target = SshTarget(
-            host=config.host,
-            port=config.port,
-            login=record.cluster_login,
-            key_id=record.key_id,
-            known_hosts="\n".join(config.host_keys),
-        )
+        target = execution_target(config, record.cluster_login, record.key_id)
         pool = self._pools.get(record.environment)
         if pool is None:
             pool = SshPool(

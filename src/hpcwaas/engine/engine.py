@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.model import SECRET_PLACEHOLDER
 from hpcwaas.engine.cancels import ACTIVE, Cancels
-from hpcwaas.engine.cluster_keys import load_ssh_key, record_key_use
+from hpcwaas.engine.cluster_keys import execution_target, load_ssh_key, record_key_use
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.leasing import Leases
@@ -40,7 +40,7 @@ from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.store.notify import open_broadcast
 from hpcwaas.transports.base import Transport
 from hpcwaas.transports.local import LocalTransport, kill_leftovers
-from hpcwaas.transports.ssh import SshPool, SshTarget
+from hpcwaas.transports.ssh import SshPool
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
@@ -302,13 +302,7 @@ class Engine:
             return LocalPlace(self._settings.work_dir, record.id, self._transport)
         if not record.cluster_login or not record.key_id:
             return "no cluster account or SSH key was recorded for this execution"
-        target = SshTarget(
-            host=config.host,
-            port=config.port,
-            login=record.cluster_login,
-            key_id=record.key_id,
-            known_hosts="\n".join(config.host_keys),
-        )
+        target = execution_target(config, record.cluster_login, record.key_id)
         if record.environment not in self._clusters:
             load_key = functools.partial(load_ssh_key, self._keystore)
             pool = SshPool(load_key, max_sessions=config.max_sessions)
