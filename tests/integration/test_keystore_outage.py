@@ -36,17 +36,11 @@ def _server(tmp_path: Path, vault: FakeVault, cluster: Cluster, deadline: float)
     catalog = tmp_path / "catalog"
     catalog.mkdir()
     (catalog / "outage.yaml").write_text(CATALOG)
-    config = vault.config()
-    assert config.role_id is not None and config.secret_id is not None
     path = tmp_path / "hpcwaas.yml"
     path.write_text(
         yaml.safe_dump(
             {
-                "vault_config": {
-                    "address": config.address,
-                    "role_id": config.role_id.get_secret_value(),
-                    "secret_id": config.secret_id.get_secret_value(),
-                },
+                "vault_config": vault.config_section(),
                 "catalog_dirs": [str(catalog)],
                 "environments": {
                     "cluster": {
