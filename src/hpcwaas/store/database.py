@@ -198,7 +198,7 @@ class Database:
         upgrade_ok = self.is_sqlite if allow_upgrade is None else allow_upgrade
         try:
             return await self._prepare_schema(upgrade_ok)
-        except SchemaError:
+        except (SchemaError, DatabaseUnavailable):
             raise
         except Exception as exc:
             if is_unavailable(exc):
@@ -206,7 +206,7 @@ class Database:
             raise
 
     async def _prepare_schema(self, upgrade_ok: bool) -> str:
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             if self.is_sqlite:
                 result: str = await conn.run_sync(_prepare, upgrade_ok, self.url)
                 await conn.commit()
