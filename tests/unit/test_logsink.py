@@ -66,7 +66,7 @@ async def test_notifier_wait_returns_at_once_when_the_version_already_moved() ->
     notifier.notify("x")
     start = time.monotonic()
     assert await notifier.wait("x", seen, timeout=5.0)
-    assert time.monotonic() - start < 0.05
+    assert time.monotonic() - start < 1.0  # not the 5 s timeout
     assert notifier.waiting("x") == 0
 
 
@@ -79,7 +79,7 @@ async def test_notifier_wait_returns_early_on_notify() -> None:
     start = time.monotonic()
     notifier.notify("x")
     assert await waiter
-    assert time.monotonic() - start < 0.05
+    assert time.monotonic() - start < 1.0  # not the 5 s timeout
     assert notifier.waiting("x") == 0
 
 
