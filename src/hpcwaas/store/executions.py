@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.api.states import ExecutionStatus, StepState
@@ -35,6 +35,9 @@ class ExecutionRecord:
     cancel_requested: bool
     cluster_login: str | None
     key_id: str | None
+    # Schema 0007: which replica drives the execution, and until when.
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -110,17 +113,39 @@ async def get_execution(
     conn: AsyncConnection, execution_id: str, owner: str | None = None
 ) -> ExecutionRecord | None:
     """The execution, or None if it does not exist or (with ``owner``) is someone else's."""
-    query = select(executions).where(executions.c.id == execution_id)
-    if owner is not None:
-        query = query.where(executions.c.owner == owner)
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(*_execution_query(execution_id, owner))).first()
     return None if row is None else _execution(row)
 
 
+# Built once: building a SELECT and its cache key costs more than running it on SQLite.
+_BY_ID = select(executions).where(executions.c.id == bindparam("execution_id"))
+_BY_ID_AND_OWNER = _BY_ID.where(executions.c.owner == bindparam("owner"))
+_STEPS_OF = (
+    select(steps).where(steps.c.execution_id == bindparam("execution_id")).order_by(steps.c.position)
+)
+
+
+def _execution_query(execution_id: str, owner: str | None) -> tuple[Any, dict[str, str]]:
+    if owner is None:
+        return _BY_ID, {"execution_id": execution_id}
+    return _BY_ID_AND_OWNER, {"execution_id": execution_id, "owner": owner}
+
+
+def read_execution_with_steps(
+    conn: Connection, execution_id: str, owner: str | None = None
+) -> tuple[ExecutionRecord, list[StepRecord]] | None:
+    """The execution and its steps in one snapshot (a sync connection: Database.quick_read)."""
+    row = conn.execute(*_execution_query(execution_id, owner)).first()
+    if row is None:
+        return None
+    return _execution(row), _steps(conn.execute(_STEPS_OF, {"execution_id": execution_id}))
+
+
 async def get_steps(conn: AsyncConnection, execution_id: str) -> list[StepRecord]:
-    rows = await conn.execute(
-        select(steps).where(steps.c.execution_id == execution_id).order_by(steps.c.position)
-    )
+    return _steps(await conn.execute(_STEPS_OF, {"execution_id": execution_id}))
+
+
+def _steps(rows: Iterable[Any]) -> list[StepRecord]:
     return [
         StepRecord(
             name=r.name,
