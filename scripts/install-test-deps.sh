@@ -6,6 +6,7 @@
 #   cluster  Debian's openssh-server, munge and Slurm 22.05 (slurm-wlm, slurmctld, slurmd,
 #            slurm-client): the loopback test cluster of tests/cluster_support.py, which the
 #            tests start themselves (not apt)
+#   bench    Debian's wrk (the HTTP load generator of tests/bench) and util-linux's taskset
 # Needs root, or sudo for a developer who is not root.
 set -euo pipefail
 TEST_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,13 +14,15 @@ NAME="$(basename "${BASH_SOURCE[0]}")"
 
 sso=false
 cluster=false
+bench=false
 [ "$#" -gt 0 ] || set -- sso cluster
 for part in "$@"; do
   case "$part" in
     sso) sso=true ;;
     cluster) cluster=true ;;
+    bench) bench=true ;;
     *)
-      echo "$NAME: unknown part '$part' (sso, cluster)" >&2
+      echo "$NAME: unknown part '$part' (sso, cluster, bench)" >&2
       exit 2
       ;;
   esac
@@ -52,6 +55,10 @@ if $cluster; then
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
       missing+=("$package")
   done
+fi
+if $bench; then
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "$NAME: installing ${missing[*]} with apt-get" >&2

@@ -7,10 +7,12 @@ core SERVER_CPU; wrk runs pinned to core LOAD_CPU.
 * reads: GET /executions/{id} and GET /workflows, 64 connections, RUNS runs of SECONDS each,
   interleaved with the same wrk run against a bare FastAPI endpoint served with the same
   uvicorn settings (tests/bench/bare_app.py); the medians, and their ratios to the bare one.
-* triggers: POST /workflows/{id} from 32 connections, round-robin over 64 users' tokens; the
-  per-user trigger rate and running-execution limits are raised for the run. The workflow's
-  one step waits on a local environment that runs one step at a time, so the engine records
-  and queues each execution (its real per-trigger work) but runs no storm of subprocesses.
+* triggers: POST /workflows/{id} from 32 connections, round-robin over 64 users' tokens
+  (each with an Ed25519 key of its own as `vault_id`); the per-user trigger rate and
+  running-execution limits are raised for the run. The workflow's one Slurm step is for an
+  environment whose login node is a closed port: the engine picks up every execution and
+  tries to reach the cluster (its real per-trigger work) without starting hundreds of jobs
+  or processes on the machine being measured.
 * log wake-up: a client blocked in GET /executions/{id}/logs while a step prints a line every
   0.2 s; for each line, the time from the entry's timestamp to the client having it.
 """
@@ -54,14 +56,11 @@ HERE = Path(__file__).resolve().parent
 CATALOG = """
 application: bench
 environments: [local]
-expose: [quick, hold, chatter]
+expose: [quick, chatter]
 workflows:
   quick:
     steps:
       done: {kind: shell, run: "true"}
-  hold:
-    steps:
-      wait: {kind: shell, run: sleep 600}
   chatter:
     steps:
       talk:
@@ -71,29 +70,58 @@ workflows:
           for i in $(seq %(lines)d); do echo "line $i"; sleep 0.2; done
 """ % {"lines": CHATTER_LINES}
 
+# Port 9 (discard) is closed here: connections to it are refused at once.
+CLOSED_PORT = 9
+HOLD_CATALOG = """
+application: hold
+environments: [nowhere]
+expose: [hold]
+workflows:
+  hold:
+    steps:
+      wait: {kind: slurm, script: sleep 600, options: {ntasks: 1}}
+"""
+# Any well-formed host key: the connection is refused before it is checked.
+NOWHERE_HOST_KEY = (
+    "[127.0.0.1]:9 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+)
+
 # Round-robin over the users' tokens, one POST per request.
 TRIGGER_LUA = """
-local tokens = {}
+local users = {}
 local n = 0
 function init(args)
-  for token in io.lines(args[1]) do tokens[#tokens + 1] = token end
+  for line in io.lines(args[1]) do
+    local token, key = line:match("(%S+) (%S+)")
+    local body = '{"inputs": {"user_id": "bench", "vault_id": "' .. key .. '"}}'
+    users[#users + 1] = {token = token, body = body}
+  end
 end
 function request()
   n = n + 1
+  local user = users[(n % #users) + 1]
   local headers = {}
-  headers["Authorization"] = "Bearer " .. tokens[(n % #tokens) + 1]
+  headers["Authorization"] = "Bearer " .. user.token
   headers["Content-Type"] = "application/json"
-  return wrk.format("POST", nil, headers, '{"inputs": {}}')
+  return wrk.format("POST", nil, headers, user.body)
 end
 """
 
 
-def _server(tmp_path: Path, name: str, parallel_steps: int) -> LiveServer:
+def _server(tmp_path: Path, name: str) -> LiveServer:
     catalog = tmp_path / f"{name}-catalog"
     catalog.mkdir()
     (catalog / "bench.yaml").write_text(CATALOG)
+    (catalog / "hold.yaml").write_text(HOLD_CATALOG)
     environments = {
-        "local": {"kind": "local", "name": "Local host", "max_parallel_steps": parallel_steps}
+        "local": {"kind": "local", "name": "Local host"},
+        "nowhere": {
+            "kind": "slurm",
+            "name": "A cluster that cannot be reached",
+            "host": "127.0.0.1",
+            "port": CLOSED_PORT,
+            "host_keys": [NOWHERE_HOST_KEY],
+        },
     }
     server = LiveServer(tmp_path / name, free_port())
     server.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(environments)
@@ -106,7 +134,7 @@ def _server(tmp_path: Path, name: str, parallel_steps: int) -> LiveServer:
 
 @pytest.fixture
 def read_server(tmp_path: Path) -> Iterator[LiveServer]:
-    server = _server(tmp_path, "reads", parallel_steps=8).start()
+    server = _server(tmp_path, "reads").start()
     assert server.process is not None
     pin(server.process.pid, SERVER_CPU)
     try:
@@ -219,18 +247,23 @@ def _why_ratio(ratios: dict[str, float]) -> str:
 
 
 def test_triggers_are_recorded_at_hundreds_per_second(tmp_path: Path) -> None:
-    # One step at a time: the executions queue up instead of starting hundreds of processes.
-    server = _server(tmp_path, "triggers", parallel_steps=1).start()
+    server = _server(tmp_path, "triggers").start()
     try:
         assert server.process is not None
+        users = []
+        for n in range(TRIGGER_USERS):
+            token = server.token(f"trigger-user-{n}")
+            with server.client(token) as client:
+                # Ed25519: the engine imports the key at each connection attempt.
+                made = client.post("/ssh_keys", json={"type": "ed25519"})
+                assert made.status_code == 201, made.text
+            users.append(f"{token} {made.json()['id']}")
+        tokens = tmp_path / "users.txt"
+        tokens.write_text("\n".join(users) + "\n")
         pin(server.process.pid, SERVER_CPU)
-        tokens = tmp_path / "tokens.txt"
-        tokens.write_text(
-            "\n".join(server.token(f"trigger-user-{n}") for n in range(TRIGGER_USERS)) + "\n"
-        )
         script = tmp_path / "trigger.lua"
         script.write_text(TRIGGER_LUA)
-        url = server.url + "/workflows/bench@local@hold"
+        url = server.url + "/workflows/hold@nowhere@hold"
         wrk(url, connections=TRIGGER_CONNECTIONS, seconds=1, script=script, script_args=[str(tokens)])
         results = []
         for _ in range(RUNS):
