@@ -161,17 +161,6 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    import os
-    if os.environ.get("INLINE"):
-        import aiosqlite.core as c
-        async def _execute(self, fn, *a, **k):
-            return fn(*a, **k)
-        async def _connect(self):
-            if self._connection is None:
-                self._connection = self._connector()
-            return self
-        c.Connection._execute = _execute
-        c.Connection._connect = _connect
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(_run_server(settings, host, port, args.log_level, ssl_context))
 
