@@ -53,22 +53,22 @@ LOG_WAKEUP_MS = 50.0
 CHATTER_LINES = 25
 HERE = Path(__file__).resolve().parent
 
-CATALOG = """
+CATALOG = f"""
 application: bench
 environments: [local]
 expose: [quick, chatter]
 workflows:
   quick:
     steps:
-      done: {kind: shell, run: "true"}
+      done: {{kind: shell, run: "true"}}
   chatter:
     steps:
       talk:
         kind: shell
         run: |
           sleep 1
-          for i in $(seq %(lines)d); do echo "line $i"; sleep 0.2; done
-""" % {"lines": CHATTER_LINES}
+          for i in $(seq {CHATTER_LINES}); do echo "line $i"; sleep 0.2; done
+"""
 
 # Port 9 (discard) is closed here: connections to it are refused at once.
 CLOSED_PORT = 9
@@ -264,7 +264,13 @@ def test_triggers_are_recorded_at_hundreds_per_second(tmp_path: Path) -> None:
         script = tmp_path / "trigger.lua"
         script.write_text(TRIGGER_LUA)
         url = server.url + "/workflows/hold@nowhere@hold"
-        wrk(url, connections=TRIGGER_CONNECTIONS, seconds=1, script=script, script_args=[str(tokens)])
+        wrk(
+            url,
+            connections=TRIGGER_CONNECTIONS,
+            seconds=1,
+            script=script,
+            script_args=[str(tokens)],
+        )
         results = []
         for _ in range(RUNS):
             run = wrk(
@@ -298,7 +304,9 @@ def test_triggers_are_recorded_at_hundreds_per_second(tmp_path: Path) -> None:
             f"{rate:,.0f} triggers/s, p99 {p99:.0f} ms ({total} executions recorded; "
             "per-user trigger and running limits raised for the run)",
             met,
-            "" if met else "each trigger is a SQLite write transaction (execution, steps, audit "
+            ""
+            if met
+            else "each trigger is a SQLite write transaction (execution, steps, audit "
             "event) serialized behind the one writer, plus the engine picking it up",
         )
     finally:
@@ -335,4 +343,3 @@ def test_a_log_entry_reaches_a_waiting_long_poll_at_once(read_server: LiveServer
         met,
         "" if met else "the log writer batches entries before waking the long-polls",
     )
-

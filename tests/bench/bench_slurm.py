@@ -172,7 +172,9 @@ def test_trigger_reaches_sbatch_almost_as_fast_as_a_bare_sbatch(
         "submit",
         f"+{extra:.0f} ms ({median(through_api):.0f} ms vs bare sbatch {median(bare):.0f} ms)",
         met,
-        "" if met else "before sbatch the engine creates the step's working directory and "
+        ""
+        if met
+        else "before sbatch the engine creates the step's working directory and "
         "uploads its script, each a round trip over SSH",
     )
 

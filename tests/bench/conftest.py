@@ -6,7 +6,6 @@ import platform
 import subprocess
 
 import pytest
-
 from tests.bench.support import RESULTS_FILE, TARGETS, load_rows
 
 
@@ -18,7 +17,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _machine() -> str:
     cpu = "unknown CPU"
     try:
-        for line in open("/proc/cpuinfo"):  # noqa: SIM115 - read once at the end
+        for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
@@ -41,7 +40,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         row = rows.get(key)
         if row is None:
             write(f"| {what} | not run | {target} | not met |")
-            notes.append(f"- {what}: not run in this session (failed before measuring, or deselected)")
+            notes.append(
+                f"- {what}: not run in this session (failed before measuring, or deselected)"
+            )
             continue
         write(f"| {what} | {row.measured} | {target} | {'met' if row.met else 'not met'} |")
         if not row.met:

@@ -14,7 +14,7 @@ def main() -> None:
     request = urllib.request.Request(
         sys.argv[1] + "/workflows", headers={"Authorization": f"Bearer {sys.argv[2]}"}
     )
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - http(s) URL
+    with urllib.request.urlopen(request, timeout=30) as answer:
         print(json.dumps(json.load(answer)["workflows"], indent=2))
 
 

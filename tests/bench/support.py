@@ -39,7 +39,11 @@ TARGETS: list[tuple[str, str, str]] = [
         "trigger -> sbatch done (warm SSH pool) minus bare sbatch over an open SSH connection",
         "<= 100 ms more (median)",
     ),
-    ("log_wakeup", "engine log entry -> a client blocked in the logs long-poll", "<= 50 ms (median)"),
+    (
+        "log_wakeup",
+        "engine log entry -> a client blocked in the logs long-poll",
+        "<= 50 ms (median)",
+    ),
     (
         "job_output",
         "a line written by a running Slurm job -> `waas executions logs -f`",
@@ -50,7 +54,11 @@ TARGETS: list[tuple[str, str, str]] = [
         "1,000 executions tracked at once (Slurm jobs), one process, default poll interval",
         "squeue/interval = (environment, login) pairs; RSS <= 300 MB; CPU <= 10 % of a core",
     ),
-    ("cancel", "cancel of a running Slurm step -> job CANCELLED in Slurm", "<= poll interval + 1 s"),
+    (
+        "cancel",
+        "cancel of a running Slurm step -> job CANCELLED in Slurm",
+        "<= poll interval + 1 s",
+    ),
     ("cli_help", "`waas --help` vs `python -c pass` (same run)", "<= 5x"),
     ("cli_list", "`waas workflows list` vs a minimal stdlib script doing the same GET", "<= 2.5x"),
 ]
@@ -135,7 +143,9 @@ def wrk(
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
     assert rps and p50 and p99, out
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     failed = int(errors.group(1)) if errors else 0
     if socket_errors:
         failed += sum(int(n) for n in socket_errors.groups())

@@ -36,7 +36,9 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 async def test_quick_read_returns_the_execution_and_its_steps_in_order(db: Database) -> None:
-    found = await db.quick_read(partial(executions.read_execution_with_steps, execution_id="exec-1"))
+    found = await db.quick_read(
+        partial(executions.read_execution_with_steps, execution_id="exec-1")
+    )
     assert found is not None
     record, steps = found
     assert record.id == "exec-1" and record.status == ExecutionStatus.PENDING

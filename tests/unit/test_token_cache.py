@@ -10,9 +10,7 @@ from hpcwaas.auth.token_cache import MAX_ENTRIES, TokenCache
 
 
 def _identity(expires_in: timedelta = timedelta(hours=1)) -> Identity:
-    return Identity(
-        user_id="alice", token_id="t1", token_expires_at=datetime.now(UTC) + expires_in
-    )
+    return Identity(user_id="alice", token_id="t1", token_expires_at=datetime.now(UTC) + expires_in)
 
 
 def test_a_recently_checked_token_is_served_from_the_cache() -> None:

@@ -12,7 +12,6 @@ from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.ratelimit import TriggerRateLimiter
 from hpcwaas.server.services import Services
 
-
 # The dependencies are `async def` though they do not await: FastAPI runs a plain `def`
 # dependency in a worker thread, a thread hop per dependency and request.
 

@@ -121,7 +121,9 @@ async def get_execution(
 _BY_ID = select(executions).where(executions.c.id == bindparam("execution_id"))
 _BY_ID_AND_OWNER = _BY_ID.where(executions.c.owner == bindparam("owner"))
 _STEPS_OF = (
-    select(steps).where(steps.c.execution_id == bindparam("execution_id")).order_by(steps.c.position)
+    select(steps)
+    .where(steps.c.execution_id == bindparam("execution_id"))
+    .order_by(steps.c.position)
 )
 
 
