@@ -54,7 +54,14 @@ class StepRecord:
 
 
 def _execution(row: Any) -> ExecutionRecord:
-    data = dict(row._mapping)
+    return _execution_from(row._mapping)
+
+
+_EXECUTION_FIELDS = tuple(c.name for c in executions.c)
+
+
+def _execution_from(mapping: Any) -> ExecutionRecord:
+    data = {name: mapping[name] for name in _EXECUTION_FIELDS}
     data["status"] = ExecutionStatus(data["status"])
     return ExecutionRecord(**data)
 
@@ -133,14 +140,45 @@ def _execution_query(execution_id: str, owner: str | None) -> tuple[Any, dict[st
     return _BY_ID_AND_OWNER, {"execution_id": execution_id, "owner": owner}
 
 
+# The execution's columns then its steps' (prefixed `step_`), one row per step (or one row
+# of NULL step columns): one statement where two cost twice SQLAlchemy's per-statement work.
+_STEP_COLUMNS = [c.label(f"step_{c.name}") for c in steps.c if c.name != "execution_id"]
+_WITH_STEPS = (
+    select(executions, *_STEP_COLUMNS)
+    .outerjoin(steps, steps.c.execution_id == executions.c.id)
+    .where(executions.c.id == bindparam("execution_id"))
+    .order_by(steps.c.position)
+)
+_WITH_STEPS_OWNED = _WITH_STEPS.where(executions.c.owner == bindparam("owner"))
+
+
 def read_execution_with_steps(
     conn: Connection, execution_id: str, owner: str | None = None
 ) -> tuple[ExecutionRecord, list[StepRecord]] | None:
-    """The execution and its steps in one snapshot (a sync connection: Database.quick_read)."""
-    row = conn.execute(*_execution_query(execution_id, owner)).first()
-    if row is None:
+    """The execution and its steps in one statement (a sync connection: Database.quick_read)."""
+    if owner is None:
+        rows = conn.execute(_WITH_STEPS, {"execution_id": execution_id}).all()
+    else:
+        rows = conn.execute(_WITH_STEPS_OWNED, {"execution_id": execution_id, "owner": owner}).all()
+    if not rows:
         return None
-    return _execution(row), _steps(conn.execute(_STEPS_OF, {"execution_id": execution_id}))
+    record = _execution_from(rows[0]._mapping)
+    found = [
+        StepRecord(
+            name=r.step_name,
+            position=r.step_position,
+            state=StepState(r.step_state),
+            started_at=r.step_started_at,
+            ended_at=r.step_ended_at,
+            exit_code=r.step_exit_code,
+            job_id=r.step_job_id,
+            attempts=r.step_attempts,
+            outputs=r.step_outputs,
+        )
+        for r in rows
+        if r.step_name is not None
+    ]
+    return record, found
 
 
 async def get_steps(conn: AsyncConnection, execution_id: str) -> list[StepRecord]:
