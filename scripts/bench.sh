@@ -4,7 +4,7 @@
 # test tools into .venv, then run pytest on tests/bench only. It ends with one table: one row
 # per performance target, its measured value and whether it was met (also written to
 # test-artifacts/bench-results.json). Needs root (the cluster starts Slurm and sshd) and two
-# cores (the load generator and the server under test get one each). About 8 minutes.
+# cores (the load generator and the server under test get one each). About 5 minutes.
 # Extra arguments go to pytest, e.g. -k or -x.
 set -euo pipefail
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
