@@ -6,6 +6,8 @@
 #   cluster  Debian's openssh-server, munge and Slurm 22.05 (slurm-wlm, slurmctld, slurmd,
 #            slurm-client): the loopback test cluster of tests/cluster_support.py, which the
 #            tests start themselves (not apt)
+#   postgres Debian's postgresql-15 (binaries in /usr/lib/postgresql/15/bin): the throwaway
+#            PostgreSQL server of tests/pg_support.py, which the tests start themselves
 #   bench    Debian's wrk (the HTTP load generator of tests/bench) and util-linux's taskset
 # Needs root, or sudo for a developer who is not root.
 set -euo pipefail
@@ -14,15 +16,17 @@ NAME="$(basename "${BASH_SOURCE[0]}")"
 
 sso=false
 cluster=false
+postgres=false
 bench=false
-[ "$#" -gt 0 ] || set -- sso cluster
+[ "$#" -gt 0 ] || set -- sso cluster postgres
 for part in "$@"; do
   case "$part" in
     sso) sso=true ;;
     cluster) cluster=true ;;
+    postgres) postgres=true ;;
     bench) bench=true ;;
     *)
-      echo "$NAME: unknown part '$part' (sso, cluster, bench)" >&2
+      echo "$NAME: unknown part '$part' (sso, cluster, postgres, bench)" >&2
       exit 2
       ;;
   esac
@@ -55,6 +59,10 @@ if $cluster; then
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
       missing+=("$package")
   done
+fi
+if $postgres; then
+  # Debian 12's PostgreSQL is 15; the tests run its binaries from this directory.
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
 fi
 if $bench; then
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)

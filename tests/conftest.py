@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,15 @@ import httpx
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from hpcwaas.store import users
+from hpcwaas.store.database import Database
+
 pytest_plugins = [
     "tests.sso_support",
     "tests.cluster_support",
     "tests.vault_kv2",
     "tests.http_files",
+    "tests.pg_support",
 ]
 
 # Property tests and fuzzing draw the same examples on every CI run, so a failure there
@@ -35,9 +39,11 @@ BIN = Path(sys.executable).parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests under integration/ and e2e/ start real processes: mark them so."""
+    """Tests under integration/ and e2e/ start real processes, as do those on the real
+    PostgreSQL server (wherever they live): mark them so."""
     for item in items:
-        if {"integration", "e2e"} & set(item.path.parts):
+        uses_postgres = {"postgres", "postgres_url"} & set(getattr(item, "fixturenames", ()))
+        if {"integration", "e2e"} & set(item.path.parts) or uses_postgres:
             item.add_marker(pytest.mark.integration)
 
 
@@ -52,7 +58,9 @@ class LiveServer:
     """One `hpcwaas-api` process; `token(user)` issues a bearer token through the admin CLI.
 
     With ``tls`` (a client context trusting the server's CA), the server is expected to serve
-    HTTPS (its `tls:` settings come from ``env`` or the config in ``extra_args``).
+    HTTPS (its `tls:` settings come from ``env`` or the config in ``extra_args``). With
+    ``database_url`` (e.g. ``postgres.new_database()``), the server and its admin commands use
+    that database instead of the SQLite file in ``data_dir``.
     """
 
     data_dir: Path
@@ -61,6 +69,15 @@ class LiveServer:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     tls: ssl.SSLContext | None = None
+    database_url: str | None = None
+
+    @property
+    def process_env(self) -> dict[str, str]:
+        """The environment of the server and of its admin commands."""
+        env = {**os.environ, **self.env}
+        if self.database_url is not None:
+            env["HPCWAAS_DATABASE_URL"] = self.database_url
+        return env
 
     @property
     def url(self) -> str:
@@ -74,7 +91,12 @@ class LiveServer:
 
     @property
     def log_path(self) -> Path:
-        return self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        return self.data_dir.parent / f"{self.data_dir.name}-{self.port}-server.log"
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's ID while it runs."""
+        return self.process.pid if self.process is not None else None
 
     def admin(self, *args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -82,7 +104,7 @@ class LiveServer:
             capture_output=True,
             text=True,
             input=input_text,
-            env={**os.environ, **self.env},
+            env=self.process_env,
             timeout=60,
         )
 
@@ -104,7 +126,7 @@ class LiveServer:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            env={**self.process_env, "PYTHONUNBUFFERED": "1"},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -156,6 +178,27 @@ def fresh_server(tmp_path: Path) -> Iterator[LiveServer]:
     live = LiveServer(tmp_path / "data", free_port())
     yield live
     live.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database, once on SQLite and once on the session's real PostgreSQL server:
+    store tests that take it run on both."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'hpcwaas.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A database at the current schema holding the user ``alice``, on both backends."""
+    database = Database(database_url)
+    await database.prepare_schema()
+    async with database.write() as conn:
+        await users.ensure_user(conn, "alice")
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture

@@ -120,6 +120,17 @@ class FakeVault:
             is_secret_wrapped=wrapped,
         )
 
+    def config_section(self, *, wrapped: bool = False) -> dict[str, Any]:
+        """The ``vault_config:`` section of a server's YAML config for this server."""
+        config = self.config(wrapped=wrapped)
+        assert config.role_id is not None and config.secret_id is not None
+        return {
+            "address": config.address,
+            "role_id": config.role_id.get_secret_value(),
+            "secret_id": config.secret_id.get_secret_value(),
+            "is_secret_wrapped": wrapped,
+        }
+
     def wrap(self, secret_id: str | None = None) -> str:
         """A single-use wrapping token around an AppRole secret ID (as ``-wrap-ttl`` makes)."""
         token = "hvs.wrap." + secrets.token_urlsafe(16)

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -239,6 +247,59 @@ class TlsConfig(BaseModel):
     )
 
 
+def _retention_duration(value: Any) -> Any:
+    """Seconds as a number, or a duration string such as ``7d``, ``12h`` or ``1h30m``."""
+    if isinstance(value, str):
+        from hpcwaas.api.durations import parse_duration
+
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc}; or give seconds as a number, or null to keep forever"
+            ) from None
+    return value
+
+
+# Seconds after an execution ended (null: keep forever).
+RetentionDuration = Annotated[
+    Annotated[float, Field(ge=0)] | None, BeforeValidator(_retention_duration)
+]
+DAY = 86400.0
+
+
+class RetentionConfig(BaseModel):
+    """How long the data of finished executions is kept; the execution's record stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    work_dirs: RetentionDuration = Field(
+        default=7 * DAY,
+        description="Working directories of `local` executions on the server (seconds, or "
+        "7d, 12h...; null keeps them).",
+    )
+    cluster_work_dirs: RetentionDuration = Field(
+        default=7 * DAY,
+        description="Executions' directories on clusters, removed over SSH as the execution's "
+        "cluster account (seconds, or 7d, 12h...; null keeps them).",
+    )
+    logs: RetentionDuration = Field(
+        default=90 * DAY,
+        description="Log entries of executions (seconds, or 90d...; null keeps them).",
+    )
+    outputs: RetentionDuration = Field(
+        default=30 * DAY,
+        description="Files in the result store and their records (seconds, or 30d...; null "
+        "keeps them).",
+    )
+    sweep_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="Seconds between two retention sweeps."
+    )
+    batch_size: int = Field(
+        default=100, ge=1, description="Executions one sweep handles per kind and round."
+    )
+
+
 def _default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
@@ -253,7 +314,23 @@ class Settings(BaseSettings):
     listen_address: str = "0.0.0.0:9090"
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default: SQLite file in data_dir."
+        default=None,
+        description="SQLAlchemy URL: postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DATABASE "
+        "for PostgreSQL (production, several replicas); default: SQLite file in data_dir.",
+    )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="PostgreSQL: connections each server process keeps open to the database "
+        "(a few more are opened under load); the server's max_connections must exceed the "
+        "sum over all replicas and admin commands.",
+    )
+    database_connect_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="PostgreSQL: seconds to wait for a new connection before answering 503 "
+        "(the database is unreachable).",
     )
     results_dir: Path | None = Field(
         default=None,
@@ -276,8 +353,22 @@ class Settings(BaseSettings):
     tls: TlsConfig | None = Field(
         default=None, description="Serve HTTPS with this certificate; default plain HTTP."
     )
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig,
+        description="How long finished executions' data is kept.",
+    )
     step_grace_seconds: float = Field(
         default=5.0, ge=0, description="Seconds between SIGTERM and SIGKILL when cancelling a step."
+    )
+    lease_seconds: float = Field(
+        default=30.0,
+        ge=3,
+        description=(
+            "Seconds a replica's hold on an execution lasts without renewal: after a replica "
+            "dies, others take its executions over this long after its last heartbeat. The "
+            "engine also waits this long for an unreachable database before giving an "
+            "execution up to be taken over."
+        ),
     )
     metrics_token: SecretStr | None = Field(
         default=None, description="When set, /metrics needs Authorization: Bearer <token>."

@@ -11,6 +11,7 @@ import os
 import pwd
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from tests.environments_support import UNTRUSTED_HOST_KEY
 PIPELINE = """
 application: hpc
 environments: [cluster]
-expose: [pipeline, long]
+expose: [pipeline, long, ticks]
 workflows:
   pipeline:
     inputs:
@@ -64,6 +65,12 @@ workflows:
           echo started
           sleep {{ inputs.seconds }}
           echo finished
+  ticks:
+    steps:
+      tick:
+        kind: slurm
+        script: |
+          for i in $(seq 1 24); do echo "tick $i"; sleep 0.5; done
 """
 
 
@@ -241,6 +248,44 @@ def test_a_killed_server_follows_its_job_after_a_restart_and_submits_it_once(
     assert body["steps"][0]["job_id"] == job_id
     assert any(e["content"] == "finished" for e in logs), logs
     assert len(_jobs_of(execution_id, "hpcuser2")) == 1
+
+
+def test_a_killed_server_logs_each_line_of_its_job_once_after_a_restart(
+    hpc: ClusterServer, cluster: Cluster
+) -> None:
+    token = hpc.server.token("tina")
+    key = _new_key(hpc, cluster, token, "hpcuser1")
+    with hpc.server.client(token) as client:
+        response = client.post(
+            "/workflows/hpc@cluster@ticks",
+            json={"inputs": {"user_id": "hpcuser1", "vault_id": key}},
+        )
+        assert response.status_code == 201, response.text
+        execution_id = response.headers["location"].rsplit("/", 1)[1]
+        deadline = time.monotonic() + 60
+        while not any(c.startswith("tick 3") for c in _contents(client, execution_id)):
+            assert time.monotonic() < deadline, "the job never printed"
+            time.sleep(0.2)
+    assert hpc.server.process is not None
+    hpc.server.process.send_signal(signal.SIGKILL)  # lines read, maybe not yet written
+    hpc.server.process.wait()
+    hpc.server.start()
+    with hpc.server.client(token) as client:
+        body = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED"}, timeout=90)
+        ticks = [c for c in _contents(client, execution_id) if c.startswith("tick ")]
+    assert body["status"] == "SUCCEEDED", body
+    assert ticks == [f"tick {i}" for i in range(1, 25)]
+    with sqlite3.connect(hpc.server.data_dir / "hpcwaas.sqlite3") as db:
+        count, top = db.execute(
+            "SELECT count(*), max(idx) + 1 FROM log_entries WHERE execution_id = ?",
+            (execution_id,),
+        ).fetchone()
+    assert count == top, "log indices have holes"
+
+
+def _contents(client: httpx.Client, execution_id: str) -> list[str]:
+    logs = client.get(f"/executions/{execution_id}/logs", params={"timeout": "0s"}).json()
+    return [entry["content"] for entry in logs["logs"]]
 
 
 def test_the_execution_survives_sshd_down_for_30_seconds(

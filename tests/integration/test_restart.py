@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 
 import pytest
@@ -60,3 +61,34 @@ def test_stopped_server_ends_its_running_executions_and_their_processes(
         body = client.get(f"/executions/{execution_id}").json()
     assert body["status"] == "FAILED"
     assert "stopped" in body["error"]
+
+
+def test_a_stopping_server_answers_its_waiting_log_long_polls_at_once(
+    fresh_server: LiveServer,
+) -> None:
+    fresh_server.start()
+    token = fresh_server.token("poll-user")
+    execution_id = _running_sleep(fresh_server, token)
+    with fresh_server.client(token) as client:
+        total = client.get(f"/executions/{execution_id}/logs").json()["total_results"]
+    answers: list[int] = []
+
+    def long_poll() -> None:
+        with fresh_server.client(token) as client:
+            params = {"from": str(total), "timeout": "60s"}
+            answers.append(
+                client.get(
+                    f"/executions/{execution_id}/logs", params=params, timeout=90
+                ).status_code
+            )
+
+    poller = threading.Thread(target=long_poll)
+    poller.start()
+    time.sleep(1)  # the poll is waiting now
+    assert fresh_server.process is not None
+    stopped_at = time.monotonic()
+    fresh_server.process.send_signal(signal.SIGTERM)
+    fresh_server.process.wait(timeout=30)
+    poller.join(timeout=30)
+    assert answers == [200]
+    assert time.monotonic() - stopped_at < 15, "the long poll held the shutdown up"

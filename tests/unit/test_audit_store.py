@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,14 +14,6 @@ from hpcwaas.store.audit import AuditAction, AuditFilters, AuditPage, BadCursor,
 from hpcwaas.store.database import Database
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'audit.sqlite3'}")
-    await database.prepare_schema()
-    yield database
-    await database.dispose()
 
 
 async def _add(db: Database, **fields: Any) -> None:

@@ -393,6 +393,47 @@ def test_cancel_with_a_failure_says_why_and_exits_1(waas, api) -> None:
     assert 'Failed to cancel execution "b": not_found (404): execution "b" not found' in result.err
 
 
+REMOVED = {
+    "cluster_work_dir": {"at": "2026-11-25T12:00:00Z", "by": "alice"},
+    "logs": {"at": "2026-11-25T12:00:00Z", "by": "alice"},
+    "outputs": {"at": "2026-11-25T12:00:00Z", "by": "alice"},
+}
+
+
+def test_purge_reports_each_execution_and_a_summary_and_exits_1_if_any_failed(waas, api) -> None:
+    api.on("DELETE", "/executions/a/data", reply(200, {"id": "a", "status": "SUCCEEDED",
+                                                      "data_removed": REMOVED}))  # fmt: skip
+    conflict = envelope(409, "execution b is RUNNING: its data can be removed once it has ended")
+    api.on("DELETE", "/executions/b/data", reply(409, conflict))
+    result = waas("executions", "purge", "a", "b")
+    assert result.code == 1
+    assert result.lines == [
+        'Removed the data of execution "a" (cluster work dir, logs, outputs)',
+        "Removed the data of 1 executions.",
+    ]
+    assert 'Failed to remove the data of execution "b": conflict (409): execution b is RUNNING' in (
+        result.err
+    )
+    # the cancel command and its `delete` alias are not touched by purge
+    assert api.sent("DELETE", "/executions/a") == []
+
+
+def test_purge_json_lists_purged_and_failed_ids(waas, api) -> None:
+    api.on("DELETE", "/executions/a/data", reply(200, {"id": "a", "status": "FAILED"}))
+    result = waas("-o", "json", "executions", "purge", "a")
+    assert result.code == 0
+    assert json.loads(result.out) == {"purged": ["a"], "failed": []}
+
+
+def test_status_says_which_data_was_removed_when_and_by_whom(waas, api) -> None:
+    removed = {"logs": {"at": "2026-11-25T12:00:00Z", "by": "retention"}}
+    api.on("GET", "/executions/ex-1", execution("SUCCEEDED", data_removed=removed))
+    assert waas("executions", "status", "ex-1").lines == [
+        "Execution: ID: ex-1, Status: SUCCEEDED",
+        "  Data removed: logs (by retention on 2026-11-25T12:00:00Z)",
+    ]
+
+
 def test_executions_list_shows_a_table_and_follows_cursors(waas, api) -> None:
     first = {
         "id": "ex-1",

@@ -134,6 +134,28 @@ def test_cancel_sends_delete_and_accepts_202() -> None:
     assert (api.last.method, api.last.url.path) == ("DELETE", "/executions/ex-1")
 
 
+def test_remove_execution_data_sends_delete_on_data_and_reads_what_was_removed() -> None:
+    body = {
+        "id": "ex-1",
+        "status": "SUCCEEDED",
+        "data_removed": {"logs": {"at": "2026-11-25T12:00:00Z", "by": "alice"}},
+    }
+    api = Recorder(json=body)
+    execution = sync_client(api).remove_execution_data("ex-1")
+    assert (api.last.method, api.last.url.path) == ("DELETE", "/executions/ex-1/data")
+    assert execution.data_removed is not None
+    assert execution.data_removed["logs"].by == "alice"
+
+
+async def test_async_remove_execution_data_sends_the_same_request() -> None:
+    api = Recorder(json={"id": "ex-1", "status": "FAILED"})
+    client = AsyncClient("https://api.example:9090", transport=httpx.MockTransport(api))
+    async with client:
+        execution = await client.remove_execution_data("ex/1")
+    assert (api.last.method, api.last.url.raw_path) == ("DELETE", b"/executions/ex%2F1/data")
+    assert execution.data_removed is None
+
+
 def test_logs_sends_from_size_levels_and_timeout_as_go_duration() -> None:
     api = Recorder(json={"logs": [], "total_results": 0, "from": 3})
     result = sync_client(api).logs("ex-1", from_=3, size=50, timeout=30, levels=15)

@@ -17,7 +17,7 @@ from hpcwaas.catalog.model import ApplicationSpec
 from hpcwaas.engine.engine import RECOVERY_MESSAGE, Engine
 from hpcwaas.engine.errors import ExecutionAlreadyFinished, ExecutionNotFound
 from hpcwaas.settings import Settings
-from hpcwaas.store import executions, logs, users
+from hpcwaas.store import executions, logs
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord, StepRecord
 from hpcwaas.store.logs import LogRecord
@@ -55,16 +55,6 @@ def make_workflow(
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", step_grace_seconds=2.0)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'hpcwaas.sqlite3'}")
-    await database.prepare_schema()
-    async with database.write() as conn:
-        await users.ensure_user(conn, "alice")
-    yield database
-    await database.dispose()
 
 
 class Harness:

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from tests.unit.test_engine import Harness, make_workflow
-from tests.unit.test_engine import db as db
 from tests.unit.test_engine import settings as settings
 
 from hpcwaas.api.states import ExecutionStatus

@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -21,8 +20,8 @@ EXECUTIONS = ["exec-a", "exec-b", "exec-c"]
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'hpcwaas.sqlite3'}")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
     await database.prepare_schema()
     async with database.write() as conn:
         await users.ensure_user(conn, "alice")
@@ -142,15 +141,16 @@ async def test_sink_continues_after_entries_written_before_it_started(db: Databa
     assert await _indices(db, "exec-a") == [0, 1, 2]
 
 
-async def test_sink_wakes_a_blocked_waiter_within_milliseconds(sink: LogSink, db: Database) -> None:
+async def test_sink_wakes_a_blocked_waiter_once_the_entry_is_visible(
+    sink: LogSink, db: Database
+) -> None:
+    # How fast is the benchmarks' business (tests/bench: log_wakeup); here: woken, not timed out.
     notifier = sink._notifier
     seen = notifier.version("exec-b")
-    waiter = asyncio.create_task(notifier.wait("exec-b", seen, timeout=5.0))
+    waiter = asyncio.create_task(notifier.wait("exec-b", seen, timeout=30.0))
     await asyncio.sleep(0.05)
-    start = time.monotonic()
     sink.emit("exec-b", LogLevel.INFO, "hello")
     assert await waiter
-    assert time.monotonic() - start < 0.2
     async with db.read() as conn:
         records, _ = await logs.read(conn, "exec-b", LogLevel.INFO, 0, None)
     assert [r.content for r in records] == ["hello"]  # visible once the waiter wakes

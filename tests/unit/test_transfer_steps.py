@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from tests.http_files import HttpFiles
-from tests.unit.test_engine import Harness, db, harness, make_workflow
+from tests.unit.test_engine import Harness, harness, make_workflow
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.engine.placefiles import LocalFiles
@@ -24,7 +24,7 @@ from hpcwaas.settings import Limits, Settings
 from hpcwaas.steps.transfers import StageInPlan, TransferError
 from hpcwaas.store import outputs as output_store
 
-__all__ = ["db", "harness"]  # fixtures of the engine tests, used here too
+__all__ = ["harness"]  # a fixture of the engine tests, used here too
 
 DATA = os.urandom(300_000)
 DIGEST = hashlib.sha256(DATA).hexdigest()

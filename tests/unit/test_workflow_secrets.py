@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from tests.http_files import HttpFiles, http_files
-from tests.unit.test_engine import Harness, db, make_workflow
+from tests.unit.test_engine import Harness, make_workflow
 
 from hpcwaas.api.states import ExecutionStatus
 from hpcwaas.catalog import CatalogFileError
@@ -25,7 +25,7 @@ from hpcwaas.steps.slurm import prepare_slurm_step
 from hpcwaas.steps.transfers import TransferError, prepare_stage_in
 from hpcwaas.store.database import Database
 
-__all__ = ["db", "http_files"]  # fixtures used here
+__all__ = ["http_files"]  # a fixture used here
 
 SECRETS = "secrets:\n  token: {path: apps/demo/api, key: token}\n"
 

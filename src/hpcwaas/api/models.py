@@ -112,6 +112,14 @@ class StepPublic(WireModel):
     outputs: dict[str, str] | None = None
 
 
+class DataRemovalPublic(WireModel):
+    """When one kind of an execution's data was removed, and by whom."""
+
+    at: datetime
+    # "retention" for the retention sweep, else the user who asked for it
+    by: str
+
+
 class ExecutionPublic(WireModel):
     id: str
     status: ExecutionStatus
@@ -125,6 +133,8 @@ class ExecutionPublic(WireModel):
     steps: list[StepPublic] | None = None
     # additive: sha256 of the workflow file the execution was triggered with
     definition_digest: str | None = None
+    # additive: the kinds of data removed so far (work_dir, cluster_work_dir, logs, outputs)
+    data_removed: dict[str, DataRemovalPublic] | None = None
 
 
 class ExecutionSummary(WireModel):

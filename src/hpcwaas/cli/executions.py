@@ -1,4 +1,4 @@
-"""`waas executions`: status (and follow), logs (and follow), cancel, outputs, list."""
+"""`waas executions`: status (and follow), logs (and follow), cancel, purge, outputs, list."""
 
 from __future__ import annotations
 
@@ -73,6 +73,18 @@ def register(subparsers: Any) -> None:
     )
     cancel.add_argument("execution_ids", nargs="+", metavar="execution-id")
 
+    purge = add_command(
+        sub,
+        "purge",
+        (),
+        "Remove the data of finished executions now",
+        run_purge,
+        description="Remove the working directories (on the server and the cluster), logs and "
+        "stored output files of one or more finished executions, before the server's "
+        "retention would. The executions stay listed with their status.",
+    )
+    purge.add_argument("execution_ids", nargs="+", metavar="execution-id")
+
     outputs.register(sub)
 
     listing = add_command(sub, "list", ("ls",), "List your executions, newest first", run_list)
@@ -122,8 +134,13 @@ def print_status(ctx: Context, execution: ExecutionPublic) -> None:
 
 
 def _print_outcome(ctx: Context, execution: ExecutionPublic) -> None:
+    from hpcwaas.cli.output import rfc3339
+
     if execution.error:
         ctx.out.line(f"  Error: {execution.error}")
+    for kind, removal in (execution.data_removed or {}).items():
+        who = "by retention" if removal.by == "retention" else f"by {removal.by}"
+        ctx.out.line(f"  Data removed: {kind.replace('_', ' ')} ({who} on {rfc3339(removal.at)})")
     for name, value in (execution.outputs or {}).items():
         text = value if isinstance(value, str) else json.dumps(value)
         if "\n" in text.rstrip("\n"):
@@ -252,6 +269,34 @@ def run_cancel(ctx: Context) -> int:
         out.line(f"Successfully cancelled {len(cancelled)} executions...")
     if failed:
         out.note(f"Failed to cancel {len(failed)} of {len(ctx.args.execution_ids)} executions.")
+        return 1
+    return 0
+
+
+def run_purge(ctx: Context) -> int:
+    """`executions purge <id>...`: one line per ID, a summary, exit 1 if any failed."""
+    from hpcwaas.client.errors import HpcwaasError
+
+    out = ctx.out
+    purged: list[str] = []
+    failed: list[dict[str, Any]] = []
+    for execution_id in ctx.args.execution_ids:
+        try:
+            execution = ctx.client().remove_execution_data(execution_id)
+        except HpcwaasError as exc:
+            failed.append({"id": execution_id, "error": str(exc)})
+            out.note(f'Failed to remove the data of execution "{execution_id}": {exc}')
+            continue
+        purged.append(execution_id)
+        kinds = ", ".join(k.replace("_", " ") for k in execution.data_removed or {}) or "nothing"
+        out.line(f'Removed the data of execution "{execution_id}" ({kinds})')
+    if out.json:
+        out.document({"purged": purged, "failed": failed})
+    if purged:
+        out.line(f"Removed the data of {len(purged)} executions.")
+    if failed:
+        total = len(ctx.args.execution_ids)
+        out.note(f"Failed to remove the data of {len(failed)} of {total} executions.")
         return 1
     return 0
 

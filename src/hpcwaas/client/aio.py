@@ -97,6 +97,10 @@ class AsyncClient(ClientBase):
         """Ask the server to cancel an execution."""
         await self.send(calls.cancel(execution_id))
 
+    async def remove_execution_data(self, execution_id: str) -> ExecutionPublic:
+        """Remove a finished execution's working directories, logs and stored files now."""
+        return await self.send(calls.remove_execution_data(execution_id))
+
     async def logs(
         self,
         execution_id: str,

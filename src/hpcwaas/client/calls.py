@@ -188,6 +188,12 @@ def cancel(execution_id: str) -> Call[None]:
     return Call("DELETE", f"/executions/{segment(execution_id)}", _nothing)
 
 
+def remove_execution_data(execution_id: str) -> Call[ExecutionPublic]:
+    """DELETE /executions/{id}/data: remove a finished execution's data now (the execution
+    stays, its `data_removed` says what went)."""
+    return Call("DELETE", f"/executions/{segment(execution_id)}/data", _model(ExecutionPublic))
+
+
 def logs(
     execution_id: str,
     from_: int = 0,

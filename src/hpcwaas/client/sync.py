@@ -95,6 +95,10 @@ class Client(ClientBase):
         """Ask the server to cancel an execution."""
         self.send(calls.cancel(execution_id))
 
+    def remove_execution_data(self, execution_id: str) -> ExecutionPublic:
+        """Remove a finished execution's working directories, logs and stored files now."""
+        return self.send(calls.remove_execution_data(execution_id))
+
     def logs(
         self,
         execution_id: str,

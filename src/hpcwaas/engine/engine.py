@@ -1,9 +1,13 @@
-"""The engine: picks up pending executions, runs them, cancels them, recovers after a restart.
+"""The engine: claims unfinished executions, runs them, cancels them, takes over after a crash.
 
-One ``ExecutionRunner`` task per running execution. The server calls ``wake()`` after it commits
-a trigger; a slow sweep catches anything a wake-up missed. Decisions about executions that no
-runner owns (dispatch, cancel of a PENDING one, recovery) are serialized by one lock, so that a
-cancel and a dispatch of the same execution cannot interleave.
+One ``ExecutionRunner`` task per execution this replica drives. Every replica sharing the
+database claims executions through leases (engine/leasing.py, store/execution_leases.py),
+renews them on a heartbeat, and releases them when it stops, so that another replica takes
+over at once; a replica that died loses them when they expire. Other replicas' changes reach
+this one through store/notify.py. The server calls ``wake()`` after it commits a trigger; a
+slow sweep catches anything a wake-up missed. Decisions about executions that no runner here
+owns (dispatch, cancel, takeover) are serialized by one lock, so that a cancel and a dispatch
+of the same execution cannot interleave; what a cancel does is decided in engine/cancels.py.
 """
 
 from __future__ import annotations
@@ -13,26 +17,30 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.model import SECRET_PLACEHOLDER
-from hpcwaas.engine.errors import ExecutionAlreadyFinished, ExecutionNotFound
+from hpcwaas.engine.cancels import ACTIVE, Cancels
+from hpcwaas.engine.cluster_keys import execution_target, load_ssh_key, record_key_use
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
+from hpcwaas.engine.leasing import Leases
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
 from hpcwaas.engine.secret_inputs import forget_secrets
-from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable, ssh_key_path
+from hpcwaas.replica import replica_id
+from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import EnvironmentConfig, LocalEnvironment, Settings
-from hpcwaas.store import audit as audit_store
+from hpcwaas.store import execution_leases as leases
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
+from hpcwaas.store.notify import open_broadcast
 from hpcwaas.transports.base import Transport
 from hpcwaas.transports.local import LocalTransport, kill_leftovers
-from hpcwaas.transports.ssh import SshPool, SshTarget
+from hpcwaas.transports.ssh import SshPool
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
@@ -47,7 +55,6 @@ RECOVERY_ERROR = "the server stopped while this execution was running"
 SWEEP_SECONDS = 5.0
 # Stopping the server must be quick: running steps get at most this long after SIGTERM.
 STOP_GRACE_SECONDS = 1.0
-_ACTIVE = (ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING)
 
 WorkflowLookup = Callable[[str], "DeployedWorkflow | None"]
 # (workflow ID, digest of the definition an execution was triggered with) -> that definition
@@ -55,7 +62,7 @@ DefinitionLookup = Callable[[str, str], "DeployedWorkflow | None"]
 
 
 class Engine:
-    """Runs the executions of the ``local`` environment in this process."""
+    """Drives the executions this replica holds leases on."""
 
     def __init__(
         self,
@@ -67,7 +74,11 @@ class Engine:
         transport: Transport | None = None,
         definitions: DefinitionLookup | None = None,
     ) -> None:
-        self._db = db
+        # The engine waits for a database that went away; the API answers 503 at once.
+        self._db = db.waiting(settings.lease_seconds)
+        self._single_process = db.is_sqlite
+        self.replica = replica_id()
+        self._heartbeat: asyncio.Task[None] | None = None
         self._settings = settings
         self._workflows = workflows
         self._definitions = definitions
@@ -75,32 +86,68 @@ class Engine:
         self._transport: Transport = transport if transport is not None else LocalTransport()
         # per cluster environment: its SSH connections (bounded by its max_sessions) and jobs
         self._clusters: dict[str, tuple[SshPool, JobTracker]] = {}
+        self.broadcast = open_broadcast(db.url)
         self.notifier = LogNotifier()
-        self.logs = LogSink(db, self.notifier)
+        self.notifier.on_change = self.broadcast.changed
+        self.logs = LogSink(self._db, self.notifier)
         self._runners: dict[str, ExecutionRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._dispatcher: asyncio.Task[None] | None = None
-
-    async def _load_key(self, key_id: str) -> str:
-        """A private key from the key store, for the SSH client's memory only."""
-        if self._keystore is None:
-            raise KeyStoreUnavailable("no key store is configured")
-        secret = await self._keystore.get(ssh_key_path(key_id))
-        if secret is None or "privateKey" not in secret:
-            raise KeyStoreUnavailable(f"SSH key {key_id} is not in the key store any more")
-        return secret["privateKey"]
+        self._leases = Leases(
+            db=db,
+            replica=self.replica,
+            lease_seconds=settings.lease_seconds,
+            lock=self._lock,
+            runners=self._runners,
+            tasks=self._tasks,
+            take=self._take,
+            abandon_grace=min(settings.step_grace_seconds, STOP_GRACE_SECONDS),
+            broadcast=self.broadcast,
+        )
+        self._cancels = Cancels(
+            db=self._db,
+            replica=self.replica,
+            runners=self._runners,
+            logs=self.logs,
+            notifier=self.notifier,
+            broadcast=self.broadcast,
+            runs_here=self._runs_here,
+            forget_secrets=self._forget_secrets,
+        )
 
     async def start(self) -> None:
-        """Start the log writer, close what the last run left behind, then start dispatching."""
+        """Start the log writer, take what is unfinished and free, then start dispatching."""
         self.logs.start()
-        await self._recover()
+        if self._single_process:  # nobody else drives them: what is unfinished is ours
+            async with self._db.write() as conn:
+                await leases.release_all(conn)
+        await self.broadcast.start(self._heard)
+        await self._leases.claim_round()
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="hpcwaas-dispatch")
+        self._heartbeat = asyncio.create_task(self._leases.heartbeat(), name="hpcwaas-heartbeat")
 
     def wake(self) -> None:
-        """Look for pending executions now (called after a trigger is committed)."""
+        """Look for executions to claim now, here and on every replica (after a trigger)."""
         self._wake.set()
+        self.broadcast.publish({"t": "wake"})
+
+    def _heard(self, message: dict[str, Any]) -> None:
+        """A message from another replica (store/notify.py)."""
+        kind = message.get("t")
+        if kind == "changed":
+            for execution_id in message.get("ids", []):
+                self.notifier.wake(str(execution_id))
+        elif kind == "wake":
+            self._wake.set()
+        elif kind == "cancel":
+            runner = self._runners.get(str(message.get("id")))
+            if runner is not None:
+                runner.request_cancel(str(message.get("by") or ""))
+        elif kind == "resync":  # messages may have been missed: read everything again
+            self.notifier.wake_all()
+            self._wake.set()
 
     def running_count(self) -> int:
         """How many executions this engine is running."""
@@ -112,18 +159,16 @@ class Engine:
         Raise ExecutionNotFound, or ExecutionAlreadyFinished if it is already terminal.
         """
         async with self._lock:
-            runner = self._runners.get(execution_id)
-            if runner is not None:
-                return await self._cancel_with_runner(runner, by_user)
-            return await self._cancel_without_runner(execution_id, by_user)
+            return await self._cancels.cancel(execution_id, by_user)
 
     async def stop(self) -> None:
         """Stop dispatching, kill running local steps (their executions end FAILED), flush logs."""
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
-            self._dispatcher = None
+        for task in (self._dispatcher, self._heartbeat):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._dispatcher = self._heartbeat = None
         grace = min(self._settings.step_grace_seconds, STOP_GRACE_SECONDS)
         detached = {eid for eid, r in self._runners.items() if r.detaches_on_stop}
         for runner in list(self._runners.values()):
@@ -142,57 +187,8 @@ class Engine:
             await pool.close()
         self._clusters.clear()
         await self.logs.stop()
-
-    # -- cancel ----------------------------------------------------------------------------
-
-    async def _cancel_with_runner(self, runner: ExecutionRunner, by_user: str) -> ExecutionStatus:
-        # Tell the runner first: whatever it writes last then ends the execution CANCELLED.
-        runner.request_cancel(by_user)
-        await runner.start_decided.wait()
-        execution_id = runner.execution_id
-        async with self._db.write() as conn:
-            moved = await store_executions.transition(
-                conn,
-                execution_id,
-                ExecutionStatus.CANCELLING,
-                allowed_from={ExecutionStatus.RUNNING},
-                cancel_requested=True,
-            )
-            record = await store_executions.get_execution(conn, execution_id)
-        if moved:
-            self.notifier.notify(execution_id)
-            return ExecutionStatus.CANCELLING
-        if record is not None and record.status is ExecutionStatus.PENDING:
-            # The runner did not start it (the server is stopping): cancel it here.
-            return await self._cancel_without_runner(execution_id, by_user)
-        return _cancel_outcome(record, execution_id)
-
-    async def _cancel_without_runner(self, execution_id: str, by_user: str) -> ExecutionStatus:
-        async with self._db.read() as conn:
-            record = await store_executions.get_execution(conn, execution_id)
-        if record is None:
-            raise ExecutionNotFound(execution_id)
-        status = record.status
-        if status is ExecutionStatus.PENDING or (
-            status in _ACTIVE and self._runs_here(record.environment)
-        ):
-            # Nothing of it runs in this process (no runner): end it here and now.
-            self.logs.emit(execution_id, LogLevel.INFO, f"Execution cancelled by {by_user}")
-            if await finish_execution(
-                self._db,
-                self.logs,
-                self.notifier,
-                execution_id,
-                ExecutionStatus.CANCELLED,
-                allowed_from={status},
-                running_steps_to=StepState.CANCELLED,
-                cancel_requested=True,
-            ):
-                await self._forget_secrets(record)
-                return ExecutionStatus.CANCELLED
-            async with self._db.read() as conn:
-                record = await store_executions.get_execution(conn, execution_id)
-        return _cancel_outcome(record, execution_id)
+        await self._leases.release()
+        await self.broadcast.stop()
 
     # -- recovery and dispatch -------------------------------------------------------------
 
@@ -201,33 +197,22 @@ class Engine:
         config = self._settings.environments.get(environment)
         return config is None or config.kind == "local"
 
-    async def _recover(self) -> None:
-        async with self._db.read() as conn:
-            active = await store_executions.with_status(conn, _ACTIVE)
-        for record in active:
-            if not self._runs_here(record.environment):
-                # Its jobs ran on while the server was down: follow them to the end.
-                async with self._lock:
-                    await self._dispatch(record.id, resume=True)
-        orphans = [r for r in active if self._runs_here(r.environment)]
-        for record in orphans:
-            self.logs.emit(record.id, LogLevel.ERROR, RECOVERY_MESSAGE)
-            await self._kill_leftovers(record.id)
-        for record in orphans:
-            cancelling = record.status is ExecutionStatus.CANCELLING
-            log.warning(
-                "execution %s was %s when the server stopped: ended", record.id, record.status
-            )
-            await finish_execution(
-                self._db,
-                self.logs,
-                self.notifier,
-                record.id,
-                ExecutionStatus.CANCELLED if cancelling else ExecutionStatus.FAILED,
-                allowed_from={record.status},
-                running_steps_to=StepState.CANCELLED if cancelling else StepState.FAILED,
-                **({} if cancelling else {"error": RECOVERY_ERROR}),
-            )
+    async def _take_orphan(self, record: ExecutionRecord) -> None:
+        """End a local execution whose runner is gone: its steps do not survive a restart."""
+        self.logs.emit(record.id, LogLevel.ERROR, RECOVERY_MESSAGE)
+        await self._kill_leftovers(record.id)
+        cancelling = record.status is ExecutionStatus.CANCELLING
+        log.warning("execution %s was %s when the server stopped: ended", record.id, record.status)
+        await finish_execution(
+            self._db,
+            self.logs,
+            self.notifier,
+            record.id,
+            ExecutionStatus.CANCELLED if cancelling else ExecutionStatus.FAILED,
+            allowed_from={record.status},
+            running_steps_to=StepState.CANCELLED if cancelling else StepState.FAILED,
+            **({} if cancelling else {"error": RECOVERY_ERROR}),
+        )
 
     async def _kill_leftovers(self, execution_id: str) -> None:
         """Stop the processes of steps a killed server left running (they outlive it)."""
@@ -241,30 +226,29 @@ class Engine:
         while True:
             self._wake.clear()  # before reading: a trigger committed during the read wakes us
             try:
-                await self._dispatch_pending()
-            except Exception:
-                log.exception("dispatching pending executions failed; retrying soon")
+                await self._leases.claim_round()
+            except Exception as exc:  # noqa: BLE001 - e.g. the database is away: next round
+                log.warning("claiming executions failed (%s); retrying soon", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
 
-    async def _dispatch_pending(self) -> None:
-        async with self._db.read() as conn:
-            pending = await store_executions.with_status(conn, [ExecutionStatus.PENDING])
-        for record in pending:
-            if record.id in self._tasks:
-                continue
-            async with self._lock:
-                try:
-                    await self._dispatch(record.id)
-                except Exception:
-                    log.exception("execution %s could not be dispatched", record.id)
+    async def _take(self, record: ExecutionRecord) -> None:
+        """Start a claimed execution, or go on with one another replica (or run) left."""
+        if record.status is ExecutionStatus.PENDING:
+            await self._dispatch(record.id)
+        elif self._runs_here(record.environment):
+            await self._take_orphan(record)
+        else:  # its jobs ran on meanwhile: follow them to the end
+            if record.lease_owner is not None:
+                log.info("execution %s taken over from %s", record.id, record.lease_owner)
+            await self._dispatch(record.id, resume=True)
 
     async def _dispatch(self, execution_id: str, *, resume: bool = False) -> None:
         if execution_id in self._tasks:
             return
         async with self._db.read() as conn:  # fresh: a cancel may have come since the sweep
             record = await store_executions.get_execution(conn, execution_id)
-        expected = _ACTIVE if resume else (ExecutionStatus.PENDING,)
+        expected = ACTIVE if resume else (ExecutionStatus.PENDING,)
         if record is None or record.status not in expected:
             return
         config = self._settings.environments.get(record.environment)
@@ -318,15 +302,10 @@ class Engine:
             return LocalPlace(self._settings.work_dir, record.id, self._transport)
         if not record.cluster_login or not record.key_id:
             return "no cluster account or SSH key was recorded for this execution"
-        target = SshTarget(
-            host=config.host,
-            port=config.port,
-            login=record.cluster_login,
-            key_id=record.key_id,
-            known_hosts="\n".join(config.host_keys),
-        )
+        target = execution_target(config, record.cluster_login, record.key_id)
         if record.environment not in self._clusters:
-            pool = SshPool(self._load_key, max_sessions=config.max_sessions)
+            load_key = functools.partial(load_ssh_key, self._keystore)
+            pool = SshPool(load_key, max_sessions=config.max_sessions)
             self._clusters[record.environment] = (pool, JobTracker(pool, record.environment))
         pool, tracker = self._clusters[record.environment]
         return ClusterPlace(
@@ -335,39 +314,8 @@ class Engine:
             tracker,
             target,
             record.id,
-            on_key_use=functools.partial(self._record_key_use, record),
+            on_key_use=functools.partial(record_key_use, self._db, record),
         )
-
-    async def _record_key_use(
-        self, record: ExecutionRecord, target: SshTarget, failure: str | None
-    ) -> None:
-        """Audit which key an execution used, where and as whom (once per run of it)."""
-        try:
-            async with self._db.write() as conn:
-                await audit_store.record(
-                    conn,
-                    actor=record.owner,
-                    action=audit_store.AuditAction.SSH_KEY_USE,
-                    target=target.key_id,
-                    source=audit_store.ENGINE_SOURCE,
-                    outcome=audit_store.Outcome.FAILURE if failure else audit_store.Outcome.SUCCESS,
-                    details={
-                        "execution_id": record.id,
-                        "host": target.host,
-                        "port": target.port,
-                        "login": target.login,
-                        **({"reason": failure} if failure else {}),
-                    },
-                )
-        except Exception:
-            # The execution goes on: its own database writes will fail loudly if the database
-            # is gone; the server log keeps what the audit log could not.
-            log.exception(
-                "execution %s: could not audit the use of SSH key %s on %s",
-                record.id,
-                target.key_id,
-                target.where,
-            )
 
     def _runner_done(self, execution_id: str, task: asyncio.Task[None]) -> None:
         self._runners.pop(execution_id, None)
@@ -415,20 +363,9 @@ class Engine:
                 self.notifier,
                 execution_id,
                 ExecutionStatus.FAILED,
-                allowed_from=_ACTIVE,
+                allowed_from=ACTIVE,
                 running_steps_to=StepState.FAILED,
                 error=SERVER_STOPPED,
             )
         except Exception:
             log.exception("execution %s: could not record that the server stopped", execution_id)
-
-
-def _cancel_outcome(record: ExecutionRecord | None, execution_id: str) -> ExecutionStatus:
-    """The answer to a cancel that found the execution already moving on its own."""
-    if record is None:
-        raise ExecutionNotFound(execution_id)
-    if record.status in (ExecutionStatus.CANCELLING, ExecutionStatus.CANCELLED):
-        return record.status
-    if record.status.terminal:
-        raise ExecutionAlreadyFinished(record.status)
-    return record.status

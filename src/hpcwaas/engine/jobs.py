@@ -21,6 +21,7 @@ from hpcwaas.api.states import LogLevel
 from hpcwaas.schedulers import remote_files, slurm
 from hpcwaas.schedulers.errors import SchedulerError
 from hpcwaas.schedulers.slurm import FinalState, JobState
+from hpcwaas.store.logs import Checkpoint
 from hpcwaas.transports.lines import LineSplitter
 from hpcwaas.transports.ssh import RemoteResult, SshError, SshPool, SshTarget
 
@@ -31,7 +32,9 @@ MAX_BACKOFF_SECONDS = 60.0
 # Polls a job may be missing from squeue and from every source of a final state.
 MISSING_POLLS_LIMIT = 6
 
-LineHandler = Callable[[LogLevel, str], Awaitable[None]]
+# (level, line, checkpoint): the checkpoint, on the last line of each chunk read, says how
+# far its file has been read once that line is logged.
+LineHandler = Callable[[LogLevel, str, Checkpoint | None], Awaitable[None]]
 UnknownHandler = Callable[[bool], Awaitable[None]]
 
 
@@ -42,6 +45,7 @@ class JobLost(Exception):
 @dataclass
 class _Watch:
     job_id: str
+    step: str
     outputs: list[tuple[str, LogLevel]]
     exit_path: str | None
     on_line: LineHandler
@@ -85,8 +89,13 @@ class JobTracker:
         exit_path: str | None,
         on_line: LineHandler,
         on_unknown: UnknownHandler,
+        step: str,
+        offsets: dict[str, int] | None = None,
     ) -> FinalState:
-        """Follow a job to its end, handing its output lines over as they appear."""
+        """Follow a job to its end, handing its output lines over as they appear.
+
+        ``offsets``: how far each output file was read already (a job taken over).
+        """
         key = (target.host, target.port, target.login)
         group = self._groups.get(key)
         if group is None:
@@ -94,9 +103,9 @@ class JobTracker:
         group.target = target
         group.interval = min(group.interval, interval)
         future: asyncio.Future[FinalState] = asyncio.get_running_loop().create_future()
-        watch = _Watch(job_id, outputs, exit_path, on_line, on_unknown, future)
+        watch = _Watch(job_id, step, outputs, exit_path, on_line, on_unknown, future)
         for path, _ in outputs:
-            watch.offsets[path] = 0
+            watch.offsets[path] = (offsets or {}).get(path, 0)
             watch.splitters[path] = LineSplitter()
         group.watches[job_id] = watch
         # A new job waits for the group's next poll: a burst of submissions must not turn
@@ -232,16 +241,24 @@ class JobTracker:
                     continue
                 watch.offsets[path] += len(data)
                 more = more or len(data) >= READ_LIMIT
-                for line in watch.splitters[path].feed(data):
-                    await watch.on_line(level, line)
+                splitter = watch.splitters[path]
+                await self._hand_over(watch, path, level, splitter.feed(data), splitter.pending)
         return more
 
     async def _drain_outputs(self, target: SshTarget, watch: _Watch) -> None:
         while await self._read_outputs(target, [watch]):
             pass
         for path, level in watch.outputs:
-            for line in watch.splitters[path].close():
-                await watch.on_line(level, line)
+            await self._hand_over(watch, path, level, watch.splitters[path].close(), 0)
+
+    @staticmethod
+    async def _hand_over(
+        watch: _Watch, path: str, level: LogLevel, lines: list[str], unfinished: int
+    ) -> None:
+        """Hand the lines over; the last one carries how far the file is read with it."""
+        point = Checkpoint(watch.step, watch.job_id, path, watch.offsets[path] - unfinished)
+        for i, line in enumerate(lines):
+            await watch.on_line(level, line, point if i == len(lines) - 1 else None)
 
     async def _run_script(self, target: SshTarget, script: str) -> RemoteResult:
         """Run a script that grows with the number of jobs: through stdin, since one command

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.catalog.errors import RenderError
-from hpcwaas.engine.jobs import JobLost
+from hpcwaas.engine.jobs import JobLost, LineHandler
 from hpcwaas.engine.places import ClusterPlace
 from hpcwaas.schedulers import slurm
 from hpcwaas.schedulers.slurm import SlurmDefaults, SubmitError
@@ -23,6 +23,7 @@ from hpcwaas.settings import SlurmEnvironment
 from hpcwaas.steps.pycompss import PycompssSubmission, prepare_pycompss_step
 from hpcwaas.steps.slurm import SlurmSubmission, prepare_slurm_step
 from hpcwaas.store import executions as store_executions
+from hpcwaas.store import logs as store_logs
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.transports.ssh import SshError
@@ -67,9 +68,6 @@ def prepare_job_step(
     return prepare_slurm_step(spec, secrets=secrets, key_store_secrets=key_store_secrets, **common)
 
 
-LineSink = Callable[[LogLevel, str], Awaitable[None]]
-
-
 @dataclass(frozen=True)
 class JobOutcome:
     state: StepState
@@ -89,7 +87,7 @@ class JobStep:
         name: str,
         spec: Any,
         emit: Emit,
-        on_line: LineSink,
+        on_line: LineHandler,
         job_id: str | None,
         resumed: bool = False,
         step_outputs: dict[str, dict[str, str]] | None = None,
@@ -237,6 +235,10 @@ class JobStep:
         cluster = self._cluster
         outputs = [(submission.stdout_path, LogLevel.INFO), (submission.stderr_path, LogLevel.WARN)]
         assert self.job_id is not None
+        async with self._db.read() as conn:  # a job taken over: go on from what was logged
+            offsets = await store_logs.read_offsets(
+                conn, self._execution.id, self._name, self.job_id
+            )
         return await cluster.tracker.wait(
             cluster.target,
             self.job_id,
@@ -246,6 +248,8 @@ class JobStep:
             exit_path=getattr(submission, "exit_path", None),
             on_line=self._on_line,
             on_unknown=self._set_unknown,
+            step=self._name,
+            offsets=offsets,
         )
 
     async def _set_unknown(self, unknown: bool) -> None:

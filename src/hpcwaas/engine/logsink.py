@@ -13,12 +13,14 @@ import contextlib
 import itertools
 import logging
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hpcwaas.api.states import LogLevel
 from hpcwaas.store import logs as store_logs
-from hpcwaas.store.database import Database
-from hpcwaas.store.logs import LogRecord
+from hpcwaas.store.database import Database, is_unavailable
+from hpcwaas.store.logs import Checkpoint, LogRecord
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +39,26 @@ class LogNotifier:
         self._floor = 0  # the version of every execution without its own counter
         self._versions: dict[str, int] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        # Told of every change made here, to tell the other replicas (store/notify.py).
+        self.on_change: Callable[[str], None] | None = None
 
     def version(self, execution_id: str) -> int:
         """The execution's current version; it moves on every ``notify``."""
         return self._versions.get(execution_id, self._floor)
 
     def notify(self, execution_id: str) -> None:
-        """Record a change of the execution and wake everyone waiting on it."""
+        """Record a change of the execution made here, wake its waiters, tell the replicas."""
+        self.wake(execution_id)
+        if self.on_change is not None:
+            self.on_change(execution_id)
+
+    def wake_all(self) -> None:
+        """Wake every waiter (changes may have been missed): they read the database again."""
+        for execution_id in list(self._waiters):
+            self.wake(execution_id)
+
+    def wake(self, execution_id: str) -> None:
+        """Record a change of the execution (made here or elsewhere), wake its waiters."""
         self._counter += 1
         self._versions[execution_id] = self._counter
         for waiter in self._waiters.pop(execution_id, set()):
@@ -80,6 +95,17 @@ class LogNotifier:
                     del self._waiters[execution_id]
 
 
+@dataclass
+class _Entries:
+    """One execution's part of a batch."""
+
+    records: list[LogRecord]
+    checkpoints: list[Checkpoint]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
 class LogSink:
     """The single writer of log entries: ``emit`` queues, a background task writes in batches."""
 
@@ -87,11 +113,12 @@ class LogSink:
     HIGH_WATER = 20_000
     MAX_BATCH = 5_000
     _RETRIES = (0.1, 0.5, 2.0)
+    _MAX_OUTAGE_DELAY = 5.0
 
     def __init__(self, db: Database, notifier: LogNotifier) -> None:
         self._db = db
         self._notifier = notifier
-        self._queue: deque[tuple[str, LogRecord]] = deque()
+        self._queue: deque[tuple[str, LogRecord, Checkpoint | None]] = deque()
         self._emitted = 0  # entries emitted so far
         self._done = 0  # entries written (or given up on) so far, in emit order
         self._flushers: list[tuple[int, asyncio.Future[None]]] = []
@@ -103,11 +130,20 @@ class LogSink:
         self._task: asyncio.Task[None] | None = None
 
     def emit(
-        self, execution_id: str, level: LogLevel, content: str, step: str | None = None
+        self,
+        execution_id: str,
+        level: LogLevel,
+        content: str,
+        step: str | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
-        """Queue an entry stamped now; it is written soon after, in emit order."""
+        """Queue an entry stamped now; it is written soon after, in emit order.
+
+        ``checkpoint``: how far a job's output file was read with this line, saved in the
+        same transaction as the entry.
+        """
         record = LogRecord(level=level, timestamp=datetime.now(UTC), content=content, step=step)
-        self._queue.append((execution_id, record))
+        self._queue.append((execution_id, record, checkpoint))
         self._emitted += 1
         self._wakeup.set()
         if len(self._queue) >= self.HIGH_WATER:
@@ -167,9 +203,12 @@ class LogSink:
             count = min(len(self._queue), self.MAX_BATCH)
             if not count:
                 return
-            batch: dict[str, list[LogRecord]] = {}
-            for execution_id, record in itertools.islice(self._queue, count):
-                batch.setdefault(execution_id, []).append(record)
+            batch: dict[str, _Entries] = {}
+            for execution_id, record, checkpoint in itertools.islice(self._queue, count):
+                entries = batch.setdefault(execution_id, _Entries([], []))
+                entries.records.append(record)
+                if checkpoint is not None:
+                    entries.checkpoints.append(checkpoint)
             await self._write_with_retries(batch)
             # Removed only once written: a writer cancelled mid-batch leaves them for stop().
             for _ in range(count):
@@ -181,34 +220,50 @@ class LogSink:
             self._notifier.notify(execution_id)
         self._release_flushers()
 
-    async def _write_with_retries(self, batch: dict[str, list[LogRecord]]) -> None:
-        for delay in (*self._RETRIES, None):
+    async def _write_with_retries(self, batch: dict[str, _Entries]) -> None:
+        retries = iter(self._RETRIES)
+        outage = 0.0
+        while True:
             try:
                 await self._write(batch)
+                if outage:
+                    log.info("log entries written again after a database outage")
                 return
-            except Exception:  # the database may be briefly unavailable; retried below
-                log.exception("writing %d log entries failed", sum(map(len, batch.values())))
+            except Exception as exc:
                 for execution_id in batch:
                     self._next_index.pop(execution_id, None)  # may be stale: reload
-            if delay is not None:
+                if is_unavailable(exc):
+                    # Nothing is dropped while the database is away: the queue holds the
+                    # entries (and holds chatty steps back at its high-water mark).
+                    if not outage:
+                        log.warning("the database is unreachable: log entries wait for it")
+                    outage = min(max(outage * 2, 0.2), self._MAX_OUTAGE_DELAY)
+                    await asyncio.sleep(outage)
+                    continue
+                log.exception("writing %d log entries failed", sum(map(len, batch.values())))
+                delay = next(retries, None)
+                if delay is None:
+                    break
                 await asyncio.sleep(delay)
         # Still failing: write execution by execution, so one bad execution cannot hold
         # back the others; entries that still fail are dropped (and said so in the server log).
-        for execution_id, records in batch.items():
+        for execution_id, entries in batch.items():
             try:
-                await self._write({execution_id: records})
+                await self._write({execution_id: entries})
             except Exception:  # noqa: BLE001 - reported, and the writer must keep going
-                log.error("dropped %d log entries of execution %s", len(records), execution_id)
+                log.error("dropped %d log entries of execution %s", len(entries), execution_id)
 
-    async def _write(self, batch: dict[str, list[LogRecord]]) -> None:
+    async def _write(self, batch: dict[str, _Entries]) -> None:
         advanced: dict[str, int] = {}
         async with self._db.write() as conn:
-            for execution_id, records in batch.items():
+            for execution_id, entries in batch.items():
                 first = self._next_index.get(execution_id)
                 if first is None:
                     first = await store_logs.next_index(conn, execution_id)
-                await store_logs.append(conn, execution_id, first, records)
-                advanced[execution_id] = first + len(records)
+                await store_logs.append(conn, execution_id, first, entries.records)
+                if entries.checkpoints:
+                    await store_logs.save_checkpoints(conn, execution_id, entries.checkpoints)
+                advanced[execution_id] = first + len(entries.records)
         self._next_index.update(advanced)
 
     def _release_flushers(self) -> None:

@@ -1,39 +1,33 @@
-"""Runs one execution: working directory, DAG of steps, outcome; resumes one after a restart."""
+"""Runs one execution: working directory, DAG of steps, outcome; resumes one after a restart.
+
+The runner decides what runs and when it halts; the parts live apart: starting and resuming
+(execution_start.py), its secrets (execution_secrets.py), one step from start to end with its
+retries (steprunner.py), one attempt by the step's kind (attempts.py), the end (execution_end.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Coroutine, Iterable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.dag import topological_order
-from hpcwaas.catalog.model import ShellStep as ShellStepModel
-from hpcwaas.catalog.model import StageInStep, StageOutStep
-from hpcwaas.engine.finish import finish_execution
-from hpcwaas.engine.jobsteps import JobStep
-from hpcwaas.engine.key_store_secrets import KeyStoreSecretMissing, read_key_store_secrets
+from hpcwaas.engine.attempts import StepAttempts
+from hpcwaas.engine.execution_end import ExecutionEnd, collect_outputs
+from hpcwaas.engine.execution_secrets import ExecutionSecrets
+from hpcwaas.engine.execution_start import mark_running, prepare_run, read_progress
 from hpcwaas.engine.logsink import LogNotifier, LogSink
-from hpcwaas.engine.outcome import SERVER_STOPPED, Halt, Outcome, read_declared_outputs
-from hpcwaas.engine.outputs import OutputValue
+from hpcwaas.engine.outcome import SERVER_STOPPED, Halt
 from hpcwaas.engine.places import Place
-from hpcwaas.engine.secret_inputs import forget_secrets, load_secrets, mask
-from hpcwaas.engine.shellsteps import ShellStep
-from hpcwaas.engine.transfersteps import TransferStep
-from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable
+from hpcwaas.engine.steprunner import StepRunner
+from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import Settings
-from hpcwaas.store import executions as store_executions
-from hpcwaas.store.database import Database
+from hpcwaas.store.database import Database, is_unavailable
 from hpcwaas.store.executions import ExecutionRecord
-from hpcwaas.transports.base import LineCallback, RunningCommand
-from hpcwaas.transports.ssh import SshError
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
-    from hpcwaas.catalog.model import StepSpec
 
 log = logging.getLogger(__name__)
 
@@ -68,25 +62,49 @@ class ExecutionRunner:
         self._max_parallel = max(1, max_parallel_steps)
         self._resume = resume
         self._states = {name: StepState.PENDING for name in workflow.spec.steps}
-        self._job_ids: dict[str, str] = {}  # steps that are jobs, known from a previous run
-        self._shells: dict[str, ShellStep] = {}
-        self._jobs: dict[str, JobStep] = {}
-        self._transfers: dict[str, TransferStep] = {}
         self._step_tasks: dict[asyncio.Task[None], str] = {}
-        self._background: set[asyncio.Task[None]] = set()
         self._cancelled_by: str | None = None
         self._stopping = False
-        self._kill_grace = settings.step_grace_seconds
+        self.abandoned = False  # another replica drives it now: write nothing more
         self._failure: str | None = None
-        self._keystore = keystore
-        self._secrets: dict[str, str] = {}  # secret inputs, by input name
-        self._key_store_secrets: dict[str, str] = {}  # the workflow's secrets:, by name
-        self._hidden: dict[str, str] = {}  # both: masked in what steps print and write
-        self._attempts: dict[str, int] = {}
+        self._secrets = ExecutionSecrets(
+            db=db, keystore=keystore, execution_id=execution.id, spec=workflow.spec
+        )
         self._step_outputs: dict[str, dict[str, str]] = {}  # of the steps that succeeded
         self._cleaning = False  # running the on_failure steps
         self._halt = asyncio.Event()  # set when steps must stop: ends a wait between attempts
-        self._step_halt = Halt(self._halted, self._halted_state)
+        self._attempts = StepAttempts(
+            db=db,
+            settings=settings,
+            logs=logs,
+            place=place,
+            execution=execution,
+            secrets=self._secrets,
+            step_outputs=self._step_outputs,
+            halt=Halt(self._halted, self._halted_state),
+            stopping=lambda: self._stopping,
+        )
+        self._steps = StepRunner(
+            db=db,
+            settings=settings,
+            logs=logs,
+            place=place,
+            execution_id=execution.id,
+            secrets=self._secrets,
+            attempts=self._attempts,
+            states=self._states,
+            step_outputs=self._step_outputs,
+            halted=self._halted,
+            halt=self._halt,
+            on_failure=self._step_failed,
+        )
+        self._end = ExecutionEnd(
+            db=db,
+            logs=logs,
+            notifier=notifier,
+            execution_id=execution.id,
+            cancelled_by=lambda: self._cancelled_by,
+        )
         # Set once the runner has decided whether the execution starts (PENDING -> RUNNING).
         self.start_decided = asyncio.Event()
 
@@ -99,10 +117,24 @@ class ExecutionRunner:
     def request_stop(self, grace: float) -> None:
         """The server stops: kill running steps after ``grace`` seconds; the run ends FAILED.
 
-        Batch jobs on a cluster are left running: the next start of the server follows them.
+        Batch jobs on a cluster are left running: another replica, or the next start of the
+        server, follows them.
         """
         self._stopping = True
         self._kill_running(grace)
+
+    def request_abandon(self, grace: float) -> None:
+        """Stop driving the execution without ending it: another replica goes on with it.
+
+        Jobs run on; local steps are killed (their execution is ended by whoever takes it).
+        """
+        self.abandoned = True
+        self.request_stop(grace)
+
+    @property
+    def cancelling(self) -> bool:
+        """Whether a cancel was requested."""
+        return self._cancelled_by is not None
 
     @property
     def detaches_on_stop(self) -> bool:
@@ -117,41 +149,20 @@ class ExecutionRunner:
                 await self._run_cleanup()
                 await self._finish()
         except Exception as exc:
-            log.exception("execution %s: internal error in the engine", self.execution_id)
-            await self._fail_internal(exc)
+            if is_unavailable(exc):
+                # Not the execution's fault: leave it as it is; once the database is back,
+                # it is claimed again (here or on another replica) and goes on from there.
+                log.warning(
+                    "execution %s: the database is unreachable; left to be taken over",
+                    self.execution_id,
+                )
+                self.request_abandon(self._attempts.kill_grace)
+            else:
+                log.exception("execution %s: internal error in the engine", self.execution_id)
+                await self._fail_internal(exc)
         finally:
             self.start_decided.set()
-            await self._forget_secrets()
-
-    async def _load_secrets(self) -> str | None:
-        """Read the execution's secrets; why the execution cannot run if they cannot be."""
-        try:
-            if any(spec.type == "secret" for spec in self._workflow.spec.inputs.values()):
-                self._secrets = await load_secrets(self._keystore, self.execution_id)
-            self._key_store_secrets = await read_key_store_secrets(
-                self._keystore, self._workflow.spec.secrets
-            )
-        except KeyStoreUnavailable as exc:
-            return f"its secrets cannot be read from the key store: {exc}"
-        except KeyStoreSecretMissing as exc:
-            return str(exc)
-        self._hidden = {
-            **{f"inputs.{k}": v for k, v in self._secrets.items()},
-            **{f"secrets.{k}": v for k, v in self._key_store_secrets.items()},
-        }
-        return None
-
-    async def _forget_secrets(self) -> None:
-        """Delete the execution's secrets once it is over (not when it runs on after a stop)."""
-        if not any(spec.type == "secret" for spec in self._workflow.spec.inputs.values()):
-            return
-        try:
-            async with self._db.read() as conn:
-                record = await store_executions.get_execution(conn, self.execution_id)
-            if record is None or record.status.terminal:
-                await forget_secrets(self._keystore, self.execution_id)
-        except Exception:
-            log.exception("execution %s: its secrets could not be deleted", self.execution_id)
+            await self._secrets.forget()
 
     # -- start -----------------------------------------------------------------------------
 
@@ -159,71 +170,39 @@ class ExecutionRunner:
         if self._resume:
             return await self._resume_state()
         if self._stopping:
-            return False  # still PENDING: the next start of the server runs it
+            return False  # still PENDING: another replica or the next start runs it
         if self._cancelled_by is not None:  # start_decided waits for this end (see run())
-            await self._end_cancelled(allowed_from={ExecutionStatus.PENDING})
+            await self._end.cancelled(allowed_from={ExecutionStatus.PENDING})
             return False
-        recorded: set[str] = set()
-        async with self._db.write() as conn:
-            moved = await store_executions.transition(
-                conn,
-                self.execution_id,
-                ExecutionStatus.RUNNING,
-                allowed_from={ExecutionStatus.PENDING},
-                started_at=datetime.now(UTC),
-            )
-            if moved:
-                await store_executions.set_fields(
-                    conn, self.execution_id, work_dir=str(self._place.work_dir)
-                )
-                recorded = {
-                    s.name for s in await store_executions.get_steps(conn, self.execution_id)
-                }
+        recorded = await mark_running(self._db, self.execution_id, str(self._place.work_dir))
         self.start_decided.set()
-        if not moved:
+        if recorded is None:
             log.info("execution %s is no longer pending: not run", self.execution_id)
             return False
         self._notifier.notify(self.execution_id)
         self._emit(LogLevel.INFO, f"Execution started: workflow {self._workflow.id}")
-        secrets_failure = await self._load_secrets()
-        if secrets_failure is not None:
-            self._failure = secrets_failure
-            return True
-        try:
-            await self._place.prepare()
-        except (OSError, SshError) as exc:
-            self._failure = f"its working directory cannot be created: {exc}"
-            return True
-        if recorded != set(self._workflow.spec.steps):
-            self._failure = (
-                f"workflow {self._workflow.id} changed since this execution was triggered "
-                "(its steps differ); trigger it again"
-            )
-        elif self._workflow.digest != self._execution.definition_digest:
-            self._emit(
-                LogLevel.WARN,
-                "The workflow file changed since this execution was triggered; "
-                "running its current definition",
-            )
+        self._failure = await prepare_run(
+            place=self._place,
+            secrets=self._secrets,
+            workflow=self._workflow,
+            execution=self._execution,
+            recorded=recorded,
+            emit=self._emit,
+        )
         return True
 
     async def _resume_state(self) -> bool:
         """Pick up where the last run of the server left: finished steps stay finished."""
         self.start_decided.set()
-        async with self._db.read() as conn:
-            steps = await store_executions.get_steps(conn, self.execution_id)
-        for step in steps:
-            if step.name not in self._states:
-                continue
-            self._states[step.name] = step.state
-            if step.job_id:
-                self._job_ids[step.name] = step.job_id
-            if step.attempts:
-                self._attempts[step.name] = step.attempts
-            if step.state is StepState.SUCCEEDED and step.outputs:
-                self._step_outputs[step.name] = dict(step.outputs)
-        self._emit(LogLevel.INFO, "Execution resumed after a restart of the server")
-        secrets_failure = await self._load_secrets()
+        progress = await read_progress(self._db, self.execution_id, self._states)
+        self._states.update(progress.states)
+        self._attempts.job_ids.update(progress.job_ids)
+        self._steps.attempt_counts.update(progress.attempts)
+        self._step_outputs.update(progress.outputs)
+        self._emit(
+            LogLevel.INFO, "Execution resumed after a restart of the server, or by another replica"
+        )
+        secrets_failure = await self._secrets.load()
         if secrets_failure is not None:
             self._failure = secrets_failure
         if self._place.cluster is not None:
@@ -240,7 +219,7 @@ class ExecutionRunner:
         launched = {n for n, s in self._states.items() if s is not StepState.PENDING}
         for name in order:  # resumed: steps that were running run (or are followed) again
             if self._states[name] in (StepState.RUNNING, StepState.UNKNOWN):
-                task = asyncio.create_task(self._run_step(name, steps[name], resumed=True))
+                task = asyncio.create_task(self._steps.run(name, steps[name], resumed=True))
                 self._step_tasks[task] = name
         try:
             while True:
@@ -252,7 +231,7 @@ class ExecutionRunner:
                         self._states.get(n) is StepState.SUCCEEDED for n in needs
                     ):
                         launched.add(name)
-                        task = asyncio.create_task(self._run_step(name, steps[name]))
+                        task = asyncio.create_task(self._steps.run(name, steps[name]))
                         self._step_tasks[task] = name
                 if not self._step_tasks:
                     break
@@ -270,170 +249,6 @@ class ExecutionRunner:
             self._failure = (
                 f"steps {', '.join(never_ran)} can never start (their needs are not met)"
             )
-
-    async def _run_step(
-        self, name: str, spec: StepSpec, *, resumed: bool = False, cleanup: bool = False
-    ) -> None:
-        """Run a step to its end, attempt after attempt (``retries``), and record the end."""
-        label = "Cleanup step" if cleanup else "Step"
-        if not resumed:
-            if not cleanup:
-                async with self._db.write() as conn:
-                    await store_executions.update_step(
-                        conn,
-                        self.execution_id,
-                        name,
-                        StepState.RUNNING,
-                        allowed_from={StepState.PENDING},
-                        started_at=datetime.now(UTC),
-                    )
-            self._emit(LogLevel.INFO, f"{label} {name} started", name)
-        self._states[name] = StepState.RUNNING
-        allowed = 1 + spec.retries
-        attempt = self._attempts.get(name, 0)
-        while True:
-            if not resumed or attempt == 0:
-                attempt += 1
-                await self._record_attempt(name, attempt, allowed, label, cleanup)
-            outcome = await self._attempt(name, spec, resumed=resumed)
-            resumed = False
-            if outcome is None:  # detached: the job runs on after the server stops
-                return
-            if outcome.state is StepState.SUCCEEDED and spec.outputs:
-                outcome = await read_declared_outputs(
-                    self._place,
-                    name,
-                    spec.outputs,
-                    outcome,
-                    limit=self._settings.limits.max_output_bytes,
-                    emit=lambda level, text: self._emit(level, text, name),
-                    hidden=self._hidden,
-                )
-            again = (
-                outcome.state is StepState.FAILED
-                and outcome.retryable
-                and attempt < allowed
-                and not self._halted()
-            )
-            if not again:
-                await self._end_step(
-                    name,
-                    outcome.state,
-                    outcome.exit_code,
-                    outcome.reason,
-                    cleanup=cleanup,
-                    outputs=outcome.outputs,
-                )
-                return
-            self._emit(
-                LogLevel.WARN,
-                f"{label} {name} {outcome.reason} (attempt {attempt} of {allowed}); "
-                f"trying again in {spec.retry_delay:g} s",
-                name,
-            )
-            if not await self._pause(spec.retry_delay):
-                await self._end_step(
-                    name, outcome.state, outcome.exit_code, outcome.reason, cleanup=cleanup
-                )
-                return
-
-    async def _record_attempt(
-        self, name: str, attempt: int, allowed: int, label: str, cleanup: bool
-    ) -> None:
-        self._attempts[name] = attempt
-        if attempt > 1:
-            self._emit(LogLevel.INFO, f"{label} {name}: attempt {attempt} of {allowed}", name)
-        if not cleanup:
-            async with self._db.write() as conn:
-                await store_executions.update_step(
-                    conn,
-                    self.execution_id,
-                    name,
-                    StepState.RUNNING,
-                    allowed_from={StepState.RUNNING, StepState.UNKNOWN},
-                    attempts=attempt,
-                    job_id=None,
-                )
-
-    async def _pause(self, seconds: float) -> bool:
-        """Wait between attempts; False if the execution was halted meanwhile."""
-        if self._halted():
-            return False
-        try:
-            await asyncio.wait_for(self._halt.wait(), timeout=seconds)
-        except TimeoutError:
-            return not self._halted()
-        return False
-
-    async def _attempt(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
-        """One attempt of a step; None when a job is detached by a server stop."""
-        # A job followed again after a restart may be writing its file: keep it then.
-        if spec.outputs and not (resumed and spec.kind != "shell"):
-            try:
-                await self._place.clear_step_outputs(name)
-            except (OSError, SshError) as exc:
-                return Outcome(StepState.FAILED, None, f"could not be started: {exc}", True)
-        if spec.kind in ("stage_in", "stage_out"):
-            return await self._attempt_transfer(name, spec)
-        if spec.kind != "shell":
-            return await self._run_job_step(name, spec, resumed=resumed)
-        return await self._run_shell_step(name, spec)
-
-    async def _run_shell_step(self, name: str, spec: ShellStepModel) -> Outcome:
-        shell = ShellStep(
-            place=self._place,
-            execution_id=self.execution_id,
-            inputs=self._execution.inputs,
-            name=name,
-            spec=spec,
-            emit=lambda level, text: self._emit(level, text, name),
-            on_stdout=self._lines(name, LogLevel.INFO),
-            on_stderr=self._lines(name, LogLevel.WARN),
-            halt=self._step_halt,
-            kill=lambda command: self._kill(command, self._kill_grace),
-            grace=self._settings.step_grace_seconds,
-            step_outputs=self._step_outputs,
-            secrets=self._secrets,
-            key_store_secrets=self._key_store_secrets,
-        )
-        self._shells[name] = shell
-        try:
-            return await shell.run()
-        finally:
-            del self._shells[name]
-
-    async def _run_job_step(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
-        cluster = self._place.cluster
-        if cluster is None:
-            reason = f"is a {spec.kind} job, which needs a cluster environment"
-            return Outcome(StepState.FAILED, None, reason)
-        job = JobStep(
-            cluster=cluster,
-            db=self._db,
-            execution=self._execution,
-            name=name,
-            spec=spec,
-            emit=lambda level, text: self._emit(level, text, name),
-            on_line=functools.partial(self._output_line, name),
-            job_id=self._job_ids.pop(name, None) if resumed else None,
-            resumed=resumed,
-            step_outputs=self._step_outputs,
-            secrets=self._secrets,
-            key_store_secrets=self._key_store_secrets,
-            outputs_path=self._place.outputs_path(name) if spec.outputs else None,
-        )
-        self._jobs[name] = job
-        try:
-            if self._halted() and not self._stopping:
-                await job.cancel()
-            outcome = await job.run()
-        finally:
-            del self._jobs[name]
-        if outcome is None:
-            return None
-        # A job that failed may be tried again; one cancelled outside hpcwaas may not.
-        retryable = outcome.state is StepState.FAILED and "cannot be rendered" not in outcome.reason
-        return Outcome(outcome.state, outcome.exit_code, outcome.reason, retryable)
 
     # -- on_failure ------------------------------------------------------------------------
 
@@ -458,89 +273,13 @@ class ExecutionRunner:
             if not all(self._states.get(n) is StepState.SUCCEEDED for n in spec.needs):
                 self._emit(LogLevel.WARN, f"Cleanup step {name} skipped: its needs did not succeed")
                 continue
-            await self._run_step(name, spec, cleanup=True)
+            await self._steps.run(name, spec, cleanup=True)
 
-    async def _attempt_transfer(self, name: str, spec: StepSpec) -> Outcome | None:
-        """A stage_in or stage_out step: the service moves the bytes itself.
-
-        None when the server stops meanwhile: the step stays RUNNING and is run again at
-        the next start.
-        """
-        if not isinstance(spec, StageInStep | StageOutStep):
-            raise TypeError(f"step {name} is not a transfer step")
-        transfer = TransferStep(
-            name=name,
-            spec=spec,
-            execution_id=self.execution_id,
-            inputs=self._execution.inputs,
-            files=self._place.files,
-            settings=self._settings,
-            db=self._db,
-            emit=lambda level, text: self._emit(level, text, name),
-            halt=self._step_halt,
-            detaches=lambda: self._stopping and self.detaches_on_stop,
-            hidden=self._hidden,
-            key_store_secrets=self._key_store_secrets,
-        )
-        self._transfers[name] = transfer
-        try:
-            return await transfer.run()
-        finally:
-            del self._transfers[name]
-
-    async def _end_step(
-        self,
-        name: str,
-        state: StepState,
-        exit_code: int | None,
-        reason: str = "",
-        *,
-        cleanup: bool = False,
-        outputs: dict[str, str] | None = None,
-    ) -> None:
-        if cleanup:
-            self._states[name] = state
-            if state is StepState.SUCCEEDED:
-                self._emit(LogLevel.INFO, f"Cleanup step {name} succeeded", name)
-            else:
-                self._emit(LogLevel.ERROR, f"Cleanup step {name} {reason}", name)
-            return
-        async with self._db.write() as conn:
-            await store_executions.update_step(
-                conn,
-                self.execution_id,
-                name,
-                state,
-                allowed_from={StepState.RUNNING, StepState.UNKNOWN},
-                ended_at=datetime.now(UTC),
-                exit_code=exit_code,
-                **({"outputs": outputs} if outputs is not None else {}),
-            )
-        self._states[name] = state
-        if state is StepState.SUCCEEDED:
-            if outputs is not None:
-                self._step_outputs[name] = outputs
-            self._emit(LogLevel.INFO, f"Step {name} succeeded", name)
-        elif state is StepState.CANCELLED and self._halted():
-            self._emit(LogLevel.INFO, f"Step {name} {reason}", name)
-        else:
-            if state is StepState.CANCELLED:  # not by us: e.g. scancel by the account or admin
-                reason = f"{reason} outside hpcwaas"
-            self._emit(LogLevel.ERROR, f"Step {name} {reason}", name)
-            if self._failure is None and self._cancelled_by is None and not self._stopping:
-                # Fail fast: the execution is lost, so free the host from its other steps.
-                self._failure = f"step {name} {reason}"
-                self._kill_running(self._settings.step_grace_seconds)
-
-    async def _output_line(self, step: str, level: LogLevel, line: str) -> None:
-        """A line a step printed becomes a log entry; a full queue holds the step back."""
-        if self._hidden:  # a step that prints a secret must not leak it into the logs
-            line = mask(line, self._hidden)
-        self._logs.emit(self.execution_id, level, line, step)
-        await self._logs.room()
-
-    def _lines(self, step: str, level: LogLevel) -> LineCallback:
-        return functools.partial(self._output_line, step, level)
+    def _step_failed(self, name: str, reason: str) -> None:
+        if self._failure is None and self._cancelled_by is None and not self._stopping:
+            # Fail fast: the execution is lost, so free the host from its other steps.
+            self._failure = f"step {name} {reason}"
+            self._kill_running(self._settings.step_grace_seconds)
 
     def _halted(self) -> bool:
         if self._cleaning:  # the on_failure steps run after the failure: only a stop halts them
@@ -555,128 +294,42 @@ class ExecutionRunner:
 
     def _kill_running(self, grace: float) -> None:
         self._halt.set()
-        self._kill_grace = min(self._kill_grace, grace)
-        for shell in list(self._shells.values()):
-            if shell.command is not None:
-                self._kill(shell.command, grace)
-        for transfer in list(self._transfers.values()):
-            transfer.cancel()
-        for job in list(self._jobs.values()):
-            if self._stopping and self._cancelled_by is None:
-                job.detach()  # the job runs on; the next start of the server follows it
-            else:
-                self._spawn(job.cancel())
-
-    def _kill(self, command: RunningCommand, grace: float) -> None:
-        self._spawn(command.kill(grace))
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._killed)
-
-    def _killed(self, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("execution %s: killing a step failed: %r", self.execution_id, exc)
+        self._attempts.halt(grace, detach_jobs=self._stopping and self._cancelled_by is None)
 
     # -- end -------------------------------------------------------------------------------
 
     async def _finish(self) -> None:
         # A cancel the user asked for wins over a server stop, which wins over a step failure.
+        if self.abandoned:
+            return
         if self._cancelled_by is not None:
-            await self._end_cancelled()
+            await self._end.cancelled()
         elif self._stopping and self.detaches_on_stop:
             self._emit(
-                LogLevel.INFO, "The server is stopping; its next start follows this execution"
+                LogLevel.INFO,
+                "The server is stopping; another replica, or its next start, follows this "
+                "execution",
             )
         elif self._stopping:
-            await self._end_failed(SERVER_STOPPED)
+            await self._end.failed(SERVER_STOPPED)
         elif self._failure is not None:
-            await self._end_failed(self._failure)
+            await self._end.failed(self._failure)
         else:
-            outputs = await self._collect_outputs()
-            self._emit(LogLevel.INFO, "Execution succeeded")
-            if not await self._finish_as(
-                ExecutionStatus.SUCCEEDED, {ExecutionStatus.RUNNING}, outputs=outputs
-            ):
-                await self._after_lost_race()
-
-    async def _collect_outputs(self) -> dict[str, str | None]:
-        limit = self._settings.limits.max_output_bytes
-        values: dict[str, OutputValue] = {
-            name: await self._place.read_output(name, spec.path, limit)
-            for name, spec in self._workflow.spec.outputs.items()
-        }
-        for value in values.values():
-            if value.warning:
-                self._emit(LogLevel.WARN, value.warning)
-        return {
-            name: mask(value.value, self._hidden) if value.value is not None else None
-            for name, value in values.items()
-        }
-
-    async def _end_cancelled(
-        self,
-        allowed_from: Iterable[ExecutionStatus] = (
-            ExecutionStatus.RUNNING,
-            ExecutionStatus.CANCELLING,
-        ),
-    ) -> None:
-        by = f" by {self._cancelled_by}" if self._cancelled_by else ""
-        self._emit(LogLevel.INFO, f"Execution cancelled{by}")
-        await self._finish_as(ExecutionStatus.CANCELLED, allowed_from, steps_to=StepState.CANCELLED)
-
-    async def _end_failed(self, reason: str) -> None:
-        self._emit(LogLevel.ERROR, f"Execution failed: {reason}")
-        if not await self._finish_as(
-            ExecutionStatus.FAILED, {ExecutionStatus.RUNNING}, error=reason
-        ):
-            await self._after_lost_race()
-
-    async def _after_lost_race(self) -> None:
-        """The execution was not RUNNING any more at its end: a cancel may have come first."""
-        async with self._db.read() as conn:
-            record = await store_executions.get_execution(conn, self.execution_id)
-        if record is not None and record.status is ExecutionStatus.CANCELLING:
-            await self._end_cancelled()
-        else:
-            status = record.status.value if record else "deleted"
-            log.warning("execution %s ended while %s; not changed", self.execution_id, status)
+            outputs = await collect_outputs(
+                self._place,
+                self._workflow.spec.outputs,
+                limit=self._settings.limits.max_output_bytes,
+                emit=self._emit,
+                hidden=self._secrets.hidden,
+            )
+            await self._end.succeeded(outputs)
 
     async def _fail_internal(self, exc: BaseException) -> None:
-        reason = f"internal error: {type(exc).__name__}"
         try:
-            for shell in list(self._shells.values()):
-                if shell.command is not None:
-                    self._kill(shell.command, self._kill_grace)
-            self._emit(LogLevel.ERROR, f"Execution failed: {reason}")
-            await self._finish_as(
-                ExecutionStatus.FAILED,
-                {ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING},
-                error=reason,
-            )
+            self._attempts.kill_shells(self._attempts.kill_grace)
+            await self._end.failed_internally(exc)
         except Exception:
             log.exception("execution %s: its failure could not be recorded", self.execution_id)
-
-    async def _finish_as(
-        self,
-        to: ExecutionStatus,
-        allowed_from: Iterable[ExecutionStatus],
-        *,
-        steps_to: StepState = StepState.FAILED,
-        **fields: Any,
-    ) -> bool:
-        return await finish_execution(
-            self._db,
-            self._logs,
-            self._notifier,
-            self.execution_id,
-            to,
-            allowed_from=allowed_from,
-            running_steps_to=steps_to,
-            **fields,
-        )
 
     def _emit(self, level: LogLevel, content: str, step: str | None = None) -> None:
         self._logs.emit(self.execution_id, level, content, step)

@@ -1,4 +1,5 @@
-"""`hpcwaas-api`: run the server; administer tokens, accounts, the database; read the audit log."""
+"""`hpcwaas-api`: run the server; administer tokens, accounts, the database, retention; read the
+audit log."""
 
 from __future__ import annotations
 
@@ -103,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hpcwaas.server.admin_secrets import add_secrets_commands
 
     add_secrets_commands(sub, command)
+    from hpcwaas.server.admin_retention import add_retention_commands
+
+    add_retention_commands(sub, command)
     return parser
 
 
@@ -132,9 +136,16 @@ def main(argv: list[str] | None = None) -> int:
         from hpcwaas.secrets.base import KeyStoreUnavailable
         from hpcwaas.server.admin_catalog import NoRunningServer
         from hpcwaas.settings import ConfigError
-        from hpcwaas.store.database import SchemaError
+        from hpcwaas.store.database import DatabaseUnavailable, SchemaError
 
-        errors = AdminError | ConfigError | SchemaError | KeyStoreUnavailable | NoRunningServer
+        errors = (
+            AdminError
+            | ConfigError
+            | SchemaError
+            | DatabaseUnavailable
+            | KeyStoreUnavailable
+            | NoRunningServer
+        )
         if isinstance(exc, errors):
             print(f"hpcwaas-api: {exc}", file=sys.stderr)
             return 1
@@ -154,9 +165,11 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
         ssl_context = server_ssl_context(settings.tls)
     scheme = "https" if ssl_context is not None else "http"
     if settings.embedded_default:
+        database = "SQLite" if settings.database_url is None else "the database at database_url"
         print(
-            f"hpcwaas {__version__}: development default (no --config): SQLite and the embedded "
-            f"key store in {settings.data_dir}; environment `local` runs steps on this host.\n"
+            f"hpcwaas {__version__}: development default (no --config): {database} and the "
+            f"embedded key store in {settings.data_dir}; environment `local` runs steps on this "
+            "host.\n"
             f"Serving on {scheme}://{settings.listen_address}  "
             "(get a token: hpcwaas-api tokens issue --user NAME)",
             file=sys.stderr,
@@ -179,14 +192,14 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-def _server_class(streams_stop: asyncio.Event) -> Any:
+def _server_class(shutting_down: asyncio.Event) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
-        """Ends the open event streams first: they would hold the shutdown up until they end."""
+        """Ends long polls and event streams first: they would hold the shutdown up."""
 
         async def shutdown(self, sockets: Any = None) -> None:
-            streams_stop.set()
+            shutting_down.set()
             await super().shutdown(sockets)
 
     return Server
@@ -202,7 +215,7 @@ async def _run_server(
 
     from hpcwaas.server.app import create_app
     from hpcwaas.server.catalog_reload import remove_pid_file, write_pid_file
-    from hpcwaas.server.routes.events import stream_stopper
+    from hpcwaas.server.longpoll import shutdown_event
     from hpcwaas.server.services import start_services, stop_services
 
     services = await start_services(settings)
@@ -230,7 +243,7 @@ async def _run_server(
             ssl_context_factory=(lambda *_: ssl_context) if ssl_context is not None else None,
         )
         _log_listening(host, port, settings.tls)
-        server = _server_class(stream_stopper(app))(config)
+        server = _server_class(shutdown_event(app))(config)
         # uvicorn re-raises the stop signal once it has shut down; with these handlers that
         # is a no-op, so the engine below still stops its steps and records why.
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -270,7 +283,10 @@ def _run_db(
 
     async def runner() -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.effective_database_url)
+        db = Database(
+            settings.effective_database_url,
+            connect_timeout=settings.database_connect_timeout_seconds,
+        )
         try:
             outcome = await db.prepare_schema(allow_upgrade=True if upgrade else None)
             if upgrade:
@@ -295,6 +311,9 @@ def _tokens_issue(settings: Any, args: argparse.Namespace) -> int:
     user = args.user.strip()
     if not user:
         raise AdminError("--user must not be empty")
+    _check_length("--user", user, MAX_USER_ID)
+    if args.description is not None:
+        _check_length("--description", args.description, MAX_TOKEN_DESCRIPTION)
 
     async def work(db: Any) -> int:
         from hpcwaas.server.admin_audit import record_cli_event
@@ -391,6 +410,16 @@ def _tokens_revoke(settings: Any, args: argparse.Namespace) -> int:
     return _run_db(settings, work)
 
 
+# The columns' sizes (store/tables.py): PostgreSQL refuses longer values where SQLite keeps them.
+MAX_USER_ID = 255
+MAX_TOKEN_DESCRIPTION = 255
+
+
+def _check_length(what: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise AdminError(f"{what} has {len(value)} characters; at most {limit} are allowed")
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -410,6 +439,7 @@ def _users_add(settings: Any, args: argparse.Namespace) -> int:
     name = args.name.strip()
     if not name or ":" in name:
         raise AdminError("the account name must be non-empty and contain no ':'")
+    _check_length("the account name", name, MAX_USER_ID)
     password_hash = hash_password(_read_password(args.password_stdin))
 
     async def work(db: Any) -> int:
@@ -480,6 +510,12 @@ def _secrets_put(settings: Any, args: argparse.Namespace) -> int:
     return secrets_put(settings, args, _run_db, AdminError)
 
 
+def _retention_run(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.server.admin_retention import retention_run
+
+    return retention_run(settings, args, _run_db, AdminError)
+
+
 def _catalog_reload(settings: Any, args: argparse.Namespace) -> int:
     from hpcwaas.server.admin_catalog import reload_command
 
@@ -508,6 +544,7 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Any, argparse.Namespace], int]
     ("audit", "list"): _audit_list,
     ("workflows", "validate"): _workflows_validate,
     ("catalog", "reload"): _catalog_reload,
+    ("retention", "run"): _retention_run,
 }
 
 

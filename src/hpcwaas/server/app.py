@@ -23,6 +23,7 @@ from hpcwaas.server.routes import (
     auth,
     environments,
     events,
+    execution_data,
     executions,
     health,
     outputs,
@@ -61,6 +62,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     for module in (
         workflows,
         executions,
+        execution_data,
         outputs,
         events,
         ssh_keys,

@@ -25,6 +25,7 @@ from hpcwaas.catalog.errors import (
 )
 from hpcwaas.engine.errors import ExecutionAlreadyFinished
 from hpcwaas.secrets.base import KeyStoreUnavailable
+from hpcwaas.store.database import DatabaseUnavailable, is_unavailable
 from hpcwaas.store.pagination import BadCursor
 
 log = logging.getLogger(__name__)
@@ -137,11 +138,41 @@ def install_error_handlers(app: FastAPI, challenge: str) -> None:
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        reference = uuid.uuid4().hex[:12]
-        log.exception("internal error %s on %s %s", reference, request.method, request.url.path)
+        return unexpected_error_response(request.method, request.url.path, exc)
+
+
+def unexpected_error_response(method: str, path: str, exc: Exception) -> JSONResponse:
+    """The answer to an exception no handler claimed: 503 when the database is unreachable,
+    else a 500 whose reference finds the traceback in the log."""
+    if is_unavailable(exc):
+        # Not a bug: the database is restarting or out of reach. The client retries; the
+        # operator finds one line (no traceback) naming the database and the cause.
+        log.warning("%s %s: %s", method, path, _database_reason(exc))
         return problem_response(
-            500, f"internal error (reference {reference}); the server log has the details"
+            503, DATABASE_UNREACHABLE, headers={"Retry-After": DATABASE_RETRY_AFTER}
         )
+    reference = uuid.uuid4().hex[:12]
+    log.exception("internal error %s on %s %s", reference, method, path)
+    return problem_response(
+        500, f"internal error (reference {reference}); the server log has the details"
+    )
+
+
+DATABASE_UNREACHABLE = (
+    "the service cannot reach its database (it may be restarting); retry in a few seconds"
+)
+DATABASE_RETRY_AFTER = "5"
+
+
+def _database_reason(exc: BaseException) -> str:
+    """The database error's own message (DatabaseUnavailable names the URL without its
+    password), else its type: driver messages may quote the statement and its values."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DatabaseUnavailable):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return f"the database is unreachable ({type(exc).__name__})"
 
 
 def allowed_methods(request: Request) -> list[str]:

@@ -14,7 +14,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hpcwaas.logging_setup import RequestIdFilter, request_id_var
-from hpcwaas.server.problems import problem_response
+from hpcwaas.server.problems import unexpected_error_response
 
 __all__ = ["HEADER", "RequestId", "RequestIdFilter", "request_id_var", "sane_request_id"]
 
@@ -68,18 +68,12 @@ class RequestId:
         try:
             try:
                 await self.app(scope, receive, send_with_id)
-            except Exception:
+            except Exception as exc:
                 if started:
                     raise
                 # The app's catch-all handler sits outside this middleware: answer here so the
                 # error response carries the request ID too.
-                reference = uuid.uuid4().hex[:12]
-                log.exception(
-                    "internal error %s on %s %s", reference, scope["method"], scope["path"]
-                )
-                response = problem_response(
-                    500, f"internal error (reference {reference}); the server log has the details"
-                )
+                response = unexpected_error_response(scope["method"], scope["path"], exc)
                 await response(scope, receive, send_with_id)
         finally:
             access_log.info(

@@ -12,7 +12,9 @@ from hpcwaas.auth.oidc import OidcClient
 from hpcwaas.auth.sso import SingleSignOn
 from hpcwaas.catalog.catalog import Catalog
 from hpcwaas.catalog.live import LiveCatalog
+from hpcwaas.engine.data_removal import DataRemover
 from hpcwaas.engine.engine import Engine
+from hpcwaas.engine.retention import RetentionSweeper
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.secrets.factory import close_keystore, open_keystore
 from hpcwaas.server.catalog_reload import CatalogReloader
@@ -33,6 +35,9 @@ class Services:
     sso: SingleSignOn | None = None
     http: httpx.AsyncClient | None = None  # to the identity provider
     reloader: CatalogReloader | None = None
+    # removes finished executions' data: on request, and by the retention sweep
+    data_remover: DataRemover | None = None
+    retention: RetentionSweeper | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -41,7 +46,12 @@ class Services:
 
 
 def open_database(settings: Settings) -> Database:
-    return Database(settings.effective_database_url)
+    """The database of ``settings`` with its pool settings (they apply to PostgreSQL)."""
+    return Database(
+        settings.effective_database_url,
+        pool_size=settings.database_pool_size,
+        connect_timeout=settings.database_connect_timeout_seconds,
+    )
 
 
 def load_catalog(settings: Settings) -> Catalog:
@@ -73,6 +83,8 @@ async def start_services(settings: Settings) -> Services:
         # in the definition the execution was triggered with when the catalog was reloaded since.
         engine = Engine(db, settings, live.by_id, keystore=keystore, definitions=live.definition)
         reloader = CatalogReloader(live, db, settings.catalog_watch_seconds)
+        remover = DataRemover(db, settings, keystore)
+        retention = RetentionSweeper(db, settings, remover)
         services = Services(
             settings=settings,
             db=db,
@@ -83,9 +95,12 @@ async def start_services(settings: Settings) -> Services:
             authenticator=Authenticator(settings, db, sso),
             sso=sso,
             http=http,
+            data_remover=remover,
+            retention=retention,
         )
         await engine.start()
         reloader.start()
+        retention.start()
     except BaseException:
         if http is not None:
             await http.aclose()
@@ -97,7 +112,11 @@ async def start_services(settings: Settings) -> Services:
 async def stop_services(services: Services) -> None:
     if services.reloader is not None:
         await services.reloader.stop()
+    if services.retention is not None:
+        await services.retention.stop()
     await services.engine.stop()
+    if services.data_remover is not None:
+        await services.data_remover.close()
     await close_keystore(services.keystore)
     if services.http is not None:
         await services.http.aclose()

@@ -62,6 +62,8 @@ class AuditAction(StrEnum):
     EXECUTION_CANCEL = "execution.cancel"
     IDENTITY_SET = "identity.set"
     IDENTITY_UNSET = "identity.unset"
+    EXECUTION_DATA_REMOVE = "execution.data_remove"  # a user's early removal of its data
+    RETENTION_SWEEP = "retention.sweep"  # what one retention sweep removed
 
 
 class Outcome(StrEnum):

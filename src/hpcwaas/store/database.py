@@ -3,37 +3,123 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # A quick read on SQLite waits at most this long for a lock (it blocks the event loop).
 _QUICK_READ_BUSY_MS = 200
 
 T = TypeVar("T")
+# The PostgreSQL advisory lock that serializes schema creation and upgrades between the
+# replicas and `hpcwaas-api db upgrade` runs sharing a database (any fixed 64-bit number
+# no other program on that database uses: these are the bytes of "hpcwaas").
+SCHEMA_LOCK_ID = 0x68706377616173
+_MAX_RETRY_DELAY = 5.0
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database not answering now (stopped, restarting, unreachable).
+
+    Not a wrong query (a bug: a 500), and not another service (an SSH host, the identity
+    provider) not answering: only errors raised by the database layer count.
+    """
+    from_database = down = False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DatabaseUnavailable):
+            return True
+        if isinstance(seen, DBAPIError):
+            from_database = True
+            if seen.connection_invalidated or isinstance(seen, InterfaceError):
+                down = True
+            elif isinstance(seen, OperationalError):
+                down = down or _server_is_down(seen)
+        elif type(seen).__module__.startswith("asyncpg"):
+            from_database = True
+            down = down or type(seen).__name__ in _ASYNCPG_DOWN
+        elif isinstance(seen, OSError):  # refused, reset, timed out (TimeoutError is one)
+            down = True
+        seen = seen.__cause__ or seen.__context__
+    return from_database and down
+
+
+def _server_is_down(error: OperationalError) -> bool:
+    """An OperationalError of a server database is about the connection; SQLite's are too
+    only when the file cannot be used now (it also raises them for a missing table)."""
+    if "sqlite" not in type(error.orig).__module__:
+        return True
+    message = str(error.orig).lower()
+    return any(words in message for words in _SQLITE_DOWN)
+
+
+_SQLITE_DOWN = ("database is locked", "unable to open database", "disk i/o error")
+
+# asyncpg's errors for a server that is gone, starting up or shutting down
+_ASYNCPG_DOWN = frozenset(
+    {
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "InterfaceError",
+        "PostgresConnectionError",
+    }
+)
 
 
 class SchemaError(Exception):
     """The database schema cannot be used by this version; the message says what to run."""
 
 
+class DatabaseUnavailable(Exception):
+    """The database does not answer now (stopped, restarting, unreachable); retry later.
+
+    The message names the database by its URL without the password, and the cause.
+    """
+
+
 class Database:
     """One per process. ``read()`` for queries, ``write()`` for a transaction that changes rows."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int | None = None, connect_timeout: float | None = None
+    ) -> None:
+        """``pool_size``: connections kept open to a server database (PostgreSQL), per
+        process; ``connect_timeout``: seconds to wait for a new connection to one."""
         self.url = url
+        # How long read()/write() wait for an unreachable database (see ``waiting``).
+        self.wait_seconds = 0.0
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             path = url.split(":///", 1)[1] if ":///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=not self.is_sqlite)
+        # An error's message never quotes the statement's values (token hashes, sealed
+        # secrets, users' inputs) into the log.
+        options: dict[str, Any] = {"hide_parameters": True}
+        if not self.is_sqlite:
+            # pre-ping: a connection the server dropped (restart, failover) is replaced
+            # instead of failing the request that draws it from the pool.
+            options["pool_pre_ping"] = True
+            if pool_size is not None:
+                options["pool_size"] = pool_size
+            if connect_timeout is not None and url.startswith("postgresql+asyncpg"):
+                options["connect_args"] = {"timeout": connect_timeout}
+        self.engine: AsyncEngine = create_async_engine(url, **options)
         # SQLite allows one writer: serialize this process's writers here rather than
         # retrying on "database is locked"; other processes wait on busy_timeout.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -43,9 +129,19 @@ class Database:
             if path and path != ":memory:":
                 self._quick = _quick_read_engine(url)
 
+    def waiting(self, seconds: float) -> Database:
+        """The same database, whose read()/write() wait up to ``seconds`` for it to come back.
+
+        For the engine: a database restart then delays its work instead of failing it. The
+        API keeps the impatient handle, so that a request gets its 503 at once.
+        """
+        view = copy.copy(self)
+        view.wait_seconds = seconds
+        return view
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             yield conn
 
     async def quick_read(self, query: Callable[[Connection], T]) -> T:
@@ -60,21 +156,57 @@ class Database:
         if self._quick is not None:
             with self._quick.connect() as conn:
                 return query(conn)
-        async with self.engine.connect() as async_conn:
+        async with self._connection() as async_conn:
             return await async_conn.run_sync(query)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction committed on exit, rolled back on error."""
         if self._write_lock is None:
-            async with self.engine.begin() as conn:
+            async with self._connection() as conn, conn.begin():
                 yield conn
             return
         async with self._write_lock:
-            async with self.engine.connect() as conn:
+            async with self._connection() as conn:
                 conn = await conn.execution_options(hpcwaas_immediate=True)
                 async with conn.begin():
                     yield conn
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        conn = await self._connect()
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    async def _connect(self) -> AsyncConnection:
+        """A started connection; retried while the database is unreachable, up to wait_seconds."""
+        deadline = time.monotonic() + self.wait_seconds
+        delay = 0.2
+        while True:
+            conn = self.engine.connect()
+            try:
+                return await conn.start()
+            except Exception as exc:
+                # Connecting is talking to the database: a refused or timed-out one is down.
+                if not (is_unavailable(exc) or isinstance(exc, OSError)):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise self._unavailable(exc) from exc
+                log.warning(
+                    "the database is unreachable (%s); retrying in %.1f s",
+                    type(exc).__name__,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_RETRY_DELAY)
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        reason = str(exc) or type(exc).__name__
+        return DatabaseUnavailable(
+            f"the database at {_safe_url(self.url)} is unreachable ({reason})"
+        )
 
     async def dispose(self) -> None:
         if self._quick is not None:
@@ -88,9 +220,34 @@ class Database:
         refused elsewhere (unless ``allow_upgrade``); an unknown or newer one is refused.
         """
         upgrade_ok = self.is_sqlite if allow_upgrade is None else allow_upgrade
+        try:
+            return await self._prepare_schema(upgrade_ok)
+        except SchemaError:
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise self._unavailable(exc) from exc
+            raise
+
+    async def _prepare_schema(self, upgrade_ok: bool) -> str:
         async with self.engine.connect() as conn:
-            result: str = await conn.run_sync(_prepare, upgrade_ok, self.url)
+            if self.is_sqlite:
+                result: str = await conn.run_sync(_prepare, upgrade_ok, self.url)
+                await conn.commit()
+                return result
+            # Replicas starting together on an empty database would all try to create it:
+            # one prepares the schema, the others wait here and then find it current.
+            await conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": SCHEMA_LOCK_ID})
             await conn.commit()
+            try:
+                result = await conn.run_sync(_prepare, upgrade_ok, self.url)
+                await conn.commit()
+            finally:
+                # A session lock outlives transactions and the connection goes back to the
+                # pool open: release it explicitly, after ending a failed transaction.
+                await conn.rollback()
+                await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": SCHEMA_LOCK_ID})
+                await conn.commit()
         return result
 
 
@@ -114,7 +271,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 def _quick_read_engine(url: str) -> Engine:
     """A sync engine on the same SQLite file, for reads made on the event loop's thread."""
-    engine = create_engine(make_url(url).set(drivername="sqlite"))
+    # hide_parameters as on the async engine: token hashes go through here.
+    engine = create_engine(make_url(url).set(drivername="sqlite"), hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

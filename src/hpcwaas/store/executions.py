@@ -35,9 +35,14 @@ class ExecutionRecord:
     cancel_requested: bool
     cluster_login: str | None
     key_id: str | None
-    # Schema 0007: which replica drives the execution, and until when.
-    lease_owner: str | None = None
+    lease_owner: str | None = None  # the replica driving it (see store/execution_leases.py)
     lease_expires_at: datetime | None = None
+    # when each kind of data was removed (engine/retention.py), and by whom
+    work_dir_removed_at: datetime | None = None
+    cluster_work_dir_removed_at: datetime | None = None
+    logs_removed_at: datetime | None = None
+    outputs_removed_at: datetime | None = None
+    data_removed_by: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,11 @@ def _execution_from(mapping: Any) -> ExecutionRecord:
     data = {name: mapping[name] for name in _EXECUTION_FIELDS}
     data["status"] = ExecutionStatus(data["status"])
     return ExecutionRecord(**data)
+
+
+def execution_from_row(row: Any) -> ExecutionRecord:
+    """The record of a row selected from the ``executions`` table."""
+    return _execution(row)
 
 
 async def create_execution(

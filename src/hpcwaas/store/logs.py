@@ -5,11 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.api.states import LogLevel
-from hpcwaas.store.tables import log_entries
+from hpcwaas.store.tables import job_log_offsets, log_entries
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """How far a step's job output file has been read: saved with the entries read up to it."""
+
+    step: str
+    job_id: str
+    path: str
+    offset: int
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,9 @@ async def append(
                 "level": int(e.level),
                 "timestamp": e.timestamp,
                 "step": e.step,
-                "content": e.content,
+                # PostgreSQL's text cannot hold NUL (a program may print one): the same
+                # replacement character on every backend.
+                "content": e.content.replace("\x00", "\ufffd"),
             }
             for i, e in enumerate(entries)
         ],
@@ -101,3 +113,38 @@ async def read_after(
         )
         for r in rows
     ]
+
+
+async def save_checkpoints(
+    conn: AsyncConnection, execution_id: str, checkpoints: list[Checkpoint]
+) -> None:
+    """Record how far each file was read (the last checkpoint per file wins)."""
+    table = job_log_offsets.c
+    latest = {(c.step, c.path): c for c in checkpoints}
+    for point in latest.values():
+        key = (
+            table.execution_id == execution_id,
+            table.step == point.step,
+            table.path == point.path,
+        )
+        values = {"job_id": point.job_id, "offset": point.offset}
+        changed = await conn.execute(update(job_log_offsets).where(*key).values(**values))
+        if not changed.rowcount:
+            await conn.execute(
+                job_log_offsets.insert().values(
+                    execution_id=execution_id, step=point.step, path=point.path, **values
+                )
+            )
+
+
+async def read_offsets(
+    conn: AsyncConnection, execution_id: str, step: str, job_id: str
+) -> dict[str, int]:
+    """How far the files of ``job_id`` were read into the logs, by path."""
+    table = job_log_offsets.c
+    rows = await conn.execute(
+        select(table.path, table.offset).where(
+            table.execution_id == execution_id, table.step == step, table.job_id == job_id
+        )
+    )
+    return {row.path: int(row.offset) for row in rows}

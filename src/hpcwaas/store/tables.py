@@ -149,8 +149,16 @@ executions = Table(
     # the replica driving the execution, until when (see engine/leases.py)
     Column("lease_owner", String(64), index=True),
     Column("lease_expires_at", UTCDateTime()),
+    # when each kind of the execution's data was removed (by retention or on request), and
+    # by whom: {"logs": "retention", "outputs": "<user id>", ...} (see engine/retention.py)
+    Column("work_dir_removed_at", UTCDateTime()),
+    Column("cluster_work_dir_removed_at", UTCDateTime()),
+    Column("logs_removed_at", UTCDateTime()),
+    Column("outputs_removed_at", UTCDateTime()),
+    Column("data_removed_by", JSON),
     Index("ix_executions_owner_created", "owner", "created_at", "id"),
     Index("ix_executions_status", "status"),
+    Index("ix_executions_ended_at", "ended_at"),
 )
 
 steps = Table(
@@ -227,13 +235,15 @@ leases = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
 )
 
-# How far each output file of a Slurm job has been read into the logs: written in the same
-# transaction as the entries read, so a replica taking the job over goes on from there.
+# How far each output file of a step's Slurm job has been read into the logs: written in the
+# same transaction as the entries read, so a replica taking the job over goes on from there.
+# Valid for ``job_id`` only (a retry's job writes the same files anew).
 job_log_offsets = Table(
     "job_log_offsets",
     metadata,
     Column("execution_id", String(36), ForeignKey("executions.id"), primary_key=True),
     Column("step", String(255), primary_key=True),
     Column("path", String(1024), primary_key=True),
+    Column("job_id", String(64), nullable=False),
     Column("offset", BigInteger, nullable=False),
 )

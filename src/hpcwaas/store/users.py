@@ -41,7 +41,13 @@ async def ensure_user(
     email: str | None = None,
     groups: list[str] | None = None,
 ) -> None:
-    """Record a user the first time they are seen; refresh what the identity provider says."""
+    """Record a user the first time they are seen; refresh what the identity provider says.
+
+    A display name or e-mail longer than its column (an identity provider may send one) is
+    cut to fit: PostgreSQL would refuse the login otherwise.
+    """
+    display_name = display_name[:255] if display_name else display_name
+    email = email[:320] if email else email
     row = (await conn.execute(select(users.c.id).where(users.c.id == user_id))).first()
     if row is None:
         await conn.execute(

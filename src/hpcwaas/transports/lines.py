@@ -43,6 +43,11 @@ class LineSplitter:
             else:
                 return lines
 
+    @property
+    def pending(self) -> int:
+        """Bytes fed but not yet returned in a line (the start of an unfinished line)."""
+        return len(self._buffer)
+
     def close(self) -> list[str]:
         """What is left after the stream ended: a last line without a newline, if any."""
         rest, self._buffer = self._buffer, bytearray()

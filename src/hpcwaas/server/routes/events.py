@@ -19,11 +19,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Header, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from hpcwaas.api.states import LogLevel
 from hpcwaas.server.deps import CurrentUser, ServicesDep
+from hpcwaas.server.longpoll import changed_or_stopped, shutdown_event
 from hpcwaas.server.routes.executions import (
     execution_public,
     log_entry,
@@ -60,33 +61,6 @@ route (bitmask DEBUG=1, INFO=2, WARN=4, ERROR=8; 0 or absent: INFO+WARN+ERROR). 
 is closed after `limits.max_logs_timeout_seconds`, and when the server shuts down: reconnect
 with `Last-Event-ID` to go on.
 """
-
-
-def stream_stopper(app: FastAPI) -> asyncio.Event:
-    """The event that ends every open stream of ``app``: set it when the server shuts down.
-
-    An open stream would otherwise hold the shutdown up until its execution ends; ended,
-    it is resumed by the client with Last-Event-ID once the server is back.
-    """
-    event = getattr(app.state, "end_event_streams", None)
-    if not isinstance(event, asyncio.Event):
-        event = asyncio.Event()
-        app.state.end_event_streams = event
-    return event
-
-
-async def _changed_or_stopped(
-    services: Services, execution_id: str, seen: int, timeout: float, stop: asyncio.Event
-) -> bool:
-    """True once the execution changed; False on timeout or when ``stop`` is set."""
-    change = asyncio.ensure_future(services.engine.notifier.wait(execution_id, seen, timeout))
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({change, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (change, stopping):
-            task.cancel()
-    return change.done() and not change.cancelled() and change.result()
 
 
 def _event(kind: str, data: str, event_id: int | None = None) -> str:
@@ -129,7 +103,7 @@ async def _stream(
         if remaining <= 0:
             return
         wait = min(KEEPALIVE_SECONDS, remaining)
-        if not await _changed_or_stopped(services, execution_id, seen, wait, stop):
+        if not await changed_or_stopped(services.engine.notifier, execution_id, seen, wait, stop):
             if stop.is_set():
                 return
             yield ": keep-alive\n\n"
@@ -188,7 +162,7 @@ async def execution_events(
     after = parse_int("header Last-Event-ID (a log entry's index)", last_event_id, -1, -1)
     await owned_execution(services, user, execution_id)
     return StreamingResponse(
-        _stream(services, execution_id, mask, after, stream_stopper(request.app)),
+        _stream(services, execution_id, mask, after, shutdown_event(request.app)),
         media_type=MEDIA_TYPE,
         # no-transform and X-Accel-Buffering: proxies must pass events on at once.
         headers={"Cache-Control": "no-store, no-transform", "X-Accel-Buffering": "no"},

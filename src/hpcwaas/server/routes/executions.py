@@ -6,10 +6,11 @@ import time
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from hpcwaas.api.durations import parse_duration
 from hpcwaas.api.models import (
+    DataRemovalPublic,
     ExecutionList,
     ExecutionLogs,
     ExecutionPublic,
@@ -23,12 +24,14 @@ from hpcwaas.auth.operators import is_operator
 from hpcwaas.engine.errors import EngineError
 from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.longpoll import changed_or_stopped, shutdown_event
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.services import Services
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import logs as log_store
 from hpcwaas.store.audit import AuditAction, Outcome
+from hpcwaas.store.data_removal import RETENTION_ACTOR, DataKind, removed_at
 from hpcwaas.store.executions import ExecutionRecord, StepRecord
 from hpcwaas.store.logs import LogRecord
 from hpcwaas.telemetry import LOGS_LONG_POLLS_WAITING
@@ -141,6 +144,7 @@ def public_view(
         ended_at=record.ended_at,
         error=record.error,
         definition_digest=record.definition_digest,
+        data_removed=data_removed(record),
         steps=[
             StepPublic(
                 name=s.name,
@@ -156,6 +160,17 @@ def public_view(
             for s in steps
         ],
     )
+
+
+def data_removed(record: ExecutionRecord) -> dict[str, DataRemovalPublic] | None:
+    """The kinds of the execution's data removed so far: when, by whom; None if none."""
+    removed = {}
+    for kind in DataKind:
+        at = removed_at(record, kind)
+        if at is not None:
+            by = (record.data_removed_by or {}).get(kind.value, RETENTION_ACTOR)
+            removed[kind.value] = DataRemovalPublic(at=at, by=by)
+    return removed or None
 
 
 @router.get("/executions/{execution_id}", response_model=ExecutionPublic)
@@ -239,6 +254,7 @@ def log_entry(record: LogRecord) -> LogEntry:
 @router.get("/executions/{execution_id}/logs", response_model=ExecutionLogs)
 async def get_logs(
     execution_id: str,
+    request: Request,
     services: ServicesDep,
     user: CurrentUser,
     from_: Annotated[str | None, Query(alias="from")] = None,
@@ -260,6 +276,7 @@ async def get_logs(
     await owned_execution(services, user, execution_id)
 
     notifier = services.engine.notifier
+    stop = shutdown_event(request.app)
     deadline = time.monotonic() + wait
     while True:
         seen = notifier.version(execution_id)
@@ -271,10 +288,10 @@ async def get_logs(
         finished = record is None or record.status.terminal
         remaining = deadline - time.monotonic()
         # A finished execution gets no more entries: answer at once instead of idling.
-        if records or finished or remaining <= 0 or count == 0:
+        if records or finished or remaining <= 0 or count == 0 or stop.is_set():
             break
         with LOGS_LONG_POLLS_WAITING.track_inprogress():
-            await notifier.wait(execution_id, seen, remaining)
+            await changed_or_stopped(notifier, execution_id, seen, remaining, stop)
     return ExecutionLogs(
         logs=[log_entry(r) for r in records],
         total_results=total,

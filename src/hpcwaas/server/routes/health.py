@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -9,8 +11,28 @@ from sqlalchemy import text
 from hpcwaas.secrets.base import KeyStoreUnavailable
 from hpcwaas.secrets.factory import ping
 from hpcwaas.server.deps import ServicesDep
+from hpcwaas.store.database import Database, DatabaseUnavailable
 
 router = APIRouter(tags=["health"])
+
+
+# A load balancer's probe must get an answer even when the database hangs rather than refuses.
+DATABASE_CHECK_SECONDS = 5.0
+
+
+async def _database_check(db: Database) -> str:
+    """``ok``, or ``unavailable: <why>`` (never the database password)."""
+    try:
+        async with asyncio.timeout(DATABASE_CHECK_SECONDS):
+            async with db.read() as conn:
+                await conn.execute(text("SELECT 1"))
+    except TimeoutError:
+        return f"unavailable: no answer within {DATABASE_CHECK_SECONDS:g} s"
+    except DatabaseUnavailable as exc:
+        return f"unavailable: {exc}"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready; report it
+        return f"unavailable: {type(exc).__name__}"
+    return "ok"
 
 
 @router.get("/healthz")
@@ -26,24 +48,21 @@ async def healthz() -> dict[str, str]:
             "the workflow files not loaded (file and first problem), if any."
         },
         503: {
-            "description": "Not ready: `checks` says which part is not (the catalog is not "
-            "ready only when every workflow file was refused)."
+            "description": "Not ready: `checks` says which part is not and why (the catalog "
+            "is not ready only when every workflow file was refused)."
         },
     },
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
-    checks: dict[str, str] = {}
-    try:
-        async with services.db.read() as conn:
-            await conn.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready; report it
-        checks["database"] = f"unavailable: {type(exc).__name__}"
+    checks: dict[str, str] = {"database": await _database_check(services.db)}
     try:
         await ping(services.keystore)
         checks["key_store"] = "ok"
     except KeyStoreUnavailable as exc:
         checks["key_store"] = f"unavailable: {exc}"
+    except DatabaseUnavailable:
+        # The embedded key store keeps its sealed secrets in the database.
+        checks["key_store"] = "unavailable: it is kept in the database, which is unreachable"
     catalog = services.catalog  # once: a reload may swap it
     refused = [
         {"file": str(path), "problem": str(problems[0]) if problems else "not loaded"}

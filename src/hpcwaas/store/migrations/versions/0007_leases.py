@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("execution_id", sa.String(length=36), nullable=False),
         sa.Column("step", sa.String(length=255), nullable=False),
         sa.Column("path", sa.String(length=1024), nullable=False),
+        sa.Column("job_id", sa.String(length=64), nullable=False),
         sa.Column("offset", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["execution_id"],

@@ -1,0 +1,213 @@
+"""One attempt of a step, run on its kind: a shell command, a Slurm (or PyCOMPSs) job, a transfer.
+
+The attempts running now are kept, so that a cancel or a stop of the server reaches them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from hpcwaas.api.states import LogLevel, StepState
+from hpcwaas.catalog.model import ShellStep as ShellStepModel
+from hpcwaas.catalog.model import StageInStep, StageOutStep
+from hpcwaas.engine.execution_secrets import ExecutionSecrets
+from hpcwaas.engine.jobsteps import JobStep
+from hpcwaas.engine.logsink import LogSink
+from hpcwaas.engine.outcome import Emit, Halt, Outcome
+from hpcwaas.engine.places import Place
+from hpcwaas.engine.secret_inputs import mask
+from hpcwaas.engine.shellsteps import ShellStep
+from hpcwaas.engine.transfersteps import TransferStep
+from hpcwaas.settings import Settings
+from hpcwaas.store.database import Database
+from hpcwaas.store.executions import ExecutionRecord
+from hpcwaas.store.logs import Checkpoint
+from hpcwaas.transports.base import LineCallback, RunningCommand
+from hpcwaas.transports.ssh import SshError
+
+if TYPE_CHECKING:
+    from hpcwaas.catalog.model import StepSpec
+
+log = logging.getLogger(__name__)
+
+
+class StepAttempts:
+    """Runs each attempt of a step on its kind; halts the attempts that run when asked."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        logs: LogSink,
+        place: Place,
+        execution: ExecutionRecord,
+        secrets: ExecutionSecrets,
+        step_outputs: dict[str, dict[str, str]],
+        halt: Halt,
+        stopping: Callable[[], bool],
+    ) -> None:
+        self._execution_id = execution.id
+        self._execution = execution
+        self._db = db
+        self._settings = settings
+        self._logs = logs
+        self._place = place
+        self._secrets = secrets
+        self._step_outputs = step_outputs  # of the steps that succeeded: the runner fills it
+        self._halt = halt
+        self._stopping = stopping  # whether the server stops: jobs are then left running
+        self.job_ids: dict[str, str] = {}  # steps that are jobs, known from a previous run
+        self._shells: dict[str, ShellStep] = {}
+        self._jobs: dict[str, JobStep] = {}
+        self._transfers: dict[str, TransferStep] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self.kill_grace = settings.step_grace_seconds
+
+    async def run(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
+        """One attempt of a step; None when a job is detached by a server stop."""
+        # A job followed again after a restart may be writing its file: keep it then.
+        if spec.outputs and not (resumed and spec.kind != "shell"):
+            try:
+                await self._place.clear_step_outputs(name)
+            except (OSError, SshError) as exc:
+                return Outcome(StepState.FAILED, None, f"could not be started: {exc}", True)
+        if spec.kind in ("stage_in", "stage_out"):
+            return await self._run_transfer(name, spec)
+        if spec.kind != "shell":
+            return await self._run_job_step(name, spec, resumed=resumed)
+        return await self._run_shell_step(name, spec)
+
+    def halt(self, grace: float, *, detach_jobs: bool) -> None:
+        """Kill the running shell steps and transfers; cancel the jobs, or leave them running."""
+        self.kill_grace = min(self.kill_grace, grace)
+        self.kill_shells(grace)
+        for transfer in list(self._transfers.values()):
+            transfer.cancel()
+        for job in list(self._jobs.values()):
+            if detach_jobs:
+                job.detach()  # the job runs on; whoever drives the execution next follows it
+            else:
+                self._spawn(job.cancel())
+
+    def kill_shells(self, grace: float) -> None:
+        """Kill the commands of the running shell steps, after ``grace`` seconds."""
+        for shell in list(self._shells.values()):
+            if shell.command is not None:
+                self._kill(shell.command, grace)
+
+    async def _run_shell_step(self, name: str, spec: ShellStepModel) -> Outcome:
+        shell = ShellStep(
+            place=self._place,
+            execution_id=self._execution_id,
+            inputs=self._execution.inputs,
+            name=name,
+            spec=spec,
+            emit=self._emit_for(name),
+            on_stdout=self._lines(name, LogLevel.INFO),
+            on_stderr=self._lines(name, LogLevel.WARN),
+            halt=self._halt,
+            kill=lambda command: self._kill(command, self.kill_grace),
+            grace=self._settings.step_grace_seconds,
+            step_outputs=self._step_outputs,
+            secrets=self._secrets.inputs,
+            key_store_secrets=self._secrets.key_store,
+        )
+        self._shells[name] = shell
+        try:
+            return await shell.run()
+        finally:
+            del self._shells[name]
+
+    async def _run_job_step(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
+        cluster = self._place.cluster
+        if cluster is None:
+            reason = f"is a {spec.kind} job, which needs a cluster environment"
+            return Outcome(StepState.FAILED, None, reason)
+        job = JobStep(
+            cluster=cluster,
+            db=self._db,
+            execution=self._execution,
+            name=name,
+            spec=spec,
+            emit=self._emit_for(name),
+            on_line=functools.partial(self._output_line, name),
+            job_id=self.job_ids.pop(name, None) if resumed else None,
+            resumed=resumed,
+            step_outputs=self._step_outputs,
+            secrets=self._secrets.inputs,
+            key_store_secrets=self._secrets.key_store,
+            outputs_path=self._place.outputs_path(name) if spec.outputs else None,
+        )
+        self._jobs[name] = job
+        try:
+            if self._halt.halted() and not self._stopping():
+                await job.cancel()
+            outcome = await job.run()
+        finally:
+            del self._jobs[name]
+        if outcome is None:
+            return None
+        # A job that failed may be tried again; one cancelled outside hpcwaas may not.
+        retryable = outcome.state is StepState.FAILED and "cannot be rendered" not in outcome.reason
+        return Outcome(outcome.state, outcome.exit_code, outcome.reason, retryable)
+
+    async def _run_transfer(self, name: str, spec: StepSpec) -> Outcome | None:
+        """A stage_in or stage_out step: the service moves the bytes itself.
+
+        None when the server stops meanwhile: the step stays RUNNING and is run again at
+        the next start.
+        """
+        if not isinstance(spec, StageInStep | StageOutStep):
+            raise TypeError(f"step {name} is not a transfer step")
+        transfer = TransferStep(
+            name=name,
+            spec=spec,
+            execution_id=self._execution_id,
+            inputs=self._execution.inputs,
+            files=self._place.files,
+            settings=self._settings,
+            db=self._db,
+            emit=self._emit_for(name),
+            halt=self._halt,
+            detaches=lambda: self._stopping() and self._place.cluster is not None,
+            hidden=self._secrets.hidden,
+            key_store_secrets=self._secrets.key_store,
+        )
+        self._transfers[name] = transfer
+        try:
+            return await transfer.run()
+        finally:
+            del self._transfers[name]
+
+    def _emit_for(self, step: str) -> Emit:
+        return lambda level, text: self._logs.emit(self._execution_id, level, text, step)
+
+    async def _output_line(
+        self, step: str, level: LogLevel, line: str, checkpoint: Checkpoint | None = None
+    ) -> None:
+        """A line a step printed becomes a log entry; a full queue holds the step back."""
+        if self._secrets.hidden:  # a step that prints a secret must not leak it into the logs
+            line = mask(line, self._secrets.hidden)
+        self._logs.emit(self._execution_id, level, line, step, checkpoint)
+        await self._logs.room()
+
+    def _lines(self, step: str, level: LogLevel) -> LineCallback:
+        return functools.partial(self._output_line, step, level)
+
+    def _kill(self, command: RunningCommand, grace: float) -> None:
+        self._spawn(command.kill(grace))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._killed)
+
+    def _killed(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("execution %s: killing a step failed: %r", self._execution_id, exc)

@@ -1,0 +1,101 @@
+"""Starting an execution: PENDING to RUNNING, ready to run; or picked up after a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
+from hpcwaas.engine.execution_secrets import ExecutionSecrets
+from hpcwaas.engine.outcome import Emit
+from hpcwaas.engine.places import Place
+from hpcwaas.store import executions as store_executions
+from hpcwaas.store.database import Database
+from hpcwaas.store.executions import ExecutionRecord
+from hpcwaas.transports.ssh import SshError
+
+if TYPE_CHECKING:
+    from hpcwaas.catalog.catalog import DeployedWorkflow
+
+
+async def mark_running(db: Database, execution_id: str, work_dir: str) -> set[str] | None:
+    """Move a PENDING execution to RUNNING in ``work_dir``; the names of its recorded steps.
+
+    None when it is not PENDING any more: it is then not run.
+    """
+    async with db.write() as conn:
+        moved = await store_executions.transition(
+            conn,
+            execution_id,
+            ExecutionStatus.RUNNING,
+            allowed_from={ExecutionStatus.PENDING},
+            started_at=datetime.now(UTC),
+        )
+        if not moved:
+            return None
+        await store_executions.set_fields(conn, execution_id, work_dir=work_dir)
+        return {s.name for s in await store_executions.get_steps(conn, execution_id)}
+
+
+async def prepare_run(
+    *,
+    place: Place,
+    secrets: ExecutionSecrets,
+    workflow: DeployedWorkflow,
+    execution: ExecutionRecord,
+    recorded: set[str],
+    emit: Emit,
+) -> str | None:
+    """Read the secrets, create the working directory, check the definition.
+
+    Why the execution fails before any step runs, or None when its steps may run.
+    """
+    secrets_failure = await secrets.load()
+    if secrets_failure is not None:
+        return secrets_failure
+    try:
+        await place.prepare()
+    except (OSError, SshError) as exc:
+        return f"its working directory cannot be created: {exc}"
+    if recorded != set(workflow.spec.steps):
+        return (
+            f"workflow {workflow.id} changed since this execution was triggered "
+            "(its steps differ); trigger it again"
+        )
+    if workflow.digest != execution.definition_digest:
+        emit(
+            LogLevel.WARN,
+            "The workflow file changed since this execution was triggered; "
+            "running its current definition",
+        )
+    return None
+
+
+@dataclass
+class Progress:
+    """What a previous run of the server left of an execution's steps."""
+
+    states: dict[str, StepState] = field(default_factory=dict)
+    job_ids: dict[str, str] = field(default_factory=dict)  # of the steps that are jobs
+    attempts: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # of the steps that succeeded
+
+
+async def read_progress(db: Database, execution_id: str, names: Collection[str]) -> Progress:
+    """The recorded state of the steps named ``names``: finished steps stay finished."""
+    async with db.read() as conn:
+        steps = await store_executions.get_steps(conn, execution_id)
+    progress = Progress()
+    for step in steps:
+        if step.name not in names:
+            continue
+        progress.states[step.name] = step.state
+        if step.job_id:
+            progress.job_ids[step.name] = step.job_id
+        if step.attempts:
+            progress.attempts[step.name] = step.attempts
+        if step.state is StepState.SUCCEEDED and step.outputs:
+            progress.outputs[step.name] = dict(step.outputs)
+    return progress
