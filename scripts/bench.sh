@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Run the benchmarks of tests/bench (docs/benchmarks.md): install hpcwaas with its test tools
-# into .venv and the loopback test cluster's packages (scripts/install-test-deps.sh cluster),
-# then run pytest on tests/bench only, printing each benchmark's table. Needs root (the
-# cluster starts Slurm and sshd). Extra arguments go to pytest, e.g. -k or -x.
+# Run the benchmark suite of tests/bench (docs/performance.md): install wrk and the loopback
+# test cluster's packages (scripts/install-test-deps.sh cluster postgres bench) and hpcwaas with its
+# test tools into .venv, then run pytest on tests/bench only. It ends with one table: one row
+# per performance target, its measured value and whether it was met (also written to
+# test-artifacts/bench-results.json). Needs root (the cluster starts Slurm and sshd) and two
+# cores (the load generator and the server under test get one each). About 5 minutes.
+# Extra arguments go to pytest, e.g. -k or -x.
 set -euo pipefail
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$BENCH_ROOT/scripts/install-test-deps.sh" cluster
+bash "$BENCH_ROOT/scripts/install-test-deps.sh" cluster postgres bench
 
 HPCWAAS_EXTRAS=",test" source "$BENCH_ROOT/scripts/bootstrap.sh"
 cd "$ROOT"

@@ -8,6 +8,7 @@
 #            tests start themselves (not apt)
 #   postgres Debian's postgresql-15 (binaries in /usr/lib/postgresql/15/bin): the throwaway
 #            PostgreSQL server of tests/pg_support.py, which the tests start themselves
+#   bench    Debian's wrk (the HTTP load generator of tests/bench) and util-linux's taskset
 # Needs root, or sudo for a developer who is not root.
 set -euo pipefail
 TEST_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,14 +17,16 @@ NAME="$(basename "${BASH_SOURCE[0]}")"
 sso=false
 cluster=false
 postgres=false
+bench=false
 [ "$#" -gt 0 ] || set -- sso cluster postgres
 for part in "$@"; do
   case "$part" in
     sso) sso=true ;;
     cluster) cluster=true ;;
     postgres) postgres=true ;;
+    bench) bench=true ;;
     *)
-      echo "$NAME: unknown part '$part' (sso, cluster, postgres)" >&2
+      echo "$NAME: unknown part '$part' (sso, cluster, postgres, bench)" >&2
       exit 2
       ;;
   esac
@@ -60,6 +63,10 @@ fi
 if $postgres; then
   # Debian 12's PostgreSQL is 15; the tests run its binaries from this directory.
   [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+fi
+if $bench; then
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "$NAME: installing ${missing[*]} with apt-get" >&2

@@ -74,6 +74,12 @@ class AuthConfig(BaseModel):
         default=None, description="Audience required in provider JWT access tokens."
     )
     provider_token_cache_seconds: float = Field(default=60.0, ge=0)
+    token_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds a checked token of this server is trusted without the database; "
+        "a revocation made elsewhere (CLI, another replica) takes effect within it. 0: none.",
+    )
     introspection_url: str | None = None
     device_authorization_url: str | None = None
     jwks_url: str | None = None

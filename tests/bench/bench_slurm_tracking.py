@@ -1,9 +1,9 @@
-"""Benchmark: what following 200 Slurm jobs costs the server (docs/benchmarks.md).
+"""Benchmark: what following 1,000 Slurm jobs costs the server (docs/performance.md).
 
 Not a test: named bench_*, so only scripts/bench.sh collects it. It starts an hpcwaas server
 (debug log, the default 5 s poll interval) whose ``cluster`` environment is the loopback
-cluster of tests/cluster_support.py, triggers 200 executions of a ``sleep 600`` Slurm step,
-150 as hpcuser1 and 50 as hpcuser2, waits until every step has a job ID (16 jobs run, the
+cluster of tests/cluster_support.py, triggers 1,000 executions of a ``sleep 600`` Slurm step,
+750 as hpcuser1 and 250 as hpcuser2, waits until every step has a job ID (16 jobs run, the
 rest pend), then watches the server for the tracker's poll cycles:
 
 * the ``squeue for LOGIN@HOST:PORT: N jobs`` debug lines of hpcwaas.engine.jobs, one per
@@ -13,7 +13,8 @@ rest pend), then watches the server for the tracker's poll cycles:
   /proc/PID/status) at the start and the end of the window.
 
 Then it scancels every job as root, times until the tracker has ended every execution,
-prints a table (Markdown, to paste into docs/benchmarks.md) and stops the server. The server
+prints a table, records the row of the suite's table (tests/bench/support.py) and stops the
+server. The server
 log is copied to test-artifacts/ (pytest keeps only its last few temp dirs).
 """
 
@@ -39,18 +40,21 @@ import pytest
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from tests.bench.support import record
 from tests.cluster_support import Cluster
 from tests.conftest import LiveServer, free_port
 
 from hpcwaas.settings import SlurmEnvironment
 
-EXECUTIONS = 200
+EXECUTIONS = 1000
 LOGINS = ("hpcuser1", "hpcuser2")  # one hpcwaas user and one key each
 ENVIRONMENTS = 1  # the `cluster` environment
 SLEEP_SECONDS = 600
 OBSERVED_CYCLES = 6
-TRIGGER_THREADS = 8  # concurrent POSTs while triggering
-SUBMIT_TIMEOUT = 120.0  # for all 200 steps to get a job ID
+TRIGGER_THREADS = 16  # concurrent POSTs while triggering
+SUBMIT_TIMEOUT = 420.0  # for all 1,000 steps to get a job ID
+RSS_LIMIT_MB = 300.0
+CPU_LIMIT_PERCENT = 10.0
 POLL_INTERVAL = SlurmEnvironment.model_fields["poll_interval"].default  # the default: 5 s
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -78,7 +82,7 @@ POLL_FAILED = "polling jobs of"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LOG_COPY = "bench-slurm-tracking-server.log"
 WINDOW_LIMIT = (OBSERVED_CYCLES + 3) * POLL_INTERVAL  # seconds, should the cycles not fit
-END_TIMEOUT = 90.0  # for the executions to end after their jobs are scancelled
+END_TIMEOUT = 240.0  # for the executions to end after their jobs are scancelled
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
@@ -182,6 +186,9 @@ def bench_server(tmp_path: Path, cluster: Cluster) -> Iterator[LiveServer]:
     server = LiveServer(tmp_path / "data", free_port(), extra_args=["--log_level", "debug"])
     server.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(environments)
     server.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(catalog)])
+    # Raised for the run: one user triggers 750 executions in a burst and keeps them running.
+    server.env["HPCWAAS_LIMITS__MAX_TRIGGERS_PER_MINUTE"] = "1000000"
+    server.env["HPCWAAS_LIMITS__MAX_RUNNING_EXECUTIONS_PER_USER"] = "1000000"
     cluster.cancel_jobs()
     server.start()
     try:
@@ -196,7 +203,7 @@ def bench_server(tmp_path: Path, cluster: Cluster) -> Iterator[LiveServer]:
             shutil.copyfile(server.log_path, ARTIFACTS / LOG_COPY)
 
 
-def test_tracking_200_slurm_jobs_costs_one_squeue_per_account_per_interval(
+def test_tracking_1000_slurm_jobs_costs_one_squeue_per_account_per_interval(
     bench_server: LiveServer, cluster: Cluster
 ) -> None:
     server = bench_server
@@ -209,7 +216,7 @@ def test_tracking_200_slurm_jobs_costs_one_squeue_per_account_per_interval(
     keys = {login: new_key(client, cluster, login) for login, client in clients.items()}
 
     def trigger(n: int) -> tuple[str, str]:
-        # 150 jobs for one account, 50 for the other: more than one command line's worth
+        # 750 jobs for one account, 250 for the other: more than one command line's worth
         # of output files for the first (the tracker sends such scripts through stdin)
         login = LOGINS[0] if n % 4 else LOGINS[1]
         response = clients[login].post(
@@ -331,6 +338,22 @@ def test_tracking_200_slurm_jobs_costs_one_squeue_per_account_per_interval(
         Console(width=160).print(table)
         print(f"squeue calls per poll cycle: {counts}")
         print(f"server log: {ARTIFACTS / LOG_COPY} (after the run)")
+
+        cpu_percent = 100 * cpu_seconds / (last.at - first.at)
+        pairs_expected = ENVIRONMENTS * len(LOGINS)
+        tracking_met = (
+            counts == [pairs_expected] * OBSERVED_CYCLES
+            and last.rss_mb <= RSS_LIMIT_MB
+            and cpu_percent <= CPU_LIMIT_PERCENT
+            and not failed_polls
+        )
+        record(
+            "tracking",
+            f"{len(job_ids)} jobs: squeue/cycle {min(counts, default=0)}-{max(counts, default=0)}"
+            f" for {len(pairs)} pairs; RSS {last.rss_mb:.0f} MB; CPU {cpu_percent:.1f} %",
+            tracking_met,
+            "" if tracking_met else f"squeue per cycle {counts}, {len(failed_polls)} failed polls",
+        )
 
         assert not failed_polls, failed_polls[:4]
         assert states["RUNNING"] + states["PENDING"] == EXECUTIONS, states

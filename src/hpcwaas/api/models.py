@@ -14,7 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from hpcwaas.api.states import ExecutionStatus, StepState
 
 
-class WorkflowPublic(BaseModel):
+class WireModel(BaseModel):
+    """The base of every body: its validator is built on first use, not at import.
+
+    A `waas` command uses one or two of these models; building all of them at import
+    took most of its start-up time.
+    """
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class WorkflowPublic(WireModel):
     id: str
     name: str
     application_id: str
@@ -23,12 +33,12 @@ class WorkflowPublic(BaseModel):
     description: str | None = None  # additive
 
 
-class WorkflowList(BaseModel):
+class WorkflowList(WireModel):
     workflows: list[WorkflowPublic]
     next_cursor: str | None = None  # additive: set when `limit` cut the list
 
 
-class InputSpecPublic(BaseModel):
+class InputSpecPublic(WireModel):
     """One declared input of a workflow, as `GET /workflows/{id}` shows it."""
 
     name: str
@@ -53,13 +63,13 @@ class WorkflowDetail(WorkflowPublic):
     outputs: list[str]
 
 
-class TriggerRequest(BaseModel):
+class TriggerRequest(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
-class DryRunStep(BaseModel):
+class DryRunStep(WireModel):
     """Additive: one step of a dry run's plan, rendered as it would run."""
 
     name: str
@@ -74,7 +84,7 @@ class DryRunStep(BaseModel):
     error: str | None = None  # why the step could not be rendered (the run would fail there)
 
 
-class DryRunPlan(BaseModel):
+class DryRunPlan(WireModel):
     """Additive: what `POST /workflows/{id}?dry_run=true` returns; nothing was run or recorded."""
 
     dry_run: Literal[True] = True
@@ -88,7 +98,7 @@ class DryRunPlan(BaseModel):
     outputs: list[str]
 
 
-class StepPublic(BaseModel):
+class StepPublic(WireModel):
     name: str
     state: StepState
     started_at: datetime | None = None
@@ -102,7 +112,7 @@ class StepPublic(BaseModel):
     outputs: dict[str, str] | None = None
 
 
-class DataRemovalPublic(BaseModel):
+class DataRemovalPublic(WireModel):
     """When one kind of an execution's data was removed, and by whom."""
 
     at: datetime
@@ -110,7 +120,7 @@ class DataRemovalPublic(BaseModel):
     by: str
 
 
-class ExecutionPublic(BaseModel):
+class ExecutionPublic(WireModel):
     id: str
     status: ExecutionStatus
     outputs: dict[str, Any] | None = None
@@ -127,7 +137,7 @@ class ExecutionPublic(BaseModel):
     data_removed: dict[str, DataRemovalPublic] | None = None
 
 
-class ExecutionSummary(BaseModel):
+class ExecutionSummary(WireModel):
     id: str
     workflow_id: str
     status: ExecutionStatus
@@ -137,19 +147,19 @@ class ExecutionSummary(BaseModel):
     started_at: datetime | None = None  # additive
 
 
-class ExecutionList(BaseModel):
+class ExecutionList(WireModel):
     executions: list[ExecutionSummary]
     next_cursor: str | None = None
 
 
-class LogEntry(BaseModel):
+class LogEntry(WireModel):
     level: str
     timestamp: datetime
     content: str
     step: str | None = None  # additive
 
 
-class ExecutionLogs(BaseModel):
+class ExecutionLogs(WireModel):
     logs: list[LogEntry]
     total_results: int
     # the original names this field `from`, a Python keyword
@@ -161,7 +171,7 @@ class ExecutionLogs(BaseModel):
 SSHKeyType = Literal["rsa", "rsa4096", "ed25519"]
 
 
-class SSHKeyCreate(BaseModel):
+class SSHKeyCreate(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -169,12 +179,12 @@ class SSHKeyCreate(BaseModel):
     type: SSHKeyType = "rsa"
 
 
-class SSHKeyCreated(BaseModel):
+class SSHKeyCreated(WireModel):
     id: str
     public_key: str
 
 
-class SSHKeyPublic(BaseModel):
+class SSHKeyPublic(WireModel):
     """Additive: a key as `GET /ssh_keys` lists it. Never the private half."""
 
     id: str
@@ -185,12 +195,12 @@ class SSHKeyPublic(BaseModel):
     created_at: datetime
 
 
-class SSHKeyList(BaseModel):
+class SSHKeyList(WireModel):
     ssh_keys: list[SSHKeyPublic]
     next_cursor: str | None = None
 
 
-class AuthInfo(BaseModel):
+class AuthInfo(WireModel):
     """Additive, public: how to log in to this server (`GET /auth/config`)."""
 
     auth_type: str
@@ -198,7 +208,7 @@ class AuthInfo(BaseModel):
     device_flow: bool
 
 
-class DeviceAuthorization(BaseModel):
+class DeviceAuthorization(WireModel):
     """Additive, public: a device login started through the server (`POST /auth/device`)."""
 
     device_code: str
@@ -209,20 +219,20 @@ class DeviceAuthorization(BaseModel):
     interval: int
 
 
-class DeviceTokenRequest(BaseModel):
+class DeviceTokenRequest(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     device_code: str = Field(min_length=1, max_length=2048)
 
 
-class DevicePending(BaseModel):
+class DevicePending(WireModel):
     """202 from `POST /auth/device/token` while the user has not approved yet."""
 
     status: str  # "authorization_pending" or "slow_down"
     interval: int
 
 
-class TokenIssued(BaseModel):
+class TokenIssued(WireModel):
     """200 from `POST /auth/device/token`: one of this server's bearer tokens."""
 
     access_token: str
@@ -232,7 +242,7 @@ class TokenIssued(BaseModel):
     display_name: str | None = None
 
 
-class UserPublic(BaseModel):
+class UserPublic(WireModel):
     """Additive: `GET /users/me`."""
 
     user_id: str
@@ -243,14 +253,14 @@ class UserPublic(BaseModel):
     operator: bool = False  # additive: listed under the server's `operators`
 
 
-class ClusterIdentityPublic(BaseModel):
+class ClusterIdentityPublic(WireModel):
     """Additive: the cluster account and SSH key a user's steps run with on an environment."""
 
     login: str
     key_id: str
 
 
-class EnvironmentPublic(BaseModel):
+class EnvironmentPublic(WireModel):
     """Additive: a configured environment, with the caller's registered cluster identity."""
 
     id: str
@@ -260,13 +270,13 @@ class EnvironmentPublic(BaseModel):
     identity: ClusterIdentityPublic | None = None
 
 
-class EnvironmentList(BaseModel):
+class EnvironmentList(WireModel):
     """Additive: `GET /environments`, sorted by ID."""
 
     environments: list[EnvironmentPublic]
 
 
-class ClusterIdentityUpdate(BaseModel):
+class ClusterIdentityUpdate(WireModel):
     """Additive: `PUT /environments/{name}/identity`."""
 
     model_config = ConfigDict(extra="forbid")
@@ -279,7 +289,7 @@ class ClusterIdentityUpdate(BaseModel):
     )
 
 
-class AuditEventPublic(BaseModel):
+class AuditEventPublic(WireModel):
     """One audit event: who did what to which object, when, from where, and how it ended."""
 
     id: int
@@ -293,12 +303,12 @@ class AuditEventPublic(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class AuditEventList(BaseModel):
+class AuditEventList(WireModel):
     events: list[AuditEventPublic]
     next_cursor: str | None = None
 
 
-class ExecutionOutputPublic(BaseModel):
+class ExecutionOutputPublic(WireModel):
     """A file a stage_out step stored for an execution."""
 
     name: str
@@ -310,5 +320,5 @@ class ExecutionOutputPublic(BaseModel):
     file_name: str  # the name the download suggests (Content-Disposition)
 
 
-class ExecutionOutputList(BaseModel):
+class ExecutionOutputList(WireModel):
     outputs: list[ExecutionOutputPublic]

@@ -17,7 +17,8 @@ from hpcwaas.auth.identity import (
 )
 from hpcwaas.auth.passwords import verify_password
 from hpcwaas.auth.sso import SingleSignOn
-from hpcwaas.auth.tokens import TOKEN_PREFIX, authenticate_token
+from hpcwaas.auth.token_cache import TokenCache
+from hpcwaas.auth.tokens import TOKEN_PREFIX, authenticate_token, hash_token
 from hpcwaas.settings import Settings
 from hpcwaas.store import users as user_store
 from hpcwaas.store.database import Database
@@ -45,6 +46,7 @@ class Authenticator:
             a.username: a.password.get_secret_value() for a in settings.auth.basic_auth.accounts
         }
         self._verified: dict[str, float] = {}
+        self._tokens = TokenCache(settings.auth.token_cache_seconds)
 
     @property
     def accepts_basic(self) -> bool:
@@ -58,7 +60,7 @@ class Authenticator:
         credentials = credentials.strip()
         if scheme == "bearer" and credentials:
             if credentials.startswith(TOKEN_PREFIX):
-                return await authenticate_token(self._db, credentials)
+                return await self._check_token(credentials)
             if self._sso is not None:
                 return await self._sso.authenticate_provider_token(credentials)
             raise AuthenticationFailed(INVALID_TOKEN)
@@ -68,6 +70,18 @@ class Authenticator:
                 return Identity(user_id=user)
             raise AuthenticationFailed(AUTH_REQUIRED)
         raise AuthenticationFailed(INVALID_FORMAT)
+
+    async def _check_token(self, token: str) -> Identity:
+        token_hash = hash_token(token)
+        identity = self._tokens.get(token_hash)
+        if identity is None:
+            identity = await authenticate_token(self._db, token)
+            self._tokens.put(token_hash, identity)
+        return identity
+
+    def forget_tokens(self) -> None:
+        """Check every token against the database again: call after revoking any."""
+        self._tokens.clear()
 
     async def _check_password(self, user: str, password: str) -> bool:
         key = hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()

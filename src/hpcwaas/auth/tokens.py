@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from hpcwaas.auth.identity import INVALID_TOKEN, SESSION_EXPIRED, AuthenticationFailed, Identity
 from hpcwaas.store import users as user_store
@@ -47,8 +48,10 @@ async def authenticate_token(db: Database, token: str) -> Identity:
     """The identity behind a bearer token, or AuthenticationFailed with the original's wording."""
     if not token or len(token) > 512:
         raise AuthenticationFailed(INVALID_TOKEN)
-    async with db.read() as conn:
-        found = await user_store.find_token_by_hash(conn, hash_token(token))
+    # Every request whose token is not cached comes here: the quick read path.
+    found = await db.quick_read(
+        partial(user_store.read_token_by_hash, token_hash=hash_token(token))
+    )
     if found is None:
         raise AuthenticationFailed(INVALID_TOKEN)
     record, groups = found

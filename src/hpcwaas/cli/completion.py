@@ -8,7 +8,6 @@ so `waas wf t <TAB>` completes like `waas workflows trigger <TAB>`.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.cli.parsing import WaasParser, add_command
@@ -21,28 +20,45 @@ FILE_OPTIONS = frozenset({"config", "ca_file", "key_file", "cert_file"})
 DIR_OPTIONS = frozenset({"ca_path", "download"})
 
 
-@dataclass
 class Option:
     """One option of a command, as completion needs it."""
 
-    flags: list[str]
-    help: str
-    takes_value: bool
-    choices: list[str]
-    dest: str
+    # A plain class, not a dataclass: importing dataclasses (and inspect) cost every `waas`
+    # command about a tenth of its start-up.
+    __slots__ = ("choices", "dest", "flags", "help", "takes_value")
+
+    def __init__(
+        self, flags: list[str], help: str, takes_value: bool, choices: list[str], dest: str
+    ) -> None:
+        self.flags = flags
+        self.help = help
+        self.takes_value = takes_value
+        self.choices = choices
+        self.dest = dest
 
 
-@dataclass
 class Node:
     """One command of the tree: its names, options, positional choices and subcommands."""
 
-    key: str  # the path of primary names, e.g. "waas_workflows_trigger"
-    name: str
-    aliases: tuple[str, ...]
-    help: str
-    options: list[Option] = field(default_factory=list)
-    words: list[str] = field(default_factory=list)  # choices of positional arguments
-    children: list[Node] = field(default_factory=list)
+    __slots__ = ("aliases", "children", "help", "key", "name", "options", "words")
+
+    def __init__(
+        self,
+        key: str,
+        name: str,
+        aliases: tuple[str, ...],
+        help: str,
+        options: list[Option] | None = None,
+        words: list[str] | None = None,
+        children: list[Node] | None = None,
+    ) -> None:
+        self.key = key  # the path of primary names, e.g. "waas_workflows_trigger"
+        self.name = name
+        self.aliases = aliases
+        self.help = help
+        self.options = options if options is not None else []
+        self.words = words if words is not None else []  # choices of positional arguments
+        self.children = children if children is not None else []
 
     def walk(self) -> list[Node]:
         """This node and all below it, depth first."""

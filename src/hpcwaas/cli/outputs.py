@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.cli.parsing import add_command
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hpcwaas.cli.context import Context
+
+
+def _directory(text: str) -> Path:
+    # pathlib loads only for a command that downloads: every `waas` start parses this parser.
+    from pathlib import Path
+
+    return Path(text)
 
 
 def register(sub: Any) -> None:
@@ -20,7 +28,7 @@ def register(sub: Any) -> None:
     outputs.add_argument(
         "--download",
         metavar="DIR",
-        type=Path,
+        type=_directory,
         help="download every file into DIR, checking its SHA-256, and print the paths",
     )
 

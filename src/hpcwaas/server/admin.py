@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import logging
 import ssl
@@ -174,7 +175,21 @@ def _serve(settings: Any, args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    return asyncio.run(_run_server(settings, host, port, args.log_level, ssl_context))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(_run_server(settings, host, port, args.log_level, ssl_context))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (the server extra has it), else asyncio's.
+
+    uvloop roughly halves the event loop's share of each request's CPU time.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _server_class(shutting_down: asyncio.Event) -> Any:
@@ -211,6 +226,10 @@ async def _run_server(
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload_soon, "SIGHUP")
     try:
         app = create_app(settings, services)
+        # Everything built so far lives as long as the process: out of the collector's sight,
+        # a full collection under load no longer walks it (pauses of hundreds of ms before).
+        gc.collect()
+        gc.freeze()
         config = uvicorn.Config(
             app,
             host=host,

@@ -55,7 +55,7 @@ class RequestAudit:
             await audit_store.record(own, **fields)
 
 
-def get_audit(request: Request, services: ServicesDep) -> RequestAudit:
+async def get_audit(request: Request, services: ServicesDep) -> RequestAudit:
     # The peer address as the server sees it; a proxy in front shows as its own address.
     source = request.client.host if request.client else "unknown"
     return RequestAudit(services.db, source, request_id_var.get())

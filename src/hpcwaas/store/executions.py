@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.api.states import ExecutionStatus, StepState
@@ -59,7 +59,14 @@ class StepRecord:
 
 
 def _execution(row: Any) -> ExecutionRecord:
-    data = dict(row._mapping)
+    return _execution_from(row._mapping)
+
+
+_EXECUTION_FIELDS = tuple(c.name for c in executions.c)
+
+
+def _execution_from(mapping: Any) -> ExecutionRecord:
+    data = {name: mapping[name] for name in _EXECUTION_FIELDS}
     data["status"] = ExecutionStatus(data["status"])
     return ExecutionRecord(**data)
 
@@ -123,17 +130,72 @@ async def get_execution(
     conn: AsyncConnection, execution_id: str, owner: str | None = None
 ) -> ExecutionRecord | None:
     """The execution, or None if it does not exist or (with ``owner``) is someone else's."""
-    query = select(executions).where(executions.c.id == execution_id)
-    if owner is not None:
-        query = query.where(executions.c.owner == owner)
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(*_execution_query(execution_id, owner))).first()
     return None if row is None else _execution(row)
 
 
+# Built once: building a SELECT and its cache key costs more than running it on SQLite.
+_BY_ID = select(executions).where(executions.c.id == bindparam("execution_id"))
+_BY_ID_AND_OWNER = _BY_ID.where(executions.c.owner == bindparam("owner"))
+_STEPS_OF = (
+    select(steps)
+    .where(steps.c.execution_id == bindparam("execution_id"))
+    .order_by(steps.c.position)
+)
+
+
+def _execution_query(execution_id: str, owner: str | None) -> tuple[Any, dict[str, str]]:
+    if owner is None:
+        return _BY_ID, {"execution_id": execution_id}
+    return _BY_ID_AND_OWNER, {"execution_id": execution_id, "owner": owner}
+
+
+# The execution's columns then its steps' (prefixed `step_`), one row per step (or one row
+# of NULL step columns): one statement where two cost twice SQLAlchemy's per-statement work.
+_STEP_COLUMNS = [c.label(f"step_{c.name}") for c in steps.c if c.name != "execution_id"]
+_WITH_STEPS = (
+    select(executions, *_STEP_COLUMNS)
+    .outerjoin(steps, steps.c.execution_id == executions.c.id)
+    .where(executions.c.id == bindparam("execution_id"))
+    .order_by(steps.c.position)
+)
+_WITH_STEPS_OWNED = _WITH_STEPS.where(executions.c.owner == bindparam("owner"))
+
+
+def read_execution_with_steps(
+    conn: Connection, execution_id: str, owner: str | None = None
+) -> tuple[ExecutionRecord, list[StepRecord]] | None:
+    """The execution and its steps in one statement (a sync connection: Database.quick_read)."""
+    if owner is None:
+        rows = conn.execute(_WITH_STEPS, {"execution_id": execution_id}).all()
+    else:
+        rows = conn.execute(_WITH_STEPS_OWNED, {"execution_id": execution_id, "owner": owner}).all()
+    if not rows:
+        return None
+    record = _execution_from(rows[0]._mapping)
+    found = [
+        StepRecord(
+            name=r.step_name,
+            position=r.step_position,
+            state=StepState(r.step_state),
+            started_at=r.step_started_at,
+            ended_at=r.step_ended_at,
+            exit_code=r.step_exit_code,
+            job_id=r.step_job_id,
+            attempts=r.step_attempts,
+            outputs=r.step_outputs,
+        )
+        for r in rows
+        if r.step_name is not None
+    ]
+    return record, found
+
+
 async def get_steps(conn: AsyncConnection, execution_id: str) -> list[StepRecord]:
-    rows = await conn.execute(
-        select(steps).where(steps.c.execution_id == execution_id).order_by(steps.c.position)
-    )
+    return _steps(await conn.execute(_STEPS_OF, {"execution_id": execution_id}))
+
+
+def _steps(rows: Iterable[Any]) -> list[StepRecord]:
     return [
         StepRecord(
             name=r.name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.store.tables import tokens, users
@@ -137,16 +137,27 @@ async def insert_token(
     )
 
 
+# Built once: it runs on every request whose token is not in the cache.
+_TOKEN_BY_HASH = (
+    select(tokens, users.c.groups)
+    .join(users, users.c.id == tokens.c.user_id)
+    .where(tokens.c.token_hash == bindparam("token_hash"))
+)
+
+
 async def find_token_by_hash(
     conn: AsyncConnection, token_hash: str
 ) -> tuple[TokenRecord, tuple[str, ...]] | None:
     """The token with this hash and its user's groups."""
-    query = (
-        select(tokens, users.c.groups)
-        .join(users, users.c.id == tokens.c.user_id)
-        .where(tokens.c.token_hash == token_hash)
-    )
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_TOKEN_BY_HASH, {"token_hash": token_hash})).first()
+    return None if row is None else (_token(row), tuple(row.groups or ()))
+
+
+def read_token_by_hash(
+    conn: Connection, token_hash: str
+) -> tuple[TokenRecord, tuple[str, ...]] | None:
+    """``find_token_by_hash`` on a plain connection (``Database.quick_read``)."""
+    row = conn.execute(_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
     return None if row is None else (_token(row), tuple(row.groups or ()))
 
 

@@ -332,7 +332,9 @@ async def write_atomically(
     temporary name first, renamed once complete, so the file appears whole with ``mode``
     or not at all."""
     parent = posixpath.dirname(path)
-    if parent:
+    # Usually the directory is there already (a step's working directory): one stat instead
+    # of makedirs' one mkdir per path component, each a round trip before sbatch can run.
+    if parent and not await sftp.isdir(parent):
         await sftp.makedirs(parent, exist_ok=True)
     name = posixpath.basename(path)
     partial = posixpath.join(parent, f".{name}.partial-{secrets.token_hex(4)}")

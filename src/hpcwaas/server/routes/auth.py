@@ -327,4 +327,5 @@ async def logout(services: ServicesDep, user: CurrentUser, audit: Audit) -> Resp
     async with services.db.write() as conn:
         await user_store.revoke_token(conn, user.token_id)
         await audit.record(user.user_id, AuditAction.LOGOUT, user.token_id, conn=conn)
+    services.authenticator.forget_tokens()
     return Response(status_code=204)

@@ -58,5 +58,6 @@ async def revoke_user_tokens(
             details={"tokens": count},
             conn=conn,
         )
+    services.authenticator.forget_tokens()
     log.info("%r revoked %d token(s) of %r", user.user_id, count, user_id)
     return Response(status_code=204)
