@@ -15,6 +15,7 @@ from tests.cluster_support import Cluster
 
 from hpcwaas.secrets.sshkeys import KeyPair, generate_rsa
 from hpcwaas.transports.ssh import (
+    FAIL_FAST_SECONDS,
     HostKeyNotTrusted,
     SshAuthFailed,
     SshError,
@@ -349,6 +350,7 @@ async def test_an_outage_is_retryable_and_the_next_call_reconnects(
         assert "hpcuser1@127.0.0.1:2222" in str(caught.value)
     finally:
         cluster.start_sshd()
+    await asyncio.sleep(FAIL_FAST_SECONDS)  # until then, callers get the last failure at once
     assert (await pool.run(target, "echo after")).stdout == "after\n"
     assert pool.connections_opened == 2
 
@@ -384,4 +386,5 @@ async def test_a_connection_dropped_during_a_command_is_retryable(
         cluster.start_sshd()
         # During the outage nobody could reach the group it left running.
         await asyncio.to_thread(cluster.run_as, USER, f"kill -- -{command.pgid}")
+    await asyncio.sleep(FAIL_FAST_SECONDS)  # until then, callers get the last failure at once
     assert (await pool.run(target, "echo back")).stdout == "back\n"

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import posixpath
 import secrets
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -66,6 +67,12 @@ class RemoteResult:
     stdout_bytes: bytes = field(default=b"", repr=False)
 
 
+# After a failed connection to a host, callers waiting for the same target within this many
+# seconds get the same failure at once: a login node that is down sees one attempt per
+# interval however many steps want it, and the key store one read.
+FAIL_FAST_SECONDS = 1.0
+
+
 class SshPool:
     """SSH connections reused across calls, with a bound on the sessions of each connection.
 
@@ -91,6 +98,8 @@ class SshPool:
         self.connect_timeout = connect_timeout
         self._connections: dict[SshTarget, Connection] = {}
         self._connecting: dict[SshTarget, asyncio.Lock] = {}
+        self._failed: dict[SshTarget, tuple[float, SshUnavailable]] = {}
+        self.connect_attempts = 0
         self._pruner: asyncio.Task[None] | None = None
         self.connections_opened = 0
         self.peak_sessions = 0
@@ -249,7 +258,7 @@ class SshPool:
                 if entry is None or entry.conn.is_closed():
                     if entry is not None:
                         self._discard(target, entry)
-                    entry = await self._connect(target)
+                    entry = await self._connect_once(target)
                     fresh = True
         entry.active += 1
         # Unbounded sessions are for kills, which must not queue behind what they end.
@@ -265,7 +274,22 @@ class SshPool:
 
     # ------------------------------------------------------------------- connections
 
+    async def _connect_once(self, target: SshTarget) -> Connection:
+        """Connect, unless the last attempt failed a moment ago: then fail the same way."""
+        now = time.monotonic()
+        failed = self._failed.get(target)
+        if failed is not None and now - failed[0] < FAIL_FAST_SECONDS:
+            raise SshUnavailable(str(failed[1]))
+        try:
+            entry = await self._connect(target)
+        except SshUnavailable as exc:
+            self._failed[target] = (time.monotonic(), exc)
+            raise
+        self._failed.pop(target, None)
+        return entry
+
     async def _connect(self, target: SshTarget) -> Connection:
+        self.connect_attempts += 1
         pem = await self._load_key(target.key_id)
         try:
             conn = await open_connection(
