@@ -16,7 +16,6 @@ single-node Slurm) with the default poll interval; its hpcwaas user runs as hpcu
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import subprocess
@@ -29,9 +28,9 @@ from pathlib import Path
 import asyncssh
 import httpx
 import pytest
-from tests.bench.support import median, record, wait_until
+from tests.bench.support import cluster_server, median, record, wait_until
 from tests.cluster_support import Cluster
-from tests.conftest import BIN, LiveServer, free_port
+from tests.conftest import BIN, LiveServer
 
 from hpcwaas.settings import SlurmEnvironment
 
@@ -68,30 +67,8 @@ workflows:
 
 @pytest.fixture
 def slurm_server(tmp_path: Path, cluster: Cluster) -> Iterator[LiveServer]:
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    (catalog / "bench.yaml").write_text(CATALOG)
-    environments = {
-        "cluster": {
-            "kind": "slurm",
-            "name": "Loopback cluster",
-            "host": cluster.host,
-            "port": cluster.port,
-            "host_keys": [cluster.known_hosts],
-        }
-    }
-    server = LiveServer(tmp_path / "data", free_port())
-    server.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(environments)
-    server.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(catalog)])
-    cluster.cancel_jobs()
-    server.start()
-    try:
+    with cluster_server(tmp_path, cluster, CATALOG) as server:
         yield server
-    finally:
-        try:
-            cluster.cancel_jobs(timeout=60)
-        finally:
-            server.stop()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ log is copied to test-artifacts/ (pytest keeps only its last few temp dirs).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -40,9 +39,9 @@ import pytest
 from rich import box
 from rich.console import Console
 from rich.table import Table
-from tests.bench.support import record
+from tests.bench.support import cluster_server, record
 from tests.cluster_support import Cluster
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer
 
 from hpcwaas.settings import SlurmEnvironment
 
@@ -170,37 +169,20 @@ def new_key(client: httpx.Client, cluster: Cluster, login: str) -> str:
 
 @pytest.fixture
 def bench_server(tmp_path: Path, cluster: Cluster) -> Iterator[LiveServer]:
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    (catalog / "bench.yaml").write_text(CATALOG)
-    environments = {
-        "cluster": {
-            "kind": "slurm",
-            "name": "Loopback cluster",
-            "host": cluster.host,
-            "port": cluster.port,
-            "host_keys": [cluster.known_hosts],
-            # poll_interval: the default
-        }
+    # Limits raised for the run: one user triggers 750 executions in a burst and keeps them
+    # running.
+    raised = {
+        "HPCWAAS_LIMITS__MAX_TRIGGERS_PER_MINUTE": "1000000",
+        "HPCWAAS_LIMITS__MAX_RUNNING_EXECUTIONS_PER_USER": "1000000",
     }
-    server = LiveServer(tmp_path / "data", free_port(), extra_args=["--log_level", "debug"])
-    server.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(environments)
-    server.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(catalog)])
-    # Raised for the run: one user triggers 750 executions in a burst and keeps them running.
-    server.env["HPCWAAS_LIMITS__MAX_TRIGGERS_PER_MINUTE"] = "1000000"
-    server.env["HPCWAAS_LIMITS__MAX_RUNNING_EXECUTIONS_PER_USER"] = "1000000"
-    cluster.cancel_jobs()
-    server.start()
-    try:
+    with cluster_server(
+        tmp_path, cluster, CATALOG, extra_args=["--log_level", "debug"], env=raised
+    ) as server:
+        log_path = server.log_path
         yield server
-    finally:
-        try:
-            cluster.cancel_jobs(timeout=60)
-        finally:
-            server.stop()
-            # pytest keeps only its last few temp dirs: keep the log where it can be read.
-            ARTIFACTS.mkdir(exist_ok=True)
-            shutil.copyfile(server.log_path, ARTIFACTS / LOG_COPY)
+    # pytest keeps only its last few temp dirs: keep the log where it can be read.
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(log_path, ARTIFACTS / LOG_COPY)
 
 
 def test_tracking_1000_slurm_jobs_costs_one_squeue_per_account_per_interval(

@@ -14,9 +14,13 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from tests.cluster_support import Cluster
+from tests.conftest import LiveServer, free_port
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 RESULTS_FILE = ARTIFACTS / "bench-results.json"
@@ -180,3 +184,41 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, step: float
             return time.monotonic()
         time.sleep(step)
     raise AssertionError(f"{what}: not within {timeout:g} s")
+
+
+@contextmanager
+def cluster_server(
+    tmp_path: Path,
+    cluster: Cluster,
+    catalog: str,
+    *,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[LiveServer]:
+    """A started server whose `cluster` environment is the loopback cluster (default poll
+    interval) and whose catalog is ``catalog``; the cluster's jobs are cancelled around it."""
+    directory = tmp_path / "catalog"
+    directory.mkdir()
+    (directory / "bench.yaml").write_text(catalog)
+    environments = {
+        "cluster": {
+            "kind": "slurm",
+            "name": "Loopback cluster",
+            "host": cluster.host,
+            "port": cluster.port,
+            "host_keys": [cluster.known_hosts],
+        }
+    }
+    server = LiveServer(tmp_path / "data", free_port(), extra_args=extra_args or [])
+    server.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(environments)
+    server.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(directory)])
+    server.env.update(env or {})
+    cluster.cancel_jobs()
+    server.start()
+    try:
+        yield server
+    finally:
+        try:
+            cluster.cancel_jobs(timeout=60)
+        finally:
+            server.stop()

@@ -5,26 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from hpcwaas.store.database import Database, SchemaError
-from hpcwaas.store.tables import metadata
-
-
-async def test_empty_database_is_created_at_the_current_schema(tmp_path: Path) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'a.sqlite3'}")
-    try:
-        assert await db.prepare_schema() == "created"
-        assert await db.prepare_schema() == "current"
-        async with db.read() as conn:
-            diff = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
-            )
-        assert diff == [], "the migrations and tables.py disagree: add a revision"
-    finally:
-        await db.dispose()
 
 
 async def test_unknown_schema_revision_is_refused(tmp_path: Path) -> None:

@@ -173,21 +173,7 @@ def read_execution_with_steps(
     if not rows:
         return None
     record = _execution_from(rows[0]._mapping)
-    found = [
-        StepRecord(
-            name=r.step_name,
-            position=r.step_position,
-            state=StepState(r.step_state),
-            started_at=r.step_started_at,
-            ended_at=r.step_ended_at,
-            exit_code=r.step_exit_code,
-            job_id=r.step_job_id,
-            attempts=r.step_attempts,
-            outputs=r.step_outputs,
-        )
-        for r in rows
-        if r.step_name is not None
-    ]
+    found = [_step(r, "step_") for r in rows if r.step_name is not None]
     return record, found
 
 
@@ -196,20 +182,23 @@ async def get_steps(conn: AsyncConnection, execution_id: str) -> list[StepRecord
 
 
 def _steps(rows: Iterable[Any]) -> list[StepRecord]:
-    return [
-        StepRecord(
-            name=r.name,
-            position=r.position,
-            state=StepState(r.state),
-            started_at=r.started_at,
-            ended_at=r.ended_at,
-            exit_code=r.exit_code,
-            job_id=r.job_id,
-            attempts=r.attempts,
-            outputs=r.outputs,
-        )
-        for r in rows
-    ]
+    return [_step(r) for r in rows]
+
+
+def _step(row: Any, prefix: str = "") -> StepRecord:
+    """A step from a row of the steps table, or of a join whose step columns carry ``prefix``."""
+    values = row._mapping
+    return StepRecord(
+        name=values[f"{prefix}name"],
+        position=values[f"{prefix}position"],
+        state=StepState(values[f"{prefix}state"]),
+        started_at=values[f"{prefix}started_at"],
+        ended_at=values[f"{prefix}ended_at"],
+        exit_code=values[f"{prefix}exit_code"],
+        job_id=values[f"{prefix}job_id"],
+        attempts=values[f"{prefix}attempts"],
+        outputs=values[f"{prefix}outputs"],
+    )
 
 
 async def list_executions(
