@@ -14,6 +14,8 @@ import pytest
 from tests.cluster_support import Cluster
 from tests.integration.test_cluster_runs import ClusterServer, _execution_id, _new_key
 
+from hpcwaas.transports.ssh import FAIL_FAST_SECONDS
+
 LOGIN = "hpcuser1"
 WORKFLOWS = """
 application: tidy
@@ -136,6 +138,7 @@ def test_purge_with_the_cluster_down_is_a_503_that_keeps_the_directory_until_ask
         assert set(body["data_removed"]) == {"logs", "outputs"}
         assert _exists_on_cluster(cluster, f"{directory}/sub/note.txt")
 
+    time.sleep(FAIL_FAST_SECONDS)  # later, as Retry-After asks: a new connection is tried
     purge = keeping.waas(token, "executions", "purge", execution_id)
     assert purge.returncode == 0, purge.stdout + purge.stderr
     assert "cluster work dir" in purge.stdout
