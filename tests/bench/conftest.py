@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import platform
 import subprocess
+from pathlib import Path
 
 import pytest
 from tests.bench.support import RESULTS_FILE, TARGETS, load_rows
 
+BENCH_DIR = Path(__file__).parent
+_benchmarks_collected = False
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    # Each run starts a table of its own.
-    RESULTS_FILE.unlink(missing_ok=True)
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Only a run of the benchmarks (scripts/bench.sh) has a table; each starts its own.
+    global _benchmarks_collected
+    _benchmarks_collected = any(item.path.parent == BENCH_DIR for item in items)
+    if _benchmarks_collected:
+        RESULTS_FILE.unlink(missing_ok=True)
 
 
 def _machine() -> str:
@@ -28,6 +35,8 @@ def _machine() -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _benchmarks_collected:
+        return
     rows = load_rows()
     write = terminalreporter.write_line
     write("")
