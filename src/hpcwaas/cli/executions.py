@@ -249,54 +249,69 @@ def run_logs(ctx: Context) -> int:
 
 def run_cancel(ctx: Context) -> int:
     """`executions cancel <id>...`: one line per ID, a summary, exit 1 if any failed."""
-    from hpcwaas.client.errors import HpcwaasError
 
-    out = ctx.out
-    cancelled: list[str] = []
-    failed: list[dict[str, Any]] = []
-    for execution_id in ctx.args.execution_ids:
-        try:
-            ctx.client().cancel(execution_id)
-        except HpcwaasError as exc:
-            failed.append({"id": execution_id, "error": str(exc)})
-            out.note(f'Failed to cancel execution "{execution_id}": {exc}')
-            continue
-        cancelled.append(execution_id)
-        out.line(f'Cancelled execution "{execution_id}"')
-    if out.json:
-        out.document({"cancelled": cancelled, "failed": failed})
-    if cancelled:
-        out.line(f"Successfully cancelled {len(cancelled)} executions...")
-    if failed:
-        out.note(f"Failed to cancel {len(failed)} of {len(ctx.args.execution_ids)} executions.")
-        return 1
-    return 0
+    def cancel(execution_id: str) -> str:
+        ctx.client().cancel(execution_id)
+        return f'Cancelled execution "{execution_id}"'
+
+    return _each_execution(
+        ctx,
+        cancel,
+        key="cancelled",
+        failure=lambda execution_id: f'Failed to cancel execution "{execution_id}"',
+        done=lambda n: f"Successfully cancelled {n} executions...",
+        failed=lambda n, total: f"Failed to cancel {n} of {total} executions.",
+    )
 
 
 def run_purge(ctx: Context) -> int:
     """`executions purge <id>...`: one line per ID, a summary, exit 1 if any failed."""
+
+    def purge(execution_id: str) -> str:
+        execution = ctx.client().remove_execution_data(execution_id)
+        kinds = ", ".join(k.replace("_", " ") for k in execution.data_removed or {}) or "nothing"
+        return f'Removed the data of execution "{execution_id}" ({kinds})'
+
+    return _each_execution(
+        ctx,
+        purge,
+        key="purged",
+        failure=lambda execution_id: f'Failed to remove the data of execution "{execution_id}"',
+        done=lambda n: f"Removed the data of {n} executions.",
+        failed=lambda n, total: f"Failed to remove the data of {n} of {total} executions.",
+    )
+
+
+def _each_execution(
+    ctx: Context,
+    act: Callable[[str], str],
+    *,
+    key: str,
+    failure: Callable[[str], str],
+    done: Callable[[int], str],
+    failed: Callable[[int, int], str],
+) -> int:
+    """Run ``act`` on each ID given: its line or the error, a summary, exit 1 if any failed."""
     from hpcwaas.client.errors import HpcwaasError
 
     out = ctx.out
-    purged: list[str] = []
-    failed: list[dict[str, Any]] = []
+    succeeded: list[str] = []
+    errors: list[dict[str, Any]] = []
     for execution_id in ctx.args.execution_ids:
         try:
-            execution = ctx.client().remove_execution_data(execution_id)
+            line = act(execution_id)
         except HpcwaasError as exc:
-            failed.append({"id": execution_id, "error": str(exc)})
-            out.note(f'Failed to remove the data of execution "{execution_id}": {exc}')
+            errors.append({"id": execution_id, "error": str(exc)})
+            out.note(f"{failure(execution_id)}: {exc}")
             continue
-        purged.append(execution_id)
-        kinds = ", ".join(k.replace("_", " ") for k in execution.data_removed or {}) or "nothing"
-        out.line(f'Removed the data of execution "{execution_id}" ({kinds})')
+        succeeded.append(execution_id)
+        out.line(line)
     if out.json:
-        out.document({"purged": purged, "failed": failed})
-    if purged:
-        out.line(f"Removed the data of {len(purged)} executions.")
-    if failed:
-        total = len(ctx.args.execution_ids)
-        out.note(f"Failed to remove the data of {len(failed)} of {total} executions.")
+        out.document({key: succeeded, "failed": errors})
+    if succeeded:
+        out.line(done(len(succeeded)))
+    if errors:
+        out.note(failed(len(errors), len(ctx.args.execution_ids)))
         return 1
     return 0
 
