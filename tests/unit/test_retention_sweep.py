@@ -160,7 +160,9 @@ async def _execution(
             cluster_login=login,
             key_id="key-1" if login else None,
         )
-        await execution_store.set_fields(conn, execution_id, status=status.value, ended_at=ended)
+        await execution_store.transition(
+            conn, execution_id, status, allowed_from={ExecutionStatus.PENDING}, ended_at=ended
+        )
         await log_store.append(
             conn,
             execution_id,

@@ -235,21 +235,22 @@ class Engine:
     async def _take(self, record: ExecutionRecord) -> None:
         """Start a claimed execution, or go on with one another replica (or run) left."""
         if record.status is ExecutionStatus.PENDING:
-            await self._dispatch(record.id)
+            await self._dispatch(record)
         elif self._runs_here(record.environment):
             await self._take_orphan(record)
         else:  # its jobs ran on meanwhile: follow them to the end
             if record.lease_owner is not None:
                 log.info("execution %s taken over from %s", record.id, record.lease_owner)
-            await self._dispatch(record.id, resume=True)
+            await self._dispatch(record, resume=True)
 
-    async def _dispatch(self, execution_id: str, *, resume: bool = False) -> None:
+    async def _dispatch(self, record: ExecutionRecord, *, resume: bool = False) -> None:
+        """Start a runner for ``record``, as just claimed (under the engine's lock, so no
+        cancel came in between; one made elsewhere reaches the runner through its lease)."""
+        execution_id = record.id
         if execution_id in self._tasks:
             return
-        async with self._db.read() as conn:  # fresh: a cancel may have come since the sweep
-            record = await store_executions.get_execution(conn, execution_id)
         expected = ACTIVE if resume else (ExecutionStatus.PENDING,)
-        if record is None or record.status not in expected:
+        if record.status not in expected:
             return
         config = self._settings.environments.get(record.environment)
         if config is None:

@@ -32,10 +32,10 @@ async def mark_running(db: Database, execution_id: str, work_dir: str) -> set[st
             ExecutionStatus.RUNNING,
             allowed_from={ExecutionStatus.PENDING},
             started_at=datetime.now(UTC),
+            work_dir=work_dir,
         )
         if not moved:
             return None
-        await store_executions.set_fields(conn, execution_id, work_dir=work_dir)
         return {s.name for s in await store_executions.get_steps(conn, execution_id)}
 
 

@@ -67,9 +67,10 @@ class Leases:
                         now=datetime.now(UTC),
                         ttl=self._lease_seconds,
                         limit=CLAIM_BATCH,
-                        skip=set(self._tasks),
                     )
                 for record in claimed:
+                    if record.id in self._tasks:
+                        continue  # driven here already; its lapsed lease was just renewed
                     try:
                         await self._take(record)
                     except Exception:

@@ -16,6 +16,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from hpcwaas.store import sqlite_loop
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -28,6 +30,8 @@ T = TypeVar("T")
 # no other program on that database uses: these are the bytes of "hpcwaas").
 SCHEMA_LOCK_ID = 0x68706377616173
 _MAX_RETRY_DELAY = 5.0
+# How long a SQLite writer waits for another process to release the write lock.
+_SQLITE_LOCK_WAIT_SECONDS = 10.0
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -65,7 +69,8 @@ def _server_is_down(error: OperationalError) -> bool:
     return any(words in message for words in _SQLITE_DOWN)
 
 
-_SQLITE_DOWN = ("database is locked", "unable to open database", "disk i/o error")
+_SQLITE_LOCKED = "database is locked"
+_SQLITE_DOWN = (_SQLITE_LOCKED, "unable to open database", "disk i/o error")
 
 # asyncpg's errors for a server that is gone, starting up or shutting down
 _ASYNCPG_DOWN = frozenset(
@@ -79,6 +84,11 @@ _ASYNCPG_DOWN = frozenset(
         "PostgresConnectionError",
     }
 )
+
+
+def _is_locked(error: OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds the lock."""
+    return _SQLITE_LOCKED in str(error.orig).lower()
 
 
 class SchemaError(Exception):
@@ -104,10 +114,12 @@ class Database:
         # How long read()/write() wait for an unreachable database (see ``waiting``).
         self.wait_seconds = 0.0
         self.is_sqlite = url.startswith("sqlite")
-        if self.is_sqlite:
-            path = url.split(":///", 1)[1] if ":///" in url else ""
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # The database file, for SQLite on a file (not in memory).
+        sqlite_file = url.split(":///", 1)[1] if self.is_sqlite and ":///" in url else ""
+        if sqlite_file == ":memory:":
+            sqlite_file = ""
+        if sqlite_file:
+            Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
         # An error's message never quotes the statement's values (token hashes, sealed
         # secrets, users' inputs) into the log.
         options: dict[str, Any] = {"hide_parameters": True}
@@ -119,15 +131,18 @@ class Database:
                 options["pool_size"] = pool_size
             if connect_timeout is not None and url.startswith("postgresql+asyncpg"):
                 options["connect_args"] = {"timeout": connect_timeout}
+        if sqlite_file:
+            # Statements on the loop's thread (see sqlite_loop): no hand-over per statement.
+            options["async_creator"] = sqlite_loop.creator(sqlite_file)
         self.engine: AsyncEngine = create_async_engine(url, **options)
-        # SQLite allows one writer: serialize this process's writers here rather than
-        # retrying on "database is locked"; other processes wait on busy_timeout.
+        # SQLite allows one writer: serialize this process's writers here; another process
+        # holding the write lock is waited for in write(), without blocking the loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._quick: Engine | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
-            if path and path != ":memory:":
-                self._quick = _quick_read_engine(url)
+        if sqlite_file:
+            self._quick = _quick_read_engine(url)
 
     def waiting(self, seconds: float) -> Database:
         """The same database, whose read()/write() wait up to ``seconds`` for it to come back.
@@ -167,10 +182,29 @@ class Database:
                 yield conn
             return
         async with self._write_lock:
-            async with self._connection() as conn:
-                conn = await conn.execution_options(hpcwaas_immediate=True)
-                async with conn.begin():
-                    yield conn
+            # BEGIN IMMEDIATE takes SQLite's write lock up front. Another process (an admin
+            # command) may hold it: wait here, off the loop, as busy_timeout would on it.
+            deadline = time.monotonic() + _SQLITE_LOCK_WAIT_SECONDS
+            delay = 0.002
+            while True:
+                async with self._connection() as conn:
+                    conn = await conn.execution_options(hpcwaas_immediate=True)
+                    transaction = conn.begin()
+                    try:
+                        await transaction.start()
+                    except OperationalError as exc:
+                        if not _is_locked(exc) or time.monotonic() + delay > deadline:
+                            raise
+                    else:
+                        try:
+                            yield conn
+                        except BaseException:
+                            await transaction.rollback()
+                            raise
+                        await transaction.commit()
+                        return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.1)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
@@ -260,7 +294,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=10000")
+        # No waiting for locks inside SQLite: the statements run on the event loop (see
+        # sqlite_loop). A writer waits for another process's lock in Database.write().
+        cur.execute("PRAGMA busy_timeout=0")
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")

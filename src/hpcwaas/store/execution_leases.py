@@ -46,12 +46,12 @@ async def claim(
     now: datetime,
     ttl: float,
     limit: int,
-    skip: set[str],
 ) -> list[ExecutionRecord]:
     """Lease up to ``limit`` unfinished executions nobody holds; the oldest first.
 
-    ``skip``: executions this replica drives already. Executions of a cluster account that
-    another replica drives stay with it.
+    Among them may be executions whose lease lapsed while this replica still drives them (a
+    late heartbeat): they are leased again, and the caller must not start them twice.
+    Executions of a cluster account that another replica drives stay with it.
     """
     column = executions.c
     if conn.dialect.name == "postgresql":
@@ -69,8 +69,6 @@ async def claim(
     )
     busy = {(row.environment, row.cluster_login) for row in busy_rows}
     query = select(executions).where(column.status.in_(_UNFINISHED), _free(now))
-    if skip:
-        query = query.where(column.id.not_in(sorted(skip)))
     query = query.order_by(column.created_at, column.id).limit(limit)
     rows = await conn.execute(query.with_for_update(skip_locked=True))
     chosen = [

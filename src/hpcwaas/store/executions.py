@@ -76,6 +76,11 @@ def execution_from_row(row: Any) -> ExecutionRecord:
     return _execution(row)
 
 
+# Built once, values as parameters: building a statement per call costs more than running it.
+_INSERT_EXECUTION = executions.insert()
+_INSERT_STEPS = steps.insert()
+
+
 async def create_execution(
     conn: AsyncConnection,
     *,
@@ -94,25 +99,26 @@ async def create_execution(
     """Record a new PENDING execution and its PENDING steps; return its creation time."""
     now = datetime.now(UTC)
     await conn.execute(
-        executions.insert().values(
-            id=execution_id,
-            owner=owner,
-            workflow_id=workflow_id,
-            application=application,
-            environment=environment,
-            workflow=workflow,
-            inputs=inputs,
-            status=ExecutionStatus.PENDING.value,
-            definition_digest=definition_digest,
-            created_at=now,
-            cancel_requested=False,
-            cluster_login=cluster_login,
-            key_id=key_id,
-        )
+        _INSERT_EXECUTION,
+        {
+            "id": execution_id,
+            "owner": owner,
+            "workflow_id": workflow_id,
+            "application": application,
+            "environment": environment,
+            "workflow": workflow,
+            "inputs": inputs,
+            "status": ExecutionStatus.PENDING.value,
+            "definition_digest": definition_digest,
+            "created_at": now,
+            "cancel_requested": False,
+            "cluster_login": cluster_login,
+            "key_id": key_id,
+        },
     )
     if step_names:
         await conn.execute(
-            steps.insert(),
+            _INSERT_STEPS,
             [
                 {
                     "execution_id": execution_id,
@@ -225,13 +231,17 @@ async def list_executions(
 
 async def count_unfinished(conn: AsyncConnection, owner: str) -> int:
     """How many of the owner's executions are not terminal (PENDING, RUNNING, CANCELLING)."""
-    unfinished = [s.value for s in ExecutionStatus if not s.terminal]
-    query = (
-        select(func.count())
-        .select_from(executions)
-        .where(executions.c.owner == owner, executions.c.status.in_(unfinished))
+    return int((await conn.execute(_COUNT_UNFINISHED, {"owner": owner})).scalar_one())
+
+
+_COUNT_UNFINISHED = (
+    select(func.count())
+    .select_from(executions)
+    .where(
+        executions.c.owner == bindparam("owner"),
+        executions.c.status.in_([s.value for s in ExecutionStatus if not s.terminal]),
     )
-    return int((await conn.execute(query)).scalar_one())
+)
 
 
 async def transition(
@@ -247,18 +257,22 @@ async def transition(
     if to.terminal and "ended_at" not in fields:
         values["ended_at"] = datetime.now(UTC)
     result = await conn.execute(
-        update(executions)
-        .where(
-            executions.c.id == execution_id,
-            executions.c.status.in_([s.value for s in allowed_from]),
-        )
-        .values(**values)
+        _TRANSITION,
+        {
+            "b_execution_id": execution_id,
+            "b_allowed_from": [s.value for s in allowed_from],
+            **values,
+        },
     )
     return result.rowcount > 0
 
 
-async def set_fields(conn: AsyncConnection, execution_id: str, **fields: Any) -> None:
-    await conn.execute(update(executions).where(executions.c.id == execution_id).values(**fields))
+# The columns to set are the parameters' other keys (the b_ prefix keeps the names of the
+# WHERE clause's parameters apart from the columns').
+_TRANSITION = update(executions).where(
+    executions.c.id == bindparam("b_execution_id"),
+    executions.c.status.in_(bindparam("b_allowed_from", expanding=True)),
+)
 
 
 async def update_step(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.store.pagination import newest_first_page
@@ -30,12 +30,14 @@ async def insert_key(conn: AsyncConnection, key: SSHKeyRecord) -> None:
 
 async def get_key(conn: AsyncConnection, key_id: str, owner: str) -> SSHKeyRecord | None:
     """The key if it exists and belongs to ``owner``."""
-    row = (
-        await conn.execute(
-            select(ssh_keys).where(ssh_keys.c.id == key_id, ssh_keys.c.owner == owner)
-        )
-    ).first()
+    row = (await conn.execute(_KEY_OF_OWNER, {"key_id": key_id, "owner": owner})).first()
     return None if row is None else SSHKeyRecord(**row._mapping)
+
+
+# Built once: looked up at every trigger and every connection to a cluster.
+_KEY_OF_OWNER = select(ssh_keys).where(
+    ssh_keys.c.id == bindparam("key_id"), ssh_keys.c.owner == bindparam("owner")
+)
 
 
 async def list_keys(

@@ -48,7 +48,7 @@ async def ensure_user(
     """
     display_name = display_name[:255] if display_name else display_name
     email = email[:320] if email else email
-    row = (await conn.execute(select(users.c.id).where(users.c.id == user_id))).first()
+    row = (await conn.execute(_USER_ID, {"user_id": user_id})).first()
     if row is None:
         await conn.execute(
             users.insert().values(
@@ -69,11 +69,16 @@ async def ensure_user(
         await conn.execute(update(users).where(users.c.id == user_id).values(**values))
 
 
+_USER_ID = select(users.c.id).where(users.c.id == bindparam("user_id"))
+
+
 async def lock_user(conn: AsyncConnection, user_id: str) -> None:
     """Hold the user's row until the transaction ends, so per-user counts cannot race.
 
     Where the database has row locks (PostgreSQL); SQLite writers are serialized anyway.
     """
+    if conn.dialect.name == "sqlite":
+        return
     await conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
 
 
