@@ -138,11 +138,11 @@ class Database:
         # SQLite allows one writer: serialize this process's writers here; another process
         # holding the write lock is waited for in write(), without blocking the loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        self._quick: Engine | None = None
+        self._quick: _QuickReads | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         if sqlite_file:
-            self._quick = _quick_read_engine(url)
+            self._quick = _QuickReads(url)
 
     def waiting(self, seconds: float) -> Database:
         """The same database, whose read()/write() wait up to ``seconds`` for it to come back.
@@ -169,8 +169,7 @@ class Database:
         Elsewhere it runs on an async connection through ``run_sync``.
         """
         if self._quick is not None:
-            with self._quick.connect() as conn:
-                return query(conn)
+            return self._quick.run(query)
         async with self._connection() as async_conn:
             return await async_conn.run_sync(query)
 
@@ -244,7 +243,7 @@ class Database:
 
     async def dispose(self) -> None:
         if self._quick is not None:
-            self._quick.dispose()
+            self._quick.close()
         await self.engine.dispose()
 
     async def prepare_schema(self, *, allow_upgrade: bool | None = None) -> str:
@@ -303,6 +302,33 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("hpcwaas_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class _QuickReads:
+    """Quick reads on a SQLite file: a sync engine and its one connection, kept open (only
+    the event loop's thread uses it), one snapshot per read."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = _quick_read_engine(url)
+        self._conn: Connection | None = None
+
+    def run(self, query: Callable[[Connection], T]) -> T:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        conn = self._conn
+        transaction = conn.begin()
+        try:
+            return query(conn)
+        finally:
+            transaction.rollback()
+            if conn.invalidated:  # the file went away, say: a new connection next time
+                self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._engine.dispose()
 
 
 def _quick_read_engine(url: str) -> Engine:
