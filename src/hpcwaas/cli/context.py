@@ -29,6 +29,8 @@ class Context:
         transport: httpx.BaseTransport | None = None,
         prompt: Callable[[str], str] | None = None,
     ) -> None:
+        # Before any command imports the SDK, and with it httpx.
+        skip_httpx_command_line()
         self.args = args
         self.out = Output(getattr(args, "output", "text"))
         self.environ = os.environ if environ is None else environ
@@ -72,7 +74,6 @@ class Context:
         self, token: str | None = None, user: str | None = None, password: str | None = None
     ) -> Client:
         """A client with the connection settings and these credentials (none: anonymous)."""
-        skip_httpx_command_line()
         from hpcwaas.client import Client
 
         settings = self.settings
