@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -95,9 +94,13 @@ class Context:
 
     def prompt_secret(self, text: str) -> str:
         """Read a secret from the terminal without echo."""
-        # Looked up at call time so the prompt can be replaced (tests, embedding).
-        prompt = self._prompt or getpass.getpass
-        return prompt(text)
+        if self._prompt is not None:
+            return self._prompt(text)
+        # Imported (with termios) when a prompt is due; looked up at call time so that it
+        # can be replaced (tests, embedding).
+        import getpass
+
+        return getpass.getpass(text)
 
     def close(self) -> None:
         """Release the clients' connections."""

@@ -6,8 +6,7 @@ import json
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from hpcwaas.cli import executions
-from hpcwaas.cli.parsing import UsageError, add_command, add_subcommands, key_value
+from hpcwaas.cli.parsing import UsageError, WaasParser, add_command, add_subcommands, key_value
 
 if TYPE_CHECKING:
     from hpcwaas.api.models import DryRunPlan, InputSpecPublic, WorkflowDetail
@@ -20,15 +19,8 @@ WORKFLOW_FIELDS = ("id", "name", "application_id", "environment_id", "environmen
 OPTIONAL_WORKFLOW_FIELDS = ("description",)
 
 
-def register(subparsers: Any) -> None:
-    """Add `workflows` and its subcommands."""
-    group = add_command(
-        subparsers,
-        "workflows",
-        ("workflow", "wf", "w"),
-        "List, inspect and trigger workflows",
-        None,
-    )
+def fill(group: WaasParser) -> None:
+    """Add the subcommands of `workflows`."""
     sub = add_subcommands(group)
     add_command(sub, "list", ("ls", "l"), "List the workflows you may trigger", run_list)
 
@@ -37,7 +29,7 @@ def register(subparsers: Any) -> None:
     )
     show.add_argument("workflow_id", metavar="workflow-id")
 
-    trigger = add_command(
+    add_command(
         sub,
         "trigger",
         ("run", "r", "t"),
@@ -51,7 +43,14 @@ def register(subparsers: Any) -> None:
             "--dry-run checks the inputs and prints the steps as they would run "
             "(commands, batch scripts), without running anything."
         ),
+        fill=_trigger_arguments,
     )
+
+
+def _trigger_arguments(trigger: WaasParser) -> None:
+    # On first use: the follow options come from `executions`, which `list` does not need.
+    from hpcwaas.cli import executions
+
     trigger.add_argument("workflow_id", metavar="workflow-id")
     trigger.add_argument(
         "-i",
@@ -164,6 +163,8 @@ def describe_input(spec: InputSpecPublic) -> str:
 
 def run_trigger(ctx: Context) -> int:
     """`workflows trigger <id> [-i k=v]... [-f] [-l]`."""
+    from hpcwaas.cli import executions
+
     args = ctx.args
     inputs = dict(args.inputs)
     client = ctx.client()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -11,9 +10,10 @@ import httpx
 
 from hpcwaas.client import calls
 from hpcwaas.client.connection import ClientBase, build_request, connection_failed
-from hpcwaas.client.downloads import DownloadedOutput, OutputFile, announced_sha256, file_name
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hpcwaas.api.models import (
         AuthInfo,
         DeviceAuthorization,
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         WorkflowDetail,
         WorkflowList,
     )
+    from hpcwaas.client.downloads import DownloadedOutput
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -133,6 +134,9 @@ class Client(ClientBase):
     ) -> DownloadedOutput:
         """Stream one stored output into ``directory``; kept only if its SHA-256 matches
         ``sha256`` (default: the one the server announces). Raises DownloadFailed if not."""
+        # Imported here, as only downloads need it (and hashlib, secrets, pathlib with it).
+        from hpcwaas.client.downloads import OutputFile, announced_sha256, file_name
+
         call = calls.download_output(execution_id, name)
         request = build_request(self._http, self.options, call)
         try:
