@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, NoReturn
 
 OUTPUT_FORMATS = ("text", "json")
@@ -163,7 +164,8 @@ def add_command(
 ) -> WaasParser:
     """Add a (sub)command with its aliases and the global options; `func` None means a group.
 
-    `fill`, if given, adds the command's arguments (or subcommands) on its first use.
+    `fill`, if given, adds the command's arguments (or subcommands), and the global
+    options, on its first use.
     """
     parser: WaasParser = subparsers.add_parser(
         name,
@@ -174,11 +176,20 @@ def add_command(
     )
     parser.command_name = name
     parser.command_aliases = tuple(aliases)
-    add_global_options(parser, root=False)
     # The innermost parser's defaults win, so these name the command that was chosen.
     parser.set_defaults(func=func, command_parser=parser)
-    parser.fill = fill
+    if fill is None:
+        add_global_options(parser, root=False)
+    else:
+        parser.fill = partial(_fill_command, fill)
     return parser
+
+
+def _fill_command(fill: Callable[[WaasParser], None], command: WaasParser) -> None:
+    # The global options too wait for the first use, and come before the command's own as
+    # on a command built at once: help and completion list them in the same order.
+    add_global_options(command, root=False)
+    fill(command)
 
 
 def add_subcommands(parser: argparse.ArgumentParser) -> Any:
