@@ -1,7 +1,8 @@
 """`waas`: the command-line client of the HPCWaaS API (parser, dispatch, error handling).
 
-Imports here stay light (argparse and our own small modules): httpx, rich and
-pydantic load inside the commands that need them, so `waas --help` is fast.
+Imports here stay light (argparse and our own small modules): a command's module loads
+when the command line names it, and httpx, rich and pydantic inside the commands that
+need them, so `waas --help` and each command start fast.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ COMMANDS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
 
 
 def build_parser() -> WaasParser:
-    """The full `waas` parser tree."""
+    """The `waas` parser tree; each command fills in its arguments on first use."""
     parser = WaasParser(
         prog="waas",
         description=DESCRIPTION,

@@ -8,6 +8,7 @@ box. `Output.table` uses this when the result is the same, byte for byte, as ric
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -38,11 +39,13 @@ def drawable(stream: TextIO, headers: Sequence[str], rows: Sequence[Sequence[str
     """Whether `plain_table` prints exactly what rich would on `stream`.
 
     rich writes no escape codes to a stream that is not a terminal (unless FORCE_COLOR or
-    TTY_COMPATIBLE say it is one), draws this box only for a UTF encoding, lays out text
-    of one-cell characters as is, and reads headers (not cells) as markup and emoji
-    codes: `[` or `:` in one.
+    TTY_COMPATIBLE say it is one), draws this box only for a UTF encoding and not for
+    Windows' legacy console, lays out text of one-cell characters as is, and reads headers
+    (not cells) as markup and emoji codes: `[` or `:` in one.
     """
     if "FORCE_COLOR" in os.environ or "TTY_COMPATIBLE" in os.environ:
+        return False
+    if sys.platform == "win32":
         return False
     isatty = getattr(stream, "isatty", None)
     if isatty is not None and isatty():
