@@ -6,6 +6,7 @@ Each case runs in a fresh interpreter, since the test process has everything loa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,13 +42,19 @@ print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]
 """
 
 
+def environment(home: Path) -> dict[str, str]:
+    # Without the variables that make rich (so the plain table too) treat a pipe as a terminal.
+    kept = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    return {**kept, "HOME": str(home)}
+
+
 def run_waas(tmp_path: Path, *argv: str) -> tuple[int, list[str], str]:
     """Exit code, the heavy modules loaded, and what the command printed."""
     done = subprocess.run(
         [sys.executable, "-c", RUN % (HEAVY,), *argv],
         capture_output=True,
         text=True,
-        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        env=environment(tmp_path),
         timeout=60,
         check=False,
     )
@@ -73,7 +80,7 @@ def test_help_loads_no_command_and_no_http_client(tmp_path):
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
-        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        env=environment(tmp_path),
         timeout=60,
         check=True,
     )
