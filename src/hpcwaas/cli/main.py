@@ -65,7 +65,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # The top-level commands, in help's order: (name, aliases, help, module of hpcwaas.cli). The
 # module is imported, and its `fill` adds the command's arguments or subcommands, only when a
 # command line names the command or its help is shown: a command line compiles and builds
-# only its own command, a third of `waas workflows list`'s start-up otherwise.
+# only its own command (building and compiling them all was a third of `waas --help`).
 COMMANDS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
     ("login", (), "Log in and save an access token in the config file", "login"),
     ("logout", (), "Revoke your access token and remove it from the config file", "login"),

@@ -88,8 +88,8 @@ def run_list(ctx: Context) -> int:
 def read_workflows(body: Any) -> list[dict[str, str]]:
     """The workflows of a `GET /workflows` body, each with the fields of the model only.
 
-    Read here rather than through the API model, whose import (pydantic) would be about half
-    of the command's start-up. Raises ValueError, saying what is wrong, for a body that is
+    Read here rather than through the API model, whose import (pydantic) would be about a
+    third of the command's start-up. Raises ValueError, saying what is wrong, for a body that is
     not a list of workflows (the SDK makes that an UnexpectedResponse).
     """
     items = body.get("workflows") if isinstance(body, dict) else None

@@ -6,7 +6,7 @@ and async clients only execute calls, so the two can never drift apart.
 
 The API models (and pydantic with them) are imported on the first parse, not with
 the SDK: a caller that reads a few fields of the JSON itself (`Call.read_json`, as
-`waas workflows list` does) never pays for them, most of that command's start-up otherwise.
+`waas workflows list` does) never pays for them, a third of that command's start-up.
 """
 
 from __future__ import annotations
