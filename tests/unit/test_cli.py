@@ -12,7 +12,8 @@ import pytest
 from tests.unit.fake_api import Answer, FakeApi, reply
 
 from hpcwaas.api.errors import envelope
-from hpcwaas.cli import executions
+from hpcwaas.api.models import WorkflowPublic
+from hpcwaas.cli import executions, workflows
 from hpcwaas.cli.config import ENV_VARS
 from hpcwaas.cli.main import main
 
@@ -115,6 +116,45 @@ def test_workflows_list_json_is_exactly_the_array(waas, api) -> None:
     api.on("GET", "/workflows", reply(200, {"workflows": WORKFLOWS}))
     result = waas("-o", "json", "workflows", "list")
     assert json.loads(result.out) == WORKFLOWS
+
+
+def test_workflows_list_json_keeps_the_fields_of_a_workflow_in_the_api_order(waas, api) -> None:
+    # A field a newer server adds is left out, and a null description too (as before).
+    described = {"description": "Say hello.", **WORKFLOWS[1], "added_later": 1}
+    api.on(
+        "GET",
+        "/workflows",
+        reply(200, {"workflows": [{**WORKFLOWS[0], "description": None}, described]}),
+    )
+    listed = json.loads(waas("-o", "json", "workflows", "list").out)
+    assert listed == [WORKFLOWS[0], {**WORKFLOWS[1], "description": "Say hello."}]
+    assert list(listed[1]) == [*workflows.WORKFLOW_FIELDS, "description"]
+
+
+def test_workflows_list_fields_are_those_of_the_api_model() -> None:
+    fields = WorkflowPublic.model_fields
+    assert (*workflows.WORKFLOW_FIELDS, *workflows.OPTIONAL_WORKFLOW_FIELDS) == tuple(fields)
+    assert all(fields[name].is_required() for name in workflows.WORKFLOW_FIELDS)
+    assert not any(fields[name].is_required() for name in workflows.OPTIONAL_WORKFLOW_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"workflows": [{**WORKFLOWS[1], "name": 7}]}, "workflows[0].name should be a string"),
+        ({"workflows": [WORKFLOWS[0], {"id": "x"}]}, "workflows[1].name should be a string"),
+        ({"workflows": ["demo@local@hello"]}, "workflows[0] should be an object"),
+        ({"items": []}, "`workflows` should be a list"),
+        ([], "`workflows` should be a list"),
+    ],
+)
+def test_workflows_list_reports_a_malformed_answer_as_unexpected(waas, api, body, problem):
+    api.on("GET", "/workflows", reply(200, body))
+    result = waas("workflows", "list")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        f"Error: unexpected response (HTTP 200): the body is not a valid WorkflowList: {problem}\n"
+    )
 
 
 def test_no_workflows_says_so_in_text_and_is_an_empty_array_in_json(waas, api) -> None:

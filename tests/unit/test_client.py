@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import ssl
+import typing
 from collections.abc import Callable
 
 import httpx
 import pytest
 
+from hpcwaas.api import models
+from hpcwaas.api.errors import envelope
 from hpcwaas.api.states import ExecutionStatus
 from hpcwaas.client import (
     AsyncClient,
     Client,
     ConfigurationError,
+    ConnectionOptions,
+    NotFound,
     UnexpectedResponse,
+    calls,
 )
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -268,3 +276,84 @@ async def test_async_logs_parses_the_page() -> None:
         page = await client.logs("ex-1", timeout=5)
     assert [e.content for e in page.logs] == ["hi"]
     assert api.last.url.params["timeout"] == "5s"
+
+
+# --- reading the JSON without the models (send_json) ---------------------------------------
+
+
+def test_send_json_gives_the_decoded_body_to_the_reader() -> None:
+    api = Recorder(json={"workflows": None, "next_cursor": None})
+    body = sync_client(api).send_json(calls.list_workflows(), lambda data: data)
+    # A null list reads as [], as it does for the model.
+    assert body == {"workflows": [], "next_cursor": None}
+    assert api.last.url.path == "/workflows"
+
+
+def test_send_json_reports_a_body_the_reader_rejects_as_an_unexpected_response() -> None:
+    def reader(data: object) -> object:
+        raise ValueError("workflows[0].id should be a string")
+
+    api = Recorder(json={"workflows": [{}]})
+    with pytest.raises(UnexpectedResponse) as caught:
+        sync_client(api).send_json(calls.list_workflows(), reader)
+    assert str(caught.value) == (
+        "unexpected response (HTTP 200): the body is not a valid WorkflowList: "
+        "workflows[0].id should be a string"
+    )
+    with pytest.raises(UnexpectedResponse, match="not JSON"):
+        sync_client(Recorder(text="<html>")).send_json(calls.list_workflows(), reader)
+
+
+def test_send_json_raises_the_typed_error_of_an_error_status() -> None:
+    api = Recorder(404, json=envelope(404, "no workflow demo@local@nope"))
+    with pytest.raises(NotFound, match="no workflow demo@local@nope"):
+        sync_client(api).send_json(calls.get_workflow("demo@local@nope"), lambda data: data)
+
+
+def test_send_json_refuses_a_call_whose_answer_is_not_a_json_body() -> None:
+    api = Recorder(202)
+    with pytest.raises(TypeError, match="no JSON body"):
+        sync_client(api).send_json(calls.cancel("ex-1"), lambda data: data)
+
+
+async def test_async_send_json_reads_the_same_body() -> None:
+    api = Recorder(json={"workflows": [WORKFLOW]})
+    async with AsyncClient("https://h", transport=httpx.MockTransport(api)) as client:
+        body = await client.send_json(calls.list_workflows(), lambda data: data)
+    assert body == {"workflows": [WORKFLOW]}
+
+
+def test_each_call_parses_into_the_model_its_signature_names() -> None:
+    # The calls name their models (imported on the first parse): a wrong name would only
+    # show when that call is parsed.
+    namespace = {**vars(calls), **vars(models)}
+    checked = 0
+    for builder in vars(calls).values():
+        if not inspect.isfunction(builder) or builder.__module__ != calls.__name__:
+            continue
+        returns = typing.get_type_hints(builder, namespace).get("return")
+        if typing.get_origin(returns) is not calls.Call:
+            continue
+        required = [
+            p for p in inspect.signature(builder).parameters.values() if p.default is p.empty
+        ]
+        call = builder(*("x" for _ in required))
+        if isinstance(call.parse_success, calls.ModelBody):
+            (model,) = typing.get_args(returns)
+            assert getattr(models, call.parse_success.model) is model, builder.__name__
+            checked += 1
+    assert checked >= 15
+
+
+# --- TLS ----------------------------------------------------------------------------------
+
+
+def test_an_http_client_reads_no_ca_bundle_and_would_refuse_any_certificate() -> None:
+    # Its requests all go to the plain-HTTP base URL: loading the CA bundle would only slow
+    # the start, and an https:// request made anyway must not be trusted.
+    context = ConnectionOptions("http://127.0.0.1:9090").ssl_context()
+    assert isinstance(context, ssl.SSLContext)
+    assert context.cert_store_stats()["x509_ca"] == 0
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert ConnectionOptions("https://127.0.0.1:9090").ssl_context() is True

@@ -8,9 +8,9 @@ so `waas wf t <TAB>` completes like `waas workflows trigger <TAB>`.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from hpcwaas.cli.parsing import WaasParser, add_command
+from hpcwaas.cli.parsing import WaasParser
 
 if TYPE_CHECKING:
     from hpcwaas.cli.context import Context
@@ -65,22 +65,16 @@ class Node:
         return [self, *(n for child in self.children for n in child.walk())]
 
 
-def register(subparsers: Any) -> None:
-    """Add `completion`."""
-    parser = add_command(
-        subparsers,
-        "completion",
-        (),
-        "Print a shell completion script",
-        run_completion,
-        description=(
-            "Print a completion script for bash, zsh or fish.\n\n"
-            "  bash: source <(waas completion bash)         (in ~/.bashrc)\n"
-            "  zsh:  source <(waas completion zsh)          (in ~/.zshrc, after compinit)\n"
-            "  fish: waas completion fish > ~/.config/fish/completions/waas.fish"
-        ),
+def fill(command: WaasParser) -> None:
+    """Add the argument of `completion` and the function running it."""
+    command.description = (
+        "Print a completion script for bash, zsh or fish.\n\n"
+        "  bash: source <(waas completion bash)         (in ~/.bashrc)\n"
+        "  zsh:  source <(waas completion zsh)          (in ~/.zshrc, after compinit)\n"
+        "  fish: waas completion fish > ~/.config/fish/completions/waas.fish"
     )
-    parser.add_argument("shell", choices=SHELLS)
+    command.add_argument("shell", choices=SHELLS)
+    command.set_defaults(func=run_completion)
 
 
 def run_completion(ctx: Context) -> int:
@@ -97,6 +91,8 @@ def run_completion(ctx: Context) -> int:
 
 def build_tree(parser: argparse.ArgumentParser, key: str = "waas") -> Node:
     """The completion tree of a parser and its subparsers."""
+    if isinstance(parser, WaasParser):
+        parser.filled()
     name = getattr(parser, "command_name", "waas")
     node = Node(key, name, getattr(parser, "command_aliases", ()), parser.description or "")
     for action in parser._actions:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -29,6 +28,8 @@ class Context:
         transport: httpx.BaseTransport | None = None,
         prompt: Callable[[str], str] | None = None,
     ) -> None:
+        # Before any command imports the SDK, and with it httpx.
+        skip_httpx_command_line()
         self.args = args
         self.out = Output(getattr(args, "output", "text"))
         self.environ = os.environ if environ is None else environ
@@ -72,7 +73,6 @@ class Context:
         self, token: str | None = None, user: str | None = None, password: str | None = None
     ) -> Client:
         """A client with the connection settings and these credentials (none: anonymous)."""
-        skip_httpx_command_line()
         from hpcwaas.client import Client
 
         settings = self.settings
@@ -94,9 +94,13 @@ class Context:
 
     def prompt_secret(self, text: str) -> str:
         """Read a secret from the terminal without echo."""
-        # Looked up at call time so the prompt can be replaced (tests, embedding).
-        prompt = self._prompt or getpass.getpass
-        return prompt(text)
+        if self._prompt is not None:
+            return self._prompt(text)
+        # Imported (with termios) when a prompt is due; looked up at call time so that it
+        # can be replaced (tests, embedding).
+        import getpass
+
+        return getpass.getpass(text)
 
     def close(self) -> None:
         """Release the clients' connections."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from hpcwaas.cli.parsing import add_command, add_subcommands
+from hpcwaas.cli.parsing import WaasParser, add_command, add_subcommands
 
 if TYPE_CHECKING:
     from hpcwaas.cli.context import Context
@@ -24,15 +24,8 @@ of a trigger still win over these defaults.
 Example: waas environments set-identity cluster --login jdoe --key <key id>"""
 
 
-def register(subparsers: Any) -> None:
-    """Add `environments` and its subcommands."""
-    group = add_command(
-        subparsers,
-        "environments",
-        ("environment", "env", "envs"),
-        "List environments and register your cluster account on them",
-        None,
-    )
+def fill(group: WaasParser) -> None:
+    """Add the subcommands of `environments`."""
     sub = add_subcommands(group)
     add_command(
         sub, "list", ("ls",), "List the environments, with your cluster account on each", run_list

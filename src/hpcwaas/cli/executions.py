@@ -10,7 +10,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpcwaas.cli import outputs
-from hpcwaas.cli.parsing import add_command, add_subcommands, non_negative_int, positive_int
+from hpcwaas.cli.parsing import (
+    WaasParser,
+    add_command,
+    add_subcommands,
+    non_negative_int,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from hpcwaas.api.models import ExecutionPublic, ExecutionSummary, LogEntry, StepPublic
@@ -31,15 +37,8 @@ RETRY_BASE_DELAY = 1.0
 T = TypeVar("T")
 
 
-def register(subparsers: Any) -> None:
-    """Add `executions` and its subcommands."""
-    group = add_command(
-        subparsers,
-        "executions",
-        ("execution", "exec", "e"),
-        "Follow and cancel executions",
-        None,
-    )
+def fill(group: WaasParser) -> None:
+    """Add the subcommands of `executions`."""
     sub = add_subcommands(group)
 
     status = add_command(

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.cli.config import ENV_VARS, load_config_file, update_config_file
-from hpcwaas.cli.parsing import add_command
+from hpcwaas.cli.parsing import WaasParser
 
 if TYPE_CHECKING:
     from hpcwaas.api.models import AuthInfo, TokenIssued, UserPublic
@@ -48,34 +48,25 @@ class LoginFailed(Exception):
     """Why no token was saved; printed as one `Error:` line."""
 
 
-def register(subparsers: Any) -> None:
-    """Add `login`, `logout` and `whoami`."""
-    login = add_command(
-        subparsers,
-        "login",
-        (),
-        "Log in and save an access token in the config file",
-        run_login,
-        description=LOGIN_DESCRIPTION,
-    )
-    login.add_argument(
+def fill(command: WaasParser) -> None:
+    """Add the arguments of `login`, `logout` or `whoami`, and the function running it."""
+    if command.command_name == "logout":
+        command.set_defaults(func=run_logout)
+        return
+    if command.command_name == "whoami":
+        command.set_defaults(func=run_whoami)
+        return
+    command.description = LOGIN_DESCRIPTION
+    command.add_argument(
         "--no-browser", action="store_true", help="do not open a browser, only print the URL"
     )
-    login.add_argument(
+    command.add_argument(
         "--token-stdin",
         action="store_true",
         help="read the token from standard input instead of prompting (for scripts)",
     )
     # `waas --config new.yaml login` creates the file.
-    login.set_defaults(config_may_be_missing=True)
-    add_command(
-        subparsers,
-        "logout",
-        (),
-        "Revoke your access token and remove it from the config file",
-        run_logout,
-    )
-    add_command(subparsers, "whoami", (), "Show who you are logged in as", run_whoami)
+    command.set_defaults(func=run_login, config_may_be_missing=True)
 
 
 def run_login(ctx: Context) -> int:

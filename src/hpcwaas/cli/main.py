@@ -1,19 +1,21 @@
 """`waas`: the command-line client of the HPCWaaS API (parser, dispatch, error handling).
 
-Imports here stay light (argparse and our own small modules): httpx, rich and
-pydantic load inside the commands that need them, so `waas --help` is fast.
+Imports here stay light (argparse and our own small modules): a command's module loads
+when the command line names it, and httpx, rich and pydantic inside the commands that
+need them, so `waas --help` and each command start fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas import __version__
-from hpcwaas.cli import completion, environments, executions, login, ssh_keys, workflows
 from hpcwaas.cli.config import ConfigError
 from hpcwaas.cli.parsing import (
     UsageError,
@@ -60,9 +62,29 @@ STALE_TOKEN_DETAILS = (
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+# The top-level commands, in help's order: (name, aliases, help, module of hpcwaas.cli). The
+# module is imported, and its `fill` adds the command's arguments or subcommands, only when a
+# command line names the command or its help is shown: a command line compiles and builds
+# only its own command (building and compiling them all was a third of `waas --help`).
+COMMANDS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
+    ("login", (), "Log in and save an access token in the config file", "login"),
+    ("logout", (), "Revoke your access token and remove it from the config file", "login"),
+    ("whoami", (), "Show who you are logged in as", "login"),
+    ("workflows", ("workflow", "wf", "w"), "List, inspect and trigger workflows", "workflows"),
+    ("executions", ("execution", "exec", "e"), "Follow and cancel executions", "executions"),
+    ("ssh_keys", ("keys", "key", "k"), "Generate and manage your SSH keys", "ssh_keys"),
+    (
+        "environments",
+        ("environment", "env", "envs"),
+        "List environments and register your cluster account on them",
+        "environments",
+    ),
+    ("completion", (), "Print a shell completion script", "completion"),
+)
+
 
 def build_parser() -> WaasParser:
-    """The full `waas` parser tree."""
+    """The `waas` parser tree; each command fills in its arguments on first use."""
     parser = WaasParser(
         prog="waas",
         description=DESCRIPTION,
@@ -73,12 +95,8 @@ def build_parser() -> WaasParser:
     add_global_options(parser, root=True)
     parser.set_defaults(func=None, command_parser=parser)
     sub = add_subcommands(parser)
-    login.register(sub)
-    workflows.register(sub)
-    executions.register(sub)
-    ssh_keys.register(sub)
-    environments.register(sub)
-    completion.register(sub)
+    for name, aliases, help_text, module in COMMANDS:
+        add_command(sub, name, aliases, help_text, None, fill=partial(_fill_from, module))
     helper = add_command(sub, "help", (), "Show the help of a command", None)
     helper.add_argument("topic", nargs="*", metavar="command", help="e.g. `workflows trigger`")
     helper.set_defaults(help_topic=True)
@@ -138,10 +156,16 @@ def _run(
         ctx.close()
 
 
+def _fill_from(module: str, command: WaasParser) -> None:
+    importlib.import_module(f"hpcwaas.cli.{module}").fill(command)
+
+
 def _find_command(parser: argparse.ArgumentParser, words: Sequence[str]) -> argparse.ArgumentParser:
     """The parser of `waas help <words>`, following names and aliases."""
     current = parser
     for word in words:
+        if isinstance(current, WaasParser):
+            current.filled()
         choices: dict[str, Any] = {}
         for action in current._actions:
             if isinstance(action, argparse._SubParsersAction):

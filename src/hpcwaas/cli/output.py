@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from hpcwaas.cli import tables
+
 _ANSI = {"cyan": "36", "yellow": "33", "red": "31", "dim": "2", "green": "32", "bold": "1"}
 LEVEL_COLORS = {
     "DEBUG": "dim",
@@ -83,28 +85,44 @@ class Output:
         whole: Sequence[int] = (0,),
     ) -> None:
         """A table on stdout whose `whole` columns (IDs) are never cut or wrapped."""
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(header_style="bold")
-        for index, header in enumerate(headers):
-            if index in whole:
-                table.add_column(header, no_wrap=True, overflow="ignore")
-            else:
-                table.add_column(header, overflow="fold")
-        for row in rows:
-            # Text cells: a name like "[gpu]" must print as is, not be read as rich markup.
-            table.add_row(*(Text(cell) for cell in row))
-        needed = _width_keeping_whole(headers, rows, whole)
-        if use_color(self.stdout):
-            width = max(Console(file=self.stdout).width, needed)
-            console = Console(file=self.stdout, width=width, highlight=False)
+        if tables.drawable(self.stdout, headers, rows):
+            # A pipe or a file: rich's bytes without importing rich (see hpcwaas.cli.tables).
+            self.stdout.write(tables.plain_table(headers, rows))
+            self.stdout.flush()
         else:
-            # A pipe has no width: lay the table out at its natural size, nothing wrapped.
-            natural = _width_keeping_whole(headers, rows, range(len(headers)))
-            console = Console(file=self.stdout, width=natural, no_color=True, highlight=False)
-        console.print(table, soft_wrap=False)
+            rich_table(self.stdout, headers, rows, whole)
+
+
+def rich_table(
+    stream: TextIO,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    whole: Sequence[int] = (0,),
+) -> None:
+    """Draw a table with rich: fitted to a terminal's width except the `whole` columns;
+    elsewhere at its natural width, nothing wrapped."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(header_style="bold")
+    for index, header in enumerate(headers):
+        if index in whole:
+            table.add_column(header, no_wrap=True, overflow="ignore")
+        else:
+            table.add_column(header, overflow="fold")
+    for row in rows:
+        # Text cells: a name like "[gpu]" must print as is, not be read as rich markup.
+        table.add_row(*(Text(cell) for cell in row))
+    needed = _width_keeping_whole(headers, rows, whole)
+    if use_color(stream):
+        width = max(Console(file=stream).width, needed)
+        console = Console(file=stream, width=width, highlight=False)
+    else:
+        # A pipe has no width: lay the table out at its natural size, nothing wrapped.
+        natural = _width_keeping_whole(headers, rows, range(len(headers)))
+        console = Console(file=stream, width=natural, no_color=True, highlight=False)
+    console.print(table, soft_wrap=False)
 
 
 def _width_keeping_whole(

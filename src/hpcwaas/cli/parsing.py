@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, NoReturn
 
 OUTPUT_FORMATS = ("text", "json")
@@ -36,19 +37,39 @@ class UsageError(Exception):
 
 
 class WaasParser(argparse.ArgumentParser):
-    """An ArgumentParser that raises UsageError instead of exiting, and knows its aliases."""
+    """An ArgumentParser that raises UsageError instead of exiting, and knows its aliases.
+
+    A command's own arguments and subcommands may be added on its first use (`fill`): a
+    command line then imports and builds only the commands it names, not all of them.
+    """
 
     command_name: str = "waas"
     command_aliases: tuple[str, ...] = ()
+    fill: Callable[[WaasParser], None] | None = None
+
+    def filled(self) -> WaasParser:
+        """This parser with its arguments and subcommands added."""
+        fill, self.fill = self.fill, None
+        if fill is not None:
+            fill(self)
+        return self
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self.filled()
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, self)
 
     def format_usage(self) -> str:
+        self.filled()
         with self._short_usage():
             return super().format_usage()
 
     def format_help(self) -> str:
+        self.filled()
         with self._short_usage():
             return super().format_help()
 
@@ -139,8 +160,13 @@ def add_command(
     help_text: str,
     func: Callable[..., int] | None,
     description: str | None = None,
+    fill: Callable[[WaasParser], None] | None = None,
 ) -> WaasParser:
-    """Add a (sub)command with its aliases and the global options; `func` None means a group."""
+    """Add a (sub)command with its aliases and the global options; `func` None means a group.
+
+    `fill`, if given, adds the command's arguments (or subcommands), and the global
+    options, on its first use.
+    """
     parser: WaasParser = subparsers.add_parser(
         name,
         aliases=list(aliases),
@@ -150,10 +176,20 @@ def add_command(
     )
     parser.command_name = name
     parser.command_aliases = tuple(aliases)
-    add_global_options(parser, root=False)
     # The innermost parser's defaults win, so these name the command that was chosen.
     parser.set_defaults(func=func, command_parser=parser)
+    if fill is None:
+        add_global_options(parser, root=False)
+    else:
+        parser.fill = partial(_fill_command, fill)
     return parser
+
+
+def _fill_command(fill: Callable[[WaasParser], None], command: WaasParser) -> None:
+    # The global options too wait for the first use, and come before the command's own as
+    # on a command built at once: help and completion list them in the same order.
+    add_global_options(command, root=False)
+    fill(command)
 
 
 def add_subcommands(parser: argparse.ArgumentParser) -> Any:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from hpcwaas.cli.parsing import add_command, add_subcommands, key_value
+from hpcwaas.cli.parsing import WaasParser, add_command, add_subcommands, key_value
 
 if TYPE_CHECKING:
     from hpcwaas.cli.context import Context
@@ -23,11 +23,8 @@ to ~/.ssh/authorized_keys on the clusters where your workflows run.
 or ed25519 (short keys; needs OpenSSH 6.5 or later on the clusters)."""
 
 
-def register(subparsers: Any) -> None:
-    """Add `ssh_keys` and its subcommands."""
-    group = add_command(
-        subparsers, "ssh_keys", ("keys", "key", "k"), "Generate and manage your SSH keys", None
-    )
+def fill(group: WaasParser) -> None:
+    """Add the subcommands of `ssh_keys`."""
     sub = add_subcommands(group)
     gen = add_command(
         sub,

@@ -2,35 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from hpcwaas.api.models import (
-    AuthInfo,
-    DeviceAuthorization,
-    DevicePending,
-    DryRunPlan,
-    EnvironmentList,
-    EnvironmentPublic,
-    ExecutionList,
-    ExecutionLogs,
-    ExecutionOutputList,
-    ExecutionPublic,
-    SSHKeyCreated,
-    SSHKeyList,
-    TokenIssued,
-    UserPublic,
-    WorkflowDetail,
-    WorkflowList,
-)
 from hpcwaas.client import calls
 from hpcwaas.client.connection import ClientBase, build_request, connection_failed
 from hpcwaas.client.downloads import DownloadedOutput, OutputFile, announced_sha256, file_name
 
+if TYPE_CHECKING:
+    from hpcwaas.api.models import (
+        AuthInfo,
+        DeviceAuthorization,
+        DevicePending,
+        DryRunPlan,
+        EnvironmentList,
+        EnvironmentPublic,
+        ExecutionList,
+        ExecutionLogs,
+        ExecutionOutputList,
+        ExecutionPublic,
+        SSHKeyCreated,
+        SSHKeyList,
+        TokenIssued,
+        UserPublic,
+        WorkflowDetail,
+        WorkflowList,
+    )
+
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class AsyncClient(ClientBase):
@@ -58,12 +62,22 @@ class AsyncClient(ClientBase):
 
     async def send(self, call: calls.Call[T]) -> T:
         """Execute one call and return its parsed result."""
+        return call.parse(await self._exchange(call))
+
+    async def send_json(self, call: calls.Call[Any], reader: Callable[[Any], R]) -> R:
+        """Execute one call and give its decoded JSON body to `reader`, building no API model.
+
+        For callers that use a few fields and would rather not import pydantic for them;
+        see `Call.read_json`.
+        """
+        return call.read_json(await self._exchange(call), reader)
+
+    async def _exchange(self, call: calls.Call[Any]) -> httpx.Response:
         request = build_request(self._http, self.options, call)
         try:
-            response = await self._http.send(request)
+            return await self._http.send(request)
         except httpx.TransportError as exc:
             raise connection_failed(request, exc, self.options) from exc
-        return call.parse(response)
 
     async def list_workflows(
         self, limit: int | None = None, cursor: str | None = None

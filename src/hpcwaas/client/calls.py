@@ -3,6 +3,10 @@
 Each builder returns a `Call`: the request to send (method, path, query, JSON
 body) and how to turn the response into API models or a typed error. The sync
 and async clients only execute calls, so the two can never drift apart.
+
+The API models (and pydantic with them) are imported on the first parse, not with
+the SDK: a caller that reads a few fields of the JSON itself (`Call.read_json`, as
+`waas workflows list` does) never pays for them, a third of that command's start-up.
 """
 
 from __future__ import annotations
@@ -10,39 +14,82 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
-from hpcwaas.api.models import (
-    AuthInfo,
-    DeviceAuthorization,
-    DevicePending,
-    DryRunPlan,
-    EnvironmentList,
-    EnvironmentPublic,
-    ExecutionList,
-    ExecutionLogs,
-    ExecutionOutputList,
-    ExecutionPublic,
-    SSHKeyCreated,
-    SSHKeyList,
-    TokenIssued,
-    UserPublic,
-    WorkflowDetail,
-    WorkflowList,
-)
 from hpcwaas.client.errors import UnexpectedResponse, api_error
 
+if TYPE_CHECKING:
+    from hpcwaas.api.models import (
+        AuthInfo,
+        DeviceAuthorization,
+        DevicePending,
+        DryRunPlan,
+        EnvironmentList,
+        EnvironmentPublic,
+        ExecutionList,
+        ExecutionLogs,
+        ExecutionOutputList,
+        ExecutionPublic,
+        SSHKeyCreated,
+        SSHKeyList,
+        TokenIssued,
+        UserPublic,
+        WorkflowDetail,
+        WorkflowList,
+    )
+
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
 
 # The server's long-poll default when the client sends no `timeout` (COMPAT.md section 2).
 SERVER_DEFAULT_LOG_WAIT = 60.0
 # How long past the requested long-poll wait the client keeps reading before giving up.
 LONG_POLL_MARGIN = 15.0
+
+
+@dataclass(frozen=True)
+class ModelBody:
+    """Parser of a JSON success body into the API model of hpcwaas.api.models named `model`.
+
+    Named rather than referenced, so that the models load on the first parse. Fields in
+    `null_lists` sent as null (the original does) become [].
+    """
+
+    model: str
+    null_lists: tuple[str, ...] = ()
+
+    def __call__(self, response: httpx.Response) -> Any:
+        return self.read(response, self._validate)
+
+    def read(self, response: httpx.Response, reader: Callable[[Any], R]) -> R:
+        """What `reader` makes of the decoded body; its ValueError is an UnexpectedResponse."""
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            raise UnexpectedResponse(response.status_code, "the body is not JSON") from None
+        if isinstance(data, dict):
+            for name in self.null_lists:
+                if data.get(name, []) is None:
+                    data[name] = []
+        try:
+            return reader(data)
+        except ValueError as exc:
+            detail = f"the body is not a valid {self.model}: {exc}"
+            raise UnexpectedResponse(response.status_code, detail) from None
+
+    def _validate(self, data: Any) -> Any:
+        from pydantic import ValidationError
+
+        from hpcwaas.api import models
+
+        try:
+            return getattr(models, self.model).model_validate(data)
+        except ValidationError as exc:
+            # One line for a user: pydantic's words for the first problem.
+            raise ValueError(exc.errors()[0]["msg"]) from None
 
 
 @dataclass(frozen=True)
@@ -59,9 +106,25 @@ class Call(Generic[T]):
 
     def parse(self, response: httpx.Response) -> T:
         """Return the parsed success body, or raise the typed error the response carries."""
-        if not 200 <= response.status_code < 300:
-            raise api_error(response.status_code, response.content, dict(response.headers))
+        _raise_for_error(response)
         return self.parse_success(response)
+
+    def read_json(self, response: httpx.Response, reader: Callable[[Any], R]) -> R:
+        """Give the decoded success body to `reader` instead of building the API models.
+
+        For callers that use a few fields and would rather not import pydantic for them.
+        `reader` raises ValueError, saying what is wrong, for a body it cannot use: that is
+        an UnexpectedResponse, as a body that is not the model is.
+        """
+        if not isinstance(self.parse_success, ModelBody):
+            raise TypeError(f"{self.method} {self.path} answers no JSON body to read")
+        _raise_for_error(response)
+        return self.parse_success.read(response, reader)
+
+
+def _raise_for_error(response: httpx.Response) -> None:
+    if not 200 <= response.status_code < 300:
+        raise api_error(response.status_code, response.content, dict(response.headers))
 
 
 def segment(value: str) -> str:
@@ -85,27 +148,6 @@ def _page_params(limit: int | None, cursor: str | None) -> dict[str, str | int]:
     if cursor is not None:
         params["cursor"] = cursor
     return params
-
-
-def _model(model: type[M], null_lists: tuple[str, ...] = ()) -> Callable[[httpx.Response], M]:
-    """Parser of a JSON body; `null_lists` fields sent as null (the original does) become []."""
-
-    def parse(response: httpx.Response) -> M:
-        try:
-            data = json.loads(response.content)
-        except ValueError:
-            raise UnexpectedResponse(response.status_code, "the body is not JSON") from None
-        if isinstance(data, dict):
-            for name in null_lists:
-                if data.get(name, []) is None:
-                    data[name] = []
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            detail = f"the body is not a valid {model.__name__}: {exc.errors()[0]['msg']}"
-            raise UnexpectedResponse(response.status_code, detail) from None
-
-    return parse
 
 
 def _nothing(response: httpx.Response) -> None:
@@ -135,13 +177,13 @@ def _execution_id_from_location(response: httpx.Response) -> str:
 def list_workflows(limit: int | None = None, cursor: str | None = None) -> Call[WorkflowList]:
     """GET /workflows."""
     return Call(
-        "GET", "/workflows", _model(WorkflowList, ("workflows",)), _page_params(limit, cursor)
+        "GET", "/workflows", ModelBody("WorkflowList", ("workflows",)), _page_params(limit, cursor)
     )
 
 
 def get_workflow(workflow_id: str) -> Call[WorkflowDetail]:
     """GET /workflows/{id}: one workflow with its inputs."""
-    return Call("GET", f"/workflows/{segment(workflow_id)}", _model(WorkflowDetail))
+    return Call("GET", f"/workflows/{segment(workflow_id)}", ModelBody("WorkflowDetail"))
 
 
 def trigger(workflow_id: str, inputs: dict[str, Any] | None = None) -> Call[str]:
@@ -159,7 +201,7 @@ def dry_run(workflow_id: str, inputs: dict[str, Any] | None = None) -> Call[DryR
     return Call(
         "POST",
         f"/workflows/{segment(workflow_id)}",
-        _model(DryRunPlan),
+        ModelBody("DryRunPlan"),
         {"dry_run": "true"},
         json={"inputs": dict(inputs or {})},
     )
@@ -167,7 +209,7 @@ def dry_run(workflow_id: str, inputs: dict[str, Any] | None = None) -> Call[DryR
 
 def get_execution(execution_id: str) -> Call[ExecutionPublic]:
     """GET /executions/{id}."""
-    return Call("GET", f"/executions/{segment(execution_id)}", _model(ExecutionPublic))
+    return Call("GET", f"/executions/{segment(execution_id)}", ModelBody("ExecutionPublic"))
 
 
 def list_executions(
@@ -180,7 +222,7 @@ def list_executions(
     params = _page_params(limit, cursor)
     if all_users:
         params["all"] = "true"
-    return Call("GET", "/executions", _model(ExecutionList, ("executions",)), params)
+    return Call("GET", "/executions", ModelBody("ExecutionList", ("executions",)), params)
 
 
 def cancel(execution_id: str) -> Call[None]:
@@ -191,7 +233,7 @@ def cancel(execution_id: str) -> Call[None]:
 def remove_execution_data(execution_id: str) -> Call[ExecutionPublic]:
     """DELETE /executions/{id}/data: remove a finished execution's data now (the execution
     stays, its `data_removed` says what went)."""
-    return Call("DELETE", f"/executions/{segment(execution_id)}/data", _model(ExecutionPublic))
+    return Call("DELETE", f"/executions/{segment(execution_id)}/data", ModelBody("ExecutionPublic"))
 
 
 def logs(
@@ -213,7 +255,7 @@ def logs(
     return Call(
         "GET",
         f"/executions/{segment(execution_id)}/logs",
-        _model(ExecutionLogs, ("logs",)),
+        ModelBody("ExecutionLogs", ("logs",)),
         params,
         min_read_timeout=wait + LONG_POLL_MARGIN,
     )
@@ -224,7 +266,7 @@ def list_outputs(execution_id: str) -> Call[ExecutionOutputList]:
     return Call(
         "GET",
         f"/executions/{segment(execution_id)}/outputs",
-        _model(ExecutionOutputList, ("outputs",)),
+        ModelBody("ExecutionOutputList", ("outputs",)),
     )
 
 
@@ -240,12 +282,14 @@ def create_ssh_key(
     body: dict[str, Any] = {"metadata": dict(metadata)} if metadata else {}
     if key_type is not None:  # left out otherwise: the original's server makes RSA 2048
         body["type"] = key_type
-    return Call("POST", "/ssh_keys", _model(SSHKeyCreated), json=body)
+    return Call("POST", "/ssh_keys", ModelBody("SSHKeyCreated"), json=body)
 
 
 def list_ssh_keys(limit: int | None = None, cursor: str | None = None) -> Call[SSHKeyList]:
     """GET /ssh_keys: the caller's keys (public halves only)."""
-    return Call("GET", "/ssh_keys", _model(SSHKeyList, ("ssh_keys",)), _page_params(limit, cursor))
+    return Call(
+        "GET", "/ssh_keys", ModelBody("SSHKeyList", ("ssh_keys",)), _page_params(limit, cursor)
+    )
 
 
 def delete_ssh_key(key_id: str) -> Call[None]:
@@ -255,19 +299,19 @@ def delete_ssh_key(key_id: str) -> Call[None]:
 
 def auth_info() -> Call[AuthInfo]:
     """GET /auth/config (public): how to log in to this server."""
-    return Call("GET", "/auth/config", _model(AuthInfo))
+    return Call("GET", "/auth/config", ModelBody("AuthInfo"))
 
 
 def start_device_login() -> Call[DeviceAuthorization]:
     """POST /auth/device (public): start a device login; the user confirms its code in a browser."""
-    return Call("POST", "/auth/device", _model(DeviceAuthorization))
+    return Call("POST", "/auth/device", ModelBody("DeviceAuthorization"))
 
 
 def _device_token(response: httpx.Response) -> TokenIssued | DevicePending:
     # 202: not confirmed yet (or polling too fast); any other success carries the token.
-    if response.status_code == 202:
-        return _model(DevicePending)(response)
-    return _model(TokenIssued)(response)
+    model = "DevicePending" if response.status_code == 202 else "TokenIssued"
+    parse: Callable[[httpx.Response], TokenIssued | DevicePending] = ModelBody(model)
+    return parse(response)
 
 
 def poll_device_login(device_code: str) -> Call[TokenIssued | DevicePending]:
@@ -290,17 +334,17 @@ def revoke_user_tokens(user_id: str) -> Call[None]:
 
 def whoami() -> Call[UserPublic]:
     """GET /users/me: the authenticated user."""
-    return Call("GET", "/users/me", _model(UserPublic, ("groups",)))
+    return Call("GET", "/users/me", ModelBody("UserPublic", ("groups",)))
 
 
 def list_environments() -> Call[EnvironmentList]:
     """GET /environments: every environment, with your registered cluster account on each."""
-    return Call("GET", "/environments", _model(EnvironmentList, ("environments",)))
+    return Call("GET", "/environments", ModelBody("EnvironmentList", ("environments",)))
 
 
 def get_environment(environment: str) -> Call[EnvironmentPublic]:
     """GET /environments/{name}: one environment with your registered cluster account."""
-    return Call("GET", f"/environments/{segment(environment)}", _model(EnvironmentPublic))
+    return Call("GET", f"/environments/{segment(environment)}", ModelBody("EnvironmentPublic"))
 
 
 def set_identity(environment: str, login: str, key_id: str) -> Call[EnvironmentPublic]:
@@ -308,7 +352,7 @@ def set_identity(environment: str, login: str, key_id: str) -> Call[EnvironmentP
     return Call(
         "PUT",
         f"/environments/{segment(environment)}/identity",
-        _model(EnvironmentPublic),
+        ModelBody("EnvironmentPublic"),
         json={"login": login, "key_id": key_id},
     )
 

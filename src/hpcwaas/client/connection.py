@@ -69,10 +69,14 @@ class ConnectionOptions:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     user_agent: str = "hpcwaas-client"
 
+    @property
+    def scheme(self) -> str:
+        """The base URL's scheme, lower-cased ("" when it has none)."""
+        return self.base_url.split("://", 1)[0].lower() if "://" in self.base_url else ""
+
     def check(self) -> None:
         """Raise ConfigurationError for options that cannot work together."""
-        scheme = self.base_url.split("://", 1)[0].lower() if "://" in self.base_url else ""
-        if scheme not in ("http", "https"):
+        if self.scheme not in ("http", "https"):
             raise ConfigurationError(
                 f"invalid API URL {self.base_url!r}: it must start with http:// or https://"
             )
@@ -82,8 +86,17 @@ class ConnectionOptions:
             raise ConfigurationError("a client key file needs its certificate file (cert_file)")
 
     def ssl_context(self) -> ssl.SSLContext | bool:
-        """The TLS setting for httpx: a context when CA or client files are given, else a bool."""
+        """The TLS setting for httpx: a context when CA or client files are given, else a bool.
+
+        An http:// base URL without TLS files gets a context that trusts no CA, which costs
+        nothing to build: every request goes to the base URL (relative paths, redirects not
+        followed), so TLS is never used, and httpx would otherwise load its CA bundle for
+        nothing (tens of milliseconds of a `waas` command's start-up). An https:// request
+        made anyway fails closed.
+        """
         if not (self.ca_file or self.ca_path or self.cert_file):
+            if self.scheme == "http":
+                return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             return self.verify
         try:
             if self.ca_file or self.ca_path:

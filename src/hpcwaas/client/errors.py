@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import re
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hpcwaas.api.errors import ERROR_IDS, ErrorItem
+if TYPE_CHECKING:
+    from hpcwaas.api.errors import ErrorItem
 
 
 class HpcwaasError(Exception):
@@ -123,7 +124,11 @@ def api_error(
     body: bytes,
     headers: dict[str, str] | None = None,
 ) -> ApiError:
-    """The typed error of an error response; one item is synthesized if it has no envelope."""
+    """The typed error of an error response; one item is synthesized if it has no envelope.
+
+    The envelope's model (and pydantic) is imported here, on the first error, rather than
+    with the SDK: a command that succeeds never needs it.
+    """
     headers = {k.lower(): v for k, v in (headers or {}).items()}
     items = _envelope_items(status, body) or [_synthesized_item(status, body, headers)]
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else ApiError)
@@ -131,6 +136,8 @@ def api_error(
 
 
 def _default_item(status: int) -> dict[str, Any]:
+    from hpcwaas.api.errors import ERROR_IDS
+
     if status in ERROR_IDS:
         err_id, title = ERROR_IDS[status]
     else:
@@ -143,6 +150,8 @@ def _default_item(status: int) -> dict[str, Any]:
 
 
 def _envelope_items(status: int, body: bytes) -> list[ErrorItem]:
+    from hpcwaas.api.errors import ErrorItem
+
     try:
         data = json.loads(body)
     except ValueError:
@@ -164,6 +173,8 @@ def _envelope_items(status: int, body: bytes) -> list[ErrorItem]:
 
 
 def _synthesized_item(status: int, body: bytes, headers: dict[str, str]) -> ErrorItem:
+    from hpcwaas.api.errors import ErrorItem
+
     item = _default_item(status)
     text = body.decode("utf-8", "replace")
     # An HTML error page (a proxy's, a plain web server's): keep the visible text of its body.

@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from hpcwaas.api.models import (
-    AuthInfo,
-    DeviceAuthorization,
-    DevicePending,
-    DryRunPlan,
-    EnvironmentList,
-    EnvironmentPublic,
-    ExecutionList,
-    ExecutionLogs,
-    ExecutionOutputList,
-    ExecutionPublic,
-    SSHKeyCreated,
-    SSHKeyList,
-    TokenIssued,
-    UserPublic,
-    WorkflowDetail,
-    WorkflowList,
-)
 from hpcwaas.client import calls
 from hpcwaas.client.connection import ClientBase, build_request, connection_failed
-from hpcwaas.client.downloads import DownloadedOutput, OutputFile, announced_sha256, file_name
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from hpcwaas.api.models import (
+        AuthInfo,
+        DeviceAuthorization,
+        DevicePending,
+        DryRunPlan,
+        EnvironmentList,
+        EnvironmentPublic,
+        ExecutionList,
+        ExecutionLogs,
+        ExecutionOutputList,
+        ExecutionPublic,
+        SSHKeyCreated,
+        SSHKeyList,
+        TokenIssued,
+        UserPublic,
+        WorkflowDetail,
+        WorkflowList,
+    )
+    from hpcwaas.client.downloads import DownloadedOutput
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Client(ClientBase):
@@ -58,12 +63,22 @@ class Client(ClientBase):
 
     def send(self, call: calls.Call[T]) -> T:
         """Execute one call and return its parsed result."""
+        return call.parse(self._exchange(call))
+
+    def send_json(self, call: calls.Call[Any], reader: Callable[[Any], R]) -> R:
+        """Execute one call and give its decoded JSON body to `reader`, building no API model.
+
+        For callers that use a few fields and would rather not import pydantic for them
+        (`waas workflows list`); see `Call.read_json`.
+        """
+        return call.read_json(self._exchange(call), reader)
+
+    def _exchange(self, call: calls.Call[Any]) -> httpx.Response:
         request = build_request(self._http, self.options, call)
         try:
-            response = self._http.send(request)
+            return self._http.send(request)
         except httpx.TransportError as exc:
             raise connection_failed(request, exc, self.options) from exc
-        return call.parse(response)
 
     def list_workflows(self, limit: int | None = None, cursor: str | None = None) -> WorkflowList:
         """List the workflows you may trigger (all of them unless `limit` is given)."""
@@ -119,6 +134,9 @@ class Client(ClientBase):
     ) -> DownloadedOutput:
         """Stream one stored output into ``directory``; kept only if its SHA-256 matches
         ``sha256`` (default: the one the server announces). Raises DownloadFailed if not."""
+        # Imported here, as only downloads need it (and hashlib, secrets, pathlib with it).
+        from hpcwaas.client.downloads import OutputFile, announced_sha256, file_name
+
         call = calls.download_output(execution_id, name)
         request = build_request(self._http, self.options, call)
         try:
