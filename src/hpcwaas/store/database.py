@@ -160,7 +160,7 @@ class Database:
             yield conn
 
     async def quick_read(self, query: Callable[[Connection], T]) -> T:
-        """Run ``query``, a few indexed SELECTs, with a plain (sync) connection; its result.
+        """Run ``query``, one indexed SELECT, with a plain (sync) connection; its result.
 
         On a SQLite file it runs right here on the event loop with the sqlite3 driver: a WAL
         read never waits for writers and takes tens of microseconds, where aiosqlite's thread
@@ -306,7 +306,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 class _QuickReads:
     """Quick reads on a SQLite file: a sync engine and its one connection, kept open (only
-    the event loop's thread uses it), one snapshot per read."""
+    the event loop's thread uses it)."""
 
     def __init__(self, url: str) -> None:
         self._engine = _quick_read_engine(url)
@@ -347,11 +347,7 @@ def _quick_read_engine(url: str) -> Engine:
         cur.execute(f"PRAGMA busy_timeout={_QUICK_READ_BUSY_MS}")
         cur.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # One snapshot for the queries of one quick read.
-        conn.exec_driver_sql("BEGIN")
-
+    # No BEGIN: a quick read is one statement, which SQLite runs on one snapshot anyway.
     return engine
 
 
