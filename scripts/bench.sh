@@ -12,5 +12,9 @@ bash "$BENCH_ROOT/scripts/install-test-deps.sh" cluster postgres bench
 
 HPCWAAS_EXTRAS=",test" source "$BENCH_ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
+# Bytecode for hpcwaas's own modules, as an installed (not editable) package has: without it,
+# and with PYTHONDONTWRITEBYTECODE set, every `waas` run of the start-up rows would compile
+# the CLI's sources again (about 14 ms of a 140 ms command).
+python -m compileall -q src
 # bench_*.py, not test_*.py: the normal test run (scripts/test.sh) does not collect them.
 python -m pytest tests/bench -p no:cacheprovider -s -q -o python_files='bench_*.py' "$@"
