@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -14,7 +15,12 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncTransaction,
+    create_async_engine,
+)
 
 from hpcwaas.store import sqlite_loop
 
@@ -138,6 +144,7 @@ class Database:
         # SQLite allows one writer: serialize this process's writers here; another process
         # holding the write lock is waited for in write(), without blocking the loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._writer = _WriterSlot()
         self._quick: _QuickReads | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
@@ -186,24 +193,48 @@ class Database:
             deadline = time.monotonic() + _SQLITE_LOCK_WAIT_SECONDS
             delay = 0.002
             while True:
-                async with self._connection() as conn:
-                    conn = await conn.execution_options(hpcwaas_immediate=True)
-                    transaction = conn.begin()
+                conn = await self._sqlite_writer()
+                transaction = conn.begin()
+                try:
+                    await transaction.start()
+                except OperationalError as exc:
+                    await self._close_sqlite_writer()
+                    if not _is_locked(exc) or time.monotonic() + delay > deadline:
+                        raise
+                else:
                     try:
-                        await transaction.start()
-                    except OperationalError as exc:
-                        if not _is_locked(exc) or time.monotonic() + delay > deadline:
-                            raise
-                    else:
-                        try:
-                            yield conn
-                        except BaseException:
-                            await transaction.rollback()
-                            raise
-                        await transaction.commit()
-                        return
+                        yield conn
+                    except BaseException:
+                        await self._end_failed(transaction)
+                        raise
+                    await transaction.commit()
+                    return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.1)
+
+    async def _sqlite_writer(self) -> AsyncConnection:
+        """SQLite's writer connection: kept open between transactions (the write lock makes
+        it this process's only writer), saving a pool checkout and checkin per write."""
+        if self._writer.conn is None:
+            conn = await self._connect()
+            self._writer.conn = await conn.execution_options(hpcwaas_immediate=True)
+        return self._writer.conn
+
+    async def _close_sqlite_writer(self) -> None:
+        conn, self._writer.conn = self._writer.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it may be what failed
+                await conn.close()
+
+    async def _end_failed(self, transaction: AsyncTransaction) -> None:
+        """Roll back after an error; a connection that cannot is replaced next time."""
+        try:
+            await transaction.rollback()
+        except Exception:
+            await self._close_sqlite_writer()
+            raise
+        if self._writer.conn is not None and self._writer.conn.invalidated:
+            await self._close_sqlite_writer()
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
@@ -242,6 +273,7 @@ class Database:
         )
 
     async def dispose(self) -> None:
+        await self._close_sqlite_writer()
         if self._quick is not None:
             self._quick.close()
         await self.engine.dispose()
@@ -302,6 +334,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("hpcwaas_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class _WriterSlot:
+    """Holds SQLite's writer connection; shared by a Database and its ``waiting`` views."""
+
+    conn: AsyncConnection | None = None
 
 
 class _QuickReads:
