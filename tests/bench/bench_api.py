@@ -20,6 +20,7 @@ core SERVER_CPU; wrk runs pinned to core LOAD_CPU.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -147,9 +149,31 @@ def read_server(tmp_path: Path) -> Iterator[LiveServer]:
 @pytest.fixture
 def bare_server() -> Iterator[str]:
     """The bare FastAPI endpoint, served like hpcwaas-api serves (uvicorn, uvloop, httptools)."""
+    with _bare_app([], subprocess.DEVNULL) as url:
+        yield url
+
+
+@pytest.fixture
+def layered_server(tmp_path: Path) -> Iterator[str]:
+    """The same endpoint behind hpcwaas's middlewares and access log (to a file, as ours)."""
+    with (tmp_path / "layered.log").open("ab") as log, _bare_app(["--hpcwaas-layers"], log) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _bare_app(args: list[str], stderr: Any) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
-        ["taskset", "-c", str(SERVER_CPU), sys.executable, str(HERE / "bare_app.py"), str(port)]
+        [
+            "taskset",
+            "-c",
+            str(SERVER_CPU),
+            sys.executable,
+            str(HERE / "bare_app.py"),
+            str(port),
+            *args,
+        ],
+        stderr=stderr,
     )
     url = f"http://127.0.0.1:{port}/constant"
     try:
@@ -172,7 +196,7 @@ def _fmt(run: WrkRun) -> str:
 
 
 def test_reads_are_fast_and_close_to_a_bare_endpoint(
-    read_server: LiveServer, bare_server: str
+    read_server: LiveServer, bare_server: str, layered_server: str
 ) -> None:
     token = read_server.token("reader")
     auth = {"Authorization": f"Bearer {token}"}
@@ -187,6 +211,7 @@ def test_reads_are_fast_and_close_to_a_bare_endpoint(
         "executions": (read_server.url + execution, auth),
         "workflows": (read_server.url + "/workflows", auth),
         "bare": (bare_server, {}),
+        "layers": (layered_server, {}),
     }
     runs: dict[str, list[WrkRun]] = {name: [] for name in urls}
     for name, (url, headers) in urls.items():  # warm-up: caches, connections, the JIT-less rest
@@ -226,13 +251,14 @@ def test_reads_are_fast_and_close_to_a_bare_endpoint(
                 for ours, bare in zip(runs[r], runs["bare"], strict=True)
             ]
         )
-        for r in routes
+        for r in (*routes, "layers")
     }
-    ratio_met = all(value >= READS_RATIO for value in ratios.values())
+    ratio_met = all(ratios[r] >= READS_RATIO for r in routes)
     record(
         "reads_ratio",
         f"executions {ratios['executions']:.2f}, workflows {ratios['workflows']:.2f}"
-        f" (bare: {_fmt(med['bare'])})",
+        f" (bare: {_fmt(med['bare'])}; the bare endpoint behind hpcwaas's middlewares and"
+        f" access log: {ratios['layers']:.2f}, {_fmt(med['layers'])})",
         ratio_met,
         "" if ratio_met else _why_ratio(ratios),
     )
@@ -252,8 +278,10 @@ def _why_reads(med: dict[str, WrkRun]) -> str:
 
 def _why_ratio(ratios: dict[str, float]) -> str:
     return (
-        "ratios " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()) + ": the bare endpoint "
-        "has no authentication, dependencies, middleware, access log or database"
+        f"the layer around every request (security headers, request ID, metrics, body limit,"
+        f" access log) alone brings the bare endpoint to {ratios['layers']:.2f}; the routes add"
+        " authentication, FastAPI's dependencies and parameters, and for an execution a"
+        " database read"
     )
 
 
