@@ -144,11 +144,24 @@ def test_logs_pagination_by_from_never_skips_or_repeats(api: httpx.Client) -> No
     assert seen == everything["logs"]
 
 
+def _logged_start(api: httpx.Client, execution_id: str) -> int:
+    """The number of log entries once a running execution has logged its start (the entries
+    of the start are written just after RUNNING shows): the total, once it stays put."""
+    wait_for_status(api, execution_id, {"RUNNING"})
+    deadline = time.monotonic() + 10
+    last = -1
+    while True:
+        url = f"/executions/{execution_id}/logs"
+        total = int(api.get(url, params={"timeout": "10ms"}).json()["total_results"])
+        if total == last or time.monotonic() > deadline:
+            return total
+        last = total
+        time.sleep(0.5)
+
+
 def test_logs_long_poll_answers_as_soon_as_an_entry_arrives(api: httpx.Client) -> None:
     execution_id = _trigger(api, "demo@local@sleep", seconds=300)
-    wait_for_status(api, execution_id, {"RUNNING"})
-    total = api.get(f"/executions/{execution_id}/logs", params={"timeout": "10ms"}).json()
-    offset = total["total_results"]
+    offset = _logged_start(api, execution_id)
     result: dict[str, object] = {}
 
     def poll() -> None:
@@ -171,19 +184,16 @@ def test_logs_long_poll_answers_as_soon_as_an_entry_arrives(api: httpx.Client) -
 
 def test_logs_long_poll_times_out_with_an_empty_page(api: httpx.Client) -> None:
     execution_id = _trigger(api, "demo@local@sleep", seconds=300)
-    wait_for_status(api, execution_id, {"RUNNING"})
-    time.sleep(0.3)
-    total = api.get(f"/executions/{execution_id}/logs", params={"timeout": "10ms"}).json()
+    total = _logged_start(api, execution_id)
     started = time.monotonic()
     body = api.get(
-        f"/executions/{execution_id}/logs",
-        params={"from": total["total_results"], "timeout": "700ms"},
+        f"/executions/{execution_id}/logs", params={"from": total, "timeout": "700ms"}
     ).json()
     elapsed = time.monotonic() - started
     api.delete(f"/executions/{execution_id}")
     assert body["logs"] == []
-    assert body["total_results"] == total["total_results"]
-    assert body["from"] == total["total_results"]
+    assert body["total_results"] == total
+    assert body["from"] == total
     assert 0.6 <= elapsed < 5
 
 
