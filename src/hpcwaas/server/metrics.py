@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -31,6 +31,8 @@ class AppMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Route templates, methods and statuses are few: this stays small.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "hpcwaas_http_requests",
             "HTTP requests answered.",
@@ -57,8 +59,18 @@ class AppMetrics:
         )
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route=route, method=method, status=str(status)).inc()
-        self.duration.labels(route=route, method=method).observe(seconds)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            # Looked up once per (route, method, status): labels() validates and locks.
+            children = (
+                self.requests.labels(route=route, method=method, status=str(status)),
+                self.duration.labels(route=route, method=method),
+            )
+            self._children[key] = children
+        counter, histogram = children
+        counter.inc()
+        histogram.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry) + generate_latest(PROCESS_REGISTRY)

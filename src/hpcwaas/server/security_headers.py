@@ -6,7 +6,6 @@ the web portal load their scripts and styles from /ui/ and talk only to this ser
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = (
@@ -16,13 +15,18 @@ CONTENT_SECURITY_POLICY = (
 )
 HSTS = "max-age=31536000"
 
-_ALWAYS = (
-    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-    ("X-Frame-Options", "DENY"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
-    ("Cross-Origin-Opener-Policy", "same-origin"),
-)
+# Raw ASGI headers, encoded once: building them per response was a tenth of a cached read.
+_ALWAYS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+_HSTS = (b"strict-transport-security", HSTS.encode())
+_NO_STORE = (b"cache-control", b"no-store")
+# What a route may have set that this middleware decides (it replaces them).
+_SET_HERE = frozenset(name for name, _ in [*_ALWAYS, _HSTS])
 
 # The portal's static files: the same for everyone, so caches may keep them.
 STATIC_PREFIX = "/ui"
@@ -53,14 +57,19 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": list(message.get("headers", []))}
-                headers = MutableHeaders(raw=message["headers"])
-                for name, value in _ALWAYS:
-                    headers[name] = value
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() not in _SET_HERE
+                ]
+                cached = any(name.lower() == b"cache-control" for name, _ in headers)
+                headers += _ALWAYS
                 if https:
-                    headers["Strict-Transport-Security"] = HSTS
-                if auth or (not static and "cache-control" not in headers):
-                    headers["Cache-Control"] = "no-store"
+                    headers.append(_HSTS)
+                if auth or (not static and not cached):
+                    headers = [h for h in headers if h[0].lower() != b"cache-control"]
+                    headers.append(_NO_STORE)
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
