@@ -245,10 +245,9 @@ class Engine:
 
     async def _dispatch(self, record: ExecutionRecord, *, resume: bool = False) -> None:
         """Start a runner for ``record``, as just claimed (under the engine's lock, so no
-        cancel came in between; one made elsewhere reaches the runner through its lease)."""
+        cancel came in between; one made elsewhere reaches the runner through its lease).
+        The claim round passes only executions no runner here drives."""
         execution_id = record.id
-        if execution_id in self._tasks:
-            return
         expected = ACTIVE if resume else (ExecutionStatus.PENDING,)
         if record.status not in expected:
             return

@@ -316,19 +316,27 @@ class Database:
         return result
 
 
+def _sqlite_settings(dbapi_conn: Any, busy_timeout_ms: int) -> None:
+    """What every SQLite connection of the server sets when it opens.
+
+    ``busy_timeout_ms``: how long SQLite itself may wait for a lock. The statements run on
+    the event loop (see sqlite_loop), where such a wait would stop everything.
+    """
+    # Let SQLAlchemy's "begin" event emit BEGIN, so writers can take the lock up front.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    cur.close()
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event emit BEGIN, so writers can take the lock up front.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        # No waiting for locks inside SQLite: the statements run on the event loop (see
-        # sqlite_loop). A writer waits for another process's lock in Database.write().
-        cur.execute("PRAGMA busy_timeout=0")
-        cur.close()
+        # None: a writer waits for another process's lock in Database.write(), off the loop.
+        _sqlite_settings(dbapi_conn, 0)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -360,7 +368,8 @@ class _QuickReads:
         finally:
             transaction.rollback()
             if conn.invalidated:  # the file went away, say: a new connection next time
-                self.close()
+                self._conn = None
+                conn.close()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -376,14 +385,8 @@ def _quick_read_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # The same settings as the async engine's, but a short wait for locks: a WAL read
-        # waits only while the file is being recovered, and here it would hold up the loop.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={_QUICK_READ_BUSY_MS}")
-        cur.close()
+        # A short wait: a WAL read waits only while the file is being recovered.
+        _sqlite_settings(dbapi_conn, _QUICK_READ_BUSY_MS)
 
     # No BEGIN: a quick read is one statement, which SQLite runs on one snapshot anyway.
     return engine

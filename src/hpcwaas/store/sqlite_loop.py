@@ -112,9 +112,6 @@ class LoopConnection:
     def cursor(self) -> LoopCursor:
         return LoopCursor(self._conn.cursor())
 
-    async def execute(self, sql: str, parameters: Any = ()) -> LoopCursor:
-        return await self.cursor().execute(sql, parameters)
-
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
         self._conn.create_function(*args, **kwargs)
 
@@ -125,12 +122,10 @@ class LoopConnection:
         self._conn.rollback()
 
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection = None
-            self._conn.close()
+        self.stop()
 
     def stop(self) -> None:
-        """Close at once (SQLAlchemy's forced termination)."""
+        """Close at once (also SQLAlchemy's forced termination)."""
         if self._connection is not None:
             self._connection = None
             self._conn.close()
