@@ -456,7 +456,7 @@ def test_json_errors_keep_stdout_empty(waas: Waas) -> None:
 
 def test_an_unknown_output_format_is_a_usage_error(waas: Waas) -> None:
     result = waas("-o", "yaml", "workflows", "list")
-    assert result.returncode == 2, result
+    assert result.returncode == 1, result
     assert result.stdout == ""
     assert "yaml" in result.stderr and "-o/--output" in result.stderr
 
@@ -480,7 +480,7 @@ def test_an_input_value_keeps_its_commas(waas: Waas) -> None:
 
 def test_an_input_without_equals_is_a_usage_error_naming_it(waas: Waas) -> None:
     result = waas("workflows", "trigger", "-i", "name", "demo@local@hello")
-    assert result.returncode == 2, result
+    assert result.returncode == 1, result
     assert result.stdout == ""
     assert "-i/--inputs" in result.stderr
     assert "'name'" in result.stderr

@@ -205,12 +205,12 @@ def test_trigger_prints_the_execution_id(waas, api) -> None:
     assert (result.code, result.out) == (0, "Workflow triggered with execution ID: ex-1\n")
 
 
-def test_trigger_json_prints_only_the_id_object(waas, api) -> None:
+def test_trigger_json_prints_only_the_id_as_a_json_string(waas, api) -> None:
     api.on(
         "POST", "/workflows/demo@local@hello", reply(201, None, {"Location": "/executions/ex-1"})
     )
     result = waas("-o", "json", "wf", "trigger", "demo@local@hello")
-    assert json.loads(result.out) == {"id": "ex-1"}
+    assert result.out == '"ex-1"\n'
 
 
 @pytest.mark.parametrize(("final", "code"), [("SUCCEEDED", 0), ("FAILED", 1), ("CANCELLED", 1)])
@@ -402,13 +402,13 @@ def test_follow_does_not_retry_a_not_found(waas, api) -> None:
     assert len(api.requests) == 1
 
 
-def test_logs_json_prints_one_entry_per_line(waas, api) -> None:
+def test_logs_json_prints_the_answer_object_as_the_original(waas, api) -> None:
     api.on("GET", "/executions/ex-1/logs", log_page([("INFO", "x")], 1, 0))
     (line,) = waas("-o", "json", "e", "logs", "ex-1").lines
     assert json.loads(line) == {
-        "level": "INFO",
-        "timestamp": "2024-05-01T10:00:00.250000Z",
-        "content": "x",
+        "logs": [{"level": "INFO", "timestamp": "2024-05-01T10:00:00.250000Z", "content": "x"}],
+        "total_results": 1,
+        "from": 0,
     }
 
 

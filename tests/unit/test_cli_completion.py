@@ -94,5 +94,5 @@ def test_fish_script_completes_flags_of_each_command(capsys) -> None:
 
 
 def test_unknown_shell_is_a_usage_error(capsys) -> None:
-    assert main(["completion", "tcsh"]) == 2
+    assert main(["completion", "tcsh"]) == 1
     assert "invalid choice: 'tcsh'" in capsys.readouterr().err

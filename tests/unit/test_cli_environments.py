@@ -173,7 +173,7 @@ def test_set_identity_without_environment_login_or_key_is_a_usage_error(
     waas: Waas, api: FakeApi, argv: tuple[str, ...]
 ) -> None:
     result = waas(*argv)
-    assert result.code == 2
+    assert result.code == 1
     assert "usage: waas environments set-identity" in result.err
     assert api.requests == []
 

@@ -147,14 +147,9 @@ def test_additive_list_commands_have_their_ls_alias(waas, api) -> None:
         assert api.last.url.path == path
 
 
-def test_inputs_split_on_the_first_equals_and_keep_commas(waas, api) -> None:
-    waas("wf", "trigger", "-i", "a=b,c=d", "-i", "expr=x=1", "--inputs=empty=", "demo@local@hello")
-    assert json.loads(api.last.content) == {"inputs": {"a": "b,c=d", "expr": "x=1", "empty": ""}}
-
-
 def test_input_without_equals_is_a_usage_error_naming_it(waas, api) -> None:
     result = waas("wf", "trigger", "-i", "a", "demo@local@hello")
-    assert result.code == 2
+    assert result.code == 1
     assert "-i/--inputs" in result.err and "'a'" in result.err
     assert "Traceback" not in result.err
     assert api.requests == []
@@ -170,20 +165,20 @@ def test_metadata_keeps_commas_and_is_sent(waas, api) -> None:
 )
 def test_unknown_output_format_is_a_usage_error(waas, api, argv) -> None:
     result = waas(*argv)
-    assert result.code == 2
+    assert result.code == 1
     assert "invalid choice" in result.err and "'text', 'json'" in result.err
     assert api.requests == []
 
 
 def test_unknown_command_is_a_usage_error(waas) -> None:
     result = waas("workflows", "explode")
-    assert result.code == 2
-    assert "invalid choice: 'explode'" in result.err
+    assert result.code == 1
+    assert 'unknown command "explode" for "waas workflows"' in result.err
 
 
 def test_missing_argument_is_a_usage_error(waas) -> None:
     result = waas("executions", "status")
-    assert result.code == 2
+    assert result.code == 1
     assert "execution-id" in result.err
 
 
@@ -195,7 +190,6 @@ def test_missing_argument_is_a_usage_error(waas) -> None:
         ["--help"],
         ["help", "workflows", "trigger"],
         ["workflows", "trigger", "--help"],
-        ["workflows"],
         ["help", "e", "l"],
     ],
 )
@@ -214,7 +208,7 @@ def test_root_help_lists_commands_with_aliases(waas) -> None:
 
 
 def test_help_of_an_unknown_command_is_a_usage_error(waas) -> None:
-    assert waas("help", "nope").code == 2
+    assert waas("help", "nope").code == 1
 
 
 def test_version_prints_the_package_version(waas) -> None:
@@ -252,9 +246,9 @@ def test_default_config_file_is_read_from_home(waas, api, tmp_path: Path) -> Non
     assert api.last.url.host == "home-host"
 
 
-def test_missing_explicit_config_file_exits_2(waas, api, tmp_path: Path) -> None:
+def test_missing_explicit_config_file_is_a_usage_error(waas, api, tmp_path: Path) -> None:
     result = waas("--config", str(tmp_path / "nope.yaml"), "wf", "ls")
-    assert result.code == 2
+    assert result.code == 1
     assert "nope.yaml" in result.err
     assert api.requests == []
 
@@ -280,9 +274,9 @@ def test_user_with_password_does_not_prompt(waas, api, monkeypatch) -> None:
     assert api.last.headers["Authorization"] == f"Basic {expected}"
 
 
-def test_api_url_without_scheme_is_a_usage_error_before_any_request(waas, api) -> None:
-    result = waas("--api_url", "127.0.0.1:9090", "wf", "ls")
-    assert result.code == 2
+def test_api_url_with_another_scheme_is_a_usage_error_before_any_request(waas, api) -> None:
+    result = waas("--api_url", "ftp://127.0.0.1:9090", "wf", "ls")
+    assert result.code == 1
     assert "http:// or https://" in result.err
     assert api.requests == []
 
@@ -301,3 +295,159 @@ def test_help_starts_without_importing_httpx_rich_or_pydantic() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[]"
+
+
+# --- The original's command lines (docs/compatibility.md, "The waas command") ------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "inputs"),
+    [
+        (["-i", "n=2,mode=fast"], {"n": "2", "mode": "fast"}),
+        (["-i", '"msg=a,b"'], {"msg": "a,b"}),
+        (["-i", "tags=x,y"], {"tags": "x,y"}),
+        (["-i", "msg=a,b", "-i", "n=1"], {"msg": "a,b", "n": "1"}),
+        (
+            ["-i", "a=b,c=d", "-i", "expr=x=1", "--inputs=empty="],
+            {"a": "b", "c": "d", "expr": "x=1", "empty": ""},
+        ),
+        (["-i", 'cmd=echo "hi"'], {"cmd": 'echo "hi"'}),
+        (["-i", "text=line 1\nline 2,n=3"], {"text": "line 1\nline 2", "n": "3"}),
+        (["-i", ""], {}),
+    ],
+)
+def test_inputs_split_on_commas_as_the_original_and_keep_commas_in_values(
+    waas, api, argv, inputs
+) -> None:
+    assert waas("wf", "trigger", *argv, "demo@local@hello").code == 0
+    assert json.loads(api.last.content) == {"inputs": inputs}
+
+
+def test_a_value_that_cannot_be_split_is_a_usage_error_saying_how_to_quote(waas, api) -> None:
+    result = waas("wf", "trigger", "-i", '"a=1"x', "demo@local@hello")
+    assert result.code == 1
+    assert "-i/--inputs" in result.err and "double quotes" in result.err
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "metadata"),
+    [
+        (["-m", "site=a,b"], {"site": "a,b"}),
+        (["-m", '"site=a,b"'], {"site": "a,b"}),
+        (["-m", "a=1,b=2"], {"a": "1", "b": "2"}),
+        (["-m", "a=1", "--metadata", "b=x,y=2"], {"a": "1", "b": "x", "y": "2"}),
+    ],
+)
+def test_metadata_splits_only_when_the_argument_holds_two_equals(waas, api, argv, metadata) -> None:
+    assert waas("keys", "key-gen", *argv).code == 0
+    assert json.loads(api.last.content) == {"metadata": metadata}
+
+
+def test_metadata_without_equals_is_a_usage_error(waas, api) -> None:
+    result = waas("keys", "key-gen", "-m", "nothing")
+    assert result.code == 1
+    assert "-m/--metadata" in result.err and "'nothing'" in result.err
+    assert api.requests == []
+
+
+def test_workflows_alone_lists_the_workflows(waas, api) -> None:
+    for argv in (["workflows"], ["wf"], ["w", "-o", "json"]):
+        result = waas(*argv)
+        assert result.code == 0, result
+        assert (api.last.method, api.last.url.path) == ("GET", "/workflows")
+
+
+@pytest.mark.parametrize(
+    ("flag", "follows"),
+    [
+        ("--follow=true", True),
+        ("-f=true", True),
+        ("--follow=1", True),
+        ("--follow=True", True),
+        ("--follow=false", False),
+        ("-f=false", False),
+        ("--follow=0", False),
+    ],
+)
+def test_boolean_flags_take_true_and_false_after_equals(waas, api, flag, follows) -> None:
+    result = waas("e", "status", flag, "ex-1")
+    assert result.code == 0, result
+    # -f prints the steps' states as they change; without it, one status line.
+    assert result.out.startswith("Execution: ID: ex-1, Status: SUCCEEDED")
+    followed = [r for r in api.requests if r.url.path == "/executions/ex-1"]
+    assert len(followed) == 1
+
+
+def test_the_last_boolean_value_wins(waas, api) -> None:
+    result = waas("wf", "trigger", "-l", "--logs=false", "demo@local@hello")
+    assert result.code == 0
+    # No logs followed: only the trigger was sent.
+    assert [r.method for r in api.requests] == ["POST"]
+    waas("wf", "trigger", "--logs=false", "-l", "demo@local@hello")
+    assert any(r.url.path.endswith("/logs") for r in api.requests)
+
+
+def test_a_global_boolean_flag_false_overrides_the_environment(waas, api, monkeypatch) -> None:
+    monkeypatch.setenv("HW_SKIP_TLS_VERIFY", "true")
+    assert waas("--skip_tls_verify=false", "--api_url", "http://api:1", "wf", "ls").code == 0
+    assert waas("wf", "ls", "--skip_tls_verify=nope").code == 1
+
+
+def test_a_boolean_flag_with_another_word_is_a_usage_error(waas, api) -> None:
+    result = waas("e", "status", "--follow=yes", "ex-1")
+    assert result.code == 1
+    assert "--follow takes true or false, got 'yes'" in result.err
+    assert "usage: waas executions status" in result.err
+    assert api.requests == []
+
+
+def test_token_and_api_url_are_trimmed_and_a_url_without_scheme_is_https(
+    waas, api, monkeypatch, tmp_path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("tok-3\n")
+    monkeypatch.setenv("HW_ACCESS_TOKEN", token_file.read_text())
+    assert waas("--api_url", " api.example:9090 ", "wf", "ls").code == 0
+    assert api.last.headers["Authorization"] == "Bearer tok-3"
+    assert str(api.last.url) == "https://api.example:9090/workflows"
+
+
+def test_a_mistyped_command_gets_the_original_message_and_suggestions(waas, api) -> None:
+    result = waas("workfows", "list")
+    assert result.code == 1
+    assert result.out == ""
+    assert result.err == (
+        'Error: unknown command "workfows" for "waas"\n'
+        "\n"
+        "Did you mean this?\n"
+        "\tworkflows\n"
+        "\n"
+        "Run 'waas --help' for usage.\n"
+    )
+    assert api.requests == []
+
+
+def test_a_command_close_to_several_suggests_each_and_a_far_one_none(waas) -> None:
+    assert "\tlogin\n\tlogout\n" in waas("log").err
+    far = waas("frobnicate")
+    assert far.code == 1
+    assert "Did you mean" not in far.err
+    assert 'unknown command "frobnicate" for "waas"' in far.err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["wf", "trigger"],
+        ["e", "status"],
+        ["-o", "yaml", "wf", "ls"],
+        ["keys", "key-gen", "--type", "dsa"],
+        ["e", "logs", "--from", "-3", "ex-1"],
+    ],
+)
+def test_usage_errors_exit_1_as_the_original(waas, api, argv) -> None:
+    result = waas(*argv)
+    assert result.code == 1
+    assert result.out == ""
+    assert api.requests == []

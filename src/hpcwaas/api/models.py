@@ -66,7 +66,8 @@ class WorkflowDetail(WorkflowPublic):
 class TriggerRequest(WireModel):
     model_config = ConfigDict(extra="forbid")
 
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    # null, as the original client sends without -i, means no inputs
+    inputs: dict[str, Any] | None = None
 
 
 class DryRunStep(WireModel):
@@ -174,9 +175,11 @@ SSHKeyType = Literal["rsa", "rsa4096", "ed25519"]
 class SSHKeyCreate(WireModel):
     model_config = ConfigDict(extra="forbid")
 
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    # additive: rsa is RSA 2048 as the original; ed25519's private half is in OpenSSH format
-    type: SSHKeyType = "rsa"
+    # null means none, as absent
+    metadata: dict[str, Any] | None = None
+    # additive: rsa is RSA 2048 as the original; ed25519's private half is in OpenSSH format;
+    # null means the default
+    type: SSHKeyType | None = None
 
 
 class SSHKeyCreated(WireModel):

@@ -65,7 +65,7 @@ def resolve(
             (environ.get(ENV_VARS[key]), _ENV, ENV_VARS[key]),
             (file_values.get(key), _FILE, f"{key} in the config file"),
         ):
-            if value is None or value == "":
+            if value is None or (isinstance(value, str) and not value.strip()):
                 continue
             chosen[key] = (_convert(key, value, source), rank)
             break
@@ -214,6 +214,13 @@ def _convert(key: str, value: Any, source: str) -> Any:
     if key == "skip_tls_verify":
         return _boolean(value, source)
     text = str(value)
+    if key == "access_token":
+        # A token read from a file keeps its newline: the original trimmed it too.
+        return text.strip()
+    if key == "api_url":
+        text = text.strip()
+        # No scheme means https://, as the original read it.
+        return text if "://" in text else f"https://{text}"
     return os.path.expanduser(text) if key in _PATH_KEYS else text
 
 

@@ -194,29 +194,35 @@ def follow_status(ctx: Context, execution_id: str) -> int:
 
 
 def print_log_entry(ctx: Context, entry: LogEntry) -> None:
-    """`<LEVEL>: [<timestamp>] <content>`, or the entry as JSON."""
+    """`<LEVEL>: [<timestamp>] <content>`."""
     from hpcwaas.cli.output import LEVEL_COLORS, rfc3339
 
     out = ctx.out
-    if out.json:
-        out.document(entry.model_dump(mode="json", exclude_none=True))
-        return
     level = out.paint(entry.level, LEVEL_COLORS.get(entry.level.upper(), ""))
     out.line(f"{level}: [{rfc3339(entry.timestamp)}] {entry.content}")
 
 
 def stream_logs(ctx: Context, execution_id: str, start: int, levels: int, follow: bool) -> None:
-    """Print entries from `start`; with `follow`, until the execution ends and none remain."""
+    """Print entries from `start`; with `follow`, until the execution ends and none remain.
+
+    In json mode each answer that brings entries (and the first, even empty) is printed as
+    the API's `{"logs", "total_results", "from"}` object, as the original printed its one.
+    """
     client = ctx.client()
     position = start
     wait = LOGS_LONG_POLL if follow else 0.0
     draining = False
+    first = True
     while True:
         page = retrying(
             ctx, partial(client.logs, execution_id, position, LOGS_PAGE_SIZE, wait, levels)
         )
-        for entry in page.logs:
-            print_log_entry(ctx, entry)
+        if not ctx.out.json:
+            for entry in page.logs:
+                print_log_entry(ctx, entry)
+        elif page.logs or first:
+            ctx.out.document(page.model_dump(mode="json", exclude_none=True))
+        first = False
         # The server's `from` is an offset into the level-filtered entries: advance by what came.
         position += len(page.logs)
         caught_up = not page.logs or position >= page.total_results

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from hpcwaas import __version__
 from hpcwaas.cli.config import ConfigError
 from hpcwaas.cli.parsing import (
+    UnknownCommand,
     UsageError,
     WaasParser,
     add_command,
@@ -60,7 +61,8 @@ STALE_TOKEN_DETAILS = (
     "Invalid authorization token",
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Usage errors exit 1, as the original's (docs/compatibility.md, "Exit codes").
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 1, 130
 
 # The top-level commands, in help's order: (name, aliases, help, module of hpcwaas.cli). The
 # module is imported, and its `fill` adds the command's arguments or subcommands, only when a
@@ -178,6 +180,15 @@ def _find_command(parser: argparse.ArgumentParser, words: Sequence[str]) -> argp
 
 def _usage_error(exc: UsageError, parser: argparse.ArgumentParser) -> int:
     target = exc.parser or parser
+    if isinstance(exc, UnknownCommand):
+        # cobra's words, which the original printed
+        print(f"Error: {exc}", file=sys.stderr)
+        if exc.suggestions:
+            print("\nDid you mean this?", file=sys.stderr)
+            for name in exc.suggestions:
+                print(f"\t{name}", file=sys.stderr)
+        print(f"\nRun '{target.prog} --help' for usage.", file=sys.stderr)
+        return EXIT_USAGE
     sys.stderr.write(target.format_usage())
     print(f"{target.prog}: error: {exc}", file=sys.stderr)
     return EXIT_USAGE

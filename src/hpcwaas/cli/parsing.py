@@ -6,6 +6,7 @@ Kept free of httpx, rich and pydantic so that `waas --help` starts fast.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -36,6 +37,60 @@ class UsageError(Exception):
         self.parser = parser
 
 
+class UnknownCommand(UsageError):
+    """A command name that is none of the parser's commands; ``suggestions`` are the close ones."""
+
+    def __init__(self, word: str, parser: WaasParser, commands: Sequence[str]) -> None:
+        super().__init__(f"unknown command {_go_quote(word)} for {_go_quote(parser.prog)}", parser)
+        self.suggestions = [name for name in commands if _close(word, name)]
+
+
+def _go_quote(text: str) -> str:
+    """Go's %q of a printable word: in double quotes, with `\\` and `"` escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _close(typed: str, name: str) -> bool:
+    """cobra's test for a suggestion: within 2 edits (ignoring case), or a prefix of the name."""
+    typed, name = typed.lower(), name.lower()
+    return name.startswith(typed) or _edit_distance(typed, name) <= 2
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions to turn ``a`` into ``b``."""
+    row = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, char_b in enumerate(b, 1):
+            previous, row[j] = (
+                row[j],
+                min(row[j] + 1, row[j - 1] + 1, previous + (char_a != char_b)),
+            )
+    return row[-1]
+
+
+def _aliases(action: argparse._SubParsersAction[Any]) -> set[str]:
+    return {
+        alias
+        for parser in action._name_parser_map.values()
+        if isinstance(parser, WaasParser)
+        for alias in parser.command_aliases
+    }
+
+
+# The words Go's strconv.ParseBool reads, which the original's flags take after `=`.
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def _go_boolean(option: str, value: str, parser: WaasParser) -> bool:
+    if value in _GO_TRUE:
+        return True
+    if value in _GO_FALSE:
+        return False
+    raise UsageError(f"{option} takes true or false, got {value!r}", parser)
+
+
 class WaasParser(argparse.ArgumentParser):
     """An ArgumentParser that raises UsageError instead of exiting, and knows its aliases.
 
@@ -58,7 +113,48 @@ class WaasParser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         self.filled()
-        return super().parse_known_args(args, namespace)
+        words, falses = self._boolean_values(list(sys.argv[1:] if args is None else args))
+        parsed, extras = super().parse_known_args(words, namespace)
+        for dest in falses:
+            setattr(parsed, dest, False)
+        return parsed, extras
+
+    def _boolean_values(self, args: list[str]) -> tuple[list[str], set[str]]:
+        """Read `--flag=true` and `--flag=false` (also `-f=...`), as the original's flags do.
+
+        argparse's flags take no value: `--flag=true` becomes `--flag`, and the flags whose
+        last word was false are returned, for their destination to be set False after parsing.
+        """
+        flags = {
+            option: action.dest
+            for action in self._actions
+            if action.nargs == 0 and action.const is True
+            for option in action.option_strings
+        }
+        words: list[str] = []
+        falses: set[str] = set()
+        for index, arg in enumerate(args):
+            if arg == "--":
+                words.extend(args[index:])
+                break
+            option, sep, value = arg.partition("=")
+            if option not in flags:
+                words.append(arg)
+                continue
+            if not sep or _go_boolean(option, value, self):
+                words.append(option)
+                falses.discard(flags[option])
+            else:
+                falses.add(flags[option])
+        return words, falses
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # A mistyped command gets the original's message and suggestions (cobra's).
+        if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            raise UnknownCommand(
+                value, self, sorted(set(action._name_parser_map) - _aliases(action))
+            )
+        super()._check_value(action, value)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, self)
@@ -197,12 +293,62 @@ def add_subcommands(parser: argparse.ArgumentParser) -> Any:
     return parser.add_subparsers(title="commands", metavar="<command>")
 
 
-def key_value(text: str) -> tuple[str, str]:
-    """argparse type for `key=value`: split on the first `=` only, so values keep `=` and `,`."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    return key, value
+def input_pairs(text: str) -> list[tuple[str, str]]:
+    """argparse type of `-i`: comma-separated `key=value` pairs, as the original's flag read them.
+
+    Pieces are split on commas with CSV quoting (`'"msg=a,b"'` is one pair); a piece without
+    `=` belongs to the value before it, comma included (`tags=x,y` is one pair). An empty
+    value gives no pair.
+    """
+    return _pairs(_csv_pieces(text)) if text else []
+
+
+def metadata_pairs(text: str) -> list[tuple[str, str]]:
+    """argparse type of `-m`: the original's rule, split only when `=` appears twice or more.
+
+    With one `=` the whole text is one pair (surrounding double quotes dropped); with more,
+    it is split as `-i` is.
+    """
+    if text.count("=") == 1:
+        return _pairs([text.strip('"')])
+    return _pairs(_csv_pieces(text))
+
+
+def _csv_pieces(text: str) -> list[str]:
+    """The comma-separated fields of ``text``; a line break outside quotes stays in its field."""
+    import csv
+    import io
+
+    pieces: list[str] = []
+    try:
+        records = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as exc:
+        raise argparse.ArgumentTypeError(
+            f"cannot split {text!r} into key=value pairs ({exc}); a value with commas or "
+            """quotes goes in double quotes, e.g. '"msg=a, b"'"""
+        ) from None
+    for number, record in enumerate(records):
+        if number:
+            # csv ended a record at a line break: it belongs to the field it was in.
+            pieces[-1] += "\n" + (record[0] if record else "")
+            pieces.extend(record[1:])
+        else:
+            pieces.extend(record)
+    return pieces
+
+
+def _pairs(pieces: Sequence[str]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for piece in pieces:
+        key, sep, value = piece.partition("=")
+        if sep and key:
+            pairs.append((key, value))
+        elif pairs:
+            previous_key, previous_value = pairs[-1]
+            pairs[-1] = (previous_key, f"{previous_value},{piece}")
+        else:
+            raise argparse.ArgumentTypeError(f"expected key=value, got {piece!r}")
+    return pairs
 
 
 def non_negative_int(text: str) -> int:

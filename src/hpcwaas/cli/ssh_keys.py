@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from hpcwaas.cli.parsing import WaasParser, add_command, add_subcommands, key_value
+from hpcwaas.cli.parsing import WaasParser, add_command, add_subcommands, metadata_pairs
 
 if TYPE_CHECKING:
     from hpcwaas.cli.context import Context
@@ -37,11 +37,12 @@ def fill(group: WaasParser) -> None:
     gen.add_argument(
         "-m",
         "--metadata",
-        type=key_value,
-        action="append",
+        type=metadata_pairs,
+        action="extend",
         default=[],
         metavar="KEY=VALUE",
-        help="metadata stored with the key (repeatable)",
+        help="metadata stored with the key (repeatable; split on commas only when the "
+        "argument holds two or more '=')",
     )
     gen.add_argument(
         "--type",

@@ -6,7 +6,13 @@ import json
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from hpcwaas.cli.parsing import UsageError, WaasParser, add_command, add_subcommands, key_value
+from hpcwaas.cli.parsing import (
+    UsageError,
+    WaasParser,
+    add_command,
+    add_subcommands,
+    input_pairs,
+)
 
 if TYPE_CHECKING:
     from hpcwaas.api.models import DryRunPlan, InputSpecPublic, WorkflowDetail
@@ -20,7 +26,8 @@ OPTIONAL_WORKFLOW_FIELDS = ("description",)
 
 
 def fill(group: WaasParser) -> None:
-    """Add the subcommands of `workflows`."""
+    """Add the subcommands of `workflows`; alone, it lists them (the original's alias)."""
+    group.set_defaults(func=run_list)
     sub = add_subcommands(group)
     add_command(sub, "list", ("ls", "l"), "List the workflows you may trigger", run_list)
 
@@ -37,8 +44,9 @@ def fill(group: WaasParser) -> None:
         run_trigger,
         description=(
             "Trigger a workflow, given its ID <application>@<environment>@<workflow>.\n\n"
-            "Each -i gives one input; the value is everything after the first '=' "
-            "(commas included).\n"
+            "Each -i gives one or more comma-separated inputs, key=value: -i n=2,mode=fast\n"
+            "is two inputs. A piece without '=' stays in the value before it (-i tags=x,y\n"
+            "is one input); a pair in double quotes is one input: -i '\"expr=a=1,b=2\"'.\n"
             "Example: waas workflows trigger -f -i name=world -i n=3 demo@local@hello\n\n"
             "--dry-run checks the inputs and prints the steps as they would run "
             "(commands, batch scripts), without running anything."
@@ -55,11 +63,11 @@ def _trigger_arguments(trigger: WaasParser) -> None:
     trigger.add_argument(
         "-i",
         "--inputs",
-        type=key_value,
-        action="append",
+        type=input_pairs,
+        action="extend",
         default=[],
-        metavar="KEY=VALUE",
-        help="an input of the workflow (repeatable)",
+        metavar="KEY=VALUE[,KEY=VALUE...]",
+        help="inputs of the workflow (repeatable)",
     )
     trigger.add_argument(
         "--dry-run",
@@ -180,7 +188,8 @@ def run_trigger(ctx: Context) -> int:
         return 0
     execution_id = client.trigger(args.workflow_id, inputs)
     if ctx.out.json:
-        ctx.out.document({"id": execution_id})
+        # The original's output: the ID as a JSON string.
+        ctx.out.document(execution_id)
     else:
         ctx.out.line(f"Workflow triggered with execution ID: {execution_id}")
     if args.logs:

@@ -13,6 +13,7 @@ from hpcwaas import __version__
 from hpcwaas.auth.authenticator import challenge_for
 from hpcwaas.server.bodylimit import BodySizeLimit
 from hpcwaas.server.deps import get_current_user
+from hpcwaas.server.json_requests import JsonRequests
 from hpcwaas.server.metrics import AppMetrics, HttpMetrics, install_metrics
 from hpcwaas.server.openapi import install_openapi
 from hpcwaas.server.problems import install_error_handlers
@@ -84,6 +85,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     install_error_handlers(app, challenge_for(settings.auth.auth_type))
     install_openapi(app, get_current_user, settings.limits.max_page_size)
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(JsonRequests, form_paths=(auth.LOGIN_URL,))
     # Added last, so outermost: they see every response, the body limit's 413 included.
     app.add_middleware(HttpMetrics, metrics=metrics)
     app.add_middleware(RequestId)

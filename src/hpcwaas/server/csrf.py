@@ -21,6 +21,7 @@ import secrets
 from typing import Any, Literal
 
 from fastapi import Request, Response
+from starlette.datastructures import URL, Headers
 
 COOKIE_NAME = "hpcwaas_login_csrf"
 SSO_STATE_COOKIE_NAME = "hpcwaas_sso_state"
@@ -97,21 +98,36 @@ def clear_sso_state(response: Response, request: Request) -> None:
     )
 
 
-def own_origin(request: Request) -> str:
-    """This server's origin as the browser sees it: scheme and host of the request."""
-    return f"{request.url.scheme}://{request.url.netloc}".lower()
+def own_origin(url: URL) -> str:
+    """This server's origin as the browser sees it: scheme and host of the request's URL."""
+    return f"{url.scheme}://{url.netloc}".lower()
+
+
+def foreign_context(headers: Headers, url: URL, *, null_origin: bool) -> str | None:
+    """Why a browser shows this request comes from another site (for errors), or None.
+
+    Browsers send ``Origin`` on every cross-origin POST and ``Sec-Fetch-Site`` on every
+    request; programs (curl, the `waas` clients) send neither. ``null_origin`` says whether
+    ``Origin: null`` is accepted: it says nothing about the site, and the caller must then
+    decide on something else (the login form's cookie).
+    """
+    origin = headers.get("origin")
+    if origin is not None and not (null_origin and origin == "null"):
+        if origin.lower() != own_origin(url):
+            return f"Origin {origin[:100]!r} is not {own_origin(url)!r}"
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return f"Sec-Fetch-Site is {fetch_site[:30]!r}"
+    return None
 
 
 def refusal(request: Request, submitted: str) -> str | None:
     """Why the form POST must be refused (for the log), or None when it is genuine."""
-    origin = request.headers.get("origin")
     # Under `Referrer-Policy: no-referrer` browsers send `Origin: null` even for a form of
     # this very server: "null" says nothing, and the cookie and Sec-Fetch-Site still decide.
-    if origin is not None and origin != "null" and origin.lower() != own_origin(request):
-        return f"Origin {origin[:100]!r} is not {own_origin(request)!r}"
-    fetch_site = request.headers.get("sec-fetch-site")
-    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
-        return f"Sec-Fetch-Site is {fetch_site[:30]!r}"
+    foreign = foreign_context(request.headers, request.url, null_origin=True)
+    if foreign is not None:
+        return foreign
     cookie = request.cookies.get(_cookie_name(request))
     if not cookie:
         return "no form cookie (expired, blocked, or a cross-site POST)"

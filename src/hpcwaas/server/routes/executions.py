@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from functools import partial
 from typing import Annotated
@@ -37,6 +39,9 @@ from hpcwaas.store.logs import LogRecord
 from hpcwaas.telemetry import LOGS_LONG_POLLS_WAITING
 
 router = APIRouter(tags=["executions"])
+
+# How long a logs request without `timeout` waits on an ended execution with nothing new.
+ENDED_LOGS_PAUSE_SECONDS = 1.0
 
 
 async def owned_execution(services: Services, user: Identity, execution_id: str) -> ExecutionRecord:
@@ -290,6 +295,12 @@ async def get_logs(
             record = await execution_store.get_execution(conn, execution_id)
         finished = record is None or record.status.terminal
         remaining = deadline - time.monotonic()
+        if finished and not records and not timeout:
+            # The original client's `logs -f` asks again at once, forever, without `timeout`:
+            # a pause paces its loop (docs/compatibility.md, "Logs").
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), ENDED_LOGS_PAUSE_SECONDS)
+            break
         # A finished execution gets no more entries: answer at once instead of idling.
         if records or finished or remaining <= 0 or count == 0 or stop.is_set():
             break

@@ -37,9 +37,8 @@ async def create_ssh_key(
     body: Annotated[SSHKeyCreate | None, Body()] = None,
 ) -> SSHKeyCreated:
     """Generate a key pair: the public half is returned (once), the private half stored."""
-    metadata = {
-        k: v for k, v in (body.metadata if body else {}).items() if k not in RESERVED_METADATA
-    }
+    sent = (body.metadata if body else None) or {}
+    metadata = {k: v for k, v in sent.items() if k not in RESERVED_METADATA}
     limit = services.settings.limits.max_metadata_bytes
     if len(json.dumps(metadata)) > limit:
         raise ApiProblem(400, f"metadata is larger than {limit} bytes (limits.max_metadata_bytes)")
@@ -47,7 +46,9 @@ async def create_ssh_key(
     async with services.db.read() as conn:
         await check_ssh_key_count(conn, services.settings.limits, user.user_id)
     # An unknown type never gets here: the model's Literal answers 400 naming the allowed ones.
-    pair = await asyncio.to_thread(generate_keypair, body.type if body else DEFAULT_KEY_TYPE)
+    pair = await asyncio.to_thread(
+        generate_keypair, (body.type if body else None) or DEFAULT_KEY_TYPE
+    )
     key_id = str(uuid.uuid4())
     secret = {"privateKey": pair.private_pem, "publicKey": pair.public_line}
     secret.update({k: json.dumps(v) if not isinstance(v, str) else v for k, v in metadata.items()})

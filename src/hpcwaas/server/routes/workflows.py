@@ -99,7 +99,7 @@ async def trigger_workflow(
     limits = services.settings.limits
     inputs = validate_inputs(
         workflow.spec,
-        (body.inputs if body else {}),
+        (body.inputs if body else None) or {},
         max_inputs=limits.max_inputs,
         max_value_bytes=limits.max_input_bytes,
     )
