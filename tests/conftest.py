@@ -240,7 +240,7 @@ def post_login_form(
 
 
 ENVELOPE_ITEM_KEYS = frozenset({"id", "status", "title", "detail"})
-# Additive to COMPAT.md: which trigger input an error concerns.
+# Additive to the original's envelope: which trigger input an error concerns.
 OPTIONAL_ITEM_KEYS = frozenset({"source"})
 
 

@@ -335,7 +335,10 @@ class OidcProvider:
         scopes: list[str] | None = None,
         session_duration: int = 86400,
     ) -> dict[str, Any]:
-        """An hpcwaas server config ``auth:`` section (COMPAT.md section 3) for this provider."""
+        """An hpcwaas server config ``auth:`` section for this provider.
+
+        Its keys are the original's (docs/compatibility.md, "Authentication").
+        """
         return {
             "auth_type": "sso",
             "auth_url": self.authorization_endpoint,

@@ -7,7 +7,7 @@ strings). Path parameters are half the time an ID that exists (a workflow of the
 catalog, an execution, an SSH key, an environment), so that requests reach past the 404s.
 
 Checks on every response: no 5xx; the status is documented for the operation and the
-body and headers match the document; every 4xx (and 5xx) carries the COMPAT.md envelope
+body and headers match the document; every 4xx (and 5xx) carries the error envelope
 ``{"errors":[{"id","status","title","detail"}]}`` whose ``status`` is the HTTP status.
 Then the same operations without a token: every route that is not public answers 401
 in the envelope with ``WWW-Authenticate``.
@@ -48,8 +48,9 @@ if not hasattr(pytest.Function, "_nodeid"):
         lambda node: node.nodeid, lambda node, value: None
     )
 
-# Routes anyone may call (COMPAT.md section 2, plus the device login a CLI starts without a
-# token and the login configuration it reads first). Every other route needs a token.
+# Routes anyone may call (docs/compatibility.md, "Routes": the logins, the device login a CLI
+# starts without a token and the login configuration it reads first). Every other route needs
+# a token.
 PUBLIC_PATHS = {
     "/auth/login",
     "/auth/authorize",
@@ -212,7 +213,7 @@ def _documented_content(case: Case, status: int) -> dict[str, Any]:
 
 @schemathesis.check
 def error_envelope(ctx: CheckContext, response: Response, case: Case) -> bool | None:
-    """A 4xx or 5xx is the COMPAT.md envelope, with its own status, unless documented as HTML."""
+    """A 4xx or 5xx is the error envelope, with its own status, unless documented as HTML."""
     status = response.status_code
     if status < 400:
         return None

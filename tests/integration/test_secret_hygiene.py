@@ -3,7 +3,7 @@
 A real server whose config holds a canary password (a basic account) and a canary metrics
 token; a token issued for the user; a canary-looking bearer token that the server never
 issued; SSH key pairs generated through the API and the CLI (their private halves, read
-back from the key store by the server's own code, are canaries too). Then: the COMPAT.md
+back from the key store by the server's own code, are canaries too). Then: the original user guide's
 section 1 CLI lines, workflows run, the login form (right password, then a variant of
 it), wrong basic and bearer credentials, /metrics. Every API response (body and headers),
 every CLI output, the server log, the SQLite database and every other file the server
@@ -128,7 +128,7 @@ def test_no_password_token_or_private_key_leaks_into_responses_outputs_logs_or_f
             made = api.post("/ssh_keys", json={"type": key_type, "metadata": {"note": "x"}})
             assert made.status_code == 201, made.text
             key_ids.append(made.json()["id"])
-        # COMPAT.md section 1, as written.
+        # The original user guide's lines (docs/compatibility.md, "The waas command").
         keygen = recorder.cli(_waas(live, home, token, "ssh_keys", "key-gen"))
         assert keygen.returncode == 0, keygen.stderr
         key_ids.append(re.search(r"SSH key ID:\s+(\S+)", keygen.stdout).group(1))  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""The envelope of COMPAT.md for the limit statuses: 413 and 429 (with Retry-After)."""
+"""The error envelope for the limit statuses: 413 and 429 (with Retry-After)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,10 @@ class Identity:
 
 
 class AuthenticationFailed(Exception):
-    """Credentials missing or refused; the message is safe to show (COMPAT.md section 3 wording)."""
+    """Credentials missing or refused; the message is safe to show.
+
+    The messages keep the original's wording (docs/compatibility.md, "Errors").
+    """
 
 
 # The original's 401 details.

@@ -1,7 +1,7 @@
 """The catalog: applications loaded from workflow files, deployed on the configured environments.
 
 One workflow ID per (application, environment, exposed workflow):
-``<application>@<environment>@<workflow>`` (COMPAT.md section 2).
+``<application>@<environment>@<workflow>`` (docs/compatibility.md, "Routes").
 """
 
 from __future__ import annotations

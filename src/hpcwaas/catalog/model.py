@@ -20,7 +20,7 @@ ItemType = Literal["string", "integer", "number", "boolean"]
 
 # Letters, digits, '_', '.', '-'; never '@', which separates the parts of a workflow ID.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-# Inputs the cluster identity uses (COMPAT.md section 2): accepted by every workflow.
+# Inputs the cluster identity uses (docs/compatibility.md, "Routes"): accepted by every workflow.
 RESERVED_INPUTS: frozenset[str] = frozenset({"user_id", "vault_id"})
 # What an execution's stored inputs hold in place of a secret's value (kept in the key store).
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 - the text shown instead of a secret

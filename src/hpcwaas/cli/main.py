@@ -55,7 +55,8 @@ config file (~/.waas by default; keys api_url, access_token, user,
 skip_tls_verify, ca_file, ca_path, key_file, cert_file).
 Run `waas help <command>` for a command's options."""
 
-# 401 details saying the token was valid once (COMPAT.md section 3): logging in again helps.
+# 401 details saying the token was valid once (docs/compatibility.md, "Errors"): logging in
+# again helps.
 STALE_TOKEN_DETAILS = (
     "You are not logged in or your session has expired",
     "Invalid authorization token",

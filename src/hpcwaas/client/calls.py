@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 R = TypeVar("R")
 
-# The server's long-poll default when the client sends no `timeout` (COMPAT.md section 2).
+# The server's long-poll default when the client sends no `timeout` (docs/compatibility.md, "Logs").
 SERVER_DEFAULT_LOG_WAIT = 60.0
 # How long past the requested long-poll wait the client keeps reading before giving up.
 LONG_POLL_MARGIN = 15.0

@@ -2,9 +2,9 @@
 
 On a `slurm` environment steps run over SSH as the user's own cluster account. The
 account and key come from the trigger's reserved inputs `user_id` and `vault_id`
-(COMPAT.md section 2), else from the defaults the user registered with
+(docs/compatibility.md, "Routes"), else from the defaults the user registered with
 `PUT /environments/{name}/identity`. A key is only ever usable by the user who
-generated it (COMPAT.md section 5, item 2).
+generated it (docs/compatibility.md, "Deliberate differences").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The OpenAPI document: every error status a route can return, in the COMPAT.md envelope.
+"""The OpenAPI document: every error status a route can return, in the error envelope.
 
 FastAPI documents only successes and a 422 that this server never sends (validation
 errors are 400s in the envelope). ``install_openapi`` completes each operation from what

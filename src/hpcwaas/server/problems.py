@@ -1,4 +1,5 @@
-"""HTTP errors in the envelope of COMPAT.md, and the one table mapping domain errors to them."""
+"""HTTP errors in the envelope (docs/compatibility.md, "Errors"), and the one table mapping
+domain errors to them."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ _STATUS_BY_ERROR: dict[type[Exception], int] = {
 }
 
 
-# COMPAT.md: a 429 always says when to come back; this is the fallback if its raiser did not.
+# A 429 always says when to come back (docs/compatibility.md, "Errors"); this is the fallback
+# if its raiser did not.
 DEFAULT_RETRY_AFTER = "30"
 
 
@@ -76,7 +78,7 @@ def problem_response(
     headers: dict[str, str] | None = None,
     sources: Sequence[ErrorSource | None] = (),
 ) -> JSONResponse:
-    """The envelope of COMPAT.md for ``status``, one item per detail."""
+    """The error envelope for ``status``, one item per detail."""
     headers = dict(headers or {})
     if status == 429 and not any(k.lower() == "retry-after" for k in headers):
         headers["Retry-After"] = DEFAULT_RETRY_AFTER

@@ -279,7 +279,7 @@ class Database:
         await self.engine.dispose()
 
     async def prepare_schema(self, *, allow_upgrade: bool | None = None) -> str:
-        """Create or check the schema as DESIGN.md says; return what was done.
+        """Create or check the schema as docs/operator-guide.md says; return what was done.
 
         An empty database is created at head; an older one is upgraded on SQLite and
         refused elsewhere (unless ``allow_upgrade``); an unknown or newer one is refused.

@@ -193,7 +193,7 @@ async def _record(
             cluster_login=cluster_login,
             key_id=key_id,
         )
-        # Never the input values: some are secrets (DESIGN.md, inputs redacted).
+        # Never the input values: some are secrets (docs/security.md, "Audit log").
         await audit.record(
             user.user_id,
             AuditAction.EXECUTION_TRIGGER,
