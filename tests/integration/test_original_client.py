@@ -23,6 +23,8 @@ import h11
 import pytest
 from tests.conftest import LiveServer, envelope_item, wait_for_status
 
+from hpcwaas.cli.workflows import WORKFLOW_FIELDS
+
 # Go's time.Time.UnmarshalJSON accepts RFC 3339 only.
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 # What the original client's `logs` sends: INFO|WARN|ERROR, 50 a page, no timeout.
@@ -240,13 +242,7 @@ def test_the_original_rest_documentation_examples(server: LiveServer, user: str)
         assert listed.status_code == 200
         assert listed.headers["content-type"] == "application/json"
         for workflow in listed.json()["workflows"]:
-            assert set(workflow) >= {
-                "id",
-                "name",
-                "application_id",
-                "environment_id",
-                "environment_name",
-            }
+            assert set(workflow) >= set(WORKFLOW_FIELDS)
         triggered = api.post("/workflows/demo@local@hello", json={"inputs": {"name": ""}})
         assert triggered.status_code == 201 and triggered.content == b""
         execution_id = triggered.headers["location"].removeprefix("/executions/")
