@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hpcwaas.api.states import LogLevel, StepState
+from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.engine.jobs import JobLost, LineHandler
 from hpcwaas.engine.places import ClusterPlace
@@ -227,7 +227,7 @@ class JobStep:
                 self._execution.id,
                 self._name,
                 StepState.RUNNING,
-                allowed_from={StepState.RUNNING, StepState.UNKNOWN},
+                expected=ACTIVE_STEP_STATES,
                 job_id=self.job_id,
             )
 
@@ -262,7 +262,7 @@ class JobStep:
         with contextlib.suppress(Exception):
             async with self._db.write() as conn:
                 await store_executions.update_step(
-                    conn, self._execution.id, self._name, to, allowed_from={start}
+                    conn, self._execution.id, self._name, to, expected={start}
                 )
         if unknown:
             self._emit(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from hpcwaas.api.states import LogLevel, StepState
+from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
 from hpcwaas.engine.attempts import StepAttempts
 from hpcwaas.engine.execution_secrets import ExecutionSecrets
 from hpcwaas.engine.logsink import LogSink
@@ -70,7 +70,7 @@ class StepRunner:
                         self._execution_id,
                         name,
                         StepState.RUNNING,
-                        allowed_from={StepState.PENDING},
+                        expected={StepState.PENDING},
                         started_at=datetime.now(UTC),
                     )
             self._emit(LogLevel.INFO, f"{label} {name} started", name)
@@ -136,7 +136,7 @@ class StepRunner:
                     self._execution_id,
                     name,
                     StepState.RUNNING,
-                    allowed_from={StepState.RUNNING, StepState.UNKNOWN},
+                    expected=ACTIVE_STEP_STATES,
                     attempts=attempt,
                     job_id=None,
                 )
@@ -174,7 +174,7 @@ class StepRunner:
                 self._execution_id,
                 name,
                 state,
-                allowed_from={StepState.RUNNING, StepState.UNKNOWN},
+                expected=ACTIVE_STEP_STATES,
                 ended_at=datetime.now(UTC),
                 exit_code=exit_code,
                 **({"outputs": outputs} if outputs is not None else {}),

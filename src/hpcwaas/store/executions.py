@@ -1,4 +1,6 @@
-"""Executions and their steps. Status changes are guarded, so they only move forward."""
+"""Executions and their steps. Every change of state is a compare-and-set checked against
+its transition table (api/states.py): one the table does not allow raises IllegalTransition;
+one that finds the row in another state than expected (a race) writes nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +12,13 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hpcwaas.api.states import ExecutionStatus, StepState
+from hpcwaas.api.states import (
+    EXECUTION_TRANSITIONS,
+    STEP_TRANSITIONS,
+    ExecutionStatus,
+    StepState,
+    check_transition,
+)
 from hpcwaas.store.pagination import newest_first_page
 from hpcwaas.store.tables import executions, steps
 
@@ -249,10 +257,13 @@ async def transition(
     execution_id: str,
     to: ExecutionStatus,
     *,
-    allowed_from: Iterable[ExecutionStatus],
+    expected: Iterable[ExecutionStatus],
     **fields: Any,
 ) -> bool:
-    """Move the execution to ``to`` if it is in one of ``allowed_from``; stale moves do nothing."""
+    """Move the execution from one of ``expected`` to ``to``; False, writing nothing, if it
+    is in none of them. IllegalTransition if the table forbids a move from one of them."""
+    expected = frozenset(expected)
+    check_transition(EXECUTION_TRANSITIONS, expected, to)
     values: dict[str, Any] = {"status": to.value, **fields}
     if to.terminal and "ended_at" not in fields:
         values["ended_at"] = datetime.now(UTC)
@@ -260,7 +271,7 @@ async def transition(
         _TRANSITION,
         {
             "b_execution_id": execution_id,
-            "b_allowed_from": [s.value for s in allowed_from],
+            "b_expected": [s.value for s in expected],
             **values,
         },
     )
@@ -271,7 +282,7 @@ async def transition(
 # WHERE clause's parameters apart from the columns').
 _TRANSITION = update(executions).where(
     executions.c.id == bindparam("b_execution_id"),
-    executions.c.status.in_(bindparam("b_allowed_from", expanding=True)),
+    executions.c.status.in_(bindparam("b_expected", expanding=True)),
 )
 
 
@@ -281,16 +292,19 @@ async def update_step(
     name: str,
     to: StepState,
     *,
-    allowed_from: Iterable[StepState],
+    expected: Iterable[StepState],
     **fields: Any,
 ) -> bool:
-    """Move a step forward; a move from a state not in ``allowed_from`` is ignored."""
+    """Move a step from one of ``expected`` to ``to``; False, writing nothing, if it is in
+    none of them. IllegalTransition if the table forbids a move from one of them."""
+    expected = frozenset(expected)
+    check_transition(STEP_TRANSITIONS, expected, to)
     result = await conn.execute(
         update(steps)
         .where(
             steps.c.execution_id == execution_id,
             steps.c.name == name,
-            steps.c.state.in_([s.value for s in allowed_from]),
+            steps.c.state.in_([s.value for s in expected]),
         )
         .values(state=to.value, **fields)
     )
