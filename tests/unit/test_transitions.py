@@ -110,8 +110,8 @@ def _path_to(table: Mapping[T, frozenset[T]], start: T, goal: T) -> list[T]:
     return path[::-1]
 
 
-async def _execution_in(db: Database, status: E) -> str:
-    """A new execution (with one step, ``a``) moved along legal moves to ``status``."""
+async def _execution_in(db: Database, status: E, steps: tuple[str, ...] = ("a",)) -> str:
+    """A new execution with ``steps`` (PENDING), moved along legal moves to ``status``."""
     execution_id = f"exec-{status.value.lower()}"
     async with db.write() as conn:
         await store.create_execution(
@@ -124,7 +124,7 @@ async def _execution_in(db: Database, status: E) -> str:
             workflow="hello",
             inputs={},
             definition_digest="0" * 64,
-            step_names=["a"],
+            step_names=list(steps),
         )
         current = E.PENDING
         for to in _path_to(EXECUTION_TRANSITIONS, E.PENDING, status):
@@ -219,3 +219,48 @@ async def test_a_step_move_from_another_state_than_the_current_one_writes_nothin
             conn, execution_id, "a", S.SUCCEEDED, expected={S.RUNNING, S.UNKNOWN}
         )
     assert await _step_state(db, execution_id) is S.CANCELLED
+
+
+async def test_ending_an_execution_closes_its_open_steps(db: Database) -> None:
+    execution_id = await _execution_in(db, E.RUNNING, steps=("a", "b", "c", "d"))
+    async with db.write() as conn:
+        await store.update_step(conn, execution_id, "a", S.RUNNING, expected={S.PENDING})
+        await store.update_step(conn, execution_id, "b", S.RUNNING, expected={S.PENDING})
+        await store.update_step(conn, execution_id, "b", S.UNKNOWN, expected={S.RUNNING})
+        await store.update_step(conn, execution_id, "d", S.RUNNING, expected={S.PENDING})
+        await store.update_step(conn, execution_id, "d", S.SUCCEEDED, expected={S.RUNNING})
+        assert await store.end_execution(
+            conn, execution_id, E.CANCELLED, expected={E.RUNNING}, running_steps_to=S.CANCELLED
+        )
+    async with db.read() as conn:
+        record = await store.get_execution(conn, execution_id)
+        steps = {step.name: step for step in await store.get_steps(conn, execution_id)}
+    assert record is not None and record.status is E.CANCELLED and record.ended_at is not None
+    assert {name: step.state for name, step in steps.items()} == {
+        "a": S.CANCELLED,
+        "b": S.CANCELLED,
+        "c": S.SKIPPED,
+        "d": S.SUCCEEDED,
+    }
+    assert steps["a"].ended_at is not None and steps["b"].ended_at is not None
+    assert steps["c"].ended_at is None
+
+
+async def test_an_end_that_finds_the_execution_moved_on_touches_nothing(db: Database) -> None:
+    execution_id = await _execution_in(db, E.CANCELLING)
+    async with db.write() as conn:
+        assert not await store.end_execution(
+            conn, execution_id, E.FAILED, expected={E.RUNNING}, running_steps_to=S.FAILED
+        )
+    assert await _status(db, execution_id) is E.CANCELLING
+    assert await _step_state(db, execution_id) is S.PENDING
+
+
+async def test_an_end_that_would_move_a_step_illegally_is_refused(db: Database) -> None:
+    execution_id = await _execution_in(db, E.RUNNING)
+    with pytest.raises(IllegalTransition):
+        async with db.write() as conn:
+            await store.end_execution(
+                conn, execution_id, E.FAILED, expected={E.RUNNING}, running_steps_to=S.PENDING
+            )
+    assert await _status(db, execution_id) is E.RUNNING  # the transaction rolled back

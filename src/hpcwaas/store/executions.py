@@ -13,6 +13,7 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.api.states import (
+    ACTIVE_STEP_STATES,
     EXECUTION_TRANSITIONS,
     STEP_TRANSITIONS,
     ExecutionStatus,
@@ -297,18 +298,51 @@ async def update_step(
 ) -> bool:
     """Move a step from one of ``expected`` to ``to``; False, writing nothing, if it is in
     none of them. IllegalTransition if the table forbids a move from one of them."""
+    return await _move_steps(conn, execution_id, to, expected=expected, name=name, **fields) > 0
+
+
+async def _move_steps(
+    conn: AsyncConnection,
+    execution_id: str,
+    to: StepState,
+    *,
+    expected: Iterable[StepState],
+    name: str | None = None,
+    **fields: Any,
+) -> int:
+    """Move the execution's steps (the one ``name``d) that are in ``expected`` to ``to``."""
     expected = frozenset(expected)
     check_transition(STEP_TRANSITIONS, expected, to)
-    result = await conn.execute(
-        update(steps)
-        .where(
-            steps.c.execution_id == execution_id,
-            steps.c.name == name,
-            steps.c.state.in_([s.value for s in expected]),
-        )
-        .values(state=to.value, **fields)
+    query = update(steps).where(
+        steps.c.execution_id == execution_id,
+        steps.c.state.in_([s.value for s in expected]),
     )
-    return result.rowcount > 0
+    if name is not None:
+        query = query.where(steps.c.name == name)
+    result = await conn.execute(query.values(state=to.value, **fields))
+    return result.rowcount
+
+
+async def end_execution(
+    conn: AsyncConnection,
+    execution_id: str,
+    to: ExecutionStatus,
+    *,
+    expected: Iterable[ExecutionStatus],
+    running_steps_to: StepState,
+    **fields: Any,
+) -> bool:
+    """Move the execution from one of ``expected`` to the terminal ``to`` and close its steps:
+    running (or unknown) ones to ``running_steps_to``, never started ones to SKIPPED. False,
+    writing nothing, if it is in none of ``expected``."""
+    if not await transition(conn, execution_id, to, expected=expected, **fields):
+        return False
+    now = datetime.now(UTC)
+    await _move_steps(
+        conn, execution_id, running_steps_to, expected=ACTIVE_STEP_STATES, ended_at=now
+    )
+    await _move_steps(conn, execution_id, StepState.SKIPPED, expected={StepState.PENDING})
+    return True
 
 
 async def with_status(
