@@ -263,4 +263,4 @@ async def test_an_end_that_would_move_a_step_illegally_is_refused(db: Database) 
             await store.end_execution(
                 conn, execution_id, E.FAILED, expected={E.RUNNING}, running_steps_to=S.PENDING
             )
-    assert await _status(db, execution_id) is E.RUNNING  # the transaction rolled back
+    assert await _status(db, execution_id) is E.RUNNING  # nothing written

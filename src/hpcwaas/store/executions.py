@@ -261,8 +261,10 @@ async def transition(
     expected: Iterable[ExecutionStatus],
     **fields: Any,
 ) -> bool:
-    """Move the execution from one of ``expected`` to ``to``; False, writing nothing, if it
-    is in none of them. IllegalTransition if the table forbids a move from one of them."""
+    """Move the execution from one of ``expected`` to ``to``; False, writing nothing, if in none.
+
+    IllegalTransition if EXECUTION_TRANSITIONS forbids a move to ``to`` from one of them.
+    """
     expected = frozenset(expected)
     check_transition(EXECUTION_TRANSITIONS, expected, to)
     values: dict[str, Any] = {"status": to.value, **fields}
@@ -296,8 +298,10 @@ async def update_step(
     expected: Iterable[StepState],
     **fields: Any,
 ) -> bool:
-    """Move a step from one of ``expected`` to ``to``; False, writing nothing, if it is in
-    none of them. IllegalTransition if the table forbids a move from one of them."""
+    """Move a step from one of ``expected`` to ``to``; False, writing nothing, if in none.
+
+    IllegalTransition if STEP_TRANSITIONS forbids a move to ``to`` from one of them.
+    """
     return await _move_steps(conn, execution_id, to, expected=expected, name=name, **fields) > 0
 
 
@@ -332,9 +336,13 @@ async def end_execution(
     running_steps_to: StepState,
     **fields: Any,
 ) -> bool:
-    """Move the execution from one of ``expected`` to the terminal ``to`` and close its steps:
-    running (or unknown) ones to ``running_steps_to``, never started ones to SKIPPED. False,
-    writing nothing, if it is in none of ``expected``."""
+    """End the execution ``to`` (terminal) from one of ``expected``, and close its open steps.
+
+    Running (or unknown) steps move to ``running_steps_to``, never started ones to SKIPPED.
+    False, writing nothing, if the execution is in none of ``expected``; IllegalTransition,
+    before anything is written, if a table forbids one of these moves.
+    """
+    check_transition(STEP_TRANSITIONS, ACTIVE_STEP_STATES, running_steps_to)
     if not await transition(conn, execution_id, to, expected=expected, **fields):
         return False
     now = datetime.now(UTC)
