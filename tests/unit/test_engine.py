@@ -480,13 +480,13 @@ async def test_recovery_ends_local_executions_the_last_run_left_running(
     async with db.write() as conn:
         for execution_id in (running, cancelling):
             await executions.transition(
-                conn, execution_id, ExecutionStatus.RUNNING, allowed_from={ExecutionStatus.PENDING}
+                conn, execution_id, ExecutionStatus.RUNNING, expected={ExecutionStatus.PENDING}
             )
             await executions.update_step(
-                conn, execution_id, "a", StepState.RUNNING, allowed_from={StepState.PENDING}
+                conn, execution_id, "a", StepState.RUNNING, expected={StepState.PENDING}
             )
         await executions.transition(
-            conn, cancelling, ExecutionStatus.CANCELLING, allowed_from={ExecutionStatus.RUNNING}
+            conn, cancelling, ExecutionStatus.CANCELLING, expected={ExecutionStatus.RUNNING}
         )
     await h.engine.start()
     try:

@@ -55,7 +55,7 @@ async def test_quick_read_sees_a_write_committed_just_before(db: Database) -> No
     await db.quick_read(read)  # a pooled connection that has read before
     async with db.write() as conn:
         await executions.update_step(
-            conn, "exec-1", "prepare", StepState.RUNNING, allowed_from={StepState.PENDING}
+            conn, "exec-1", "prepare", StepState.RUNNING, expected={StepState.PENDING}
         )
     found = await db.quick_read(read)
     assert found is not None

@@ -161,8 +161,12 @@ async def _execution(
             key_id="key-1" if login else None,
         )
         await execution_store.transition(
-            conn, execution_id, status, allowed_from={ExecutionStatus.PENDING}, ended_at=ended
+            conn, execution_id, ExecutionStatus.RUNNING, expected={ExecutionStatus.PENDING}
         )
+        if status is not ExecutionStatus.RUNNING:
+            await execution_store.transition(
+                conn, execution_id, status, expected={ExecutionStatus.RUNNING}, ended_at=ended
+            )
         await log_store.append(
             conn,
             execution_id,

@@ -1,8 +1,18 @@
-"""Execution and step states, and log levels, as they appear on the wire."""
+"""Execution and step states, which state may follow which, and log levels, as on the wire.
+
+The transition tables live here, next to the states they order, rather than in engine/:
+the store enforces them (store/executions.py refuses a move they do not allow) and the
+store must not depend on the engine, which depends on it; ``terminal`` is read off them.
+An execution or a step is created PENDING; every later change of its state is a move
+in its table.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import IntFlag, StrEnum
+from types import MappingProxyType
+from typing import TypeVar
 
 
 class ExecutionStatus(StrEnum):
@@ -20,11 +30,6 @@ class ExecutionStatus(StrEnum):
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset(
-    {ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
-)
-
-
 class StepState(StrEnum):
     """State of one step of an execution."""
 
@@ -38,12 +43,83 @@ class StepState(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self in {
-            StepState.SUCCEEDED,
-            StepState.FAILED,
-            StepState.CANCELLED,
-            StepState.SKIPPED,
-        }
+        return self in _TERMINAL_STEP_STATES
+
+
+# Which status an execution may move to from each status. A cancel is CANCELLING while
+# steps still run somewhere; an end written by the engine itself (an internal error, a
+# server stop, a definition gone) may fail one that is CANCELLING.
+EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = MappingProxyType(
+    {
+        ExecutionStatus.PENDING: frozenset(
+            {ExecutionStatus.RUNNING, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
+        ),
+        ExecutionStatus.RUNNING: frozenset(
+            {
+                ExecutionStatus.CANCELLING,
+                ExecutionStatus.SUCCEEDED,
+                ExecutionStatus.FAILED,
+                ExecutionStatus.CANCELLED,
+            }
+        ),
+        ExecutionStatus.CANCELLING: frozenset({ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}),
+        ExecutionStatus.SUCCEEDED: frozenset(),
+        ExecutionStatus.FAILED: frozenset(),
+        ExecutionStatus.CANCELLED: frozenset(),
+    }
+)
+
+# Which state a step may move to from each state. RUNNING to RUNNING records a new attempt
+# or its job ID; UNKNOWN is a running job whose state cannot be read for now.
+STEP_TRANSITIONS: Mapping[StepState, frozenset[StepState]] = MappingProxyType(
+    {
+        StepState.PENDING: frozenset({StepState.RUNNING, StepState.SKIPPED}),
+        StepState.RUNNING: frozenset(
+            {
+                StepState.RUNNING,
+                StepState.UNKNOWN,
+                StepState.SUCCEEDED,
+                StepState.FAILED,
+                StepState.CANCELLED,
+            }
+        ),
+        StepState.UNKNOWN: frozenset(
+            {StepState.RUNNING, StepState.SUCCEEDED, StepState.FAILED, StepState.CANCELLED}
+        ),
+        StepState.SUCCEEDED: frozenset(),
+        StepState.FAILED: frozenset(),
+        StepState.CANCELLED: frozenset(),
+        StepState.SKIPPED: frozenset(),
+    }
+)
+
+# Started and not ended: running, or a job whose state cannot be read for now.
+ACTIVE_STEP_STATES = frozenset({StepState.RUNNING, StepState.UNKNOWN})
+
+# The states nothing may follow.
+TERMINAL_STATUSES = frozenset(s for s, after in EXECUTION_TRANSITIONS.items() if not after)
+_TERMINAL_STEP_STATES = frozenset(s for s, after in STEP_TRANSITIONS.items() if not after)
+
+
+class IllegalTransition(Exception):
+    """A move its transition table does not allow: a programming error, never a race."""
+
+    def __init__(self, source: StrEnum, to: StrEnum) -> None:
+        super().__init__(f"{type(to).__name__} may not move from {source} to {to}")
+        self.source = source
+        self.to = to
+
+
+_State = TypeVar("_State", ExecutionStatus, StepState)
+
+
+def check_transition(
+    table: Mapping[_State, frozenset[_State]], sources: Iterable[_State], to: _State
+) -> None:
+    """Raise IllegalTransition unless ``table`` allows a move to ``to`` from every source."""
+    for source in sources:
+        if to not in table[source]:
+            raise IllegalTransition(source, to)
 
 
 class LogLevel(IntFlag):

@@ -75,7 +75,9 @@ class StepAttempts:
             try:
                 await self._place.clear_step_outputs(name)
             except (OSError, SshError) as exc:
-                return Outcome(StepState.FAILED, None, f"could not be started: {exc}", True)
+                return Outcome(
+                    StepState.FAILED, None, f"could not be started: {exc}", retryable=True
+                )
         if spec.kind in ("stage_in", "stage_out"):
             return await self._run_transfer(name, spec)
         if spec.kind != "shell":
@@ -147,14 +149,9 @@ class StepAttempts:
         try:
             if self._halt.halted() and not self._stopping():
                 await job.cancel()
-            outcome = await job.run()
+            return await job.run()
         finally:
             del self._jobs[name]
-        if outcome is None:
-            return None
-        # A job that failed may be tried again; one cancelled outside hpcwaas may not.
-        retryable = outcome.state is StepState.FAILED and "cannot be rendered" not in outcome.reason
-        return Outcome(outcome.state, outcome.exit_code, outcome.reason, retryable)
 
     async def _run_transfer(self, name: str, spec: StepSpec) -> Outcome | None:
         """A stage_in or stage_out step: the service moves the bytes itself.

@@ -71,7 +71,7 @@ class Cancels:
                 conn,
                 execution_id,
                 ExecutionStatus.CANCELLING,
-                allowed_from={ExecutionStatus.RUNNING},
+                expected={ExecutionStatus.RUNNING},
                 cancel_requested=True,
             )
             record = await store_executions.get_execution(conn, execution_id)
@@ -108,7 +108,7 @@ class Cancels:
                 conn,
                 record.id,
                 ExecutionStatus.CANCELLING,
-                allowed_from={ExecutionStatus.RUNNING},
+                expected={ExecutionStatus.RUNNING},
                 cancel_requested=True,
             )
             driven = await leases.is_driven_elsewhere(
@@ -135,7 +135,7 @@ class Cancels:
             self._notifier,
             record.id,
             ExecutionStatus.CANCELLED,
-            allowed_from={record.status},
+            expected={record.status},
             running_steps_to=StepState.CANCELLED,
             cancel_requested=True,
         ):

@@ -209,7 +209,7 @@ class Engine:
             self.notifier,
             record.id,
             ExecutionStatus.CANCELLED if cancelling else ExecutionStatus.FAILED,
-            allowed_from={record.status},
+            expected={record.status},
             running_steps_to=StepState.CANCELLED if cancelling else StepState.FAILED,
             **({} if cancelling else {"error": RECOVERY_ERROR}),
         )
@@ -334,7 +334,7 @@ class Engine:
             self.notifier,
             record.id,
             ExecutionStatus.FAILED,
-            allowed_from={record.status},
+            expected={record.status},
             running_steps_to=StepState.FAILED,
             error=reason,
         )
@@ -363,7 +363,7 @@ class Engine:
                 self.notifier,
                 execution_id,
                 ExecutionStatus.FAILED,
-                allowed_from=ACTIVE,
+                expected=ACTIVE,
                 running_steps_to=StepState.FAILED,
                 error=SERVER_STOPPED,
             )

@@ -48,15 +48,15 @@ class ExecutionEnd:
 
     async def cancelled(
         self,
-        allowed_from: Iterable[ExecutionStatus] = (
+        expected: Iterable[ExecutionStatus] = (
             ExecutionStatus.RUNNING,
             ExecutionStatus.CANCELLING,
         ),
     ) -> None:
-        """End the execution CANCELLED (from ``allowed_from``); its running steps too."""
+        """End the execution CANCELLED (from ``expected``); its running steps too."""
         by = f" by {self._cancelled_by()}" if self._cancelled_by() else ""
         self._emit(LogLevel.INFO, f"Execution cancelled{by}")
-        await self._finish_as(ExecutionStatus.CANCELLED, allowed_from, steps_to=StepState.CANCELLED)
+        await self._finish_as(ExecutionStatus.CANCELLED, expected, steps_to=StepState.CANCELLED)
 
     async def failed(self, reason: str) -> None:
         """End the execution FAILED for ``reason``, unless a cancel came first."""
@@ -89,7 +89,7 @@ class ExecutionEnd:
     async def _finish_as(
         self,
         to: ExecutionStatus,
-        allowed_from: Iterable[ExecutionStatus],
+        expected: Iterable[ExecutionStatus],
         *,
         steps_to: StepState = StepState.FAILED,
         **fields: Any,
@@ -100,7 +100,7 @@ class ExecutionEnd:
             self._notifier,
             self._execution_id,
             to,
-            allowed_from=allowed_from,
+            expected=expected,
             running_steps_to=steps_to,
             **fields,
         )

@@ -30,7 +30,7 @@ async def mark_running(db: Database, execution_id: str, work_dir: str) -> set[st
             conn,
             execution_id,
             ExecutionStatus.RUNNING,
-            allowed_from={ExecutionStatus.PENDING},
+            expected={ExecutionStatus.PENDING},
             started_at=datetime.now(UTC),
             work_dir=work_dir,
         )

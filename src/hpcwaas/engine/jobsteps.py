@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from hpcwaas.api.states import LogLevel, StepState
+from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.engine.jobs import JobLost, LineHandler
+from hpcwaas.engine.outcome import Outcome
 from hpcwaas.engine.places import ClusterPlace
 from hpcwaas.schedulers import slurm
 from hpcwaas.schedulers.slurm import SlurmDefaults, SubmitError
@@ -66,13 +66,6 @@ def prepare_job_step(
     if spec.kind == "pycompss":
         return prepare_pycompss_step(spec, modules=list(environment.pycompss_modules), **common)
     return prepare_slurm_step(spec, secrets=secrets, key_store_secrets=key_store_secrets, **common)
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    state: StepState
-    exit_code: int | None
-    reason: str = ""
 
 
 class JobStep:
@@ -127,17 +120,21 @@ class JobStep:
         if self.job_id is not None:
             await self._cluster.tracker.cancel(self._cluster.target, [self.job_id])
 
-    async def run(self) -> JobOutcome | None:
-        """Submit (or find) the job and follow it; None when detached by a server stop."""
+    async def run(self) -> Outcome | None:
+        """Submit (or find) the job and follow it; None when detached by a server stop.
+
+        A failure may be tried again, unless its job cannot be rendered (it would fail
+        again); a job cancelled, by hpcwaas or outside it, may not.
+        """
         try:
             submission = self._prepare()
         except RenderError as exc:
             self._emit(LogLevel.ERROR, f"Step {self._name}: its job cannot be rendered: {exc}")
-            return JobOutcome(StepState.FAILED, None, "failed: its job cannot be rendered")
+            return Outcome(StepState.FAILED, None, "failed: its job cannot be rendered")
         try:
             if self.job_id is None:
                 if self._cancelled:
-                    return JobOutcome(StepState.CANCELLED, None, "was cancelled")
+                    return Outcome(StepState.CANCELLED, None, "was cancelled")
                 self.job_id = await self._cluster.retrying(lambda: self._submit_once(submission))
             await self._record_job_id()
             if self._cancelled:
@@ -154,10 +151,10 @@ class JobStep:
                 return None
             raise
         except (SshError, SubmitError, JobLost) as exc:
-            return JobOutcome(StepState.FAILED, None, f"failed: {exc}")
+            return Outcome(StepState.FAILED, None, f"failed: {exc}", retryable=True)
         if self._timed_out and final.state.outcome != "SUCCEEDED":
             reason = f"timed out after {self._spec.timeout:g} s (Slurm job {self.job_id} cancelled)"
-            return JobOutcome(StepState.FAILED, final.exit_code, reason)
+            return Outcome(StepState.FAILED, final.exit_code, reason, retryable=True)
         return _outcome(final, self.job_id)
 
     def _start_timer(self, timeout: float | None) -> asyncio.Task[None] | None:
@@ -227,7 +224,7 @@ class JobStep:
                 self._execution.id,
                 self._name,
                 StepState.RUNNING,
-                allowed_from={StepState.RUNNING, StepState.UNKNOWN},
+                expected=ACTIVE_STEP_STATES,
                 job_id=self.job_id,
             )
 
@@ -262,7 +259,7 @@ class JobStep:
         with contextlib.suppress(Exception):
             async with self._db.write() as conn:
                 await store_executions.update_step(
-                    conn, self._execution.id, self._name, to, allowed_from={start}
+                    conn, self._execution.id, self._name, to, expected={start}
                 )
         if unknown:
             self._emit(
@@ -272,15 +269,16 @@ class JobStep:
             )
 
 
-def _outcome(final: slurm.FinalState, job_id: str | None) -> JobOutcome:
+def _outcome(final: slurm.FinalState, job_id: str | None) -> Outcome:
     outcome = final.state.outcome
     if outcome == "SUCCEEDED":
-        return JobOutcome(StepState.SUCCEEDED, final.exit_code or 0)
+        return Outcome(StepState.SUCCEEDED, final.exit_code or 0)
     if outcome == "CANCELLED":
-        return JobOutcome(StepState.CANCELLED, final.exit_code, "was cancelled")
+        return Outcome(StepState.CANCELLED, final.exit_code, "was cancelled")
     code = f" with exit code {final.exit_code}" if final.exit_code is not None else ""
-    return JobOutcome(
+    return Outcome(
         StepState.FAILED,
         final.exit_code,
         f"failed: Slurm job {job_id} ended {final.state.value}{code}",
+        retryable=True,
     )

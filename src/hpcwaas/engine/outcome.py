@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.engine.places import Place
@@ -18,11 +18,12 @@ Emit = Callable[[LogLevel, str], None]
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one attempt of a step ended."""
+    """How one attempt of a step ended; ``retryable`` is decided where a failure is found."""
 
     state: StepState
     exit_code: int | None
     reason: str = ""
+    _: KW_ONLY
     retryable: bool = False  # another attempt may succeed (not a template error, not a cancel)
     outputs: dict[str, str] | None = None
 

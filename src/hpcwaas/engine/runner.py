@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
+from hpcwaas.api.states import ACTIVE_STEP_STATES, ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.dag import topological_order
 from hpcwaas.engine.attempts import StepAttempts
 from hpcwaas.engine.execution_end import ExecutionEnd, collect_outputs
@@ -172,7 +172,7 @@ class ExecutionRunner:
         if self._stopping:
             return False  # still PENDING: another replica or the next start runs it
         if self._cancelled_by is not None:  # start_decided waits for this end (see run())
-            await self._end.cancelled(allowed_from={ExecutionStatus.PENDING})
+            await self._end.cancelled(expected={ExecutionStatus.PENDING})
             return False
         recorded = await mark_running(self._db, self.execution_id, str(self._place.work_dir))
         self.start_decided.set()
@@ -218,7 +218,7 @@ class ExecutionRunner:
         order = self._workflow.step_order()
         launched = {n for n, s in self._states.items() if s is not StepState.PENDING}
         for name in order:  # resumed: steps that were running run (or are followed) again
-            if self._states[name] in (StepState.RUNNING, StepState.UNKNOWN):
+            if self._states[name] in ACTIVE_STEP_STATES:
                 task = asyncio.create_task(self._steps.run(name, steps[name], resumed=True))
                 self._step_tasks[task] = name
         try:

@@ -83,7 +83,9 @@ class ShellStep:
             )
         except (OSError, SshError) as exc:
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            return Outcome(StepState.FAILED, None, f"could not be started: {detail}", True)
+            return Outcome(
+                StepState.FAILED, None, f"could not be started: {detail}", retryable=True
+            )
         self.command = command
         try:
             if self._halt.halted():  # halted while the command was starting: kill() missed it
@@ -93,12 +95,15 @@ class ShellStep:
             self.command = None
         if result.timed_out:
             return Outcome(
-                StepState.FAILED, result.exit_code, failure_reason(result, spec.timeout), True
+                StepState.FAILED,
+                result.exit_code,
+                failure_reason(result, spec.timeout),
+                retryable=True,
             )
         if result.killed:
             return self._halt.killed(result.exit_code)
         if result.exit_code == 0:
             return Outcome(StepState.SUCCEEDED, 0)
         return Outcome(
-            StepState.FAILED, result.exit_code, failure_reason(result, spec.timeout), True
+            StepState.FAILED, result.exit_code, failure_reason(result, spec.timeout), retryable=True
         )

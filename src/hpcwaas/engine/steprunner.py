@@ -7,11 +7,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from hpcwaas.api.states import LogLevel, StepState
+from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
 from hpcwaas.engine.attempts import StepAttempts
 from hpcwaas.engine.execution_secrets import ExecutionSecrets
 from hpcwaas.engine.logsink import LogSink
-from hpcwaas.engine.outcome import read_declared_outputs
+from hpcwaas.engine.outcome import Outcome, read_declared_outputs
 from hpcwaas.engine.places import Place
 from hpcwaas.settings import Settings
 from hpcwaas.store import executions as store_executions
@@ -22,6 +22,16 @@ if TYPE_CHECKING:
 
 # (step name, why it failed): the execution is lost, unless it was halted already.
 StepFailed = Callable[[str, str], None]
+
+
+def tries_again(outcome: Outcome, *, attempt: int, allowed: int, halted: bool) -> bool:
+    """Whether a step is attempted again after ``outcome`` of its ``attempt`` (of ``allowed``).
+
+    Only a failure found retryable, with attempts left, and while its execution goes on.
+    """
+    return (
+        outcome.state is StepState.FAILED and outcome.retryable and attempt < allowed and not halted
+    )
 
 
 class StepRunner:
@@ -70,7 +80,7 @@ class StepRunner:
                         self._execution_id,
                         name,
                         StepState.RUNNING,
-                        allowed_from={StepState.PENDING},
+                        expected={StepState.PENDING},
                         started_at=datetime.now(UTC),
                     )
             self._emit(LogLevel.INFO, f"{label} {name} started", name)
@@ -95,13 +105,7 @@ class StepRunner:
                     emit=lambda level, text: self._emit(level, text, name),
                     hidden=self._secrets.hidden,
                 )
-            again = (
-                outcome.state is StepState.FAILED
-                and outcome.retryable
-                and attempt < allowed
-                and not self._halted()
-            )
-            if not again:
+            if not tries_again(outcome, attempt=attempt, allowed=allowed, halted=self._halted()):
                 await self._end_step(
                     name,
                     outcome.state,
@@ -136,7 +140,7 @@ class StepRunner:
                     self._execution_id,
                     name,
                     StepState.RUNNING,
-                    allowed_from={StepState.RUNNING, StepState.UNKNOWN},
+                    expected=ACTIVE_STEP_STATES,
                     attempts=attempt,
                     job_id=None,
                 )
@@ -174,7 +178,7 @@ class StepRunner:
                 self._execution_id,
                 name,
                 state,
-                allowed_from={StepState.RUNNING, StepState.UNKNOWN},
+                expected=ACTIVE_STEP_STATES,
                 ended_at=datetime.now(UTC),
                 exit_code=exit_code,
                 **({"outputs": outputs} if outputs is not None else {}),

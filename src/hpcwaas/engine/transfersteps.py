@@ -157,5 +157,7 @@ class TransferStep:
         if exc is None:
             return Outcome(StepState.SUCCEEDED, None)
         if isinstance(exc, TransferError | SshError):
-            return Outcome(StepState.FAILED, None, mask(f"failed: {exc}", self._hidden), True)
+            return Outcome(
+                StepState.FAILED, None, mask(f"failed: {exc}", self._hidden), retryable=True
+            )
         raise exc

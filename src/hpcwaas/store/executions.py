@@ -1,4 +1,6 @@
-"""Executions and their steps. Status changes are guarded, so they only move forward."""
+"""Executions and their steps. Every change of state is a compare-and-set checked against
+its transition table (api/states.py): one the table does not allow raises IllegalTransition;
+one that finds the row in another state than expected (a race) writes nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +12,14 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hpcwaas.api.states import ExecutionStatus, StepState
+from hpcwaas.api.states import (
+    ACTIVE_STEP_STATES,
+    EXECUTION_TRANSITIONS,
+    STEP_TRANSITIONS,
+    ExecutionStatus,
+    StepState,
+    check_transition,
+)
 from hpcwaas.store.pagination import newest_first_page
 from hpcwaas.store.tables import executions, steps
 
@@ -249,10 +258,15 @@ async def transition(
     execution_id: str,
     to: ExecutionStatus,
     *,
-    allowed_from: Iterable[ExecutionStatus],
+    expected: Iterable[ExecutionStatus],
     **fields: Any,
 ) -> bool:
-    """Move the execution to ``to`` if it is in one of ``allowed_from``; stale moves do nothing."""
+    """Move the execution from one of ``expected`` to ``to``; False, writing nothing, if in none.
+
+    IllegalTransition if EXECUTION_TRANSITIONS forbids a move to ``to`` from one of them.
+    """
+    expected = frozenset(expected)
+    check_transition(EXECUTION_TRANSITIONS, expected, to)
     values: dict[str, Any] = {"status": to.value, **fields}
     if to.terminal and "ended_at" not in fields:
         values["ended_at"] = datetime.now(UTC)
@@ -260,7 +274,7 @@ async def transition(
         _TRANSITION,
         {
             "b_execution_id": execution_id,
-            "b_allowed_from": [s.value for s in allowed_from],
+            "b_expected": [s.value for s in expected],
             **values,
         },
     )
@@ -271,7 +285,7 @@ async def transition(
 # WHERE clause's parameters apart from the columns').
 _TRANSITION = update(executions).where(
     executions.c.id == bindparam("b_execution_id"),
-    executions.c.status.in_(bindparam("b_allowed_from", expanding=True)),
+    executions.c.status.in_(bindparam("b_expected", expanding=True)),
 )
 
 
@@ -281,20 +295,62 @@ async def update_step(
     name: str,
     to: StepState,
     *,
-    allowed_from: Iterable[StepState],
+    expected: Iterable[StepState],
     **fields: Any,
 ) -> bool:
-    """Move a step forward; a move from a state not in ``allowed_from`` is ignored."""
-    result = await conn.execute(
-        update(steps)
-        .where(
-            steps.c.execution_id == execution_id,
-            steps.c.name == name,
-            steps.c.state.in_([s.value for s in allowed_from]),
-        )
-        .values(state=to.value, **fields)
+    """Move a step from one of ``expected`` to ``to``; False, writing nothing, if in none.
+
+    IllegalTransition if STEP_TRANSITIONS forbids a move to ``to`` from one of them.
+    """
+    return await _move_steps(conn, execution_id, to, expected=expected, name=name, **fields) > 0
+
+
+async def _move_steps(
+    conn: AsyncConnection,
+    execution_id: str,
+    to: StepState,
+    *,
+    expected: Iterable[StepState],
+    name: str | None = None,
+    **fields: Any,
+) -> int:
+    """Move the execution's steps (the one ``name``d) that are in ``expected`` to ``to``."""
+    expected = frozenset(expected)
+    check_transition(STEP_TRANSITIONS, expected, to)
+    query = update(steps).where(
+        steps.c.execution_id == execution_id,
+        steps.c.state.in_([s.value for s in expected]),
     )
-    return result.rowcount > 0
+    if name is not None:
+        query = query.where(steps.c.name == name)
+    result = await conn.execute(query.values(state=to.value, **fields))
+    return result.rowcount
+
+
+async def end_execution(
+    conn: AsyncConnection,
+    execution_id: str,
+    to: ExecutionStatus,
+    *,
+    expected: Iterable[ExecutionStatus],
+    running_steps_to: StepState,
+    **fields: Any,
+) -> bool:
+    """End the execution ``to`` (terminal) from one of ``expected``, and close its open steps.
+
+    Running (or unknown) steps move to ``running_steps_to``, never started ones to SKIPPED.
+    False, writing nothing, if the execution is in none of ``expected``; IllegalTransition,
+    before anything is written, if a table forbids one of these moves.
+    """
+    check_transition(STEP_TRANSITIONS, ACTIVE_STEP_STATES, running_steps_to)
+    if not await transition(conn, execution_id, to, expected=expected, **fields):
+        return False
+    now = datetime.now(UTC)
+    await _move_steps(
+        conn, execution_id, running_steps_to, expected=ACTIVE_STEP_STATES, ended_at=now
+    )
+    await _move_steps(conn, execution_id, StepState.SKIPPED, expected={StepState.PENDING})
+    return True
 
 
 async def with_status(
