@@ -16,7 +16,7 @@ from hpcwaas.catalog.inputs import validate_inputs
 from hpcwaas.catalog.model import WorkflowSpec
 from hpcwaas.engine.plan import build_plan
 from hpcwaas.engine.secret_inputs import forget_secrets, secret_inputs_path, split_secrets
-from hpcwaas.server.auditing import Audit, RequestAudit
+from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, TriggerLimiterDep, page_size
 from hpcwaas.server.identity import check_key, resolve_identity
 from hpcwaas.server.openapi import problems
@@ -24,6 +24,7 @@ from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.quotas import check_running_executions, check_trigger_rate
 from hpcwaas.server.requestid import request_id_var
 from hpcwaas.server.services import Services
+from hpcwaas.services.audit import AuditRecorder
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import users as user_store
 from hpcwaas.store.audit import AuditAction, Outcome
@@ -170,7 +171,7 @@ async def _record(
     execution_id: str,
     cluster_login: str | None,
     key_id: str | None,
-    audit: RequestAudit,
+    audit: AuditRecorder,
 ) -> None:
     """Record the new execution, its steps and the audit event in one transaction."""
     limits = services.settings.limits
