@@ -18,13 +18,14 @@ from hpcwaas.engine.plan import build_plan
 from hpcwaas.engine.secret_inputs import forget_secrets, secret_inputs_path, split_secrets
 from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, TriggerLimiterDep, page_size
-from hpcwaas.server.identity import check_key, resolve_identity
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem
-from hpcwaas.server.quotas import check_running_executions, check_trigger_rate
 from hpcwaas.server.requestid import request_id_var
 from hpcwaas.server.services import Services
 from hpcwaas.services.audit import AuditRecorder
+from hpcwaas.services.errors import ServiceError
+from hpcwaas.services.identities import check_key, resolve_identity
+from hpcwaas.services.quotas import check_running_executions, check_trigger_rate
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import users as user_store
 from hpcwaas.store.audit import AuditAction, Outcome
@@ -110,7 +111,7 @@ async def trigger_workflow(
     # Refused (400/403) before anything is recorded; (None, None) on local environments.
     try:
         cluster_login, key_id = await resolve_identity(services, user, workflow, inputs)
-    except ApiProblem as exc:
+    except ServiceError as exc:
         if not dry_run:  # a dry run runs nothing: no audit event
             # Audited: among these is the use of someone else's SSH key (a 403).
             await audit.record(
@@ -118,7 +119,7 @@ async def trigger_workflow(
                 AuditAction.EXECUTION_TRIGGER,
                 None,
                 outcome=Outcome.FAILURE,
-                details={"workflow_id": workflow.id, "reason": "; ".join(exc.details)},
+                details={"workflow_id": workflow.id, "reason": str(exc)},
             )
         raise
     await check_key_inputs(services, user.user_id, workflow.spec, inputs)
@@ -154,7 +155,7 @@ async def trigger_workflow(
 async def check_key_inputs(
     services: Services, user_id: str, spec: WorkflowSpec, inputs: dict[str, Any]
 ) -> None:
-    """A 400 or 403 unless every ``ssh_key`` input names one of the caller's SSH keys."""
+    """A refusal unless every ``ssh_key`` input names one of the caller's SSH keys."""
     names = [n for n, s in spec.inputs.items() if s.type == "ssh_key" and inputs.get(n)]
     if not names:
         return
