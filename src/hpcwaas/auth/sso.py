@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, update
-
 from hpcwaas.auth.identity import (
     INVALID_TOKEN,
     SESSION_EXPIRED,
@@ -27,9 +25,9 @@ from hpcwaas.auth.identity import (
 from hpcwaas.auth.oidc import OidcClient, ProviderError, TokenRejected, looks_like_jwt
 from hpcwaas.auth.tokens import issue_token
 from hpcwaas.settings import AuthConfig
+from hpcwaas.store import login_attempts as login_attempt_store
 from hpcwaas.store import users as user_store
 from hpcwaas.store.database import Database
-from hpcwaas.store.tables import login_attempts
 from hpcwaas.store.users import TokenRecord
 
 T = TypeVar("T")
@@ -95,14 +93,12 @@ class SingleSignOn:
         salt = secrets.token_hex(32)
         now = datetime.now(UTC)
         async with self._db.write() as conn:
-            await conn.execute(delete(login_attempts).where(login_attempts.c.expires_at < now))
-            await conn.execute(
-                login_attempts.insert().values(
-                    state_hash=hashlib.sha256(state.encode()).hexdigest(),
-                    salt=salt,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=self._config.login_timeout_seconds),
-                )
+            await login_attempt_store.record_attempt(
+                conn,
+                state_hash=hashlib.sha256(state.encode()).hexdigest(),
+                salt=salt,
+                now=now,
+                expires_at=now + timedelta(seconds=self._config.login_timeout_seconds),
             )
         url = self.oidc.authorization_url(
             endpoints,
@@ -175,23 +171,11 @@ class SingleSignOn:
         state_hash = hashlib.sha256(state.encode()).hexdigest()
         now = datetime.now(UTC)
         async with self._db.write() as conn:
-            row = (
-                await conn.execute(
-                    update(login_attempts)
-                    .where(
-                        login_attempts.c.state_hash == state_hash,
-                        login_attempts.c.consumed_at.is_(None),
-                        login_attempts.c.expires_at > now,
-                    )
-                    .values(consumed_at=now)
-                    .returning(login_attempts.c.salt)
-                )
-            ).first()
-        if row is None:
+            salt = await login_attempt_store.consume_attempt(conn, state_hash, now)
+        if salt is None:
             raise LoginFailed(
                 "this login link is unknown, expired or already used: start again at /auth/login"
             )
-        salt: str = row.salt
         return salt
 
     async def _provider_call(self, call: Awaitable[T]) -> T:

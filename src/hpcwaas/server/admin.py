@@ -316,7 +316,7 @@ def _tokens_issue(settings: Any, args: argparse.Namespace) -> int:
         _check_length("--description", args.description, MAX_TOKEN_DESCRIPTION)
 
     async def work(db: Any) -> int:
-        from hpcwaas.server.admin_audit import record_cli_event
+        from hpcwaas.services.audit import record_cli_event
         from hpcwaas.store.audit import AuditAction
 
         token, record = await issue_token(db, user, timedelta(seconds=seconds), args.description)
@@ -370,7 +370,7 @@ def _tokens_revoke(settings: Any, args: argparse.Namespace) -> int:
         raise AdminError("name the tokens to revoke (their IDs from `tokens list`) or --user NAME")
 
     async def work(db: Any) -> int:
-        from hpcwaas.server.admin_audit import record_cli_event
+        from hpcwaas.services.audit import record_cli_event
         from hpcwaas.store.audit import AuditAction, Outcome
 
         failed = 0

@@ -1,8 +1,4 @@
-"""`hpcwaas-api audit list`: read the audit log, filtered, as a table or JSON lines.
-
-Also the events of the admin commands themselves (token issue and revoke): their actor
-is ``operator`` and their source ``cli``.
-"""
+"""`hpcwaas-api audit list`: read the audit log, filtered, as a table or JSON lines."""
 
 from __future__ import annotations
 
@@ -14,8 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hpcwaas.store.audit import (
-    CLI_ACTOR,
-    CLI_SOURCE,
     AuditAction,
     AuditEvent,
     AuditFilters,
@@ -161,7 +155,8 @@ def print_events(events: list[AuditEvent], output: str) -> None:
 
 def audit_list(settings: Any, args: argparse.Namespace, run_db: Any, error: type[Exception]) -> int:
     """Run `audit list`: query through the one query function, print, say if there is more."""
-    from hpcwaas.store import audit as audit_store
+    from hpcwaas.services.audit import list_events
+    from hpcwaas.store.pagination import BadCursor
 
     try:
         filters, page = filters_from(args, datetime.now(UTC))
@@ -169,11 +164,10 @@ def audit_list(settings: Any, args: argparse.Namespace, run_db: Any, error: type
         raise error(str(exc)) from None
 
     async def work(db: Any) -> int:
-        async with db.read() as conn:
-            try:
-                events, next_cursor = await audit_store.query(conn, filters, page)
-            except audit_store.BadCursor as exc:
-                raise error(f"--cursor: {exc}") from None
+        try:
+            events, next_cursor = await list_events(db, filters, page)
+        except BadCursor as exc:
+            raise error(f"--cursor: {exc}") from None
         print_events(events, args.output)
         if not events:
             print("no audit events match", file=sys.stderr)
@@ -183,30 +177,3 @@ def audit_list(settings: Any, args: argparse.Namespace, run_db: Any, error: type
 
     result: int = run_db(settings, work)
     return result
-
-
-async def record_cli_event(
-    db: Any,
-    action: AuditAction,
-    target: str | None,
-    *,
-    outcome: Outcome = Outcome.SUCCESS,
-    details: dict[str, Any] | None = None,
-    conn: Any = None,
-) -> None:
-    """Audit an admin command's action (actor ``operator``, source ``cli``)."""
-    from hpcwaas.store import audit as audit_store
-
-    fields: dict[str, Any] = {
-        "actor": CLI_ACTOR,
-        "action": action,
-        "target": target,
-        "source": CLI_SOURCE,
-        "outcome": outcome,
-        "details": details,
-    }
-    if conn is not None:
-        await audit_store.record(conn, **fields)
-        return
-    async with db.write() as own:
-        await audit_store.record(own, **fields)

@@ -112,17 +112,12 @@ class HttpMetrics:
 
 
 async def _count_executions(request: Request, metrics: AppMetrics) -> None:
-    from sqlalchemy import func, select
-
     from hpcwaas.api.states import ExecutionStatus
-    from hpcwaas.store.tables import executions
+    from hpcwaas.store.executions import count_by_status
 
     services = request.app.state.services
     async with services.db.read() as conn:
-        rows = await conn.execute(
-            select(executions.c.status, func.count()).group_by(executions.c.status)
-        )
-        counts = {str(status): int(n) for status, n in rows}
+        counts = await count_by_status(conn)
     for known in ExecutionStatus:
         metrics.executions.labels(status=known.value).set(counts.pop(known.value, 0))
     for other, n in counts.items():
@@ -131,26 +126,19 @@ async def _count_executions(request: Request, metrics: AppMetrics) -> None:
 
 async def _count_steps(request: Request, metrics: AppMetrics) -> None:
     """One grouped query; the kind of each step comes from the catalog (``unknown`` if gone)."""
-    from sqlalchemy import func, select
-
-    from hpcwaas.store.tables import executions, steps
+    from hpcwaas.store.executions import count_steps_by_state
 
     services = request.app.state.services
-    query = (
-        select(executions.c.workflow_id, steps.c.name, steps.c.state, func.count())
-        .select_from(steps.join(executions, steps.c.execution_id == executions.c.id))
-        .group_by(executions.c.workflow_id, steps.c.name, steps.c.state)
-    )
     async with services.db.read() as conn:
-        rows = (await conn.execute(query)).all()
+        rows = await count_steps_by_state(conn)
     catalog = services.catalog
     counts: dict[tuple[str, str], int] = {}
     for workflow_id, name, state, n in rows:
-        workflow = catalog.by_id(str(workflow_id))
-        step = workflow.spec.steps.get(str(name)) if workflow is not None else None
+        workflow = catalog.by_id(workflow_id)
+        step = workflow.spec.steps.get(name) if workflow is not None else None
         kind = str(step.kind) if step is not None else UNKNOWN_KIND
-        key = (kind, str(state))
-        counts[key] = counts.get(key, 0) + int(n)
+        key = (kind, state)
+        counts[key] = counts.get(key, 0) + n
     metrics.steps.clear()
     for (kind, state), n in counts.items():
         metrics.steps.labels(kind=kind, state=state).set(n)

@@ -26,6 +26,15 @@ from hpcwaas.catalog.errors import (
 )
 from hpcwaas.engine.errors import ExecutionAlreadyFinished
 from hpcwaas.secrets.base import KeyStoreUnavailable
+from hpcwaas.services.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    LimitExceeded,
+    NotFound,
+    ServiceError,
+    Unavailable,
+)
 from hpcwaas.store.database import DatabaseUnavailable, is_unavailable
 from hpcwaas.store.pagination import BadCursor
 
@@ -64,6 +73,16 @@ _STATUS_BY_ERROR: dict[type[Exception], int] = {
     WorkflowForbidden: 403,
     ExecutionAlreadyFinished: 409,
     LoginFailed: 400,
+}
+
+# A use case's refusal -> HTTP status. The message is the detail; ``input_name`` its source.
+_STATUS_BY_REFUSAL: dict[type[ServiceError], int] = {
+    InvalidRequest: 400,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    LimitExceeded: 429,
+    Unavailable: 503,
 }
 
 
@@ -115,6 +134,16 @@ def install_error_handlers(app: FastAPI, challenge: str) -> None:
     async def _provider(_: Request, exc: ProviderError) -> JSONResponse:
         log.warning("identity provider: %s", exc)
         return problem_response(503, str(exc), headers={"Retry-After": "30"})
+
+    for refusal_type, status in _STATUS_BY_REFUSAL.items():
+
+        async def _refused(_: Request, exc: Exception, status: int = status) -> JSONResponse:
+            assert isinstance(exc, ServiceError)
+            headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+            sources = [ErrorSource(input=exc.input_name)] if exc.input_name else []
+            return problem_response(status, str(exc), headers=headers, sources=sources)
+
+        app.add_exception_handler(refusal_type, _refused)
 
     for error_type, status in _STATUS_BY_ERROR.items():
 

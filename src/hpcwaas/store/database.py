@@ -66,6 +66,11 @@ def is_unavailable(exc: BaseException) -> bool:
     return from_database and down
 
 
+async def check_connection(conn: AsyncConnection) -> None:
+    """Run one trivial statement: raises if the database does not answer it."""
+    await conn.execute(text("SELECT 1"))
+
+
 def _server_is_down(error: OperationalError) -> bool:
     """An OperationalError of a server database is about the connection; SQLite's are too
     only when the file cannot be used now (it also raises them for a missing table)."""

@@ -362,3 +362,24 @@ async def with_status(
         .order_by(executions.c.created_at)
     )
     return [_execution(r) for r in rows]
+
+
+async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
+    """How many executions there are in each status (statuses with none are absent)."""
+    rows = await conn.execute(
+        select(executions.c.status, func.count()).group_by(executions.c.status)
+    )
+    return {str(status): int(n) for status, n in rows}
+
+
+async def count_steps_by_state(conn: AsyncConnection) -> list[tuple[str, str, str, int]]:
+    """(workflow ID, step name, step state, count) for every step of every execution."""
+    query = (
+        select(executions.c.workflow_id, steps.c.name, steps.c.state, func.count())
+        .select_from(steps.join(executions, steps.c.execution_id == executions.c.id))
+        .group_by(executions.c.workflow_id, steps.c.name, steps.c.state)
+    )
+    rows = (await conn.execute(query)).all()
+    return [
+        (str(workflow_id), str(name), str(state), int(n)) for workflow_id, name, state, n in rows
+    ]

@@ -12,7 +12,7 @@ from hpcwaas.api.models import AuditEventList, AuditEventPublic
 from hpcwaas.server.deps import OperatorUser, ServicesDep, page_size
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem
-from hpcwaas.store import audit as audit_store
+from hpcwaas.services.audit import list_events
 from hpcwaas.store.audit import AuditAction, AuditFilters, AuditPage, Outcome
 
 router = APIRouter(tags=["audit"])
@@ -62,8 +62,7 @@ async def list_audit_events(
         until=_rfc3339("until", until),
     )
     page = AuditPage(limit=page_size(limit, services, default=50), cursor=cursor)
-    async with services.db.read() as conn:
-        events, next_cursor = await audit_store.query(conn, filters, page)
+    events, next_cursor = await list_events(services.db, filters, page)
     return AuditEventList(
         events=[AuditEventPublic(**asdict(event)) for event in events],
         next_cursor=next_cursor,

@@ -19,13 +19,14 @@ from hpcwaas.api.models import (
 from hpcwaas.auth.sso import LoginFailed, SingleSignOn
 from hpcwaas.auth.tokens import issue_token
 from hpcwaas.server import csrf
-from hpcwaas.server.auditing import Audit, RequestAudit
+from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.pages import page
 from hpcwaas.server.portal_return import forget_next, portal_next, recall_next, remember_next
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.server.services import Services
+from hpcwaas.services.audit import AuditRecorder
 from hpcwaas.store import users as user_store
 from hpcwaas.store.audit import UNKNOWN_ACTOR, AuditAction, Outcome
 from hpcwaas.store.users import TokenRecord
@@ -47,7 +48,7 @@ def _sso(services: Services) -> SingleSignOn:
     return services.sso
 
 
-async def _logged_in(audit: RequestAudit, method: str, record: TokenRecord) -> None:
+async def _logged_in(audit: AuditRecorder, method: str, record: TokenRecord) -> None:
     """Audit a login and the token it issued."""
     async with audit.db.write() as conn:
         await audit.record(
@@ -66,7 +67,7 @@ async def _logged_in(audit: RequestAudit, method: str, record: TokenRecord) -> N
         )
 
 
-async def _login_failed(audit: RequestAudit, actor: str, method: str, reason: str) -> None:
+async def _login_failed(audit: AuditRecorder, actor: str, method: str, reason: str) -> None:
     """Audit a refused login: who it claimed to be and why; never what was typed as password."""
     await audit.record(
         actor,

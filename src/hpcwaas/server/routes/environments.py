@@ -12,18 +12,9 @@ from hpcwaas.api.models import (
 )
 from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep
-from hpcwaas.server.identity import (
-    check_key,
-    check_login,
-    cluster_environment,
-    environment_config,
-)
 from hpcwaas.server.openapi import problems
-from hpcwaas.server.problems import ApiProblem
+from hpcwaas.services import identities
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
-from hpcwaas.store import identities as identity_store
-from hpcwaas.store import users as user_store
-from hpcwaas.store.audit import AuditAction, Outcome
 from hpcwaas.store.identities import ClusterIdentity
 
 router = APIRouter(tags=["environments"])
@@ -48,12 +39,11 @@ def _public(
 @router.get("/environments", response_model=EnvironmentList)
 async def list_environments(services: ServicesDep, user: CurrentUser) -> EnvironmentList:
     """Every configured environment, sorted by ID, with your registered cluster account."""
-    async with services.db.read() as conn:
-        identities = await identity_store.list_identities(conn, user.user_id)
+    registered = await identities.registered_identities(services, user.user_id)
     configured = services.settings.environments
     return EnvironmentList(
         environments=[
-            _public(env_id, configured[env_id], identities.get(env_id))
+            _public(env_id, configured[env_id], registered.get(env_id))
             for env_id in sorted(configured)
         ]
     )
@@ -62,9 +52,7 @@ async def list_environments(services: ServicesDep, user: CurrentUser) -> Environ
 @router.get("/environments/{name}", response_model=EnvironmentPublic)
 async def get_environment(name: str, services: ServicesDep, user: CurrentUser) -> EnvironmentPublic:
     """One environment with your registered cluster account."""
-    config = environment_config(services, name)
-    async with services.db.read() as conn:
-        identity = await identity_store.get_identity(conn, user.user_id, name)
+    config, identity = await identities.registered_identity(services, user.user_id, name)
     return _public(name, config, identity)
 
 
@@ -75,28 +63,10 @@ async def set_identity(
     name: str, body: ClusterIdentityUpdate, services: ServicesDep, user: CurrentUser, audit: Audit
 ) -> EnvironmentPublic:
     """Register the cluster login and SSH key your steps run with on this environment."""
-    config = cluster_environment(services, name)
-    details = {"login": body.login, "key_id": body.key_id}
-    try:
-        check_login(body.login, "login")
-        async with services.db.write() as conn:
-            await check_key(conn, body.key_id, user.user_id)
-            await user_store.ensure_user(conn, user.user_id)
-            await identity_store.set_identity(conn, user.user_id, name, body.login, body.key_id)
-            await audit.record(
-                user.user_id, AuditAction.IDENTITY_SET, name, details=details, conn=conn
-            )
-    except ApiProblem as exc:
-        # Recorded after the transaction, which is over: among these is someone else's key.
-        await audit.record(
-            user.user_id,
-            AuditAction.IDENTITY_SET,
-            name,
-            outcome=Outcome.FAILURE,
-            details={**details, "reason": "; ".join(exc.details)},
-        )
-        raise
-    return _public(name, config, ClusterIdentity(name, body.login, body.key_id))
+    config, identity = await identities.register_identity(
+        services, audit, user.user_id, name, body.login, body.key_id
+    )
+    return _public(name, config, identity)
 
 
 @router.delete("/environments/{name}/identity", status_code=204, response_class=Response)
@@ -104,11 +74,5 @@ async def delete_identity(
     name: str, services: ServicesDep, user: CurrentUser, audit: Audit
 ) -> Response:
     """Forget your cluster account on this environment."""
-    environment_config(services, name)
-    async with services.db.write() as conn:
-        deleted = await identity_store.delete_identity(conn, user.user_id, name)
-        if deleted:
-            await audit.record(user.user_id, AuditAction.IDENTITY_UNSET, name, conn=conn)
-    if not deleted:
-        raise ApiProblem(404, f"no cluster account registered on environment {name!r}")
+    await identities.forget_identity(services, audit, user.user_id, name)
     return Response(status_code=204)

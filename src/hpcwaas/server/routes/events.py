@@ -28,11 +28,11 @@ from hpcwaas.server.longpoll import changed_or_stopped, shutdown_event
 from hpcwaas.server.routes.executions import (
     execution_public,
     log_entry,
-    owned_execution,
     parse_int,
     parse_levels,
 )
 from hpcwaas.server.services import Services
+from hpcwaas.services.executions import owned_execution
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import logs as log_store
 

@@ -21,18 +21,16 @@ from hpcwaas.api.models import (
     StepPublic,
 )
 from hpcwaas.api.states import ExecutionStatus, LogLevel
-from hpcwaas.auth.identity import Identity
 from hpcwaas.auth.operators import is_operator
-from hpcwaas.engine.errors import EngineError
 from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
 from hpcwaas.server.longpoll import changed_or_stopped, shutdown_event
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.services import Services
+from hpcwaas.services import executions
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import logs as log_store
-from hpcwaas.store.audit import AuditAction, Outcome
 from hpcwaas.store.data_removal import RETENTION_ACTOR, DataKind, removed_at
 from hpcwaas.store.executions import ExecutionRecord, StepRecord
 from hpcwaas.store.logs import LogRecord
@@ -42,19 +40,6 @@ router = APIRouter(tags=["executions"])
 
 # How long a logs request without `timeout` waits on an ended execution with nothing new.
 ENDED_LOGS_PAUSE_SECONDS = 1.0
-
-
-async def owned_execution(services: Services, user: Identity, execution_id: str) -> ExecutionRecord:
-    """The caller's execution; someone else's is reported as not found, so IDs leak nothing.
-
-    Operators reach every user's executions.
-    """
-    owner = None if is_operator(services.settings.operators, user) else user.user_id
-    async with services.db.read() as conn:
-        record = await execution_store.get_execution(conn, execution_id, owner=owner)
-    if record is None:
-        raise not_found("execution", execution_id)
-    return record
 
 
 def _parse_statuses(raw: str | None) -> list[ExecutionStatus] | None:
@@ -206,23 +191,7 @@ async def cancel_execution(
     execution_id: str, services: ServicesDep, user: CurrentUser, audit: Audit
 ) -> Response:
     """Cancel: a pending execution at once, a running one through CANCELLING. 409 if finished."""
-    try:
-        await owned_execution(services, user, execution_id)
-        status = await services.engine.cancel(execution_id, by_user=user.user_id)
-    except (ApiProblem, EngineError) as exc:
-        # Refused cancels are audited too: someone else's execution shows up here as not found.
-        reason = "; ".join(exc.details) if isinstance(exc, ApiProblem) else str(exc)
-        await audit.record(
-            user.user_id,
-            AuditAction.EXECUTION_CANCEL,
-            execution_id,
-            outcome=Outcome.FAILURE,
-            details={"reason": reason},
-        )
-        raise
-    await audit.record(
-        user.user_id, AuditAction.EXECUTION_CANCEL, execution_id, details={"status": status.value}
-    )
+    await executions.cancel(services, audit, user, execution_id)
     return Response(status_code=202)
 
 
@@ -281,7 +250,7 @@ async def get_logs(
         except ValueError as exc:
             raise ApiProblem(400, f"query parameter 'timeout': {exc}") from None
     wait = min(wait, services.settings.limits.max_logs_timeout_seconds)
-    await owned_execution(services, user, execution_id)
+    await executions.owned_execution(services, user, execution_id)
 
     notifier = services.engine.notifier
     stop = shutdown_event(request.app)

@@ -6,12 +6,11 @@ import asyncio
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from hpcwaas.secrets.base import KeyStoreUnavailable
 from hpcwaas.secrets.factory import ping
 from hpcwaas.server.deps import ServicesDep
-from hpcwaas.store.database import Database, DatabaseUnavailable
+from hpcwaas.store.database import Database, DatabaseUnavailable, check_connection
 
 router = APIRouter(tags=["health"])
 
@@ -25,7 +24,7 @@ async def _database_check(db: Database) -> str:
     try:
         async with asyncio.timeout(DATABASE_CHECK_SECONDS):
             async with db.read() as conn:
-                await conn.execute(text("SELECT 1"))
+                await check_connection(conn)
     except TimeoutError:
         return f"unavailable: no answer within {DATABASE_CHECK_SECONDS:g} s"
     except DatabaseUnavailable as exc:

@@ -12,7 +12,7 @@ from hpcwaas.engine.resultstore import ResultStore
 from hpcwaas.server.deps import CurrentUser, ServicesDep
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem
-from hpcwaas.server.routes.executions import owned_execution
+from hpcwaas.services.executions import owned_execution
 from hpcwaas.store import outputs as output_store
 from hpcwaas.store.outputs import StoredOutput
 

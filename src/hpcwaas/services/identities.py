@@ -16,11 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.auth.identity import Identity
 from hpcwaas.catalog.catalog import DeployedWorkflow
-from hpcwaas.server.problems import ApiProblem, not_found
 from hpcwaas.server.services import Services
+from hpcwaas.services.audit import AuditRecorder
+from hpcwaas.services.errors import Forbidden, InvalidRequest, NotFound, ServiceError
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
 from hpcwaas.store import identities as identity_store
 from hpcwaas.store import keys as key_store
+from hpcwaas.store import users as user_store
+from hpcwaas.store.audit import AuditAction, Outcome
+from hpcwaas.store.identities import ClusterIdentity
 from hpcwaas.store.key_owners import key_owner
 
 LOGIN_RULE = r"^[a-z_][a-z0-9_.-]{0,31}$"
@@ -35,56 +39,52 @@ def cut(value: str) -> str:
 
 
 def environment_config(services: Services, name: str) -> EnvironmentConfig:
-    """The configured environment, or a 404."""
+    """The configured environment, or NotFound."""
     config = services.settings.environments.get(name)
     if config is None:
-        raise not_found("environment", name)
+        raise NotFound(f"environment {name!r} not found")
     return config
 
 
 def cluster_environment(services: Services, name: str) -> SlurmEnvironment:
-    """The environment if it is reached over SSH as the user's account; 404 or 400 if not."""
+    """The environment if it is reached over SSH as the user's account, else a refusal."""
     config = environment_config(services, name)
     if not isinstance(config, SlurmEnvironment):
-        raise ApiProblem(
-            400,
-            f"environment {name} runs steps on the server's host and needs no cluster account",
+        raise InvalidRequest(
+            f"environment {name} runs steps on the server's host and needs no cluster account"
         )
     return config
 
 
 def check_login(login: str, field: str, input_name: str | None = None) -> None:
-    """A 400 naming `field` and the rule unless `login` is a valid cluster login.
+    """InvalidRequest naming `field` and the rule unless `login` is a valid cluster login.
 
     ``input_name``: the trigger input the login came from, named in the error's source.
     """
     # fullmatch: `$` alone would accept a trailing newline.
     if _LOGIN.fullmatch(login) is None:
-        raise ApiProblem(
-            400,
+        raise InvalidRequest(
             f"{field} {cut(login)!r} is not a valid cluster login: it must match {LOGIN_RULE} "
             "(lower-case letters, digits, '_', '.' and '-', at most 32 characters, "
             "starting with a letter or '_')",
-            source_input=input_name,
+            input_name=input_name,
         )
 
 
 async def check_key(
     conn: AsyncConnection, key_id: str, user_id: str, input_name: str | None = None
 ) -> None:
-    """A 400 if the SSH key does not exist, a 403 if it is someone else's."""
+    """InvalidRequest if the SSH key does not exist, Forbidden if it is someone else's."""
     if await key_store.get_key(conn, key_id, user_id) is not None:
         return
     if await key_owner(conn, key_id) is None:
-        raise ApiProblem(
-            400,
+        raise InvalidRequest(
             f"no SSH key {cut(key_id)}: generate one with `waas ssh_keys key-gen`",
-            source_input=input_name,
+            input_name=input_name,
         )
-    raise ApiProblem(
-        403,
+    raise Forbidden(
         f"SSH key {cut(key_id)} is not yours: a key can only be used by the user who generated it",
-        source_input=input_name,
+        input_name=input_name,
     )
 
 
@@ -102,8 +102,8 @@ async def resolve_identity(
 
     The login inputs (`user_id`; for a TOSCA topology `<Node>_user`, `user`, `<Node>_user_id`
     first) and `vault_id` win over the registered defaults, which win over the workflow's
-    default login; anything missing or unusable is an ApiProblem raised before the execution
-    is recorded.
+    default login; anything missing or unusable is a ServiceError raised before the
+    execution is recorded.
     """
     config = services.settings.environments.get(workflow.environment)
     if not isinstance(config, SlurmEnvironment):
@@ -121,8 +121,7 @@ async def resolve_identity(
         from_topology = login is None and workflow.default_login is not None
         login = login or workflow.default_login
         if login is None or key_id is None:
-            raise ApiProblem(
-                400,
+            raise InvalidRequest(
                 f"workflow {workflow.id} runs on {environment} as your cluster account: "
                 "pass -i user_id=<login> -i vault_id=<key id>, or register defaults with "
                 f"`waas environments set-identity {environment} --login <login> --key <key id>`",
@@ -135,3 +134,68 @@ async def resolve_identity(
         key_input = "vault_id" if _given(inputs, "vault_id") is not None else None
         await check_key(conn, key_id, user.user_id, key_input)
     return login, key_id
+
+
+async def registered_identities(services: Services, user_id: str) -> dict[str, ClusterIdentity]:
+    """The cluster accounts the user registered, by environment."""
+    async with services.db.read() as conn:
+        return await identity_store.list_identities(conn, user_id)
+
+
+async def registered_identity(
+    services: Services, user_id: str, environment: str
+) -> tuple[EnvironmentConfig, ClusterIdentity | None]:
+    """The configured environment (else NotFound) and the user's account on it, if any."""
+    config = environment_config(services, environment)
+    async with services.db.read() as conn:
+        identity = await identity_store.get_identity(conn, user_id, environment)
+    return config, identity
+
+
+async def register_identity(
+    services: Services,
+    audit: AuditRecorder,
+    user_id: str,
+    environment: str,
+    login: str,
+    key_id: str,
+) -> tuple[SlurmEnvironment, ClusterIdentity]:
+    """Register the login and SSH key the user's steps run with on a cluster environment.
+
+    Refusals after the environment is found are audited: among them is someone else's key.
+    """
+    config = cluster_environment(services, environment)
+    details = {"login": login, "key_id": key_id}
+    try:
+        check_login(login, "login")
+        async with services.db.write() as conn:
+            await check_key(conn, key_id, user_id)
+            await user_store.ensure_user(conn, user_id)
+            await identity_store.set_identity(conn, user_id, environment, login, key_id)
+            await audit.record(
+                user_id, AuditAction.IDENTITY_SET, environment, details=details, conn=conn
+            )
+    except ServiceError as exc:
+        # Recorded after the transaction, which is over.
+        await audit.record(
+            user_id,
+            AuditAction.IDENTITY_SET,
+            environment,
+            outcome=Outcome.FAILURE,
+            details={**details, "reason": str(exc)},
+        )
+        raise
+    return config, ClusterIdentity(environment, login, key_id)
+
+
+async def forget_identity(
+    services: Services, audit: AuditRecorder, user_id: str, environment: str
+) -> None:
+    """Forget the user's account on the environment; NotFound if none is registered."""
+    environment_config(services, environment)
+    async with services.db.write() as conn:
+        deleted = await identity_store.delete_identity(conn, user_id, environment)
+        if deleted:
+            await audit.record(user_id, AuditAction.IDENTITY_UNSET, environment, conn=conn)
+    if not deleted:
+        raise NotFound(f"no cluster account registered on environment {environment!r}")
