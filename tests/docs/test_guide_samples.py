@@ -5,11 +5,15 @@ A fenced block is a sample when the line before its fence is an HTML comment:
 
 - `<!-- sample: run -->` (docs/user-guide.md): each line is run with bash against the session
   server, with the guide's placeholders filled in (see `fill`);
-- `<!-- sample: workflow -->` (docs/workflows.md): a complete workflow file, which must load
-  through `Catalog.load` with no problem;
-- `<!-- sample: workflow-run -->` (docs/workflows.md): a complete workflow file for the `local`
-  environment that also runs: each exposed workflow, triggered on a real server with its
-  defaults (and a value for each required secret), must succeed.
+- `<!-- sample: workflow -->` (docs/workflows.md, docs/workflows-tutorial.md): a complete
+  workflow file, which must load through `Catalog.load` with no problem;
+- `<!-- sample: workflow-run -->` (docs/workflows.md, docs/workflows-tutorial.md): a complete
+  workflow file for the `local` environment that also runs: each exposed workflow, triggered on
+  a real server with its defaults (and a value for each required secret), must succeed;
+- `<!-- sample: tutorial -->` (docs/workflows-tutorial.md): commands of the tutorial, run in
+  order with bash, from a directory holding the tutorial's `catalog/tutorial.yaml` (its first
+  `workflow-run` sample), against a server started as the tutorial starts it (the embedded
+  default with `HPCWAAS_CATALOG_DIRS`), `HW_API_URL` and `HW_ACCESS_TOKEN` set.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from hpcwaas.catalog.catalog import Catalog
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 USER_GUIDE = DOCS / "user-guide.md"
 WORKFLOWS_GUIDE = DOCS / "workflows.md"
+TUTORIAL = DOCS / "workflows-tutorial.md"
+# The pages whose workflow samples are loaded (and, for workflow-run, run).
+WORKFLOW_PAGES = (WORKFLOWS_GUIDE, TUTORIAL)
 DEMO_FILE = Path(__file__).resolve().parents[2] / "src" / "hpcwaas" / "examples" / "demo.yaml"
 
 ENVIRONMENTS = {"local": "Local host", "cluster": "Cluster"}
@@ -65,9 +72,10 @@ def samples(path: Path, kind: str) -> list[tuple[int, str]]:
 
 def workflow_samples(kinds: tuple[str, ...] = ("workflow", "workflow-run")) -> list[pytest.param]:
     return [
-        pytest.param(text, id=f"workflows.md:{line}")
+        pytest.param(text, id=f"{page.name}:{line}")
+        for page in WORKFLOW_PAGES
         for kind in kinds
-        for line, text in samples(WORKFLOWS_GUIDE, kind)
+        for line, text in samples(page, kind)
     ]
 
 
@@ -86,6 +94,11 @@ def test_guides_have_samples() -> None:
         assert command in commands, f"no marked user-guide sample runs {command!r}"
     assert len(samples(WORKFLOWS_GUIDE, "workflow")) >= 2
     assert samples(WORKFLOWS_GUIDE, "workflow-run")
+    assert samples(TUTORIAL, "workflow-run"), "the tutorial's local workflow is not run"
+    assert samples(TUTORIAL, "workflow"), "the tutorial's Slurm workflow is not loaded"
+    tutorial = "\n".join(text for _, text in samples(TUTORIAL, "tutorial"))
+    for command in ("workflows validate", "workflows trigger --dry-run", "workflows trigger -f"):
+        assert command in tutorial, f"no marked tutorial sample runs {command!r}"
 
 
 @pytest.mark.parametrize("text", workflow_samples())
@@ -225,3 +238,58 @@ def test_user_guide_sample_runs(text: str, runner: SampleRunner) -> None:
         assert "Traceback" not in output, f"{line}\n{output}"
         if "workflows trigger" in line:
             assert TRIGGERED.search(result.stdout), output
+
+
+def test_tutorial_commands_run(tmp_path: Path) -> None:
+    """The tutorial's local part, as a reader types it: validate, list, show, dry run, trigger,
+    logs, status; `<Execution_ID>` is the execution the last trigger printed."""
+    home = tmp_path / "tutorial"
+    (home / "catalog").mkdir(parents=True)
+    [(_, workflow)] = samples(TUTORIAL, "workflow-run")
+    (home / "catalog" / "tutorial.yaml").write_text(workflow, encoding="utf-8")
+    live = LiveServer(
+        home / "data",
+        free_port(),
+        env={"HPCWAAS_CATALOG_DIRS": json.dumps([str(home / "catalog")])},
+    )
+    live.start()
+    try:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("HW_", "HPCWAAS_")) and k not in ("COLUMNS", "LINES")
+        }
+        env.update(
+            HOME=str(tmp_path),
+            PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            HW_API_URL=live.url,
+            HW_ACCESS_TOKEN=live.token("alice"),
+        )
+        execution_id: str | None = None
+        for _, text in samples(TUTORIAL, "tutorial"):
+            for line in text.splitlines():
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                command = line
+                if "<Execution_ID>" in command:
+                    assert execution_id, f"{line!r} needs a trigger before it"
+                    command = command.replace("<Execution_ID>", execution_id)
+                result = subprocess.run(
+                    ["bash", "-c", f"set -euo pipefail\n{command}\n"],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=120,
+                    stdin=subprocess.DEVNULL,
+                    cwd=home,
+                )
+                output = result.stdout + result.stderr
+                assert result.returncode == 0, f"{line}\n-> exit {result.returncode}\n{output}"
+                assert "Traceback" not in output, f"{line}\n{output}"
+                if "workflows trigger" in line and "--dry-run" not in line:
+                    triggered = TRIGGERED.search(result.stdout)
+                    assert triggered, output
+                    execution_id = triggered.group(1)
+                    assert "Status: SUCCEEDED" in result.stdout, output
+    finally:
+        live.stop()

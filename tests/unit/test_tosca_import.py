@@ -319,9 +319,8 @@ def test_topology_without_any_environment_is_an_error_saying_how_to_name_one(tmp
 
 
 def test_the_guides_tosca_example_imports_as_the_guide_shows(tmp_path):
-    guide = (Path(__file__).parents[2] / "docs" / "workflows.md").read_text(encoding="utf-8")
-    section = guide[guide.index("## TOSCA topologies") :]
-    example = section[section.index("### Example") :]
+    guide = (Path(__file__).parents[2] / "docs" / "tosca-import.md").read_text(encoding="utf-8")
+    example = guide[guide.index("## Example") :]
     text = example.split("```yaml\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "wordcount.yaml"
     path.write_text(text, encoding="utf-8")

@@ -189,7 +189,7 @@ async def _record(
             cluster_login=checked.cluster_login,
             key_id=checked.key_id,
         )
-        # Never the input values: some are secrets (DESIGN.md, inputs redacted).
+        # Never the input values: some are secrets (docs/security.md, "Audit log").
         await audit.record(
             user.user_id,
             AuditAction.EXECUTION_TRIGGER,
