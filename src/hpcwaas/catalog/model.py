@@ -2,7 +2,7 @@
 
 These models check the structure only (keys, types); ``checks.py`` checks what spans several
 keys (needs, cycles, defaults against constraints, names). Unknown keys are errors, so a typo
-never goes unnoticed.
+never goes unnoticed. Each step kind's model is its kind's (``catalog.kinds``).
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ class StepAttempts:
         return await attempt
 
     def halt(self, grace: float, *, detach_jobs: bool) -> None:
-        """Kill the running shell steps and transfers; cancel the jobs, or leave them running."""
+        """Kill the running commands and transfers; cancel the jobs, or leave them running."""
         self.kill_grace = min(self.kill_grace, grace)
         self.kill_commands(grace)
         for transfer in list(self._transfers.values()):
@@ -143,7 +143,7 @@ class StepAttempts:
     async def _run_command(
         self, kind: StepKind[Any, CommandInvocation], name: str, spec: StepSettings
     ) -> Outcome:
-        shell = CommandStep(
+        command = CommandStep(
             place=self._place,
             execution_id=self._execution_id,
             inputs=self._execution.inputs,
@@ -160,9 +160,9 @@ class StepAttempts:
             secrets=self._secrets.inputs,
             key_store_secrets=self._secrets.key_store,
         )
-        self._commands[name] = shell
+        self._commands[name] = command
         try:
-            return await shell.run()
+            return await command.run()
         finally:
             del self._commands[name]
 

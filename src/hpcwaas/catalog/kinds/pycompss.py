@@ -1,10 +1,10 @@
 """The ``pycompss`` step kind: a PyCOMPSs application submitted with ``enqueue_compss``.
 
-``prepare_pycompss_step`` is pure: it renders the application path and its arguments and
-returns the one command that submits the job. enqueue_compss writes its own batch script, so
-there is nothing to upload and no exit file: the job's end comes from Slurm (squeue, sacct,
-scontrol). Its output goes to ``.hpcwaas-<step>.out`` / ``.err`` in the execution's directory,
-like a ``slurm`` step's.
+``PycompssKind`` declares it; ``prepare_pycompss_step`` is pure: it renders the application
+path and its arguments and returns the one command that submits the job. enqueue_compss
+writes its own batch script, so there is nothing to upload and no exit file: the job's end
+comes from Slurm (squeue, sacct, scontrol). Its output goes to ``.hpcwaas-<step>.out`` /
+``.err`` in the execution's directory, like a ``slurm`` step's.
 """
 
 from __future__ import annotations

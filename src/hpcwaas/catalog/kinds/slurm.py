@@ -1,8 +1,9 @@
 """The ``slurm`` step kind: a batch script rendered from the step's template, submitted by sbatch.
 
-``prepare_slurm_step`` is pure: it returns the files the engine uploads to the execution's
-remote directory (the step's script and the wrapper of ``schedulers.slurm_script``), the
-command that submits the job and the paths where the job leaves its output and exit code.
+``SlurmKind`` declares it; ``prepare_slurm_step`` is pure: it returns the files the engine
+uploads to the execution's remote directory (the step's script and the wrapper of
+``schedulers.slurm_script``), the command that submits the job and the paths where the job
+leaves its output and exit code.
 Every file of a step is named ``.hpcwaas-<step>.<ext>`` in that directory, next to what the
 steps write there.
 """
@@ -71,7 +72,28 @@ class SlurmStep(StepSettings):
     options: SlurmOptionsSpec = Field(default_factory=SlurmOptionsSpec)
 
 
-class SlurmKind(StepKind[SlurmStep, "SlurmSubmission"]):
+@dataclass(frozen=True)
+class SlurmSubmission:
+    """A rendered ``slurm`` step: files to upload, then one command to run (from the login dir).
+
+    The paths are ``remote_dir`` joined with the file names, as the engine reads them.
+    """
+
+    files: dict[str, bytes]
+    submit_command: str
+    job_name: str
+    comment: str
+    stdout_path: str
+    stderr_path: str
+    exit_path: str
+    timeout: float | None = None
+
+    def parse(self, exit_code: int, stdout: str, stderr: str) -> str:
+        """The job ID from the submit command's result; SubmitError if there is none."""
+        return slurm.parse_sbatch(exit_code, stdout, stderr)
+
+
+class SlurmKind(StepKind[SlurmStep, SlurmSubmission]):
     """Steps that are batch scripts submitted with sbatch, on a Slurm environment only."""
 
     name = "slurm"
@@ -142,27 +164,6 @@ def dotted(key: tuple[str | int, ...]) -> str:
     for part in key:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
-
-
-@dataclass(frozen=True)
-class SlurmSubmission:
-    """A rendered ``slurm`` step: files to upload, then one command to run (from the login dir).
-
-    The paths are ``remote_dir`` joined with the file names, as the engine reads them.
-    """
-
-    files: dict[str, bytes]
-    submit_command: str
-    job_name: str
-    comment: str
-    stdout_path: str
-    stderr_path: str
-    exit_path: str
-    timeout: float | None = None
-
-    def parse(self, exit_code: int, stdout: str, stderr: str) -> str:
-        """The job ID from the submit command's result; SubmitError if there is none."""
-        return slurm.parse_sbatch(exit_code, stdout, stderr)
 
 
 def prepare_slurm_step(
