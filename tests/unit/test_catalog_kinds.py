@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from hpcwaas.catalog import Catalog, CatalogFileError
+from hpcwaas.catalog.kinds.pycompss import PycompssStep
+from hpcwaas.catalog.kinds.shell import ShellStep
+from hpcwaas.catalog.kinds.slurm import SlurmStep
 from hpcwaas.catalog.loader import read_application
-from hpcwaas.catalog.model import PycompssStep, ShellStep, SlurmStep
 from hpcwaas.catalog.yamlfile import load_yaml
 
 GUIDE = Path(__file__).parents[2] / "docs" / "workflows.md"

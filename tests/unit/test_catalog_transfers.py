@@ -6,8 +6,9 @@ from pathlib import Path
 
 from tests.unit.test_catalog_kinds import app, at, problems_of, write
 
+from hpcwaas.catalog.kinds.stage_in import StageInStep
+from hpcwaas.catalog.kinds.stage_out import StageOutStep
 from hpcwaas.catalog.loader import read_application
-from hpcwaas.catalog.model import StageInStep, StageOutStep
 
 
 def test_transfer_steps_load_on_local_and_cluster_environments(tmp_path: Path) -> None:

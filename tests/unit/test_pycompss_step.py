@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from hpcwaas.catalog.errors import RenderError
-from hpcwaas.catalog.model import PycompssStep, WorkflowSpec
+from hpcwaas.catalog.kinds.pycompss import PycompssStep, prepare_pycompss_step
+from hpcwaas.catalog.model import WorkflowSpec
 from hpcwaas.catalog.step_checks import check_step
 from hpcwaas.schedulers.pycompss import check_compss_option, parse_enqueue_compss
 from hpcwaas.schedulers.slurm import SlurmDefaults, SubmitError
-from hpcwaas.steps.pycompss import prepare_pycompss_step
 
 EXECUTION = "3f2a9c1e-7b4d-4c8e-9f00-123456789abc"
 DEFAULTS = SlurmDefaults(partition="batch", qos="normal", account="proj", time="01:30:00")

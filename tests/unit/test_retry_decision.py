@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hpcwaas.api.states import LogLevel, StepState
-from hpcwaas.catalog.model import SlurmStep
+from hpcwaas.catalog.kinds.slurm import SlurmKind, SlurmStep
 from hpcwaas.engine.jobsteps import JobStep
 from hpcwaas.engine.outcome import Outcome
 from hpcwaas.engine.steprunner import tries_again
@@ -98,6 +98,7 @@ async def _run_job(
         db=db,
         execution=record,
         name="simulate",
+        kind=SlurmKind(),
         spec=SlurmStep.model_validate({"kind": "slurm", "script": script, **fields}),
         emit=lambda level, text: logged.append((level, text)),
         on_line=lambda *args: asyncio.sleep(0),

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from hpcwaas.catalog.errors import RenderError
-from hpcwaas.catalog.model import SlurmStep
+from hpcwaas.catalog.kinds.slurm import SlurmStep, prepare_slurm_step
 from hpcwaas.schedulers.slurm import SlurmDefaults, SubmitError
-from hpcwaas.steps.slurm import prepare_slurm_step
 
 EXECUTION = "3f2a9c1e-7b4d-4c8e-9f00-123456789abc"
 HOSTILE = "$(touch /tmp/pwned-hpcwaas); `id` 'it''s' \"q\" ; echo no\nnext line"

@@ -17,8 +17,8 @@ from tests.unit.tosca_topologies import (
 )
 
 from hpcwaas.catalog import Catalog, CatalogFileError
+from hpcwaas.catalog.kinds.pycompss import PycompssStep
 from hpcwaas.catalog.loader import read_application
-from hpcwaas.catalog.model import PycompssStep
 from hpcwaas.catalog.tosca import ToscaImportError, convert_topology
 from hpcwaas.catalog.yamlfile import load_yaml
 

@@ -18,10 +18,10 @@ from tests.http_files import HttpFiles
 from tests.unit.test_engine import Harness, harness, make_workflow
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
+from hpcwaas.catalog.kinds.transfers import StageInPlan, TransferError
 from hpcwaas.engine.placefiles import LocalFiles
 from hpcwaas.engine.stagein import stage_in
 from hpcwaas.settings import Limits, Settings
-from hpcwaas.steps.transfers import StageInPlan, TransferError
 from hpcwaas.store import outputs as output_store
 
 __all__ = ["harness"]  # a fixture of the engine tests, used here too

@@ -10,10 +10,10 @@ import pytest
 from hpcwaas.catalog import CatalogFileError
 from hpcwaas.catalog.errors import InputValidationError
 from hpcwaas.catalog.inputs import validate_inputs
+from hpcwaas.catalog.kinds.shell import prepare_shell_step
 from hpcwaas.catalog.loader import read_application
 from hpcwaas.engine.secret_inputs import mask, split_secrets
 from hpcwaas.engine.step_outputs import parse_step_outputs
-from hpcwaas.steps.shell import prepare_shell_step
 
 
 def app(workflow_body: str) -> str:

@@ -13,16 +13,17 @@ from tests.unit.test_engine import Harness, make_workflow
 from hpcwaas.api.states import ExecutionStatus
 from hpcwaas.catalog import CatalogFileError
 from hpcwaas.catalog.catalog import DeployedWorkflow
+from hpcwaas.catalog.kinds.shell import prepare_shell_step
+from hpcwaas.catalog.kinds.slurm import SlurmStep, prepare_slurm_step
+from hpcwaas.catalog.kinds.stage_in import StageInStep, prepare_stage_in
+from hpcwaas.catalog.kinds.transfers import TransferError
 from hpcwaas.catalog.loader import read_application
-from hpcwaas.catalog.model import ApplicationSpec, KeyStoreSecretSpec, SlurmStep, StageInStep
+from hpcwaas.catalog.model import ApplicationSpec, KeyStoreSecretSpec
 from hpcwaas.engine.key_store_secrets import KeyStoreSecretMissing, read_key_store_secrets
 from hpcwaas.engine.plan import build_plan
 from hpcwaas.schedulers.slurm import SlurmDefaults
 from hpcwaas.secrets.embedded import EmbeddedKeyStore, load_or_create_master_key
 from hpcwaas.settings import LocalEnvironment, Settings
-from hpcwaas.steps.shell import prepare_shell_step
-from hpcwaas.steps.slurm import prepare_slurm_step
-from hpcwaas.steps.transfers import TransferError, prepare_stage_in
 from hpcwaas.store.database import Database
 
 __all__ = ["http_files"]  # a fixture used here

@@ -11,12 +11,11 @@ import pytest
 import yaml
 
 from hpcwaas.catalog import CatalogFileError
+from hpcwaas.catalog.kinds.pycompss import PycompssStep, prepare_pycompss_step
 from hpcwaas.catalog.loader import read_application
-from hpcwaas.catalog.model import PycompssStep
 from hpcwaas.catalog.tosca import convert_topology
 from hpcwaas.catalog.yamlfile import load_yaml
 from hpcwaas.schedulers.slurm import SlurmDefaults
-from hpcwaas.steps.pycompss import prepare_pycompss_step
 
 DATA = Path(__file__).parent / "data" / "tosca"
 WORDCOUNT = DATA / "wordcount.yaml"

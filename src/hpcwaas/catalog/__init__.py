@@ -16,22 +16,21 @@ from hpcwaas.catalog.errors import (
     WorkflowNotFound,
 )
 from hpcwaas.catalog.inputs import validate_inputs
+from hpcwaas.catalog.kinds.pycompss import PycompssStep
+from hpcwaas.catalog.kinds.shell import ShellStep
+from hpcwaas.catalog.kinds.slurm import SlurmOptionsSpec, SlurmStep
+from hpcwaas.catalog.kinds.stage_in import StageInStep
+from hpcwaas.catalog.kinds.stage_out import StageOutStep
 from hpcwaas.catalog.model import (
-    RESERVED_INPUTS,
     AccessSpec,
     ApplicationSpec,
     InputSpec,
     OutputSpec,
-    PycompssStep,
-    ShellStep,
-    SlurmOptionsSpec,
-    SlurmStep,
-    StageInStep,
-    StageOutStep,
     StepSpec,
     WorkflowSpec,
 )
 from hpcwaas.catalog.render import check_template, render_command, render_env
+from hpcwaas.catalog.spec import RESERVED_INPUTS
 
 __all__ = [
     "RESERVED_INPUTS",

@@ -21,8 +21,9 @@ from hpcwaas.catalog.errors import (
     WorkflowForbidden,
     WorkflowNotFound,
 )
+from hpcwaas.catalog.kinds import kind_of
 from hpcwaas.catalog.loader import FileProblem, LoadedFile, read_application
-from hpcwaas.catalog.model import CLUSTER_KINDS, ApplicationSpec, WorkflowSpec
+from hpcwaas.catalog.model import ApplicationSpec, WorkflowSpec
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +336,7 @@ def _cluster_steps(loaded: LoadedFile, environment: str) -> list[FileProblem]:
         every_step = [("steps", n, s) for n, s in workflow.steps.items()]
         every_step += [("on_failure", n, s) for n, s in workflow.on_failure.items()]
         for section, step_name, step in every_step:
-            if step.kind in CLUSTER_KINDS:
+            if kind_of(step).needs_cluster:
                 problems.append(
                     FileProblem(
                         loaded.path,

@@ -8,7 +8,6 @@ from pathlib import PurePosixPath
 from hpcwaas.catalog.dag import cycles
 from hpcwaas.catalog.model import (
     KEY_STORE_PATH_PATTERN,
-    OUTPUT_NAME_PATTERN,
     RESERVED_KEY_STORE_PREFIXES,
     ApplicationSpec,
     InputSpec,
@@ -18,6 +17,7 @@ from hpcwaas.catalog.model import (
 from hpcwaas.catalog.problem import NAME as _NAME
 from hpcwaas.catalog.problem import NAME_HINT as _NAME_HINT
 from hpcwaas.catalog.problem import Problem
+from hpcwaas.catalog.spec import OUTPUT_NAME_PATTERN
 from hpcwaas.catalog.step_checks import check_step
 from hpcwaas.catalog.values import ValueProblem, check_value, describe
 from hpcwaas.catalog.yamlfile import Location

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from hpcwaas.catalog.errors import InputValidationError
-from hpcwaas.catalog.model import RESERVED_INPUTS, WorkflowSpec
+from hpcwaas.catalog.model import WorkflowSpec
+from hpcwaas.catalog.spec import RESERVED_INPUTS
 from hpcwaas.catalog.values import ValueProblem, check_value, describe
 
 

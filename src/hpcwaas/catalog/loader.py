@@ -12,7 +12,8 @@ from pydantic import BaseModel, ValidationError
 
 from hpcwaas.catalog.checks import Problem, check_application
 from hpcwaas.catalog.errors import CatalogFileError
-from hpcwaas.catalog.model import STEP_KINDS, ApplicationSpec
+from hpcwaas.catalog.kinds import KINDS
+from hpcwaas.catalog.model import ApplicationSpec
 from hpcwaas.catalog.tosca import ToscaImportError, convert_topology, is_topology
 from hpcwaas.catalog.values import describe
 from hpcwaas.catalog.yamlfile import (
@@ -137,9 +138,6 @@ def _place(
     return FileProblem(path, line, message, problem.hint)
 
 
-_KINDS = ", ".join(STEP_KINDS)
-
-
 def _pydantic_problems(exc: ValidationError) -> list[tuple[Location, str, str]]:
     found: list[tuple[Location, str, str]] = []
     for error in exc.errors(include_url=False):
@@ -157,11 +155,11 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[Location, str, str]]:
             hint = "add it"
         elif kind == "union_tag_not_found":
             message = f"{where}: missing key 'kind'"
-            hint = f"add it: every step says its kind ({_KINDS})"
+            hint = f"add it: every step says its kind ({', '.join(KINDS)})"
         elif kind == "union_tag_invalid":
             loc = (*loc, "kind")
             message = f"{where}.kind: unknown step kind {describe(error['input'].get('kind'))}"
-            hint = f"use one of the step kinds: {_KINDS}"
+            hint = f"use one of the step kinds: {', '.join(KINDS)}"
         else:
             message = f"{where}: {error['msg'].removeprefix('Value error, ')}"
             message += f", got {describe(error['input'])}"
@@ -178,7 +176,7 @@ def _keys(model: type[BaseModel]) -> list[str]:
 
 def _without_tag(loc: Location) -> Location:
     """``loc`` without the step kind pydantic inserts after a step's name."""
-    if len(loc) > 4 and loc[0] == "workflows" and loc[2] == "steps" and loc[4] in STEP_KINDS:
+    if len(loc) > 4 and loc[0] == "workflows" and loc[2] == "steps" and loc[4] in KINDS:
         return (*loc[:4], *loc[5:])
     return loc
 
@@ -202,7 +200,8 @@ def _model_at(loc: Location) -> type[BaseModel] | None:
         if get_origin(annotation) in (Union, UnionType):  # a step: its kind comes next
             if not parts:
                 return None
-            annotation = STEP_KINDS.get(str(parts.pop(0)))
+            kind = KINDS.get(str(parts.pop(0)))
+            annotation = kind.settings if kind is not None else None
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation

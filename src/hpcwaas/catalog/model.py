@@ -2,34 +2,34 @@
 
 These models check the structure only (keys, types); ``checks.py`` checks what spans several
 keys (needs, cycles, defaults against constraints, names). Unknown keys are errors, so a typo
-never goes unnoticed.
+never goes unnoticed. Each step kind's model is its kind's (``catalog.kinds``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from types import GenericAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
+from pydantic import Field, PlainValidator, model_validator
 
 from hpcwaas.api.models import InputSpecPublic
+from hpcwaas.catalog.kinds import KINDS
+from hpcwaas.catalog.spec import Spec
+
+if TYPE_CHECKING:
+    from hpcwaas.catalog.kinds.base import StepSettings
 
 InputType = Literal[
     "string", "integer", "number", "boolean", "enum", "list", "path", "ssh_key", "secret"
 ]
 ItemType = Literal["string", "integer", "number", "boolean"]
 
-# Letters, digits, '_', '.', '-'; never '@', which separates the parts of a workflow ID.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-# Inputs the cluster identity uses (docs/compatibility.md, "Routes"): accepted by every workflow.
-RESERVED_INPUTS: frozenset[str] = frozenset({"user_id", "vault_id"})
 # What an execution's stored inputs hold in place of a secret's value (kept in the key store).
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 - the text shown instead of a secret
 # A key store path: relative segments of safe characters ('.' and '..' are refused by checks.py).
 KEY_STORE_PATH_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 # Key store paths the service writes itself: a workflow may not read them.
 RESERVED_KEY_STORE_PREFIXES: tuple[str, ...] = ("ssh-credentials/", "execution-secrets/")
-# The names of a step's outputs: they become ``y`` in ``{{ steps.s.outputs.y }}``.
-OUTPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 def _number(value: Any) -> int | float:
@@ -42,12 +42,7 @@ def _number(value: Any) -> int | float:
 Number = Annotated[int | float, PlainValidator(_number)]
 
 
-class _Spec(BaseModel):
-    # Attribute docstrings become the descriptions of /schemas/workflow.json.
-    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
-
-
-class InputSpec(_Spec):
+class InputSpec(Spec):
     """One typed input of a workflow."""
 
     type: InputType
@@ -103,119 +98,19 @@ class InputSpec(_Spec):
         )
 
 
-class _StepBase(_Spec):
-    """What every step has, whatever its kind."""
-
-    needs: list[str] = Field(default_factory=list)
-    """Steps that must succeed before this one starts."""
-    description: str | None = None
-    """What the step does."""
-    env: dict[str, str] = Field(default_factory=dict)
-    """Environment variables of the step's process (templates, not shell-quoted); the only
-    place where secret inputs may be used."""
-    timeout: float | None = Field(default=None, gt=0)
-    """Seconds one attempt may run before it is killed (a job: scancelled) and fails."""
-    retries: int = Field(default=0, ge=0, le=100)
-    """Extra attempts after a failure (0: none)."""
-    retry_delay: float = Field(default=10, ge=0)
-    """Seconds between a failed attempt and the next."""
-    outputs: list[str] = Field(default_factory=list)
-    """Names of values the step writes as `name=value` lines to the file `$HPCWAAS_OUTPUTS`;
-    later steps read them as `{{ steps.<step>.outputs.<name> }}`."""
+def _step_union() -> Any:
+    """One node of a workflow's DAG: the model of one of the registered kinds, by ``kind``."""
+    models = tuple(kind.settings for kind in KINDS.values())
+    return Annotated[Union[models], Field(discriminator="kind")]  # noqa: UP007 - built at run time
 
 
-class ShellStep(_StepBase):
-    """A shell command rendered from a template, run in the execution's directory."""
-
-    kind: Literal["shell"]
-    run: str
-    """The command line (a template; values are shell-quoted)."""
+if TYPE_CHECKING:
+    StepSpec = StepSettings
+else:
+    StepSpec = _step_union()
 
 
-class SlurmOptionsSpec(_Spec):
-    """Resources of a Slurm job; what is left out comes from the environment, then Slurm."""
-
-    nodes: int | None = Field(default=None, ge=1)
-    ntasks: int | None = Field(default=None, ge=1)
-    cpus_per_task: int | None = Field(default=None, ge=1)
-    mem: str | int | None = None  # "4G"; a bare number is megabytes
-    time: str | int | None = None  # "HH:MM:SS", "D-HH:MM:SS"...; a bare number is minutes
-    partition: str | None = None
-    qos: str | None = None
-    account: str | None = None
-    extra: list[str] = Field(default_factory=list)  # more sbatch flags: ["--exclusive"]
-
-
-class SlurmStep(_StepBase):
-    """A batch job: ``script`` rendered from a template, submitted with ``options``."""
-
-    kind: Literal["slurm"]
-    script: str
-    options: SlurmOptionsSpec = Field(default_factory=SlurmOptionsSpec)
-
-
-class PycompssStep(_StepBase):
-    """A PyCOMPSs application submitted with enqueue_compss."""
-
-    kind: Literal["pycompss"]
-    app: str
-    arguments: list[str] = Field(default_factory=list)
-    # a number, or a template rendering to one ("{{ inputs.nodes }}")
-    num_nodes: Annotated[int, Field(ge=1)] | str | None = None
-    qos: str | None = None  # may be a template
-    exec_time: int | None = Field(default=None, ge=1)  # minutes
-    python_interpreter: str = "python3"
-    container_image: str | None = None
-    container_compss_path: str | None = None  # where COMPSs lies inside the image
-    container_opts: str | None = None  # options of the container engine, e.g. "-e"
-    # ["--tracing=true"]; an item may be a template rendering to several options
-    extra_options: list[str] = Field(default_factory=list)
-    modules: list[str] = Field(default_factory=list)  # loaded after the environment's
-
-
-SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
-
-
-class StageInStep(_StepBase):
-    """An HTTP(S) download, streamed by the service into the execution's place (the cluster)."""
-
-    kind: Literal["stage_in"]
-    url: str  # template
-    target_path: str  # template; relative: under the execution's working directory
-    force: bool = False  # download again even if the target exists
-    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
-    max_bytes: int | None = Field(default=None, ge=1)  # default: limits.max_stage_in_bytes
-
-
-class StageOutStep(_StepBase):
-    """A file or directory of the execution's place, copied into the service's result store."""
-
-    kind: Literal["stage_out"]
-    source_path: str  # template; relative: under the execution's working directory
-    output: str | None = Field(default=None, pattern=NAME_PATTERN)  # default: the step's name
-    max_bytes: int | None = Field(default=None, ge=1)  # default: limits.max_stage_out_bytes
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-# One node of a workflow's DAG; ``kind`` says which.
-StepSpec = Annotated[
-    ShellStep | SlurmStep | PycompssStep | StageInStep | StageOutStep,
-    Field(discriminator="kind"),
-]
-STEP_KINDS: dict[str, type[_StepBase]] = {
-    "shell": ShellStep,
-    "slurm": SlurmStep,
-    "pycompss": PycompssStep,
-    "stage_in": StageInStep,
-    "stage_out": StageOutStep,
-}
-# Kinds the service runs itself (data transfers), on any environment.
-TRANSFER_KINDS: frozenset[str] = frozenset({"stage_in", "stage_out"})
-# Kinds that need a batch scheduler: they cannot run on a ``local`` environment.
-CLUSTER_KINDS: frozenset[str] = frozenset({"slurm", "pycompss"})
-
-
-class OutputSpec(_Spec):
+class OutputSpec(Spec):
     """A file a step leaves in the execution's working directory, reported as an output."""
 
     step: str
@@ -223,7 +118,7 @@ class OutputSpec(_Spec):
     description: str | None = None
 
 
-class KeyStoreSecretSpec(_Spec):
+class KeyStoreSecretSpec(Spec):
     """A value of the service's key store, read when an execution starts."""
 
     path: str = Field(pattern=KEY_STORE_PATH_PATTERN)
@@ -232,7 +127,7 @@ class KeyStoreSecretSpec(_Spec):
     """The field of that entry whose value is used, e.g. `password`."""
 
 
-class WorkflowSpec(_Spec):
+class WorkflowSpec(Spec):
     """A DAG of steps with typed inputs; steps keep the file's order."""
 
     description: str | None = None
@@ -250,7 +145,7 @@ class WorkflowSpec(_Spec):
     """Cleanup steps run, in their own DAG, when the execution fails (not when cancelled)."""
 
 
-class AccessSpec(_Spec):
+class AccessSpec(Spec):
     """Who may see and trigger an application's workflows; both empty means everyone."""
 
     users: list[str] = Field(default_factory=list)
@@ -263,7 +158,7 @@ class AccessSpec(_Spec):
         return user_id in self.users or not groups.isdisjoint(self.groups)
 
 
-class ApplicationSpec(_Spec):
+class ApplicationSpec(Spec):
     """One workflow file: an application deployed on environments, exposing some workflows."""
 
     application: str
@@ -278,3 +173,12 @@ class ApplicationSpec(_Spec):
     """Who may see and trigger the workflows; empty: every authenticated user."""
     workflows: dict[str, WorkflowSpec]
     """The workflows, by name."""
+
+
+def rebuild_step_union() -> None:
+    """Make the format take the kinds registered now (``catalog.kinds.register``)."""
+    steps: Any = GenericAlias(dict, (str, _step_union()))
+    for name in ("steps", "on_failure"):
+        WorkflowSpec.model_fields[name].annotation = steps
+    WorkflowSpec.model_rebuild(force=True)
+    ApplicationSpec.model_rebuild(force=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hpcwaas.catalog.model import NAME_PATTERN
+from hpcwaas.catalog.spec import NAME_PATTERN
 from hpcwaas.catalog.yamlfile import Location
 
 NAME = re.compile(NAME_PATTERN)

@@ -22,7 +22,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hpcwaas.catalog.errors import RenderError
-from hpcwaas.catalog.model import RESERVED_INPUTS
+from hpcwaas.catalog.spec import RESERVED_INPUTS
 
 # What a template may read under ``execution``; the engine provides them.
 EXECUTION_FIELDS: frozenset[str] = frozenset({"id"})

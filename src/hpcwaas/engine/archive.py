@@ -10,7 +10,7 @@ import tarfile
 import zlib
 from collections.abc import Awaitable, Callable
 
-from hpcwaas.steps.transfers import TransferError
+from hpcwaas.catalog.kinds.transfers import TransferError
 
 BLOCK = tarfile.BLOCKSIZE
 Write = Callable[[bytes], Awaitable[None]]

@@ -1,5 +1,6 @@
-"""One attempt of a step, run on its kind: a shell command, a Slurm (or PyCOMPSs) job, a transfer.
+"""One attempt of a step, run by its kind on the means the engine offers (``StepRuntime``).
 
+A command on the place's transport, a batch job, a download or a copy into the result store.
 The attempts running now are kept, so that a cancel or a stop of the server reaches them.
 """
 
@@ -9,19 +10,23 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hpcwaas.api.states import LogLevel, StepState
-from hpcwaas.catalog.model import ShellStep as ShellStepModel
-from hpcwaas.catalog.model import StageInStep, StageOutStep
+from hpcwaas.catalog.kinds import kind_of
+from hpcwaas.catalog.kinds.base import CommandInvocation, JobSubmission, StepKind, StepSettings
+from hpcwaas.catalog.kinds.transfers import StageInPlan, StageOutPlan
+from hpcwaas.engine.commandsteps import CommandStep
 from hpcwaas.engine.execution_secrets import ExecutionSecrets
 from hpcwaas.engine.jobsteps import JobStep
 from hpcwaas.engine.logsink import LogSink
 from hpcwaas.engine.outcome import Emit, Halt, Outcome
 from hpcwaas.engine.places import Place
+from hpcwaas.engine.resultstore import ResultStore
 from hpcwaas.engine.secret_inputs import mask
-from hpcwaas.engine.shellsteps import ShellStep
-from hpcwaas.engine.transfersteps import TransferStep
+from hpcwaas.engine.stagein import stage_in
+from hpcwaas.engine.stageout import stage_out
+from hpcwaas.engine.transfersteps import Move, P, TransferStep
 from hpcwaas.settings import Settings
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
@@ -29,14 +34,17 @@ from hpcwaas.store.logs import Checkpoint
 from hpcwaas.transports.base import LineCallback, RunningCommand
 from hpcwaas.transports.ssh import SshError
 
-if TYPE_CHECKING:
-    from hpcwaas.catalog.model import StepSpec
+# How the engine sees an attempt start: a coroutine that ends it (None: detached by a stop).
+Attempt = Coroutine[Any, Any, Outcome | None]
 
 log = logging.getLogger(__name__)
 
 
 class StepAttempts:
-    """Runs each attempt of a step on its kind; halts the attempts that run when asked."""
+    """Runs each attempt of a step on its kind; halts the attempts that run when asked.
+
+    It is the ``StepRuntime`` the kinds run on.
+    """
 
     def __init__(
         self,
@@ -62,32 +70,30 @@ class StepAttempts:
         self._halt = halt
         self._stopping = stopping  # whether the server stops: jobs are then left running
         self.job_ids: dict[str, str] = {}  # steps that are jobs, known from a previous run
-        self._shells: dict[str, ShellStep] = {}
+        self._commands: dict[str, CommandStep] = {}
         self._jobs: dict[str, JobStep] = {}
-        self._transfers: dict[str, TransferStep] = {}
+        self._transfers: dict[str, TransferStep[Any]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.kill_grace = settings.step_grace_seconds
 
-    async def run(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
+    async def run(self, name: str, spec: StepSettings, *, resumed: bool) -> Outcome | None:
         """One attempt of a step; None when a job is detached by a server stop."""
-        # A job followed again after a restart may be writing its file: keep it then.
-        if spec.outputs and not (resumed and spec.kind != "shell"):
+        kind = kind_of(spec)
+        # An attempt taken up again after a restart may be writing its file: keep it then.
+        if spec.outputs and not (resumed and kind.reattaches):
             try:
                 await self._place.clear_step_outputs(name)
             except (OSError, SshError) as exc:
                 return Outcome(
                     StepState.FAILED, None, f"could not be started: {exc}", retryable=True
                 )
-        if spec.kind in ("stage_in", "stage_out"):
-            return await self._run_transfer(name, spec)
-        if spec.kind != "shell":
-            return await self._run_job_step(name, spec, resumed=resumed)
-        return await self._run_shell_step(name, spec)
+        attempt: Attempt = kind.run(self, name, spec, resumed=resumed)
+        return await attempt
 
     def halt(self, grace: float, *, detach_jobs: bool) -> None:
-        """Kill the running shell steps and transfers; cancel the jobs, or leave them running."""
+        """Kill the running commands and transfers; cancel the jobs, or leave them running."""
         self.kill_grace = min(self.kill_grace, grace)
-        self.kill_shells(grace)
+        self.kill_commands(grace)
         for transfer in list(self._transfers.values()):
             transfer.cancel()
         for job in list(self._jobs.values()):
@@ -96,18 +102,53 @@ class StepAttempts:
             else:
                 self._spawn(job.cancel())
 
-    def kill_shells(self, grace: float) -> None:
-        """Kill the commands of the running shell steps, after ``grace`` seconds."""
-        for shell in list(self._shells.values()):
-            if shell.command is not None:
-                self._kill(shell.command, grace)
+    def kill_commands(self, grace: float) -> None:
+        """Kill the running commands of steps, after ``grace`` seconds."""
+        for step in list(self._commands.values()):
+            if step.command is not None:
+                self._kill(step.command, grace)
 
-    async def _run_shell_step(self, name: str, spec: ShellStepModel) -> Outcome:
-        shell = ShellStep(
+    def command(
+        self, kind: StepKind[Any, CommandInvocation], name: str, step: StepSettings
+    ) -> Attempt:
+        """Run a command in the execution's directory through the place's transport."""
+        return self._run_command(kind, name, step)
+
+    def batch_job(
+        self, kind: StepKind[Any, JobSubmission], name: str, step: StepSettings, *, resumed: bool
+    ) -> Attempt:
+        """Submit a batch job (or find the one submitted before a restart) and follow it."""
+        return self._run_job(kind, name, step, resumed=resumed)
+
+    def download(self, kind: StepKind[Any, StageInPlan], name: str, step: StepSettings) -> Attempt:
+        """Stream an HTTP(S) download into the execution's place."""
+        files = self._place.files
+
+        def move(plan: StageInPlan, emit: Emit) -> Coroutine[Any, Any, None]:
+            return stage_in(plan, files, emit)
+
+        return self._run_transfer(kind, name, step, move)
+
+    def store_result(
+        self, kind: StepKind[Any, StageOutPlan], name: str, step: StepSettings
+    ) -> Attempt:
+        """Copy a file or directory of the execution's place into the result store."""
+        files, store, db = self._place.files, ResultStore(self._settings.results_root), self._db
+
+        def move(plan: StageOutPlan, emit: Emit) -> Coroutine[Any, Any, object]:
+            return stage_out(plan, files, store, db, self._execution_id, emit)
+
+        return self._run_transfer(kind, name, step, move)
+
+    async def _run_command(
+        self, kind: StepKind[Any, CommandInvocation], name: str, spec: StepSettings
+    ) -> Outcome:
+        command = CommandStep(
             place=self._place,
             execution_id=self._execution_id,
             inputs=self._execution.inputs,
             name=name,
+            kind=kind,
             spec=spec,
             emit=self._emit_for(name),
             on_stdout=self._lines(name, LogLevel.INFO),
@@ -119,13 +160,15 @@ class StepAttempts:
             secrets=self._secrets.inputs,
             key_store_secrets=self._secrets.key_store,
         )
-        self._shells[name] = shell
+        self._commands[name] = command
         try:
-            return await shell.run()
+            return await command.run()
         finally:
-            del self._shells[name]
+            del self._commands[name]
 
-    async def _run_job_step(self, name: str, spec: StepSpec, *, resumed: bool) -> Outcome | None:
+    async def _run_job(
+        self, kind: StepKind[Any, JobSubmission], name: str, spec: StepSettings, *, resumed: bool
+    ) -> Outcome | None:
         cluster = self._place.cluster
         if cluster is None:
             reason = f"is a {spec.kind} job, which needs a cluster environment"
@@ -135,6 +178,7 @@ class StepAttempts:
             db=self._db,
             execution=self._execution,
             name=name,
+            kind=kind,
             spec=spec,
             emit=self._emit_for(name),
             on_line=functools.partial(self._output_line, name),
@@ -153,22 +197,22 @@ class StepAttempts:
         finally:
             del self._jobs[name]
 
-    async def _run_transfer(self, name: str, spec: StepSpec) -> Outcome | None:
-        """A stage_in or stage_out step: the service moves the bytes itself.
+    async def _run_transfer(
+        self, kind: StepKind[Any, P], name: str, spec: StepSettings, move: Move[P]
+    ) -> Outcome | None:
+        """A transfer the service makes itself.
 
         None when the server stops meanwhile: the step stays RUNNING and is run again at
         the next start.
         """
-        if not isinstance(spec, StageInStep | StageOutStep):
-            raise TypeError(f"step {name} is not a transfer step")
         transfer = TransferStep(
             name=name,
+            kind=kind,
             spec=spec,
+            move=move,
             execution_id=self._execution_id,
             inputs=self._execution.inputs,
-            files=self._place.files,
-            settings=self._settings,
-            db=self._db,
+            limits=self._settings.limits.model_dump(),
             emit=self._emit_for(name),
             halt=self._halt,
             detaches=lambda: self._stopping() and self._place.cluster is not None,

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
 from hpcwaas.catalog.errors import RenderError
+from hpcwaas.catalog.kinds.base import (
+    ClusterDefaults,
+    JobSubmission,
+    Preparation,
+    StepKind,
+    StepSettings,
+)
 from hpcwaas.engine.jobs import JobLost, LineHandler
 from hpcwaas.engine.outcome import Outcome
 from hpcwaas.engine.places import ClusterPlace
 from hpcwaas.schedulers import slurm
 from hpcwaas.schedulers.slurm import SlurmDefaults, SubmitError
 from hpcwaas.settings import SlurmEnvironment
-from hpcwaas.steps.pycompss import PycompssSubmission, prepare_pycompss_step
-from hpcwaas.steps.slurm import SlurmSubmission, prepare_slurm_step
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store import logs as store_logs
 from hpcwaas.store.database import Database
@@ -31,41 +36,15 @@ from hpcwaas.transports.ssh import SshError
 Emit = Callable[[LogLevel, str], None]
 
 
-def prepare_job_step(
-    spec: Any,
-    *,
-    environment: SlurmEnvironment,
-    execution_id: str,
-    step_name: str,
-    inputs: Mapping[str, Any],
-    remote_dir: str,
-    step_outputs: Mapping[str, Mapping[str, str]] | None = None,
-    outputs_path: str | None = None,
-    secrets: Mapping[str, str] | None = None,
-    key_store_secrets: Mapping[str, str] | None = None,
-) -> SlurmSubmission | PycompssSubmission:
-    """Render a ``slurm`` or ``pycompss`` step with the environment's defaults (no I/O).
-
-    The one place both a run and a dry run build a job step, so a plan shows what runs.
-    """
+def cluster_defaults(environment: SlurmEnvironment) -> ClusterDefaults:
+    """What a Slurm environment adds to the steps that run on it (a run's and a dry run's)."""
     defaults = SlurmDefaults(
         partition=environment.defaults.partition,
         qos=environment.defaults.qos,
         account=environment.defaults.account,
         time=environment.defaults.time,
     )
-    common: dict[str, Any] = {
-        "execution_id": execution_id,
-        "step_name": step_name,
-        "inputs": inputs,
-        "defaults": defaults,
-        "remote_dir": remote_dir,
-        "step_outputs": step_outputs,
-        "outputs_path": outputs_path,
-    }
-    if spec.kind == "pycompss":
-        return prepare_pycompss_step(spec, modules=list(environment.pycompss_modules), **common)
-    return prepare_slurm_step(spec, secrets=secrets, key_store_secrets=key_store_secrets, **common)
+    return ClusterDefaults(defaults, tuple(environment.pycompss_modules))
 
 
 class JobStep:
@@ -78,7 +57,8 @@ class JobStep:
         db: Database,
         execution: ExecutionRecord,
         name: str,
-        spec: Any,
+        kind: StepKind[Any, JobSubmission],
+        spec: StepSettings,
         emit: Emit,
         on_line: LineHandler,
         job_id: str | None,
@@ -92,6 +72,7 @@ class JobStep:
         self._db = db
         self._execution = execution
         self._name = name
+        self._kind = kind
         self._spec = spec
         self._emit = emit
         self._on_line = on_line
@@ -170,21 +151,23 @@ class JobStep:
 
         return asyncio.ensure_future(expire())
 
-    def _prepare(self) -> Any:
-        return prepare_job_step(
+    def _prepare(self) -> JobSubmission:
+        return self._kind.prepare(
             self._spec,
-            environment=self._cluster.environment,
-            execution_id=self._execution.id,
-            step_name=self._name,
-            inputs=self._execution.inputs,
-            remote_dir=str(self._cluster.work_dir),
-            step_outputs=self._step_outputs,
-            outputs_path=self._outputs_path,
-            secrets=self._secrets,
-            key_store_secrets=self._key_store_secrets,
+            Preparation(
+                execution_id=self._execution.id,
+                step_name=self._name,
+                inputs=self._execution.inputs,
+                step_outputs=self._step_outputs,
+                secrets=self._secrets,
+                key_store_secrets=self._key_store_secrets,
+                outputs_path=self._outputs_path,
+                work_dir=str(self._cluster.work_dir),
+                cluster=cluster_defaults(self._cluster.environment),
+            ),
         )
 
-    async def _find_submitted(self, submission: Any) -> str | None:
+    async def _find_submitted(self, submission: JobSubmission) -> str | None:
         """A job already submitted for this step by an earlier run of the server, if any."""
         cluster = self._cluster
         result = await cluster.pool.run(
@@ -198,7 +181,7 @@ class JobStep:
         self._emit(LogLevel.INFO, f"Step {self._name}: found its Slurm job {found.job_id} again")
         return found.job_id
 
-    async def _submit_once(self, submission: Any) -> str:
+    async def _submit_once(self, submission: JobSubmission) -> str:
         """Submit the job unless an earlier attempt did; its job ID either way."""
         if self._maybe_submitted:
             found = await self._find_submitted(submission)
@@ -209,9 +192,9 @@ class JobStep:
         self._emit(LogLevel.INFO, f"Step {self._name} submitted as Slurm job {job_id}")
         return job_id
 
-    async def _submit(self, submission: Any) -> str:
+    async def _submit(self, submission: JobSubmission) -> str:
         cluster = self._cluster
-        for path, data in getattr(submission, "files", {}).items():
+        for path, data in submission.files.items():
             await cluster.pool.put_file(cluster.target, path, data, mode=0o700)
         result = await cluster.pool.run(cluster.target, submission.submit_command)
         job_id: str = submission.parse(result.exit_code, result.stdout, result.stderr)
@@ -228,7 +211,7 @@ class JobStep:
                 job_id=self.job_id,
             )
 
-    async def _wait(self, submission: Any) -> slurm.FinalState:
+    async def _wait(self, submission: JobSubmission) -> slurm.FinalState:
         cluster = self._cluster
         outputs = [(submission.stdout_path, LogLevel.INFO), (submission.stderr_path, LogLevel.WARN)]
         assert self.job_id is not None
@@ -242,7 +225,7 @@ class JobStep:
             interval=cluster.environment.poll_interval,
             deadline=cluster.environment.unreachable_deadline,
             outputs=outputs,
-            exit_path=getattr(submission, "exit_path", None),
+            exit_path=submission.exit_path,
             on_line=self._on_line,
             on_unknown=self._set_unknown,
             step=self._name,

@@ -19,7 +19,7 @@ from typing import Literal, Protocol
 
 import asyncssh
 
-from hpcwaas.steps.transfers import TransferError
+from hpcwaas.catalog.kinds.transfers import TransferError
 from hpcwaas.transports.ssh import SshPool, SshTarget, write_atomically
 
 CHUNK_BYTES = 1024 * 1024

@@ -10,11 +10,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from hpcwaas.catalog.kinds.base import outputs_file
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.outputs import OutputValue, decode_output, read_output
 from hpcwaas.engine.placefiles import ClusterFiles, LocalFiles, PlaceFiles
 from hpcwaas.settings import SlurmEnvironment
-from hpcwaas.steps.shell import outputs_file
 from hpcwaas.transports.base import Transport
 from hpcwaas.transports.ssh import SshError, SshPool, SshTarget, SshUnavailable
 

@@ -1,8 +1,8 @@
 """The plan of a dry run: each step rendered as a run would render it, and nothing run.
 
-Pure: no database, no transport, no file. Steps are built by the same functions the runner
-uses (``prepare_shell_step``, ``prepare_job_step``), with the inputs of ``plan_inputs``, where
-values that must not be shown are replaced by ``SECRET_PLACEHOLDER``.
+Pure: no database, no transport, no file. Each step is shown by its kind's ``plan``, built on
+the ``prepare`` a run uses, with the inputs of ``plan_inputs``, where values that must not be
+shown are replaced by ``SECRET_PLACEHOLDER``.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.models import DryRunPlan, DryRunStep
 from hpcwaas.catalog.errors import RenderError
-from hpcwaas.catalog.model import CLUSTER_KINDS, ShellStep
-from hpcwaas.engine.jobsteps import prepare_job_step
+from hpcwaas.catalog.kinds import kind_of
+from hpcwaas.catalog.kinds.base import ClusterDefaults, Preparation
+from hpcwaas.engine.jobsteps import cluster_defaults
 from hpcwaas.engine.places import cluster_work_dir
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
-from hpcwaas.steps.pycompss import PycompssSubmission
-from hpcwaas.steps.shell import prepare_shell_step
-from hpcwaas.steps.slurm import step_file
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -54,8 +52,10 @@ def build_plan(
     """The steps of ``workflow`` with ``inputs`` (already validated), rendered in run order."""
     shown = plan_inputs(workflow.spec, inputs)
     execution_id = PLAN_EXECUTION_ID
+    cluster: ClusterDefaults | None = None
     if isinstance(environment, SlurmEnvironment):
         work_dir = cluster_work_dir(environment, execution_id)
+        cluster = cluster_defaults(environment)
     else:
         work_dir = str(local_work_root / execution_id)
     # What steps will write is unknown before they run: the plan shows a placeholder.
@@ -64,7 +64,7 @@ def build_plan(
         for name, spec in workflow.spec.steps.items()
     }
     steps = [
-        _plan_step(workflow, name, shown, step_outputs, environment, execution_id, work_dir)
+        _plan_step(workflow, name, shown, step_outputs, cluster, execution_id, work_dir)
         for name in workflow.step_order()
     ]
     return DryRunPlan(
@@ -84,46 +84,35 @@ def _plan_step(
     name: str,
     inputs: Mapping[str, Any],
     step_outputs: Mapping[str, Mapping[str, str]],
-    environment: EnvironmentConfig,
+    cluster: ClusterDefaults | None,
     execution_id: str,
     work_dir: str,
 ) -> DryRunStep:
     spec = workflow.spec.steps[name]
-    # The key store is not read for a plan: its secrets show as placeholders.
-    key_store_secrets = {secret: SECRET_PLACEHOLDER for secret in workflow.spec.secrets}
+    kind = kind_of(spec)
     step = DryRunStep(name=name, kind=spec.kind, needs=list(spec.needs), timeout=spec.timeout)
+    if kind.needs_cluster and cluster is None:
+        step.error = f"a {spec.kind} step needs a Slurm environment"
+        return step
+    request = Preparation(
+        execution_id=execution_id,
+        step_name=name,
+        inputs=inputs,
+        step_outputs=step_outputs,
+        # The key store is not read for a plan: its secrets show as placeholders.
+        key_store_secrets={secret: SECRET_PLACEHOLDER for secret in workflow.spec.secrets},
+        work_dir=work_dir,
+        cluster=cluster,
+    )
     try:
-        if isinstance(spec, ShellStep):
-            invocation = prepare_shell_step(
-                spec,
-                execution_id=execution_id,
-                step_name=name,
-                inputs=inputs,
-                step_outputs=step_outputs,
-                key_store_secrets=key_store_secrets,
-            )
-            step.command, step.env = invocation.command, invocation.env
-        elif spec.kind not in CLUSTER_KINDS:
-            # A kind with nothing to render as a command: the plan shows its name, kind, needs.
-            pass
-        elif isinstance(environment, SlurmEnvironment):
-            submission = prepare_job_step(
-                spec,
-                environment=environment,
-                execution_id=execution_id,
-                step_name=name,
-                inputs=inputs,
-                remote_dir=work_dir,
-                step_outputs=step_outputs,
-                key_store_secrets=key_store_secrets,
-            )
-            step.command = submission.submit_command
-            if not isinstance(submission, PycompssSubmission):
-                files = {path.rsplit("/", 1)[-1]: data for path, data in submission.files.items()}
-                step.script = files[step_file(name, "sh")].decode("utf-8")
-                step.batch_script = files[step_file(name, "sbatch")].decode("utf-8")
-        else:
-            step.error = f"a {spec.kind} step needs a Slurm environment"
+        planned = kind.plan(spec, request)
     except RenderError as exc:
         step.error = f"its command cannot be rendered: {exc}"
+        return step
+    step.command, step.script, step.batch_script = (
+        planned.command,
+        planned.script,
+        planned.batch_script,
+    )
+    step.env = planned.env
     return step

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpcwaas.steps.transfers import TransferError
+from hpcwaas.catalog.kinds.transfers import TransferError
 
 
 @dataclass(frozen=True)

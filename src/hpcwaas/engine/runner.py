@@ -326,7 +326,7 @@ class ExecutionRunner:
 
     async def _fail_internal(self, exc: BaseException) -> None:
         try:
-            self._attempts.kill_shells(self._attempts.kill_grace)
+            self._attempts.kill_commands(self._attempts.kill_grace)
             await self._end.failed_internally(exc)
         except Exception:
             log.exception("execution %s: its failure could not be recorded", self.execution_id)

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 
 from hpcwaas.api.states import LogLevel
+from hpcwaas.catalog.kinds.transfers import StageInPlan, TransferError
 from hpcwaas.engine.placefiles import PlaceFiles
-from hpcwaas.steps.transfers import StageInPlan, TransferError
 
 Emit = Callable[[LogLevel, str], None]
 

@@ -3,71 +3,57 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
 
 from hpcwaas.api.states import LogLevel, StepState
-from hpcwaas.catalog.errors import RenderError
-from hpcwaas.catalog.model import StageInStep, StageOutStep
+from hpcwaas.catalog.kinds.base import Preparation, StepKind, StepSettings
+from hpcwaas.catalog.kinds.transfers import TransferError
 from hpcwaas.engine.outcome import Halt, Outcome
-from hpcwaas.engine.placefiles import PlaceFiles
-from hpcwaas.engine.resultstore import ResultStore
 from hpcwaas.engine.secret_inputs import mask
-from hpcwaas.engine.stagein import stage_in
-from hpcwaas.engine.stageout import stage_out
-from hpcwaas.settings import Settings
-from hpcwaas.steps.transfers import (
-    TransferError,
-    effective_limit,
-    prepare_stage_in,
-    prepare_stage_out,
-)
-from hpcwaas.store.database import Database
 from hpcwaas.transports.ssh import SshError
 
 Emit = Callable[[LogLevel, str], None]
 
 
+class TransferPlan(Protocol):
+    """What the engine reads of a transfer kind's prepared plan."""
+
+    @property
+    def note(self) -> str | None: ...
+
+
+P = TypeVar("P", bound=TransferPlan)
+# The engine's part of a transfer: move the bytes the plan says, logging through ``Emit``.
+Move = Callable[[P, Emit], Awaitable[object]]
+
+
 async def run_transfer_step(
     *,
     name: str,
-    spec: StageInStep | StageOutStep,
+    kind: StepKind[Any, P],
+    spec: StepSettings,
+    move: Move[P],
     execution_id: str,
     inputs: dict[str, Any],
-    files: PlaceFiles,
-    settings: Settings,
-    db: Database,
+    limits: Mapping[str, Any],
     emit: Emit,
     key_store_secrets: Mapping[str, str] | None = None,
 ) -> None:
     """Run one transfer step; TransferError (or SshError) says why it failed."""
-    limits = settings.limits
-    try:
-        if isinstance(spec, StageInStep):
-            limit, note = effective_limit(
-                spec.max_bytes, limits.max_stage_in_bytes, "max_stage_in_bytes"
-            )
-            plan_in = prepare_stage_in(
-                spec,
-                execution_id=execution_id,
-                inputs=inputs,
-                max_bytes=limit,
-                key_store_secrets=key_store_secrets,
-            )
-            work = stage_in(plan_in, files, emit)
-        else:
-            limit, note = effective_limit(
-                spec.max_bytes, limits.max_stage_out_bytes, "max_stage_out_bytes"
-            )
-            plan_out = prepare_stage_out(
-                spec, step_name=name, execution_id=execution_id, inputs=inputs, max_bytes=limit
-            )
-            store = ResultStore(settings.results_root)
-            work = _discard_result(stage_out(plan_out, files, store, db, execution_id, emit))
-    except RenderError as exc:
-        raise TransferError(f"its paths cannot be rendered: {exc}") from None
-    if note:
-        emit(LogLevel.WARN, note)
+    plan = kind.prepare(
+        spec,
+        Preparation(
+            execution_id=execution_id,
+            step_name=name,
+            inputs=inputs,
+            key_store_secrets=key_store_secrets,
+            limits=limits,
+        ),
+    )
+    work = move(plan, emit)
+    if plan.note:
+        emit(LogLevel.WARN, plan.note)
     if spec.timeout is None:
         await work
         return
@@ -77,23 +63,19 @@ async def run_transfer_step(
         raise TransferError(f"timed out after {spec.timeout:g} s; nothing kept") from None
 
 
-async def _discard_result(work: Any) -> None:
-    await work
-
-
-class TransferStep:
+class TransferStep(Generic[P]):
     """One attempt of a stage_in or stage_out step: the service moves the bytes itself."""
 
     def __init__(
         self,
         *,
         name: str,
-        spec: StageInStep | StageOutStep,
+        kind: StepKind[Any, P],
+        spec: StepSettings,
+        move: Move[P],
         execution_id: str,
         inputs: dict[str, Any],
-        files: PlaceFiles,
-        settings: Settings,
-        db: Database,
+        limits: Mapping[str, Any],
         emit: Emit,
         halt: Halt,
         detaches: Callable[[], bool],
@@ -101,12 +83,12 @@ class TransferStep:
         key_store_secrets: Mapping[str, str] | None = None,
     ) -> None:
         self._name = name
+        self._kind = kind
         self._spec = spec
+        self._move = move
         self._execution_id = execution_id
         self._inputs = inputs
-        self._files = files
-        self._settings = settings
-        self._db = db
+        self._limits = limits
         self._emit = emit
         self._halt = halt
         self._detaches = detaches  # whether the server stops and leaves the execution running
@@ -130,12 +112,12 @@ class TransferStep:
         task = asyncio.create_task(
             run_transfer_step(
                 name=name,
+                kind=self._kind,
                 spec=self._spec,
+                move=self._move,
                 execution_id=self._execution_id,
                 inputs=self._inputs,
-                files=self._files,
-                settings=self._settings,
-                db=self._db,
+                limits=self._limits,
                 emit=lambda level, text: self._emit(
                     level, mask(f"Step {name}: {text}", self._hidden)
                 ),

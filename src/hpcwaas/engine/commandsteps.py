@@ -1,22 +1,28 @@
-"""Steps that are shell commands (``shell``): render, start on the place's host, wait, kill."""
+"""Steps whose kind runs a command (``shell``): render, start on the place's host, wait, kill."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import Any
 
 from hpcwaas.api.states import LogLevel, StepState
-from hpcwaas.catalog import model
 from hpcwaas.catalog.errors import RenderError
+from hpcwaas.catalog.kinds.base import CommandInvocation, Preparation, StepKind, StepSettings
 from hpcwaas.engine.outcome import Emit, Halt, Outcome
 from hpcwaas.engine.places import Place
-from hpcwaas.steps.shell import failure_reason, prepare_shell_step, start_shell_step
-from hpcwaas.transports.base import LineCallback, RunningCommand
+from hpcwaas.transports.base import (
+    CommandResult,
+    LineCallback,
+    RunningCommand,
+    Transport,
+)
 from hpcwaas.transports.ssh import SshError
 
 
-class ShellStep:
-    """One attempt of a shell step, from its rendered command to its exit."""
+class CommandStep:
+    """One attempt of a step that is a command, from its rendered command line to its exit."""
 
     def __init__(
         self,
@@ -25,7 +31,8 @@ class ShellStep:
         execution_id: str,
         inputs: dict[str, Any],
         name: str,
-        spec: model.ShellStep,
+        kind: StepKind[Any, CommandInvocation],
+        spec: StepSettings,
         emit: Emit,
         on_stdout: LineCallback,
         on_stderr: LineCallback,
@@ -40,6 +47,7 @@ class ShellStep:
         self._execution_id = execution_id
         self._inputs = inputs
         self._name = name
+        self._kind = kind
         self._spec = spec
         self._emit = emit
         self._on_stdout = on_stdout
@@ -56,15 +64,18 @@ class ShellStep:
         """Render the command, run it to its end and say how it ended."""
         name, spec = self._name, self._spec
         try:
-            invocation = prepare_shell_step(
+            invocation = self._kind.prepare(
                 spec,
-                execution_id=self._execution_id,
-                step_name=name,
-                inputs=self._inputs,
-                step_outputs=self._step_outputs,
-                secrets=self._secrets,
-                key_store_secrets=self._key_store_secrets,
-                outputs_path=self._place.outputs_path(name) if spec.outputs else None,
+                Preparation(
+                    execution_id=self._execution_id,
+                    step_name=name,
+                    inputs=self._inputs,
+                    step_outputs=self._step_outputs,
+                    secrets=self._secrets,
+                    key_store_secrets=self._key_store_secrets,
+                    outputs_path=self._place.outputs_path(name) if spec.outputs else None,
+                    work_dir=str(self._place.work_dir),
+                ),
             )
         except RenderError as exc:
             self._emit(LogLevel.ERROR, f"Step {name}: its command cannot be rendered: {exc}")
@@ -73,7 +84,7 @@ class ShellStep:
         if self._halt.halted():
             return self._halt.not_started()
         try:
-            command = await start_shell_step(
+            command = await start_command(
                 invocation,
                 self._place.transport,
                 cwd=self._place.work_dir,
@@ -107,3 +118,37 @@ class ShellStep:
         return Outcome(
             StepState.FAILED, result.exit_code, failure_reason(result, spec.timeout), retryable=True
         )
+
+
+async def start_command(
+    invocation: CommandInvocation,
+    transport: Transport,
+    *,
+    cwd: PurePath | str,
+    on_stdout: LineCallback,
+    on_stderr: LineCallback,
+    grace: float,
+) -> RunningCommand:
+    """Start a rendered command through ``transport``; the caller waits for (or kills) it."""
+    return await transport.start(
+        invocation.command,
+        cwd=cwd,
+        env=invocation.env,
+        on_stdout=on_stdout,
+        on_stderr=on_stderr,
+        timeout=invocation.timeout,
+        grace=grace,
+    )
+
+
+def failure_reason(result: CommandResult, timeout: float | None) -> str:
+    """Why a command that did not succeed ended, for logs and the execution's ``error``."""
+    if result.timed_out:
+        return f"timed out after {timeout:g} s" if timeout is not None else "timed out"
+    if result.signal is not None:
+        try:
+            name = signal.Signals(result.signal).name
+        except ValueError:
+            name = f"signal {result.signal}"
+        return f"was killed by {name} (exit code {result.exit_code})"
+    return f"failed with exit code {result.exit_code}"

@@ -1,0 +1,276 @@
+"""The ``pycompss`` step kind: a PyCOMPSs application submitted with ``enqueue_compss``.
+
+``PycompssKind`` declares it; ``prepare_pycompss_step`` is pure: it renders the application
+path and its arguments and returns the one command that submits the job. enqueue_compss
+writes its own batch script, so there is nothing to upload and no exit file: the job's end
+comes from Slurm (squeue, sacct, scontrol). Its output goes to ``.hpcwaas-<step>.out`` /
+``.err`` in the execution's directory, like a ``slurm`` step's.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from hpcwaas.catalog.errors import RenderError
+from hpcwaas.catalog.kinds.base import (
+    PlannedStep,
+    Preparation,
+    R,
+    StepChecks,
+    StepKind,
+    StepRuntime,
+    StepSettings,
+    is_template,
+    step_context,
+    step_env,
+    step_file,
+)
+from hpcwaas.catalog.kinds.slurm import SLURM_NAME_HINT, dotted
+from hpcwaas.catalog.problem import Problem
+from hpcwaas.catalog.render import render_command, render_text
+from hpcwaas.schedulers import slurm
+from hpcwaas.schedulers.pycompss import (
+    check_compss_option,
+    check_compss_word,
+    check_module_name,
+    enqueue_compss_command,
+    parse_enqueue_compss,
+)
+from hpcwaas.schedulers.slurm_options import SlurmDefaults, check_slurm_name, time_to_minutes
+
+__all__ = ["PycompssKind", "PycompssStep", "PycompssSubmission", "prepare_pycompss_step"]
+
+_WORD_HINT = (
+    "enqueue_compss passes values through a shell unquoted, so only plain words are allowed; "
+    "constrain inputs used here with a pattern"
+)
+
+
+class PycompssStep(StepSettings):
+    """A PyCOMPSs application submitted with enqueue_compss."""
+
+    kind: Literal["pycompss"]
+    app: str
+    arguments: list[str] = Field(default_factory=list)
+    # a number, or a template rendering to one ("{{ inputs.nodes }}")
+    num_nodes: Annotated[int, Field(ge=1)] | str | None = None
+    qos: str | None = None  # may be a template
+    exec_time: int | None = Field(default=None, ge=1)  # minutes
+    python_interpreter: str = "python3"
+    container_image: str | None = None
+    container_compss_path: str | None = None  # where COMPSs lies inside the image
+    container_opts: str | None = None  # options of the container engine, e.g. "-e"
+    # ["--tracing=true"]; an item may be a template rendering to several options
+    extra_options: list[str] = Field(default_factory=list)
+    modules: list[str] = Field(default_factory=list)  # loaded after the environment's
+
+
+@dataclass(frozen=True)
+class PycompssSubmission:
+    """A rendered ``pycompss`` step: one command to run from the login directory."""
+
+    submit_command: str
+    job_name: str
+    stdout_path: str
+    stderr_path: str
+    timeout: float | None = None
+    files: dict[str, bytes] = field(default_factory=dict)  # nothing to upload
+    exit_path: str | None = None  # enqueue_compss writes the batch script: no exit file
+
+    @property
+    def command(self) -> str:
+        """The submit command (``cd <dir> && module load ... && enqueue_compss ...``)."""
+        return self.submit_command
+
+    def parse(self, exit_code: int, stdout: str, stderr: str) -> str:
+        """The job ID from ``Submitted batch job N``; SubmitError if there is none."""
+        return parse_enqueue_compss(exit_code, stdout, stderr)
+
+
+def prepare_pycompss_step(
+    spec: PycompssStep,
+    *,
+    execution_id: str,
+    step_name: str,
+    inputs: Mapping[str, Any],
+    modules: Sequence[str],
+    defaults: SlurmDefaults,
+    remote_dir: str,
+    step_outputs: Mapping[str, Mapping[str, str]] | None = None,
+    outputs_path: str | None = None,
+) -> PycompssSubmission:
+    """Render the application and its arguments; RenderError if one cannot be passed safely.
+
+    ``modules`` are the environment's PyCOMPSs modules, loaded before the step's own.
+    Each argument renders to one word that must need no shell quoting: enqueue_compss hands
+    the words, unquoted, to the shell of the job it generates.
+    """
+    context = step_context(execution_id, inputs, step_outputs)
+    app = render_command(spec.app, context)
+    arguments = [render_command(template, context) for template in spec.arguments]
+    for what, word in [("app", app), *((f"argument {i + 1}", a) for i, a in enumerate(arguments))]:
+        problem = check_compss_word(word)
+        if problem is not None:
+            raise RenderError(f"{what} {problem}")
+    num_nodes, qos, extra_options = _render_options(spec, context)
+    # No secrets here: enqueue_compss takes the environment on its command line (load-time check).
+    env = step_env(
+        spec.env,
+        context,
+        execution_id=execution_id,
+        step_name=step_name,
+        outputs_path=outputs_path,
+    )
+    exec_time = spec.exec_time
+    if exec_time is None and defaults.time is not None:
+        exec_time = time_to_minutes(str(defaults.time))
+    name = slurm.job_name(execution_id, step_name)
+    stdout_name, stderr_name = step_file(step_name, "out"), step_file(step_name, "err")
+    try:
+        command = enqueue_compss_command(
+            app,
+            arguments,
+            workdir=remote_dir,
+            job_name=name,
+            stdout_name=stdout_name,
+            stderr_name=stderr_name,
+            modules=list(dict.fromkeys([*modules, *spec.modules])),
+            num_nodes=num_nodes,
+            qos=qos or defaults.qos,
+            exec_time=exec_time,
+            partition=defaults.partition,
+            account=defaults.account,
+            python_interpreter=spec.python_interpreter,
+            container_image=spec.container_image,
+            container_compss_path=spec.container_compss_path,
+            container_opts=spec.container_opts,
+            extra_options=extra_options,
+            env=env,
+        )
+    except ValueError as exc:
+        raise RenderError(str(exc)) from None
+    return PycompssSubmission(
+        submit_command=command,
+        job_name=name,
+        stdout_path=posixpath.join(remote_dir, stdout_name),
+        stderr_path=posixpath.join(remote_dir, stderr_name),
+        timeout=spec.timeout,
+    )
+
+
+def _render_options(
+    spec: PycompssStep, context: dict[str, Any]
+) -> tuple[int | None, str | None, list[str]]:
+    """num_nodes, qos and extra options, rendered when given as templates.
+
+    A template that renders empty leaves the option out (qos, num_nodes) or adds nothing
+    (an extra option); an extra option may render to several, separated by spaces.
+    """
+    num_nodes: int | None = None
+    if isinstance(spec.num_nodes, int):
+        num_nodes = spec.num_nodes
+    elif spec.num_nodes is not None:
+        text = render_text(spec.num_nodes, context).strip()
+        if text:
+            if not text.isdigit() or int(text) < 1:
+                raise RenderError(f"num_nodes must be a positive integer, got {text[:40]!r}")
+            num_nodes = int(text)
+    qos = render_text(spec.qos, context).strip() or None if spec.qos is not None else None
+    extra: list[str] = []
+    for option in spec.extra_options:
+        extra.extend(render_text(option, context).split())
+    return num_nodes, qos, extra
+
+
+class PycompssKind(StepKind[PycompssStep, PycompssSubmission]):
+    """Steps that are PyCOMPSs applications, on a Slurm environment only."""
+
+    name = "pycompss"
+    settings = PycompssStep
+    needs_cluster = True
+    # enqueue_compss takes the environment on its command line: no secrets there
+    secrets_in_env = False
+    reattaches = True
+
+    def check(self, step: PycompssStep, checks: StepChecks) -> list[Problem]:
+        """Values enqueue_compss passes through a shell unquoted must be plain words."""
+        templates: list[tuple[tuple[str | int, ...], str]] = [(("app",), step.app)]
+        templates += [(("arguments", i), a) for i, a in enumerate(step.arguments)]
+        problems = checks.templates(templates)
+        problems += checks.templates(_option_templates(step))
+        return problems + _options_problems(step, checks, templates)
+
+    def prepare(self, step: PycompssStep, request: Preparation) -> PycompssSubmission:
+        """The enqueue_compss command, with the environment's defaults and modules."""
+        assert request.cluster is not None  # a kind that needs_cluster is prepared on one only
+        return prepare_pycompss_step(
+            step,
+            execution_id=request.execution_id,
+            step_name=request.step_name,
+            inputs=request.inputs,
+            modules=request.cluster.pycompss_modules,
+            defaults=request.cluster.defaults,
+            remote_dir=request.work_dir,
+            step_outputs=request.step_outputs,
+            outputs_path=request.outputs_path,
+        )
+
+    def plan(self, step: PycompssStep, request: Preparation) -> PlannedStep:
+        """The enqueue_compss command (it writes the batch script itself)."""
+        return PlannedStep(command=self.prepare(step, request).submit_command)
+
+    def run(self, runtime: StepRuntime[R], name: str, step: PycompssStep, *, resumed: bool) -> R:
+        """A batch job; after a restart, the job submitted before is followed again."""
+        return runtime.batch_job(self, name, step, resumed=resumed)
+
+
+def _options_problems(
+    step: PycompssStep, checks: StepChecks, templates: Sequence[tuple[tuple[str | int, ...], str]]
+) -> list[Problem]:
+    found: list[tuple[tuple[str | int, ...], str | None, str]] = []
+    for key, template in templates:
+        if "{" not in template:  # a literal: its value is known now
+            found.append((key, check_compss_word(template), _WORD_HINT))
+    if step.qos is not None and not is_template(step.qos):
+        found.append((("qos",), check_slurm_name(step.qos), SLURM_NAME_HINT))
+    if isinstance(step.num_nodes, str) and not is_template(step.num_nodes):
+        found.append((("num_nodes",), "must be a number or a template", "e.g. num_nodes: 2"))
+    found.append(
+        (("python_interpreter",), check_compss_word(step.python_interpreter), "e.g. python3")
+    )
+    for option in ("container_image", "container_compss_path", "container_opts"):
+        value = getattr(step, option)
+        if value is not None:
+            found.append(((option,), check_compss_word(value), _WORD_HINT))
+    for index, option in enumerate(step.extra_options):
+        if is_template(option):  # checked once rendered, at submission
+            continue
+        option_hint = "e.g. extra_options: [--tracing=true, --log_level=debug]"
+        found.append((("extra_options", index), check_compss_option(option), option_hint))
+    for index, module in enumerate(step.modules):
+        found.append((("modules", index), check_module_name(module), "e.g. modules: [COMPSs/3.3]"))
+    return [
+        checks.problem(key, f"{dotted(key)}: {message}", hint)
+        for key, message, hint in found
+        if message is not None
+    ]
+
+
+def _option_templates(step: PycompssStep) -> list[tuple[tuple[str | int, ...], str]]:
+    """The enqueue_compss options given as templates (rendered at submission)."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if isinstance(step.num_nodes, str):
+        found.append((("num_nodes",), step.num_nodes))
+    if step.qos is not None and is_template(step.qos):
+        found.append((("qos",), step.qos))
+    found += [
+        (("extra_options", i), option)
+        for i, option in enumerate(step.extra_options)
+        if is_template(option)
+    ]
+    return found

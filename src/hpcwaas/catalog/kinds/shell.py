@@ -1,0 +1,91 @@
+"""The ``shell`` step kind: a command line rendered from the step's template, run by a transport."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from hpcwaas.catalog.kinds.base import (
+    CommandInvocation,
+    PlannedStep,
+    Preparation,
+    R,
+    StepChecks,
+    StepKind,
+    StepRuntime,
+    StepSettings,
+    step_context,
+    step_env,
+)
+from hpcwaas.catalog.problem import Problem
+from hpcwaas.catalog.render import render_command
+
+
+class ShellStep(StepSettings):
+    """A shell command rendered from a template, run in the execution's directory."""
+
+    kind: Literal["shell"]
+    run: str
+    """The command line (a template; values are shell-quoted)."""
+
+
+class ShellKind(StepKind[ShellStep, CommandInvocation]):
+    """Steps that are shell commands, run on the place's host (this one, or a login node)."""
+
+    name = "shell"
+    settings = ShellStep
+
+    def check(self, step: ShellStep, checks: StepChecks) -> list[Problem]:
+        """The command is read by a shell: values must stand where quoting holds."""
+        return checks.templates([(("run",), step.run)], in_shell=True)
+
+    def prepare(self, step: ShellStep, request: Preparation) -> CommandInvocation:
+        """The command line and its environment."""
+        return prepare_shell_step(
+            step,
+            execution_id=request.execution_id,
+            step_name=request.step_name,
+            inputs=request.inputs,
+            step_outputs=request.step_outputs,
+            secrets=request.secrets,
+            key_store_secrets=request.key_store_secrets,
+            outputs_path=request.outputs_path,
+        )
+
+    def plan(self, step: ShellStep, request: Preparation) -> PlannedStep:
+        """The command line and its environment."""
+        invocation = self.prepare(step, request)
+        return PlannedStep(command=invocation.command, env=invocation.env)
+
+    def run(self, runtime: StepRuntime[R], name: str, step: ShellStep, *, resumed: bool) -> R:
+        """A command on the place's transport; after a restart it starts over."""
+        return runtime.command(self, name, step)
+
+
+def prepare_shell_step(
+    spec: ShellStep,
+    *,
+    execution_id: str,
+    step_name: str,
+    inputs: Mapping[str, Any],
+    step_outputs: Mapping[str, Mapping[str, str]] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    key_store_secrets: Mapping[str, str] | None = None,
+    outputs_path: str | None = None,
+) -> CommandInvocation:
+    """Render the command and environment; raise RenderError if a template cannot be rendered.
+
+    Secrets reach the environment only, never the command (which is logged and shown).
+    """
+    context = step_context(execution_id, inputs, step_outputs)
+    command = render_command(spec.run, context)
+    env = step_env(
+        spec.env,
+        context,
+        execution_id=execution_id,
+        step_name=step_name,
+        secrets=secrets,
+        key_store_secrets=key_store_secrets,
+        outputs_path=outputs_path,
+    )
+    return CommandInvocation(command=command, env=env, timeout=spec.timeout)

@@ -1,1 +1,0 @@
-"""Step kinds: each builds the command of a step and interprets how it ended."""
