@@ -146,7 +146,7 @@ executions = Table(
     # the cluster account and SSH key the steps run with (environments reached over SSH)
     Column("cluster_login", String(64)),
     Column("key_id", String(36)),
-    # the replica driving the execution, until when (see engine/leases.py)
+    # the replica driving the execution, until when (see engine/leasing.py)
     Column("lease_owner", String(64), index=True),
     Column("lease_expires_at", UTCDateTime()),
     # when each kind of the execution's data was removed (by retention or on request), and

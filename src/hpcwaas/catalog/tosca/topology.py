@@ -92,7 +92,7 @@ def _mapping(value: Any, loc: Location, what: str, problems: list[ToscaProblem])
     if value is None:
         return {}
     if not isinstance(value, dict):
-        problems.append(ToscaProblem(loc, f"{what} must be a mapping", "see docs/workflows.md"))
+        problems.append(ToscaProblem(loc, f"{what} must be a mapping", "see docs/tosca-import.md"))
         return {}
     return value
 
