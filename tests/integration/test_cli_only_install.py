@@ -6,6 +6,7 @@ run: it is what proves the CLI's light dependencies are enough and the server's 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -148,6 +149,6 @@ def test_the_whole_user_journey_runs_from_the_cli_only_install(
         "seconds=300",
         "demo@local@sleep",
     )
-    sleep_id = sleeping.stdout.split('"id": "', 1)[1].split('"')[0]
+    sleep_id = json.loads(sleeping.stdout)
     cancel = _run(cli_venv, tmp_path, *base, "executions", "cancel", sleep_id)
     assert cancel.returncode == 0 and f'Cancelled execution "{sleep_id}"' in cancel.stdout, cancel

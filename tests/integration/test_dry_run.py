@@ -122,7 +122,7 @@ def test_waas_trigger_dry_run_prints_the_plan_readably_or_as_json(
     assert "input 'n': expected an integer" in refused.stderr
 
     follow = _waas(server, token, tmp_path, "wf", "t", "--dry-run", "-f", "demo@local@hello")
-    assert follow.returncode == 2
+    assert follow.returncode == 1
     assert "nothing to follow" in follow.stderr
     with server.client(token) as api:
         assert _executions(api) == []

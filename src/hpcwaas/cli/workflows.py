@@ -66,8 +66,8 @@ def _trigger_arguments(trigger: WaasParser) -> None:
         type=input_pairs,
         action="extend",
         default=[],
-        metavar="KEY=VALUE[,KEY=VALUE...]",
-        help="inputs of the workflow (repeatable)",
+        metavar="KEY=VALUE",
+        help="inputs of the workflow, comma-separated (repeatable)",
     )
     trigger.add_argument(
         "--dry-run",

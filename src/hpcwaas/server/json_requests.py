@@ -61,4 +61,7 @@ class JsonRequests:
             return
         headers = [item for item in scope["headers"] if item[0] != b"content-type"]
         headers.append(JSON_TYPE)
-        await self.app({**scope, "headers": headers}, receive, send)
+        # In place, not a copy: the outer middlewares read what the router adds to the
+        # scope (the route, for the metrics' labels).
+        scope["headers"] = headers
+        await self.app(scope, receive, send)
