@@ -336,7 +336,6 @@ class Engine:
         self._tasks.pop(execution_id, None)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("execution %s: runner ended with %r", execution_id, exc)
-        self.logs.forget(execution_id)
         self.notifier.forget(execution_id)
 
     async def _fail_pending(self, record: ExecutionRecord, reason: str) -> None:
