@@ -360,6 +360,16 @@ class Settings(BaseSettings):
     step_grace_seconds: float = Field(
         default=5.0, ge=0, description="Seconds between SIGTERM and SIGKILL when cancelling a step."
     )
+    shutdown_drain_seconds: int = Field(
+        default=30,
+        gt=0,
+        description=(
+            "Seconds a stopping server waits for the requests in flight to finish before it "
+            "closes their connections. Meanwhile it accepts no connection and starts no "
+            "execution: those triggered meanwhile wait, PENDING, for another replica or the "
+            "next start."
+        ),
+    )
     lease_seconds: float = Field(
         default=30.0,
         ge=3,

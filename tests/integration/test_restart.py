@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import signal
+import socket
 import threading
 import time
 
@@ -92,3 +94,42 @@ def test_a_stopping_server_answers_its_waiting_log_long_polls_at_once(
     poller.join(timeout=30)
     assert answers == [200]
     assert time.monotonic() - stopped_at < 15, "the long poll held the shutdown up"
+
+
+def test_a_trigger_accepted_while_stopping_stays_pending_and_runs_after_the_restart(
+    fresh_server: LiveServer,
+) -> None:
+    """A stopping server finishes the requests in flight but starts nothing new: a trigger
+    it accepts then is left PENDING (for another replica, or for itself once restarted),
+    not started and killed at the stop."""
+    fresh_server.start()
+    token = fresh_server.token("drain-user")
+    body = b'{"inputs":{"seconds":1}}'
+    head = (
+        "POST /workflows/demo@local@sleep HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{fresh_server.port}\r\n"
+        f"Authorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    assert fresh_server.process is not None
+    with socket.create_connection(("127.0.0.1", fresh_server.port), timeout=30) as sock:
+        sock.sendall(head.encode())  # the request is in flight, its body not sent yet
+        time.sleep(0.3)
+        fresh_server.process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)  # the server is draining: it no longer accepts connections
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", fresh_server.port), timeout=2).close()
+        sock.sendall(body)
+        answer = sock.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 201"), answer
+    execution_id = re.search(r"(?im)^location: /executions/(\S+)", answer).group(1)  # type: ignore[union-attr]
+    assert fresh_server.process.wait(timeout=30) == 0
+    fresh_server.process = None
+
+    fresh_server.start()
+    with fresh_server.client(token) as client:
+        done = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED"})
+        assert done["status"] == "SUCCEEDED", done
+        logs = client.get(f"/executions/{execution_id}/logs", params={"timeout": "0s"}).json()
+    assert not any("stopped" in entry["content"] for entry in logs["logs"]), logs

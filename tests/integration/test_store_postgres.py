@@ -94,7 +94,7 @@ async def test_log_entries_keep_order_levels_utc_times_and_odd_characters(
         for c in contents
     ] + [logs.LogRecord(level=LogLevel.DEBUG, timestamp=when, content="debug", step=None)]
     async with db.write() as conn:
-        await logs.append(conn, execution_id, 0, entries)
+        await logs.append(conn, execution_id, entries)
     async with db.read() as conn:
         read, total = await logs.read(conn, execution_id, ALL_LEVELS, 0, None)
         info_only, info_total = await logs.read(conn, execution_id, LogLevel.INFO, 1, 2)

@@ -503,6 +503,33 @@ async def test_recovery_ends_local_executions_the_last_run_left_running(
         await h.engine.stop()
 
 
+async def test_a_draining_engine_starts_nothing_and_leaves_new_executions_pending(
+    db: Database, settings: Settings
+) -> None:
+    h = Harness(db, settings)
+    await h.engine.start()
+    running = await h.trigger(make_workflow({"long": {"run": "sleep 2; echo done"}}))
+    await h.wait_until(running, lambda r: r.status is ExecutionStatus.RUNNING)
+    h.engine.drain()
+    waiting = await h.trigger(make_workflow({"quick": {"run": "echo hi"}}))
+    # What was running goes on to its end; what came after the drain is not started.
+    assert (await h.finished(running)).status is ExecutionStatus.SUCCEEDED
+    assert (await h.record(waiting)).status is ExecutionStatus.PENDING
+    await h.engine.stop()
+    record = await h.record(waiting)
+    assert record.status is ExecutionStatus.PENDING
+    assert record.lease_owner is None  # free for another replica, or the next start
+    assert (await h.steps(waiting))["quick"].state is StepState.PENDING
+
+    again = Harness(db, settings)
+    again.catalog.update(h.catalog)
+    await again.engine.start()
+    try:
+        assert (await again.finished(waiting)).status is ExecutionStatus.SUCCEEDED
+    finally:
+        await again.engine.stop()
+
+
 async def test_stop_kills_running_steps_and_fails_their_executions(
     db: Database, settings: Settings
 ) -> None:

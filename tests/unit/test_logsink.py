@@ -131,7 +131,6 @@ async def test_sink_continues_after_entries_written_before_it_started(db: Databa
         await logs.append(
             conn,
             "exec-a",
-            0,
             [logs.LogRecord(LogLevel.INFO, now, f"old {i}", None) for i in (0, 1)],
         )
     sink = LogSink(db, LogNotifier())
@@ -183,3 +182,30 @@ async def test_a_failing_execution_does_not_hold_back_the_others(
     await asyncio.wait_for(sink.flush(), 5.0)
     assert await _indices(db, "exec-a") == [0]
     assert await _indices(db, "no-such-execution") == []
+
+
+async def test_two_replicas_writing_one_log_get_dense_indices_without_errors(
+    database_url: str, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The replica that took a trigger and the one driving the execution both log it: no
+    index is taken twice, none is skipped, and no error is logged for it."""
+    other = Database(database_url)  # a second replica: its own connections
+    sinks = [LogSink(db, LogNotifier()), LogSink(other, LogNotifier())]
+    try:
+        for sink in sinks:
+            sink.start()
+        for round_ in range(30):
+            for number, sink in enumerate(sinks):
+                sink.emit("exec-a", LogLevel.INFO, f"{number}:{round_}")
+            await asyncio.sleep(0)
+        for sink in sinks:
+            await sink.stop()
+    finally:
+        await other.dispose()
+    assert await _indices(db, "exec-a") == list(range(60))
+    async with db.read() as conn:
+        records, _ = await logs.read(conn, "exec-a", LogLevel.INFO, 0, None)
+    for number in range(2):
+        mine = [r.content for r in records if r.content.startswith(f"{number}:")]
+        assert mine == [f"{number}:{i}" for i in range(30)]
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]

@@ -170,7 +170,6 @@ async def _execution(
         await log_store.append(
             conn,
             execution_id,
-            0,
             [
                 log_store.LogRecord(LogLevel.INFO, NOW - 9 * DAY, "hello", "greet"),
                 log_store.LogRecord(LogLevel.INFO, NOW - 9 * DAY, "done", None),

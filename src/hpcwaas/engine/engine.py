@@ -93,6 +93,7 @@ class Engine:
         self._runners: dict[str, ExecutionRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self._draining = False
         self._lock = asyncio.Lock()
         self._dispatcher: asyncio.Task[None] | None = None
         self._leases = Leases(
@@ -132,6 +133,15 @@ class Engine:
         """Look for executions to claim now, here and on every replica (after a trigger)."""
         self._wake.set()
         self.broadcast.publish({"t": "wake"})
+
+    def drain(self) -> None:
+        """Start nothing new: the server is stopping.
+
+        Executions triggered meanwhile stay PENDING for the other replicas, or for this one
+        after a restart; those running here go on until `stop`.
+        """
+        self._draining = True
+        self._wake.set()  # the dispatch loop sees the flag at once and ends
 
     def _heard(self, message: dict[str, Any]) -> None:
         """A message from another replica (store/notify.py)."""
@@ -223,7 +233,7 @@ class Engine:
             )
 
     async def _dispatch_loop(self) -> None:
-        while True:
+        while not self._draining:
             self._wake.clear()  # before reading: a trigger committed during the read wakes us
             try:
                 await self._leases.claim_round()
@@ -234,6 +244,10 @@ class Engine:
 
     async def _take(self, record: ExecutionRecord) -> None:
         """Start a claimed execution, or go on with one another replica (or run) left."""
+        if self._draining:
+            # Claimed in a round that was under way when the stop came: its lease is
+            # released at `stop`, and another replica (or the next start) takes it.
+            return
         if record.status is ExecutionStatus.PENDING:
             await self._dispatch(record)
         elif self._runs_here(record.environment):
@@ -322,7 +336,6 @@ class Engine:
         self._tasks.pop(execution_id, None)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("execution %s: runner ended with %r", execution_id, exc)
-        self.logs.forget(execution_id)
         self.notifier.forget(execution_id)
 
     async def _fail_pending(self, record: ExecutionRecord, reason: str) -> None:

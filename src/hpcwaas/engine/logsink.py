@@ -122,7 +122,6 @@ class LogSink:
         self._emitted = 0  # entries emitted so far
         self._done = 0  # entries written (or given up on) so far, in emit order
         self._flushers: list[tuple[int, asyncio.Future[None]]] = []
-        self._next_index: dict[str, int] = {}
         self._wakeup = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -170,10 +169,6 @@ class LogSink:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flushers.append((target, waiter))
         await waiter
-
-    def forget(self, execution_id: str) -> None:
-        """Drop the cached next index of a finished execution (reloaded if it logs again)."""
-        self._next_index.pop(execution_id, None)
 
     def start(self) -> None:
         """Start the background writer."""
@@ -230,8 +225,6 @@ class LogSink:
                     log.info("log entries written again after a database outage")
                 return
             except Exception as exc:
-                for execution_id in batch:
-                    self._next_index.pop(execution_id, None)  # may be stale: reload
                 if is_unavailable(exc):
                     # Nothing is dropped while the database is away: the queue holds the
                     # entries (and holds chatty steps back at its high-water mark).
@@ -254,17 +247,11 @@ class LogSink:
                 log.error("dropped %d log entries of execution %s", len(entries), execution_id)
 
     async def _write(self, batch: dict[str, _Entries]) -> None:
-        advanced: dict[str, int] = {}
         async with self._db.write() as conn:
             for execution_id, entries in batch.items():
-                first = self._next_index.get(execution_id)
-                if first is None:
-                    first = await store_logs.next_index(conn, execution_id)
-                await store_logs.append(conn, execution_id, first, entries.records)
+                await store_logs.append(conn, execution_id, entries.records)
                 if entries.checkpoints:
                     await store_logs.save_checkpoints(conn, execution_id, entries.checkpoints)
-                advanced[execution_id] = first + len(entries.records)
-        self._next_index.update(advanced)
 
     def _release_flushers(self) -> None:
         still: list[tuple[int, asyncio.Future[None]]] = []

@@ -192,13 +192,15 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-def _server_class(shutting_down: asyncio.Event) -> Any:
+def _server_class(shutting_down: asyncio.Event, drain: Callable[[], None]) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
-        """Ends long polls and event streams first: they would hold the shutdown up."""
+        """On a stop, starts no execution more, and ends long polls and event streams first
+        (they would hold the shutdown up); then uvicorn lets requests in flight finish."""
 
         async def shutdown(self, sockets: Any = None) -> None:
+            drain()
             shutting_down.set()
             await super().shutdown(sockets)
 
@@ -238,12 +240,14 @@ async def _run_server(
             log_config=None,  # keep the one log format set up in main()
             access_log=False,  # one access line per request, from our middleware
             server_header=False,
+            # A slow client cannot hold a stopping replica up longer than this.
+            timeout_graceful_shutdown=settings.shutdown_drain_seconds,
             # uvicorn would build its own context from file names; ours carries the checks
             # and options of the `tls:` settings (minimum version, client certificates).
             ssl_context_factory=(lambda *_: ssl_context) if ssl_context is not None else None,
         )
         _log_listening(host, port, settings.tls)
-        server = _server_class(shutdown_event(app))(config)
+        server = _server_class(shutdown_event(app), services.engine.drain)(config)
         # uvicorn re-raises the stop signal once it has shut down; with these handlers that
         # is a no-op, so the engine below still stops its steps and records why.
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -35,7 +35,7 @@ from hpcwaas.services.errors import (
     ServiceError,
     Unavailable,
 )
-from hpcwaas.store.database import DatabaseUnavailable, is_unavailable
+from hpcwaas.store.database import DatabaseUnavailable, is_disk_full, is_unavailable
 from hpcwaas.store.pagination import BadCursor
 
 log = logging.getLogger(__name__)
@@ -176,11 +176,14 @@ def unexpected_error_response(method: str, path: str, exc: Exception) -> JSONRes
     """The answer to an exception no handler claimed: 503 when the database is unreachable,
     else a 500 whose reference finds the traceback in the log."""
     if is_unavailable(exc):
-        # Not a bug: the database is restarting or out of reach. The client retries; the
-        # operator finds one line (no traceback) naming the database and the cause.
-        log.warning("%s %s: %s", method, path, _database_reason(exc))
+        # Not a bug: the database is restarting, out of reach or out of space. The client
+        # retries; the operator finds one line (no traceback) naming the database and the cause.
+        full = is_disk_full(exc)
+        log.warning("%s %s: %s", method, path, DATABASE_FULL_LOG if full else _database_reason(exc))
         return problem_response(
-            503, DATABASE_UNREACHABLE, headers={"Retry-After": DATABASE_RETRY_AFTER}
+            503,
+            DATABASE_FULL if full else DATABASE_UNREACHABLE,
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
         )
     reference = uuid.uuid4().hex[:12]
     log.exception("internal error %s on %s %s", reference, method, path)
@@ -192,6 +195,8 @@ def unexpected_error_response(method: str, path: str, exc: Exception) -> JSONRes
 DATABASE_UNREACHABLE = (
     "the service cannot reach its database (it may be restarting); retry in a few seconds"
 )
+DATABASE_FULL = "the service's database has no space left to write (its disk is full); retry later"
+DATABASE_FULL_LOG = "the database's disk is full: writes fail until space is freed"
 DATABASE_RETRY_AFTER = "5"
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -66,9 +67,34 @@ def is_unavailable(exc: BaseException) -> bool:
     return from_database and down
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database's disk being full (an outage that ends once space is
+    freed)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ == "DiskFullError" or "database or disk is full" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 async def check_connection(conn: AsyncConnection) -> None:
     """Run one trivial statement: raises if the database does not answer it."""
     await conn.execute(text("SELECT 1"))
+
+
+# Below this much free space beside a SQLite file, writes are about to fail: not ready.
+SQLITE_MIN_FREE_BYTES = 1 << 20
+
+
+def sqlite_disk_problem(db: Database) -> str | None:
+    """Why the disk of ``db``'s SQLite file cannot take writes now, or None."""
+    if db.sqlite_file is None:
+        return None
+    free = shutil.disk_usage(db.sqlite_file.parent).free
+    if free >= SQLITE_MIN_FREE_BYTES:
+        return None
+    return f"the disk of {db.sqlite_file.parent} is full ({free} bytes free)"
 
 
 def _server_is_down(error: OperationalError) -> bool:
@@ -81,7 +107,13 @@ def _server_is_down(error: OperationalError) -> bool:
 
 
 _SQLITE_LOCKED = "database is locked"
-_SQLITE_DOWN = (_SQLITE_LOCKED, "unable to open database", "disk i/o error")
+# A full disk is an outage too: writes work again once space is freed.
+_SQLITE_DOWN = (
+    _SQLITE_LOCKED,
+    "unable to open database",
+    "disk i/o error",
+    "database or disk is full",
+)
 
 # asyncpg's errors for a server that is gone, starting up or shutting down
 _ASYNCPG_DOWN = frozenset(
@@ -93,6 +125,7 @@ _ASYNCPG_DOWN = frozenset(
         "CrashShutdownError",
         "InterfaceError",
         "PostgresConnectionError",
+        "DiskFullError",
     }
 )
 
@@ -131,6 +164,7 @@ class Database:
             sqlite_file = ""
         if sqlite_file:
             Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
+        self.sqlite_file = Path(sqlite_file) if sqlite_file else None
         # An error's message never quotes the statement's values (token hashes, sealed
         # secrets, users' inputs) into the log.
         options: dict[str, Any] = {"hide_parameters": True}
@@ -212,7 +246,13 @@ class Database:
                     except BaseException:
                         await self._end_failed(transaction)
                         raise
-                    await transaction.commit()
+                    try:
+                        await transaction.commit()
+                    except BaseException:
+                        # A commit that failed (a full disk) can leave the connection in a
+                        # transaction it cannot end: the next write starts on a fresh one.
+                        await self._close_sqlite_writer()
+                        raise
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.api.states import LogLevel
@@ -30,6 +30,10 @@ class LogRecord:
     step: str | None
 
 
+# The key space of the PostgreSQL advisory locks that serialize appends to one log.
+_LOG_LOCK_SPACE = 0x6877_6C67
+
+
 async def next_index(conn: AsyncConnection, execution_id: str) -> int:
     """The index the next entry of this execution gets."""
     value = (
@@ -40,12 +44,22 @@ async def next_index(conn: AsyncConnection, execution_id: str) -> int:
     return 0 if value is None else int(value) + 1
 
 
-async def append(
-    conn: AsyncConnection, execution_id: str, first_index: int, entries: list[LogRecord]
-) -> None:
-    """Insert entries at consecutive indices from ``first_index``."""
+async def append(conn: AsyncConnection, execution_id: str, entries: list[LogRecord]) -> int:
+    """Insert entries after the execution's last one; return the index of the first.
+
+    Several replicas may write one execution's log at once (the one that took a trigger
+    or a cancel, the one driving the execution): on PostgreSQL a lock on the execution's
+    log, held until the transaction ends, makes reading the last index and inserting one
+    step. SQLite has one writer at a time.
+    """
     if not entries:
-        return
+        return await next_index(conn, execution_id)
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(:space, hashtext(:id))"),
+            {"space": _LOG_LOCK_SPACE, "id": execution_id},
+        )
+    first_index = await next_index(conn, execution_id)
     await conn.execute(
         log_entries.insert(),
         [
@@ -62,6 +76,7 @@ async def append(
             for i, e in enumerate(entries)
         ],
     )
+    return first_index
 
 
 def _levels(mask: LogLevel) -> list[int]:

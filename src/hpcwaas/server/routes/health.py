@@ -10,7 +10,12 @@ from fastapi.responses import JSONResponse
 from hpcwaas.secrets.base import KeyStoreUnavailable
 from hpcwaas.secrets.factory import ping
 from hpcwaas.server.deps import ServicesDep
-from hpcwaas.store.database import Database, DatabaseUnavailable, check_connection
+from hpcwaas.store.database import (
+    Database,
+    DatabaseUnavailable,
+    check_connection,
+    sqlite_disk_problem,
+)
 
 router = APIRouter(tags=["health"])
 
@@ -31,7 +36,8 @@ async def _database_check(db: Database) -> str:
         return f"unavailable: {exc}"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; report it
         return f"unavailable: {type(exc).__name__}"
-    return "ok"
+    full = sqlite_disk_problem(db)
+    return f"unavailable: {full}" if full else "ok"
 
 
 @router.get("/healthz")
