@@ -18,7 +18,6 @@ from hpcwaas.server.identity import (
     cluster_environment,
     environment_config,
 )
-from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
 from hpcwaas.store import identities as identity_store
@@ -68,9 +67,7 @@ async def get_environment(name: str, services: ServicesDep, user: CurrentUser) -
     return _public(name, config, identity)
 
 
-@router.put(
-    "/environments/{name}/identity", response_model=EnvironmentPublic, responses=problems(403)
-)
+@router.put("/environments/{name}/identity", response_model=EnvironmentPublic)
 async def set_identity(
     name: str, body: ClusterIdentityUpdate, services: ServicesDep, user: CurrentUser, audit: Audit
 ) -> EnvironmentPublic:

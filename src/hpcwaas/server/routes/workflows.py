@@ -106,12 +106,12 @@ async def trigger_workflow(
     environment = services.settings.environments.get(workflow.environment)
     if environment is None:
         raise ApiProblem(404, f"environment {workflow.environment!r} is not configured")
-    # Refused (400/403) before anything is recorded; (None, None) on local environments.
+    # Refused (400) before anything is recorded; (None, None) on local environments.
     try:
         cluster_login, key_id = await resolve_identity(services, user, workflow, inputs)
     except ApiProblem as exc:
         if not dry_run:  # a dry run runs nothing: no audit event
-            # Audited: among these is the use of someone else's SSH key (a 403).
+            # Audited: among these is the use of someone else's SSH key.
             await audit.record(
                 user.user_id,
                 AuditAction.EXECUTION_TRIGGER,
@@ -153,7 +153,7 @@ async def trigger_workflow(
 async def check_key_inputs(
     services: Services, user_id: str, spec: WorkflowSpec, inputs: dict[str, Any]
 ) -> None:
-    """A 400 or 403 unless every ``ssh_key`` input names one of the caller's SSH keys."""
+    """A 400 unless every ``ssh_key`` input names one of the caller's SSH keys."""
     names = [n for n, s in spec.inputs.items() if s.type == "ssh_key" and inputs.get(n)]
     if not names:
         return
