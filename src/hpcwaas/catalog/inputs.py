@@ -8,7 +8,7 @@ from typing import Any
 
 from hpcwaas.catalog.errors import InputValidationError
 from hpcwaas.catalog.model import RESERVED_INPUTS, WorkflowSpec
-from hpcwaas.catalog.values import ValueProblem, check_value, describe
+from hpcwaas.catalog.values import ValueProblem, check_text, check_value, describe
 
 
 def validate_inputs(
@@ -80,9 +80,7 @@ def _reserved_value(value: Any) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise ValueProblem(f"expected a string, got {describe(value)}")
-    if "\x00" in value:
-        raise ValueProblem("a NUL character is not allowed in a string")
-    return value
+    return check_text(value)
 
 
 def _size(value: Any) -> int:
