@@ -282,7 +282,7 @@ def _run_db(
     from hpcwaas.store.database import Database
 
     async def runner() -> int:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         db = Database(
             settings.effective_database_url,
             connect_timeout=settings.database_connect_timeout_seconds,
