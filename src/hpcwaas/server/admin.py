@@ -216,6 +216,7 @@ async def _run_server(
     from hpcwaas.server.app import create_app
     from hpcwaas.server.catalog_reload import remove_pid_file, write_pid_file
     from hpcwaas.server.longpoll import shutdown_event
+    from hpcwaas.server.protocol import protocol_class
     from hpcwaas.server.services import start_services, stop_services
 
     services = await start_services(settings)
@@ -236,6 +237,8 @@ async def _run_server(
             port=port,
             log_level=log_level,
             log_config=None,  # keep the one log format set up in main()
+            # Caps the size and time of request heads and bodies, and the connections.
+            http=protocol_class(settings.limits),
             access_log=False,  # one access line per request, from our middleware
             server_header=False,
             # uvicorn would build its own context from file names; ours carries the checks
