@@ -155,7 +155,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         # read before this point counts toward it: at most one read more than the cap.
         self._reading_head = True
         self._head_bytes = 0
-        if self.cycle.response_complete and not self.transport.is_closing():
+        answered = self.cycle is not None and self.cycle.response_complete  # no cycle: upgrade
+        if answered and not self.transport.is_closing():
             self._start_waiting()  # answered before its body was read in full
 
     def on_response_complete(self) -> None:
