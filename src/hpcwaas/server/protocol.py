@@ -22,6 +22,11 @@ for each server (settings under ``limits``):
   serving a request, the new one gets 503.
 
 These refusals are written here, in the error envelope, and logged as access lines.
+
+uvicorn's other HTTP/1.1 protocol, h11's, bounds a head (``h11_max_incomplete_event_size``)
+but answers a plain-text 400 that does not say why, and has no read timeouts either; the
+server passes this class to uvicorn as its ``http``, so httptools (the faster parser) is
+always the one used.
 """
 
 from __future__ import annotations
