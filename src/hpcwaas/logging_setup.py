@@ -1,16 +1,22 @@
 """Logging of the server: text (the historical format) or one JSON object per line.
 
-Both formats carry the request ID of the request being served, when there is one.
+Both formats carry the request ID of the request being served, when there is one. Neither
+lets a logged value (a request path, an error message) forge a line or write a control
+character: text escapes them (``\n``, ``\x00``) and indents a traceback's lines, so only a
+record starts a line at its first column; JSON escapes them in its strings.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
+
+from hpcwaas.controls import CONTROL, escape_controls
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -39,9 +45,24 @@ class TextFormatter(logging.Formatter):
         super().__init__(TEXT_FORMAT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        text = super().formatMessage(record)
+        text = escape_controls(super().formatMessage(record))
         request_id = _request_id(record)
         return f"{text} [{request_id}]" if request_id else text
+
+    def formatException(self, ei: Any) -> str:
+        return _continuation(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _continuation(super().formatStack(stack_info))
+
+
+def _continuation(text: str) -> str:
+    """A record's further lines (a traceback), indented and escaped: none can pass for a record."""
+    return "\n".join("  " + escape_controls(line) for line in text.split("\n"))
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -63,7 +84,8 @@ class JsonFormatter(logging.Formatter):
             entry["exc_info"] = record.exc_text
         if record.stack_info:
             entry["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False)
+        # json.dumps escapes C0 controls only: DEL, C1 and U+2028/9 get their \u escape too.
+        return CONTROL.sub(_json_escape, json.dumps(entry, ensure_ascii=False))
 
 
 def configure_logging(level: str, fmt: Literal["text", "json"] = "text") -> None:

@@ -212,6 +212,32 @@ class Limits(BaseModel):
         description="Bytes a stage_out step may store in the result store: its default "
         "max_bytes and the most it may set.",
     )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=4096,
+        description="Bytes of a request's line and headers together; more is a 431, "
+        "refused before it is read.",
+    )
+    header_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds a connection has to send a request's line and headers, from "
+        "its opening or the end of its previous response; then it is closed (408 if part "
+        "of them came).",
+    )
+    body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a request's body has to arrive in full after its headers; "
+        "then it is a 408.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open client connections per server process; at the cap a new one "
+        "replaces the one idle longest, or gets a 503 if every one is serving a request. "
+        "Lowered to what the process's file limit (ulimit -n) allows, with a warning.",
+    )
 
 
 class OperatorsConfig(BaseModel):

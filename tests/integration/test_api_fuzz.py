@@ -25,10 +25,14 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import hypothesis
+import jsonschema
 import pytest
 import schemathesis
+from hypothesis import given
+from hypothesis import strategies as st
 from schemathesis import Case, CheckContext, Response
 from tests.conftest import (
     ENVELOPE_ITEM_KEYS,
@@ -320,3 +324,61 @@ def test_the_document_declares_every_error_status_in_the_envelope(target: FuzzTa
                 if int(status) >= 400 and "application/json" in content:
                     ref = content["application/json"]["schema"].get("$ref", "")
                     assert ref.endswith("/ErrorEnvelope"), f"{method.upper()} {path} {status}"
+
+
+# Characters a request can carry: no lone surrogates (not text), no "/" (another route).
+TEXT = st.characters(blacklist_categories=("Cs",), blacklist_characters="/")
+
+
+def _declared(document: dict[str, Any], path: str, where: str, name: str) -> dict[str, Any]:
+    for operation in document["paths"][path].values():
+        for parameter in operation.get("parameters", []):
+            if (parameter["in"], parameter["name"]) == (where, name):
+                schema: dict[str, Any] = parameter["schema"]
+                return schema
+    raise AssertionError(f"{path} declares no {where} parameter {name}")
+
+
+# A conformance run found these declared valid, yet answered 400: (path, in, name) -> value.
+FOUND_REFUSED = {
+    ("/executions/{execution_id}/events", "header", "Last-Event-ID"): "null",
+    ("/executions/{execution_id}/logs", "query", "size"): "x",
+    ("/executions", "query", "cursor"): "__main__",
+    ("/workflows/{workflow_id}", "path", "workflow_id"): "&",
+}
+
+
+def _send(api: Any, key: tuple[str, str, str], value: str, execution_id: str) -> Any:
+    """A request whose parameter ``key`` is ``value``."""
+    path, _, name = key
+    if name == "Last-Event-ID":
+        return api.get(f"/executions/{execution_id}/events", headers={name: value})
+    if name == "size":
+        logs = f"/executions/{execution_id}/logs"
+        return api.get(logs, params={name: value, "timeout": "1ms"})
+    if name == "cursor":
+        return api.get(path, params={name: value})
+    return api.get("/workflows/" + quote(value, safe=""))
+
+
+@pytest.mark.parametrize("key", list(FOUND_REFUSED), ids=lambda key: key[2])
+def test_the_document_calls_valid_only_what_the_server_accepts(
+    target: FuzzTarget, key: tuple[str, str, str]
+) -> None:
+    """The value found, and values of the declared form: a value is refused with 400
+    exactly when the document calls it invalid."""
+    import httpx
+
+    document = httpx.get(target.server.url + "/openapi.json").json()
+    schema = _declared(document, *key)
+    execution_id = target.ids["execution_id"][0]
+    with target.server.client(target.token) as api:
+
+        def check(value: str) -> None:
+            valid = jsonschema.Draft202012Validator(schema).is_valid(value)
+            status = _send(api, key, value, execution_id).status_code
+            assert (status == 400) == (not valid), f"{key} {value!r}: {status}"
+
+        check(FOUND_REFUSED[key])
+        values = st.from_regex(schema["pattern"], fullmatch=True, alphabet=TEXT)
+        hypothesis.settings(max_examples=30, deadline=None)(given(values)(check))()

@@ -277,24 +277,28 @@ def test_using_someone_elses_ssh_key_is_audited_as_a_failure(
         registered = other.put(
             "/environments/cluster/identity", json={"login": "hpcuser1", "key_id": owner_key}
         )
-        assert registered.status_code == 403
+        assert registered.status_code == 400
         trigger_rid = rid()
         triggered = other.post(
             "/workflows/sim@cluster@run",
             json={"inputs": {"user_id": "hpcuser1", "vault_id": owner_key}},
             headers={"X-Request-ID": trigger_rid},
         )
-        assert triggered.status_code == 403
+        assert triggered.status_code == 400
 
     events = audit_events(server, "--user", thief, "--outcome", "failure")
     identity = only(events, action="identity.set")
     assert identity["details"]["key_id"] == owner_key
-    assert "not yours" in identity["details"]["reason"]
+    # The thief is told what an unknown key gets; the key's own events name its owner.
+    refusal = f"no SSH key {owner_key}: generate one with `waas ssh_keys key-gen`"
+    assert identity["details"]["reason"] == refusal
     trigger = only(events, action="execution.trigger")
     assert (trigger["target"], trigger["request_id"]) == (None, trigger_rid)
     assert trigger["details"]["workflow_id"] == "sim@cluster@run"
-    assert "not yours" in trigger["details"]["reason"]
+    assert trigger["details"]["reason"] == refusal
     assert audit_events(server, "--user", thief, "--outcome", "success") == []
+    created = only(audit_events(server, "--target", owner_key), action="ssh_key.create")
+    assert created["actor"] != thief
 
 
 def test_audit_list_prints_a_readable_table_and_filters_by_time(

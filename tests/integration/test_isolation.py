@@ -2,9 +2,10 @@
 
 User A owns a finished execution (with logs and outputs), a running one, an SSH key, a
 cluster identity on a `slurm` environment and two tokens. Each test case is one attempt of
-user B on A's objects: it must get a 404 (or the documented 403), never A's data, and
-afterwards A sees everything exactly as before. The `slurm` environment's cluster does not
-exist: nothing reaches it, since every attempt on it is refused before anything runs.
+user B on A's objects: it must get what an unknown ID gets (or the documented 403), never
+A's data, and afterwards A sees everything exactly as before. The `slurm` environment's
+cluster does not exist: nothing reaches it, since every attempt on it is refused before
+anything runs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,17 @@ workflows:
   run:
     steps:
       go: {kind: shell, run: echo running}
+"""
+KEYED = """
+application: keyed
+environments: [local]
+expose: [use]
+workflows:
+  use:
+    inputs:
+      key: {type: ssh_key}
+    steps:
+      go: {kind: shell, run: "true"}
 """
 OPERATOR = "isolation-operator"
 REPORT_LABEL = "a-private-report-label"
@@ -74,6 +86,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     catalog = root / "catalog"
     catalog.mkdir()
     (catalog / "sim.yaml").write_text(APPLICATION)
+    (catalog / "keyed.yaml").write_text(KEYED)
     server = LiveServer(root / "data", free_port())
     server.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(LOCAL_AND_PAPER_CLUSTER)
     server.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(PACKAGED_CATALOG), str(catalog)])
@@ -229,14 +242,27 @@ def get_ssh_key(w: World) -> None:
     assert "ssh-ed25519" not in response.text
 
 
+def same_as_unknown_key(w: World, attempt: Callable[[str], httpx.Response]) -> None:
+    """A's key ID gets exactly the answer an unknown key ID gets (docs/security.md)."""
+    unknown = str(uuid.uuid4())
+    response, other = attempt(w.key_id), attempt(unknown)
+    assert response.status_code == other.status_code == 400, response.text
+    assert response.json() == json.loads(other.text.replace(unknown, w.key_id))
+
+
 def trigger_with_as_key(w: World) -> None:
-    response = trigger(w.b, "sim@cluster@run", user_id="bob", vault_id=w.key_id)
-    assert "not yours" in error(response, 403)
+    same_as_unknown_key(w, lambda key: trigger(w.b, "sim@cluster@run", user_id="bob", vault_id=key))
+
+
+def trigger_with_as_key_as_ssh_key_input(w: World) -> None:
+    same_as_unknown_key(w, lambda key: trigger(w.b, "keyed@local@use", key=key))
 
 
 def register_identity_with_as_key(w: World) -> None:
-    response = w.b.put("/environments/cluster/identity", json={"login": "bob", "key_id": w.key_id})
-    assert "not yours" in error(response, 403)
+    same_as_unknown_key(
+        w,
+        lambda key: w.b.put("/environments/cluster/identity", json={"login": "bob", "key_id": key}),
+    )
     assert w.b.get("/environments/cluster").json()["identity"] is None
 
 
@@ -282,6 +308,7 @@ ATTEMPTS: list[Callable[[World], None]] = [
     get_ssh_key,
     delete_ssh_key,
     trigger_with_as_key,
+    trigger_with_as_key_as_ssh_key_input,
     register_identity_with_as_key,
     read_as_identity,
     delete_as_identity,

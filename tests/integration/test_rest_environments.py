@@ -240,11 +240,13 @@ def test_a_key_that_does_not_exist_is_a_400_that_says_how_to_make_one(api: httpx
     ]
 
 
-def test_someone_elses_key_is_a_403(api: httpx.Client, other: httpx.Client) -> None:
+def test_someone_elses_key_is_a_400_as_an_unknown_key(
+    api: httpx.Client, other: httpx.Client
+) -> None:
     theirs = new_key(other)
     response = api.put("/environments/cluster/identity", json={"login": "jdoe", "key_id": theirs})
-    assert details(response, 403) == [
-        f"SSH key {theirs} is not yours: a key can only be used by the user who generated it"
+    assert details(response, 400) == [
+        f"no SSH key {theirs}: generate one with `waas ssh_keys key-gen`"
     ]
     assert environments(api)["cluster"]["identity"] is None
 
@@ -303,14 +305,14 @@ def test_trigger_inputs_win_over_the_registered_defaults_one_by_one(
     assert recorded_identity(server, by_key) == ("jdoe", other_key)
 
 
-def test_trigger_with_someone_elses_key_is_a_403_and_records_nothing(
+def test_trigger_with_someone_elses_key_is_a_400_as_an_unknown_key_and_records_nothing(
     api: httpx.Client, other: httpx.Client
 ) -> None:
     theirs = new_key(other)
     before = execution_ids(api)
     response = trigger(api, ON_CLUSTER, user_id="jdoe", vault_id=theirs)
-    assert details(response, 403) == [
-        f"SSH key {theirs} is not yours: a key can only be used by the user who generated it"
+    assert details(response, 400) == [
+        f"no SSH key {theirs}: generate one with `waas ssh_keys key-gen`"
     ]
     assert execution_ids(api) == before
 
@@ -320,7 +322,7 @@ def test_someone_elses_key_in_the_input_is_refused_even_with_defaults_registered
 ) -> None:
     api.put("/environments/cluster/identity", json={"login": "jdoe", "key_id": new_key(api)})
     before = execution_ids(api)
-    assert trigger(api, ON_CLUSTER, vault_id=new_key(other)).status_code == 403
+    assert trigger(api, ON_CLUSTER, vault_id=new_key(other)).status_code == 400
     assert execution_ids(api) == before
 
 

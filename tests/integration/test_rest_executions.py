@@ -91,6 +91,22 @@ def test_cancel_of_finished_execution_is_a_409(api: httpx.Client) -> None:
     assert response.json()["errors"][0]["id"] == "conflict"
 
 
+def test_cancel_of_a_cancelled_execution_is_a_409_like_any_ended_one(api: httpx.Client) -> None:
+    execution_id = _trigger(api, "demo@local@sleep", seconds=300)
+    assert api.delete(f"/executions/{execution_id}").status_code == 202
+    wait_for_status(api, execution_id, {"CANCELLED"}, timeout=20)
+    response = api.delete(f"/executions/{execution_id}")
+    assert response.status_code == 409, response.text
+    assert response.json()["errors"] == [
+        {
+            "id": "conflict",
+            "status": 409,
+            "title": "Conflict",
+            "detail": "the execution has already finished (CANCELLED)",
+        }
+    ]
+
+
 def test_unknown_execution_is_a_404(api: httpx.Client) -> None:
     for path in ("/executions/nope", "/executions/nope/logs"):
         response = api.get(path)

@@ -89,6 +89,28 @@ def test_bad_inputs_are_all_reported_at_once_and_nothing_is_recorded(api: httpx.
     assert api.get("/executions").json()["executions"] == before
 
 
+def test_a_lone_surrogate_in_an_input_is_a_400_naming_it_and_nothing_is_recorded(
+    api: httpx.Client,
+) -> None:
+    before = api.get("/executions").json()["executions"]
+    # JSON can carry half of a UTF-16 pair alone; sent as written, escapes and all.
+    for workflow, name, raw in [
+        ("demo@local@hello", "name", '"a\\ud800b"'),
+        ("demo@local@sweep", "label", '"\\udfff"'),
+        ("demo@local@sweep", "n", '"\\ud800"'),
+        ("demo@local@sweep", "mode", '"\\ud800"'),
+    ]:
+        response = api.post(
+            f"/workflows/{workflow}",
+            content=f'{{"inputs": {{"{name}": {raw}}}}}'.encode("ascii"),
+            headers={"Content-Type": "application/json"},
+        )
+        [item] = envelope_items(response, 400)
+        assert item["source"] == {"input": name}, item
+        assert item["detail"].startswith(f"input {name!r}: "), item
+    assert api.get("/executions").json()["executions"] == before
+
+
 def test_malformed_json_is_a_400_in_the_envelope(api: httpx.Client) -> None:
     response = api.post(
         "/workflows/demo@local@hello",

@@ -324,6 +324,54 @@ def test_logs_prints_level_timestamp_and_content(waas, api) -> None:
     assert request.url.params["timeout"] == "0s"
 
 
+# What a step may print: set the window title, clear the screen, a bell, a carriage return.
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\x1b[H\r\x9b2J"
+SHOWN = "\\x1b]0;owned\\x07\\x1b[2J\\x1b[H\\r\\x9b2J"
+
+
+def test_logs_on_a_terminal_show_control_characters_escaped_but_color_the_level(
+    waas, api, monkeypatch
+) -> None:
+    api.on("GET", "/executions/ex-1/logs", log_page([("INFO", f"a\tb{ESCAPES}\nz")], 1, 0))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert waas("executions", "logs", "ex-1").code == 0
+    assert terminal.getvalue() == (f"\x1b[36mINFO\x1b[0m: [2024-05-01T10:00:00Z] a\tb{SHOWN}\\nz\n")
+
+
+def test_logs_to_a_pipe_and_in_json_keep_the_content_as_it_is(waas, api) -> None:
+    content = f"a\tb{ESCAPES}"
+    api.on("GET", "/executions/ex-1/logs", log_page([("INFO", content)], 1, 0))
+    assert waas("executions", "logs", "ex-1").out == f"INFO: [2024-05-01T10:00:00Z] {content}\n"
+    api.on("GET", "/executions/ex-1/logs", log_page([("INFO", content)], 1, 0))
+    (line,) = waas("-o", "json", "executions", "logs", "ex-1").lines
+    assert json.loads(line)["logs"][0]["content"] == content
+
+
+def test_status_on_a_terminal_shows_control_characters_escaped(waas, api, monkeypatch) -> None:
+    steps = [{"name": f"s{ESCAPES}", "state": "FAILED", "exit_code": 1}]
+    outputs = {"report": "line 1\x1b[2J\nline 2", "count": f"3{ESCAPES}"}
+    api.on(
+        "GET",
+        "/executions/ex-1",
+        execution("FAILED", error=f"failed{ESCAPES}", outputs=outputs, steps=steps),
+    )
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert waas("e", "get", "ex-1").code == 0
+    assert terminal.getvalue().splitlines() == [
+        "Execution: ID: ex-1, Status: FAILED",
+        f"  Step s{SHOWN}: FAILED (exit code 1)",
+        f"  Error: failed{SHOWN}",
+        "  Output report:",
+        "    line 1\\x1b[2J",
+        "    line 2",
+        f"  Output count: 3{SHOWN}",
+    ]
+
+
 def test_logs_debug_asks_for_every_level_and_from_sets_the_start(waas, api) -> None:
     api.on("GET", "/executions/ex-1/logs", log_page([], 0, 5))
     waas("e", "logs", "-d", "--from", "5", "ex-1")

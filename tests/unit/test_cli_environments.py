@@ -181,12 +181,12 @@ def test_set_identity_without_environment_login_or_key_is_a_usage_error(
 def test_set_identity_refused_by_the_api_prints_the_error_and_exits_1(
     waas: Waas, api: FakeApi
 ) -> None:
-    detail = f"SSH key {KEY_ID} is not yours: a key can only be used by the user who generated it"
-    api.on("PUT", "/environments/cluster/identity", 403, envelope(403, detail))
+    detail = f"no SSH key {KEY_ID}: generate one with `waas ssh_keys key-gen`"
+    api.on("PUT", "/environments/cluster/identity", 400, envelope(400, detail))
     result = waas("env", "set-identity", "cluster", "--login", "jdoe", "--key", KEY_ID)
     assert result.code == 1
     assert result.out == ""
-    assert result.err.splitlines() == [f"Error: forbidden (403): {detail}"]
+    assert result.err.splitlines() == [f"Error: bad_request (400): {detail}"]
 
 
 def test_unset_identity_deletes_it_and_says_so(waas: Waas, api: FakeApi) -> None:

@@ -446,6 +446,18 @@ async def test_cancel_of_finished_execution_raises_already_finished(harness: Har
     assert (await harness.record(execution_id)).status is ExecutionStatus.SUCCEEDED
 
 
+async def test_cancel_of_a_cancelled_execution_raises_already_finished_as_any_ended_one(
+    db: Database, settings: Settings
+) -> None:
+    h = Harness(db, settings)  # not started: the first cancel ends the execution at once
+    execution_id = await h.trigger(make_workflow({"a": {"run": "true"}}))
+    assert await h.engine.cancel(execution_id, "alice") is ExecutionStatus.CANCELLED
+    with pytest.raises(ExecutionAlreadyFinished) as caught:
+        await h.engine.cancel(execution_id, "alice")
+    assert caught.value.status is ExecutionStatus.CANCELLED
+    await h.engine.stop()
+
+
 async def test_cancel_of_unknown_execution_raises_not_found(harness: Harness) -> None:
     with pytest.raises(ExecutionNotFound):
         await harness.engine.cancel("no-such-execution", "alice")

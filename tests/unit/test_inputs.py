@@ -184,6 +184,34 @@ def test_string_rejects_nul_characters():
     assert "NUL" in problem({"type": "string"}, "a\x00b")
 
 
+@pytest.mark.parametrize("raw", ["\ud800", "a\udfffb", "\udbff\udc00"[::-1]])
+def test_string_rejects_lone_surrogates_naming_the_code_point(raw):
+    found = problem({"type": "string"}, raw)
+    assert "lone UTF-16 surrogate (U+D" in found
+    found.encode("utf-8")  # the detail itself is valid text
+
+
+def test_a_string_that_is_no_text_is_refused_in_every_kind_of_input():
+    for declaration in (
+        {"type": "path"},
+        {"type": "ssh_key"},
+        {"type": "list", "items": "string"},
+    ):
+        value = ["\ud800"] if declaration["type"] == "list" else "\ud800"
+        assert "surrogate" in problem(declaration, value)
+    [found] = problems(workflow(), {"user_id": "\ud800"})
+    assert "surrogate" in found
+
+
+@pytest.mark.parametrize(
+    "declaration", [{"type": "integer"}, {"type": "enum", "values": ["a"]}, {"type": "boolean"}]
+)
+def test_a_lone_surrogate_is_shown_escaped_in_other_problems(declaration):
+    found = problem(declaration, "\ud800")
+    assert "\\ud800" in found
+    found.encode("utf-8")
+
+
 def test_string_pattern_must_match_the_whole_value():
     spec = {"type": "string", "pattern": "[a-z]+"}
     assert one(spec, "abc") == "abc"

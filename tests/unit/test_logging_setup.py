@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 
+from hpcwaas.controls import CONTROL
 from hpcwaas.logging_setup import JsonFormatter, RequestIdFilter, TextFormatter, request_id_var
 
 
@@ -54,3 +55,40 @@ def test_text_formatter_appends_request_id_when_present() -> None:
     assert TextFormatter().format(record).endswith("WARNING hpcwaas.test: plain")
     record.request_id = "r-1"
     assert TextFormatter().format(record).endswith("WARNING hpcwaas.test: plain [r-1]")
+
+
+FORGED = "2026-01-01 00:00:00,000 INFO hpcwaas.access: GET /forged 200 1.0ms"
+CONTROLS = "\x00\x1b]0;title\x07\x1b[2J\x7f\x85\u2028\u2029\r\t"
+
+
+def test_text_formatter_escapes_every_control_character_in_a_message() -> None:
+    record = _record("%s %s %d", "GET", f"/x\n{FORGED}{CONTROLS}", 404)
+    line = TextFormatter().format(record)
+    assert line.splitlines() == [line]
+    assert line.endswith(
+        "WARNING hpcwaas.test: GET /x\\n"
+        + FORGED
+        + "\\x00\\x1b]0;title\\x07\\x1b[2J\\x7f\\x85\\u2028\\u2029\\r\\t 404"
+    )
+
+
+def test_text_formatter_indents_a_traceback_so_no_line_passes_for_a_record() -> None:
+    try:
+        raise ValueError(f"bad value\n{FORGED}\x00")
+    except ValueError:
+        record = logging.LogRecord(
+            "hpcwaas.test", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    first, *rest = TextFormatter().format(record).split("\n")
+    assert first.endswith("ERROR hpcwaas.test: failed")
+    assert rest[0] == "  Traceback (most recent call last):"
+    assert rest[-2:] == ["  ValueError: bad value", f"  {FORGED}\\x00"]
+    assert all(line.startswith("  ") for line in rest)
+
+
+def test_json_formatter_escapes_every_control_character_and_keeps_the_value() -> None:
+    message = f"/x\n{FORGED}{CONTROLS}"
+    line = JsonFormatter().format(_record("%s", message))
+    assert line.splitlines() == [line]
+    assert CONTROL.search(line) is None
+    assert json.loads(line)["message"] == message

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hpcwaas.catalog.catalog import parse_workflow_id
 from hpcwaas.server.app import create_app
+from hpcwaas.server.routes.executions import parse_int, parse_levels
 from hpcwaas.settings import Settings
+from hpcwaas.store.audit import _decode_cursor as audit_cursor
+from hpcwaas.store.pagination import decode_cursor
 
 
 @pytest.fixture
@@ -71,3 +78,74 @@ async def test_a_405_lists_every_method_of_the_path_in_allow(tmp_path: Path) -> 
     assert answer.status_code == 405
     assert {"GET", "POST"} <= {m.strip() for m in answer.headers["allow"].split(",")}
     assert answer.json()["errors"][0]["status"] == 405
+
+
+# The requests a conformance run found declared valid but answered 400: (path, in, name, value).
+REFUSED = [
+    ("/executions/{execution_id}/events", "header", "Last-Event-ID", "null"),
+    ("/executions/{execution_id}/logs", "query", "size", "x"),
+    ("/executions", "query", "cursor", "__main__"),
+    ("/workflows/{workflow_id}", "path", "workflow_id", "&"),
+]
+
+
+def _parameter(document: dict[str, Any], path: str, where: str, name: str) -> dict[str, Any]:
+    for operation in document["paths"][path].values():
+        for parameter in operation.get("parameters", []):
+            if (parameter["in"], parameter["name"]) == (where, name):
+                found: dict[str, Any] = parameter
+                return found
+    raise AssertionError(f"{path} has no {where} parameter {name}")
+
+
+@pytest.mark.parametrize(("path", "where", "name", "value"), REFUSED)
+def test_a_value_the_server_refuses_is_not_declared_valid(
+    document: dict[str, Any], path: str, where: str, name: str, value: str
+) -> None:
+    schema = _parameter(document, path, where, name)["schema"]
+    assert schema["type"] == "string"
+    assert re.search(schema["pattern"], value) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "where", "name", "accepts"),
+    [
+        (
+            "/executions/{execution_id}/logs",
+            "query",
+            "from",
+            lambda v: parse_int("from", v, 0, 0),
+        ),
+        (
+            "/executions/{execution_id}/logs",
+            "query",
+            "size",
+            lambda v: parse_int("size", v, -1, -1),
+        ),
+        ("/executions/{execution_id}/logs", "query", "levels", parse_levels),
+        (
+            "/executions/{execution_id}/events",
+            "header",
+            "Last-Event-ID",
+            lambda v: parse_int("Last-Event-ID", v, -1, -1),
+        ),
+        ("/executions", "query", "cursor", lambda v: v == "" or decode_cursor(v)),
+        ("/ssh_keys", "query", "cursor", lambda v: v == "" or decode_cursor(v)),
+        ("/audit", "query", "cursor", lambda v: v == "" or audit_cursor(v)),
+        ("/workflows/{workflow_id}", "path", "workflow_id", parse_workflow_id),
+    ],
+)
+def test_every_value_declared_valid_is_accepted(
+    document: dict[str, Any], path: str, where: str, name: str, accepts: Any
+) -> None:
+    schema = _parameter(document, path, where, name)["schema"]
+    values = st.from_regex(schema["pattern"], fullmatch=True).filter(
+        lambda v: len(v) <= schema.get("maxLength", len(v))
+    )
+
+    @given(values)
+    @settings(max_examples=200, deadline=None)
+    def accepted(value: str) -> None:
+        accepts(value)  # raises (a 400) if the server refuses it
+
+    accepted()

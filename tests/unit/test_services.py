@@ -134,17 +134,17 @@ async def test_a_trigger_without_a_cluster_account_is_refused_and_audited(servic
     assert event["details"] == {"workflow_id": WORKFLOW_ID, "reason": str(info.value)}
 
 
-async def test_a_trigger_with_someone_elses_key_is_forbidden_naming_the_input(
+async def test_a_trigger_with_someone_elses_key_is_refused_as_an_unknown_key_naming_the_input(
     services: Any,
 ) -> None:
     audit = Recorder()
     inputs = {"user_id": "alice", "vault_id": "bobs-key"}
-    with pytest.raises(Forbidden) as info:
+    with pytest.raises(InvalidRequest) as info:
         await executions.trigger(
             services, TriggerRateLimiter(10), audit, ALICE, WORKFLOW_ID, inputs
         )
     assert info.value.input_name == "vault_id"
-    assert "is not yours" in str(info.value)
+    assert str(info.value).startswith("no SSH key bobs-key:")
     assert [e["outcome"] for e in audit.events] == [Outcome.FAILURE]
 
 

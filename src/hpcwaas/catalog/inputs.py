@@ -9,7 +9,7 @@ from typing import Any
 from hpcwaas.catalog.errors import InputValidationError
 from hpcwaas.catalog.model import WorkflowSpec
 from hpcwaas.catalog.spec import RESERVED_INPUTS
-from hpcwaas.catalog.values import ValueProblem, check_value, describe
+from hpcwaas.catalog.values import ValueProblem, check_text, check_value, describe
 
 
 def validate_inputs(
@@ -81,9 +81,7 @@ def _reserved_value(value: Any) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise ValueProblem(f"expected a string, got {describe(value)}")
-    if "\x00" in value:
-        raise ValueProblem("a NUL character is not allowed in a string")
-    return value
+    return check_text(value)
 
 
 def _size(value: Any) -> int:

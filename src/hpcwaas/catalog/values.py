@@ -19,6 +19,9 @@ _NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
 _MAX_DIGITS = 100
+# Half of a UTF-16 pair: JSON can carry one alone ("\ud800"), but it is no character, and
+# neither a process nor UTF-8 can take it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ValueProblem(Exception):
@@ -39,7 +42,8 @@ def describe(value: Any) -> str:
         text = repr(value)
     if len(text) > 40:
         text = text[:37] + "..."
-    return f"{name} {text}"
+    # The description goes into a UTF-8 response: a lone surrogate is shown escaped.
+    return f"{name} {text}".encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def check_value(spec: InputSpec, value: Any, *, strict: bool = False) -> Any:
@@ -77,12 +81,24 @@ def _check_scalar(spec: InputSpec, kind: str, value: Any, strict: bool) -> Any:
     return typed
 
 
+def check_text(value: str) -> str:
+    """``value`` if every character of it can reach a step; else ValueProblem saying why."""
+    if "\x00" in value:
+        raise ValueProblem("a NUL character is not allowed in a string")
+    surrogate = _SURROGATE.search(value)
+    if surrogate is not None:
+        raise ValueProblem(
+            f"the string holds a lone UTF-16 surrogate (U+{ord(surrogate.group()):04X}), "
+            "which is not a character: send valid Unicode text (in JSON, a \\u escape of a "
+            "surrogate needs its pair)"
+        )
+    return value
+
+
 def _as_string(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueProblem(f"expected a string, got {describe(value)}")
-    if "\x00" in value:
-        raise ValueProblem("a NUL character is not allowed in a string")
-    return value
+    return check_text(value)
 
 
 def _as_path(value: Any) -> str:

@@ -199,7 +199,7 @@ def print_log_entry(ctx: Context, entry: LogEntry) -> None:
 
     out = ctx.out
     level = out.paint(entry.level, LEVEL_COLORS.get(entry.level.upper(), ""))
-    out.line(f"{level}: [{rfc3339(entry.timestamp)}] {entry.content}")
+    out.line(level, f": [{rfc3339(entry.timestamp)}] {entry.content}")
 
 
 def stream_logs(ctx: Context, execution_id: str, start: int, levels: int, follow: bool) -> None:

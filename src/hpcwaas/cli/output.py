@@ -1,6 +1,9 @@
 """Rendering: text lines and tables, JSON documents, colored prefixes on terminals.
 
-In json mode stdout carries JSON only; every human message goes to stderr.
+In json mode stdout carries JSON only; every human message goes to stderr. On a terminal,
+the control characters of what is printed (a step's output, a name) are shown escaped, so
+that none sets the window's title or clears the screen; pipes, files and JSON get the text
+as it is.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from hpcwaas.cli import tables
+from hpcwaas.controls import escape_for_terminal
 
 _ANSI = {"cyan": "36", "yellow": "33", "red": "31", "dim": "2", "green": "32", "bold": "1"}
 LEVEL_COLORS = {
@@ -31,8 +35,7 @@ def use_color(stream: TextIO) -> bool:
     """Color only terminals, and respect NO_COLOR and TERM=dumb."""
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+    return is_terminal(stream)
 
 
 def rfc3339(moment: datetime) -> str:
@@ -41,6 +44,16 @@ def rfc3339(moment: datetime) -> str:
         moment = moment.replace(tzinfo=UTC)
     text = moment.replace(microsecond=0).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class Painted(str):
+    """Text colored by `Output.paint`: its escape codes are the only ones a line keeps."""
 
 
 class Output:
@@ -59,14 +72,14 @@ class Output:
         """The current stderr."""
         return sys.stderr
 
-    def line(self, text: str = "") -> None:
+    def line(self, *parts: str) -> None:
         """A result line: stdout in text mode, stderr in json mode (stdout stays pure JSON)."""
         stream = self.stderr if self.json else self.stdout
-        print(text, file=stream, flush=True)
+        print(_shown(parts, stream), file=stream, flush=True)
 
     def note(self, text: str) -> None:
         """A message about the run, not its result: always stderr."""
-        print(text, file=self.stderr, flush=True)
+        print(_shown((text,), self.stderr), file=self.stderr, flush=True)
 
     def document(self, data: Any) -> None:
         """One JSON document on its own line of stdout (streams print one per line)."""
@@ -76,7 +89,7 @@ class Output:
         """`text` in `color` when the stream is a terminal, else unchanged."""
         if color not in _ANSI or not use_color(stream or self.stdout):
             return text
-        return f"\x1b[{_ANSI[color]}m{text}\x1b[0m"
+        return Painted(f"\x1b[{_ANSI[color]}m{escape_for_terminal(text)}\x1b[0m")
 
     def table(
         self,
@@ -85,12 +98,21 @@ class Output:
         whole: Sequence[int] = (0,),
     ) -> None:
         """A table on stdout whose `whole` columns (IDs) are never cut or wrapped."""
+        if is_terminal(self.stdout):
+            rows = [[escape_for_terminal(cell) for cell in row] for row in rows]
         if tables.drawable(self.stdout, headers, rows):
             # A pipe or a file: rich's bytes without importing rich (see hpcwaas.cli.tables).
             self.stdout.write(tables.plain_table(headers, rows))
             self.stdout.flush()
         else:
             rich_table(self.stdout, headers, rows, whole)
+
+
+def _shown(parts: Sequence[str], stream: TextIO) -> str:
+    """The parts of a line as ``stream`` gets them: on a terminal, only painted escapes stay."""
+    if not is_terminal(stream):
+        return "".join(parts)
+    return "".join(p if isinstance(p, Painted) else escape_for_terminal(p) for p in parts)
 
 
 def rich_table(

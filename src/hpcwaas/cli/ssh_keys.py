@@ -63,7 +63,7 @@ def run_key_gen(ctx: Context) -> int:
     if out.json:
         out.document({"id": key.id, "public_key": key.public_key})
         return 0
-    prefix = out.paint("INFO", "cyan") + ": "
+    prefix = out.paint("INFO", "cyan")
     for text in (
         "Below is your newly generated SSH public key.",
         "Take note of it as you will not see it again.",
@@ -73,7 +73,7 @@ def run_key_gen(ctx: Context) -> int:
         # The key arrives as an authorized_keys line, newline included.
         f"SSH Public key: {key.public_key.rstrip()}",
     ):
-        out.line(prefix + text)
+        out.line(prefix, ": ", text)
     return 0
 
 

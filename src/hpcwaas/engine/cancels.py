@@ -62,6 +62,8 @@ class Cancels:
         return await self._cancel_without_runner(execution_id, by_user)
 
     async def _cancel_with_runner(self, runner: ExecutionRunner, by_user: str) -> ExecutionStatus:
+        # A runner already cancelling was told by an earlier cancel: an end it reaches is not ours.
+        ours = not runner.cancelling
         # Tell the runner first: whatever it writes last then ends the execution CANCELLED.
         runner.request_cancel(by_user)
         await runner.start_decided.wait()
@@ -81,7 +83,7 @@ class Cancels:
         if record is not None and record.status is ExecutionStatus.PENDING:
             # The runner did not start it (the server is stopping): cancel it here.
             return await self._cancel_without_runner(execution_id, by_user)
-        return _cancel_outcome(record, execution_id)
+        return _cancel_outcome(record, execution_id, ended_by_this_cancel=ours)
 
     async def _cancel_without_runner(self, execution_id: str, by_user: str) -> ExecutionStatus:
         async with self._db.read() as conn:
@@ -144,11 +146,17 @@ class Cancels:
         return False
 
 
-def _cancel_outcome(record: ExecutionRecord | None, execution_id: str) -> ExecutionStatus:
-    """The answer to a cancel that found the execution already moving on its own."""
+def _cancel_outcome(
+    record: ExecutionRecord | None, execution_id: str, *, ended_by_this_cancel: bool = False
+) -> ExecutionStatus:
+    """The answer to a cancel that found the execution already moving on its own.
+
+    Every ended execution is a 409 (docs/compatibility.md, "Deliberate differences"), a
+    CANCELLED one too, unless this very cancel ended it.
+    """
     if record is None:
         raise ExecutionNotFound(execution_id)
-    if record.status in (ExecutionStatus.CANCELLING, ExecutionStatus.CANCELLED):
+    if record.status is ExecutionStatus.CANCELLED and ended_by_this_cancel:
         return record.status
     if record.status.terminal:
         raise ExecutionAlreadyFinished(record.status)

@@ -21,7 +21,7 @@ MASTER_KEY_BYTES = 32
 
 def load_or_create_master_key(path: Path) -> bytes:
     """Read the master key, creating it (mode 0600) on first use; refuse one others can read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

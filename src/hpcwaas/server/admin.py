@@ -218,6 +218,7 @@ async def _run_server(
     from hpcwaas.server.app import create_app
     from hpcwaas.server.catalog_reload import remove_pid_file, write_pid_file
     from hpcwaas.server.longpoll import shutdown_event
+    from hpcwaas.server.protocol import protocol_class
     from hpcwaas.server.services import start_services, stop_services
 
     services = await start_services(settings)
@@ -238,6 +239,8 @@ async def _run_server(
             port=port,
             log_level=log_level,
             log_config=None,  # keep the one log format set up in main()
+            # Caps the size and time of request heads and bodies, and the connections.
+            http=protocol_class(settings.limits),
             access_log=False,  # one access line per request, from our middleware
             server_header=False,
             # A slow client cannot hold a stopping replica up longer than this.
@@ -286,7 +289,7 @@ def _run_db(
     from hpcwaas.store.database import Database
 
     async def runner() -> int:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         db = Database(
             settings.effective_database_url,
             connect_timeout=settings.database_connect_timeout_seconds,

@@ -104,7 +104,7 @@ def pid_file(data_dir: Path) -> Path:
 def write_pid_file(data_dir: Path) -> Path:
     """Write this process's ID to the pid file; return its path."""
     path = pid_file(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.write_text(f"{os.getpid()}\n", encoding="ascii")
     return path
 

@@ -23,7 +23,9 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from hpcwaas.api import parameters
 from hpcwaas.api.errors import ERROR_IDS, ErrorEnvelope
+from hpcwaas.catalog.catalog import MAX_WORKFLOW_ID_LENGTH
 
 ENVELOPE_REF = "#/components/schemas/ErrorEnvelope"
 
@@ -167,6 +169,50 @@ def bound_page_sizes(document: dict[str, Any], max_page_size: int) -> None:
                     )
 
 
+# Parameters taken as strings and checked by the server against a form of
+# hpcwaas.api.parameters: (path, in, name) -> (form, whether an empty value means "not given").
+_FORMS: dict[tuple[str, str, str], tuple[str, bool]] = {
+    ("/executions/{execution_id}/logs", "query", "from"): (parameters.POSITION, True),
+    ("/executions/{execution_id}/logs", "query", "size"): (parameters.COUNT_OR_ALL, True),
+    ("/executions/{execution_id}/logs", "query", "levels"): (parameters.LEVELS, True),
+    ("/executions/{execution_id}/events", "query", "levels"): (parameters.LEVELS, True),
+    ("/executions/{execution_id}/events", "header", "Last-Event-ID"): (
+        parameters.COUNT_OR_ALL,
+        True,
+    ),
+    ("/executions", "query", "cursor"): (parameters.KEYSET_CURSOR, True),
+    ("/ssh_keys", "query", "cursor"): (parameters.KEYSET_CURSOR, True),
+    ("/audit", "query", "cursor"): (parameters.AUDIT_CURSOR, True),
+    ("/workflows/{workflow_id}", "path", "workflow_id"): (parameters.WORKFLOW_ID, False),
+}
+# What the server refuses beyond a form.
+_MAX_LENGTHS = {"workflow_id": MAX_WORKFLOW_ID_LENGTH}
+
+
+def declare_parameter_forms(document: dict[str, Any]) -> None:
+    """Declare each string parameter the server parses with the exact form it accepts.
+
+    Without it, the document calls any string valid, and e.g. `size=x` or `cursor=abc`
+    would be valid requests answered 400.
+    """
+    unused = set(_FORMS)
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                key = (path, parameter["in"], parameter["name"])
+                if key not in _FORMS:
+                    continue
+                unused.discard(key)
+                form, may_be_empty = _FORMS[key]
+                pattern = parameters.declared(form, may_be_empty=may_be_empty)
+                schema: dict[str, Any] = {"type": "string", "pattern": pattern}
+                if parameter["name"] in _MAX_LENGTHS:
+                    schema["maxLength"] = _MAX_LENGTHS[parameter["name"]]
+                parameter["schema"] = {**schema, "title": parameter["schema"].get("title")}
+    if unused:
+        raise RuntimeError(f"no such parameters in the OpenAPI document: {sorted(unused)}")
+
+
 def install_openapi(app: FastAPI, auth_dependency: Callable[..., Any], max_page_size: int) -> None:
     """Serve the completed document at /openapi.json (built once, on first request)."""
     build = app.openapi
@@ -176,6 +222,7 @@ def install_openapi(app: FastAPI, auth_dependency: Callable[..., Any], max_page_
             document = build()
             complete_document(document, app.routes, auth_dependency)
             bound_page_sizes(document, max_page_size)
+            declare_parameter_forms(document)
             app.openapi_schema = document
         return app.openapi_schema
 

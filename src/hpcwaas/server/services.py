@@ -67,7 +67,7 @@ def load_catalog(settings: Settings) -> Catalog:
 
 async def start_services(settings: Settings) -> Services:
     """Open everything in order; on failure, close what was opened and re-raise."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     db = open_database(settings)
     http: httpx.AsyncClient | None = None
     try:

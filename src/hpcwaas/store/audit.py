@@ -11,8 +11,6 @@ by ``[redacted]`` (values may come from clients, whose mistakes must not become 
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hpcwaas.api.parameters import AUDIT_CURSOR, matches
 from hpcwaas.store.pagination import BadCursor
 from hpcwaas.store.tables import audit_events
 
@@ -185,20 +184,16 @@ _INSERT = audit_events.insert()
 
 
 def _encode_cursor(event_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps(["audit", event_id]).encode()).decode().rstrip("=")
+    return str(event_id)
 
 
 def _decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        kind, event_id = json.loads(raw)
-        if kind != "audit" or not isinstance(event_id, int) or isinstance(event_id, bool):
-            raise ValueError
-    except (ValueError, TypeError) as exc:
+    # Any number is a position in the log (hpcwaas.api.parameters.AUDIT_CURSOR).
+    if not matches(AUDIT_CURSOR, cursor):
         raise BadCursor(
             "cursor is not valid: pass the next_cursor value of a previous page unchanged"
-        ) from exc
-    return event_id
+        )
+    return int(cursor)
 
 
 async def query(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
@@ -163,7 +164,7 @@ class Database:
         if sqlite_file == ":memory:":
             sqlite_file = ""
         if sqlite_file:
-            Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
+            make_sqlite_file_private(Path(sqlite_file))
         self.sqlite_file = Path(sqlite_file) if sqlite_file else None
         # An error's message never quotes the statement's values (token hashes, sealed
         # secrets, users' inputs) into the log.
@@ -359,6 +360,27 @@ class Database:
                 await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": SCHEMA_LOCK_ID})
                 await conn.commit()
         return result
+
+
+def make_sqlite_file_private(sqlite_file: Path) -> None:
+    """Create the SQLite file 0600 in a 0700 directory; tighten one others can read."""
+    # It holds token hashes, sealed secrets and inputs: private to the server's account, as
+    # master.key is. SQLite creates -wal and -shm with the mode of the main file.
+    sqlite_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(sqlite_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for path in (sqlite_file, Path(f"{sqlite_file}-wal"), Path(f"{sqlite_file}-shm")):
+        try:
+            found = path.stat()
+        except FileNotFoundError:
+            continue
+        if found.st_mode & 0o077 and found.st_uid == os.getuid():
+            os.chmod(path, 0o600)
+            log.warning(
+                "%s was readable by other users (mode %o): made it 0600",
+                path,
+                found.st_mode & 0o777,
+            )
 
 
 def _sqlite_settings(dbapi_conn: Any, busy_timeout_ms: int) -> None:

@@ -1,16 +1,24 @@
-"""Opaque cursors for keyset pagination: (created_at, id) of the last item returned."""
+"""Opaque cursors for keyset pagination: (created_at, id) of the last item returned.
+
+A cursor is ``<created_at in microseconds since 1970>.<id>``: any string of that form
+(hpcwaas.api.parameters.KEYSET_CURSOR) is a position in the list, so that the OpenAPI
+document can declare exactly which cursors are accepted.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, Table, and_, or_
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hpcwaas.api.parameters import KEYSET_CURSOR, matches
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class BadCursor(ValueError):
@@ -18,22 +26,18 @@ class BadCursor(ValueError):
 
 
 def encode_cursor(created_at: datetime, item_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), item_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """The cursor of the page after the item created at ``created_at`` with ID ``item_id``."""
+    return f"{(created_at - _EPOCH) // _MICROSECOND}.{item_id}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, item_id = json.loads(raw)
-        when = datetime.fromisoformat(stamp)
-        if when.tzinfo is None or not isinstance(item_id, str):
-            raise ValueError
-    except (ValueError, TypeError) as exc:
+    """The (created_at, id) a cursor names; BadCursor if it is not of the cursors' form."""
+    if not matches(KEYSET_CURSOR, cursor):
         raise BadCursor(
             "cursor is not valid: pass the next_cursor value of a previous page unchanged"
-        ) from exc
-    return when, item_id
+        )
+    micros, item_id = cursor.split(".", 1)
+    return _EPOCH + int(micros) * _MICROSECOND, item_id
 
 
 async def newest_first_page(

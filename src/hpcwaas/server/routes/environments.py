@@ -12,7 +12,6 @@ from hpcwaas.api.models import (
 )
 from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import CurrentUser, ServicesDep
-from hpcwaas.server.openapi import problems
 from hpcwaas.services import identities
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
 from hpcwaas.store.identities import ClusterIdentity
@@ -56,9 +55,7 @@ async def get_environment(name: str, services: ServicesDep, user: CurrentUser) -
     return _public(name, config, identity)
 
 
-@router.put(
-    "/environments/{name}/identity", response_model=EnvironmentPublic, responses=problems(403)
-)
+@router.put("/environments/{name}/identity", response_model=EnvironmentPublic)
 async def set_identity(
     name: str, body: ClusterIdentityUpdate, services: ServicesDep, user: CurrentUser, audit: Audit
 ) -> EnvironmentPublic:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from hpcwaas.api import parameters
 from hpcwaas.api.durations import parse_duration
 from hpcwaas.api.models import (
     DataRemovalPublic,
@@ -196,26 +197,26 @@ async def cancel_execution(
 
 
 def parse_int(what: str, raw: str | None, default: int, minimum: int) -> int:
-    """An integer request parameter (``what`` names it in errors), or a 400 that says why."""
+    """An integer request parameter (``what`` names it in errors), or a 400 that says why.
+
+    Only the forms the OpenAPI document declares are accepted (hpcwaas.api.parameters).
+    """
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiProblem(400, f"{what} must be an integer, got {raw[:40]!r}") from None
-    if value < minimum:
-        raise ApiProblem(400, f"{what} must be >= {minimum}, got {value}")
-    return value
+    if not parameters.matches(parameters.COUNT_OR_ALL if minimum < 0 else parameters.POSITION, raw):
+        raise ApiProblem(400, f"{what} must be an integer of {minimum} or more, got {raw[:40]!r}")
+    return int(raw)
 
 
 def parse_levels(raw: str | None) -> LogLevel:
     """The ``levels`` query parameter: a bitmask 0-15, 0 (the default) meaning INFO+WARN+ERROR."""
-    mask_value = parse_int("query parameter 'levels'", raw, 0, 0)
-    if mask_value > 15:
+    if raw is None or raw == "":
+        return LogLevel.default_mask()
+    if not parameters.matches(parameters.LEVELS, raw):
         raise ApiProblem(
-            400, f"query parameter 'levels' must be between 0 and 15, got {mask_value}"
+            400, f"query parameter 'levels' must be between 0 and 15, got {raw[:40]!r}"
         )
-    return LogLevel(mask_value) if mask_value else LogLevel.default_mask()
+    return LogLevel(int(raw)) if int(raw) else LogLevel.default_mask()
 
 
 def log_entry(record: LogRecord) -> LogEntry:
