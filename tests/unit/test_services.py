@@ -179,9 +179,11 @@ async def test_a_dry_run_plans_with_the_registered_cluster_account(services: Any
     assert [step.name for step in plan.steps] == ["s"]
 
 
-async def test_registering_someone_elses_key_is_forbidden_and_audited(services: Any) -> None:
+async def test_registering_someone_elses_key_is_refused_as_unknown_and_audited(
+    services: Any,
+) -> None:
     audit = Recorder()
-    with pytest.raises(Forbidden):
+    with pytest.raises(InvalidRequest, match="no SSH key bobs-key"):
         await identities.register_identity(services, audit, "alice", "hpc", "alice", "bobs-key")
     [event] = audit.events
     assert (event["action"], event["outcome"]) == (AuditAction.IDENTITY_SET, Outcome.FAILURE)
