@@ -18,7 +18,6 @@ from hpcwaas.auth.identity import Identity
 from hpcwaas.catalog.catalog import DeployedWorkflow
 from hpcwaas.catalog.model import ApplicationSpec
 from hpcwaas.server.problems import install_error_handlers
-from hpcwaas.server.ratelimit import TriggerRateLimiter
 from hpcwaas.services import executions, identities
 from hpcwaas.services.errors import (
     Conflict,
@@ -29,6 +28,7 @@ from hpcwaas.services.errors import (
     ServiceError,
     Unavailable,
 )
+from hpcwaas.services.ratelimit import TriggerRateLimiter
 from hpcwaas.settings import Settings, SlurmEnvironment
 from hpcwaas.store import users as user_store
 from hpcwaas.store.audit import AuditAction, Outcome

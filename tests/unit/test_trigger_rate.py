@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hpcwaas.server.ratelimit import TriggerRateLimiter
+from hpcwaas.services.ratelimit import TriggerRateLimiter
 
 
 class Clock:

@@ -17,7 +17,6 @@ from hpcwaas.server.json_requests import JsonRequests
 from hpcwaas.server.metrics import AppMetrics, HttpMetrics, install_metrics
 from hpcwaas.server.openapi import install_openapi
 from hpcwaas.server.problems import install_error_handlers
-from hpcwaas.server.ratelimit import TriggerRateLimiter
 from hpcwaas.server.requestid import RequestId
 from hpcwaas.server.routes import (
     audit,
@@ -35,6 +34,7 @@ from hpcwaas.server.routes import (
 )
 from hpcwaas.server.security_headers import SecurityHeaders
 from hpcwaas.server.services import Services, start_services, stop_services
+from hpcwaas.services.ratelimit import TriggerRateLimiter
 from hpcwaas.settings import Settings
 
 UI_DIR = Path(__file__).parent / "ui"

@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from hpcwaas.auth.identity import Identity
 from hpcwaas.auth.operators import is_operator
 from hpcwaas.server.problems import ApiProblem
-from hpcwaas.server.ratelimit import TriggerRateLimiter
 from hpcwaas.server.services import Services
+from hpcwaas.services.ratelimit import TriggerRateLimiter
 
 # The dependencies are `async def` though they do not await: FastAPI runs a plain `def`
 # dependency in a worker thread, a thread hop per dependency and request.

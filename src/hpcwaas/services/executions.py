@@ -19,12 +19,12 @@ from hpcwaas.engine.errors import EngineError
 from hpcwaas.engine.plan import build_plan
 from hpcwaas.engine.secret_inputs import forget_secrets, secret_inputs_path, split_secrets
 from hpcwaas.logging_setup import request_id_var
-from hpcwaas.server.ratelimit import TriggerRateLimiter
 from hpcwaas.server.services import Services
 from hpcwaas.services.audit import AuditRecorder
 from hpcwaas.services.errors import Conflict, NotFound, ServiceError, Unavailable
 from hpcwaas.services.identities import check_key, resolve_identity
 from hpcwaas.services.quotas import check_running_executions, check_trigger_rate
+from hpcwaas.services.ratelimit import TriggerRateLimiter
 from hpcwaas.settings import EnvironmentConfig
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import users as user_store

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hpcwaas.server.ratelimit import TriggerRateLimiter
 from hpcwaas.services.errors import Conflict, LimitExceeded
+from hpcwaas.services.ratelimit import TriggerRateLimiter
 from hpcwaas.settings import Limits
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import keys as key_store
