@@ -216,17 +216,18 @@ async def _run_server(
     import uvicorn
 
     from hpcwaas.server.app import create_app
-    from hpcwaas.server.catalog_reload import remove_pid_file, write_pid_file
+    from hpcwaas.server.catalog_reload import CatalogReloader, remove_pid_file, write_pid_file
     from hpcwaas.server.longpoll import shutdown_event
     from hpcwaas.server.protocol import protocol_class
     from hpcwaas.server.services import start_services, stop_services
 
     services = await start_services(settings)
     pid_path = write_pid_file(settings.data_dir)
-    reloader = services.reloader
-    if reloader is not None:
-        # `hpcwaas-api catalog reload` sends SIGHUP: reload the catalog, do not stop.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload_soon, "SIGHUP")
+    # The reloader belongs to this process (its pid file, its SIGHUP), not to the services.
+    reloader = CatalogReloader(services.live_catalog, services.db, settings.catalog_watch_seconds)
+    reloader.start()
+    # `hpcwaas-api catalog reload` sends SIGHUP: reload the catalog, do not stop.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload_soon, "SIGHUP")
     try:
         app = create_app(settings, services)
         # Everything built so far lives as long as the process: out of the collector's sight,
@@ -260,6 +261,7 @@ async def _run_server(
     finally:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         remove_pid_file(pid_path)
+        await reloader.stop()
         await stop_services(services)
 
 

@@ -17,7 +17,6 @@ from hpcwaas.engine.engine import Engine
 from hpcwaas.engine.retention import RetentionSweeper
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.secrets.factory import close_keystore, open_keystore
-from hpcwaas.server.catalog_reload import CatalogReloader
 from hpcwaas.settings import Settings
 from hpcwaas.store.database import Database
 
@@ -34,7 +33,6 @@ class Services:
     authenticator: Authenticator
     sso: SingleSignOn | None = None
     http: httpx.AsyncClient | None = None  # to the identity provider
-    reloader: CatalogReloader | None = None
     # removes finished executions' data: on request, and by the retention sweep
     data_remover: DataRemover | None = None
     retention: RetentionSweeper | None = None
@@ -82,14 +80,12 @@ async def start_services(settings: Settings) -> Services:
         # The engine runs what was authorized at trigger: it looks workflows up by ID alone,
         # in the definition the execution was triggered with when the catalog was reloaded since.
         engine = Engine(db, settings, live.by_id, keystore=keystore, definitions=live.definition)
-        reloader = CatalogReloader(live, db, settings.catalog_watch_seconds)
         remover = DataRemover(db, settings, keystore)
         retention = RetentionSweeper(db, settings, remover)
         services = Services(
             settings=settings,
             db=db,
             live_catalog=live,
-            reloader=reloader,
             keystore=keystore,
             engine=engine,
             authenticator=Authenticator(settings, db, sso),
@@ -99,7 +95,6 @@ async def start_services(settings: Settings) -> Services:
             retention=retention,
         )
         await engine.start()
-        reloader.start()
         retention.start()
     except BaseException:
         if http is not None:
@@ -110,8 +105,6 @@ async def start_services(settings: Settings) -> Services:
 
 
 async def stop_services(services: Services) -> None:
-    if services.reloader is not None:
-        await services.reloader.stop()
     if services.retention is not None:
         await services.retention.stop()
     await services.engine.stop()
