@@ -31,7 +31,7 @@ def app(tmp_path) -> httpx.AsyncClient:
     settings = Settings(
         data_dir=tmp_path, operators=OperatorsConfig(users=["root"], groups=["ops"])
     )
-    application.state.services = SimpleNamespace(settings=settings, authenticator=ByName())
+    application.state.runtime = SimpleNamespace(settings=settings, authenticator=ByName())
     install_error_handlers(application, 'Bearer realm="hpcwaas"')
 
     @application.get("/operators-only")

@@ -84,7 +84,7 @@ class Recorder:
 
 
 @pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Any]:
+async def runtime(tmp_path: Path) -> AsyncIterator[Any]:
     """What the use cases reach: settings, a database holding alice and bob and a key of
     each, the catalog."""
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'hpcwaas.sqlite3'}")
@@ -120,10 +120,10 @@ async def test_a_trigger_over_the_rate_is_refused_before_the_workflow_is_looked_
     assert audit.events == []
 
 
-async def test_a_trigger_without_a_cluster_account_is_refused_and_audited(services: Any) -> None:
+async def test_a_trigger_without_a_cluster_account_is_refused_and_audited(runtime: Any) -> None:
     audit = Recorder()
     with pytest.raises(InvalidRequest) as info:
-        await executions.trigger(services, TriggerRateLimiter(10), audit, ALICE, WORKFLOW_ID, {})
+        await executions.trigger(runtime, TriggerRateLimiter(10), audit, ALICE, WORKFLOW_ID, {})
     assert "runs on hpc as your cluster account" in str(info.value)
     [event] = audit.events
     assert (event["action"], event["target"], event["outcome"]) == (
@@ -135,67 +135,65 @@ async def test_a_trigger_without_a_cluster_account_is_refused_and_audited(servic
 
 
 async def test_a_trigger_with_someone_elses_key_is_refused_as_an_unknown_key_naming_the_input(
-    services: Any,
+    runtime: Any,
 ) -> None:
     audit = Recorder()
     inputs = {"user_id": "alice", "vault_id": "bobs-key"}
     with pytest.raises(InvalidRequest) as info:
-        await executions.trigger(
-            services, TriggerRateLimiter(10), audit, ALICE, WORKFLOW_ID, inputs
-        )
+        await executions.trigger(runtime, TriggerRateLimiter(10), audit, ALICE, WORKFLOW_ID, inputs)
     assert info.value.input_name == "vault_id"
     assert str(info.value).startswith("no SSH key bobs-key:")
     assert [e["outcome"] for e in audit.events] == [Outcome.FAILURE]
 
 
-async def test_a_bad_login_input_is_refused_naming_the_input_and_the_rule(services: Any) -> None:
+async def test_a_bad_login_input_is_refused_naming_the_input_and_the_rule(runtime: Any) -> None:
     inputs = {"user_id": "Alice Smith", "vault_id": "bobs-key"}
     with pytest.raises(InvalidRequest) as info:
         await executions.trigger(
-            services, TriggerRateLimiter(10), Recorder(), ALICE, WORKFLOW_ID, inputs
+            runtime, TriggerRateLimiter(10), Recorder(), ALICE, WORKFLOW_ID, inputs
         )
     assert info.value.input_name == "user_id"
     assert identities.LOGIN_RULE in str(info.value)
 
 
-async def test_a_dry_run_is_refused_as_the_trigger_would_be(services: Any) -> None:
+async def test_a_dry_run_is_refused_as_the_trigger_would_be(runtime: Any) -> None:
     with pytest.raises(InvalidRequest) as planned:
-        await executions.plan_trigger(services, ALICE, WORKFLOW_ID, {})
+        await executions.plan_trigger(runtime, ALICE, WORKFLOW_ID, {})
     with pytest.raises(InvalidRequest) as triggered:
         await executions.trigger(
-            services, TriggerRateLimiter(10), Recorder(), ALICE, WORKFLOW_ID, {}
+            runtime, TriggerRateLimiter(10), Recorder(), ALICE, WORKFLOW_ID, {}
         )
     assert str(planned.value) == str(triggered.value)
 
 
-async def test_a_dry_run_plans_with_the_registered_cluster_account(services: Any) -> None:
+async def test_a_dry_run_plans_with_the_registered_cluster_account(runtime: Any) -> None:
     audit = Recorder()
-    await identities.register_identity(services, audit, "alice", "hpc", "alice", "alices-key")
+    await identities.register_identity(runtime, audit, "alice", "hpc", "alice", "alices-key")
     assert [(e["action"], "outcome" in e) for e in audit.events] == [
         (AuditAction.IDENTITY_SET, False)
     ]
-    plan = await executions.plan_trigger(services, ALICE, WORKFLOW_ID, {})
+    plan = await executions.plan_trigger(runtime, ALICE, WORKFLOW_ID, {})
     assert (plan.workflow_id, plan.cluster_login) == (WORKFLOW_ID, "alice")
     assert [step.name for step in plan.steps] == ["s"]
 
 
 async def test_registering_someone_elses_key_is_refused_as_unknown_and_audited(
-    services: Any,
+    runtime: Any,
 ) -> None:
     audit = Recorder()
     with pytest.raises(InvalidRequest, match="no SSH key bobs-key"):
-        await identities.register_identity(services, audit, "alice", "hpc", "alice", "bobs-key")
+        await identities.register_identity(runtime, audit, "alice", "hpc", "alice", "bobs-key")
     [event] = audit.events
     assert (event["action"], event["outcome"]) == (AuditAction.IDENTITY_SET, Outcome.FAILURE)
     assert event["details"]["key_id"] == "bobs-key"
-    assert await identities.registered_identities(services, "alice") == {}
+    assert await identities.registered_identities(runtime, "alice") == {}
 
 
-async def test_identities_on_unknown_environments_are_not_found(services: Any) -> None:
+async def test_identities_on_unknown_environments_are_not_found(runtime: Any) -> None:
     with pytest.raises(NotFound, match="environment 'nowhere' not found"):
-        await identities.registered_identity(services, "alice", "nowhere")
+        await identities.registered_identity(runtime, "alice", "nowhere")
     with pytest.raises(NotFound, match="no cluster account registered on environment 'hpc'"):
-        await identities.forget_identity(services, Recorder(), "alice", "hpc")
+        await identities.forget_identity(runtime, Recorder(), "alice", "hpc")
 
 
 @pytest.mark.parametrize(

@@ -210,7 +210,7 @@ def _server_class(shutting_down: asyncio.Event, drain: Callable[[], None]) -> An
 async def _run_server(
     settings: Any, host: str, port: int, log_level: str, ssl_context: ssl.SSLContext | None
 ) -> int:
-    """Start the services (a failure is one line, not a traceback), serve, then stop them."""
+    """Start the runtime (a failure is one line, not a traceback), serve, then stop it."""
     import signal
 
     import uvicorn
@@ -219,17 +219,17 @@ async def _run_server(
     from hpcwaas.server.catalog_reload import CatalogReloader, remove_pid_file, write_pid_file
     from hpcwaas.server.longpoll import shutdown_event
     from hpcwaas.server.protocol import protocol_class
-    from hpcwaas.server.services import start_services, stop_services
+    from hpcwaas.server.runtime import start_runtime, stop_runtime
 
-    services = await start_services(settings)
+    runtime = await start_runtime(settings)
     pid_path = write_pid_file(settings.data_dir)
-    # The reloader belongs to this process (its pid file, its SIGHUP), not to the services.
-    reloader = CatalogReloader(services.live_catalog, services.db, settings.catalog_watch_seconds)
+    # The reloader belongs to this process (its pid file, its SIGHUP), not to the runtime.
+    reloader = CatalogReloader(runtime.live_catalog, runtime.db, settings.catalog_watch_seconds)
     reloader.start()
     # `hpcwaas-api catalog reload` sends SIGHUP: reload the catalog, do not stop.
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload_soon, "SIGHUP")
     try:
-        app = create_app(settings, services)
+        app = create_app(settings, runtime)
         # Everything built so far lives as long as the process: out of the collector's sight,
         # a full collection under load no longer walks it (pauses of hundreds of ms before).
         gc.collect()
@@ -251,7 +251,7 @@ async def _run_server(
             ssl_context_factory=(lambda *_: ssl_context) if ssl_context is not None else None,
         )
         _log_listening(host, port, settings.tls)
-        server = _server_class(shutdown_event(app), services.engine.drain)(config)
+        server = _server_class(shutdown_event(app), runtime.engine.drain)(config)
         # uvicorn re-raises the stop signal once it has shut down; with these handlers that
         # is a no-op, so the engine below still stops its steps and records why.
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -262,7 +262,7 @@ async def _run_server(
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         remove_pid_file(pid_path)
         await reloader.stop()
-        await stop_services(services)
+        await stop_runtime(runtime)
 
 
 def _log_listening(host: str, port: int, tls: Any) -> None:

@@ -32,25 +32,26 @@ from hpcwaas.server.routes import (
     users,
     workflows,
 )
+from hpcwaas.server.runtime import start_runtime, stop_runtime
 from hpcwaas.server.security_headers import SecurityHeaders
-from hpcwaas.server.services import Services, start_services, stop_services
 from hpcwaas.services.ratelimit import TriggerRateLimiter
+from hpcwaas.services.runtime import Runtime
 from hpcwaas.settings import Settings
 
 UI_DIR = Path(__file__).parent / "ui"
 
 
-def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
-    """Build the app around running ``services``, or start its own in the lifespan."""
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app around a running ``runtime``, or start its own in the lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = services or await start_services(settings)
+        app.state.runtime = runtime or await start_runtime(settings)
         try:
             yield
         finally:
-            if services is None:
-                await stop_services(app.state.services)
+            if runtime is None:
+                await stop_runtime(app.state.runtime)
 
     app = FastAPI(
         title="hpcwaas",

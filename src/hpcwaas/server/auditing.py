@@ -12,14 +12,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from hpcwaas.logging_setup import request_id_var
-from hpcwaas.server.deps import ServicesDep
+from hpcwaas.server.deps import RuntimeDep
 from hpcwaas.services.audit import AuditRecorder
 
 
-async def get_audit(request: Request, services: ServicesDep) -> AuditRecorder:
+async def get_audit(request: Request, runtime: RuntimeDep) -> AuditRecorder:
     # The peer address as the server sees it; a proxy in front shows as its own address.
     source = request.client.host if request.client else "unknown"
-    return AuditRecorder(services.db, source, request_id_var.get())
+    return AuditRecorder(runtime.db, source, request_id_var.get())
 
 
 Audit = Annotated[AuditRecorder, Depends(get_audit)]

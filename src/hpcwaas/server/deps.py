@@ -1,4 +1,4 @@
-"""Request dependencies: the services and the authenticated caller."""
+"""Request dependencies: the runtime and the authenticated caller."""
 
 from __future__ import annotations
 
@@ -9,26 +9,26 @@ from fastapi import Depends, Request
 from hpcwaas.auth.identity import Identity
 from hpcwaas.auth.operators import is_operator
 from hpcwaas.server.problems import ApiProblem
-from hpcwaas.server.services import Services
 from hpcwaas.services.ratelimit import TriggerRateLimiter
+from hpcwaas.services.runtime import Runtime
 
 # The dependencies are `async def` though they do not await: FastAPI runs a plain `def`
 # dependency in a worker thread, a thread hop per dependency and request.
 
 
-async def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+async def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_current_user(request: Request) -> Identity:
-    # The services straight from the app, not through ServicesDep: one dependency fewer for
+    # The runtime straight from the app, not through RuntimeDep: one dependency fewer for
     # FastAPI to solve on every authenticated request.
-    services: Services = request.app.state.services
-    return await services.authenticator.authenticate(request.headers.get("authorization"))
+    runtime: Runtime = request.app.state.runtime
+    return await runtime.authenticator.authenticate(request.headers.get("authorization"))
 
 
 CurrentUser = Annotated[Identity, Depends(get_current_user)]
@@ -39,9 +39,9 @@ OPERATORS_ONLY = (
 )
 
 
-async def get_operator(user: CurrentUser, services: ServicesDep) -> Identity:
+async def get_operator(user: CurrentUser, runtime: RuntimeDep) -> Identity:
     """The caller if they are an operator, else a 403 naming the `operators` config key."""
-    if not is_operator(services.settings.operators, user):
+    if not is_operator(runtime.settings.operators, user):
         raise ApiProblem(403, OPERATORS_ONLY)
     return user
 
@@ -57,9 +57,9 @@ async def get_trigger_limiter(request: Request) -> TriggerRateLimiter:
 TriggerLimiterDep = Annotated[TriggerRateLimiter, Depends(get_trigger_limiter)]
 
 
-def page_size(limit: int | None, services: Services, default: int) -> int:
+def page_size(limit: int | None, runtime: Runtime, default: int) -> int:
     """A page size within the configured maximum, or a 400 that says the allowed range."""
-    maximum = services.settings.limits.max_page_size
+    maximum = runtime.settings.limits.max_page_size
     if limit is None:
         return min(default, maximum)
     if not 1 <= limit <= maximum:

@@ -115,8 +115,8 @@ async def _count_executions(request: Request, metrics: AppMetrics) -> None:
     from hpcwaas.api.states import ExecutionStatus
     from hpcwaas.store.executions import count_by_status
 
-    services = request.app.state.services
-    async with services.db.read() as conn:
+    runtime = request.app.state.runtime
+    async with runtime.db.read() as conn:
         counts = await count_by_status(conn)
     for known in ExecutionStatus:
         metrics.executions.labels(status=known.value).set(counts.pop(known.value, 0))
@@ -128,10 +128,10 @@ async def _count_steps(request: Request, metrics: AppMetrics) -> None:
     """One grouped query; the kind of each step comes from the catalog (``unknown`` if gone)."""
     from hpcwaas.store.executions import count_steps_by_state
 
-    services = request.app.state.services
-    async with services.db.read() as conn:
+    runtime = request.app.state.runtime
+    async with runtime.db.read() as conn:
         rows = await count_steps_by_state(conn)
-    catalog = services.catalog
+    catalog = runtime.catalog
     counts: dict[tuple[str, str], int] = {}
     for workflow_id, name, state, n in rows:
         workflow = catalog.by_id(workflow_id)

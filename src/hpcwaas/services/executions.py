@@ -19,12 +19,12 @@ from hpcwaas.engine.errors import EngineError
 from hpcwaas.engine.plan import build_plan
 from hpcwaas.engine.secret_inputs import forget_secrets, secret_inputs_path, split_secrets
 from hpcwaas.logging_setup import request_id_var
-from hpcwaas.server.services import Services
 from hpcwaas.services.audit import AuditRecorder
 from hpcwaas.services.errors import Conflict, NotFound, ServiceError, Unavailable
 from hpcwaas.services.identities import check_key, resolve_identity
 from hpcwaas.services.quotas import check_running_executions, check_trigger_rate
 from hpcwaas.services.ratelimit import TriggerRateLimiter
+from hpcwaas.services.runtime import Runtime
 from hpcwaas.settings import EnvironmentConfig
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import users as user_store
@@ -37,13 +37,13 @@ log = logging.getLogger(__name__)
 DATA_REMOVAL_RETRY_AFTER_SECONDS = 60
 
 
-async def owned_execution(services: Services, user: Identity, execution_id: str) -> ExecutionRecord:
+async def owned_execution(runtime: Runtime, user: Identity, execution_id: str) -> ExecutionRecord:
     """The caller's execution; someone else's is reported as not found, so IDs leak nothing.
 
     Operators reach every user's executions.
     """
-    owner = None if is_operator(services.settings.operators, user) else user.user_id
-    async with services.db.read() as conn:
+    owner = None if is_operator(runtime.settings.operators, user) else user.user_id
+    async with runtime.db.read() as conn:
         record = await execution_store.get_execution(conn, execution_id, owner=owner)
     if record is None:
         raise NotFound(f"execution {execution_id!r} not found")
@@ -62,7 +62,7 @@ class _Checked:
 
 
 async def _check_trigger(
-    services: Services,
+    runtime: Runtime,
     user: Identity,
     workflow_id: str,
     given_inputs: dict[str, Any],
@@ -72,20 +72,20 @@ async def _check_trigger(
 
     Refused cluster identities are audited through ``audit`` (a dry run passes None).
     """
-    workflow = services.catalog.get(workflow_id, user.user_id, user.groups)
-    limits = services.settings.limits
+    workflow = runtime.catalog.get(workflow_id, user.user_id, user.groups)
+    limits = runtime.settings.limits
     inputs = validate_inputs(
         workflow.spec,
         given_inputs,
         max_inputs=limits.max_inputs,
         max_value_bytes=limits.max_input_bytes,
     )
-    environment = services.settings.environments.get(workflow.environment)
+    environment = runtime.settings.environments.get(workflow.environment)
     if environment is None:
         raise NotFound(f"environment {workflow.environment!r} is not configured")
     # Refused before anything is recorded; (None, None) on local environments.
     try:
-        cluster_login, key_id = await resolve_identity(services, user, workflow, inputs)
+        cluster_login, key_id = await resolve_identity(runtime, user, workflow, inputs)
     except ServiceError as exc:
         if audit is not None:
             # Audited: among these is the use of someone else's SSH key.
@@ -97,38 +97,38 @@ async def _check_trigger(
                 details={"workflow_id": workflow.id, "reason": str(exc)},
             )
         raise
-    await _check_key_inputs(services, user.user_id, workflow.spec, inputs)
+    await _check_key_inputs(runtime, user.user_id, workflow.spec, inputs)
     return _Checked(workflow, inputs, environment, cluster_login, key_id)
 
 
 async def _check_key_inputs(
-    services: Services, user_id: str, spec: WorkflowSpec, inputs: dict[str, Any]
+    runtime: Runtime, user_id: str, spec: WorkflowSpec, inputs: dict[str, Any]
 ) -> None:
     """A refusal unless every ``ssh_key`` input names one of the user's SSH keys."""
     names = [n for n, s in spec.inputs.items() if s.type == "ssh_key" and inputs.get(n)]
     if not names:
         return
-    async with services.db.read() as conn:
+    async with runtime.db.read() as conn:
         for name in names:
             await check_key(conn, str(inputs[name]), user_id, name)
 
 
 async def plan_trigger(
-    services: Services, user: Identity, workflow_id: str, given_inputs: dict[str, Any]
+    runtime: Runtime, user: Identity, workflow_id: str, given_inputs: dict[str, Any]
 ) -> DryRunPlan:
     """What a trigger would run, checked as a trigger is; nothing is run, counted or recorded."""
-    checked = await _check_trigger(services, user, workflow_id, given_inputs, audit=None)
+    checked = await _check_trigger(runtime, user, workflow_id, given_inputs, audit=None)
     return build_plan(
         checked.workflow,
         checked.inputs,
         checked.environment,
-        local_work_root=services.settings.work_dir,
+        local_work_root=runtime.settings.work_dir,
         cluster_login=checked.cluster_login,
     )
 
 
 async def trigger(
-    services: Services,
+    runtime: Runtime,
     limiter: TriggerRateLimiter,
     audit: AuditRecorder,
     user: Identity,
@@ -138,29 +138,29 @@ async def trigger(
     """Start an execution of the workflow; its ID once it is durably recorded."""
     # Every attempt counts against the rate, so a client retrying in a loop is slowed down.
     check_trigger_rate(limiter, user.user_id)
-    checked = await _check_trigger(services, user, workflow_id, given_inputs, audit)
+    checked = await _check_trigger(runtime, user, workflow_id, given_inputs, audit)
     execution_id = str(uuid.uuid4())
     # Secrets go to the key store first: a failure there leaves nothing recorded.
     inputs, secrets = split_secrets(checked.workflow.spec, checked.inputs)
     if secrets:
-        await services.keystore.put(secret_inputs_path(execution_id), secrets)
+        await runtime.keystore.put(secret_inputs_path(execution_id), secrets)
     try:
-        await _record(services, user, checked, inputs, execution_id, audit)
+        await _record(runtime, user, checked, inputs, execution_id, audit)
     except BaseException:
         if secrets:
-            await forget_secrets(services.keystore, execution_id)
+            await forget_secrets(runtime.keystore, execution_id)
         raise
-    services.engine.logs.emit(
+    runtime.engine.logs.emit(
         execution_id,
         LogLevel.DEBUG,
         f"Triggered by {user.user_id} (request {request_id_var.get()})",
     )
-    services.engine.wake()
+    runtime.engine.wake()
     return execution_id
 
 
 async def _record(
-    services: Services,
+    runtime: Runtime,
     user: Identity,
     checked: _Checked,
     inputs: dict[str, Any],
@@ -169,8 +169,8 @@ async def _record(
 ) -> None:
     """Record the new execution, its steps and the audit event in one transaction."""
     workflow = checked.workflow
-    limits = services.settings.limits
-    async with services.db.write() as conn:
+    limits = runtime.settings.limits
+    async with runtime.db.write() as conn:
         await user_store.ensure_user(conn, user.user_id)
         await user_store.lock_user(conn, user.user_id)
         # In the transaction that records the execution, so two triggers cannot both pass.
@@ -205,12 +205,12 @@ async def _record(
 
 
 async def cancel(
-    services: Services, audit: AuditRecorder, user: Identity, execution_id: str
+    runtime: Runtime, audit: AuditRecorder, user: Identity, execution_id: str
 ) -> ExecutionStatus:
     """Cancel the caller's execution; its status after the request (CANCELLED or CANCELLING)."""
     try:
-        await owned_execution(services, user, execution_id)
-        status = await services.engine.cancel(execution_id, by_user=user.user_id)
+        await owned_execution(runtime, user, execution_id)
+        status = await runtime.engine.cancel(execution_id, by_user=user.user_id)
     except (ServiceError, EngineError) as exc:
         # Refused cancels are audited too: someone else's execution shows up here as not found.
         await audit.record(
@@ -228,20 +228,20 @@ async def cancel(
 
 
 async def remove_data(
-    services: Services, audit: AuditRecorder, user: Identity, execution_id: str
+    runtime: Runtime, audit: AuditRecorder, user: Identity, execution_id: str
 ) -> ExecutionRecord:
     """Remove a finished execution's data now; the execution as it is afterwards.
 
     Conflict while it has not finished; Unavailable when some data could not be removed
     (its cluster is out of reach), after removing the rest.
     """
-    record = await owned_execution(services, user, execution_id)
+    record = await owned_execution(runtime, user, execution_id)
     if not record.status.terminal:
         raise Conflict(
             f"execution {execution_id} is {record.status.value}: its data can be removed once "
             f"it has ended; cancel it first (DELETE /executions/{execution_id}) or wait for it",
         )
-    remover = services.data_remover or DataRemover(services.db, services.settings, None)
+    remover = runtime.data_remover or DataRemover(runtime.db, runtime.settings, None)
     kinds = remover.applicable(record)
     outcome = await remover.remove(record, kinds, by=user.user_id)
     details = {
@@ -268,6 +268,6 @@ async def remove_data(
     await audit.record(
         user.user_id, AuditAction.EXECUTION_DATA_REMOVE, execution_id, details=details
     )
-    async with services.db.read() as conn:
+    async with runtime.db.read() as conn:
         fresh = await execution_store.get_execution(conn, execution_id)
     return fresh or record

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.auth.identity import Identity
 from hpcwaas.catalog.catalog import DeployedWorkflow
-from hpcwaas.server.services import Services
 from hpcwaas.services.audit import AuditRecorder
 from hpcwaas.services.errors import InvalidRequest, NotFound, ServiceError
+from hpcwaas.services.runtime import Runtime
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
 from hpcwaas.store import identities as identity_store
 from hpcwaas.store import keys as key_store
@@ -37,17 +37,17 @@ def cut(value: str) -> str:
     return value if len(value) <= _SHOWN else value[:_SHOWN] + "..."
 
 
-def environment_config(services: Services, name: str) -> EnvironmentConfig:
+def environment_config(runtime: Runtime, name: str) -> EnvironmentConfig:
     """The configured environment, or NotFound."""
-    config = services.settings.environments.get(name)
+    config = runtime.settings.environments.get(name)
     if config is None:
         raise NotFound(f"environment {name!r} not found")
     return config
 
 
-def cluster_environment(services: Services, name: str) -> SlurmEnvironment:
+def cluster_environment(runtime: Runtime, name: str) -> SlurmEnvironment:
     """The environment if it is reached over SSH as the user's account, else a refusal."""
-    config = environment_config(services, name)
+    config = environment_config(runtime, name)
     if not isinstance(config, SlurmEnvironment):
         raise InvalidRequest(
             f"environment {name} runs steps on the server's host and needs no cluster account"
@@ -93,7 +93,7 @@ def _given(inputs: dict[str, Any], name: str) -> str | None:
 
 
 async def resolve_identity(
-    services: Services, user: Identity, workflow: DeployedWorkflow, inputs: dict[str, Any]
+    runtime: Runtime, user: Identity, workflow: DeployedWorkflow, inputs: dict[str, Any]
 ) -> tuple[str | None, str | None]:
     """The (cluster login, SSH key ID) the workflow's steps run with; (None, None) locally.
 
@@ -102,14 +102,14 @@ async def resolve_identity(
     default login; anything missing or unusable is a ServiceError raised before the
     execution is recorded.
     """
-    config = services.settings.environments.get(workflow.environment)
+    config = runtime.settings.environments.get(workflow.environment)
     if not isinstance(config, SlurmEnvironment):
         return None, None
     environment = workflow.environment
     login_input = next((n for n in workflow.login_inputs if _given(inputs, n) is not None), None)
     login = _given(inputs, login_input) if login_input is not None else None
     key_id = _given(inputs, "vault_id")
-    async with services.db.read() as conn:
+    async with runtime.db.read() as conn:
         if login is None or key_id is None:
             registered = await identity_store.get_identity(conn, user.user_id, environment)
             if registered is not None:
@@ -133,24 +133,24 @@ async def resolve_identity(
     return login, key_id
 
 
-async def registered_identities(services: Services, user_id: str) -> dict[str, ClusterIdentity]:
+async def registered_identities(runtime: Runtime, user_id: str) -> dict[str, ClusterIdentity]:
     """The cluster accounts the user registered, by environment."""
-    async with services.db.read() as conn:
+    async with runtime.db.read() as conn:
         return await identity_store.list_identities(conn, user_id)
 
 
 async def registered_identity(
-    services: Services, user_id: str, environment: str
+    runtime: Runtime, user_id: str, environment: str
 ) -> tuple[EnvironmentConfig, ClusterIdentity | None]:
     """The configured environment (else NotFound) and the user's account on it, if any."""
-    config = environment_config(services, environment)
-    async with services.db.read() as conn:
+    config = environment_config(runtime, environment)
+    async with runtime.db.read() as conn:
         identity = await identity_store.get_identity(conn, user_id, environment)
     return config, identity
 
 
 async def register_identity(
-    services: Services,
+    runtime: Runtime,
     audit: AuditRecorder,
     user_id: str,
     environment: str,
@@ -161,11 +161,11 @@ async def register_identity(
 
     Refusals after the environment is found are audited: among them is someone else's key.
     """
-    config = cluster_environment(services, environment)
+    config = cluster_environment(runtime, environment)
     details = {"login": login, "key_id": key_id}
     try:
         check_login(login, "login")
-        async with services.db.write() as conn:
+        async with runtime.db.write() as conn:
             await check_key(conn, key_id, user_id)
             await user_store.ensure_user(conn, user_id)
             await identity_store.set_identity(conn, user_id, environment, login, key_id)
@@ -186,11 +186,11 @@ async def register_identity(
 
 
 async def forget_identity(
-    services: Services, audit: AuditRecorder, user_id: str, environment: str
+    runtime: Runtime, audit: AuditRecorder, user_id: str, environment: str
 ) -> None:
     """Forget the user's account on the environment; NotFound if none is registered."""
-    environment_config(services, environment)
-    async with services.db.write() as conn:
+    environment_config(runtime, environment)
+    async with runtime.db.write() as conn:
         deleted = await identity_store.delete_identity(conn, user_id, environment)
         if deleted:
             await audit.record(user_id, AuditAction.IDENTITY_UNSET, environment, conn=conn)

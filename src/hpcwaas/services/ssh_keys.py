@@ -10,10 +10,10 @@ from typing import Any
 
 from hpcwaas.secrets.base import ssh_key_path
 from hpcwaas.secrets.sshkeys import generate_keypair
-from hpcwaas.server.services import Services
 from hpcwaas.services.audit import AuditRecorder
 from hpcwaas.services.errors import InvalidRequest, NotFound
 from hpcwaas.services.quotas import check_ssh_key_count
+from hpcwaas.services.runtime import Runtime
 from hpcwaas.store import keys as key_store
 from hpcwaas.store import users as user_store
 from hpcwaas.store.audit import AuditAction
@@ -24,7 +24,7 @@ RESERVED_METADATA = frozenset({"privateKey", "publicKey"})
 
 
 async def generate_key(
-    services: Services,
+    runtime: Runtime,
     audit: AuditRecorder,
     user_id: str,
     key_type: str,
@@ -32,17 +32,17 @@ async def generate_key(
 ) -> SSHKeyRecord:
     """Generate a key pair for the user: the private half goes to the key store only."""
     metadata = {k: v for k, v in metadata.items() if k not in RESERVED_METADATA}
-    limit = services.settings.limits.max_metadata_bytes
+    limit = runtime.settings.limits.max_metadata_bytes
     if len(json.dumps(metadata)) > limit:
         raise InvalidRequest(f"metadata is larger than {limit} bytes (limits.max_metadata_bytes)")
     # Refused before the (slow) key generation; checked again where the key is recorded.
-    async with services.db.read() as conn:
-        await check_ssh_key_count(conn, services.settings.limits, user_id)
+    async with runtime.db.read() as conn:
+        await check_ssh_key_count(conn, runtime.settings.limits, user_id)
     pair = await asyncio.to_thread(generate_keypair, key_type)
     key_id = str(uuid.uuid4())
     secret = {"privateKey": pair.private_pem, "publicKey": pair.public_line}
     secret.update({k: json.dumps(v) if not isinstance(v, str) else v for k, v in metadata.items()})
-    await services.keystore.put(ssh_key_path(key_id), secret)
+    await runtime.keystore.put(ssh_key_path(key_id), secret)
     record = SSHKeyRecord(
         id=key_id,
         owner=user_id,
@@ -53,10 +53,10 @@ async def generate_key(
         created_at=datetime.now(UTC),
     )
     try:
-        async with services.db.write() as conn:
+        async with runtime.db.write() as conn:
             await user_store.ensure_user(conn, user_id)
             await user_store.lock_user(conn, user_id)
-            await check_ssh_key_count(conn, services.settings.limits, user_id)
+            await check_ssh_key_count(conn, runtime.settings.limits, user_id)
             await key_store.insert_key(conn, record)
             await audit.record(
                 user_id,
@@ -67,29 +67,29 @@ async def generate_key(
             )
     except BaseException:
         # No half-written state: a key pair nobody can list must not stay in the store.
-        await services.keystore.delete(ssh_key_path(key_id))
+        await runtime.keystore.delete(ssh_key_path(key_id))
         raise
     return record
 
 
 async def list_keys(
-    services: Services, user_id: str, limit: int, cursor: str | None
+    runtime: Runtime, user_id: str, limit: int, cursor: str | None
 ) -> tuple[list[SSHKeyRecord], str | None]:
     """One page of the user's keys, newest first, and the next page's cursor."""
-    async with services.db.read() as conn:
+    async with runtime.db.read() as conn:
         return await key_store.list_keys(conn, user_id, limit=limit, cursor=cursor)
 
 
-async def delete_key(services: Services, audit: AuditRecorder, user_id: str, key_id: str) -> None:
+async def delete_key(runtime: Runtime, audit: AuditRecorder, user_id: str, key_id: str) -> None:
     """Delete one of the user's keys, both halves; NotFound if the user has no such key."""
-    async with services.db.read() as conn:
+    async with runtime.db.read() as conn:
         owned = await key_store.get_key(conn, key_id, user_id)
     if owned is None:
         raise NotFound(f"SSH key {key_id!r} not found")
     # The private half first: if the key store is down the request fails (503) with the key
     # still listed, so it can be retried, rather than leaving a private key nobody can see.
-    await services.keystore.delete(ssh_key_path(key_id))
-    async with services.db.write() as conn:
+    await runtime.keystore.delete(ssh_key_path(key_id))
+    async with runtime.db.write() as conn:
         deleted = await key_store.delete_key(conn, key_id, user_id)
         if deleted:
             await audit.record(

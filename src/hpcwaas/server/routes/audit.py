@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from hpcwaas.api.models import AuditEventList, AuditEventPublic
-from hpcwaas.server.deps import OperatorUser, ServicesDep, page_size
+from hpcwaas.server.deps import OperatorUser, RuntimeDep, page_size
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.services.audit import list_events
@@ -38,7 +38,7 @@ def _rfc3339(name: str, raw: str | None) -> datetime | None:
 
 @router.get("/audit", response_model=AuditEventList, responses=problems(403))
 async def list_audit_events(
-    services: ServicesDep,
+    runtime: RuntimeDep,
     _operator: OperatorUser,
     actor: str | None = None,
     action: AuditAction | None = None,
@@ -61,8 +61,8 @@ async def list_audit_events(
         since=_rfc3339("since", since),
         until=_rfc3339("until", until),
     )
-    page = AuditPage(limit=page_size(limit, services, default=50), cursor=cursor)
-    events, next_cursor = await list_events(services.db, filters, page)
+    page = AuditPage(limit=page_size(limit, runtime, default=50), cursor=cursor)
+    events, next_cursor = await list_events(runtime.db, filters, page)
     return AuditEventList(
         events=[AuditEventPublic(**asdict(event)) for event in events],
         next_cursor=next_cursor,

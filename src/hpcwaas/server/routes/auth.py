@@ -20,13 +20,13 @@ from hpcwaas.auth.sso import LoginFailed, SingleSignOn
 from hpcwaas.auth.tokens import issue_token
 from hpcwaas.server import csrf
 from hpcwaas.server.auditing import Audit
-from hpcwaas.server.deps import CurrentUser, ServicesDep
+from hpcwaas.server.deps import CurrentUser, RuntimeDep
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.pages import page
 from hpcwaas.server.portal_return import forget_next, portal_next, recall_next, remember_next
 from hpcwaas.server.problems import ApiProblem
-from hpcwaas.server.services import Services
 from hpcwaas.services.audit import AuditRecorder
+from hpcwaas.services.runtime import Runtime
 from hpcwaas.store import users as user_store
 from hpcwaas.store.audit import UNKNOWN_ACTOR, AuditAction, Outcome
 from hpcwaas.store.users import TokenRecord
@@ -38,14 +38,14 @@ LOGIN_URL = "/auth/login"
 FORM_EXPIRED = "The form expired, please log in again."
 
 
-def _sso(services: Services) -> SingleSignOn:
-    if services.sso is None:
+def _sso(runtime: Runtime) -> SingleSignOn:
+    if runtime.sso is None:
         raise ApiProblem(
             404,
             f"single sign-on is not configured on this server (auth_type "
-            f"{services.settings.auth.auth_type}): log in at {LOGIN_URL}",
+            f"{runtime.settings.auth.auth_type}): log in at {LOGIN_URL}",
         )
-    return services.sso
+    return runtime.sso
 
 
 async def _logged_in(audit: AuditRecorder, method: str, record: TokenRecord) -> None:
@@ -130,18 +130,18 @@ def _login_form(
         **problems(503),
     },
 )
-async def login_start(request: Request, services: ServicesDep, next: str | None = None) -> Response:
+async def login_start(request: Request, runtime: RuntimeDep, next: str | None = None) -> Response:
     """Single sign-on: off to the identity provider. Otherwise: the login form.
 
     ``next``, a path of the web portal (``/ui/...``), is where the browser goes once logged
     in, with the token handed to the portal; anything else is ignored.
     """
     next_path = portal_next(next)
-    if services.sso is None:
+    if runtime.sso is None:
         return _login_form(request, next_path=next_path)
-    url, state = await services.sso.begin_login()
+    url, state = await runtime.sso.begin_login()
     response = RedirectResponse(url, status_code=303)
-    csrf.bind_sso_state(response, request, state, services.settings.auth.login_timeout_seconds)
+    csrf.bind_sso_state(response, request, state, runtime.settings.auth.login_timeout_seconds)
     if next_path:
         remember_next(response, request, next_path)
     return response
@@ -164,7 +164,7 @@ async def login_start(request: Request, services: ServicesDep, next: str | None 
 )
 async def login(
     request: Request,
-    services: ServicesDep,
+    runtime: RuntimeDep,
     audit: Audit,
     username: Annotated[str, Form(min_length=1, max_length=255)],
     password: Annotated[str, Form(min_length=1, max_length=1024)],
@@ -172,7 +172,7 @@ async def login(
     next: Annotated[str | None, Form(max_length=1024)] = None,
 ) -> HTMLResponse:
     """Check the form's CSRF token and credentials and show a fresh token for the CLI."""
-    if services.sso is not None:
+    if runtime.sso is not None:
         raise ApiProblem(
             400, f"this server logs in through single sign-on: open {LOGIN_URL} in a browser"
         )
@@ -181,7 +181,7 @@ async def login(
         # Checked before the password: a forged POST learns nothing and gets no token.
         log.warning("login form refused: %s", refused)
         return _login_form(request, status=403, error=FORM_EXPIRED)
-    if not await services.authenticator.verify_login(username, password):
+    if not await runtime.authenticator.verify_login(username, password):
         await _login_failed(audit, username, "form", "wrong user name or password")
         return _login_form(
             request,
@@ -190,8 +190,8 @@ async def login(
             error="Wrong user name or password.",
             next_path=portal_next(next),
         )
-    ttl = timedelta(seconds=services.settings.auth.session_duration)
-    token, record = await issue_token(services.db, username, ttl, description="web login")
+    ttl = timedelta(seconds=runtime.settings.auth.session_duration)
+    token, record = await issue_token(runtime.db, username, ttl, description="web login")
     await _logged_in(audit, "form", record)
     response = _token_page(
         request,
@@ -208,7 +208,7 @@ async def login(
 @router.get("/auth/authorize", response_class=HTMLResponse, responses=problems(404, 503))
 async def authorize(
     request: Request,
-    services: ServicesDep,
+    runtime: RuntimeDep,
     audit: Audit,
     code: str | None = None,
     state: str | None = None,
@@ -216,7 +216,7 @@ async def authorize(
     error_description: str | None = None,
 ) -> HTMLResponse:
     """Where the identity provider sends the browser back: finish the login, show the token."""
-    sso = _sso(services)
+    sso = _sso(runtime)
     if error:
         reason = f"{error}: {error_description}" if error_description else error
         await _login_failed(audit, UNKNOWN_ACTOR, "sso", f"identity provider: {reason}")
@@ -251,20 +251,20 @@ async def authorize(
 
 
 @router.get("/auth/config", response_model=AuthInfo)
-async def auth_config(services: ServicesDep) -> AuthInfo:
+async def auth_config(runtime: RuntimeDep) -> AuthInfo:
     """How to log in here: auth type, login page, and whether device logins are offered."""
     device = False
-    if services.sso is not None:
-        device = bool((await services.sso.oidc.endpoints()).device_authorization)
+    if runtime.sso is not None:
+        device = bool((await runtime.sso.oidc.endpoints()).device_authorization)
     return AuthInfo(
-        auth_type=services.settings.auth.auth_type, login_url=LOGIN_URL, device_flow=device
+        auth_type=runtime.settings.auth.auth_type, login_url=LOGIN_URL, device_flow=device
     )
 
 
 @router.post("/auth/device", response_model=DeviceAuthorization, responses=problems(400, 404, 503))
-async def device_start(request: Request, services: ServicesDep) -> DeviceAuthorization:
+async def device_start(request: Request, runtime: RuntimeDep) -> DeviceAuthorization:
     """Start a device login (for `waas login`): the user approves the code in a browser."""
-    sso = _sso(services)
+    sso = _sso(runtime)
     if not (await sso.oidc.endpoints()).device_authorization:
         raise ApiProblem(
             400,
@@ -294,10 +294,10 @@ async def device_start(request: Request, services: ServicesDep) -> DeviceAuthori
     },
 )
 async def device_token(
-    body: DeviceTokenRequest, services: ServicesDep, audit: Audit
+    body: DeviceTokenRequest, runtime: RuntimeDep, audit: Audit
 ) -> Response | TokenIssued:
     """Poll a device login: 202 while pending, then one of this server's tokens."""
-    sso = _sso(services)
+    sso = _sso(runtime)
     try:
         outcome = await sso.finish_device_login(body.device_code)
     except LoginFailed as exc:
@@ -319,14 +319,14 @@ async def device_token(
 
 
 @router.delete("/auth/token", status_code=204, response_class=Response, responses=problems(400))
-async def logout(services: ServicesDep, user: CurrentUser, audit: Audit) -> Response:
+async def logout(runtime: RuntimeDep, user: CurrentUser, audit: Audit) -> Response:
     """Revoke the token this request was made with."""
     if user.token_id is None:
         raise ApiProblem(
             400, "this request was not made with one of this server's tokens: nothing to revoke"
         )
-    async with services.db.write() as conn:
+    async with runtime.db.write() as conn:
         await user_store.revoke_token(conn, user.token_id)
         await audit.record(user.user_id, AuditAction.LOGOUT, user.token_id, conn=conn)
-    services.authenticator.forget_tokens()
+    runtime.authenticator.forget_tokens()
     return Response(status_code=204)

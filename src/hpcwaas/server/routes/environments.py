@@ -11,7 +11,7 @@ from hpcwaas.api.models import (
     EnvironmentPublic,
 )
 from hpcwaas.server.auditing import Audit
-from hpcwaas.server.deps import CurrentUser, ServicesDep
+from hpcwaas.server.deps import CurrentUser, RuntimeDep
 from hpcwaas.services import identities
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
 from hpcwaas.store.identities import ClusterIdentity
@@ -36,10 +36,10 @@ def _public(
 
 
 @router.get("/environments", response_model=EnvironmentList)
-async def list_environments(services: ServicesDep, user: CurrentUser) -> EnvironmentList:
+async def list_environments(runtime: RuntimeDep, user: CurrentUser) -> EnvironmentList:
     """Every configured environment, sorted by ID, with your registered cluster account."""
-    registered = await identities.registered_identities(services, user.user_id)
-    configured = services.settings.environments
+    registered = await identities.registered_identities(runtime, user.user_id)
+    configured = runtime.settings.environments
     return EnvironmentList(
         environments=[
             _public(env_id, configured[env_id], registered.get(env_id))
@@ -49,27 +49,27 @@ async def list_environments(services: ServicesDep, user: CurrentUser) -> Environ
 
 
 @router.get("/environments/{name}", response_model=EnvironmentPublic)
-async def get_environment(name: str, services: ServicesDep, user: CurrentUser) -> EnvironmentPublic:
+async def get_environment(name: str, runtime: RuntimeDep, user: CurrentUser) -> EnvironmentPublic:
     """One environment with your registered cluster account."""
-    config, identity = await identities.registered_identity(services, user.user_id, name)
+    config, identity = await identities.registered_identity(runtime, user.user_id, name)
     return _public(name, config, identity)
 
 
 @router.put("/environments/{name}/identity", response_model=EnvironmentPublic)
 async def set_identity(
-    name: str, body: ClusterIdentityUpdate, services: ServicesDep, user: CurrentUser, audit: Audit
+    name: str, body: ClusterIdentityUpdate, runtime: RuntimeDep, user: CurrentUser, audit: Audit
 ) -> EnvironmentPublic:
     """Register the cluster login and SSH key your steps run with on this environment."""
     config, identity = await identities.register_identity(
-        services, audit, user.user_id, name, body.login, body.key_id
+        runtime, audit, user.user_id, name, body.login, body.key_id
     )
     return _public(name, config, identity)
 
 
 @router.delete("/environments/{name}/identity", status_code=204, response_class=Response)
 async def delete_identity(
-    name: str, services: ServicesDep, user: CurrentUser, audit: Audit
+    name: str, runtime: RuntimeDep, user: CurrentUser, audit: Audit
 ) -> Response:
     """Forget your cluster account on this environment."""
-    await identities.forget_identity(services, audit, user.user_id, name)
+    await identities.forget_identity(runtime, audit, user.user_id, name)
     return Response(status_code=204)

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from hpcwaas.api.states import LogLevel
-from hpcwaas.server.deps import CurrentUser, ServicesDep
+from hpcwaas.server.deps import CurrentUser, RuntimeDep
 from hpcwaas.server.longpoll import changed_or_stopped, shutdown_event
 from hpcwaas.server.routes.executions import (
     execution_public,
@@ -31,8 +31,8 @@ from hpcwaas.server.routes.executions import (
     parse_int,
     parse_levels,
 )
-from hpcwaas.server.services import Services
 from hpcwaas.services.executions import owned_execution
+from hpcwaas.services.runtime import Runtime
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import logs as log_store
 
@@ -73,15 +73,15 @@ def _event(kind: str, data: str, event_id: int | None = None) -> str:
 
 
 async def _stream(
-    services: Services, execution_id: str, mask: LogLevel, after: int, stop: asyncio.Event
+    runtime: Runtime, execution_id: str, mask: LogLevel, after: int, stop: asyncio.Event
 ) -> AsyncIterator[str]:
-    notifier = services.engine.notifier
-    deadline = time.monotonic() + services.settings.limits.max_logs_timeout_seconds
+    notifier = runtime.engine.notifier
+    deadline = time.monotonic() + runtime.settings.limits.max_logs_timeout_seconds
     last_status = ""
     while not stop.is_set():
         # The version is read before the database, so a change in between is not missed.
         seen = notifier.version(execution_id)
-        async with services.db.read() as conn:
+        async with runtime.db.read() as conn:
             record = await execution_store.get_execution(conn, execution_id)
             entries = await log_store.read_after(conn, execution_id, mask, after, BATCH)
         if record is None:  # deleted meanwhile: nothing more will come
@@ -89,7 +89,7 @@ async def _stream(
         for index, entry in entries:
             yield _event("log", log_entry(entry).model_dump_json(), index)
             after = index
-        status = (await execution_public(services, record)).model_dump_json()
+        status = (await execution_public(runtime, record)).model_dump_json()
         if status != last_status:
             yield _event("status", status)
             last_status = status
@@ -103,7 +103,7 @@ async def _stream(
         if remaining <= 0:
             return
         wait = min(KEEPALIVE_SECONDS, remaining)
-        if not await changed_or_stopped(services.engine.notifier, execution_id, seen, wait, stop):
+        if not await changed_or_stopped(runtime.engine.notifier, execution_id, seen, wait, stop):
             if stop.is_set():
                 return
             yield ": keep-alive\n\n"
@@ -151,7 +151,7 @@ async def _stream(
 async def execution_events(
     execution_id: str,
     request: Request,
-    services: ServicesDep,
+    runtime: RuntimeDep,
     user: CurrentUser,
     levels: str | None = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
@@ -160,9 +160,9 @@ async def execution_events(
     mask = parse_levels(levels)
     # The index to resume after; -1: from the start.
     after = parse_int("header Last-Event-ID (a log entry's index)", last_event_id, -1, -1)
-    await owned_execution(services, user, execution_id)
+    await owned_execution(runtime, user, execution_id)
     return StreamingResponse(
-        _stream(services, execution_id, mask, after, shutdown_event(request.app)),
+        _stream(runtime, execution_id, mask, after, shutdown_event(request.app)),
         media_type=MEDIA_TYPE,
         # no-transform and X-Accel-Buffering: proxies must pass events on at once.
         headers={"Cache-Control": "no-store, no-transform", "X-Accel-Buffering": "no"},

@@ -24,12 +24,12 @@ from hpcwaas.api.models import (
 from hpcwaas.api.states import ExecutionStatus, LogLevel
 from hpcwaas.auth.operators import is_operator
 from hpcwaas.server.auditing import Audit
-from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.deps import CurrentUser, RuntimeDep, page_size
 from hpcwaas.server.longpoll import changed_or_stopped, shutdown_event
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem, not_found
-from hpcwaas.server.services import Services
 from hpcwaas.services import executions
+from hpcwaas.services.runtime import Runtime
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import logs as log_store
 from hpcwaas.store.data_removal import RETENTION_ACTOR, DataKind, removed_at
@@ -61,7 +61,7 @@ def _parse_statuses(raw: str | None) -> list[ExecutionStatus] | None:
 
 @router.get("/executions", response_model=ExecutionList, responses=problems(403))
 async def list_executions(
-    services: ServicesDep,
+    runtime: RuntimeDep,
     user: CurrentUser,
     limit: int | None = None,
     cursor: str | None = None,
@@ -74,15 +74,15 @@ async def list_executions(
     Optional filters: `status` (one or more statuses, comma-separated) and `workflow_id`.
     With `all=true`, every user's (operators only).
     """
-    if all_users and not is_operator(services.settings.operators, user):
+    if all_users and not is_operator(runtime.settings.operators, user):
         raise ApiProblem(
             403,
             "all=true lists every user's executions and is for operators only: an "
             "administrator lists operators under the `operators` config key; without it "
             "you get your own executions",
         )
-    size = page_size(limit, services, default=50)
-    async with services.db.read() as conn:
+    size = page_size(limit, runtime, default=50)
+    async with runtime.db.read() as conn:
         items, next_cursor = await execution_store.list_executions(
             conn,
             None if all_users else user.user_id,
@@ -108,22 +108,22 @@ async def list_executions(
     )
 
 
-async def execution_public(services: Services, record: ExecutionRecord) -> ExecutionPublic:
+async def execution_public(runtime: Runtime, record: ExecutionRecord) -> ExecutionPublic:
     """The execution as ``GET /executions/{id}`` shows it: status, steps and needs, outputs."""
-    async with services.db.read() as conn:
+    async with runtime.db.read() as conn:
         steps = await execution_store.get_steps(conn, record.id)
-    return public_view(services, record, steps)
+    return public_view(runtime, record, steps)
 
 
 def public_view(
-    services: Services, record: ExecutionRecord, steps: list[StepRecord]
+    runtime: Runtime, record: ExecutionRecord, steps: list[StepRecord]
 ) -> ExecutionPublic:
     """The execution and its recorded steps as the API shows them."""
     # The DAG's edges come from the workflow's definition; the recorded steps are its nodes.
     # The definition it was triggered with, even if the catalog was reloaded since.
-    workflow = services.live_catalog.definition(
+    workflow = runtime.live_catalog.definition(
         record.workflow_id, record.definition_digest
-    ) or services.catalog.by_id(record.workflow_id)
+    ) or runtime.catalog.by_id(record.workflow_id)
     specs = workflow.spec.steps if workflow is not None else {}
     return ExecutionPublic(
         id=record.id,
@@ -167,19 +167,19 @@ def data_removed(record: ExecutionRecord) -> dict[str, DataRemovalPublic] | None
 @router.get("/executions/{execution_id}", response_model=ExecutionPublic)
 async def get_execution(execution_id: str, request: Request, user: CurrentUser) -> Response:
     """Status of one execution, with its steps and (when finished) its outputs."""
-    # The services from the app rather than through ServicesDep: one dependency fewer for
+    # The runtime from the app rather than through RuntimeDep: one dependency fewer for
     # FastAPI to solve on the most polled route (about a tenth of its time).
-    services: Services = request.app.state.services
-    owner = None if is_operator(services.settings.operators, user) else user.user_id
+    runtime: Runtime = request.app.state.runtime
+    owner = None if is_operator(runtime.settings.operators, user) else user.user_id
     # The most polled route: one snapshot through the quick read path (Database.quick_read).
-    found = await services.db.quick_read(
+    found = await runtime.db.quick_read(
         partial(execution_store.read_execution_with_steps, execution_id=execution_id, owner=owner)
     )
     if found is None:
         raise not_found("execution", execution_id)
     # Serialized here: the model was just built from our own records, and FastAPI would
     # validate it once more against response_model (which stays, for the API schema).
-    return Response(public_view(services, *found).model_dump_json(), media_type="application/json")
+    return Response(public_view(runtime, *found).model_dump_json(), media_type="application/json")
 
 
 @router.delete(
@@ -189,10 +189,10 @@ async def get_execution(execution_id: str, request: Request, user: CurrentUser) 
     responses=problems(409),
 )
 async def cancel_execution(
-    execution_id: str, services: ServicesDep, user: CurrentUser, audit: Audit
+    execution_id: str, runtime: RuntimeDep, user: CurrentUser, audit: Audit
 ) -> Response:
     """Cancel: a pending execution at once, a running one through CANCELLING. 409 if finished."""
-    await executions.cancel(services, audit, user, execution_id)
+    await executions.cancel(runtime, audit, user, execution_id)
     return Response(status_code=202)
 
 
@@ -233,7 +233,7 @@ def log_entry(record: LogRecord) -> LogEntry:
 async def get_logs(
     execution_id: str,
     request: Request,
-    services: ServicesDep,
+    runtime: RuntimeDep,
     user: CurrentUser,
     from_: Annotated[str | None, Query(alias="from")] = None,
     size: str | None = None,
@@ -250,15 +250,15 @@ async def get_logs(
             wait = parse_duration(timeout)
         except ValueError as exc:
             raise ApiProblem(400, f"query parameter 'timeout': {exc}") from None
-    wait = min(wait, services.settings.limits.max_logs_timeout_seconds)
-    await executions.owned_execution(services, user, execution_id)
+    wait = min(wait, runtime.settings.limits.max_logs_timeout_seconds)
+    await executions.owned_execution(runtime, user, execution_id)
 
-    notifier = services.engine.notifier
+    notifier = runtime.engine.notifier
     stop = shutdown_event(request.app)
     deadline = time.monotonic() + wait
     while True:
         seen = notifier.version(execution_id)
-        async with services.db.read() as conn:
+        async with runtime.db.read() as conn:
             records, total = await log_store.read(
                 conn, execution_id, mask, offset, None if count < 0 else count
             )

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from hpcwaas.secrets.base import KeyStoreUnavailable
 from hpcwaas.secrets.factory import ping
-from hpcwaas.server.deps import ServicesDep
+from hpcwaas.server.deps import RuntimeDep
 from hpcwaas.store.database import (
     Database,
     DatabaseUnavailable,
@@ -58,17 +58,17 @@ async def healthz() -> dict[str, str]:
         },
     },
 )
-async def readyz(services: ServicesDep) -> JSONResponse:
-    checks: dict[str, str] = {"database": await _database_check(services.db)}
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    checks: dict[str, str] = {"database": await _database_check(runtime.db)}
     try:
-        await ping(services.keystore)
+        await ping(runtime.keystore)
         checks["key_store"] = "ok"
     except KeyStoreUnavailable as exc:
         checks["key_store"] = f"unavailable: {exc}"
     except DatabaseUnavailable:
         # The embedded key store keeps its sealed secrets in the database.
         checks["key_store"] = "unavailable: it is kept in the database, which is unreachable"
-    catalog = services.catalog  # once: a reload may swap it
+    catalog = runtime.catalog  # once: a reload may swap it
     refused = [
         {"file": str(path), "problem": str(problems[0]) if problems else "not loaded"}
         for path, problems in catalog.refused.items()

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from hpcwaas.api.models import ExecutionOutputList, ExecutionOutputPublic
 from hpcwaas.engine.resultstore import ResultStore
-from hpcwaas.server.deps import CurrentUser, ServicesDep
+from hpcwaas.server.deps import CurrentUser, RuntimeDep
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.services.executions import owned_execution
@@ -37,14 +37,14 @@ def _public(output: StoredOutput) -> ExecutionOutputPublic:
     responses=problems(404),
 )
 async def list_outputs(
-    execution_id: str, services: ServicesDep, user: CurrentUser
+    execution_id: str, runtime: RuntimeDep, user: CurrentUser
 ) -> ExecutionOutputList:
     """The files the execution's stage_out steps stored: names, sizes, SHA-256 digests.
 
     The workflow's text `outputs` stay in `GET /executions/{id}`.
     """
-    await owned_execution(services, user, execution_id)
-    async with services.db.read() as conn:
+    await owned_execution(runtime, user, execution_id)
+    async with runtime.db.read() as conn:
         stored = await output_store.list_outputs(conn, execution_id)
     return ExecutionOutputList(outputs=[_public(o) for o in stored])
 
@@ -61,11 +61,11 @@ async def list_outputs(
     },
 )
 async def download_output(
-    execution_id: str, name: str, services: ServicesDep, user: CurrentUser
+    execution_id: str, name: str, runtime: RuntimeDep, user: CurrentUser
 ) -> FileResponse:
     """Download one stored file (as an attachment); 404 for a name the execution has not."""
-    await owned_execution(services, user, execution_id)
-    async with services.db.read() as conn:
+    await owned_execution(runtime, user, execution_id)
+    async with runtime.db.read() as conn:
         output = await output_store.get_output(conn, execution_id, name)
     if output is None:
         raise ApiProblem(
@@ -73,7 +73,7 @@ async def download_output(
             f"execution {execution_id!r} has no output {name!r}; "
             f"GET /executions/{execution_id}/outputs lists its outputs",
         )
-    path = ResultStore(services.settings.results_root).path(output.path)
+    path = ResultStore(runtime.settings.results_root).path(output.path)
     if not path.is_file():
         raise ApiProblem(
             404,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Response
 from hpcwaas.api.models import SSHKeyCreate, SSHKeyCreated, SSHKeyList, SSHKeyPublic
 from hpcwaas.secrets.sshkeys import DEFAULT_KEY_TYPE
 from hpcwaas.server.auditing import Audit
-from hpcwaas.server.deps import CurrentUser, ServicesDep, page_size
+from hpcwaas.server.deps import CurrentUser, RuntimeDep, page_size
 from hpcwaas.server.openapi import problems
 from hpcwaas.services import ssh_keys
 
@@ -18,7 +18,7 @@ router = APIRouter(tags=["ssh_keys"])
 
 @router.post("/ssh_keys", status_code=201, response_model=SSHKeyCreated, responses=problems(409))
 async def create_ssh_key(
-    services: ServicesDep,
+    runtime: RuntimeDep,
     user: CurrentUser,
     audit: Audit,
     body: Annotated[SSHKeyCreate | None, Body()] = None,
@@ -26,7 +26,7 @@ async def create_ssh_key(
     """Generate a key pair: the public half is returned (once), the private half stored."""
     # An unknown type never gets here: the model's Literal answers 400 naming the allowed ones.
     record = await ssh_keys.generate_key(
-        services,
+        runtime,
         audit,
         user.user_id,
         (body.type if body else None) or DEFAULT_KEY_TYPE,
@@ -37,14 +37,14 @@ async def create_ssh_key(
 
 @router.get("/ssh_keys", response_model=SSHKeyList)
 async def list_ssh_keys(
-    services: ServicesDep,
+    runtime: RuntimeDep,
     user: CurrentUser,
     limit: int | None = None,
     cursor: str | None = None,
 ) -> SSHKeyList:
     """The caller's keys, newest first: public halves and metadata only."""
-    size = page_size(limit, services, default=50)
-    items, next_cursor = await ssh_keys.list_keys(services, user.user_id, size, cursor)
+    size = page_size(limit, runtime, default=50)
+    items, next_cursor = await ssh_keys.list_keys(runtime, user.user_id, size, cursor)
     return SSHKeyList(
         ssh_keys=[
             SSHKeyPublic(
@@ -63,8 +63,8 @@ async def list_ssh_keys(
 
 @router.delete("/ssh_keys/{key_id}", status_code=204, response_class=Response)
 async def delete_ssh_key(
-    key_id: str, services: ServicesDep, user: CurrentUser, audit: Audit
+    key_id: str, runtime: RuntimeDep, user: CurrentUser, audit: Audit
 ) -> Response:
     """Delete one of the caller's keys, both halves."""
-    await ssh_keys.delete_key(services, audit, user.user_id, key_id)
+    await ssh_keys.delete_key(runtime, audit, user.user_id, key_id)
     return Response(status_code=204)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from hpcwaas.api.models import UserPublic
 from hpcwaas.auth.operators import is_operator
 from hpcwaas.server.auditing import Audit
-from hpcwaas.server.deps import CurrentUser, ServicesDep
+from hpcwaas.server.deps import CurrentUser, RuntimeDep
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.store import users as user_store
@@ -21,9 +21,9 @@ router = APIRouter(tags=["users"])
 
 
 @router.get("/users/me", response_model=UserPublic)
-async def whoami(services: ServicesDep, user: CurrentUser) -> UserPublic:
+async def whoami(runtime: RuntimeDep, user: CurrentUser) -> UserPublic:
     """The caller's identity, groups, token expiry and whether they are an operator."""
-    async with services.db.read() as conn:
+    async with runtime.db.read() as conn:
         record = await user_store.get_user(conn, user.user_id)
     groups = set(user.groups) | set(record.groups if record else ())
     return UserPublic(
@@ -32,7 +32,7 @@ async def whoami(services: ServicesDep, user: CurrentUser) -> UserPublic:
         email=record.email if record else None,
         groups=sorted(groups),
         token_expires_at=user.token_expires_at,
-        operator=is_operator(services.settings.operators, user),
+        operator=is_operator(runtime.settings.operators, user),
     )
 
 
@@ -40,16 +40,16 @@ async def whoami(services: ServicesDep, user: CurrentUser) -> UserPublic:
     "/users/{user_id}/tokens", status_code=204, response_class=Response, responses=problems(403)
 )
 async def revoke_user_tokens(
-    user_id: str, services: ServicesDep, user: CurrentUser, audit: Audit
+    user_id: str, runtime: RuntimeDep, user: CurrentUser, audit: Audit
 ) -> Response:
     """Revoke every token of a user: your own, or anyone's for an operator."""
-    if user_id != user.user_id and not is_operator(services.settings.operators, user):
+    if user_id != user.user_id and not is_operator(runtime.settings.operators, user):
         raise ApiProblem(
             403,
             "you may revoke only your own tokens (DELETE /users/<your user ID>/tokens); "
             "revoking another user's is for operators, listed under the `operators` config key",
         )
-    async with services.db.write() as conn:
+    async with runtime.db.write() as conn:
         count = await user_store.revoke_user_tokens(conn, user_id)
         await audit.record(
             user.user_id,
@@ -58,6 +58,6 @@ async def revoke_user_tokens(
             details={"tokens": count},
             conn=conn,
         )
-    services.authenticator.forget_tokens()
+    runtime.authenticator.forget_tokens()
     log.info("%r revoked %d token(s) of %r", user.user_id, count, user_id)
     return Response(status_code=204)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from hpcwaas.api.models import DryRunPlan, TriggerRequest, WorkflowDetail, WorkflowList
 from hpcwaas.server.auditing import Audit
-from hpcwaas.server.deps import CurrentUser, ServicesDep, TriggerLimiterDep, page_size
+from hpcwaas.server.deps import CurrentUser, RuntimeDep, TriggerLimiterDep, page_size
 from hpcwaas.server.openapi import problems
 from hpcwaas.services import executions
 
@@ -18,20 +18,20 @@ router = APIRouter(tags=["workflows"])
 
 @router.get("/workflows", response_model=WorkflowList, response_model_exclude_none=True)
 async def list_workflows(
-    services: ServicesDep,
+    runtime: RuntimeDep,
     user: CurrentUser,
     limit: int | None = None,
     cursor: str | None = None,
 ) -> WorkflowList:
     """The workflows the caller may trigger, sorted by ID; all of them unless `limit` is given."""
-    visible = services.catalog.visible(user.user_id, user.groups)
+    visible = runtime.catalog.visible(user.user_id, user.groups)
     start = 0
     if cursor:
         start = next((i for i, wf in enumerate(visible) if wf.id > cursor), len(visible))
     if limit is None:
         page = visible[start:]
         return WorkflowList(workflows=[wf.to_public() for wf in page])
-    size = page_size(limit, services, default=limit)
+    size = page_size(limit, runtime, default=limit)
     page = visible[start : start + size]
     more = start + size < len(visible)
     return WorkflowList(
@@ -40,11 +40,9 @@ async def list_workflows(
 
 
 @router.get("/workflows/{workflow_id}", response_model=WorkflowDetail, responses=problems(403))
-async def get_workflow(
-    workflow_id: str, services: ServicesDep, user: CurrentUser
-) -> WorkflowDetail:
+async def get_workflow(workflow_id: str, runtime: RuntimeDep, user: CurrentUser) -> WorkflowDetail:
     """One workflow with its inputs, steps and outputs."""
-    return services.catalog.get(workflow_id, user.user_id, user.groups).to_detail()
+    return runtime.catalog.get(workflow_id, user.user_id, user.groups).to_detail()
 
 
 @router.post(
@@ -62,7 +60,7 @@ async def get_workflow(
 )
 async def trigger_workflow(
     workflow_id: str,
-    services: ServicesDep,
+    runtime: RuntimeDep,
     user: CurrentUser,
     limiter: TriggerLimiterDep,
     audit: Audit,
@@ -79,9 +77,9 @@ async def trigger_workflow(
     # null, as the original client sends without -i, means no inputs
     given_inputs = (body.inputs if body else None) or {}
     if dry_run:
-        plan = await executions.plan_trigger(services, user, workflow_id, given_inputs)
+        plan = await executions.plan_trigger(runtime, user, workflow_id, given_inputs)
         return JSONResponse(plan.model_dump(mode="json"), status_code=200)
     execution_id = await executions.trigger(
-        services, limiter, audit, user, workflow_id, given_inputs
+        runtime, limiter, audit, user, workflow_id, given_inputs
     )
     return Response(status_code=201, headers={"Location": f"/executions/{execution_id}"})

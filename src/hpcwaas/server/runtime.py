@@ -1,9 +1,8 @@
-"""What a running server holds: database, catalog, key store, engine, authenticator."""
+"""Opening and closing the Runtime of a running server (services/runtime.py), in order."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import httpx
 
@@ -15,32 +14,12 @@ from hpcwaas.catalog.live import LiveCatalog
 from hpcwaas.engine.data_removal import DataRemover
 from hpcwaas.engine.engine import Engine
 from hpcwaas.engine.retention import RetentionSweeper
-from hpcwaas.secrets.base import KeyStore
 from hpcwaas.secrets.factory import close_keystore, open_keystore
+from hpcwaas.services.runtime import Runtime
 from hpcwaas.settings import Settings
 from hpcwaas.store.database import Database
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    settings: Settings
-    db: Database
-    live_catalog: LiveCatalog
-    keystore: KeyStore
-    engine: Engine
-    authenticator: Authenticator
-    sso: SingleSignOn | None = None
-    http: httpx.AsyncClient | None = None  # to the identity provider
-    # removes finished executions' data: on request, and by the retention sweep
-    data_remover: DataRemover | None = None
-    retention: RetentionSweeper | None = None
-
-    @property
-    def catalog(self) -> Catalog:
-        """The catalog now; read it once per request, a reload may swap it at any time."""
-        return self.live_catalog.current
 
 
 def open_database(settings: Settings) -> Database:
@@ -53,6 +32,7 @@ def open_database(settings: Settings) -> Database:
 
 
 def load_catalog(settings: Settings) -> Catalog:
+    """The workflows of the configured catalog directories, for the configured environments."""
     names = {env_id: env.name or env_id for env_id, env in settings.environments.items()}
     kinds = {env_id: env.kind for env_id, env in settings.environments.items()}
     hosts = {
@@ -63,7 +43,7 @@ def load_catalog(settings: Settings) -> Catalog:
     return catalog
 
 
-async def start_services(settings: Settings) -> Services:
+async def start_runtime(settings: Settings) -> Runtime:
     """Open everything in order; on failure, close what was opened and re-raise."""
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     db = open_database(settings)
@@ -82,7 +62,7 @@ async def start_services(settings: Settings) -> Services:
         engine = Engine(db, settings, live.by_id, keystore=keystore, definitions=live.definition)
         remover = DataRemover(db, settings, keystore)
         retention = RetentionSweeper(db, settings, remover)
-        services = Services(
+        runtime = Runtime(
             settings=settings,
             db=db,
             live_catalog=live,
@@ -101,16 +81,17 @@ async def start_services(settings: Settings) -> Services:
             await http.aclose()
         await db.dispose()
         raise
-    return services
+    return runtime
 
 
-async def stop_services(services: Services) -> None:
-    if services.retention is not None:
-        await services.retention.stop()
-    await services.engine.stop()
-    if services.data_remover is not None:
-        await services.data_remover.close()
-    await close_keystore(services.keystore)
-    if services.http is not None:
-        await services.http.aclose()
-    await services.db.dispose()
+async def stop_runtime(runtime: Runtime) -> None:
+    """Stop and close what ``start_runtime`` opened, the engine before the database."""
+    if runtime.retention is not None:
+        await runtime.retention.stop()
+    await runtime.engine.stop()
+    if runtime.data_remover is not None:
+        await runtime.data_remover.close()
+    await close_keystore(runtime.keystore)
+    if runtime.http is not None:
+        await runtime.http.aclose()
+    await runtime.db.dispose()
