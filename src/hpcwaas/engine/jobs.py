@@ -22,8 +22,9 @@ from hpcwaas.schedulers import remote_files, slurm
 from hpcwaas.schedulers.errors import SchedulerError
 from hpcwaas.schedulers.slurm import FinalState, JobState
 from hpcwaas.store.logs import Checkpoint
+from hpcwaas.transports.errors import TransportError
 from hpcwaas.transports.lines import LineSplitter
-from hpcwaas.transports.ssh import RemoteResult, SshError, SshPool, SshTarget
+from hpcwaas.transports.ssh import RemoteResult, SshPool, SshTarget
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class JobTracker:
             try:
                 await self._poll_once(group)
                 failing_since, backoff = None, group.interval
-            except (SshError, SchedulerError) as exc:
+            except (TransportError, SchedulerError) as exc:
                 now = time.monotonic()
                 failing_since = failing_since or now
                 await self._all_unknown(group, True)

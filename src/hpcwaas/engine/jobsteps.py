@@ -31,7 +31,7 @@ from hpcwaas.store import executions as store_executions
 from hpcwaas.store import logs as store_logs
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
-from hpcwaas.transports.ssh import SshError
+from hpcwaas.transports.errors import TransportError
 
 Emit = Callable[[LogLevel, str], None]
 
@@ -131,7 +131,7 @@ class JobStep:
             if self._detached:
                 return None
             raise
-        except (SshError, SubmitError, JobLost) as exc:
+        except (TransportError, SubmitError, JobLost) as exc:
             return Outcome(StepState.FAILED, None, f"failed: {exc}", retryable=True)
         if self._timed_out and final.state.outcome != "SUCCEEDED":
             reason = f"timed out after {self._spec.timeout:g} s (Slurm job {self.job_id} cancelled)"

@@ -16,7 +16,8 @@ from hpcwaas.engine.outputs import OutputValue, decode_output, read_output
 from hpcwaas.engine.placefiles import ClusterFiles, LocalFiles, PlaceFiles
 from hpcwaas.settings import SlurmEnvironment
 from hpcwaas.transports.base import Transport
-from hpcwaas.transports.ssh import SshError, SshPool, SshTarget, SshUnavailable
+from hpcwaas.transports.errors import TransportError, TransportUnavailable
+from hpcwaas.transports.ssh import SshPool, SshTarget
 
 T = TypeVar("T")
 
@@ -137,7 +138,7 @@ class ClusterPlace:
         while True:
             try:
                 return await operation()
-            except SshUnavailable:
+            except TransportUnavailable:
                 if time.monotonic() + delay > deadline:
                     raise
                 await asyncio.sleep(delay)
@@ -158,7 +159,7 @@ class ClusterPlace:
                     self.target, f"mkdir -p {quoted} && chmod 700 {quoted} && cd {quoted} && pwd"
                 )
             )
-        except SshError as exc:
+        except TransportError as exc:
             await self._key_used(str(exc))
             raise
         await self._key_used(None)
@@ -178,7 +179,7 @@ class ClusterPlace:
         quoted = shlex.quote(str(self.work_dir))
         try:
             result = await self.pool.run(self.target, f"cd {quoted} && pwd", timeout=30)
-        except SshError as exc:
+        except TransportError as exc:
             await self._key_used(str(exc))
             return
         await self._key_used(None)

@@ -22,6 +22,7 @@ import asyncssh
 
 from hpcwaas import telemetry as metrics
 from hpcwaas.transports.base import Transport
+from hpcwaas.transports.errors import TransportUnavailable
 from hpcwaas.transports.ssh_command import SshTransport
 from hpcwaas.transports.ssh_connection import (
     Connection,
@@ -98,7 +99,7 @@ class SshPool:
         self.connect_timeout = connect_timeout
         self._connections: dict[SshTarget, Connection] = {}
         self._connecting: dict[SshTarget, asyncio.Lock] = {}
-        self._failed: dict[SshTarget, tuple[float, SshUnavailable]] = {}
+        self._failed: dict[SshTarget, tuple[float, TransportUnavailable]] = {}
         self.connect_attempts = 0
         self._pruner: asyncio.Task[None] | None = None
         self.connections_opened = 0
@@ -282,7 +283,7 @@ class SshPool:
             raise SshUnavailable(str(failed[1]))
         try:
             entry = await self._connect(target)
-        except SshUnavailable as exc:
+        except TransportUnavailable as exc:  # the key store's too (cluster_keys.load_ssh_key)
             self._failed[target] = (time.monotonic(), exc)
             raise
         self._failed.pop(target, None)
