@@ -193,7 +193,7 @@ class DataRemover:
             'if [ -L "$d" ]; then rm -f -- "$d"; '
             'elif [ -e "$d" ]; then rm -rf -- "$d"; fi'
         )
-        result = await pool.run(target, command, timeout=REMOTE_TIMEOUT)
+        result = await pool.transport(target).run(command, timeout=REMOTE_TIMEOUT)
         if result.exit_code != 0:
             raise CommandFailed(
                 f"removing {cluster_work_dir(config, record.id)} on {target.where} failed "

@@ -170,9 +170,7 @@ class JobStep:
     async def _find_submitted(self, submission: JobSubmission) -> str | None:
         """A job already submitted for this step by an earlier run of the server, if any."""
         cluster = self._cluster
-        result = await cluster.pool.run(
-            cluster.target, slurm.find_jobs_command(cluster.target.login)
-        )
+        result = await cluster.transport.run(slurm.find_jobs_command(cluster.target.login))
         found = slurm.parse_find_jobs(
             result.exit_code, result.stdout, result.stderr, execution_id=self._execution.id
         ).latest(self._name)
@@ -195,8 +193,8 @@ class JobStep:
     async def _submit(self, submission: JobSubmission) -> str:
         cluster = self._cluster
         for path, data in submission.files.items():
-            await cluster.pool.put_file(cluster.target, path, data, mode=0o700)
-        result = await cluster.pool.run(cluster.target, submission.submit_command)
+            await cluster.transport.put_file(path, data, mode=0o700)
+        result = await cluster.transport.run(submission.submit_command)
         job_id: str = submission.parse(result.exit_code, result.stdout, result.stderr)
         return job_id
 
