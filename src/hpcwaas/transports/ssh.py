@@ -134,8 +134,9 @@ class SshPool:
     ) -> T:
         """``use(sftp)`` on an SFTP session of ``target`` (paths relative to the login's home).
 
-        SFTP failures become SshError, a dropped connection SshUnavailable; ``use`` must not
-        let an OSError of its own escape (it would be taken for a dropped connection).
+        SFTP failures become SshError (a missing file FileMissing), a dropped connection
+        SshUnavailable; ``use`` must not let an OSError of its own escape (it would be taken
+        for a dropped connection).
         """
 
         async def session(conn: asyncssh.SSHClientConnection) -> T:
