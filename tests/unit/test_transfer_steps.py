@@ -23,6 +23,7 @@ from hpcwaas.engine.placefiles import LocalFiles
 from hpcwaas.engine.stagein import stage_in
 from hpcwaas.settings import Limits, Settings
 from hpcwaas.store import outputs as output_store
+from hpcwaas.transports.local import LocalTransport
 
 __all__ = ["harness"]  # a fixture of the engine tests, used here too
 
@@ -238,11 +239,11 @@ async def test_an_existing_target_is_not_downloaded_again_unless_forced(
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "data").write_bytes(b"already here")
     log = Log()
-    await stage_in(_plan(url), LocalFiles(tmp_path), log)
+    await stage_in(_plan(url), LocalFiles(tmp_path, LocalTransport()), log)
     assert (tmp_path / "t" / "data").read_bytes() == b"already here"
     assert http_files.hits["/d"] == 0
     assert "t/data exists already: not downloaded (force: false)" in str(log)
-    await stage_in(_plan(url, force=True), LocalFiles(tmp_path), log)
+    await stage_in(_plan(url, force=True), LocalFiles(tmp_path, LocalTransport()), log)
     assert (tmp_path / "t" / "data").read_bytes() == DATA
     assert http_files.hits["/d"] == 1
 
@@ -253,7 +254,7 @@ async def test_transient_http_errors_are_retried_and_the_download_completes(
     url = http_files.add("/flaky", DATA)
     http_files.fail_next("/flaky", 2, 503)
     log = Log()
-    await stage_in(_plan(url), LocalFiles(tmp_path), log, retry_delays=(0, 0, 0))
+    await stage_in(_plan(url), LocalFiles(tmp_path, LocalTransport()), log, retry_delays=(0, 0, 0))
     assert (tmp_path / "t" / "data").read_bytes() == DATA
     assert http_files.hits["/flaky"] == 3
     assert "HTTP 503 Service Unavailable); retrying in 0 s (attempt 2 of 4)" in str(log)
@@ -265,7 +266,9 @@ async def test_transient_errors_give_up_after_the_last_attempt(
     url = http_files.add("/down", DATA)
     http_files.fail_next("/down", 10, 502)
     with pytest.raises(TransferError, match=r"failed 4 times; last: HTTP 502"):
-        await stage_in(_plan(url), LocalFiles(tmp_path), Log(), retry_delays=(0, 0, 0))
+        await stage_in(
+            _plan(url), LocalFiles(tmp_path, LocalTransport()), Log(), retry_delays=(0, 0, 0)
+        )
     assert _leftovers(tmp_path) == []
 
 
@@ -273,7 +276,9 @@ async def test_a_missing_file_is_a_clear_error_without_retries(
     tmp_path: Path, http_files: HttpFiles
 ) -> None:
     with pytest.raises(TransferError, match=r"answered HTTP 404 Not Found; check the URL"):
-        await stage_in(_plan(http_files.url("/none")), LocalFiles(tmp_path), Log())
+        await stage_in(
+            _plan(http_files.url("/none")), LocalFiles(tmp_path, LocalTransport()), Log()
+        )
     assert http_files.hits["/none"] == 1
 
 
@@ -283,7 +288,7 @@ async def test_credentials_and_query_of_the_url_stay_out_of_the_logs(
     http_files.add("/s", b"secret data")
     url = http_files.url("/s").replace("http://", "http://user:pw@") + "?token=abc"
     log = Log()
-    await stage_in(_plan(url), LocalFiles(tmp_path), log)
+    await stage_in(_plan(url), LocalFiles(tmp_path, LocalTransport()), log)
     assert "pw" not in str(log) and "abc" not in str(log)
     assert http_files.url("/s") in str(log)
 
@@ -328,7 +333,7 @@ async def test_a_body_without_length_is_stopped_once_it_passes_max_bytes(
     url = http_files.add("/stream", DATA)
     http_files.unsized.add("/stream")
     with pytest.raises(TransferError, match=r"larger than max_bytes \(100000 bytes\); download"):
-        await stage_in(_plan(url, max_bytes=100_000), LocalFiles(tmp_path), Log())
+        await stage_in(_plan(url, max_bytes=100_000), LocalFiles(tmp_path, LocalTransport()), Log())
     assert _leftovers(tmp_path) == [] and not (tmp_path / "t" / "data").exists()
-    await stage_in(_plan(url), LocalFiles(tmp_path), Log())
+    await stage_in(_plan(url), LocalFiles(tmp_path, LocalTransport()), Log())
     assert (tmp_path / "t" / "data").read_bytes() == DATA

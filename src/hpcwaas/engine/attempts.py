@@ -32,7 +32,7 @@ from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.store.logs import Checkpoint
 from hpcwaas.transports.base import LineCallback, RunningCommand
-from hpcwaas.transports.ssh import SshError
+from hpcwaas.transports.errors import TransportError
 
 # How the engine sees an attempt start: a coroutine that ends it (None: detached by a stop).
 Attempt = Coroutine[Any, Any, Outcome | None]
@@ -83,7 +83,7 @@ class StepAttempts:
         if spec.outputs and not (resumed and kind.reattaches):
             try:
                 await self._place.clear_step_outputs(name)
-            except (OSError, SshError) as exc:
+            except (OSError, TransportError) as exc:
                 return Outcome(
                     StepState.FAILED, None, f"could not be started: {exc}", retryable=True
                 )

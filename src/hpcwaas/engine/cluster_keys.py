@@ -13,7 +13,8 @@ from hpcwaas.settings import SlurmEnvironment
 from hpcwaas.store import audit as audit_store
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
-from hpcwaas.transports.ssh import SshError, SshTarget, SshUnavailable
+from hpcwaas.transports.errors import AccessRefused, TransportUnavailable
+from hpcwaas.transports.ssh import SshTarget
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,13 @@ async def load_ssh_key(keystore: KeyStore | None, key_id: str) -> str:
     the environment's ``unreachable_deadline``); a key that is gone fails the step.
     """
     if keystore is None:
-        raise SshError("no key store is configured")
+        raise AccessRefused("no key store is configured")
     try:
         secret = await keystore.get(ssh_key_path(key_id))
     except KeyStoreUnavailable as exc:
-        raise SshUnavailable(f"the key store cannot be reached: {exc}") from None
+        raise TransportUnavailable(f"the key store cannot be reached: {exc}") from None
     if secret is None or "privateKey" not in secret:
-        raise SshError(f"SSH key {key_id} is not in the key store any more")
+        raise AccessRefused(f"SSH key {key_id} is not in the key store any more")
     return secret["privateKey"]
 
 

@@ -18,7 +18,7 @@ from hpcwaas.transports.base import (
     RunningCommand,
     Transport,
 )
-from hpcwaas.transports.ssh import SshError
+from hpcwaas.transports.errors import TransportError
 
 
 class CommandStep:
@@ -92,7 +92,7 @@ class CommandStep:
                 on_stderr=self._on_stderr,
                 grace=self._grace,
             )
-        except (OSError, SshError) as exc:
+        except (OSError, TransportError) as exc:
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             return Outcome(
                 StepState.FAILED, None, f"could not be started: {detail}", retryable=True

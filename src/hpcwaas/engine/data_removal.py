@@ -41,7 +41,8 @@ from hpcwaas.store import data_removal as store
 from hpcwaas.store.data_removal import DataKind
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
-from hpcwaas.transports.ssh import SshError, SshPool, SshUnavailable
+from hpcwaas.transports.errors import CommandFailed, TransportError, TransportUnavailable
+from hpcwaas.transports.ssh import SshPool
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +139,9 @@ class DataRemover:
                 else:
                     continue  # rows only: removed in the transaction below
                 files_done.append(kind)
-            except (SshError, OSError) as exc:
+            except (TransportError, OSError) as exc:
                 outcome.failed[kind] = _reason(exc)
-                if isinstance(exc, SshUnavailable):
+                if isinstance(exc, TransportUnavailable):
                     outcome.unreachable = record.environment
         removing = [k for k in todo if k not in outcome.failed]
         if not removing:
@@ -192,9 +193,9 @@ class DataRemover:
             'if [ -L "$d" ]; then rm -f -- "$d"; '
             'elif [ -e "$d" ]; then rm -rf -- "$d"; fi'
         )
-        result = await pool.run(target, command, timeout=REMOTE_TIMEOUT)
+        result = await pool.transport(target).run(command, timeout=REMOTE_TIMEOUT)
         if result.exit_code != 0:
-            raise SshError(
+            raise CommandFailed(
                 f"removing {cluster_work_dir(config, record.id)} on {target.where} failed "
                 f"(exit code {result.exit_code}): {result.stderr.strip()[:200]}"
             )

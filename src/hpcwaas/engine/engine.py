@@ -320,11 +320,14 @@ class Engine:
         if record.environment not in self._clusters:
             load_key = functools.partial(load_ssh_key, self._keystore)
             pool = SshPool(load_key, max_sessions=config.max_sessions)
-            self._clusters[record.environment] = (pool, JobTracker(pool, record.environment))
+            self._clusters[record.environment] = (
+                pool,
+                JobTracker(pool.transport, record.environment),
+            )
         pool, tracker = self._clusters[record.environment]
         return ClusterPlace(
             config,
-            pool,
+            pool.transport(target),
             tracker,
             target,
             record.id,

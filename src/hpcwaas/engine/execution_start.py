@@ -14,7 +14,7 @@ from hpcwaas.engine.places import Place
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
-from hpcwaas.transports.ssh import SshError
+from hpcwaas.transports.errors import TransportError
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
@@ -57,7 +57,7 @@ async def prepare_run(
         return secrets_failure
     try:
         await place.prepare()
-    except (OSError, SshError) as exc:
+    except (OSError, TransportError) as exc:
         return f"its working directory cannot be created: {exc}"
     if recorded != set(workflow.spec.steps):
         return (

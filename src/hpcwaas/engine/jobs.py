@@ -22,8 +22,10 @@ from hpcwaas.schedulers import remote_files, slurm
 from hpcwaas.schedulers.errors import SchedulerError
 from hpcwaas.schedulers.slurm import FinalState, JobState
 from hpcwaas.store.logs import Checkpoint
+from hpcwaas.transports.base import CommandOutput, Transport
+from hpcwaas.transports.errors import TransportError
 from hpcwaas.transports.lines import LineSplitter
-from hpcwaas.transports.ssh import RemoteResult, SshError, SshPool, SshTarget
+from hpcwaas.transports.ssh import SshTarget
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ MISSING_POLLS_LIMIT = 6
 # far its file has been read once that line is logged.
 LineHandler = Callable[[LogLevel, str, Checkpoint | None], Awaitable[None]]
 UnknownHandler = Callable[[bool], Awaitable[None]]
+# The transport of a cluster account (``SshPool.transport``).
+TransportOf = Callable[[SshTarget], Transport]
 
 
 class JobLost(Exception):
@@ -72,8 +76,8 @@ class _Group:
 class JobTracker:
     """One per engine: groups jobs by (host, port, login) and polls each group once an interval."""
 
-    def __init__(self, pool: SshPool, environment: str) -> None:
-        self._pool = pool
+    def __init__(self, transport_of: TransportOf, environment: str) -> None:
+        self._transport_of = transport_of
         self._environment = environment  # its name, for metrics
         self._groups: dict[tuple[str, int, str], _Group] = {}
         self.squeue_calls = 0  # for benchmarks and tests
@@ -121,7 +125,7 @@ class JobTracker:
         """scancel the jobs; their watchers learn the final state at the next poll (now)."""
         if not job_ids:
             return
-        result = await self._pool.run(target, slurm.scancel_command(job_ids))
+        result = await self._transport_of(target).run(slurm.scancel_command(job_ids))
         if result.exit_code != 0:
             log.warning("scancel %s: %s", job_ids, result.stderr.strip()[:200])
         group = self._groups.get((target.host, target.port, target.login))
@@ -145,7 +149,7 @@ class JobTracker:
             try:
                 await self._poll_once(group)
                 failing_since, backoff = None, group.interval
-            except (SshError, SchedulerError) as exc:
+            except (TransportError, SchedulerError) as exc:
                 now = time.monotonic()
                 failing_since = failing_since or now
                 await self._all_unknown(group, True)
@@ -171,7 +175,7 @@ class JobTracker:
 
     async def _poll_group(self, group: _Group) -> None:
         target = group.target
-        result = await self._pool.run(target, slurm.squeue_command(target.login))
+        result = await self._transport_of(target).run(slurm.squeue_command(target.login))
         self.squeue_calls += 1
         queue = slurm.parse_squeue(result.exit_code, result.stdout, result.stderr)
         log.debug(
@@ -205,13 +209,13 @@ class JobTracker:
 
     async def _final_states(self, target: SshTarget, ended: list[_Watch]) -> dict[str, FinalState]:
         ids = [w.job_id for w in ended]
-        result = await self._pool.run(target, slurm.sacct_command(ids))
+        result = await self._transport_of(target).run(slurm.sacct_command(ids))
         finals = slurm.parse_sacct(result.exit_code, result.stdout, result.stderr) or {}
         finals = {k: v for k, v in finals.items() if v.state.terminal}
         for job_id in ids:
             if job_id in finals:
                 continue
-            result = await self._pool.run(target, slurm.scontrol_command(job_id))
+            result = await self._transport_of(target).run(slurm.scontrol_command(job_id))
             final = slurm.parse_scontrol(result.exit_code, result.stdout, result.stderr)
             if final is not None and final.state.terminal:
                 finals[job_id] = final
@@ -260,10 +264,10 @@ class JobTracker:
         for i, line in enumerate(lines):
             await watch.on_line(level, line, point if i == len(lines) - 1 else None)
 
-    async def _run_script(self, target: SshTarget, script: str) -> RemoteResult:
+    async def _run_script(self, target: SshTarget, script: str) -> CommandOutput:
         """Run a script that grows with the number of jobs: through stdin, since one command
         line is capped (about 128 KiB on Linux, some 100 jobs' files)."""
-        return await self._pool.run(target, "bash -s", stdin=script)
+        return await self._transport_of(target).run("bash -s", stdin=script)
 
     async def _all_unknown(self, group: _Group, unknown: bool) -> None:
         for watch in list(group.watches.values()):

@@ -31,7 +31,7 @@ from hpcwaas.store import executions as store_executions
 from hpcwaas.store import logs as store_logs
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
-from hpcwaas.transports.ssh import SshError
+from hpcwaas.transports.errors import TransportError
 
 Emit = Callable[[LogLevel, str], None]
 
@@ -131,7 +131,7 @@ class JobStep:
             if self._detached:
                 return None
             raise
-        except (SshError, SubmitError, JobLost) as exc:
+        except (TransportError, SubmitError, JobLost) as exc:
             return Outcome(StepState.FAILED, None, f"failed: {exc}", retryable=True)
         if self._timed_out and final.state.outcome != "SUCCEEDED":
             reason = f"timed out after {self._spec.timeout:g} s (Slurm job {self.job_id} cancelled)"
@@ -170,9 +170,7 @@ class JobStep:
     async def _find_submitted(self, submission: JobSubmission) -> str | None:
         """A job already submitted for this step by an earlier run of the server, if any."""
         cluster = self._cluster
-        result = await cluster.pool.run(
-            cluster.target, slurm.find_jobs_command(cluster.target.login)
-        )
+        result = await cluster.transport.run(slurm.find_jobs_command(cluster.target.login))
         found = slurm.parse_find_jobs(
             result.exit_code, result.stdout, result.stderr, execution_id=self._execution.id
         ).latest(self._name)
@@ -195,8 +193,8 @@ class JobStep:
     async def _submit(self, submission: JobSubmission) -> str:
         cluster = self._cluster
         for path, data in submission.files.items():
-            await cluster.pool.put_file(cluster.target, path, data, mode=0o700)
-        result = await cluster.pool.run(cluster.target, submission.submit_command)
+            await cluster.transport.put_file(path, data, mode=0o700)
+        result = await cluster.transport.run(submission.submit_command)
         job_id: str = submission.parse(result.exit_code, result.stdout, result.stderr)
         return job_id
 

@@ -9,7 +9,7 @@ from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.engine.places import Place
 from hpcwaas.engine.secret_inputs import mask
 from hpcwaas.engine.step_outputs import parse_step_outputs
-from hpcwaas.transports.ssh import SshError
+from hpcwaas.transports.errors import TransportError
 
 SERVER_STOPPED = "the server was stopped"
 
@@ -59,7 +59,7 @@ async def read_declared_outputs(
     """The step's declared outputs; a step that did not write them fails."""
     try:
         data = await place.read_step_outputs(name, limit)
-    except (OSError, SshError) as exc:
+    except (OSError, TransportError) as exc:
         return Outcome(StepState.FAILED, outcome.exit_code, f"outputs cannot be read: {exc}")
     parsed = parse_step_outputs(data, declared, limit)
     for warning in parsed.warnings:

@@ -16,7 +16,8 @@ from hpcwaas.engine.outputs import OutputValue, decode_output, read_output
 from hpcwaas.engine.placefiles import ClusterFiles, LocalFiles, PlaceFiles
 from hpcwaas.settings import SlurmEnvironment
 from hpcwaas.transports.base import Transport
-from hpcwaas.transports.ssh import SshError, SshPool, SshTarget, SshUnavailable
+from hpcwaas.transports.errors import TransportError, TransportUnavailable
+from hpcwaas.transports.ssh import SshTarget
 
 T = TypeVar("T")
 
@@ -72,7 +73,7 @@ class LocalPlace:
         self._root = root
         self.work_dir: Path | str = root / execution_id
         self.transport = transport
-        self.files: PlaceFiles = LocalFiles(root / execution_id)
+        self.files: PlaceFiles = LocalFiles(root / execution_id, transport)
 
     async def prepare(self) -> None:
         work_dir = Path(self.work_dir)
@@ -106,7 +107,7 @@ class ClusterPlace:
     def __init__(
         self,
         environment: SlurmEnvironment,
-        pool: SshPool,
+        transport: Transport,
         tracker: JobTracker,
         target: SshTarget,
         execution_id: str,
@@ -115,12 +116,11 @@ class ClusterPlace:
         if not execution_id or "/" in execution_id or execution_id in (".", ".."):
             raise ValueError(f"execution ID {execution_id!r} cannot name a directory")
         self.environment = environment
-        self.pool = pool
+        self.transport = transport
         self.tracker = tracker
         self.target = target
         self.work_dir: Path | str = cluster_work_dir(environment, execution_id)
-        self.transport = pool.transport(target)
-        self.files: PlaceFiles = ClusterFiles(pool, target, str(self.work_dir))
+        self.files: PlaceFiles = ClusterFiles(transport, str(self.work_dir))
         self.cluster: ClusterPlace | None = self
         self._on_key_use = on_key_use
         self._key_use_told = False
@@ -137,7 +137,7 @@ class ClusterPlace:
         while True:
             try:
                 return await operation()
-            except SshUnavailable:
+            except TransportUnavailable:
                 if time.monotonic() + delay > deadline:
                     raise
                 await asyncio.sleep(delay)
@@ -154,11 +154,11 @@ class ClusterPlace:
         quoted = shlex.quote(str(self.work_dir))
         try:
             result = await self.retrying(
-                lambda: self.pool.run(
-                    self.target, f"mkdir -p {quoted} && chmod 700 {quoted} && cd {quoted} && pwd"
+                lambda: self.transport.run(
+                    f"mkdir -p {quoted} && chmod 700 {quoted} && cd {quoted} && pwd"
                 )
             )
-        except SshError as exc:
+        except TransportError as exc:
             await self._key_used(str(exc))
             raise
         await self._key_used(None)
@@ -177,8 +177,8 @@ class ClusterPlace:
         """
         quoted = shlex.quote(str(self.work_dir))
         try:
-            result = await self.pool.run(self.target, f"cd {quoted} && pwd", timeout=30)
-        except SshError as exc:
+            result = await self.transport.run(f"cd {quoted} && pwd", timeout=30)
+        except TransportError as exc:
             await self._key_used(str(exc))
             return
         await self._key_used(None)
@@ -200,21 +200,17 @@ class ClusterPlace:
 
     async def read_step_outputs(self, step: str, max_bytes: int) -> bytes | None:
         path = shlex.quote(f"{self.work_dir}/{outputs_file(step)}")
-        result = await self.pool.run(
-            self.target, f"test -f {path} && head -c {max_bytes + 1} -- {path}"
-        )
+        result = await self.transport.run(f"test -f {path} && head -c {max_bytes + 1} -- {path}")
         return result.stdout_bytes if result.exit_code == 0 else None
 
     async def clear_step_outputs(self, step: str) -> None:
         path = shlex.quote(f"{self.work_dir}/{outputs_file(step)}")
-        await self.pool.run(self.target, f"rm -f -- {path}")
+        await self.transport.run(f"rm -f -- {path}")
 
     async def read_output(self, name: str, relative: str, max_bytes: int) -> OutputValue:
         path = shlex.quote(f"{self.work_dir}/{relative}")
         # -f: a regular file only; head reads one byte more than allowed, to see a cut
-        result = await self.pool.run(
-            self.target, f"test -f {path} && head -c {max_bytes + 1} -- {path}"
-        )
+        result = await self.transport.run(f"test -f {path} && head -c {max_bytes + 1} -- {path}")
         if result.exit_code != 0:
             return OutputValue(None, f"Output {name}: file {relative} not found; its value is null")
         return decode_output(name, relative, result.stdout_bytes, max_bytes)

@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from hpcwaas.api.states import LogLevel
 from hpcwaas.catalog.kinds.transfers import DATA_CATALOGUE_KEYS, StageOutPlan, TransferError
 from hpcwaas.engine.archive import TarGzStream
-from hpcwaas.engine.placefiles import FileEntry, PlaceFiles
+from hpcwaas.engine.placefiles import PlaceFiles
 from hpcwaas.engine.resultstore import ResultStore, ResultWriter
 from hpcwaas.engine.stagein import human_size
 from hpcwaas.store import outputs as output_store
 from hpcwaas.store.database import Database
 from hpcwaas.store.outputs import StoredOutput
+from hpcwaas.transports.base import FileEntry
 
 Emit = Callable[[LogLevel, str], None]
 ARCHIVE_MEDIA_TYPE = "application/gzip"

@@ -11,7 +11,7 @@ from hpcwaas.catalog.kinds.base import Preparation, StepKind, StepSettings
 from hpcwaas.catalog.kinds.transfers import TransferError
 from hpcwaas.engine.outcome import Halt, Outcome
 from hpcwaas.engine.secret_inputs import mask
-from hpcwaas.transports.ssh import SshError
+from hpcwaas.transports.errors import TransportError
 
 Emit = Callable[[LogLevel, str], None]
 
@@ -40,7 +40,7 @@ async def run_transfer_step(
     emit: Emit,
     key_store_secrets: Mapping[str, str] | None = None,
 ) -> None:
-    """Run one transfer step; TransferError (or SshError) says why it failed."""
+    """Run one transfer step; TransferError (or TransportError) says why it failed."""
     plan = kind.prepare(
         spec,
         Preparation(
@@ -138,7 +138,7 @@ class TransferStep(Generic[P]):
         exc = task.exception()
         if exc is None:
             return Outcome(StepState.SUCCEEDED, None)
-        if isinstance(exc, TransferError | SshError):
+        if isinstance(exc, TransferError | TransportError):
             return Outcome(
                 StepState.FAILED, None, mask(f"failed: {exc}", self._hidden), retryable=True
             )

@@ -1,1 +1,1 @@
-"""Where commands run: on this host (``local``) and, later, over SSH."""
+"""Where commands run and files are read and written: this host (``local``), or over SSH."""

@@ -2,7 +2,8 @@
 
 Every command gets a new session (hence its own process group), so that killing the group
 reaches whatever the command started; and a minimal environment, never the server's own,
-which may hold secrets. Output is read as it comes and handed over line by line.
+which may hold secrets. Output is read as it comes and handed over line by line. Files are
+this host's (``local_files``).
 """
 
 from __future__ import annotations
@@ -12,10 +13,18 @@ import logging
 import os
 import signal
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from pathlib import Path, PurePath
 
-from hpcwaas.transports.base import CommandResult, LineCallback
+from hpcwaas.transports import local_files
+from hpcwaas.transports.base import (
+    ChunkSink,
+    CommandOutput,
+    CommandResult,
+    FileEntry,
+    LineCallback,
+)
+from hpcwaas.transports.errors import TransportError, TransportUnavailable
 from hpcwaas.transports.lines import READ_CHUNK, OutputPump
 
 log = logging.getLogger(__name__)
@@ -264,7 +273,83 @@ class LocalTransport:
                 stderr=asyncio.subprocess.PIPE,
                 pass_fds=() if script_fd is None else (script_fd,),
             )
+        except OSError as exc:
+            raise TransportError(exc.strerror or str(exc)) from None
         finally:
             if script_fd is not None:
                 os.close(script_fd)
         return LocalCommand(transport, protocol, on_stdout, on_stderr, timeout, grace)
+
+    async def run(
+        self, command: str, *, stdin: str | None = None, timeout: float | None = 60
+    ) -> CommandOutput:
+        """Run ``command`` in this process's directory with a minimal environment; its output.
+
+        Past ``timeout`` its whole process group is killed and TransportUnavailable raised.
+        """
+        script_fd = _script_file(command) if len(command.encode()) > _MAX_ARGUMENT_BYTES else None
+        arguments = ["-c", command] if script_fd is None else [f"/dev/fd/{script_fd}"]
+        try:
+            process = await asyncio.create_subprocess_exec(
+                SHELL,
+                *arguments,
+                env=minimal_environment({}),
+                start_new_session=True,
+                stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=() if script_fd is None else (script_fd,),
+            )
+        except OSError as exc:
+            raise TransportError(f"cannot run a command on this host: {exc.strerror}") from None
+        finally:
+            if script_fd is not None:
+                os.close(script_fd)
+        try:
+            stdout, stderr = await asyncio.wait_for(
+                process.communicate(None if stdin is None else stdin.encode()), timeout
+            )
+        except TimeoutError:
+            raise TransportUnavailable(
+                f"a command on this host did not finish within {timeout} s"
+            ) from None
+        finally:
+            # Whatever the command left running, or all of it when given up, ends with it.
+            _signal_group(process.pid, signal.SIGKILL)
+            await process.wait()
+        code = process.returncode
+        if code is None:  # cannot happen once waited for; keeps the type exact
+            raise RuntimeError(f"process {process.pid} has no exit status after it exited")
+        code = code if code >= 0 else 128 - code
+        text = stdout.decode("utf-8", errors="replace")
+        return CommandOutput(code, text, stderr.decode("utf-8", errors="replace"), stdout)
+
+    async def put_file(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
+        """Write ``data`` to ``path``, creating its parents: whole, with ``mode``."""
+        await local_files.write_atomically(path, _one_chunk(data), mode)
+
+    async def write_file(
+        self, path: str, chunks: AsyncIterable[bytes], *, mode: int = 0o600
+    ) -> None:
+        """Write the chunks to ``path``: all or nothing."""
+        await local_files.write_atomically(path, chunks, mode)
+
+    async def exists(self, path: str) -> bool:
+        """Whether something is at ``path``."""
+        return os.path.lexists(path)
+
+    async def stat(self, path: str) -> FileEntry | None:
+        """What is at ``path`` (symlinks followed), or None."""
+        return local_files.stat(path)
+
+    async def walk(self, path: str) -> list[FileEntry]:
+        """Everything below directory ``path``, parents first."""
+        return await asyncio.to_thread(local_files.walk, path)
+
+    async def read_file(self, path: str, sink: ChunkSink) -> None:
+        """Pass the bytes of file ``path`` to ``sink``, chunk by chunk."""
+        await local_files.read(path, sink)
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data

@@ -1,28 +1,29 @@
 """The SSH transport: a pool of asyncssh connections, one per (host, port, login, key).
 
 ``SshPool.run`` runs a command and returns its output, ``put_file`` writes a file over
-SFTP, and ``transport(target)`` adapts the pool to the ``Transport`` interface for
-streaming commands (``ssh_command``). Errors are ``SshError`` subclasses
-(``ssh_connection`` draws their tree); a private key is fetched with ``load_key(key_id)``
-only when a connection is opened.
+SFTP, ``with_sftp`` lends an SFTP session, and ``transport(target)`` is the ``Transport``
+of one target: ``SshTransport``, whose streamed commands are ``ssh_command``'s and whose
+files are ``ssh_files``'. Errors are ``SshError`` subclasses (``ssh_connection`` draws
+their tree), but a file to read that is missing is ``FileMissing``; a private key is
+fetched with ``load_key(key_id)`` only when a connection is opened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import posixpath
-import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import PurePath
 from typing import TypeVar
 
 import asyncssh
 
 from hpcwaas import telemetry as metrics
-from hpcwaas.transports.base import Transport
-from hpcwaas.transports.ssh_command import SshTransport
+from hpcwaas.transports import ssh_files
+from hpcwaas.transports.base import ChunkSink, CommandOutput, FileEntry, LineCallback
+from hpcwaas.transports.errors import FileMissing, TransportUnavailable
+from hpcwaas.transports.ssh_command import SshCommand, command_script
 from hpcwaas.transports.ssh_connection import (
     Connection,
     HostKeyNotTrusted,
@@ -36,35 +37,22 @@ from hpcwaas.transports.ssh_connection import (
     open_connection,
     reason,
 )
+from hpcwaas.transports.ssh_files import write_atomically
 
 __all__ = [
     "HostKeyNotTrusted",
     "KeyLoader",
-    "RemoteResult",
     "SshAuthFailed",
     "SshError",
     "SshPool",
     "SshTarget",
+    "SshTransport",
     "SshUnavailable",
 ]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RemoteResult:
-    """How a remote command ended: ``exit_code`` is 128 + N when killed by signal N.
-
-    ``stdout`` and ``stderr`` are decoded as UTF-8, undecodable bytes replaced (safe to log
-    and show); ``stdout_bytes`` is stdout exactly as it came.
-    """
-
-    exit_code: int
-    stdout: str
-    stderr: str
-    stdout_bytes: bytes = field(default=b"", repr=False)
 
 
 # After a failed connection to a host, callers waiting for the same target within this many
@@ -98,7 +86,7 @@ class SshPool:
         self.connect_timeout = connect_timeout
         self._connections: dict[SshTarget, Connection] = {}
         self._connecting: dict[SshTarget, asyncio.Lock] = {}
-        self._failed: dict[SshTarget, tuple[float, SshUnavailable]] = {}
+        self._failed: dict[SshTarget, tuple[float, TransportUnavailable]] = {}
         self.connect_attempts = 0
         self._pruner: asyncio.Task[None] | None = None
         self.connections_opened = 0
@@ -116,7 +104,7 @@ class SshPool:
         *,
         stdin: str | None = None,
         timeout: float | None = 60,
-    ) -> RemoteResult:
+    ) -> CommandOutput:
         """Run a command line (in the login's shell), wait for it, return its output.
 
         Past ``timeout`` the channel is closed and SshUnavailable raised; what the command
@@ -146,8 +134,9 @@ class SshPool:
     ) -> T:
         """``use(sftp)`` on an SFTP session of ``target`` (paths relative to the login's home).
 
-        SFTP failures become SshError, a dropped connection SshUnavailable; ``use`` must not
-        let an OSError of its own escape (it would be taken for a dropped connection).
+        SFTP failures become SshError (a missing file FileMissing), a dropped connection
+        SshUnavailable; ``use`` must not let an OSError of its own escape (it would be taken
+        for a dropped connection).
         """
 
         async def session(conn: asyncssh.SSHClientConnection) -> T:
@@ -158,8 +147,8 @@ class SshPool:
         lease.release()
         return value
 
-    def transport(self, target: SshTarget) -> Transport:
-        """A ``Transport`` that starts commands on ``target`` through this pool."""
+    def transport(self, target: SshTarget) -> SshTransport:
+        """The ``Transport`` of ``target``: commands and files there, through this pool."""
         return SshTransport(self, target)
 
     async def close(self) -> None:
@@ -188,7 +177,7 @@ class SshPool:
         stdin: str | None,
         timeout: float | None,
         bounded: bool,
-    ) -> RemoteResult:
+    ) -> CommandOutput:
         async def execute(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHCompletedProcess:
             data = None if stdin is None else stdin.encode()
             return await conn.run(command, input=data, check=False, timeout=timeout, encoding=None)
@@ -205,7 +194,7 @@ class SshPool:
             self._discard(target, lease.entry)
             raise SshUnavailable(f"the connection to {target.where} dropped during a command")
         stdout = _bytes(result.stdout)
-        return RemoteResult(code, _text(stdout), _text(_bytes(result.stderr)), stdout)
+        return CommandOutput(code, _text(stdout), _text(_bytes(result.stderr)), stdout)
 
     async def _leased(
         self,
@@ -241,7 +230,8 @@ class SshPool:
                 ) from None
             except asyncssh.SFTPError as exc:
                 lease.release()
-                raise SshError(f"{what} on {target.where} failed: {exc.reason}") from None
+                error = FileMissing if isinstance(exc, asyncssh.SFTPNoSuchFile) else SshError
+                raise error(f"{what} on {target.where} failed: {exc.reason}") from None
             except BaseException:
                 lease.release()
                 raise
@@ -282,7 +272,7 @@ class SshPool:
             raise SshUnavailable(str(failed[1]))
         try:
             entry = await self._connect(target)
-        except SshUnavailable as exc:
+        except TransportUnavailable as exc:  # the key store's too (cluster_keys.load_ssh_key)
             self._failed[target] = (time.monotonic(), exc)
             raise
         self._failed.pop(target, None)
@@ -349,32 +339,89 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", errors="replace")
 
 
-async def write_atomically(
-    sftp: asyncssh.SFTPClient, path: str, chunks: AsyncIterable[bytes], mode: int
-) -> None:
-    """Write ``chunks`` to ``path``, creating its parent directories: under a hidden
-    temporary name first, renamed once complete, so the file appears whole with ``mode``
-    or not at all."""
-    parent = posixpath.dirname(path)
-    # Usually the directory is there already (a step's working directory): one stat instead
-    # of makedirs' one mkdir per path component, each a round trip before sbatch can run.
-    if parent and not await sftp.isdir(parent):
-        await sftp.makedirs(parent, exist_ok=True)
-    name = posixpath.basename(path)
-    partial = posixpath.join(parent, f".{name}.partial-{secrets.token_hex(4)}")
-    try:
-        async with sftp.open(partial, "wb", asyncssh.SFTPAttrs(permissions=mode)) as remote:
-            async for chunk in chunks:
-                await remote.write(chunk)
-        await sftp.chmod(partial, mode)  # the umask may have narrowed it
-        await sftp.posix_rename(partial, path)
-    except BaseException:
-        try:
-            await sftp.remove(partial)
-        except (asyncssh.Error, OSError):
-            pass
-        raise
-
-
 async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+class SshTransport:
+    """The ``Transport`` of one SSH target, through a pool's shared connection."""
+
+    def __init__(self, pool: SshPool, target: SshTarget) -> None:
+        self._pool = pool
+        self._target = target
+
+    def __repr__(self) -> str:
+        return f"SshTransport({self._target.where})"
+
+    async def start(
+        self,
+        command: str,
+        *,
+        cwd: PurePath | str,
+        env: Mapping[str, str],
+        on_stdout: LineCallback,
+        on_stderr: LineCallback,
+        timeout: float | None = None,
+        grace: float = 5.0,
+    ) -> SshCommand:
+        """Start ``command`` in the remote directory ``cwd`` (created if missing) with ``env``."""
+        script = command_script(command, cwd, env, grace)
+
+        async def open_process(
+            conn: asyncssh.SSHClientConnection,
+        ) -> asyncssh.SSHClientProcess[bytes]:
+            process: asyncssh.SSHClientProcess[bytes] = await conn.create_process(
+                "/bin/bash -s", encoding=None
+            )
+            process.stdin.write(script.encode())
+            process.stdin.write_eof()
+            return process
+
+        process, lease = await self._pool._leased(self._target, open_process, "starting a command")
+        return SshCommand(
+            self._pool, self._target, process, lease, on_stdout, on_stderr, timeout, grace
+        )
+
+    async def run(
+        self, command: str, *, stdin: str | None = None, timeout: float | None = 60
+    ) -> CommandOutput:
+        """Run ``command`` in the login's shell; its output (``SshPool.run``)."""
+        return await self._pool.run(self._target, command, stdin=stdin, timeout=timeout)
+
+    async def put_file(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
+        """Write ``data`` to ``path`` over SFTP (``SshPool.put_file``)."""
+        await self._pool.put_file(self._target, path, data, mode=mode)
+
+    async def write_file(
+        self, path: str, chunks: AsyncIterable[bytes], *, mode: int = 0o600
+    ) -> None:
+        """Write the chunks to ``path`` over SFTP: all or nothing."""
+        await self._pool.with_sftp(
+            self._target,
+            lambda sftp: write_atomically(sftp, path, chunks, mode),
+            f"writing {path}",
+        )
+
+    async def exists(self, path: str) -> bool:
+        """Whether something is at ``path``."""
+        return await self._pool.with_sftp(
+            self._target, lambda sftp: ssh_files.exists(sftp, path), f"looking for {path}"
+        )
+
+    async def stat(self, path: str) -> FileEntry | None:
+        """What is at ``path`` (symlinks followed), or None."""
+        return await self._pool.with_sftp(
+            self._target, lambda sftp: ssh_files.stat(sftp, path), f"reading {path}"
+        )
+
+    async def walk(self, path: str) -> list[FileEntry]:
+        """Everything below directory ``path``, parents first."""
+        return await self._pool.with_sftp(
+            self._target, lambda sftp: ssh_files.walk(sftp, path), f"listing {path}"
+        )
+
+    async def read_file(self, path: str, sink: ChunkSink) -> None:
+        """Pass the bytes of file ``path`` to ``sink``, chunk by chunk."""
+        await self._pool.with_sftp(
+            self._target, lambda sftp: ssh_files.read(sftp, path, sink), f"reading {path}"
+        )

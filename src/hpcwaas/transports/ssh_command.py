@@ -1,4 +1,4 @@
-"""Streaming commands over SSH: the ``Transport`` of an ``SshPool`` target.
+"""Streaming commands over SSH: what ``SshTransport.start`` starts.
 
 The channel runs ``/bin/bash -s`` (whatever the login's shell) and gets a small script on
 its stdin, which enters ``cwd`` (creating it), exports ``env`` (quoted, never through SSH
@@ -288,43 +288,3 @@ class SshCommand:
             )
         except SshError as exc:
             log.warning("process group %d on %s may still run: %s", pgid, self._target.where, exc)
-
-
-class SshTransport:
-    """Starts command lines on one SSH target, through a pool's shared connection."""
-
-    def __init__(self, pool: SshPool, target: SshTarget) -> None:
-        self._pool = pool
-        self._target = target
-
-    def __repr__(self) -> str:
-        return f"SshTransport({self._target.where})"
-
-    async def start(
-        self,
-        command: str,
-        *,
-        cwd: PurePath | str,
-        env: Mapping[str, str],
-        on_stdout: LineCallback,
-        on_stderr: LineCallback,
-        timeout: float | None = None,
-        grace: float = 5.0,
-    ) -> SshCommand:
-        """Start ``command`` in the remote directory ``cwd`` (created if missing) with ``env``."""
-        script = command_script(command, cwd, env, grace)
-
-        async def open_process(
-            conn: asyncssh.SSHClientConnection,
-        ) -> asyncssh.SSHClientProcess[bytes]:
-            process: asyncssh.SSHClientProcess[bytes] = await conn.create_process(
-                "/bin/bash -s", encoding=None
-            )
-            process.stdin.write(script.encode())
-            process.stdin.write_eof()
-            return process
-
-        process, lease = await self._pool._leased(self._target, open_process, "starting a command")
-        return SshCommand(
-            self._pool, self._target, process, lease, on_stdout, on_stderr, timeout, grace
-        )

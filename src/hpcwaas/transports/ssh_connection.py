@@ -1,12 +1,12 @@
 """One SSH connection: its target, its errors, and how it is opened and shared.
 
-Errors, all of them ``SshError`` with a message safe to show the user and a ``retryable``
-flag::
+Errors, all of them ``SshError`` and so ``TransportError`` (``transports/errors.py``), with
+a message safe to show the user and a ``retryable`` flag::
 
     SshError
-    ├── HostKeyNotTrusted   unknown or changed host key; nothing was sent (not retryable)
-    ├── SshAuthFailed       the server refused the key (not retryable)
-    └── SshUnavailable      refused, timed out, dropped (retryable)
+    ├── HostKeyNotTrusted   unknown or changed host key; nothing was sent (AccessRefused)
+    ├── SshAuthFailed       the server refused the key (AccessRefused)
+    └── SshUnavailable      refused, timed out, dropped (TransportUnavailable, retryable)
 
 The private key is imported from its PEM only to open the connection and lives on only
 inside asyncssh's key object of that connection: it is never written anywhere, logged, or
@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncssh
+
+from hpcwaas.transports.errors import AccessRefused, TransportError, TransportUnavailable
 
 # key_id -> the private key, PEM (OpenSSH or PKCS#1/PKCS#8), read from the key store.
 KeyLoader = Callable[[str], Awaitable[str]]
@@ -42,24 +44,20 @@ class SshTarget:
         return f"{self.login}@{self.host}:{self.port}"
 
 
-class SshError(Exception):
+class SshError(TransportError):
     """An SSH failure; the message is safe to show users and never holds key material."""
 
-    retryable = False
 
-
-class HostKeyNotTrusted(SshError):
+class HostKeyNotTrusted(SshError, AccessRefused):
     """The host's key is not one of the target's known_hosts lines; nothing was sent."""
 
 
-class SshAuthFailed(SshError):
+class SshAuthFailed(SshError, AccessRefused):
     """The server refused the key."""
 
 
-class SshUnavailable(SshError):
+class SshUnavailable(SshError, TransportUnavailable):
     """The host could not be reached, or the connection dropped: retrying may help."""
-
-    retryable = True
 
 
 def exit_code_of(status: int | None, exit_signal: tuple[str, bool, str, str] | None) -> int | None:
