@@ -6,8 +6,9 @@ the route is made of, so that routes added later are described without more work
 
 - parameters or a body: 400; a path parameter: 404; a body: 413;
 - the caller must be authenticated (the route depends on ``get_current_user``, directly
-  or through another dependency): 401 with ``WWW-Authenticate``, 503 (the identity
-  provider, when its tokens are accepted, may be down), and the ``security`` schemes;
+  or through another dependency): 401 with ``WWW-Authenticate``, 429 (too many failed
+  credential checks), 503 (the identity provider, when its tokens are accepted, may be
+  down; too many password checks waiting), and the ``security`` schemes;
 - every route: 500, which is always a bug (its detail names a reference in the server log).
 
 Statuses that depend on what a route does (403, 409, 429, ...) are declared on the route
@@ -106,7 +107,7 @@ def inferred_statuses(route: APIRoute, authenticated: bool) -> list[int]:
     if route.body_field is not None:
         statuses.append(413)
     if authenticated:
-        statuses += [401, 503]
+        statuses += [401, 429, 503]
     return sorted(statuses)
 
 

@@ -20,7 +20,7 @@ from hpcwaas.auth.sso import LoginFailed, SingleSignOn
 from hpcwaas.auth.tokens import issue_token
 from hpcwaas.server import csrf
 from hpcwaas.server.auditing import Audit, RequestAudit
-from hpcwaas.server.deps import CurrentUser, ServicesDep
+from hpcwaas.server.deps import CurrentUser, ServicesDep, request_address
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.pages import page
 from hpcwaas.server.portal_return import forget_next, portal_next, recall_next, remember_next
@@ -159,6 +159,7 @@ async def login_start(request: Request, services: ServicesDep, next: str | None 
             "the form again, with a fresh token.",
             "content": {"text/html": {"schema": {"type": "string"}}},
         },
+        **problems(429, 503),
     },
 )
 async def login(
@@ -180,7 +181,7 @@ async def login(
         # Checked before the password: a forged POST learns nothing and gets no token.
         log.warning("login form refused: %s", refused)
         return _login_form(request, status=403, error=FORM_EXPIRED)
-    if not await services.authenticator.verify_login(username, password):
+    if not await services.authenticator.verify_login(username, password, request_address(request)):
         await _login_failed(audit, username, "form", "wrong user name or password")
         return _login_form(
             request,
