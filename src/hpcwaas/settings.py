@@ -86,10 +86,11 @@ class CredentialLimits(BaseModel):
         description="argon2 verifications running at once in each server process; more wait.",
     )
     max_password_checks_per_address: int = Field(
-        default=2,
+        default=1,
         ge=1,
-        description="Password checks of one client address running or waiting at once in "
-        "each server process; one more is a 429.",
+        description="Password checks of one client address running at once in each server "
+        "process; its others wait behind them, so that a flood from one address holds few "
+        "of the max_password_checks.",
     )
     max_queued_password_checks: int = Field(
         default=64,

@@ -167,13 +167,13 @@ async def test_unknown_tokens_count_against_the_address(sqlite_db: Database) -> 
     clock = Clock()
     guard = CredentialGuard(LIMITS, sqlite_db, clock)
     for _ in range(5):
-        await guard.token_failed("10.0.0.1")
+        await guard.count_failure("10.0.0.1")
     with pytest.raises(Throttled) as refused:
-        await guard.token_failed("10.0.0.1")
+        await guard.count_failure("10.0.0.1")
     assert refused.value.retry_after == 60
     with pytest.raises(Throttled):
         await guard.check_password("10.0.0.1", "alice", _checker("right"))
-    await guard.token_failed("10.0.0.2")
+    await guard.count_failure("10.0.0.2")
 
 
 async def test_a_right_password_gives_its_failures_back(sqlite_db: Database) -> None:

@@ -25,7 +25,8 @@ from hpcwaas.store import users as user_store
 from hpcwaas.store.database import Database
 
 # A verified password is remembered this long, so that argon2 (slow on purpose)
-# runs once per client and not on every request of a basic-auth session.
+# runs once per client and not on every request of a basic-auth session. Remembered per
+# client address: a throttled address must not learn a password from the memory of another.
 _PASSWORD_CACHE_SECONDS = 60.0
 
 
@@ -102,14 +103,14 @@ class Authenticator:
         """Count a token nobody issued against ``address``; an expired or revoked one was
         real, not a guess (a client still using it must not throttle its neighbours)."""
         if str(failure) == INVALID_TOKEN:
-            await self.guard.token_failed(address)
+            await self.guard.count_failure(address)
 
     def forget_tokens(self) -> None:
         """Check every token against the database again: call after revoking any."""
         self._tokens.clear()
 
     async def _check_password(self, user: str, password: str, address: str) -> bool:
-        key = hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
+        key = hashlib.sha256(f"{user}\0{password}\0{address}".encode()).hexdigest()
         if self._verified.get(key, 0.0) > time.monotonic():
             return True
         ok = await self.guard.check_password(

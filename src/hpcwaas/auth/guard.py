@@ -116,8 +116,9 @@ class CredentialGuard:
             return
         raise too_many("credential checks from this address", whole_seconds(until - now))
 
-    async def token_failed(self, address: str) -> None:
-        """Count an unknown token against ``address``; Throttled once its budget is spent."""
+    async def count_failure(self, address: str) -> None:
+        """Count a failed check of a token or device code against ``address``; Throttled
+        once its budget is spent."""
         now = self._clock()
         async with self._db.write() as conn:
             counted, tally = await store.take(

@@ -290,18 +290,22 @@ async def device_start(request: Request, services: ServicesDep) -> DeviceAuthori
     response_model=TokenIssued,
     responses={
         202: {"model": DevicePending, "description": "Not approved yet: poll again."},
-        **problems(404, 503),
+        **problems(404, 429, 503),
     },
 )
 async def device_token(
-    body: DeviceTokenRequest, services: ServicesDep, audit: Audit
+    request: Request, body: DeviceTokenRequest, services: ServicesDep, audit: Audit
 ) -> Response | TokenIssued:
     """Poll a device login: 202 while pending, then one of this server's tokens."""
     sso = _sso(services)
+    # A device code is a credential the provider checks: guesses count like unknown tokens.
+    address = request_address(request)
+    services.authenticator.guard.check_address(address)
     try:
         outcome = await sso.finish_device_login(body.device_code)
     except LoginFailed as exc:
         await _login_failed(audit, UNKNOWN_ACTOR, "device", str(exc))
+        await services.authenticator.guard.count_failure(address)
         raise
     if isinstance(outcome, dict):
         status = str(outcome["error"])
