@@ -65,8 +65,8 @@ class CredentialLimits(BaseModel):
     max_failures_per_address: int = Field(
         default=30,
         ge=1,
-        description="Failed credential checks (unknown tokens, wrong passwords) a client "
-        "address (an IPv6 /64) may make per window; past it 429.",
+        description="Failed credential checks (unknown tokens, wrong passwords, refused "
+        "device codes) a client address (an IPv6 /64) may make per window; past it 429.",
     )
     max_failures_per_account: int = Field(
         default=10,

@@ -92,12 +92,17 @@ def test_a_flood_of_unknown_tokens_gets_429_and_valid_tokens_still_work(
         assert statuses[:PER_ADDRESS] == [401] * PER_ADDRESS
         assert set(statuses[PER_ADDRESS:]) == {429}, statuses
         assert_throttled(answers[-1])
+        # Tokens not even shaped like this server's count alike.
+        assert_throttled(attacker.get("/workflows", headers={"Authorization": "Bearer guess"}))
         # A real token from the same address (a neighbour behind the same NAT) still works.
         mine = attacker.get("/workflows", headers={"Authorization": f"Bearer {token}"})
         assert mine.status_code == 200
     with from_address("127.0.0.12", guarded.url) as other:
-        unknown = other.get("/workflows", headers={"Authorization": "Bearer hw_nope"})
-        assert unknown.status_code == 401
+        guesses = [
+            other.get("/workflows", headers={"Authorization": f"Bearer guess{n}"}).status_code
+            for n in range(PER_ADDRESS + 1)
+        ]
+        assert guesses == [401] * PER_ADDRESS + [429]
 
 
 def test_a_flood_of_wrong_basic_passwords_gets_429_and_the_user_still_gets_in(

@@ -67,6 +67,9 @@ class Authenticator:
                 return await self._check_token(credentials, address)
             if self._sso is not None:
                 return await self._check_provider_token(self._sso, credentials, address)
+            # Not a token of anyone's: a guess all the same, counted like an unknown one.
+            self.guard.check_address(address)
+            await self.guard.count_failure(address)
             raise AuthenticationFailed(INVALID_TOKEN)
         if scheme == "basic" and credentials and self.accepts_basic:
             user, password = _decode_basic(credentials)

@@ -33,7 +33,7 @@ from hpcwaas.store.database import Database
 
 # Past this many throttled addresses remembered here, those whose wait is over are dropped.
 _PRUNE_ABOVE = 10_000
-BUSY = "the server is busy checking passwords; retry in 1 s (auth.credential_limits)"
+_BUSY = "the server is busy checking passwords; retry in 1 s (auth.credential_limits)"
 
 
 class PasswordSlots:
@@ -53,9 +53,9 @@ class PasswordSlots:
     async def slot(self, address: str) -> AsyncIterator[None]:
         """Hold a slot for one check from ``address``; Throttled (503) if too many wait."""
         if self._waiting >= self._queue:
-            raise Throttled(BUSY, 1, status=503)
-        own, users = self._addresses.get(address, (asyncio.Semaphore(self._per_address), 0))
-        self._addresses[address] = (own, users + 1)
+            raise Throttled(_BUSY, 1, status=503)
+        own, checks = self._addresses.get(address, (asyncio.Semaphore(self._per_address), 0))
+        self._addresses[address] = (own, checks + 1)
         self._waiting += 1
         waiting = True
         try:
@@ -67,11 +67,11 @@ class PasswordSlots:
         finally:
             if waiting:
                 self._waiting -= 1
-            own, users = self._addresses[address]
-            if users == 1:
+            own, checks = self._addresses[address]
+            if checks == 1:
                 del self._addresses[address]
             else:
-                self._addresses[address] = (own, users - 1)
+                self._addresses[address] = (own, checks - 1)
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class CredentialGuard:
         self._by_address = Budget(limits.max_failures_per_address, limits.window_seconds)
         self._by_account = Budget(limits.max_failures_per_account, limits.window_seconds)
         self._known_for = timedelta(seconds=limits.known_address_seconds)
-        self.slots = PasswordSlots(
+        self._slots = PasswordSlots(
             limits.max_password_checks,
             limits.max_password_checks_per_address,
             limits.max_queued_password_checks,
@@ -138,7 +138,7 @@ class CredentialGuard:
         """Run ``verify`` (one password check of ``account``) within the budgets and slots."""
         self.check_address(address)
         taken = await self._take(address, account)
-        async with self.slots.slot(address):
+        async with self._slots.slot(address):
             ok = await verify()
         if ok:
             now = self._clock()

@@ -37,7 +37,8 @@ _DESCRIPTIONS: dict[int, str] = {
     413: "The request body is larger than limits.max_body_bytes.",
     429: "Too many requests; retry after Retry-After seconds.",
     500: "A bug; the detail names a reference in the server log.",
-    503: "A known outage (database, key store or identity provider); retry later.",
+    503: "A known outage (database, key store or identity provider), or too many password "
+    "checks waiting; retry later.",
 }
 
 _RETRY_AFTER = {
