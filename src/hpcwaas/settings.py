@@ -81,9 +81,10 @@ class CredentialLimits(BaseModel):
         "its account's budget. 0: never exempt.",
     )
     max_password_checks: int = Field(
-        default=4,
+        default=2,
         ge=1,
-        description="argon2 verifications running at once in each server process; more wait.",
+        description="argon2 verifications running at once in each server process; more wait "
+        "(each already runs on 4 threads).",
     )
     max_password_checks_per_address: int = Field(
         default=1,

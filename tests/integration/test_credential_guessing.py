@@ -61,7 +61,7 @@ def start_server(tmp_path: Path, env: dict[str, str], accounts: tuple[str, ...])
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One server with low budgets; each test uses its own addresses and accounts."""
-    accounts = ("alice", "dave", "erin")
+    accounts = ("alice", "dave")
     server = start_server(tmp_path_factory.mktemp("guarded"), limits_env(), accounts)
     yield server
     server.stop()
@@ -195,25 +195,51 @@ def test_an_unknown_account_takes_as_long_as_a_wrong_password(tmp_path: Path) ->
     assert max(existing, unknown) < 2 * min(existing, unknown), (existing, unknown)
 
 
-def test_concurrent_wrong_passwords_do_not_hold_a_real_login_up(guarded: LiveServer) -> None:
+def test_concurrent_wrong_passwords_do_not_hold_a_real_login_up(tmp_path: Path) -> None:
+    server = start_server(tmp_path, limits_env(), ("erin", "ivan"))
+
     def login(address: str, user: str, password: str) -> tuple[int, float]:
-        with from_address(address, guarded.url) as client:
+        with from_address(address, server.url) as client:
             started = time.perf_counter()
             status = client.get("/workflows", auth=(user, password)).status_code
             return status, time.perf_counter() - started
 
-    status, alone = login("127.0.0.51", "erin", PASSWORD)
-    assert status == 200
-    with ThreadPoolExecutor(max_workers=33) as pool:
-        flood = [pool.submit(login, "127.0.0.52", "nobody", f"g{n}") for n in range(32)]
-        time.sleep(0.2)  # the flood is in
-        status, during = pool.submit(login, "127.0.0.53", "alice", PASSWORD).result()
-        flooded = [f.result()[0] for f in flood]
-    assert status == 200
-    assert set(flooded) <= {401, 429}
-    print(f"real login: {alone:.3f} s alone, {during:.3f} s during 32 concurrent wrong passwords")
-    # Before: 0.26 s alone, 4.65 s during the flood.
-    assert during < alone + 1.0, (alone, during)
+    try:
+        for address in ("127.0.0.51", "127.0.0.54"):
+            assert login(address, "erin", PASSWORD)[0] == 200
+        # A restart forgets the verified passwords; erin's known addresses are kept.
+        server.stop()
+        server.start()
+        # Each from another address: none is remembered as verified.
+        alone_runs = [login(f"127.0.0.{n}", "ivan", PASSWORD) for n in (55, 56, 57)]
+        assert {status for status, _ in alone_runs} == {200}
+        alone = statistics.median(seconds for _, seconds in alone_runs)
+        rounds = {
+            # 32 wrong passwords from one address run one at a time: ivan, from an address
+            # new to him, waits for one at most.
+            "one address": ("127.0.0.53", "ivan", lambda n: "127.0.0.52"),
+            # From 32 addresses they fill every slot: erin, from her known address, goes
+            # before them.
+            "32 addresses": ("127.0.0.54", "erin", lambda n: f"127.0.5.{n}"),
+        }
+        timings = {}
+        for name, (address, user, flood_address) in rounds.items():
+            with ThreadPoolExecutor(max_workers=33) as pool:
+                flood = [
+                    pool.submit(login, flood_address(n), f"nobody-{n}-{name}", "guess")
+                    for n in range(32)
+                ]
+                time.sleep(0.2)  # the flood is in
+                status, timings[name] = pool.submit(login, address, user, PASSWORD).result()
+                assert status == 200
+                assert {f.result()[0] for f in flood} <= {401, 429}
+    finally:
+        server.stop()
+    print(f"real login: {alone:.3f} s alone; during 32 concurrent wrong passwords: {timings}")
+    # Before: 0.26 s alone, 4.65 s during the flood (18 times as long). Now at most one check
+    # to wait for, then one running beside it (the bound leaves room for a loaded machine).
+    for during in timings.values():
+        assert during < 5 * alone, (alone, timings)
 
 
 def test_two_replicas_on_postgresql_share_the_budgets(tmp_path: Path, postgres: Postgres) -> None:

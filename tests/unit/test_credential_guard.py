@@ -256,3 +256,44 @@ async def test_too_many_waiting_checks_are_refused_at_once_with_503() -> None:
     await asyncio.gather(*held)
     async with slots.slot("late"):
         pass
+
+
+async def test_a_check_from_a_known_address_goes_before_the_others_waiting() -> None:
+    slots = PasswordSlots(concurrent=1, per_address=1, queue=10)
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def check(address: str, priority: bool = False) -> None:
+        async with slots.slot(address, priority=priority):
+            if address == "first":
+                await release.wait()
+            order.append(address)
+
+    first = asyncio.create_task(check("first"))
+    await asyncio.sleep(0)
+    flood = [asyncio.create_task(check(f"bot{n}")) for n in range(5)]
+    await asyncio.sleep(0)
+    user = asyncio.create_task(check("user", priority=True))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, user, *flood)
+    assert order[:2] == ["first", "user"], order
+
+
+async def test_a_waiting_check_that_gives_up_frees_its_place() -> None:
+    slots = PasswordSlots(concurrent=1, per_address=1, queue=10)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with slots.slot("a"):
+            await release.wait()
+
+    held = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01), slots.slot("b"):
+            pass
+    release.set()
+    await held
+    async with asyncio.timeout(1), slots.slot("c"):
+        pass

@@ -10,6 +10,7 @@ that user out. Unknown tokens count against the address. docs/security.md has th
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -36,13 +37,47 @@ _PRUNE_ABOVE = 10_000
 _BUSY = "the server is busy checking passwords; retry in 1 s (auth.credential_limits)"
 
 
+class _Lanes:
+    """``capacity`` slots handed out in order of arrival, the priority lane's waiters first."""
+
+    def __init__(self, capacity: int) -> None:
+        self._free = capacity
+        self._waiters: dict[bool, deque[asyncio.Future[None]]] = {True: deque(), False: deque()}
+
+    async def acquire(self, priority: bool) -> None:
+        if self._free > 0 and not (self._waiters[True] or self._waiters[False]):
+            self._free -= 1
+            return
+        handed = asyncio.get_running_loop().create_future()
+        self._waiters[priority].append(handed)
+        try:
+            await handed
+        except asyncio.CancelledError:
+            if handed.done() and not handed.cancelled():
+                self.release()  # handed over just as the waiter gave up: pass it on
+            else:
+                self._waiters[priority].remove(handed)
+            raise
+
+    def release(self) -> None:
+        for lane in (True, False):
+            waiters = self._waiters[lane]
+            while waiters:
+                handed = waiters.popleft()
+                if not handed.done():
+                    handed.set_result(None)
+                    return
+        self._free += 1
+
+
 class PasswordSlots:
     """At most ``concurrent`` password checks at once; each address runs at most
     ``per_address`` of them and queues the rest behind its own, so that one client's flood
-    holds few of the slots; more than ``queue`` checks waiting are refused."""
+    holds few of the slots; a priority check (an account's known address) goes before the
+    others waiting; more than ``queue`` checks waiting are refused."""
 
     def __init__(self, concurrent: int, per_address: int, queue: int) -> None:
-        self._all = asyncio.Semaphore(concurrent)
+        self._all = _Lanes(concurrent)
         self._per_address = per_address
         self._queue = queue
         self._waiting = 0
@@ -50,7 +85,7 @@ class PasswordSlots:
         self._addresses: dict[str, tuple[asyncio.Semaphore, int]] = {}
 
     @asynccontextmanager
-    async def slot(self, address: str) -> AsyncIterator[None]:
+    async def slot(self, address: str, priority: bool = False) -> AsyncIterator[None]:
         """Hold a slot for one check from ``address``; Throttled (503) if too many wait."""
         if self._waiting >= self._queue:
             raise Throttled(_BUSY, 1, status=503)
@@ -60,10 +95,13 @@ class PasswordSlots:
         waiting = True
         try:
             async with own:
-                async with self._all:
+                await self._all.acquire(priority)
+                try:
                     self._waiting -= 1
                     waiting = False
                     yield
+                finally:
+                    self._all.release()
         finally:
             if waiting:
                 self._waiting -= 1
@@ -76,10 +114,12 @@ class PasswordSlots:
 
 @dataclass(frozen=True)
 class _Taken:
-    """The failures a password check took in advance: given back if it succeeds."""
+    """The failures a password check took in advance (given back if it succeeds), and
+    whether the account logged in from this address before."""
 
     address: Tally
     account: Tally | None
+    known: bool
 
 
 class CredentialGuard:
@@ -138,7 +178,9 @@ class CredentialGuard:
         """Run ``verify`` (one password check of ``account``) within the budgets and slots."""
         self.check_address(address)
         taken = await self._take(address, account)
-        async with self._slots.slot(address):
+        # A known address goes first: a flood of checks from many addresses does not hold up
+        # its users' logins.
+        async with self._slots.slot(address, priority=taken.known):
             ok = await verify()
         if ok:
             now = self._clock()
@@ -178,10 +220,11 @@ class CredentialGuard:
             now=now,
             window_cutoff=self._by_account.window_cutoff(now),
         )
-        if counted:
-            return _Taken(by_address, by_account)
-        if await store.logged_in_since(conn, login_key(account, address), now - self._known_for):
-            return _Taken(by_address, None)
+        known = await store.logged_in_since(
+            conn, login_key(account, address), now - self._known_for
+        )
+        if counted or known:
+            return _Taken(by_address, by_account if counted else None, known)
         # The address's failure stays taken: a guess at a throttled account is a guess.
         retry_after = self._by_account.retry_after(by_account.started_at, now)
         return too_many("logins for this account", retry_after)
