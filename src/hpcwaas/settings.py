@@ -96,7 +96,9 @@ class CredentialLimits(BaseModel):
     max_queued_password_checks: int = Field(
         default=64,
         ge=0,
-        description="Password checks waiting for a slot in each server process; one more is a 503.",
+        description="Password checks waiting for a slot in each server process (beyond those "
+        "queued behind their own address's); one more is a 503, unless it comes from an "
+        "address its account logged in from.",
     )
 
 

@@ -242,8 +242,8 @@ async def test_too_many_waiting_checks_are_refused_at_once_with_503() -> None:
     slots = PasswordSlots(concurrent=1, per_address=1, queue=2)
     release = asyncio.Event()
 
-    async def hold(address: str) -> None:
-        async with slots.slot(address):
+    async def hold(address: str, priority: bool = False) -> None:
+        async with slots.slot(address, priority=priority):
             await release.wait()
 
     held = [asyncio.create_task(hold(f"a{n}")) for n in range(3)]
@@ -252,10 +252,31 @@ async def test_too_many_waiting_checks_are_refused_at_once_with_503() -> None:
         async with slots.slot("late"):
             pass
     assert (refused.value.status, refused.value.retry_after) == (503, 1)
+    # A check from a known address is not refused: it waits, first in line.
+    known = asyncio.create_task(hold("known", priority=True))
+    await asyncio.sleep(0)
+    assert not known.done()
     release.set()
-    await asyncio.gather(*held)
+    await asyncio.gather(*held, known)
     async with slots.slot("late"):
         pass
+
+
+async def test_one_address_cannot_fill_the_queue_for_the_others() -> None:
+    slots = PasswordSlots(concurrent=1, per_address=1, queue=2)
+    release = asyncio.Event()
+
+    async def hold(address: str) -> None:
+        async with slots.slot(address):
+            await release.wait()
+
+    flood = [asyncio.create_task(hold("flood")) for _ in range(10)]
+    await asyncio.sleep(0)
+    other = asyncio.create_task(hold("other"))
+    await asyncio.sleep(0)
+    assert not other.done()  # waiting, not refused
+    release.set()
+    await asyncio.gather(*flood, other)
 
 
 async def test_a_check_from_a_known_address_goes_before_the_others_waiting() -> None:

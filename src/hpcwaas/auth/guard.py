@@ -73,8 +73,8 @@ class _Lanes:
 class PasswordSlots:
     """At most ``concurrent`` password checks at once; each address runs at most
     ``per_address`` of them and queues the rest behind its own, so that one client's flood
-    holds few of the slots; a priority check (an account's known address) goes before the
-    others waiting; more than ``queue`` checks waiting are refused."""
+    holds few of the slots; past those, more than ``queue`` checks waiting are refused, and
+    a priority check (from an account's known address) is never refused and goes first."""
 
     def __init__(self, concurrent: int, per_address: int, queue: int) -> None:
         self._all = _Lanes(concurrent)
@@ -87,24 +87,23 @@ class PasswordSlots:
     @asynccontextmanager
     async def slot(self, address: str, priority: bool = False) -> AsyncIterator[None]:
         """Hold a slot for one check from ``address``; Throttled (503) if too many wait."""
-        if self._waiting >= self._queue:
-            raise Throttled(_BUSY, 1, status=503)
         own, checks = self._addresses.get(address, (asyncio.Semaphore(self._per_address), 0))
         self._addresses[address] = (own, checks + 1)
-        self._waiting += 1
-        waiting = True
         try:
             async with own:
-                await self._all.acquire(priority)
+                # Counted once past its address's own queue: one address cannot fill it.
+                if not priority and self._waiting >= self._queue:
+                    raise Throttled(_BUSY, 1, status=503)
+                self._waiting += 1
                 try:
+                    await self._all.acquire(priority)
+                finally:
                     self._waiting -= 1
-                    waiting = False
+                try:
                     yield
                 finally:
                     self._all.release()
         finally:
-            if waiting:
-                self._waiting -= 1
             own, checks = self._addresses[address]
             if checks == 1:
                 del self._addresses[address]
