@@ -45,6 +45,63 @@ class BasicAuthConfig(BaseModel):
     accounts: list[BasicAccount] = Field(default_factory=list)
 
 
+DAY = 86400.0
+
+
+class CredentialLimits(BaseModel):
+    """Budgets of failed credential checks, and how much password hashing runs at once.
+
+    The policy is in docs/security.md ("Guessing passwords and tokens").
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Length of the window the failure budgets count in; a throttled client "
+        "waits at most this long (shared by the replicas through the database).",
+    )
+    max_failures_per_address: int = Field(
+        default=30,
+        ge=1,
+        description="Failed credential checks (unknown tokens, wrong passwords, refused "
+        "device codes) a client address (an IPv6 /64) may make per window; past it 429.",
+    )
+    max_failures_per_account: int = Field(
+        default=10,
+        ge=1,
+        description="Failed password checks of one account per window, from addresses it "
+        "has not logged in from within known_address_seconds; past it 429 for those.",
+    )
+    known_address_seconds: float = Field(
+        default=30 * DAY,
+        ge=0,
+        description="How long a successful password login keeps its address exempt from "
+        "its account's budget. 0: never exempt.",
+    )
+    max_password_checks: int = Field(
+        default=2,
+        ge=1,
+        description="argon2 verifications running at once in each server process; more wait "
+        "(each already runs on 4 threads).",
+    )
+    max_password_checks_per_address: int = Field(
+        default=1,
+        ge=1,
+        description="Password checks of one client address running at once in each server "
+        "process; its others wait behind them, so that a flood from one address holds few "
+        "of the max_password_checks.",
+    )
+    max_queued_password_checks: int = Field(
+        default=64,
+        ge=0,
+        description="Password checks waiting for a slot in each server process (beyond those "
+        "queued behind their own address's); one more is a 503, unless it comes from an "
+        "address its account logged in from.",
+    )
+
+
 class AuthConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -84,6 +141,10 @@ class AuthConfig(BaseModel):
     device_authorization_url: str | None = None
     jwks_url: str | None = None
     login_timeout_seconds: int = Field(default=600, gt=0)
+    credential_limits: CredentialLimits = Field(
+        default_factory=CredentialLimits,
+        description="Throttling of failed credential checks and of password hashing.",
+    )
 
     @model_validator(mode="after")
     def _sso_complete(self) -> AuthConfig:
@@ -291,7 +352,6 @@ def _retention_duration(value: Any) -> Any:
 RetentionDuration = Annotated[
     Annotated[float, Field(ge=0)] | None, BeforeValidator(_retention_duration)
 ]
-DAY = 86400.0
 
 
 class RetentionConfig(BaseModel):

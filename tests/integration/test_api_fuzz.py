@@ -136,6 +136,10 @@ def target(
     live.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(ENVIRONMENTS)
     # An operator reaches the most code: the audit log, every user's executions.
     live.env["HPCWAAS_OPERATORS"] = json.dumps({"users": ["fuzzer"]})
+    # The fuzzer makes up credentials by the hundred from one address: past the budget they
+    # would get the throttling's 429 (test_credential_guessing.py), not the 401 checked here.
+    live.env["HPCWAAS_AUTH__CREDENTIAL_LIMITS__MAX_FAILURES_PER_ADDRESS"] = "1000000"
+    live.env["HPCWAAS_AUTH__CREDENTIAL_LIMITS__MAX_FAILURES_PER_ACCOUNT"] = "1000000"
     live.start()
     token = live.token("fuzzer")
     with live.client(token) as api:

@@ -22,7 +22,7 @@ PEOPLE = {
 class ByName:
     """Authenticates `Bearer <name>` as one of PEOPLE."""
 
-    async def authenticate(self, authorization: str | None) -> Identity:
+    async def authenticate(self, authorization: str | None, address: str) -> Identity:
         return PEOPLE[(authorization or "").removeprefix("Bearer ")]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import secrets
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,11 +20,21 @@ def is_hash(stored: str) -> bool:
     return stored.startswith("$argon2")
 
 
-def verify_password(stored: str, candidate: str) -> bool:
-    """Check a candidate against an argon2 hash, or a plain configured password in constant time."""
-    if is_hash(stored):
-        try:
-            return _hasher.verify(stored, candidate)
-        except (VerificationError, InvalidHashError):
-            return False
-    return hmac.compare_digest(stored.encode(), candidate.encode())
+@cache
+def _dummy_hash() -> str:
+    """A hash of nothing anyone knows, made with the same parameters as real ones."""
+    return _hasher.hash(secrets.token_urlsafe(32))
+
+
+def verify_password(stored: str | None, candidate: str) -> bool:
+    """Check a candidate against an argon2 hash or a plain configured password (None: no such
+    account); always one argon2 verification, so the time taken tells nothing about which."""
+    plain = None if stored is None or is_hash(stored) else stored
+    hashed = _dummy_hash() if stored is None or plain is not None else stored
+    try:
+        matches: bool = _hasher.verify(hashed, candidate)
+    except (VerificationError, InvalidHashError):
+        matches = False
+    if plain is not None:
+        return hmac.compare_digest(plain.encode(), candidate.encode())
+    return stored is not None and matches

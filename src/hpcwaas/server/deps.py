@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from hpcwaas.auth.identity import Identity
 from hpcwaas.auth.operators import is_operator
+from hpcwaas.auth.throttle import client_address
 from hpcwaas.server.problems import ApiProblem
 from hpcwaas.services.ratelimit import TriggerRateLimiter
 from hpcwaas.services.runtime import Runtime
@@ -28,7 +29,15 @@ async def get_current_user(request: Request) -> Identity:
     # The runtime straight from the app, not through RuntimeDep: one dependency fewer for
     # FastAPI to solve on every authenticated request.
     runtime: Runtime = request.app.state.runtime
-    return await runtime.authenticator.authenticate(request.headers.get("authorization"))
+    return await runtime.authenticator.authenticate(
+        request.headers.get("authorization"), request_address(request)
+    )
+
+
+def request_address(request: Request) -> str:
+    """The client address failed credential checks count against (auth/throttle.py)."""
+    # The peer as uvicorn sees it: behind a proxy, the X-Forwarded-For of a trusted one.
+    return client_address(request.client.host if request.client else None)
 
 
 CurrentUser = Annotated[Identity, Depends(get_current_user)]

@@ -6,8 +6,9 @@ the route is made of, so that routes added later are described without more work
 
 - parameters or a body: 400; a path parameter: 404; a body: 413;
 - the caller must be authenticated (the route depends on ``get_current_user``, directly
-  or through another dependency): 401 with ``WWW-Authenticate``, 503 (the identity
-  provider, when its tokens are accepted, may be down), and the ``security`` schemes;
+  or through another dependency): 401 with ``WWW-Authenticate``, 429 (too many failed
+  credential checks), 503 (the identity provider, when its tokens are accepted, may be
+  down; too many password checks waiting), and the ``security`` schemes;
 - every route: 500, which is always a bug (its detail names a reference in the server log).
 
 Statuses that depend on what a route does (403, 409, 429, ...) are declared on the route
@@ -38,7 +39,8 @@ _DESCRIPTIONS: dict[int, str] = {
     413: "The request body is larger than limits.max_body_bytes.",
     429: "Too many requests; retry after Retry-After seconds.",
     500: "A bug; the detail names a reference in the server log.",
-    503: "A known outage (database, key store or identity provider); retry later.",
+    503: "A known outage (database, key store or identity provider), or too many password "
+    "checks waiting; retry later.",
 }
 
 _RETRY_AFTER = {
@@ -108,7 +110,7 @@ def inferred_statuses(route: APIRoute, authenticated: bool) -> list[int]:
     if route.body_field is not None:
         statuses.append(413)
     if authenticated:
-        statuses += [401, 503]
+        statuses += [401, 429, 503]
     return sorted(statuses)
 
 

@@ -18,6 +18,7 @@ from hpcwaas.api.errors import ErrorSource, envelope
 from hpcwaas.auth.identity import AuthenticationFailed
 from hpcwaas.auth.oidc import ProviderError
 from hpcwaas.auth.sso import LoginFailed
+from hpcwaas.auth.throttle import Throttled
 from hpcwaas.catalog.errors import (
     InputValidationError,
     MalformedWorkflowId,
@@ -116,6 +117,10 @@ def install_error_handlers(app: FastAPI, challenge: str) -> None:
     @app.exception_handler(AuthenticationFailed)
     async def _unauthorized(_: Request, exc: AuthenticationFailed) -> JSONResponse:
         return problem_response(401, str(exc), headers={"WWW-Authenticate": challenge})
+
+    @app.exception_handler(Throttled)
+    async def _throttled(_: Request, exc: Throttled) -> JSONResponse:
+        return problem_response(exc.status, str(exc), headers={"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(InputValidationError)
     async def _inputs(_: Request, exc: InputValidationError) -> JSONResponse:

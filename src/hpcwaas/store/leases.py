@@ -28,7 +28,7 @@ class LeaseHolder:
     expires_at: datetime
 
 
-def _insert(conn: AsyncConnection) -> Any:
+def upsert_for(conn: AsyncConnection) -> Any:
     """The dialect's INSERT with ON CONFLICT support (SQLite 3.24+ and PostgreSQL have it)."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -38,7 +38,7 @@ def _insert(conn: AsyncConnection) -> Any:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert
-    raise NotImplementedError(f"named leases need SQLite or PostgreSQL, not {conn.dialect.name}")
+    raise NotImplementedError(f"upserts need SQLite or PostgreSQL, not {conn.dialect.name}")
 
 
 def _check(name: str, owner: str, ttl_seconds: float) -> None:
@@ -63,7 +63,7 @@ async def acquire(
     _check(name, owner, ttl_seconds)
     now = now or datetime.now(UTC)
     expires = now + timedelta(seconds=ttl_seconds)
-    insert = _insert(conn)
+    insert = upsert_for(conn)
     statement = insert(leases).values(name=name, owner=owner, expires_at=expires)
     statement = statement.on_conflict_do_update(
         index_elements=[leases.c.name],

@@ -247,3 +247,22 @@ job_log_offsets = Table(
     Column("job_id", String(64), nullable=False),
     Column("offset", BigInteger, nullable=False),
 )
+
+# Failed credential checks counted against a key (a client address or an account, as a
+# SHA-256 of it) in the window that started at ``started_at`` (auth/throttle.py).
+credential_failures = Table(
+    "credential_failures",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("started_at", UTCDateTime(), nullable=False, index=True),
+    Column("failures", Integer, nullable=False),
+)
+
+# When an account last logged in with its password from an address (the SHA-256 of both):
+# such an address is exempt from the account's failure budget for a while.
+known_logins = Table(
+    "known_logins",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("last_login_at", UTCDateTime(), nullable=False, index=True),
+)

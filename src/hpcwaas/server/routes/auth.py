@@ -20,7 +20,7 @@ from hpcwaas.auth.sso import LoginFailed, SingleSignOn
 from hpcwaas.auth.tokens import issue_token
 from hpcwaas.server import csrf
 from hpcwaas.server.auditing import Audit
-from hpcwaas.server.deps import CurrentUser, RuntimeDep
+from hpcwaas.server.deps import CurrentUser, RuntimeDep, request_address
 from hpcwaas.server.openapi import problems
 from hpcwaas.server.pages import page
 from hpcwaas.server.portal_return import forget_next, portal_next, recall_next, remember_next
@@ -160,6 +160,7 @@ async def login_start(request: Request, runtime: RuntimeDep, next: str | None = 
             "the form again, with a fresh token.",
             "content": {"text/html": {"schema": {"type": "string"}}},
         },
+        **problems(429, 503),
     },
 )
 async def login(
@@ -181,7 +182,7 @@ async def login(
         # Checked before the password: a forged POST learns nothing and gets no token.
         log.warning("login form refused: %s", refused)
         return _login_form(request, status=403, error=FORM_EXPIRED)
-    if not await runtime.authenticator.verify_login(username, password):
+    if not await runtime.authenticator.verify_login(username, password, request_address(request)):
         await _login_failed(audit, username, "form", "wrong user name or password")
         return _login_form(
             request,
@@ -290,18 +291,22 @@ async def device_start(request: Request, runtime: RuntimeDep) -> DeviceAuthoriza
     response_model=TokenIssued,
     responses={
         202: {"model": DevicePending, "description": "Not approved yet: poll again."},
-        **problems(404, 503),
+        **problems(404, 429, 503),
     },
 )
 async def device_token(
-    body: DeviceTokenRequest, runtime: RuntimeDep, audit: Audit
+    request: Request, body: DeviceTokenRequest, runtime: RuntimeDep, audit: Audit
 ) -> Response | TokenIssued:
     """Poll a device login: 202 while pending, then one of this server's tokens."""
     sso = _sso(runtime)
+    # A device code is a credential the provider checks: guesses count like unknown tokens.
+    address = request_address(request)
+    runtime.authenticator.guard.check_address(address)
     try:
         outcome = await sso.finish_device_login(body.device_code)
     except LoginFailed as exc:
         await _login_failed(audit, UNKNOWN_ACTOR, "device", str(exc))
+        await runtime.authenticator.guard.count_failure(address)
         raise
     if isinstance(outcome, dict):
         status = str(outcome["error"])
