@@ -410,5 +410,7 @@ def test_dry_run_on_slurm_renders_the_batch_script_and_submits_nothing(
             "/workflows/hpc@cluster@pipeline", params={"dry_run": "true"}, json={"inputs": inputs}
         )
         real = client.post("/workflows/hpc@cluster@pipeline", json={"inputs": inputs})
-    assert refused.status_code == real.status_code == 403
+    # Someone else's key gets the answer an unknown key gets (key IDs leak nothing).
+    assert refused.status_code == real.status_code == 400
     assert refused.json()["errors"][0]["detail"] == real.json()["errors"][0]["detail"]
+    assert "generate one" in refused.json()["errors"][0]["detail"]
