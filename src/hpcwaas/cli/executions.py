@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from hpcwaas.cli import outputs
+from hpcwaas.cli import stored_outputs
 from hpcwaas.cli.parsing import (
     WaasParser,
     add_command,
@@ -84,7 +84,7 @@ def fill(group: WaasParser) -> None:
     )
     purge.add_argument("execution_ids", nargs="+", metavar="execution-id")
 
-    outputs.register(sub)
+    stored_outputs.register(sub)
 
     listing = add_command(sub, "list", ("ls",), "List your executions, newest first", run_list)
     listing.add_argument(

@@ -158,7 +158,7 @@ class StepAttempts:
             grace=self._settings.step_grace_seconds,
             step_outputs=self._step_outputs,
             secrets=self._secrets.inputs,
-            key_store_secrets=self._secrets.key_store,
+            key_store_secrets=self._secrets.workflow_secrets,
         )
         self._commands[name] = command
         try:
@@ -186,7 +186,7 @@ class StepAttempts:
             resumed=resumed,
             step_outputs=self._step_outputs,
             secrets=self._secrets.inputs,
-            key_store_secrets=self._secrets.key_store,
+            key_store_secrets=self._secrets.workflow_secrets,
             outputs_path=self._place.outputs_path(name) if spec.outputs else None,
         )
         self._jobs[name] = job
@@ -217,7 +217,7 @@ class StepAttempts:
             halt=self._halt,
             detaches=lambda: self._stopping() and self._place.cluster is not None,
             hidden=self._secrets.hidden,
-            key_store_secrets=self._secrets.key_store,
+            key_store_secrets=self._secrets.workflow_secrets,
         )
         self._transfers[name] = transfer
         try:

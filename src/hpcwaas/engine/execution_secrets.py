@@ -29,7 +29,7 @@ class ExecutionSecrets:
         self._execution_id = execution_id
         self._spec = spec
         self.inputs: dict[str, str] = {}  # secret inputs, by input name
-        self.key_store: dict[str, str] = {}  # the workflow's secrets:, by name
+        self.workflow_secrets: dict[str, str] = {}  # the workflow's secrets:, by name
         self.hidden: dict[str, str] = {}  # both: masked in what steps print and write
 
     def _has_secret_inputs(self) -> bool:
@@ -40,14 +40,14 @@ class ExecutionSecrets:
         try:
             if self._has_secret_inputs():
                 self.inputs = await load_secrets(self._keystore, self._execution_id)
-            self.key_store = await read_key_store_secrets(self._keystore, self._spec.secrets)
+            self.workflow_secrets = await read_key_store_secrets(self._keystore, self._spec.secrets)
         except KeyStoreUnavailable as exc:
             return f"its secrets cannot be read from the key store: {exc}"
         except KeyStoreSecretMissing as exc:
             return str(exc)
         self.hidden = {
             **{f"inputs.{k}": v for k, v in self.inputs.items()},
-            **{f"secrets.{k}": v for k, v in self.key_store.items()},
+            **{f"secrets.{k}": v for k, v in self.workflow_secrets.items()},
         }
         return None
 

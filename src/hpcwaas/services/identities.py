@@ -21,7 +21,7 @@ from hpcwaas.services.errors import InvalidRequest, NotFound, ServiceError
 from hpcwaas.services.runtime import Runtime
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
 from hpcwaas.store import identities as identity_store
-from hpcwaas.store import keys as key_store
+from hpcwaas.store import keys as key_records
 from hpcwaas.store import users as user_store
 from hpcwaas.store.audit import AuditAction, Outcome
 from hpcwaas.store.identities import ClusterIdentity
@@ -78,7 +78,7 @@ async def check_key(
     Someone else's key gets the answer an unknown ID gets, so key IDs leak nothing
     (docs/security.md, "Operators").
     """
-    if await key_store.get_key(conn, key_id, user_id) is None:
+    if await key_records.get_key(conn, key_id, user_id) is None:
         raise InvalidRequest(
             f"no SSH key {cut(key_id)}: generate one with `waas ssh_keys key-gen`",
             input_name=input_name,

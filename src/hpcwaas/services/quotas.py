@@ -12,7 +12,7 @@ from hpcwaas.services.errors import Conflict, LimitExceeded
 from hpcwaas.services.ratelimit import TriggerRateLimiter
 from hpcwaas.settings import Limits
 from hpcwaas.store import executions as execution_store
-from hpcwaas.store import keys as key_store
+from hpcwaas.store import keys as key_records
 
 # The wait suggested to a user with too many unfinished executions: executions take minutes.
 RUNNING_RETRY_AFTER_SECONDS = 30
@@ -45,7 +45,7 @@ async def check_running_executions(conn: AsyncConnection, limits: Limits, user_i
 async def check_ssh_key_count(conn: AsyncConnection, limits: Limits, user_id: str) -> None:
     """Conflict when the user already holds the allowed number of SSH keys."""
     limit = limits.max_ssh_keys_per_user
-    held = await key_store.count_keys(conn, user_id)
+    held = await key_records.count_keys(conn, user_id)
     if held >= limit:
         raise Conflict(
             f"you have {held} SSH keys and the limit is {limit} (limits.max_ssh_keys_per_user): "

@@ -14,7 +14,7 @@ from hpcwaas.services.audit import AuditRecorder
 from hpcwaas.services.errors import InvalidRequest, NotFound
 from hpcwaas.services.quotas import check_ssh_key_count
 from hpcwaas.services.runtime import Runtime
-from hpcwaas.store import keys as key_store
+from hpcwaas.store import keys as key_records
 from hpcwaas.store import users as user_store
 from hpcwaas.store.audit import AuditAction
 from hpcwaas.store.keys import SSHKeyRecord
@@ -57,7 +57,7 @@ async def generate_key(
             await user_store.ensure_user(conn, user_id)
             await user_store.lock_user(conn, user_id)
             await check_ssh_key_count(conn, runtime.settings.limits, user_id)
-            await key_store.insert_key(conn, record)
+            await key_records.insert_key(conn, record)
             await audit.record(
                 user_id,
                 AuditAction.SSH_KEY_CREATE,
@@ -77,20 +77,20 @@ async def list_keys(
 ) -> tuple[list[SSHKeyRecord], str | None]:
     """One page of the user's keys, newest first, and the next page's cursor."""
     async with runtime.db.read() as conn:
-        return await key_store.list_keys(conn, user_id, limit=limit, cursor=cursor)
+        return await key_records.list_keys(conn, user_id, limit=limit, cursor=cursor)
 
 
 async def delete_key(runtime: Runtime, audit: AuditRecorder, user_id: str, key_id: str) -> None:
     """Delete one of the user's keys, both halves; NotFound if the user has no such key."""
     async with runtime.db.read() as conn:
-        owned = await key_store.get_key(conn, key_id, user_id)
+        owned = await key_records.get_key(conn, key_id, user_id)
     if owned is None:
         raise NotFound(f"SSH key {key_id!r} not found")
     # The private half first: if the key store is down the request fails (503) with the key
     # still listed, so it can be retried, rather than leaving a private key nobody can see.
     await runtime.keystore.delete(ssh_key_path(key_id))
     async with runtime.db.write() as conn:
-        deleted = await key_store.delete_key(conn, key_id, user_id)
+        deleted = await key_records.delete_key(conn, key_id, user_id)
         if deleted:
             await audit.record(
                 user_id,
