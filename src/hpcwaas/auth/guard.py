@@ -111,6 +111,15 @@ class PasswordSlots:
                 self._addresses[address] = (own, checks - 1)
 
 
+async def _spend(
+    conn: AsyncConnection, key: str, budget: Budget, now: datetime
+) -> tuple[bool, Tally]:
+    """Take one failure from ``key``'s ``budget``: whether it was there, and the tally."""
+    return await store.take(
+        conn, key, limit=budget.limit, now=now, window_cutoff=budget.window_cutoff(now)
+    )
+
+
 @dataclass(frozen=True)
 class _Taken:
     """The failures a password check took in advance (given back if it succeeds), and
@@ -160,13 +169,7 @@ class CredentialGuard:
         once its budget is spent."""
         now = self._clock()
         async with self._db.write() as conn:
-            counted, tally = await store.take(
-                conn,
-                address_key(address),
-                limit=self._by_address.limit,
-                now=now,
-                window_cutoff=self._by_address.window_cutoff(now),
-            )
+            counted, tally = await _spend(conn, address_key(address), self._by_address, now)
             await self._sweep(conn, now)
         if not counted:
             raise self._throttle(address, tally, now)
@@ -203,22 +206,10 @@ class CredentialGuard:
     async def _take_in(
         self, conn: AsyncConnection, address: str, account: str, now: datetime
     ) -> _Taken | Throttled:
-        counted, by_address = await store.take(
-            conn,
-            address_key(address),
-            limit=self._by_address.limit,
-            now=now,
-            window_cutoff=self._by_address.window_cutoff(now),
-        )
+        counted, by_address = await _spend(conn, address_key(address), self._by_address, now)
         if not counted:
             return self._throttle(address, by_address, now)
-        counted, by_account = await store.take(
-            conn,
-            account_key(account),
-            limit=self._by_account.limit,
-            now=now,
-            window_cutoff=self._by_account.window_cutoff(now),
-        )
+        counted, by_account = await _spend(conn, account_key(account), self._by_account, now)
         known = await store.logged_in_since(
             conn, login_key(account, address), now - self._known_for
         )
