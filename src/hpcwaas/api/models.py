@@ -111,6 +111,9 @@ class StepPublic(WireModel):
     # additive: attempts started (1 + retries used); the values the step wrote as its outputs
     attempts: int | None = None
     outputs: dict[str, str] | None = None
+    # additive: when its Slurm job was first seen running (queued from started_at until then);
+    # null for steps that are not jobs, and for jobs that ended before a poll saw them run
+    running_at: datetime | None = None
 
 
 class DataRemovalPublic(WireModel):
@@ -136,6 +139,8 @@ class ExecutionPublic(WireModel):
     definition_digest: str | None = None
     # additive: the kinds of data removed so far (work_dir, cluster_work_dir, logs, outputs)
     data_removed: dict[str, DataRemovalPublic] | None = None
+    # additive: the inputs it was triggered with, defaults filled in; secrets as "[secret]"
+    inputs: dict[str, Any] | None = None
 
 
 class ExecutionSummary(WireModel):

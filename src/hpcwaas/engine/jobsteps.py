@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
@@ -32,6 +34,8 @@ from hpcwaas.store import logs as store_logs
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.transports.errors import TransportError
+
+log = logging.getLogger(__name__)
 
 Emit = Callable[[LogLevel, str], None]
 
@@ -113,11 +117,12 @@ class JobStep:
             self._emit(LogLevel.ERROR, f"Step {self._name}: its job cannot be rendered: {exc}")
             return Outcome(StepState.FAILED, None, "failed: its job cannot be rendered")
         try:
+            fresh = self.job_id is None
             if self.job_id is None:
                 if self._cancelled:
                     return Outcome(StepState.CANCELLED, None, "was cancelled")
                 self.job_id = await self._cluster.retrying(lambda: self._submit_once(submission))
-            await self._record_job_id()
+            await self._record_job_id(fresh)
             if self._cancelled:
                 await self.cancel()
             self._waiting = asyncio.ensure_future(self._wait(submission))
@@ -198,7 +203,9 @@ class JobStep:
         job_id: str = submission.parse(result.exit_code, result.stdout, result.stderr)
         return job_id
 
-    async def _record_job_id(self) -> None:
+    async def _record_job_id(self, fresh: bool) -> None:
+        """Record the job's ID; a new job (a retry's) has not been seen running yet."""
+        reset = {"running_at": None} if fresh else {}
         async with self._db.write() as conn:
             await store_executions.update_step(
                 conn,
@@ -207,7 +214,21 @@ class JobStep:
                 StepState.RUNNING,
                 expected=ACTIVE_STEP_STATES,
                 job_id=self.job_id,
+                **reset,
             )
+
+    async def _job_running(self) -> None:
+        """The job left the queue: its time spent queued ends now (the execution timeline)."""
+        assert self.job_id is not None
+        try:
+            async with self._db.write() as conn:
+                await store_executions.mark_job_running(
+                    conn, self._execution.id, self._name, self.job_id, datetime.now(UTC)
+                )
+        except Exception:  # the timeline misses a point; the job itself is followed on
+            log.warning("recording when job %s started failed", self.job_id, exc_info=True)
+        # The log entry also wakes those who follow the execution (its events).
+        self._emit(LogLevel.INFO, f"Step {self._name}: Slurm job {self.job_id} is running")
 
     async def _wait(self, submission: JobSubmission) -> slurm.FinalState:
         cluster = self._cluster
@@ -228,6 +249,7 @@ class JobStep:
             on_unknown=self._set_unknown,
             step=self._name,
             offsets=offsets,
+            on_running=self._job_running,
         )
 
     async def _set_unknown(self, unknown: bool) -> None:

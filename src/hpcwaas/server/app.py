@@ -26,6 +26,7 @@ from hpcwaas.server.routes import (
     execution_data,
     executions,
     health,
+    list_events,
     outputs,
     schemas,
     ssh_keys,
@@ -63,6 +64,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     for module in (
         workflows,
+        list_events,  # before executions: /executions/events is not an execution's ID
         executions,
         execution_data,
         outputs,

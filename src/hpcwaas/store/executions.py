@@ -65,6 +65,7 @@ class StepRecord:
     job_id: str | None
     attempts: int | None = None
     outputs: dict[str, str] | None = None
+    running_at: datetime | None = None  # when its Slurm job was first seen running
 
 
 def _execution(row: Any) -> ExecutionRecord:
@@ -213,6 +214,7 @@ def _step(row: Any, prefix: str = "") -> StepRecord:
         job_id=values[f"{prefix}job_id"],
         attempts=values[f"{prefix}attempts"],
         outputs=values[f"{prefix}outputs"],
+        running_at=values[f"{prefix}running_at"],
     )
 
 
@@ -303,6 +305,23 @@ async def update_step(
     IllegalTransition if STEP_TRANSITIONS forbids a move to ``to`` from one of them.
     """
     return await _move_steps(conn, execution_id, to, expected=expected, name=name, **fields) > 0
+
+
+async def mark_job_running(
+    conn: AsyncConnection, execution_id: str, name: str, job_id: str, at: datetime
+) -> bool:
+    """Record when the step's Slurm job ``job_id`` was first seen running; False if known."""
+    result = await conn.execute(
+        update(steps)
+        .where(
+            steps.c.execution_id == execution_id,
+            steps.c.name == name,
+            steps.c.job_id == job_id,
+            steps.c.running_at.is_(None),
+        )
+        .values(running_at=at)
+    )
+    return result.rowcount > 0
 
 
 async def _move_steps(

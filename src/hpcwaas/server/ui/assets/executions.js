@@ -1,8 +1,9 @@
 // Executions: the user's list with filters, and one execution followed live.
 
-import { ApiError, call, followEvents, get, isTerminal, seg } from "./api.js";
-import { announce, badge, confirmDialog, el, formatDuration, formatTime, replace } from "./dom.js";
-import { renderDag } from "./dag.js";
+import { ApiError, call, followEvents, followExecutionList, get, isTerminal, seg } from "./api.js";
+import { announce, badge, confirmDialog, el, formatTime, liveDuration, replace } from "./dom.js";
+import { renderDag, renderGraph } from "./dag.js";
+import { renderTimeline } from "./timeline.js";
 
 const STATUSES = ["PENDING", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"];
 const LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"];
@@ -34,48 +35,87 @@ export async function executionListPage() {
     text: "Show more",
   });
   const summary = el("p", { class: "muted", role: "status" });
+  const controller = new AbortController();
+  const PAGE = 25;
   let cursor = null;
-  let shown = 0;
+
+  function row(ex) {
+    // data-label: the column's name, shown beside the value when rows become cards (phones)
+    return el(
+      "tr",
+      { dataset: { execution: ex.id, created: ex.created_at } },
+      el(
+        "td",
+        { dataset: { label: "Execution" } },
+        el("a", {
+          href: `#/executions/${seg(ex.id)}`,
+          text: ex.id.slice(0, 8),
+          "aria-label": `Execution ${ex.id}`,
+        }),
+      ),
+      el("td", { dataset: { label: "Workflow" } }, el("code", { text: ex.workflow_id })),
+      el("td", { dataset: { label: "Status" } }, badge(ex.status)),
+      el("td", { dataset: { label: "Started" }, text: formatTime(ex.started_at || ex.created_at) }),
+      el(
+        "td",
+        { dataset: { label: "Duration" } },
+        liveDuration(ex.started_at, isTerminal(ex.status) ? ex.ended_at || ex.started_at : null),
+      ),
+    );
+  }
+
+  function count() {
+    const shown = body.rows.length;
+    more.hidden = !cursor;
+    summary.textContent = shown ? `${shown} execution(s) shown.` : "No execution matches.";
+  }
+
+  /** The first page as the server sent it again: new rows on top, changed rows in place. */
+  function refresh(page) {
+    const fresh = new Set(page.executions.map((ex) => ex.id));
+    const oldest = page.executions.at(-1)?.created_at;
+    for (const tr of [...body.rows]) {
+      // gone from the page's range (no longer matching the filter, or removed)
+      const inRange = !page.next_cursor || (oldest && tr.dataset.created >= oldest);
+      if (inRange && !fresh.has(tr.dataset.execution)) tr.remove();
+    }
+    let before = body.firstChild;
+    for (const ex of page.executions) {
+      const existing = body.querySelector(`tr[data-execution="${CSS.escape(ex.id)}"]`);
+      const node = row(ex);
+      if (existing) {
+        existing.replaceWith(node);
+      } else {
+        body.insertBefore(node, before);
+      }
+      before = node.nextSibling;
+    }
+    if (cursor === null || body.rows.length <= PAGE) cursor = page.next_cursor;
+    count();
+  }
 
   async function load(reset) {
     if (reset) {
       replace(body);
       cursor = null;
-      shown = 0;
     }
     const page = await get("/executions", {
-      query: {
-        limit: 25,
-        cursor,
-        status: statusSelect.value,
-        workflow_id: workflowSelect.value,
-      },
+      query: { limit: PAGE, cursor, status: statusSelect.value, workflow_id: workflowSelect.value },
     });
-    for (const ex of page.executions) {
-      body.append(
-        el(
-          "tr",
-          {},
-          el(
-            "td",
-            {},
-            el("a", {
-              href: `#/executions/${seg(ex.id)}`,
-              text: ex.id.slice(0, 8),
-              "aria-label": `Execution ${ex.id}`,
-            }),
-          ),
-          el("td", {}, el("code", { text: ex.workflow_id })),
-          el("td", {}, badge(ex.status)),
-          el("td", { text: formatTime(ex.started_at || ex.created_at) }),
-          el("td", { text: formatDuration(ex.started_at, ex.ended_at) }),
-        ),
-      );
-    }
-    shown += page.executions.length;
+    body.append(...page.executions.map(row));
     cursor = page.next_cursor;
-    more.hidden = !cursor;
-    summary.textContent = shown ? `${shown} execution(s) shown.` : "No execution matches.";
+    count();
+  }
+
+  let following = null;
+  function follow() {
+    following?.abort();
+    following = new AbortController();
+    controller.signal.addEventListener("abort", () => following.abort());
+    const query = { limit: PAGE, status: statusSelect.value, workflow_id: workflowSelect.value };
+    followExecutionList(query, { signal: following.signal, onPage: refresh }).catch(() => {
+      // logged out (the page moved to the login screen) or refused: the list stays as is
+    });
   }
 
   const filters = el(
@@ -84,7 +124,10 @@ export async function executionListPage() {
     labelled("filter-status", "Status", statusSelect),
     labelled("filter-workflow", "Workflow", workflowSelect),
   );
-  filters.addEventListener("change", () => load(true));
+  filters.addEventListener("change", async () => {
+    await load(true);
+    follow();
+  });
   filters.addEventListener("submit", (event) => event.preventDefault());
   more.addEventListener("click", () => load(false));
   await load(true);
@@ -118,6 +161,10 @@ export async function executionListPage() {
       ),
       more,
     ],
+    shown: follow,
+    leave() {
+      controller.abort();
+    },
   };
 }
 
@@ -148,7 +195,10 @@ export async function executionPage(executionId) {
   const controller = new AbortController();
   const statusNode = el("p", { class: "status-line", role: "status", "aria-live": "polite" });
   const facts = el("dl", { class: "facts" });
+  const graphNode = el("div", { class: "graph-wrap" });
   const dagNode = el("div", { class: "dag-wrap" });
+  const timelineNode = el("div", { class: "timeline-wrap" });
+  const inputsNode = el("section", { "aria-labelledby": "inputs-title" });
   const outputsNode = el("section", { "aria-labelledby": "outputs-title", hidden: true });
   const connection = el("span", { class: "muted connection" });
   const logList = el("ol", {
@@ -171,6 +221,49 @@ export async function executionPage(executionId) {
   const blobUrls = []; // the outputs' downloads, released when leaving the page
   let outputsShown = false;
   let lastStatus = null;
+
+  let lastSteps = [];
+  let inputsShown = false;
+
+  function drawTimeline() {
+    const picture = renderTimeline(lastSteps);
+    replace(timelineNode, picture || el("p", { class: "muted", text: "No step has started yet." }));
+  }
+  // While steps run, their bars grow with the clock.
+  const timelineTimer = setInterval(() => {
+    if (lastSteps.some((step) => step.started_at && !step.ended_at)) drawTimeline();
+  }, 1000);
+
+  function inputValue(value) {
+    if (typeof value === "string") return value;
+    return JSON.stringify(value);
+  }
+
+  function renderInputs(ex) {
+    if (inputsShown || !ex.inputs) return;
+    inputsShown = true;
+    const names = Object.keys(ex.inputs);
+    replace(
+      inputsNode,
+      el("h2", { id: "inputs-title", text: "Inputs" }),
+      names.length
+        ? el(
+            "dl",
+            { class: "facts inputs" },
+            names.map((name) => [
+              el("dt", {}, el("code", { text: name })),
+              el("dd", { class: "wrap", text: inputValue(ex.inputs[name]) }),
+            ]),
+          )
+        : el("p", { text: "It ran without inputs." }),
+      el("a", {
+        class: "button secondary",
+        href: `#/workflows/${seg(ex.workflow_id)}?from=${seg(ex.id)}`,
+        text: "Run again",
+        title: "The workflow's form, filled in with these inputs",
+      }),
+    );
+  }
 
   const visibleLevels = () =>
     new Set(levelBoxes.filter((box) => box.checked).map((box) => box.dataset.level));
@@ -215,11 +308,15 @@ export async function executionPage(executionId) {
       el("dt", { text: "Started" }),
       el("dd", { text: formatTime(ex.started_at) }),
       el("dt", { text: "Duration" }),
-      el("dd", { text: formatDuration(ex.started_at, ex.ended_at) }),
+      el("dd", {}, liveDuration(ex.started_at, isTerminal(ex.status) ? ex.ended_at : null)),
       ex.error ? el("dt", { text: "Error" }) : null,
       ex.error ? el("dd", { class: "error", text: ex.error }) : null,
     );
+    replace(graphNode, (ex.steps || []).length ? renderGraph(ex.steps) : null);
     replace(dagNode, renderDag(ex.steps || []));
+    lastSteps = ex.steps || [];
+    drawTimeline();
+    renderInputs(ex);
     cancelButton.hidden = isTerminal(ex.status) || ex.status === "CANCELLING";
     if (ex.outputs && Object.keys(ex.outputs).length && !outputsShown) {
       outputsShown = true;
@@ -285,11 +382,23 @@ export async function executionPage(executionId) {
       statusNode,
       facts,
       cancelButton,
+      inputsNode,
       el(
         "section",
         { "aria-labelledby": "steps-title" },
         el("h2", { id: "steps-title", text: "Steps" }),
+        graphNode,
         dagNode,
+      ),
+      el(
+        "section",
+        { "aria-labelledby": "timeline-title" },
+        el("h2", { id: "timeline-title", text: "Timeline" }),
+        el("p", {
+          class: "muted legend",
+          text: "Per step, on one time axis: queued (its Slurm job pending), running, done.",
+        }),
+        timelineNode,
       ),
       outputsNode,
       el(
@@ -311,8 +420,12 @@ export async function executionPage(executionId) {
           }
         },
         onStatus: renderStatus,
-        onConnection(live) {
-          connection.textContent = live ? "(live)" : "(reconnecting…)";
+        onConnection(state) {
+          connection.textContent = {
+            live: "(live)",
+            reconnecting: "(reconnecting…)",
+            unreachable: "(cannot reach the server, retrying…)",
+          }[state];
         },
       })
         .then(() => {
@@ -324,6 +437,7 @@ export async function executionPage(executionId) {
     },
     leave() {
       controller.abort();
+      clearInterval(timelineTimer);
       for (const url of blobUrls) URL.revokeObjectURL(url);
     },
   };
