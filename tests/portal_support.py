@@ -115,3 +115,11 @@ def shot(page: Page, artifacts: Path, name: str) -> None:
     if not page.locator("dialog[open]").count():
         assert page.evaluate(ACCESSIBILITY_PROBLEMS) == [], name
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+
+
+def logged_in(page: Page, origin: str, token: str) -> Page:
+    """The page with ``token`` in the portal's session storage, as after logging in."""
+    page.add_init_script(
+        f"if (location.origin === {origin!r}) sessionStorage.setItem('hpcwaas.token', {token!r});"
+    )
+    return page

@@ -94,7 +94,7 @@ def test_workflows_list_prints_a_table_with_the_five_columns(waas, api) -> None:
     api.on("GET", "/workflows", reply(200, {"workflows": WORKFLOWS}))
     result = waas("workflows", "list")
     assert result.code == 0
-    header = result.lines[1]
+    header = result.lines[0]
     for column in ("Workflow ID", "Workflow Name", "Application", "Environment ID"):
         assert column in header
     assert "Environment Name" in result.out

@@ -19,11 +19,15 @@ function tickLabel(offset, span) {
   return formatDuration(new Date(0), new Date(offset));
 }
 
-/** The bars of one step: [{phase, from, to}] in ms; queued only for jobs seen running. */
+/** The bars of one step: [{phase, from, to}] in ms; queued only for Slurm jobs. */
 export function phases(step, now) {
   if (!step.started_at) return [];
   const start = ms(step.started_at);
   const end = step.ended_at ? ms(step.ended_at) : now;
+  // A job not seen running yet is waiting in Slurm's queue (as far as anyone knows).
+  if (step.job_id && !step.running_at && !step.ended_at) {
+    return [{ phase: "queued", from: start, to: now }];
+  }
   const running = step.running_at ? Math.min(ms(step.running_at), end) : null;
   const bars = [];
   if (running !== null) bars.push({ phase: "queued", from: start, to: running });
