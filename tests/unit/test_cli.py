@@ -552,7 +552,8 @@ def test_key_gen_prints_the_five_info_lines(waas, api) -> None:
     assert result.code == 0
     assert result.out == (
         "INFO: Below is your newly generated SSH public key.\n"
-        "INFO: You can list it again later with `waas ssh_keys list`; its private key is never shown.\n"
+        "INFO: You can list it again later with `waas ssh_keys list`; "
+        "its private key is never shown.\n"
         "INFO: You are responsible for adding it to the authorized_keys file on the systems "
         "you want to run your workflows.\n"
         "INFO: SSH key ID:     0b5f-key\n"
