@@ -10,7 +10,8 @@ import {
   Unreachable,
 } from "./api.js";
 import { el, replace } from "./dom.js";
-import { executionListPage, executionPage } from "./executions.js";
+import { executionListPage } from "./execution_list.js";
+import { executionPage } from "./executions.js";
 import { keysPage } from "./keys.js";
 import { workflowListPage, workflowPage } from "./workflows.js";
 

@@ -1,174 +1,35 @@
-// Executions: the user's list with filters, and one execution followed live.
+// One execution followed live: status, inputs, steps as a graph and a timeline, outputs, logs.
 
-import { ApiError, call, followEvents, followExecutionList, get, isTerminal, seg } from "./api.js";
+import {
+  ApiError,
+  call,
+  followEvents,
+  get,
+  getToken,
+  isTerminal,
+  seg,
+} from "./api.js";
 import { announce, badge, confirmDialog, el, formatTime, liveDuration, replace } from "./dom.js";
 import { renderDag, renderGraph } from "./dag.js";
 import { renderTimeline } from "./timeline.js";
 
-const STATUSES = ["PENDING", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"];
 const LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"];
 
-function labelled(id, label, control) {
-  control.id = id;
-  return el("div", { class: "field inline" }, el("label", { for: id, text: label }), control);
+/** A list item downloading `blob` as `filename`, its size beside. */
+function downloadItem(name, filename, size, onClick) {
+  const link = el("a", {
+    href: "#",
+    download: filename,
+    class: "button secondary",
+    text: `Download ${name}`,
+    dataset: { output: name },
+  });
+  link.addEventListener("click", onClick);
+  return el("li", {}, link, el("span", { class: "muted", text: ` ${filename}, ${size} bytes` }));
 }
 
-export async function executionListPage() {
-  const { workflows } = await get("/workflows");
-  const statusSelect = el(
-    "select",
-    { name: "status" },
-    el("option", { value: "", text: "Any status" }),
-    STATUSES.map((s) => el("option", { value: s, text: s })),
-  );
-  const workflowSelect = el(
-    "select",
-    { name: "workflow_id" },
-    el("option", { value: "", text: "Any workflow" }),
-    workflows.map((wf) => el("option", { value: wf.id, text: wf.id })),
-  );
-  const body = el("tbody");
-  const more = el("button", {
-    type: "button",
-    class: "secondary",
-    hidden: true,
-    text: "Show more",
-  });
-  const summary = el("p", { class: "muted", role: "status" });
-  const controller = new AbortController();
-  const PAGE = 25;
-  let cursor = null;
-
-  function row(ex) {
-    // data-label: the column's name, shown beside the value when rows become cards (phones)
-    return el(
-      "tr",
-      { dataset: { execution: ex.id, created: ex.created_at } },
-      el(
-        "td",
-        { dataset: { label: "Execution" } },
-        el("a", {
-          href: `#/executions/${seg(ex.id)}`,
-          text: ex.id.slice(0, 8),
-          "aria-label": `Execution ${ex.id}`,
-        }),
-      ),
-      el("td", { dataset: { label: "Workflow" } }, el("code", { text: ex.workflow_id })),
-      el("td", { dataset: { label: "Status" } }, badge(ex.status)),
-      el("td", { dataset: { label: "Started" }, text: formatTime(ex.started_at || ex.created_at) }),
-      el(
-        "td",
-        { dataset: { label: "Duration" } },
-        liveDuration(ex.started_at, isTerminal(ex.status) ? ex.ended_at || ex.started_at : null),
-      ),
-    );
-  }
-
-  function count() {
-    const shown = body.rows.length;
-    more.hidden = !cursor;
-    summary.textContent = shown ? `${shown} execution(s) shown.` : "No execution matches.";
-  }
-
-  /** The first page as the server sent it again: new rows on top, changed rows in place. */
-  function refresh(page) {
-    const fresh = new Set(page.executions.map((ex) => ex.id));
-    const oldest = page.executions.at(-1)?.created_at;
-    for (const tr of [...body.rows]) {
-      // gone from the page's range (no longer matching the filter, or removed)
-      const inRange = !page.next_cursor || (oldest && tr.dataset.created >= oldest);
-      if (inRange && !fresh.has(tr.dataset.execution)) tr.remove();
-    }
-    let before = body.firstChild;
-    for (const ex of page.executions) {
-      const existing = body.querySelector(`tr[data-execution="${CSS.escape(ex.id)}"]`);
-      const node = row(ex);
-      if (existing) {
-        existing.replaceWith(node);
-      } else {
-        body.insertBefore(node, before);
-      }
-      before = node.nextSibling;
-    }
-    if (cursor === null || body.rows.length <= PAGE) cursor = page.next_cursor;
-    count();
-  }
-
-  async function load(reset) {
-    if (reset) {
-      replace(body);
-      cursor = null;
-    }
-    const page = await get("/executions", {
-      query: { limit: PAGE, cursor, status: statusSelect.value, workflow_id: workflowSelect.value },
-    });
-    body.append(...page.executions.map(row));
-    cursor = page.next_cursor;
-    count();
-  }
-
-  let following = null;
-  function follow() {
-    following?.abort();
-    following = new AbortController();
-    controller.signal.addEventListener("abort", () => following.abort());
-    const query = { limit: PAGE, status: statusSelect.value, workflow_id: workflowSelect.value };
-    followExecutionList(query, { signal: following.signal, onPage: refresh }).catch(() => {
-      // logged out (the page moved to the login screen) or refused: the list stays as is
-    });
-  }
-
-  const filters = el(
-    "form",
-    { class: "filters", "aria-label": "Filter executions" },
-    labelled("filter-status", "Status", statusSelect),
-    labelled("filter-workflow", "Workflow", workflowSelect),
-  );
-  filters.addEventListener("change", async () => {
-    await load(true);
-    follow();
-  });
-  filters.addEventListener("submit", (event) => event.preventDefault());
-  more.addEventListener("click", () => load(false));
-  await load(true);
-
-  return {
-    title: "Executions",
-    nodes: [
-      el("h1", { text: "Executions" }),
-      filters,
-      summary,
-      el(
-        "div",
-        { class: "table-wrap" },
-        el(
-          "table",
-          {},
-          el("caption", { class: "visually-hidden", text: "Your executions, newest first" }),
-          el(
-            "thead",
-            {},
-            el(
-              "tr",
-              {},
-              ["Execution", "Workflow", "Status", "Started", "Duration"].map((h) =>
-                el("th", { scope: "col", text: h }),
-              ),
-            ),
-          ),
-          body,
-        ),
-      ),
-      more,
-    ],
-    shown: follow,
-    leave() {
-      controller.abort();
-    },
-  };
-}
-
-function outputLink(name, value, urls) {
+/** One of the workflow's text outputs, downloaded from the page's own copy. */
+function textOutputItem(name, value, urls) {
   const isText = typeof value === "string";
   const blob = new Blob([isText ? value : JSON.stringify(value, null, 2)], {
     type: isText ? "text/plain" : "application/json",
@@ -176,18 +37,31 @@ function outputLink(name, value, urls) {
   const filename = `${name}${isText ? ".txt" : ".json"}`;
   const url = URL.createObjectURL(blob);
   urls.push(url);
-  return el(
-    "li",
-    {},
-    el("a", {
-      href: url,
-      download: filename,
-      class: "button secondary",
-      text: `Download ${name}`,
-      dataset: { output: name },
-    }),
-    el("span", { class: "muted", text: ` ${filename}, ${blob.size} bytes` }),
-  );
+  const item = downloadItem(name, filename, blob.size, () => {});
+  item.querySelector("a").href = url;
+  return item;
+}
+
+/** A file a stage_out step stored: fetched with the token when asked for, then saved. */
+function storedOutputItem(executionId, output, urls) {
+  return downloadItem(output.name, output.file_name, output.size, async (event) => {
+    const link = event.currentTarget;
+    if (link.dataset.ready) return; // the second click follows the blob's URL
+    event.preventDefault();
+    const response = await fetch(
+      `/executions/${seg(executionId)}/outputs/${seg(output.name)}`,
+      { headers: { Authorization: `Bearer ${getToken()}` }, cache: "no-store" },
+    );
+    if (!response.ok) {
+      announce(`The download of ${output.name} failed (HTTP ${response.status})`);
+      return;
+    }
+    const url = URL.createObjectURL(await response.blob());
+    urls.push(url);
+    link.href = url;
+    link.dataset.ready = "yes";
+    link.click();
+  });
 }
 
 export async function executionPage(executionId) {
@@ -221,6 +95,28 @@ export async function executionPage(executionId) {
   const blobUrls = []; // the outputs' downloads, released when leaving the page
   let outputsShown = false;
   let lastStatus = null;
+
+  /** Everything the execution gives back, as `waas executions outputs` lists it: the
+   * workflow's outputs, then the files its stage_out steps stored. */
+  async function showOutputs(ex) {
+    let stored = [];
+    try {
+      stored = (await get(`/executions/${seg(executionId)}/outputs`)).outputs;
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+    }
+    const items = [
+      ...Object.entries(ex.outputs || {}).map(([k, v]) => textOutputItem(k, v, blobUrls)),
+      ...stored.map((output) => storedOutputItem(executionId, output, blobUrls)),
+    ];
+    if (!items.length) return;
+    replace(
+      outputsNode,
+      el("h2", { id: "outputs-title", text: "Outputs" }),
+      el("ul", { class: "outputs" }, items),
+    );
+    outputsNode.hidden = false;
+  }
 
   let lastSteps = [];
   let inputsShown = false;
@@ -318,18 +214,9 @@ export async function executionPage(executionId) {
     drawTimeline();
     renderInputs(ex);
     cancelButton.hidden = isTerminal(ex.status) || ex.status === "CANCELLING";
-    if (ex.outputs && Object.keys(ex.outputs).length && !outputsShown) {
+    if (isTerminal(ex.status) && !outputsShown) {
       outputsShown = true;
-      replace(
-        outputsNode,
-        el("h2", { id: "outputs-title", text: "Outputs" }),
-        el(
-          "ul",
-          { class: "outputs" },
-          Object.entries(ex.outputs).map(([k, v]) => outputLink(k, v, blobUrls)),
-        ),
-      );
-      outputsNode.hidden = false;
+      showOutputs(ex);
     }
     if (lastStatus !== null && lastStatus !== ex.status) announce(`Execution ${ex.status}`);
     lastStatus = ex.status;
