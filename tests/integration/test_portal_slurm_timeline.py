@@ -1,14 +1,17 @@
-"""The execution timeline of a real Slurm job (the loopback cluster of cluster_support).
+"""A real Slurm job's timeline and accounting (the loopback cluster of cluster_support).
 
 The job is held PENDING a few seconds by ``--begin``, as a busy queue would: its step gets
 a queued bar up to the moment Slurm ran it, then a running bar, the mark where it was done,
-and its Slurm job ID; the API shows that moment as the step's ``running_at``.
+and its Slurm job ID; the API shows that moment as the step's ``running_at``. Once it
+ended, what slurmdbd kept of it (sacct: state, exit code, elapsed, CPU time, max RSS) is in
+the API, on the execution page, and in `waas executions status` after the original's line.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from tests.cluster_support import Cluster
-from tests.conftest import LiveServer, free_port, wait_for_status
+from tests.conftest import BIN, LiveServer, free_port, wait_for_status
 from tests.portal_support import Watch, logged_in, with_csp
 
 if TYPE_CHECKING:
@@ -111,4 +114,22 @@ def test_a_queued_slurm_job_gets_a_queued_bar_then_a_running_bar_and_its_job_id(
     )
     assert row.locator("text.row-job").text_content() == f"job {step['job_id']}"
     assert re.fullmatch(r"\d+", step["job_id"])
+
+    # Slurm's accounting of the job: in the API, on the page, in `waas executions status`
+    accounting = step["accounting"]
+    assert accounting["state"] == "COMPLETED" and accounting["exit_code"] == 0
+    assert 2 <= accounting["elapsed_seconds"] <= 30
+    assert accounting["cpu_seconds"] is not None and accounting["cpu_seconds"] >= 0
+    assert accounting["max_rss_bytes"] > 0
+    shown = page.locator("[data-step='compute'] .step-accounting").inner_text()
+    assert "COMPLETED" in shown and "max RSS" in shown
+    status = subprocess.run(
+        [str(BIN / "waas"), "--api_url", queue_server.url, f"-t={token}", "executions", "status",
+         execution_id],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    lines = status.stdout.splitlines()
+    assert lines[0] == f"Execution: ID: {execution_id}, Status: SUCCEEDED"
+    at = lines.index(f"  Step compute: SUCCEEDED (Slurm job {step['job_id']}, exit code 0)")
+    assert lines[at + 1].startswith("    Slurm accounting: COMPLETED, exit code 0, elapsed ")
     assert watch.errors == []

@@ -113,7 +113,10 @@ def _step_line(step: StepPublic) -> str:
     if step.exit_code is not None:
         details.append(f"exit code {step.exit_code}")
     suffix = f" ({', '.join(details)})" if details else ""
-    return f"  Step {step.name}: {step.state.value}{suffix}"
+    line = f"  Step {step.name}: {step.state.value}{suffix}"
+    if step.accounting is not None:  # what sacct kept of its job
+        line += f"\n    Slurm accounting: {step.accounting.summary()}"
+    return line
 
 
 def _document(execution: ExecutionPublic) -> dict[str, Any]:

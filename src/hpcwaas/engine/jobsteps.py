@@ -23,6 +23,7 @@ from hpcwaas.catalog.kinds.base import (
     StepKind,
     StepSettings,
 )
+from hpcwaas.engine.job_accounting import record_job_accounting
 from hpcwaas.engine.jobs import JobLost, LineHandler
 from hpcwaas.engine.outcome import Outcome
 from hpcwaas.engine.places import ClusterPlace
@@ -138,6 +139,10 @@ class JobStep:
             raise
         except (TransportError, SubmitError, JobLost) as exc:
             return Outcome(StepState.FAILED, None, f"failed: {exc}", retryable=True)
+        assert self.job_id is not None
+        await record_job_accounting(
+            self._cluster, self._db, self._execution.id, self._name, self.job_id, self._emit
+        )
         if self._timed_out and final.state.outcome != "SUCCEEDED":
             reason = f"timed out after {self._spec.timeout:g} s (Slurm job {self.job_id} cancelled)"
             return Outcome(StepState.FAILED, final.exit_code, reason, retryable=True)

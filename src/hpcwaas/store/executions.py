@@ -66,6 +66,7 @@ class StepRecord:
     attempts: int | None = None
     outputs: dict[str, str] | None = None
     running_at: datetime | None = None  # when its Slurm job was first seen running
+    accounting: dict[str, Any] | None = None  # what sacct kept of its ended job
 
 
 def _execution(row: Any) -> ExecutionRecord:
@@ -215,6 +216,7 @@ def _step(row: Any, prefix: str = "") -> StepRecord:
         attempts=values[f"{prefix}attempts"],
         outputs=values[f"{prefix}outputs"],
         running_at=values[f"{prefix}running_at"],
+        accounting=values[f"{prefix}accounting"],
     )
 
 
@@ -322,6 +324,21 @@ async def mark_job_running(
         .values(running_at=at)
     )
     return result.rowcount > 0
+
+
+async def record_accounting(
+    conn: AsyncConnection, execution_id: str, name: str, job_id: str, accounting: dict[str, Any]
+) -> None:
+    """Keep what Slurm's accounting says of the step's job ``job_id``."""
+    await conn.execute(
+        update(steps)
+        .where(
+            steps.c.execution_id == execution_id,
+            steps.c.name == name,
+            steps.c.job_id == job_id,
+        )
+        .values(accounting=accounting)
+    )
 
 
 async def _move_steps(

@@ -19,6 +19,7 @@ from hpcwaas.api.models import (
     ExecutionPublic,
     ExecutionSummary,
     LogEntry,
+    SlurmAccounting,
     StepPublic,
 )
 from hpcwaas.api.states import ExecutionStatus, LogLevel
@@ -162,6 +163,7 @@ def public_view(
                 attempts=s.attempts,
                 outputs=s.outputs,
                 running_at=s.running_at,
+                accounting=SlurmAccounting.model_validate(s.accounting) if s.accounting else None,
             )
             for s in steps
         ],

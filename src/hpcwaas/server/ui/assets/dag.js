@@ -116,6 +116,27 @@ export function layers(steps) {
   return result.filter(Boolean);
 }
 
+/** What Slurm's accounting (sacct) kept of a step's job, as a small list of facts. */
+function accountingList(accounting) {
+  const facts = [
+    ["Slurm state", accounting.state],
+    ["exit code", accounting.exit_code],
+    ["elapsed", accounting.elapsed_seconds === null ? null : `${accounting.elapsed_seconds} s`],
+    ["CPU time", accounting.cpu_seconds === null ? null : `${accounting.cpu_seconds.toFixed(1)} s`],
+    [
+      "max RSS",
+      accounting.max_rss_bytes === null
+        ? null
+        : `${(accounting.max_rss_bytes / 2 ** 20).toFixed(1)} MiB`,
+    ],
+  ].filter(([, value]) => value !== null && value !== undefined);
+  return el(
+    "dl",
+    { class: "step-accounting", "aria-label": "Slurm accounting" },
+    facts.map(([name, value]) => [el("dt", { text: name }), el("dd", { text: String(value) })]),
+  );
+}
+
 export function renderDag(steps) {
   return el(
     "ol",
@@ -147,6 +168,7 @@ export function renderDag(steps) {
                   })
                 : null,
               step.job_id ? el("span", { class: "step-job", text: `job ${step.job_id}` }) : null,
+              step.accounting ? accountingList(step.accounting) : null,
             ),
           ),
         ),
