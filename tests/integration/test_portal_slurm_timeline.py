@@ -91,14 +91,15 @@ def test_a_queued_slurm_job_gets_a_queued_bar_then_a_running_bar_and_its_job_id(
             timeout=30_000
         )
         assert not page.locator("g.row[data-row='compute'] rect[data-phase='running']").count()
-        wait_for_status(api, execution_id, {"SUCCEEDED", "FAILED"}, timeout=90)
+        wait_for_status(api, execution_id, {"SUCCEEDED", "FAILED"}, timeout=180)
         body = api.get(f"/executions/{execution_id}").json()
     page.wait_for_function(
         "() => document.querySelector('.status-line .badge')?.textContent === 'SUCCEEDED'"
     )
     step = {s["name"]: s for s in body["steps"]}["compute"]
     queued = datetime.fromisoformat(step["running_at"]) - datetime.fromisoformat(step["started_at"])
-    assert 4 <= queued.total_seconds() <= 30, step
+    # held 6 s, then started at Slurm's next scheduling pass (up to a minute later)
+    assert 4 <= queued.total_seconds() <= 120, step
     assert {s["name"]: s for s in body["steps"]}["prepare"]["running_at"] is None
     row = page.locator("svg.timeline g.row[data-row='compute']")
     spans = row.evaluate(

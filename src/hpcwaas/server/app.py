@@ -64,11 +64,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     for module in (
         workflows,
-        list_events,  # before executions: /executions/events is not an execution's ID
         executions,
         execution_data,
         outputs,
         events,
+        list_events,
         ssh_keys,
         environments,
         users,

@@ -242,11 +242,11 @@ export function followEvents(executionId, { onLog, onStatus, onConnection, signa
   });
 }
 
-/** Follow `GET /executions/events`: the list's first page, again on every change. */
+/** Follow `GET /events/executions`: the list's first page, again on every change. */
 export function followExecutionList(query, { onPage, onConnection, signal }) {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) if (value) params.set(key, value);
-  return followStream(`/executions/events?${params}`, {
+  return followStream(`/events/executions?${params}`, {
     signal,
     onConnection,
     onEvent(event) {
