@@ -112,6 +112,7 @@ async def _run_job(
         state=RunState(["simulate"]),
         halt=halt,
         stopping=lambda: False,
+        driving=lambda: True,
     )
     spec = SlurmStep.model_validate({"kind": "slurm", "script": script, **fields})
     job = JobStep(

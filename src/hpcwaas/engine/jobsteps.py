@@ -155,24 +155,29 @@ class JobStep:
         return job_id
 
     async def _record_job_id(self) -> None:
-        async with self._context.db.write() as conn:
-            await store_executions.update_step(
+        job_id = self.job_id
+        await self._context.write(
+            lambda conn: store_executions.update_step(
                 conn,
                 self._context.execution_id,
                 self._name,
                 StepState.RUNNING,
                 expected=ACTIVE_STEP_STATES,
-                job_id=self.job_id,
+                job_id=job_id,
             )
+        )
 
     async def _wait(self, submission: JobSubmission) -> slurm.FinalState:
         cluster = self._cluster
         outputs = [(submission.stdout_path, LogLevel.INFO), (submission.stderr_path, LogLevel.WARN)]
         assert self.job_id is not None
-        async with self._context.db.read() as conn:  # a job taken over: go on from what was logged
-            offsets = await store_logs.read_offsets(
-                conn, self._context.execution_id, self._name, self.job_id
+        job_id = self.job_id
+        # A job taken over: go on from what was logged.
+        offsets = await self._context.read(
+            lambda conn: store_logs.read_offsets(
+                conn, self._context.execution_id, self._name, job_id
             )
+        )
         return await cluster.tracker.wait(
             cluster.target,
             self.job_id,

@@ -8,9 +8,13 @@ is the runner's: it changes only through its methods, so each change is one name
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
 from hpcwaas.catalog.kinds.base import Preparation, StepSettings
@@ -22,6 +26,10 @@ from hpcwaas.engine.places import Place, cluster_defaults
 from hpcwaas.settings import Settings
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class RunState:
@@ -89,7 +97,7 @@ class RunState:
         return self._job_ids.pop(name, None)
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunContext:
     """One execution as the parts that run its steps see it."""
 
@@ -102,6 +110,10 @@ class RunContext:
     state: RunState
     halt: Halt  # whether its steps must stop, and how they end then
     stopping: Callable[[], bool]  # whether the server stops: jobs are then left running
+    # Whether this replica still drives the execution: not given up to another replica, and
+    # the server is not stopping. While it does, a database outage delays what it records.
+    driving: Callable[[], bool]
+    _database_away: bool = field(default=False, init=False, repr=False)
 
     @property
     def execution_id(self) -> str:
@@ -130,4 +142,44 @@ class RunContext:
             work_dir=str(self.place.work_dir),
             cluster=cluster_defaults(cluster.environment) if cluster is not None else None,
             limits=self.settings.limits.model_dump(),
+        )
+
+    async def write(self, op: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Record what a step did (``op``, safe to run twice) in one transaction.
+
+        While the database is unreachable, the execution goes on and this waits for it to
+        come back, as long as this replica drives the execution: only a takeover by another
+        replica, or a stop of the server, gives the record up.
+        """
+        return await self._until_recorded(op, write=True)
+
+    async def read(self, op: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Read for a running step; waits out a database outage as ``write`` does."""
+        return await self._until_recorded(op, write=False)
+
+    async def _until_recorded(
+        self, op: Callable[[AsyncConnection], Awaitable[T]], write: bool
+    ) -> T:
+        result = await self.db.until_recorded(
+            op, keep_trying=self.driving, on_wait=self._database_went_away, write=write
+        )
+        if self._database_away:
+            self._database_away = False
+            self.emit(LogLevel.INFO, "The database is back: the execution's progress is recorded")
+        return result
+
+    def _database_went_away(self, exc: BaseException) -> None:
+        if self._database_away:
+            return
+        self._database_away = True
+        log.warning(
+            "execution %s: the database is unreachable (%s); its steps go on and their "
+            "progress is recorded once it is back",
+            self.execution.id,
+            type(exc).__name__,
+        )
+        self.emit(
+            LogLevel.WARN,
+            "The database cannot be reached: the execution goes on, and its progress is "
+            "recorded once the database is back",
         )

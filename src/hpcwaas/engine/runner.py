@@ -84,16 +84,11 @@ class ExecutionRunner:
             state=self._state,
             halt=self._halt,
             stopping=lambda: self._stopping,
+            driving=lambda: not (self.abandoned or self._stopping),
         )
         self._attempts = StepAttempts(context)
         self._steps = StepRunner(context, self._attempts, on_failure=self._step_failed)
-        self._end = ExecutionEnd(
-            db=db,
-            logs=logs,
-            notifier=notifier,
-            execution_id=execution.id,
-            cancelled_by=lambda: self._cancelled_by,
-        )
+        self._end = ExecutionEnd(context, notifier, cancelled_by=lambda: self._cancelled_by)
         # Set once the runner has decided whether the execution starts (PENDING -> RUNNING).
         self.start_decided = asyncio.Event()
 

@@ -45,15 +45,17 @@ class StepRunner:
         context = self._context
         if not resumed:
             if not cleanup:
-                async with context.db.write() as conn:
-                    await store_executions.update_step(
+                started_at = datetime.now(UTC)
+                await context.write(
+                    lambda conn: store_executions.update_step(
                         conn,
                         context.execution_id,
                         name,
                         StepState.RUNNING,
                         expected={StepState.PENDING},
-                        started_at=datetime.now(UTC),
+                        started_at=started_at,
                     )
+                )
             self._emit(LogLevel.INFO, f"{label} {name} started", name)
         context.state.started(name)
         allowed = 1 + spec.retries
@@ -107,8 +109,8 @@ class StepRunner:
         if attempt > 1:
             self._emit(LogLevel.INFO, f"{label} {name}: attempt {attempt} of {allowed}", name)
         if not cleanup:
-            async with context.db.write() as conn:
-                await store_executions.update_step(
+            await context.write(
+                lambda conn: store_executions.update_step(
                     conn,
                     context.execution_id,
                     name,
@@ -117,6 +119,7 @@ class StepRunner:
                     attempts=attempt,
                     job_id=None,
                 )
+            )
 
     async def _end_step(
         self,
@@ -136,17 +139,19 @@ class StepRunner:
             else:
                 self._emit(LogLevel.ERROR, f"Cleanup step {name} {reason}", name)
             return
-        async with context.db.write() as conn:
-            await store_executions.update_step(
+        ended_at = datetime.now(UTC)
+        await context.write(
+            lambda conn: store_executions.update_step(
                 conn,
                 context.execution_id,
                 name,
                 state,
                 expected=ACTIVE_STEP_STATES,
-                ended_at=datetime.now(UTC),
+                ended_at=ended_at,
                 exit_code=exit_code,
                 **({"outputs": outputs} if outputs is not None else {}),
             )
+        )
         context.state.ended(name, state, outputs)
         if state is StepState.SUCCEEDED:
             self._emit(LogLevel.INFO, f"Step {name} succeeded", name)
