@@ -9,11 +9,11 @@ server for what needs a process (signals, restarts, the HTTP server's own limits
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -23,6 +23,7 @@ from hpcwaas.server.app import create_app
 from hpcwaas.settings import load_settings
 
 BASE_URL = "http://127.0.0.1:9090"
+T = TypeVar("T")
 
 
 class _PortalTransport(httpx.BaseTransport):
@@ -70,6 +71,10 @@ class InProcessServer:
         db = self._app.state.runtime.db
         secret, _ = self._portal.call(issue_token, db, user, lifetime)
         return secret
+
+    def on_loop(self, function: Callable[..., T], *args: Any) -> T:
+        """Call ``function`` on the app's event loop thread (a profile hook, say)."""
+        return self._portal.call(function, *args)
 
     @contextmanager
     def client(self, token: str | None = None) -> Iterator[httpx.Client]:
