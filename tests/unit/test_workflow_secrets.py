@@ -7,8 +7,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tests.engine_support import Harness, make_workflow
 from tests.http_files import HttpFiles, http_files
-from tests.unit.test_engine import Harness, make_workflow
 
 from hpcwaas.api.states import ExecutionStatus
 from hpcwaas.catalog import CatalogFileError
