@@ -37,9 +37,9 @@ Fixtures
     ``.role_id(role)``, ``.secret_id(role)``, ``.wrapped_secret_id(role, ttl="5m")``;
     ``.enable_ssh(path="ssh")``; ``.kv_read(path)``, ``.kv_versions(path)`` (as root, paths
     relative to ``secret/``); ``.revoke_logins()`` (every token an AppRole login made);
-    ``.requests(path)`` (the audited requests on a path); ``.hpcwaas_config(role, wrapped=)``
-    (a server config's ``vault_config`` section); outages: ``.stop()``, ``.start()``,
-    ``.restart()``, ``.seal()``, ``.unseal()``.
+    ``.requests(path)`` (the operations audited on a path), ``.denials()`` (how many 403s);
+    ``.hpcwaas_config(role, wrapped=)`` (a server config's ``vault_config`` section);
+    outages: ``.stop()``, ``.start()``, ``.restart()``, ``.seal()``, ``.unseal()``.
 """
 
 from __future__ import annotations
@@ -314,6 +314,15 @@ class OpenBao:
             if entry.get("type") == "request" and request.get("path") == path:
                 found.append(str(request.get("operation")))
         return found
+
+    def denials(self) -> int:
+        """How many requests the server answered with ``permission denied`` (HTTP 403)."""
+        count = 0
+        for line in self.audit_path.read_text().splitlines():
+            entry = json.loads(line)
+            if entry.get("type") == "response" and "permission denied" in str(entry.get("error")):
+                count += 1
+        return count
 
     # ----------------------------------------------------------------------- internals
 

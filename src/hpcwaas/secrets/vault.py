@@ -30,10 +30,6 @@ from hpcwaas.settings import ConfigError, VaultConfig
 log = logging.getLogger(__name__)
 
 MOUNT_POINT = "secret"
-POLICY_HINT = (
-    "its policy must allow create, update, read and delete on secret/data/ssh-credentials/* "
-    "and delete on secret/metadata/ssh-credentials/*"
-)
 
 T = TypeVar("T")
 
@@ -110,7 +106,8 @@ class VaultKeyStore:
         await self._call(
             lambda: kv.create_or_update_secret(
                 path=where, secret=dict(data), mount_point=MOUNT_POINT
-            )
+            ),
+            needs=f"create and update on {_policy_path('data', where)}",
         )
 
     async def get(self, path: str) -> dict[str, str] | None:
@@ -127,7 +124,7 @@ class VaultKeyStore:
             # The original stores metadata values as JSON values; ours are strings.
             return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
 
-        return await self._call(read)
+        return await self._call(read, needs=f"read on {_policy_path('data', where)}")
 
     async def delete(self, path: str) -> None:
         """Delete every version and the metadata, so that no old private key lingers."""
@@ -139,13 +136,16 @@ class VaultKeyStore:
             except hvac.exceptions.InvalidPath:
                 pass
 
-        await self._call(remove)
+        await self._call(remove, needs=f"delete on {_policy_path('metadata', where)}")
 
     # --- readiness and shutdown ---------------------------------------------------------
 
     async def check(self) -> None:
         """Raise KeyStoreUnavailable unless Vault answers and accepts our token."""
-        await self._call(lambda: self._client.auth.token.lookup_self())
+        await self._call(
+            lambda: self._client.auth.token.lookup_self(),
+            needs="read on auth/token/lookup-self (Vault's default policy grants it)",
+        )
 
     async def aclose(self) -> None:
         """Stop renewing the token and close the HTTP session."""
@@ -160,11 +160,13 @@ class VaultKeyStore:
 
     # --- calls, tokens and errors ---------------------------------------------------------
 
-    async def _call(self, operation: Callable[[], T]) -> T:
+    async def _call(self, operation: Callable[[], T], *, needs: str) -> T:
+        """Run one hvac call in a worker thread; ``needs`` is what the AppRole's policy must
+        grant for it, named in the error if Vault still denies it after a fresh login."""
         self._ensure_keeper()
-        return await asyncio.to_thread(self._run, operation)
+        return await asyncio.to_thread(self._run, operation, needs)
 
-    def _run(self, operation: Callable[[], T]) -> T:
+    def _run(self, operation: Callable[[], T], needs: str) -> T:
         with self._translated():
             self._ensure_token()
             generation = self._generation
@@ -180,7 +182,7 @@ class VaultKeyStore:
             except _DENIED:
                 raise KeyStoreUnavailable(
                     f"Vault at {self._address} denied access with a fresh AppRole token: "
-                    + POLICY_HINT
+                    f"its policy must allow {needs}"
                 ) from None
 
     def _translated(self) -> _Translation:
@@ -200,8 +202,10 @@ class VaultKeyStore:
                 try:
                     self._renew()
                     return
-                except (*_DENIED, hvac.exceptions.InvalidRequest):
-                    log.info("vault: token renewal refused; logging in again")
+                except hvac.exceptions.VaultError as exc:
+                    # Vault (and OpenBao) answer 500 "past the max TTL, cannot renew" near
+                    # the max TTL, 403 for a revoked token: a login settles both.
+                    log.info("vault: token renewal refused (%s); logging in again", _status(exc))
             self._login()
 
     def _login_again(self, generation: int) -> None:
@@ -358,6 +362,13 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def _policy_path(kind: str, path: str) -> str:
+    """The policy path that grants a call on ``path`` of the KV v2 mount: its directory
+    (``secret/data/ssh-credentials/*``), or the path itself when it has no directory."""
+    directory, _, _ = path.rpartition("/")
+    return f"{MOUNT_POINT}/{kind}/{directory}/*" if directory else f"{MOUNT_POINT}/{kind}/{path}"
 
 
 def _checked(path: str) -> str:
