@@ -24,7 +24,6 @@ from hpcwaas.store.database import Database
 pytest_plugins = [
     "tests.sso_support",
     "tests.cluster_support",
-    "tests.vault_kv2",
     "tests.openbao_support",
     "tests.http_files",
     "tests.pg_support",

@@ -21,7 +21,8 @@ Fixtures
 --------
 ``openbao -> OpenBao`` (function)
     A dev server with AppRole enabled at ``approle/``, the policy ``hpcwaas``
-    (``HPCWAAS_POLICY``, the one docs/operator-guide.md asks for) and the AppRole role
+    (``HPCWAAS_POLICY``, the one docs/operator-guide.md asks for; ``DLS_POLICY`` is the
+    guide's policy for a DLS) and the AppRole role
     ``hpcwaas`` holding it. Stopped at the end of the test.
 ``make_openbao -> Callable[..., OpenBao]`` (function)
     ``make_openbao(persistent=False)``: more servers set up the same way, all stopped at the
@@ -39,7 +40,7 @@ Fixtures
     relative to ``secret/``); ``.revoke_logins()`` (every token an AppRole login made);
     ``.requests(path)`` (the operations audited on a path), ``.denials()`` (how many 403s);
     ``.hpcwaas_config(role, wrapped=)`` (a server config's ``vault_config`` section);
-    outages: ``.stop()``, ``.start()``, ``.restart()``, ``.seal()``, ``.unseal()``.
+    outages: ``.stop()``, ``.start(unseal=True)``, ``.restart()``, ``.seal()``, ``.unseal()``.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ INSTALL_HINT = (
     'HPCWAAS_EXTRAS=",test" does it)'
 )
 
-# The AppRole policy docs/operator-guide.md gives to operators (tests/docs checks they agree).
+# The AppRole policies docs/operator-guide.md gives, for hpcwaas and for a DLS reading keys
+# (tests/docs/test_guide_samples.py checks that the guide shows these).
 HPCWAAS_POLICY = """\
 path "secret/data/ssh-credentials/*" {
   capabilities = ["create", "update", "read", "delete"]
@@ -79,6 +81,13 @@ path "secret/data/execution-secrets/*" {
 }
 path "secret/metadata/execution-secrets/*" {
   capabilities = ["delete"]
+}
+"""
+
+
+DLS_POLICY = """\
+path "secret/data/ssh-credentials/*" {
+  capabilities = ["read"]
 }
 """
 
@@ -142,8 +151,10 @@ class OpenBao:
 
     # ------------------------------------------------------------------------- lifecycle
 
-    def start(self) -> OpenBao:
-        """Start the server (again, on the same port): unsealed, KV v2 at ``secret/``."""
+    def start(self, *, unseal: bool = True) -> OpenBao:
+        """Start the server (again, on the same port), KV v2 at ``secret/``; unsealed, unless
+        a persistent server is started again with ``unseal=False`` (then it answers 503 until
+        ``unseal()``)."""
         if self._process is not None:
             return self
         binary = bao_binary()
@@ -171,6 +182,8 @@ class OpenBao:
         first_start = not self._unseal_key
         if first_start:
             self._initialise()
+        elif not unseal:
+            return self
         self.unseal()
         if first_start:
             self.api("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
