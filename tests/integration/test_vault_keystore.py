@@ -16,7 +16,7 @@ from pathlib import Path
 
 import hvac
 import pytest
-from tests.openbao_support import OpenBao
+from tests.openbao_support import OpenBao, OpenBaoError
 
 from hpcwaas.secrets.base import KeyStoreUnavailable, ssh_key_path
 from hpcwaas.secrets.embedded import EmbeddedKeyStore
@@ -286,12 +286,39 @@ async def test_paths_outside_the_policy_are_denied_naming_the_path(
         await open_store(config(openbao)).put("apps/portal/api", {"token": "t"})
 
 
-async def test_a_role_without_the_policy_is_denied_every_key(
+async def test_a_role_without_the_policy_is_told_what_its_policy_needs(
     openbao: OpenBao, open_store: Callable[..., VaultKeyStore]
 ) -> None:
     openbao.approle("bare", ["default"])
-    with pytest.raises(KeyStoreUnavailable, match=re.escape(f"create and update on {DATA}")):
+    with pytest.raises(KeyStoreUnavailable) as failure:
         await open_store(config(openbao, "bare")).put(key_path(), PAIR)
+    assert "its policy grants nothing under secret/" in str(failure.value)
+    assert f"create, update, read and delete on {DATA}" in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("engine", "found"),
+    [(None, "shows the AppRole no secrets engine at secret/"), ("1", "has KV version 1")],
+    ids=["no-engine", "kv-version-1"],
+)
+async def test_a_vault_without_kv_version_2_at_secret_is_refused_before_any_write(
+    openbao: OpenBao,
+    open_store: Callable[..., VaultKeyStore],
+    engine: str | None,
+    found: str,
+) -> None:
+    openbao.api("DELETE", "sys/mounts/secret")
+    if engine is not None:
+        openbao.api("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": engine}})
+    path = key_path()
+    with pytest.raises(KeyStoreUnavailable) as failure:
+        await open_store(config(openbao)).put(path, PAIR)
+    assert str(failure.value).startswith(f"Vault at {openbao.address} {found}")
+    assert "vault secrets enable -path=secret kv-v2" in str(failure.value)
+    if engine is not None:  # nothing written, at any path
+        with pytest.raises(OpenBaoError) as listing:
+            openbao.api("LIST", "secret/")
+        assert listing.value.status == 404
 
 
 # --- outages ---------------------------------------------------------------------------

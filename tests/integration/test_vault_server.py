@@ -101,6 +101,7 @@ def test_a_policy_without_the_key_paths_is_a_503_and_the_log_names_what_is_missi
         server.stop()
     log = server.log_path.read_text()
     assert (
-        f"Vault at {bao.address} denied access with a fresh AppRole token: its policy must "
-        "allow create and update on secret/data/ssh-credentials/*"
+        f"Vault at {bao.address} shows the AppRole no secrets engine at secret/: either its "
+        "policy grants nothing under secret/ (it needs the key paths, e.g. create, update, "
+        "read and delete on secret/data/ssh-credentials/*)"
     ) in log

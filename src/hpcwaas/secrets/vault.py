@@ -3,7 +3,8 @@
 A key pair lives at ``secret/data/ssh-credentials/<key id>`` with the fields ``privateKey``,
 ``publicKey`` and the key's metadata, so a Vault that the original service filled works as it is.
 
-hvac is synchronous: every call runs in a worker thread. The client token is renewed
+Before its first call, the store checks that ``secret/`` holds KV version 2 and refuses to
+work otherwise. hvac is synchronous: every call runs in a worker thread. The client token is renewed
 (``renew-self``) before its TTL ends, by a background task and before any call that finds it
 due; when renewal fails, or Vault answers 403 (token expired or revoked), the store logs in
 again once and retries once. A wrapped secret ID is unwrapped at the first login only (a
@@ -89,6 +90,7 @@ class VaultKeyStore:
         self._expires_at: float | None = None  # monotonic; None: the token does not expire
         self._renew_at: float | None = None
         self._granted = 0.0  # the TTL granted at login
+        self._layout_checked = False  # KV version 2 found at secret/
         self._keeper: asyncio.Task[None] | None = None
         self._keeper_loop: asyncio.AbstractEventLoop | None = None
 
@@ -169,6 +171,7 @@ class VaultKeyStore:
     def _run(self, operation: Callable[[], T], needs: str) -> T:
         with self._translated():
             self._ensure_token()
+            self._ensure_layout()
             generation = self._generation
             try:
                 return operation()
@@ -207,6 +210,34 @@ class VaultKeyStore:
                     # the max TTL, 403 for a revoked token: a login settles both.
                     log.info("vault: token renewal refused (%s); logging in again", _status(exc))
             self._login()
+
+    def _ensure_layout(self) -> None:
+        """Refuse a Vault without KV version 2 at ``secret/`` before anything is written there
+        (a version 1 engine would take the writes at other paths). Asked once, as ``vault kv``
+        asks, on a path that Vault's default policy lets every token read."""
+        if self._layout_checked:
+            return
+        where = f"Vault at {self._address}"
+        try:
+            answer = self._client.read(f"sys/internal/ui/mounts/{MOUNT_POINT}")
+        except _DENIED:
+            raise KeyStoreUnavailable(
+                f"{where} shows the AppRole no secrets engine at {MOUNT_POINT}/: either its "
+                f"policy grants nothing under {MOUNT_POINT}/ (it needs the key paths, e.g. "
+                f"create, update, read and delete on {MOUNT_POINT}/data/ssh-credentials/*), "
+                f"or nothing is mounted there (vault secrets enable -path={MOUNT_POINT} kv-v2)"
+            ) from None
+        mount = (answer.get("data") or {}) if isinstance(answer, dict) else {}
+        kind = mount.get("type")
+        version = str((mount.get("options") or {}).get("version") or "1")
+        if kind != "kv" or version != "2":
+            found = f"KV version {version}" if kind == "kv" else f"a {kind!r} engine"
+            raise KeyStoreUnavailable(
+                f"{where} has {found} at {MOUNT_POINT}/, where the keys need KV version 2 "
+                f"(the original's layout): mount KV version 2 at {MOUNT_POINT}/ "
+                f"(vault secrets enable -path={MOUNT_POINT} kv-v2)"
+            )
+        self._layout_checked = True
 
     def _login_again(self, generation: int) -> None:
         with self._auth_lock:
