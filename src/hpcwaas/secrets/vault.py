@@ -3,11 +3,11 @@
 A key pair lives at ``secret/data/ssh-credentials/<key id>`` with the fields ``privateKey``,
 ``publicKey`` and the key's metadata, so a Vault that the original service filled works as it is.
 
-Before its first call, the store checks that ``secret/`` holds KV version 2 and refuses to
-work otherwise. hvac is synchronous: every call runs in a worker thread. The client token is renewed
-(``renew-self``) before its TTL ends, by a background task and before any call that finds it
-due; when renewal fails, or Vault answers 403 (token expired or revoked), the store logs in
-again once and retries once. A wrapped secret ID is unwrapped at the first login only (a
+Before its first call, the store checks that ``secret/`` holds KV version 2. hvac is
+synchronous: every call runs in a worker thread. The client token is renewed (``renew-self``)
+before its TTL ends, by a background task and before any call that finds it due; when renewal
+fails, or Vault answers 403 (token expired or revoked), the store logs in again once and
+retries once. A wrapped secret ID is unwrapped at the first login only (a
 wrapping token works once) and the secret ID it held is kept in memory for later logins.
 """
 
@@ -213,11 +213,14 @@ class VaultKeyStore:
 
     def _ensure_layout(self) -> None:
         """Refuse a Vault without KV version 2 at ``secret/`` before anything is written there
-        (a version 1 engine would take the writes at other paths). Asked once, as ``vault kv``
-        asks, on a path that Vault's default policy lets every token read."""
+        (version 1 would take the writes at other paths). Asked once, as ``vault kv`` does, on
+        a path that Vault's default policy lets every token read."""
         if self._layout_checked:
             return
-        where = f"Vault at {self._address}"
+        where, mount = (
+            f"Vault at {self._address}",
+            f"vault secrets enable -path={MOUNT_POINT} kv-v2",
+        )
         try:
             answer = self._client.read(f"sys/internal/ui/mounts/{MOUNT_POINT}")
         except _DENIED:
@@ -225,17 +228,15 @@ class VaultKeyStore:
                 f"{where} shows the AppRole no secrets engine at {MOUNT_POINT}/: either its "
                 f"policy grants nothing under {MOUNT_POINT}/ (it needs the key paths, e.g. "
                 f"create, update, read and delete on {MOUNT_POINT}/data/ssh-credentials/*), "
-                f"or nothing is mounted there (vault secrets enable -path={MOUNT_POINT} kv-v2)"
+                f"or nothing is mounted there ({mount})"
             ) from None
-        mount = (answer.get("data") or {}) if isinstance(answer, dict) else {}
-        kind = mount.get("type")
-        version = str((mount.get("options") or {}).get("version") or "1")
+        engine = (answer.get("data") or {}) if isinstance(answer, dict) else {}
+        kind, version = engine.get("type"), str((engine.get("options") or {}).get("version") or 1)
         if kind != "kv" or version != "2":
             found = f"KV version {version}" if kind == "kv" else f"a {kind!r} engine"
             raise KeyStoreUnavailable(
                 f"{where} has {found} at {MOUNT_POINT}/, where the keys need KV version 2 "
-                f"(the original's layout): mount KV version 2 at {MOUNT_POINT}/ "
-                f"(vault secrets enable -path={MOUNT_POINT} kv-v2)"
+                f"(the original's layout): mount it there ({mount})"
             )
         self._layout_checked = True
 
