@@ -58,7 +58,9 @@ def test_pycompss_job_becomes_a_pycompss_step_after_the_stage_in(wordcount):
     assert step["needs"] == ["StageIn"]
     assert step["modules"] == ["COMPSs/3.3"]  # from the AbstractEnvironment's pycompss_modules
     assert step["qos"] == "debug"
-    assert step["num_nodes"] == "{{ inputs.num_nodes or 1 }}"
+    assert step["num_nodes"] == (
+        "{% if inputs.num_nodes %}{{ inputs.num_nodes }}{% else %}1{% endif %}"
+    )
     assert step["extra_options"] == ["--log_level=off"]
     assert step["container_compss_path"] == "/opt/view/compss"
 
@@ -243,6 +245,7 @@ def test_pycompss_submission_and_container_properties_are_mapped(tmp_path):
         "container_opts": "-e",
     }
     job["environment"] = {"endpoint": "login.hpc.example", "user_name": "alice"}
+    del document["topology_template"]["node_templates"]["Env"]["properties"]["pycompss_modules"]
     step = convert(tmp_path, document)["workflows"]["run"]["steps"]["Job"]
     assert step["modules"] == ["compss/3.0", "singularity"]
     assert step["num_nodes"] == 3
@@ -334,7 +337,9 @@ def test_the_guides_tosca_example_imports_as_the_guide_shows(tmp_path):
         "StageOutCounts": ["PyCOMPSJob"],
         "StageOutLog": ["PyCOMPSJob"],
     }
-    assert steps["PyCOMPSJob"]["num_nodes"] == "{{ inputs.num_nodes or 1 }}"
+    assert steps["PyCOMPSJob"]["num_nodes"] == (
+        "{% if inputs.num_nodes %}{{ inputs.num_nodes }}{% else %}1{% endif %}"
+    )
     assert steps["StageOutCounts"]["metadata"]["mid"] == "wordcount-metadata"
     catalog = Catalog.load(
         [path], {"cluster": "C"}, {"cluster": "slurm"}, {"cluster": "login.hpc.example"}
