@@ -115,6 +115,8 @@ def split_words(text: str) -> list[Word]:
             started = True
             i += 1
             continue
+        if char == "`":
+            raise DialectError("uses backticks (command substitution), which is not run here")
         if char in _OPERATORS:
             raise DialectError(
                 f"uses the shell operator {char!r}, which is not run here: only words, "

@@ -196,7 +196,8 @@ class PycompssConversion:
         if num_nodes not in (None, ""):
             step["num_nodes"] = int(num_nodes) if str(num_nodes).isdigit() else num_nodes
         if "exec_time" in lifted:
-            step["exec_time"] = lifted["exec_time"]
+            exec_time = lifted["exec_time"]
+            step["exec_time"] = int(exec_time) if exec_time.isdigit() else exec_time
         if extra:
             step["extra_options"] = extra
         step["env"] = self.env()
