@@ -311,14 +311,17 @@ def test_stage_in_force_and_literal_url_are_kept(tmp_path):
     assert steps["Job"]["needs"] == ["Fetch"]
 
 
-def test_topology_without_any_environment_is_an_error_saying_how_to_name_one(tmp_path):
+def test_topology_whose_environment_nothing_decides_validates_but_is_not_deployed(tmp_path):
     document = topology()
     del document["topology_template"]["node_templates"]["Env"]["properties"]
-    with pytest.raises(ToscaImportError) as info:
-        convert(tmp_path, document)
-    [problem] = info.value.problems
-    assert "no environment" in problem.message
-    assert "hpcwaas-environments" in problem.hint
+    path = write(tmp_path, document)
+    alone = Catalog.load([path], None)
+    assert alone.refused == {} and alone.by_id("demo@Env@run") is not None
+    catalog = Catalog.load([path], {"c": "C"}, {"c": "slurm"}, {"c": "login.hpc.example"})
+    assert catalog.workflows == {}
+    [problem] = [p for p in catalog.file_problems if "not deployed" in p.message]
+    assert "nothing decides where it runs (Env: no cluster_login_host" in problem.message
+    assert "hpcwaas-environments" in (problem.hint or "")
 
 
 def test_the_guides_tosca_example_imports_as_the_guide_shows(tmp_path):

@@ -156,6 +156,11 @@ class Catalog:
                 found.extend(details)
                 refused[path] = details
                 continue
+            for warning in loaded.warnings:
+                log.warning("%s", warning)
+            found.extend(loaded.warnings)
+            if environments is not None and loaded.undecided is not None:
+                loaded = _undecided(loaded, found)
             if loaded.environment_hosts and environments is not None:
                 loaded = _match_hosts(loaded, environment_hosts or {}, found)
             app = loaded.application
@@ -349,6 +354,23 @@ def _cluster_steps(loaded: LoadedFile, environment: str) -> list[FileProblem]:
                     )
                 )
     return problems
+
+
+def _undecided(loaded: LoadedFile, problems: list[FileProblem]) -> LoadedFile:
+    """A topology whose environments nothing decides: not deployed, and said so."""
+    problem = FileProblem(
+        loaded.path,
+        loaded.line(("environments",)),
+        f"warning: application {loaded.application.application!r} is not deployed: "
+        f"{loaded.undecided}",
+        "name its environment with the tag hpcwaas-environments (in the topology's metadata "
+        "or its .tags file), or give the environment node a cluster_login_host",
+        warning=True,
+    )
+    log.warning("%s", problem)
+    problems.append(problem)
+    application = loaded.application.model_copy(update={"environments": []})
+    return dataclasses.replace(loaded, application=application)
 
 
 def _match_hosts(

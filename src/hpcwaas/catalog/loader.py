@@ -41,6 +41,10 @@ class LoadedFile:
     # Per workflow, where a TOSCA topology's cluster login comes from (DeployedWorkflow's
     # login_inputs and default_login).
     logins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What a TOSCA topology's import reports without refusing it (nodes no workflow runs...).
+    warnings: tuple[FileProblem, ...] = ()
+    # Why nothing decides a TOSCA topology's environments (see catalog.tosca.sites).
+    undecided: str | None = None
 
     def line(self, loc: Location) -> int | None:
         """The line of a key path in the file (or of its nearest enclosing key)."""
@@ -94,6 +98,8 @@ def read_application(path: Path) -> LoadedFile:
         raise _refuse([FileProblem(path, exc.line, exc.message, hint)]) from None
     hosts: tuple[str, ...] = ()
     logins: dict[str, dict[str, Any]] = {}
+    warnings: tuple[FileProblem, ...] = ()
+    undecided: str | None = None
     if is_topology(document):
         try:
             converted = convert_topology(document, lines, path)
@@ -104,9 +110,14 @@ def read_application(path: Path) -> LoadedFile:
                     for p in exc.problems
                 ]
             ) from None
+        warnings = tuple(
+            FileProblem(path, line_of(lines, p.loc), f"TOSCA: {p.message}", p.hint, warning=True)
+            for p in converted.warnings
+        )
         document, lines, texts = converted.document, converted.lines, {}
         hosts = tuple(converted.environment_hosts)
         logins = converted.logins
+        undecided = converted.undecided
     if not isinstance(document, dict):
         message = f"the file must hold a mapping with an application key, not {describe(document)}"
         raise _refuse([FileProblem(path, 1, message, "start with `application: <id>`")])
@@ -122,7 +133,8 @@ def read_application(path: Path) -> LoadedFile:
     problems = check_application(application)
     if problems:
         raise _refuse([_place(path, lines, texts, p) for p in problems])
-    return LoadedFile(path, application, hashlib.sha256(data).hexdigest(), lines, hosts, logins)
+    digest = hashlib.sha256(data).hexdigest()
+    return LoadedFile(path, application, digest, lines, hosts, logins, warnings, undecided)
 
 
 def _place(

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from hpcwaas.catalog.tosca.fates import PENDING
 from hpcwaas.catalog.tosca.functions import (
     FunctionError,
     Resolver,
@@ -30,7 +31,7 @@ OLD_PYCOMPSS_TYPE = "pycomps.ansible.nodes.PyCOMPSJob"
 HTTP2SSH_TYPE = "dls.ansible.nodes.HTTP2SSH"
 STAGE_OUT_TYPE = "dls.ansible.nodes.DLSDAGStageOutData"
 RUNNABLE_TYPES = (PYCOMPSS_TYPE, OLD_PYCOMPSS_TYPE, HTTP2SSH_TYPE, STAGE_OUT_TYPE)
-SUPPORTED_TYPES = (*RUNNABLE_TYPES, ENVIRONMENT_TYPE)
+SUPPORTED_TYPES = (*RUNNABLE_TYPES, ENVIRONMENT_TYPE, *PENDING)
 
 # Properties that need no action from us (the data logistics service's own settings...).
 _IGNORED = frozenset(
@@ -80,6 +81,9 @@ class NodeConverter:
 
     def step(self, node: NodeTemplate) -> dict[str, Any] | None:
         """Our step for ``node`` (without ``needs``), or None after adding its problems."""
+        if node.type in PENDING:  # recognised; the workflow is reported by the caller
+            self.check_properties(node)
+            return None
         if node.type not in RUNNABLE_TYPES:
             self.problems.append(
                 ToscaProblem(
@@ -90,7 +94,7 @@ class NodeConverter:
             )
             return None
         before = len(self.problems)
-        self._unknown_properties(node)
+        self.check_properties(node)
         converters: dict[str, Callable[[NodeTemplate], dict[str, Any]]] = {
             PYCOMPSS_TYPE: self._pycompss,
             OLD_PYCOMPSS_TYPE: self._old_pycompss,
@@ -104,8 +108,9 @@ class NodeConverter:
             return None
         return step if len(self.problems) == before else None
 
-    def _unknown_properties(self, node: NodeTemplate) -> None:
-        known = _KNOWN[node.type]
+    def check_properties(self, node: NodeTemplate) -> None:
+        """Report the properties its type does not have (a misspelling)."""
+        known = PENDING[node.type][1] if node.type in PENDING else _KNOWN[node.type]
         for key in node.properties:
             if key in known or key in _IGNORED or str(key).startswith(_IGNORED_PREFIXES):
                 continue
