@@ -20,6 +20,7 @@ from hpcwaas.catalog.tosca.nodes import (
     RUNNABLE_TYPES,
     STAGE_OUT_TYPE,
     NodeConverter,
+    unknown_properties,
 )
 from hpcwaas.catalog.tosca.problems import ToscaImportError, ToscaProblem
 from hpcwaas.catalog.tosca.sites import endpoint_of, place_topology, topology_workflow_loc
@@ -106,6 +107,9 @@ def convert_topology(
     placement = place_topology(topology, tags, nodes_of, problems)
     called = {node for nodes in nodes_of.values() for node in nodes}
     warnings += node_fates(topology, called, RUNNABLE_TYPES)
+    for node in topology.nodes.values():
+        if node.name not in called:  # the called ones were checked with their workflow
+            problems.extend(unknown_properties(node))
     if problems:
         raise ToscaImportError(problems)
     result: dict[str, Any] = {

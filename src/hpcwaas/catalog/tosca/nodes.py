@@ -71,6 +71,22 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 NO_DATA_CATALOGUE = "no data catalogue is configured: mid and register are kept as metadata only"
 
 
+def unknown_properties(node: NodeTemplate) -> list[ToscaProblem]:
+    """The properties a node of a known type sets that its type does not have (misspelt)."""
+    known = PENDING[node.type][1] if node.type in PENDING else _KNOWN.get(node.type)
+    if known is None:
+        return []
+    return [
+        ToscaProblem(
+            node.property_loc(key),
+            f"node {node.name!r}: unknown property {key!r} of {node.type}",
+            f"check the spelling; properties used: {', '.join(sorted(known))}",
+        )
+        for key in node.properties
+        if key not in known and key not in _IGNORED and not str(key).startswith(_IGNORED_PREFIXES)
+    ]
+
+
 class NodeConverter:
     """Turns the nodes of one workflow into steps of our format."""
 
@@ -82,7 +98,7 @@ class NodeConverter:
     def step(self, node: NodeTemplate) -> dict[str, Any] | None:
         """Our step for ``node`` (without ``needs``), or None after adding its problems."""
         if node.type in PENDING:  # recognised; the workflow is reported by the caller
-            self.check_properties(node)
+            self.problems.extend(unknown_properties(node))
             return None
         if node.type not in RUNNABLE_TYPES:
             self.problems.append(
@@ -94,7 +110,7 @@ class NodeConverter:
             )
             return None
         before = len(self.problems)
-        self.check_properties(node)
+        self.problems.extend(unknown_properties(node))
         converters: dict[str, Callable[[NodeTemplate], dict[str, Any]]] = {
             PYCOMPSS_TYPE: self._pycompss,
             OLD_PYCOMPSS_TYPE: self._old_pycompss,
@@ -107,20 +123,6 @@ class NodeConverter:
             self.problems.append(exc.problem)
             return None
         return step if len(self.problems) == before else None
-
-    def check_properties(self, node: NodeTemplate) -> None:
-        """Report the properties its type does not have (a misspelling)."""
-        known = PENDING[node.type][1] if node.type in PENDING else _KNOWN[node.type]
-        for key in node.properties:
-            if key in known or key in _IGNORED or str(key).startswith(_IGNORED_PREFIXES):
-                continue
-            self.problems.append(
-                ToscaProblem(
-                    node.property_loc(key),
-                    f"node {node.name!r}: unknown property {key!r} of {node.type}",
-                    f"check the spelling; properties used: {', '.join(sorted(known))}",
-                )
-            )
 
     def _get(self, node: NodeTemplate, *keys: str) -> Any:
         value: Any = node.properties
