@@ -19,7 +19,7 @@ from tests.unit.tosca_topologies import (
 from hpcwaas.catalog import Catalog, CatalogFileError
 from hpcwaas.catalog.kinds.pycompss import PycompssStep
 from hpcwaas.catalog.loader import read_application
-from hpcwaas.catalog.tosca import ToscaImportError, convert_topology
+from hpcwaas.catalog.tosca import convert_topology
 from hpcwaas.catalog.yamlfile import load_yaml
 
 
