@@ -225,3 +225,25 @@ def test_old_pycompss_job_arguments_holding_several_words_become_several_argumen
 ):
     step = registry_step("esm.yaml", "exec_job", "ESM_Workflow")
     assert step.arguments == ["--hpc", "mn4", "--start_dates", "1948", "--cores", "144"]
+
+
+def test_problems_found_after_import_name_the_tosca_node_and_property_on_the_values_line(
+    tmp_path,
+):
+    document = topology()
+    job = document["topology_template"]["node_templates"]["Job"]["properties"]
+    job["submission_params"]["compss_modules"] = ["bad module!"]
+    job["submission_params"]["qos"] = "bad*qos"
+    del document["topology_template"]["node_templates"]["Env"]["properties"]["pycompss_modules"]
+    found = problems(tmp_path, document)
+    text = (tmp_path / "demo.yaml").read_text().splitlines()
+    module_line = next(i + 1 for i, line in enumerate(text) if "compss_modules:" in line)
+    qos_line = next(i + 1 for i, line in enumerate(text) if "bad*qos" in line)
+    [qos] = [p for p in found if "submission_params.qos" in p]
+    assert f":{qos_line}:" in qos and "node 'Job' property submission_params.qos" in qos
+    if len(found) == 1:  # the TOSCA side first; then our format's checks, in its terms
+        job["submission_params"]["qos"] = "debug"
+        found = problems(tmp_path, document)
+    [modules] = found
+    assert "node 'Job' property submission_params.compss_modules:" in modules
+    assert "step 'Job'" not in modules and f":{module_line}:" in modules

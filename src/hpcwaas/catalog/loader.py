@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -100,6 +101,7 @@ def read_application(path: Path) -> LoadedFile:
     logins: dict[str, dict[str, Any]] = {}
     warnings: tuple[FileProblem, ...] = ()
     undecided: str | None = None
+    terms: dict[Location, str] = {}
     if is_topology(document):
         try:
             converted = convert_topology(document, lines, path)
@@ -118,6 +120,7 @@ def read_application(path: Path) -> LoadedFile:
         hosts = tuple(converted.environment_hosts)
         logins = converted.logins
         undecided = converted.undecided
+        terms = converted.terms
     if not isinstance(document, dict):
         message = f"the file must hold a mapping with an application key, not {describe(document)}"
         raise _refuse([FileProblem(path, 1, message, "start with `application: <id>`")])
@@ -132,15 +135,22 @@ def read_application(path: Path) -> LoadedFile:
         ) from None
     problems = check_application(application)
     if problems:
-        raise _refuse([_place(path, lines, texts, p) for p in problems])
+        raise _refuse([_place(path, lines, texts, p, terms) for p in problems])
     digest = hashlib.sha256(data).hexdigest()
     return LoadedFile(path, application, digest, lines, hosts, logins, warnings, undecided)
 
 
 def _place(
-    path: Path, lines: dict[Location, int], texts: dict[Location, TextPlace], problem: Problem
+    path: Path,
+    lines: dict[Location, int],
+    texts: dict[Location, TextPlace],
+    problem: Problem,
+    terms: dict[Location, str],
 ) -> FileProblem:
     message = problem.message
+    term = terms.get(problem.loc[:5])
+    if term is not None:  # a TOSCA topology's: in its own terms ("node 'Job' property ...")
+        message = re.sub(r"^step '[^']*' [^:]*:", f"{term}:", message)
     if len(problem.loc) >= 2 and problem.loc[0] == "workflows":
         message = f"workflow {problem.loc[1]!r}: {message}"
     if problem.line is None:

@@ -17,6 +17,7 @@ from hpcwaas.catalog.tosca.fates import node_fates, pending_reasons
 from hpcwaas.catalog.tosca.functions import FunctionError, Resolver
 from hpcwaas.catalog.tosca.nodes import (
     NO_DATA_CATALOGUE,
+    OLD_PYCOMPSS_TYPE,
     RUNNABLE_TYPES,
     STAGE_OUT_TYPE,
     NodeConverter,
@@ -47,6 +48,8 @@ class ConvertedTopology:
     warnings: list[ToscaProblem] = field(default_factory=list)
     # why no environment is decided (reported when the catalog loads it with a config)
     undecided: str | None = None
+    # our step keys -> the TOSCA terms for them ("node 'Job' property application.command")
+    terms: dict[Location, str] = field(default_factory=dict)
 
 
 def is_topology(document: Any) -> bool:
@@ -86,8 +89,9 @@ def convert_topology(
     logins: dict[str, dict[str, Any]] = {}
     nodes_of: dict[str, list[str]] = {}
     warnings: list[ToscaProblem] = []
+    terms: dict[Location, str] = {}
     for workflow_name in chosen:
-        result = _workflow(topology, workflow_name, problems, place)
+        result = _workflow(topology, workflow_name, problems, place, terms)
         if result is None:
             continue
         converted, nodes, reasons = result
@@ -123,7 +127,9 @@ def convert_topology(
     if isinstance(description, str) and description.strip():
         result["description"] = description
     lines[()] = 1
-    return ConvertedTopology(result, lines, placement.hosts, logins, warnings, placement.undecided)
+    return ConvertedTopology(
+        result, lines, placement.hosts, logins, warnings, placement.undecided, terms
+    )
 
 
 def _endpoint_inputs(
@@ -209,6 +215,7 @@ def _workflow(
     workflow_name: str,
     problems: list[ToscaProblem],
     place: Any,
+    terms: dict[Location, str],
 ) -> tuple[dict[str, Any], list[str], list[str]] | None:
     """Our workflow, the nodes it calls, and why it cannot run here yet (empty: it can)."""
     workflow = topology.workflows[workflow_name]
@@ -256,8 +263,10 @@ def _workflow(
         steps[action.node] = step
         place((*base, "steps", action.node), node.loc)
         for key in step:
-            prop = _PROPERTY_OF.get(key, key)
+            prop = property_of(node.type, key)
             place((*base, "steps", action.node, key), node.property_loc(*prop.split(".")))
+            if key not in ("kind", "needs", "env"):
+                terms[(*base, "steps", action.node, key)] = f"node {node.name!r} property {prop}"
         place((*base, "steps", action.node, "needs"), workflow.steps[action.first_step].loc)
         if node.type == STAGE_OUT_TYPE and (
             "mid" in node.properties or "register" in node.properties
@@ -281,14 +290,31 @@ def _workflow(
     return converted, nodes, reasons
 
 
-# Which property of a node a key of our step comes from (for lines in errors).
+# Which property of a node a key of our step comes from (for lines and terms in errors).
 _PROPERTY_OF = {
     "app": "application.command",
     "arguments": "application.arguments",
     "num_nodes": "submission_params.num_nodes",
     "qos": "submission_params.qos",
+    "exec_time": "submission_params.extra_compss_opts",
     "extra_options": "submission_params.extra_compss_opts",
     "modules": "submission_params.compss_modules",
     "python_interpreter": "submission_params.python_interpreter",
     "container_image": "application.container_opts.container_image",
+    "container_compss_path": "application.container_opts.container_compss_path",
+    "container_opts": "application.container_opts.container_opts",
 }
+# The older PyCOMPSJob has its properties at the top level.
+_OLD_PROPERTY_OF = {
+    "app": "command",
+    "exec_time": "extra_compss_opts",
+    "extra_options": "extra_compss_opts",
+    "modules": "compss_module_version",
+}
+
+
+def property_of(node_type: str, key: str) -> str:
+    """The TOSCA property (dotted) that a key of our step comes from."""
+    if node_type == OLD_PYCOMPSS_TYPE:
+        return _OLD_PROPERTY_OF.get(key, key)
+    return _PROPERTY_OF.get(key, key)

@@ -34,6 +34,7 @@ from hpcwaas.catalog.tosca.functions import Template
 from hpcwaas.catalog.tosca.problems import ToscaProblem
 from hpcwaas.catalog.yamlfile import Location
 from hpcwaas.schedulers.pycompss import check_compss_option, check_compss_word
+from hpcwaas.schedulers.slurm_options import check_slurm_name
 
 PLUGIN_PREFIX = "PyCOMPSs_"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -179,6 +180,7 @@ class PycompssConversion:
             if key not in props:
                 continue
             value = self.one_word(props[key])
+            self._check_literal(props[key], key)
             if key == "qos":
                 value = self._chain("qos", value)
             if key in lifted and (value is None or not _LIFTED[key]):
@@ -225,6 +227,17 @@ class PycompssConversion:
         if not {f"{self.node}_extra_compss_opts", "extra_compss_opts"} & self.input_names:
             return lifted, kept
         return lifted, [str(self._chain("extra_compss_opts", " ".join(kept), raw=True))]
+
+    def _check_literal(self, prop: PycompssProperty, key: str) -> None:
+        """A literal option value that the command line could not carry."""
+        words = self._literal_words(prop)
+        value = literal_word(words[0]) if len(words) == 1 else None
+        if not value:
+            return  # absent, or from inputs: checked when the job is submitted
+        check = check_slurm_name if key == "qos" else check_compss_word
+        problem = check(value)
+        if problem is not None:
+            self._problem(prop, problem, "write a value of letters, digits and _ . -")
 
     def _check_literal_words(self, props: dict[str, PycompssProperty]) -> None:
         """Literal words of the command line that enqueue_compss could not pass."""
