@@ -91,10 +91,10 @@ def convert_topology(
     warnings: list[ToscaProblem] = []
     terms: dict[Location, str] = {}
     for workflow_name in chosen:
-        result = _workflow(topology, workflow_name, problems, place, terms)
-        if result is None:
+        imported = _workflow(topology, workflow_name, problems, place, terms)
+        if imported is None:
             continue
-        converted, nodes, reasons = result
+        converted, nodes, reasons = imported
         nodes_of[workflow_name] = nodes
         warnings += _endpoint_inputs(topology, nodes, converted["inputs"])
         if reasons:
