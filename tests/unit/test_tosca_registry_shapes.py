@@ -10,6 +10,7 @@ import yaml
 from tests.unit.tosca_topologies import DATA, problems, topology
 
 from hpcwaas.catalog import Catalog
+from hpcwaas.catalog.errors import WorkflowNotFound
 
 REGISTRY = DATA / "registry"
 FIXTURES = sorted(REGISTRY.glob("*.yaml"))
@@ -140,3 +141,13 @@ def test_environment_modules_replace_the_jobs_compss_modules(tmp_path):
     catalog = Catalog.load([path], None)
     [workflow] = catalog.workflows.values()
     assert workflow.spec.steps["Job"].modules == ["COMPSs/3.3"]
+
+
+def test_asking_for_a_workflow_not_offered_says_which_node_and_capability(tmp_path):
+    path = copy(tmp_path, "all_node_types.yaml")
+    catalog = Catalog.load([path], {"cluster": "C"}, {"cluster": "slurm"})
+    with pytest.raises(WorkflowNotFound) as info:
+        catalog.get("EveryNode@cluster@solve", "alice")
+    message = str(info.value)
+    assert "workflow 'solve' is not offered by this server" in message
+    assert "node 'StageIn' (dls.ansible.nodes.DLSDAGStageInData) needs a data logistics" in message

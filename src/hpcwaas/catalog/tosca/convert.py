@@ -50,6 +50,8 @@ class ConvertedTopology:
     undecided: str | None = None
     # our step keys -> the TOSCA terms for them ("node 'Job' property application.command")
     terms: dict[Location, str] = field(default_factory=dict)
+    # workflows not offered, and why (a node this release cannot run)
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 def is_topology(document: Any) -> bool:
@@ -90,6 +92,7 @@ def convert_topology(
     nodes_of: dict[str, list[str]] = {}
     warnings: list[ToscaProblem] = []
     terms: dict[Location, str] = {}
+    unavailable: dict[str, str] = {}
     for workflow_name in chosen:
         imported = _workflow(topology, workflow_name, problems, place, terms)
         if imported is None:
@@ -98,6 +101,7 @@ def convert_topology(
         nodes_of[workflow_name] = nodes
         warnings += _endpoint_inputs(topology, nodes, converted["inputs"])
         if reasons:
+            unavailable[workflow_name] = "; ".join(reasons)
             warnings.append(
                 ToscaProblem(
                     topology_workflow_loc(workflow_name),
@@ -128,7 +132,7 @@ def convert_topology(
         result["description"] = description
     lines[()] = 1
     return ConvertedTopology(
-        result, lines, placement.hosts, logins, warnings, placement.undecided, terms
+        result, lines, placement.hosts, logins, warnings, placement.undecided, terms, unavailable
     )
 
 
