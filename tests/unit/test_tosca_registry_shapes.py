@@ -151,3 +151,11 @@ def test_asking_for_a_workflow_not_offered_says_which_node_and_capability(tmp_pa
     message = str(info.value)
     assert "workflow 'solve' is not offered by this server" in message
     assert "node 'StageIn' (dls.ansible.nodes.DLSDAGStageInData) needs a data logistics" in message
+
+
+def test_inputs_used_only_by_nodes_no_workflow_runs_are_reported_by_name(tmp_path):
+    catalog = Catalog.load([copy(tmp_path, "all_node_types.yaml")], None)
+    text = messages(catalog)
+    assert "input 'images_path' is used only by nodes no workflow runs (MoveImage)" in text
+    assert "input 'region_oid' is used only by nodes no workflow runs (RegionData)" in text
+    assert "input 'user_id'" not in text and "input 'debug'" not in text

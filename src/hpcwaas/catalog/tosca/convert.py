@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpcwaas.catalog.tosca.fates import node_fates, pending_reasons
+from hpcwaas.catalog.tosca.fates import node_fates, pending_reasons, unused_inputs
 from hpcwaas.catalog.tosca.functions import FunctionError, Resolver
 from hpcwaas.catalog.tosca.nodes import (
     NO_DATA_CATALOGUE,
@@ -115,6 +115,8 @@ def convert_topology(
     placement = place_topology(topology, tags, nodes_of, problems)
     called = {node for nodes in nodes_of.values() for node in nodes}
     warnings += node_fates(topology, called, RUNNABLE_TYPES)
+    workflow_inputs = {i.name for w in nodes_of for i in topology.workflows[w].inputs}
+    warnings += unused_inputs(topology, called, workflow_inputs)
     for node in topology.nodes.values():
         if node.name not in called:  # the called ones were checked with their workflow
             problems.extend(unknown_properties(node))

@@ -130,3 +130,53 @@ def node_fates(
             )
         )
     return warnings
+
+
+def _inputs_named(value: object) -> set[str]:
+    """The inputs a property value names: ``get_input`` anywhere in it."""
+    if isinstance(value, dict):
+        if set(value) == {"get_input"}:
+            name = value["get_input"]
+            name = name[0] if isinstance(name, list) and name else name
+            return {name} if isinstance(name, str) else set()
+        return set().union(*(_inputs_named(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_inputs_named(v) for v in value))
+    return set()
+
+
+# Inputs the service itself reads for every environment (the cluster login, the key).
+_ACCOUNT_INPUTS = frozenset({"user_id", "vault_id"})
+
+
+def unused_inputs(
+    topology: Topology, called: set[str], workflow_inputs: set[str]
+) -> list[ToscaProblem]:
+    """Warnings for topology inputs that only nodes no workflow calls use.
+
+    An input a workflow declares again reaches its PyCOMPSs jobs' environment, and the
+    account inputs are the service's own: neither is reported.
+    """
+    users: dict[str, list[str]] = {}
+    for node in topology.nodes.values():
+        named = _inputs_named(node.properties)
+        named |= {
+            v for k, v in node.properties.items() if k.startswith("input_name_for_") and v
+        } & {i.name for i in topology.inputs}
+        for name in named:
+            users.setdefault(name, []).append(node.name)
+    warnings: list[ToscaProblem] = []
+    for declared in topology.inputs:
+        nodes = users.get(declared.name, [])
+        if declared.name in workflow_inputs | _ACCOUNT_INPUTS:
+            continue
+        if nodes and not set(nodes) & called:
+            warnings.append(
+                ToscaProblem(
+                    declared.loc,
+                    f"warning: input {declared.name!r} is used only by nodes no workflow runs "
+                    f"({', '.join(nodes)}); a value given for it is not used",
+                    "see docs/tosca-import.md#what-each-node-becomes",
+                )
+            )
+    return warnings
