@@ -158,4 +158,5 @@ def test_inputs_used_only_by_nodes_no_workflow_runs_are_reported_by_name(tmp_pat
     text = messages(catalog)
     assert "input 'images_path' is used only by nodes no workflow runs (MoveImage)" in text
     assert "input 'region_oid' is used only by nodes no workflow runs (RegionData)" in text
-    assert "input 'user_id'" not in text and "input 'debug'" not in text
+    assert "input 'debug' is used only by nodes no workflow runs (BuildImage)" in text
+    assert "input 'user_id'" not in text and "input 'vault_id'" not in text
