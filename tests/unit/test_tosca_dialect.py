@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from tests.unit.pycompss_plugin import options_and_words, plugin_words
+from tests.unit.test_render import HOSTILE
 from tests.unit.tosca_topologies import DATA, problems, topology, with_inputs
 
 from hpcwaas.catalog.errors import RenderError
@@ -247,3 +249,34 @@ def test_problems_found_after_import_name_the_tosca_node_and_property_on_the_val
     [modules] = found
     assert "node 'Job' property submission_params.compss_modules:" in modules
     assert "step 'Job'" not in modules and f":{module_line}:" in modules
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_value_in_every_dialect_place_runs_nothing_and_stays_in_its_word(tmp_path, value):
+    """The plugin's places: options from inputs, $name in the command and the arguments."""
+    step = registry_step("cmcc_features.yaml", "twin", "PyCOMPSJob")
+    for name in ("project_name", "queue", "app_path"):
+        inputs = TWIN_INPUTS | {name: value}
+        try:
+            submission = prepare_pycompss_step(
+                step,
+                execution_id="e1",
+                step_name="PyCOMPSJob",
+                inputs=inputs,
+                modules=[],
+                defaults=SlurmDefaults(),
+                remote_dir=str(tmp_path),
+            )
+        except RenderError:
+            continue  # refused before anything runs: the value could not stay one word
+        script = "enqueue_compss() { printf '%s\\0' \"$@\" > words; }; " + submission.command
+        subprocess.run(["bash", "-c", script], cwd=tmp_path, check=True)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["words"], value
+        words = (tmp_path / "words").read_bytes().decode().split("\0")[:-1]
+        expected = {
+            "project_name": f"--project_name={value}",
+            "queue": f"--queue={value}",
+            "app_path": f"{value}/src/features.py",
+        }[name]
+        assert expected in words, (value, words)
+        (tmp_path / "words").unlink()
