@@ -1,17 +1,18 @@
 """Node types the importer runs, each turned into one step of our format.
 
 - ``org.eflows4hpc.pycompss.plugin.nodes.PyCOMPSJob`` (and the older
-  ``pycomps.ansible.nodes.PyCOMPSJob``): a ``pycompss`` step, resolved as the PyCOMPSs Yorc
-  plugin does (``qos``, ``num_nodes``, ``extra_compss_opts`` from the input ``<Node>_<name>``,
-  else ``<name>``, else the property), every workflow input exported to the job's environment;
+  ``pycomps.ansible.nodes.PyCOMPSJob``): a ``pycompss`` step, read as the PyCOMPSs Yorc
+  plugin ran it (``tosca.pycompss``), the environment node's modules replacing its own;
 - ``dls.ansible.nodes.HTTP2SSH``: a ``stage_in`` step;
 - ``dls.ansible.nodes.DLSDAGStageOutData``: a ``stage_out`` step (``mid`` and ``register``,
   for a data catalogue, kept as metadata).
+
+The types of ``fates.PENDING`` are recognised here (their properties checked) and left to
+the caller, which reports the workflows that call them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -60,14 +61,6 @@ _KNOWN: dict[str, frozenset[str]] = {
     HTTP2SSH_TYPE: frozenset({"url", "target_path", "force"}),
     STAGE_OUT_TYPE: frozenset({"source_path", "mid", "register"}),
 }
-_INPUT_NAME_KEYS: dict[str, tuple[str, ...]] = {
-    HTTP2SSH_TYPE: ("input_name_for_url", "input_name_for_target_path"),
-    STAGE_OUT_TYPE: ("input_name_for_source_path",),
-}
-# ${name} or $name in a PyCOMPSs argument: expanded on the cluster by the original.
-_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-_EXPRESSION = re.compile(r"\{\{ ([^{}]+) \}\}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 NO_DATA_CATALOGUE = "no data catalogue is configured: mid and register are kept as metadata only"
 
 
