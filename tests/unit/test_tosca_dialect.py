@@ -14,6 +14,7 @@ from tests.unit.test_render import HOSTILE
 from tests.unit.tosca_topologies import DATA, problems, topology, with_inputs
 
 from hpcwaas.catalog.errors import RenderError
+from hpcwaas.catalog.kinds.base import ClusterDefaults, Preparation
 from hpcwaas.catalog.kinds.pycompss import PycompssStep, prepare_pycompss_step
 from hpcwaas.catalog.loader import read_application
 from hpcwaas.catalog.tosca.dialect import DialectError, Variable, split_words
@@ -80,18 +81,17 @@ def registry_step(name: str, workflow: str, node: str) -> PycompssStep:
     return step
 
 
+def submit(step: PycompssStep, inputs: dict[str, Any], work_dir: str = "/work/e1") -> str:
+    """Our submit command for these inputs, on an environment without defaults."""
+    request = Preparation(
+        execution_id="e1", step_name="PyCOMPSJob", inputs=inputs, work_dir=work_dir
+    )
+    return prepare_pycompss_step(step, request, ClusterDefaults(SlurmDefaults())).command
+
+
 def our_words(step: PycompssStep, inputs: dict[str, Any]) -> list[str]:
     """The words our command gives enqueue_compss."""
-    submission = prepare_pycompss_step(
-        step,
-        execution_id="e1",
-        step_name="PyCOMPSJob",
-        inputs=inputs,
-        modules=[],
-        defaults=SlurmDefaults(),
-        remote_dir="/work/e1",
-    )
-    words = shlex.split(submission.command.split(" && ")[-1])
+    words = shlex.split(submit(step, inputs).split(" && ")[-1])
     return words[words.index("enqueue_compss") + 1 :]
 
 
@@ -157,16 +157,7 @@ def test_input_value_inside_a_word_is_never_split_or_read_as_shell(value):
 
 def test_input_value_with_blanks_reaches_the_job_environment_as_one_value():
     step = registry_step("cmcc_features.yaml", "twin", "PyCOMPSJob")
-    submission = prepare_pycompss_step(
-        step,
-        execution_id="e1",
-        step_name="PyCOMPSJob",
-        inputs=TWIN_INPUTS | {"user_id": "a b; id"},
-        modules=[],
-        defaults=SlurmDefaults(),
-        remote_dir="/work/e1",
-    )
-    words = shlex.split(submission.command.split(" && ")[-1])
+    words = shlex.split(submit(step, TWIN_INPUTS | {"user_id": "a b; id"}).split(" && ")[-1])
     assert "user_id=a b; id" in words
 
 
@@ -258,18 +249,10 @@ def test_hostile_value_in_every_dialect_place_runs_nothing_and_stays_in_its_word
     for name in ("project_name", "queue", "app_path"):
         inputs = TWIN_INPUTS | {name: value}
         try:
-            submission = prepare_pycompss_step(
-                step,
-                execution_id="e1",
-                step_name="PyCOMPSJob",
-                inputs=inputs,
-                modules=[],
-                defaults=SlurmDefaults(),
-                remote_dir=str(tmp_path),
-            )
+            command = submit(step, inputs, str(tmp_path))
         except RenderError:
             continue  # refused before anything runs: the value could not stay one word
-        script = "enqueue_compss() { printf '%s\\0' \"$@\" > words; }; " + submission.command
+        script = "enqueue_compss() { printf '%s\\0' \"$@\" > words; }; " + command
         subprocess.run(["bash", "-c", script], cwd=tmp_path, check=True)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["words"], value
         words = (tmp_path / "words").read_bytes().decode().split("\0")[:-1]
