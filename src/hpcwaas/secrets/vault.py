@@ -3,11 +3,13 @@
 A key pair lives at ``secret/data/ssh-credentials/<key id>`` with the fields ``privateKey``,
 ``publicKey`` and the key's metadata, so a Vault that the original service filled works as it is.
 
-hvac is synchronous: every call runs in a worker thread. The client token is renewed
-(``renew-self``) before its TTL ends, by a background task and before any call that finds it
-due; when renewal fails, or Vault answers 403 (token expired or revoked), the store logs in
-again once and retries once. A wrapped secret ID is unwrapped at the first login only (a
-wrapping token works once) and the secret ID it held is kept in memory for later logins.
+``VaultSession`` is the AppRole login every use of Vault shares: this key store, and the SSH
+certificate signer of ``secrets/ssh_ca.py``. hvac is synchronous: every call runs in a worker
+thread. The client token is renewed (``renew-self``) before its TTL ends, by a background
+task and before any call that finds it due; when renewal fails, or Vault answers 403 (token
+expired or revoked), the session logs in again once and retries once. A wrapped secret ID is
+unwrapped at the first login only (a wrapping token works once) and the secret ID it held is
+kept in memory for later logins.
 """
 
 from __future__ import annotations
@@ -56,22 +58,36 @@ def _status(exc: Exception) -> str:
     return f"HTTP {code}" if code else "an unexpected HTTP status"
 
 
-class VaultKeyStore:
-    """Secrets by path in Vault's KV v2 engine, reached with an AppRole."""
+class VaultSession:
+    """A Vault client logged in with an AppRole, its token renewed; ``_call`` runs an operation.
+
+    ``setting`` is the configuration key of ``config``, named in error messages;
+    ``unavailable`` is raised when Vault cannot be reached or refuses the login, ``denied``
+    (by default ``unavailable`` too) when it denies an operation to a fresh token
+    (``policy_hint`` then says what the AppRole's policy must allow).
+    """
 
     def __init__(
         self,
         config: VaultConfig,
         *,
+        setting: str,
+        unavailable: type[Exception],
+        policy_hint: str,
+        denied: type[Exception] | None = None,
         timeout: float = 10.0,
         renew_fraction: float = 2 / 3,
         retry_seconds: float = 5.0,
     ) -> None:
         if config.role_id is None or config.secret_id is None:
             raise ConfigError(
-                "vault_config: role_id and secret_id are required (the key store logs in to "
-                "Vault with an AppRole); remove vault_config to use the embedded key store"
+                f"{setting}: role_id and secret_id are required (hpcwaas logs in to Vault "
+                "with an AppRole)"
             )
+        self._setting = setting
+        self._unavailable = unavailable
+        self._denied = denied or unavailable
+        self._policy_hint = policy_hint
         self._address = config.address.rstrip("/")
         self._timeout = timeout
         self._renew_fraction = renew_fraction
@@ -97,55 +113,11 @@ class VaultKeyStore:
         self._keeper_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
-        return f"VaultKeyStore(address={self._address!r})"
+        return f"{type(self).__name__}(address={self._address!r})"
 
     @property
     def address(self) -> str:
         return self._address
-
-    # --- the KeyStore interface ---------------------------------------------------------
-
-    async def put(self, path: str, data: dict[str, str]) -> None:
-        kv, where = self._client.secrets.kv.v2, _checked(path)
-        await self._call(
-            lambda: kv.create_or_update_secret(
-                path=where, secret=dict(data), mount_point=MOUNT_POINT
-            )
-        )
-
-    async def get(self, path: str) -> dict[str, str] | None:
-        kv, where = self._client.secrets.kv.v2, _checked(path)
-
-        def read() -> dict[str, str] | None:
-            try:
-                answer = kv.read_secret_version(
-                    path=where, mount_point=MOUNT_POINT, raise_on_deleted_version=True
-                )
-            except hvac.exceptions.InvalidPath:  # never written, deleted, or destroyed
-                return None
-            fields = (answer.get("data") or {}).get("data") or {}
-            # The original stores metadata values as JSON values; ours are strings.
-            return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
-
-        return await self._call(read)
-
-    async def delete(self, path: str) -> None:
-        """Delete every version and the metadata, so that no old private key lingers."""
-        kv, where = self._client.secrets.kv.v2, _checked(path)
-
-        def remove() -> None:
-            try:
-                kv.delete_metadata_and_all_versions(path=where, mount_point=MOUNT_POINT)
-            except hvac.exceptions.InvalidPath:
-                pass
-
-        await self._call(remove)
-
-    # --- readiness and shutdown ---------------------------------------------------------
-
-    async def check(self) -> None:
-        """Raise KeyStoreUnavailable unless Vault answers and accepts our token."""
-        await self._call(lambda: self._client.auth.token.lookup_self())
 
     async def aclose(self) -> None:
         """Stop renewing the token and close the HTTP session."""
@@ -178,13 +150,13 @@ class VaultKeyStore:
             try:
                 return operation()
             except _DENIED:
-                raise KeyStoreUnavailable(
+                raise self._denied(
                     f"Vault at {self._address} denied access with a fresh AppRole token: "
-                    + POLICY_HINT
+                    + self._policy_hint
                 ) from None
 
     def _translated(self) -> _Translation:
-        return _Translation(self._address, self._timeout)
+        return _Translation(self._address, self._timeout, self._unavailable)
 
     def _ensure_token(self) -> None:
         """Log in when there is no token; renew (or log in) when its renewal time has come."""
@@ -218,10 +190,10 @@ class VaultKeyStore:
             )
         except (*_DENIED, hvac.exceptions.InvalidRequest) as exc:
             self._has_token = False
-            raise KeyStoreUnavailable(
+            raise self._unavailable(
                 f"Vault at {self._address} refused the AppRole login ({_status(exc)}): check "
-                "vault_config.role_id and vault_config.secret_id (a secret ID can expire or "
-                "run out of uses)"
+                f"{self._setting}.role_id and {self._setting}.secret_id (a secret ID can "
+                "expire or run out of uses)"
             ) from None
         self._apply(answer["auth"], renewed=False)
         self._generation += 1
@@ -269,8 +241,8 @@ class VaultKeyStore:
         try:
             answer = unwrapper.sys.unwrap()
         except (*_DENIED, hvac.exceptions.InvalidRequest) as exc:
-            raise KeyStoreUnavailable(
-                f"Vault at {self._address} refused to unwrap vault_config.secret_id "
+            raise self._unavailable(
+                f"Vault at {self._address} refused to unwrap {self._setting}.secret_id "
                 f"({_status(exc)}): a wrapping token can be unwrapped only once and expires; "
                 "put a fresh one in the config, or set is_secret_wrapped: false for a plain "
                 "secret ID"
@@ -281,9 +253,9 @@ class VaultKeyStore:
             (answer.get("data") or {}).get("secret_id") if isinstance(answer, dict) else None
         )
         if not isinstance(secret_id, str) or not secret_id:
-            raise KeyStoreUnavailable(
-                f"the wrapping token in vault_config.secret_id does not wrap an AppRole secret "
-                f"ID (Vault at {self._address})"
+            raise self._unavailable(
+                f"the wrapping token in {self._setting}.secret_id does not wrap an AppRole "
+                f"secret ID (Vault at {self._address})"
             )
         self._secret_id, self._wrapping_token = secret_id, None
         log.info("vault: unwrapped the AppRole secret ID")
@@ -308,7 +280,7 @@ class VaultKeyStore:
                 continue
             try:
                 await asyncio.to_thread(self._keep_token)
-            except KeyStoreUnavailable as exc:
+            except self._unavailable as exc:
                 log.warning("vault: cannot renew the token: %s", exc)
                 await asyncio.sleep(self._retry_seconds)
 
@@ -325,32 +297,102 @@ class VaultKeyStore:
         return min(max(self._renew_at - time.monotonic(), 0.0), 30.0)
 
 
-class _Translation:
-    """Turns transport failures and Vault's 5xx into KeyStoreUnavailable, naming no secret."""
+class VaultKeyStore(VaultSession):
+    """Secrets by path in Vault's KV v2 engine, reached with an AppRole."""
 
-    def __init__(self, address: str, timeout: float) -> None:
+    def __init__(
+        self,
+        config: VaultConfig,
+        *,
+        timeout: float = 10.0,
+        renew_fraction: float = 2 / 3,
+        retry_seconds: float = 5.0,
+    ) -> None:
+        if config.role_id is None or config.secret_id is None:
+            raise ConfigError(
+                "vault_config: role_id and secret_id are required (the key store logs in to "
+                "Vault with an AppRole); remove vault_config to use the embedded key store"
+            )
+        super().__init__(
+            config,
+            setting="vault_config",
+            unavailable=KeyStoreUnavailable,
+            policy_hint=POLICY_HINT,
+            timeout=timeout,
+            renew_fraction=renew_fraction,
+            retry_seconds=retry_seconds,
+        )
+
+    # --- the KeyStore interface ---------------------------------------------------------
+
+    async def put(self, path: str, data: dict[str, str]) -> None:
+        kv, where = self._client.secrets.kv.v2, _checked(path)
+        await self._call(
+            lambda: kv.create_or_update_secret(
+                path=where, secret=dict(data), mount_point=MOUNT_POINT
+            )
+        )
+
+    async def get(self, path: str) -> dict[str, str] | None:
+        kv, where = self._client.secrets.kv.v2, _checked(path)
+
+        def read() -> dict[str, str] | None:
+            try:
+                answer = kv.read_secret_version(
+                    path=where, mount_point=MOUNT_POINT, raise_on_deleted_version=True
+                )
+            except hvac.exceptions.InvalidPath:  # never written, deleted, or destroyed
+                return None
+            fields = (answer.get("data") or {}).get("data") or {}
+            # The original stores metadata values as JSON values; ours are strings.
+            return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
+
+        return await self._call(read)
+
+    async def delete(self, path: str) -> None:
+        """Delete every version and the metadata, so that no old private key lingers."""
+        kv, where = self._client.secrets.kv.v2, _checked(path)
+
+        def remove() -> None:
+            try:
+                kv.delete_metadata_and_all_versions(path=where, mount_point=MOUNT_POINT)
+            except hvac.exceptions.InvalidPath:
+                pass
+
+        await self._call(remove)
+
+    # --- readiness ----------------------------------------------------------------------
+
+    async def check(self) -> None:
+        """Raise KeyStoreUnavailable unless Vault answers and accepts our token."""
+        await self._call(lambda: self._client.auth.token.lookup_self())
+
+
+class _Translation:
+    """Turns transport failures and Vault's 5xx into ``unavailable``, naming no secret."""
+
+    def __init__(self, address: str, timeout: float, unavailable: type[Exception]) -> None:
         self._address = address
         self._timeout = timeout
+        self._unavailable = unavailable
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
-        if exc is None or isinstance(exc, KeyStoreUnavailable):
+        if exc is None or isinstance(exc, self._unavailable):
             return
         where = f"Vault at {self._address}"
         if isinstance(exc, requests.exceptions.Timeout):
-            raise KeyStoreUnavailable(
-                f"{where} did not answer within {self._timeout:g} s"
-            ) from None
+            raise self._unavailable(f"{where} did not answer within {self._timeout:g} s") from None
         if isinstance(exc, requests.exceptions.ConnectionError):
-            raise KeyStoreUnavailable(f"{where} cannot be reached (connection failed)") from None
+            raise self._unavailable(f"{where} cannot be reached (connection failed)") from None
         if isinstance(exc, requests.exceptions.RequestException):
-            raise KeyStoreUnavailable(f"{where}: request failed ({type(exc).__name__})") from None
+            raise self._unavailable(f"{where}: request failed ({type(exc).__name__})") from None
         if isinstance(exc, hvac.exceptions.VaultDown):
-            raise KeyStoreUnavailable(f"{where} is sealed or unavailable (HTTP 503)") from None
+            raise self._unavailable(f"{where} is sealed or unavailable (HTTP 503)") from None
         if isinstance(exc, hvac.exceptions.VaultError):
-            raise KeyStoreUnavailable(f"{where} answered {_status(exc)}") from None
+            raise self._unavailable(f"{where} answered {_status(exc)}") from None
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
