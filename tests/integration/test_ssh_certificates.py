@@ -1,9 +1,10 @@
 """SSH certificates signed by the site's CA: a real OpenBao signs, the loopback sshd trusts it.
 
 The CA is OpenBao's SSH secrets engine (tests/openbao_support.py), with a signing role as
-docs/operator-guide.md describes it. The cluster's sshd (tests/cluster_support.py) trusts
-the CA's key through its TrustedUserCAKeys file for the length of each test, and the account
-``hpccert`` has no authorized_keys: only a certificate logs in there.
+docs/operator-guide.md describes it; the signer's own tests need only OpenBao. The cluster's
+sshd (tests/cluster_support.py) trusts the CA's key through its TrustedUserCAKeys file for
+the length of each test, and the account ``hpccert`` has no authorized_keys: only a
+certificate logs in there.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from typing import Any
 import asyncssh
 import httpx
 import pytest
-from tests.cluster_support import Cluster
+from tests.cluster_support import CERT_USER, Cluster
 from tests.conftest import LiveServer, free_port, wait_for_status
 from tests.openbao_support import OpenBao
 
+from hpcwaas.secrets.ssh_ca import SigningRefused, SigningUnavailable, SshSigner
 from hpcwaas.secrets.sshkeys import generate_ed25519
+from hpcwaas.settings import SshCertificatesConfig
 
 pytestmark = pytest.mark.certs
 
@@ -89,8 +92,8 @@ class SshCa:
 
 
 @pytest.fixture
-def ssh_ca(openbao: OpenBao, cluster: Cluster) -> Iterator[SshCa]:
-    """OpenBao's SSH engine with a CA and the role ``hpcwaas-users``; sshd trusts the CA."""
+def ca_engine(openbao: OpenBao) -> SshCa:
+    """OpenBao's SSH engine with a CA, the role ``hpcwaas-users`` and an AppRole to sign."""
     openbao.enable_ssh()
     openbao.api("POST", "ssh/config/ca", {"generate_signing_key": True, "key_type": "ed25519"})
     openbao.api(
@@ -99,7 +102,7 @@ def ssh_ca(openbao: OpenBao, cluster: Cluster) -> Iterator[SshCa]:
         {
             "key_type": "ca",
             "allow_user_certificates": True,
-            "allowed_users": f"{cluster.cert_user},hpcuser1",
+            "allowed_users": f"{CERT_USER},hpcuser1",
             "allow_user_key_ids": True,
             "ttl": "10m",
             "max_ttl": "30m",
@@ -108,11 +111,87 @@ def ssh_ca(openbao: OpenBao, cluster: Cluster) -> Iterator[SshCa]:
     openbao.policy("hpcwaas-ssh", SIGN_POLICY)
     role_id, secret_id = openbao.approle("hpcwaas-ssh", ["hpcwaas-ssh"])
     public_key = httpx.get(f"{openbao.address}/v1/ssh/public_key").text.strip()
-    cluster.trust_user_ca(public_key)
+    return SshCa(openbao, public_key, role_id, secret_id)
+
+
+@pytest.fixture
+def ssh_ca(ca_engine: SshCa, cluster: Cluster) -> Iterator[SshCa]:
+    """``ca_engine``, whose CA the cluster's sshd trusts for the length of the test."""
+    cluster.trust_user_ca(ca_engine.public_key)
     try:
-        yield SshCa(openbao, public_key, role_id, secret_id)
+        yield ca_engine
     finally:
         cluster.distrust_user_cas()
+
+
+def _signer(ca: SshCa, role_id: str, secret_id: str, **more: Any) -> SshSigner:
+    config = SshCertificatesConfig.model_validate(
+        {
+            "vault": {"address": ca.bao.address, "role_id": role_id, "secret_id": secret_id},
+            "role": ROLE,
+            **more,
+        }
+    )
+    return SshSigner(config, "environments.cluster.ssh_certificates")
+
+
+async def test_the_signer_gets_a_certificate_for_the_one_login_with_the_key_id_asked(
+    ca_engine: SshCa,
+) -> None:
+    signer = _signer(ca_engine, ca_engine.role_id, ca_engine.secret_id, ttl_seconds=120)
+    try:
+        signed = await signer.sign(
+            generate_ed25519().public_line, principal=CERT_USER, key_id="hpcwaas-execution-1"
+        )
+    finally:
+        await signer.aclose()
+    assert (signed.principal, signed.key_id) == (CERT_USER, "hpcwaas-execution-1")
+    assert 100 < signed.seconds_left() <= 120
+    certificate = asyncssh.import_certificate(signed.line)
+    assert certificate.principals == [CERT_USER]
+
+
+async def test_an_approle_whose_policy_cannot_sign_is_refused_saying_what_to_allow(
+    ca_engine: SshCa,
+) -> None:
+    # The key store's AppRole: its policy has no ssh/ path.
+    bao = ca_engine.bao
+    signer = _signer(ca_engine, bao.role_id("hpcwaas"), bao.secret_id("hpcwaas"))
+    try:
+        with pytest.raises(SigningRefused) as refused:
+            await signer.sign(generate_ed25519().public_line, principal=CERT_USER, key_id="k")
+    finally:
+        await signer.aclose()
+    assert "environments.cluster.ssh_certificates" in str(refused.value)
+    assert f"its policy must allow update on ssh/sign/{ROLE}" in str(refused.value)
+
+
+async def test_a_role_without_user_key_ids_is_refused_saying_to_allow_them(
+    ca_engine: SshCa,
+) -> None:
+    bao = ca_engine.bao
+    role = bao.api("GET", f"ssh/roles/{ROLE}")
+    assert role is not None
+    bao.api("POST", f"ssh/roles/{ROLE}", {**role["data"], "allow_user_key_ids": False})
+    signer = _signer(ca_engine, ca_engine.role_id, ca_engine.secret_id)
+    try:
+        with pytest.raises(SigningRefused) as refused:
+            await signer.sign(generate_ed25519().public_line, principal=CERT_USER, key_id="k")
+    finally:
+        await signer.aclose()
+    assert "set allow_user_key_ids=true on the role" in str(refused.value)
+
+
+async def test_a_signing_vault_that_is_down_is_unavailable_not_a_refusal(
+    ca_engine: SshCa,
+) -> None:
+    ca_engine.bao.stop()
+    signer = _signer(ca_engine, ca_engine.role_id, ca_engine.secret_id)
+    try:
+        with pytest.raises(SigningUnavailable, match="cannot be reached"):
+            await signer.sign(generate_ed25519().public_line, principal=CERT_USER, key_id="k")
+    finally:
+        await signer.aclose()
 
 
 class CertServer:
