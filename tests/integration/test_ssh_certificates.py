@@ -312,6 +312,7 @@ def test_a_workflow_runs_as_an_account_without_authorized_keys_with_a_signed_cer
     assert 0 < valid_until - time.time() <= 600  # ttl_seconds' default: 10 minutes
     # The cluster's auth log names the execution.
     assert _accepted_certificates(cluster, key_id)
+    assert ssh_ca.bao.requests(f"ssh/sign/{ROLE}") == ["update"]  # one signing reached it
 
 
 def test_sshd_refuses_a_certificate_for_another_principal(cluster: Cluster, ssh_ca: SshCa) -> None:
