@@ -10,7 +10,8 @@ Fixtures
 --------
 ``cluster -> Cluster`` (session)
     Creates the cluster accounts ``hpcuser1`` and ``hpcuser2`` (their authorized_keys
-    emptied), starts munged, slurmctld and slurmd (config at /etc/slurm/slurm.conf, so
+    emptied) and ``hpccert`` (no authorized_keys at all: it is reached with SSH certificates
+    only), starts munged, slurmctld and slurmd (config at /etc/slurm/slurm.conf, so
     that SSH sessions find it; one node declaring 16 CPUs so several one-CPU jobs run at
     once; ``MinJobAge=300``; accounting in slurmdbd on a throwaway MariaDB server, see
     tests/cluster/accounting.py, so ``sacct`` answers users with elapsed time, CPU time
@@ -24,8 +25,10 @@ Fixtures
     The same cluster; cancels the test users' jobs after the test.
 
 ``Cluster``: ``.host``, ``.port``, ``.known_hosts`` (``[127.0.0.1]:2222 ssh-ed25519 ...``),
-``.users``, ``.node`` (the Slurm node), ``.slurm_conf``, ``.sshd_log``,
-``.authorize(user, public_key_line)``, ``.clear_authorized(user)``, ``.stop_sshd()`` /
+``.users``, ``.cert_user``, ``.node`` (the Slurm node), ``.slurm_conf``, ``.sshd_log``,
+``.authorize(user, public_key_line)``, ``.clear_authorized(user)``,
+``.trust_user_ca(public_key_line)`` / ``.distrust_user_cas()`` (sshd's TrustedUserCAKeys file,
+empty at start; sshd reads it at each login), ``.stop_sshd()`` /
 ``.start_sshd()`` (the same host key; stopping also drops the open connections),
 ``.squeue(user)`` (``id state name`` lines), ``.scontrol(job_id)``, ``.job_state(job_id)``,
 ``.wait_job_state(job_id, states)``, ``.run_as(user, command)``, ``.cancel_jobs()``.
@@ -66,7 +69,8 @@ RUN_DIR = Path("/run/hpcwaas-test-cluster")
 PIDS_FILE = RUN_DIR / "pids"
 LOCK_WAIT = 900.0
 START_TIMEOUT = 30.0
-USERS = ["hpcuser1", "hpcuser2"]
+CERT_USER = "hpccert"  # no authorized_keys: only certificates of a trusted CA log in
+USERS = ["hpcuser1", "hpcuser2", CERT_USER]
 DAEMONS = {"munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sshd"}
 INSTALL_HINT = (
     "scripts/test.sh installs it: apt-get install --no-install-recommends "
@@ -87,6 +91,7 @@ class Cluster:
     host = "127.0.0.1"
     port = 2222
     users = USERS
+    cert_user = CERT_USER
     slurm_conf = SLURM_CONF
 
     def __init__(self, root: Path) -> None:
@@ -95,6 +100,7 @@ class Cluster:
         self.sshd_config = root / "sshd_config"
         self.sshd_log = root / "sshd.log"
         self.host_key = root / "ssh_host_ed25519_key"
+        self.trusted_user_cas = root / "trusted_user_ca_keys"
         self.known_hosts = ""
         self._pids: dict[str, int] = {}
         self.accounting = Accounting(root)
@@ -113,6 +119,14 @@ class Cluster:
         keys = self._authorized_keys(user)
         keys.write_text("")
         self._own(user, keys, 0o600)
+
+    def trust_user_ca(self, public_key_line: str) -> None:
+        """Have sshd accept users' certificates signed by this CA key (TrustedUserCAKeys)."""
+        self.trusted_user_cas.write_text(public_key_line.strip() + "\n")
+
+    def distrust_user_cas(self) -> None:
+        """Trust no CA again: certificates no longer log in."""
+        self.trusted_user_cas.write_text("")
 
     def run_as(
         self, user: str, command: str, timeout: float = 60
@@ -279,7 +293,10 @@ class Cluster:
             _run("useradd", "-m", "-U", "-s", "/bin/bash", user)
         # useradd leaves the account locked, which sshd refuses without PAM.
         _run("usermod", "-p", "*", user)
-        self.clear_authorized(user)
+        if user == CERT_USER:
+            self._authorized_keys(user).unlink()
+        else:
+            self.clear_authorized(user)
 
     def _install_standins(self) -> None:
         for name in STANDINS:
@@ -372,10 +389,15 @@ class Cluster:
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(self.host_key))
         public = self.host_key.with_suffix(".pub").read_text().split()
         self.known_hosts = f"[{self.host}]:{self.port} {public[0]} {public[1]}"
+        self.distrust_user_cas()
         template = Template((CONFIGS / "sshd_config.in").read_text())
         self.sshd_config.write_text(
             template.substitute(
-                port=self.port, host=self.host, host_key=self.host_key, root=self.root
+                port=self.port,
+                host=self.host,
+                host_key=self.host_key,
+                root=self.root,
+                trusted_user_cas=self.trusted_user_cas,
             )
         )
 

@@ -203,6 +203,68 @@ class SlurmDefaultsConfig(BaseModel):
     time: str | None = None
 
 
+# A mount or role of a Vault secrets engine: path segments without empty or dot ones.
+_VAULT_PATH = r"^[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*$"
+
+
+class SshCertificatesConfig(BaseModel):
+    """Short-lived SSH certificates signed by the site's CA (the SSH secrets engine of Vault or
+    OpenBao) for each new connection, instead of public keys in authorized_keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vault: VaultConfig = Field(
+        description="The Vault (or OpenBao) that signs, and its own AppRole (role_id, "
+        "secret_id, is_secret_wrapped): it may differ from vault_config, the key store."
+    )
+    mount: str = Field(
+        default="ssh", pattern=_VAULT_PATH, description="Where the SSH secrets engine is mounted."
+    )
+    role: str = Field(
+        pattern=_VAULT_PATH,
+        description="The engine's signing role (key_type=ca, allow_user_certificates=true, "
+        "allow_user_key_ids=true, allowed_users covering the logins below).",
+    )
+    ttl_seconds: int = Field(
+        default=600,
+        ge=10,
+        description="Seconds a certificate is valid; at most the role's max_ttl.",
+    )
+    renew_before_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="A new connection signs a new certificate when the last one has less than "
+        "this many seconds left; below ttl_seconds.",
+    )
+    logins: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="The cluster logins each user (by user ID) may be signed for.",
+    )
+    login_is_user_id: bool = Field(
+        default=False,
+        description="Also let each user be signed for the login equal to their user ID (where "
+        "the identity provider's names are the cluster's accounts).",
+    )
+
+    @model_validator(mode="after")
+    def _usable(self) -> SshCertificatesConfig:
+        if self.vault.role_id is None or self.vault.secret_id is None:
+            raise ValueError(
+                "vault.role_id and vault.secret_id are required: hpcwaas logs in to the "
+                "signing Vault with an AppRole"
+            )
+        if self.renew_before_seconds >= self.ttl_seconds:
+            raise ValueError(
+                f"renew_before_seconds ({self.renew_before_seconds}) must be below "
+                f"ttl_seconds ({self.ttl_seconds})"
+            )
+        return self
+
+    def may_sign(self, user_id: str, login: str) -> bool:
+        """Whether the user may get a certificate for the cluster login ``login``."""
+        return login in self.logins.get(user_id, ()) or (self.login_is_user_id and login == user_id)
+
+
 class SlurmEnvironment(BaseModel):
     """An HPC cluster reached over SSH, as each user's own cluster account; jobs go to Slurm."""
 
@@ -226,6 +288,11 @@ class SlurmEnvironment(BaseModel):
     max_parallel_steps: int = Field(default=32, ge=1)
     unreachable_deadline: float = Field(
         default=600.0, gt=0, description="Seconds a step retries an unreachable cluster."
+    )
+    ssh_certificates: SshCertificatesConfig | None = Field(
+        default=None,
+        description="Connect with certificates signed by the site's SSH CA for each execution "
+        "(the login nodes' sshd trusts the CA); default: the user's key in authorized_keys.",
     )
 
 

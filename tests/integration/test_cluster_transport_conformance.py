@@ -11,7 +11,7 @@ from tests.cluster_support import Cluster
 from tests.transport_conformance import Check, parametrized
 
 from hpcwaas.secrets.sshkeys import KeyPair, generate_rsa
-from hpcwaas.transports.ssh import SshPool, SshTarget
+from hpcwaas.transports.ssh import ClientKey, SshPool, SshTarget
 
 USER = "hpcuser1"
 
@@ -26,8 +26,8 @@ async def pool(cluster: Cluster, pair: KeyPair) -> AsyncIterator[SshPool]:
     cluster.clear_authorized(USER)
     cluster.authorize(USER, pair.public_line)
 
-    async def load(key_id: str) -> str:
-        return pair.private_pem
+    async def load(target: SshTarget) -> ClientKey:
+        return ClientKey(pair.private_pem)
 
     pool = SshPool(load)
     yield pool

@@ -16,6 +16,7 @@ from tests.cluster_support import Cluster
 from hpcwaas.secrets.sshkeys import KeyPair, generate_rsa
 from hpcwaas.transports.ssh import (
     FAIL_FAST_SECONDS,
+    ClientKey,
     HostKeyNotTrusted,
     SshAuthFailed,
     SshError,
@@ -35,9 +36,9 @@ class KeyStore:
         self.keys: dict[str, KeyPair] = {}
         self.loads: list[str] = []
 
-    async def load(self, key_id: str) -> str:
-        self.loads.append(key_id)
-        return self.keys[key_id].private_pem
+    async def load(self, target: SshTarget) -> ClientKey:
+        self.loads.append(target.key_id)
+        return ClientKey(self.keys[target.key_id].private_pem)
 
 
 @pytest.fixture(scope="module")

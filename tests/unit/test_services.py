@@ -29,7 +29,7 @@ from hpcwaas.services.errors import (
     Unavailable,
 )
 from hpcwaas.services.ratelimit import TriggerRateLimiter
-from hpcwaas.settings import Settings, SlurmEnvironment
+from hpcwaas.settings import Settings, SlurmEnvironment, SshCertificatesConfig
 from hpcwaas.store import users as user_store
 from hpcwaas.store.audit import AuditAction, Outcome
 from hpcwaas.store.database import Database
@@ -235,3 +235,51 @@ def test_the_services_do_not_import_the_web_framework() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def _signing(runtime: Any, logins: dict[str, list[str]]) -> None:
+    """Make the environment ``hpc`` of ``runtime`` sign SSH certificates for ``logins``."""
+    certificates = {
+        "vault": {"address": "http://127.0.0.1:1", "role_id": "r", "secret_id": "s"},
+        "role": "users",
+        "logins": logins,
+    }
+    environment = SLURM.model_copy(
+        update={"ssh_certificates": SshCertificatesConfig.model_validate(certificates)}
+    )
+    runtime.settings = Settings(
+        data_dir=runtime.settings.data_dir, environments={"hpc": environment}
+    )
+
+
+async def test_on_a_signing_environment_a_login_not_allowed_is_refused_at_trigger_and_dry_run(
+    runtime: Any,
+) -> None:
+    _signing(runtime, {"alice": ["proj042"]})
+    inputs = {"user_id": "root", "vault_id": "alices-key"}
+    audit = Recorder()
+    with pytest.raises(Forbidden) as triggered:
+        await executions.trigger(runtime, TriggerRateLimiter(10), audit, ALICE, WORKFLOW_ID, inputs)
+    with pytest.raises(Forbidden) as planned:
+        await executions.plan_trigger(runtime, ALICE, WORKFLOW_ID, inputs)
+    assert str(triggered.value) == str(planned.value)
+    assert "you may not run as the cluster login 'root' on environment hpc" in str(planned.value)
+    assert "environments.hpc.ssh_certificates.logins" in str(planned.value)
+    assert triggered.value.input_name == "user_id"
+    assert [e["outcome"] for e in audit.events] == [Outcome.FAILURE]
+    plan = await executions.plan_trigger(
+        runtime, ALICE, WORKFLOW_ID, {"user_id": "proj042", "vault_id": "alices-key"}
+    )
+    assert plan.cluster_login == "proj042"
+
+
+async def test_on_a_signing_environment_registering_a_login_not_allowed_is_refused_and_audited(
+    runtime: Any,
+) -> None:
+    _signing(runtime, {"bob": ["alice"]})  # alice is allowed nothing, bob her login
+    audit = Recorder()
+    with pytest.raises(Forbidden, match="may not run as the cluster login 'alice'"):
+        await identities.register_identity(runtime, audit, "alice", "hpc", "alice", "alices-key")
+    [event] = audit.events
+    assert (event["action"], event["outcome"]) == (AuditAction.IDENTITY_SET, Outcome.FAILURE)
+    assert await identities.registered_identities(runtime, "alice") == {}

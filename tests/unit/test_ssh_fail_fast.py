@@ -10,7 +10,7 @@ import pytest
 
 from hpcwaas.secrets.sshkeys import generate_ed25519
 from hpcwaas.transports import ssh
-from hpcwaas.transports.ssh import SshPool, SshTarget, SshUnavailable
+from hpcwaas.transports.ssh import ClientKey, SshPool, SshTarget, SshUnavailable
 
 
 def _closed_port() -> int:
@@ -23,9 +23,9 @@ async def test_steps_waiting_on_a_refusing_host_share_one_attempt_and_one_key_re
     reads: list[str] = []
     private = generate_ed25519().private_pem
 
-    async def load_key(key_id: str) -> str:
-        reads.append(key_id)
-        return private
+    async def load_key(target: SshTarget) -> ClientKey:
+        reads.append(target.key_id)
+        return ClientKey(private)
 
     pool = SshPool(load_key, connect_timeout=2)
     target = SshTarget("127.0.0.1", _closed_port(), "someone", "key-1", "")

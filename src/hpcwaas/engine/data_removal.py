@@ -23,7 +23,6 @@ reported; the others go on.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import re
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hpcwaas.engine.cluster_keys import execution_target, load_ssh_key
+from hpcwaas.engine.cluster_keys import ClusterKeys, execution_target
 from hpcwaas.engine.places import cluster_work_dir
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import Settings, SlurmEnvironment
@@ -98,7 +97,7 @@ class DataRemover:
         self._db = db
         self._settings = settings
         self._keystore = keystore
-        self._pools: dict[str, SshPool] = {}
+        self._pools: dict[str, tuple[ClusterKeys, SshPool]] = {}
 
     def applicable(self, record: ExecutionRecord) -> list[DataKind]:
         """The kinds this execution can have: a cluster directory or a local one, not both."""
@@ -157,8 +156,9 @@ class DataRemover:
 
     async def close(self) -> None:
         """Close the SSH connections."""
-        for pool in self._pools.values():
+        for keys, pool in self._pools.values():
             await pool.close()
+            await keys.aclose()
         self._pools.clear()
 
     # -- the kinds ---------------------------------------------------------------------------
@@ -178,15 +178,14 @@ class DataRemover:
             raise RemovalRefused(f"environment {record.environment} is not a configured cluster")
         if not record.cluster_login or not record.key_id:
             return  # it never reached the cluster: no directory was made there
-        target = execution_target(config, record.cluster_login, record.key_id)
-        pool = self._pools.get(record.environment)
-        if pool is None:
-            pool = SshPool(
-                functools.partial(load_ssh_key, self._keystore),
-                max_sessions=config.max_sessions,
-                idle_seconds=60,
+        target = execution_target(config, record.cluster_login, record.key_id, record.id)
+        if record.environment not in self._pools:
+            keys = ClusterKeys(self._db, self._keystore, record.environment, config)
+            self._pools[record.environment] = (
+                keys,
+                SshPool(keys, max_sessions=config.max_sessions, idle_seconds=60),
             )
-            self._pools[record.environment] = pool
+        _, pool = self._pools[record.environment]
         directory = shlex.quote(cluster_work_dir(config, record.id))
         command = (
             f"d={directory}; "

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.model import SECRET_PLACEHOLDER
 from hpcwaas.engine.cancels import ACTIVE, Cancels
-from hpcwaas.engine.cluster_keys import execution_target, load_ssh_key, record_key_use
+from hpcwaas.engine.cluster_keys import ClusterKeys, execution_target, record_key_use
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.leasing import Leases
@@ -95,8 +95,8 @@ class Engine:
         self._definitions = definitions
         self._keystore = keystore
         self._transport: Transport = transport if transport is not None else LocalTransport()
-        # per cluster environment: its SSH connections (bounded by its max_sessions) and jobs
-        self._clusters: dict[str, tuple[SshPool, JobTracker]] = {}
+        # per cluster environment: its keys, SSH connections (bounded by its max_sessions), jobs
+        self._clusters: dict[str, tuple[ClusterKeys, SshPool, JobTracker]] = {}
         self.broadcast = open_broadcast(db.url)
         self.notifier = LogNotifier()
         self.notifier.on_change = self.broadcast.changed
@@ -203,9 +203,10 @@ class Engine:
             for execution_id, task in tasks.items():
                 if task in stuck and execution_id not in detached:
                     await self._fail_stuck(execution_id)
-        for pool, tracker in self._clusters.values():
+        for keys, pool, tracker in self._clusters.values():
             await tracker.close()
             await pool.close()
+            await keys.aclose()
         self._clusters.clear()
         await self.logs.stop()
         await self._leases.release()
@@ -334,15 +335,16 @@ class Engine:
             return LocalPlace(self._settings.work_dir, record.id, self._transport)
         if not record.cluster_login or not record.key_id:
             return "no cluster account or SSH key was recorded for this execution"
-        target = execution_target(config, record.cluster_login, record.key_id)
+        target = execution_target(config, record.cluster_login, record.key_id, record.id)
         if record.environment not in self._clusters:
-            load_key = functools.partial(load_ssh_key, self._keystore)
-            pool = SshPool(load_key, max_sessions=config.max_sessions)
+            keys = ClusterKeys(self._db, self._keystore, record.environment, config)
+            pool = SshPool(keys, max_sessions=config.max_sessions)
             self._clusters[record.environment] = (
+                keys,
                 pool,
                 JobTracker(pool.transport, record.environment),
             )
-        pool, tracker = self._clusters[record.environment]
+        _, pool, tracker = self._clusters[record.environment]
         return ClusterPlace(
             config,
             pool.transport(target),

@@ -50,6 +50,7 @@ class JobLost(Exception):
 
 @dataclass
 class _Watch:
+    target: SshTarget
     job_id: str
     step: str
     outputs: list[tuple[str, LogLevel]]
@@ -113,7 +114,9 @@ class JobTracker:
         group.target = target
         group.interval = min(group.interval, interval)
         future: asyncio.Future[FinalState] = asyncio.get_running_loop().create_future()
-        watch = _Watch(job_id, step, outputs, exit_path, on_line, on_unknown, on_running, future)
+        watch = _Watch(
+            target, job_id, step, outputs, exit_path, on_line, on_unknown, on_running, future
+        )
         for path, _ in outputs:
             watch.offsets[path] = (offsets or {}).get(path, 0)
             watch.splitters[path] = LineSplitter()
@@ -126,6 +129,9 @@ class JobTracker:
             return await future
         finally:
             group.watches.pop(job_id, None)
+            # Poll as an execution still followed (with certificates, the auth log names it).
+            if group.watches:
+                group.target = next(iter(group.watches.values())).target
 
     async def cancel(self, target: SshTarget, job_ids: list[str]) -> None:
         """scancel the jobs; their watchers learn the final state at the next poll (now)."""

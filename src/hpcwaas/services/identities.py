@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hpcwaas.auth.identity import Identity
 from hpcwaas.catalog.catalog import DeployedWorkflow
 from hpcwaas.services.audit import AuditRecorder
-from hpcwaas.services.errors import InvalidRequest, NotFound, ServiceError
+from hpcwaas.services.errors import Forbidden, InvalidRequest, NotFound, ServiceError
 from hpcwaas.services.runtime import Runtime
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
 from hpcwaas.store import identities as identity_store
@@ -66,6 +66,25 @@ def check_login(login: str, field: str, input_name: str | None = None) -> None:
             f"{field} {cut(login)!r} is not a valid cluster login: it must match {LOGIN_RULE} "
             "(lower-case letters, digits, '_', '.' and '-', at most 32 characters, "
             "starting with a letter or '_')",
+            input_name=input_name,
+        )
+
+
+def check_signable(
+    config: SlurmEnvironment,
+    environment: str,
+    user_id: str,
+    login: str,
+    input_name: str | None = None,
+) -> None:
+    """Forbidden when the environment signs SSH certificates and the user may not have one
+    for ``login``: the service would otherwise log in to any account the CA accepts."""
+    certificates = config.ssh_certificates
+    if certificates is not None and not certificates.may_sign(user_id, login):
+        raise Forbidden(
+            f"you may not run as the cluster login {cut(login)!r} on environment {environment}: "
+            "its SSH certificates are signed only for the logins its operator allowed you "
+            f"(environments.{environment}.ssh_certificates.logins)",
             input_name=input_name,
         )
 
@@ -128,6 +147,7 @@ async def resolve_identity(
         else:
             field = "the workflow's default login" if from_topology else "registered login"
         check_login(login, field, login_input)
+        check_signable(config, environment, user.user_id, login, login_input)
         key_input = "vault_id" if _given(inputs, "vault_id") is not None else None
         await check_key(conn, key_id, user.user_id, key_input)
     return login, key_id
@@ -165,6 +185,7 @@ async def register_identity(
     details = {"login": login, "key_id": key_id}
     try:
         check_login(login, "login")
+        check_signable(config, environment, user_id, login)
         async with runtime.db.write() as conn:
             await check_key(conn, key_id, user_id)
             await user_store.ensure_user(conn, user_id)

@@ -57,6 +57,7 @@ class AuditAction(StrEnum):
     SSH_KEY_CREATE = "ssh_key.create"
     SSH_KEY_DELETE = "ssh_key.delete"
     SSH_KEY_USE = "ssh_key.use"
+    SSH_CERTIFICATE_SIGN = "ssh_certificate.sign"  # a certificate the site's CA signed for us
     EXECUTION_TRIGGER = "execution.trigger"
     EXECUTION_CANCEL = "execution.cancel"
     IDENTITY_SET = "identity.set"

@@ -5,7 +5,8 @@ SFTP, ``with_sftp`` lends an SFTP session, and ``transport(target)`` is the ``Tr
 of one target: ``SshTransport``, whose streamed commands are ``ssh_command``'s and whose
 files are ``ssh_files``'. Errors are ``SshError`` subclasses (``ssh_connection`` draws
 their tree), but a file to read that is missing is ``FileMissing``; a private key is
-fetched with ``load_key(key_id)`` only when a connection is opened.
+fetched with ``load_key(target)`` only when a connection is opened (with a certificate when the
+target's environment signs them; a pooled connection may outlive its certificate).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hpcwaas.transports.base import ChunkSink, CommandOutput, FileEntry, LineCal
 from hpcwaas.transports.errors import FileMissing, TransportUnavailable
 from hpcwaas.transports.ssh_command import SshCommand, command_script
 from hpcwaas.transports.ssh_connection import (
+    ClientKey,
     Connection,
     HostKeyNotTrusted,
     KeyLoader,
@@ -40,6 +42,7 @@ from hpcwaas.transports.ssh_connection import (
 from hpcwaas.transports.ssh_files import write_atomically
 
 __all__ = [
+    "ClientKey",
     "HostKeyNotTrusted",
     "KeyLoader",
     "SshAuthFailed",
@@ -280,11 +283,11 @@ class SshPool:
 
     async def _connect(self, target: SshTarget) -> Connection:
         self.connect_attempts += 1
-        pem = await self._load_key(target.key_id)
+        client_key = await self._load_key(target)
         try:
             conn = await open_connection(
                 target,
-                pem,
+                client_key,
                 connect_timeout=self.connect_timeout,
                 keepalive_seconds=self.keepalive_seconds,
             )
@@ -292,7 +295,7 @@ class SshPool:
             metrics.SSH_CONNECTION_FAILURES.inc()
             raise
         finally:
-            del pem  # the key lives on only in the connection's key object
+            del client_key  # the key lives on only in the connection's key object
         self.connections_opened += 1
         metrics.SSH_CONNECTIONS_OPENED.inc()
         metrics.SSH_CONNECTIONS_OPEN.inc()

@@ -10,7 +10,8 @@ a message safe to show the user and a ``retryable`` flag::
 
 The private key is imported from its PEM only to open the connection and lives on only
 inside asyncssh's key object of that connection: it is never written anywhere, logged, or
-part of a ``repr`` or an error message.
+part of a ``repr`` or an error message. With it may come a certificate (``ClientKey``), signed
+by a CA the server trusts; sshd checks it only at login, so a connection outlives it.
 """
 
 from __future__ import annotations
@@ -24,24 +25,51 @@ import asyncssh
 
 from hpcwaas.transports.errors import AccessRefused, TransportError, TransportUnavailable
 
-# key_id -> the private key, PEM (OpenSSH or PKCS#1/PKCS#8), read from the key store.
-KeyLoader = Callable[[str], Awaitable[str]]
-
 
 @dataclass(frozen=True)
 class SshTarget:
-    """Where to connect and as whom: the key of the connection pool."""
+    """Where to connect and as whom: the key of the connection pool.
+
+    ``execution_id`` is set when the connection logs in with a certificate naming that
+    execution: an account's executions then have a connection each.
+    """
 
     host: str
     port: int
     login: str
     key_id: str
     known_hosts: str  # known_hosts lines (newline-separated) that the host key must match
+    execution_id: str | None = None
 
     @property
     def where(self) -> str:
         """``login@host:port``, for messages."""
         return f"{self.login}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    """What a connection logs in with: a private key (PEM: OpenSSH, PKCS#1 or PKCS#8) and
+    maybe a certificate of its public half (an OpenSSH certificate line)."""
+
+    pem: str
+    certificate: str | None = None
+
+    def __repr__(self) -> str:  # keep the private key out of logs and tracebacks
+        return f"ClientKey(certificate={self.certificate is not None})"
+
+
+# The target -> what to log in with, for a new connection (the private key from the key store).
+KeyLoader = Callable[[SshTarget], Awaitable[ClientKey]]
+
+
+def public_key_line(pem: str) -> str:
+    """The OpenSSH public key line of a private key PEM; ValueError if it cannot be read."""
+    try:
+        key = asyncssh.import_private_key(pem)
+    except (ValueError, asyncssh.KeyImportError):
+        raise ValueError("the private key cannot be read") from None
+    return key.export_public_key("openssh").decode().strip()
 
 
 class SshError(TransportError):
@@ -111,9 +139,9 @@ class Lease:
 
 
 async def open_connection(
-    target: SshTarget, pem: str, *, connect_timeout: float, keepalive_seconds: float
+    target: SshTarget, client_key: ClientKey, *, connect_timeout: float, keepalive_seconds: float
 ) -> asyncssh.SSHClientConnection:
-    """Connect and log in with the key ``pem``, checking the host key against the target's."""
+    """Connect and log in with ``client_key``, checking the host key against the target's."""
     try:
         known_hosts = asyncssh.import_known_hosts(target.known_hosts)
     except (ValueError, asyncssh.Error):
@@ -121,16 +149,22 @@ async def open_connection(
             f"the known host keys configured for {target.host}:{target.port} cannot be read"
         ) from None
     try:
-        key = asyncssh.import_private_key(pem)
+        key = asyncssh.import_private_key(client_key.pem)
     except (ValueError, asyncssh.KeyImportError):
         raise SshError(f"the SSH key {target.key_id} cannot be read") from None
+    credentials: asyncssh.SSHKey | tuple[asyncssh.SSHKey, asyncssh.SSHCertificate] = key
+    if client_key.certificate is not None:
+        try:
+            credentials = (key, asyncssh.import_certificate(client_key.certificate))
+        except (ValueError, asyncssh.KeyImportError):
+            raise SshError(f"the certificate of SSH key {target.key_id} cannot be read") from None
     try:
         return await asyncio.wait_for(
             asyncssh.connect(
                 target.host,
                 target.port,
                 username=target.login,
-                client_keys=[key],
+                client_keys=[credentials],
                 known_hosts=known_hosts,
                 config=None,  # no ~/.ssh/config of the server's account
                 agent_path=None,
@@ -150,6 +184,12 @@ async def open_connection(
             f"keys configured for it: nothing was sent (login {target.login})"
         ) from None
     except asyncssh.PermissionDenied:
+        if client_key.certificate is not None:
+            raise SshAuthFailed(
+                f"{target.where} refused the certificate of SSH key {target.key_id}: its sshd "
+                "must trust the environment's SSH CA (TrustedUserCAKeys) and accept the "
+                f"principal {target.login}"
+            ) from None
         raise SshAuthFailed(
             f"{target.where} refused the SSH key {target.key_id}: add its public key to "
             f"~/.ssh/authorized_keys of {target.login}@{target.host}"
