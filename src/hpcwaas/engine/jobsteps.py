@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
+from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.catalog.kinds.base import JobSubmission, StepKind, StepSettings
+from hpcwaas.engine.dependencies import jobs_of_needs, kill_on_failed_need, repoint
 from hpcwaas.engine.jobs import JobLost, LineHandler
 from hpcwaas.engine.outcome import Outcome
 from hpcwaas.engine.places import ClusterPlace
@@ -57,6 +60,7 @@ class JobStep:
         self._waiting: asyncio.Task[slurm.FinalState] | None = None
         self._detached = False
         self._timed_out = False
+        self._after: list[str] = []  # the jobs this one was submitted to wait for
 
     def detach(self) -> None:
         """Stop following the job (the server stops); the job itself runs on."""
@@ -76,17 +80,25 @@ class JobStep:
         A failure may be tried again, unless its job cannot be rendered (it would fail
         again); a job cancelled, by hpcwaas or outside it, may not.
         """
+        ahead = self._name in self._context.state.plan.ahead
+        after: list[str] = []
+        if ahead and self.job_id is None:
+            found = await jobs_of_needs(self._context, self._name)
+            if found is None:
+                return self._context.halt.not_started()
+            after = found
         try:
-            submission = self._prepare()
+            submission = self._prepare(after)
         except RenderError as exc:
             self._emit(LogLevel.ERROR, f"Step {self._name}: its job cannot be rendered: {exc}")
             return Outcome(StepState.FAILED, None, "failed: its job cannot be rendered")
         try:
+            fresh = self.job_id is None
             if self.job_id is None:
                 if self._cancelled:
                     return Outcome(StepState.CANCELLED, None, "was cancelled")
                 self.job_id = await self._cluster.retrying(lambda: self._submit_once(submission))
-            await self._record_job_id()
+            await self._record_job_id(fresh)
             if self._cancelled:
                 await self.cancel()
             self._waiting = asyncio.ensure_future(self._wait(submission))
@@ -120,8 +132,13 @@ class JobStep:
 
         return asyncio.ensure_future(expire())
 
-    def _prepare(self) -> JobSubmission:
-        return self._kind.prepare(self._spec, self._context.preparation(self._name, self._spec))
+    def _prepare(self, after: list[str]) -> JobSubmission:
+        request = self._context.preparation(self._name, self._spec)
+        if after:
+            kill = kill_on_failed_need(self._context, self._name)
+            request = replace(request, after_jobs=tuple(after), cancel_on_failed_need=kill)
+        self._after = after
+        return self._kind.prepare(self._spec, request)
 
     async def _find_submitted(self, submission: JobSubmission) -> str | None:
         """A job already submitted for this step by an earlier run of the server, if any."""
@@ -143,7 +160,8 @@ class JobStep:
                 return found
         self._maybe_submitted = True
         job_id = await self._submit(submission)
-        self._emit(LogLevel.INFO, f"Step {self._name} submitted as Slurm job {job_id}")
+        after = f", to start once jobs {', '.join(self._after)} succeeded" if self._after else ""
+        self._emit(LogLevel.INFO, f"Step {self._name} submitted as Slurm job {job_id}{after}")
         return job_id
 
     async def _submit(self, submission: JobSubmission) -> str:
@@ -154,18 +172,40 @@ class JobStep:
         job_id: str = submission.parse(result.exit_code, result.stdout, result.stderr)
         return job_id
 
-    async def _record_job_id(self) -> None:
+    async def _record_job_id(self, fresh: bool) -> None:
+        """Record the job at once (a restart finds it); a new job of a step tried again is
+        what the steps submitted ahead on it wait for from now on (``fresh``: just submitted)."""
         job_id = self.job_id
-        await self._context.write(
+        assert job_id is not None
+        context = self._context
+        to, expected = context.state.recorded_as(self._name)
+        await context.write(
             lambda conn: store_executions.update_step(
-                conn,
-                self._context.execution_id,
-                self._name,
-                StepState.RUNNING,
-                expected=ACTIVE_STEP_STATES,
-                job_id=job_id,
+                conn, context.execution_id, self._name, to, expected=expected, job_id=job_id
             )
         )
+        context.state.submitted(self._name, job_id)
+        if fresh and context.state.attempts(self._name) > 1:
+            await repoint(context, self._cluster, self._name)
+
+    async def _started(self) -> None:
+        """Slurm started the job: a step submitted ahead is RUNNING from now on."""
+        context = self._context
+        if context.state.state(self._name) is not StepState.WAITING:
+            return
+        started_at = datetime.now(UTC)
+        await context.write(
+            lambda conn: store_executions.update_step(
+                conn,
+                context.execution_id,
+                self._name,
+                StepState.RUNNING,
+                expected={StepState.WAITING},
+                started_at=started_at,
+            )
+        )
+        context.state.started(self._name)
+        self._emit(LogLevel.INFO, f"Step {self._name} started (Slurm job {self.job_id})")
 
     async def _wait(self, submission: JobSubmission) -> slurm.FinalState:
         cluster = self._cluster
@@ -187,8 +227,11 @@ class JobStep:
             exit_path=submission.exit_path,
             on_line=self._on_line,
             on_unknown=self._set_unknown,
+            on_started=self._started,
             step=self._name,
             offsets=offsets,
+            after=self._after,
+            awaited=self._name in self._context.state.plan.awaited,
         )
 
     async def _set_unknown(self, unknown: bool) -> None:
