@@ -26,7 +26,7 @@ CHAIN = ["one", "two", "three", "four"]
 CATALOG = """
 application: ahead
 environments: [cluster]
-expose: [chain, broken, slow]
+expose: [chain, broken, slow, flaky]
 workflows:
   chain:
     steps:
@@ -42,6 +42,16 @@ workflows:
       four: {kind: slurm, needs: [three], script: "echo never"}
     on_failure:
       tidy: {kind: shell, run: "echo tidied up"}
+  flaky:
+    steps:
+      one: {kind: slurm, script: "sleep 1"}
+      flaky:
+        kind: slurm
+        needs: [one]
+        retries: 1
+        retry_delay: 1
+        script: "if [ -e flaky.done ]; then echo second try; else touch flaky.done; exit 1; fi"
+      after: {kind: slurm, needs: [flaky], script: "echo after ran"}
   slow:
     steps:
       one: {kind: slurm, script: "sleep 300"}
@@ -195,3 +205,22 @@ def test_server_killed_mid_chain_follows_the_same_jobs_after_restart(
     assert by_step == {name: [jobs[name]] for name in CHAIN}, "each step submitted once"
     for name in CHAIN:
         assert re.search(rf"^{name}$", logs, re.MULTILINE), f"output of {name} not logged"
+
+
+def test_a_retried_step_repoints_the_job_waiting_on_it_to_its_new_job(
+    server: LiveServer, cluster: Cluster
+) -> None:
+    client, key = _client_and_key(server, cluster)
+    execution_id = _trigger(client, key, "flaky")
+    body = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED"}, timeout=120)
+    assert body["status"] == "SUCCEEDED", body
+    steps = _steps(client, execution_id)
+    logs = _logs(client, execution_id)
+    assert "second try" in logs and "after ran" in logs
+    waiting = str(steps["after"]["job_id"])
+    assert f"Slurm job {waiting} now waits for jobs {steps['flaky']['job_id']}" in logs
+    by_step: dict[str, list[str]] = {}
+    for job_id, _state, step in _jobs_of(execution_id):
+        by_step.setdefault(step, []).append(job_id)
+    assert len(by_step["flaky"]) == 2 and by_step["after"] == [waiting]
+    client.close()

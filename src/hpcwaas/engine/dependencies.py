@@ -60,7 +60,10 @@ async def repoint(context: RunContext, cluster: ClusterPlace, name: str) -> None
         result = await cluster.transport.run(slurm.update_dependency_command(job_id, after))
         emit = context.emitter(dependent)
         if result.exit_code == 0:
-            emit(LogLevel.INFO, f"Step {dependent}: Slurm job {job_id} now waits for {after}")
+            emit(
+                LogLevel.INFO,
+                f"Step {dependent}: Slurm job {job_id} now waits for jobs {', '.join(after)}",
+            )
         else:  # it stays pending; a failure of the need cancels it with the execution's steps
             emit(
                 LogLevel.WARN,
