@@ -4,6 +4,7 @@ and pointing waiting jobs at the new job of a need that is tried again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 from hpcwaas.api.states import LogLevel, StepState
@@ -27,13 +28,29 @@ async def jobs_of_needs(context: RunContext, name: str) -> list[str] | None:
         jobs = state.jobs_to_wait_for(needs)
         if jobs is not None:
             return jobs
-        halted = asyncio.ensure_future(context.halt.signal.wait())
-        change = asyncio.ensure_future(changed.wait())
-        try:
-            await asyncio.wait({halted, change}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            halted.cancel()
-            change.cancel()
+        await _first(changed, context.halt.signal)
+
+
+async def needs_settled(context: RunContext, name: str, seconds: float) -> None:
+    """Wait, at most ``seconds``, until the steps halt or every need of ``name`` ended."""
+    state, needs = context.state, context.state.plan.needs.get(name, ())
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while not context.halt.halted():
+                changed = state.changed()
+                if all((s := state.state(need)) is not None and s.terminal for need in needs):
+                    return
+                await _first(changed, context.halt.signal)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def kill_on_failed_need(context: RunContext, name: str) -> bool:

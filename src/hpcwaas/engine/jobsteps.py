@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.catalog.kinds.base import JobSubmission, StepKind, StepSettings
-from hpcwaas.engine.dependencies import jobs_of_needs, kill_on_failed_need, repoint
+from hpcwaas.engine.dependencies import (
+    jobs_of_needs,
+    kill_on_failed_need,
+    needs_settled,
+    repoint,
+)
 from hpcwaas.engine.jobs import JobLost, LineHandler
 from hpcwaas.engine.outcome import Outcome
 from hpcwaas.engine.places import ClusterPlace
@@ -117,6 +122,11 @@ class JobStep:
         if self._timed_out and final.state.outcome != "SUCCEEDED":
             reason = f"timed out after {self._spec.timeout:g} s (Slurm job {self.job_id} cancelled)"
             return Outcome(StepState.FAILED, final.exit_code, reason, retryable=True)
+        if ahead and final.state.outcome == "CANCELLED" and not self._cancelled:
+            # Slurm cancels a job whose need failed (--kill-on-invalid-dep): that failure,
+            # seen at about the same time, is the execution's, not this cancel.
+            wait = 2 * self._cluster.environment.poll_interval + 5
+            await needs_settled(self._context, self._name, wait)
         return _outcome(final, self.job_id)
 
     def _start_timer(self, timeout: float | None) -> asyncio.Task[None] | None:
@@ -189,23 +199,26 @@ class JobStep:
             await repoint(context, self._cluster, self._name)
 
     async def _started(self) -> None:
-        """Slurm started the job: a step submitted ahead is RUNNING from now on."""
+        """Slurm started the job: a step submitted ahead is RUNNING from now on.
+
+        Like ``_set_unknown``, it does not hold the poll up through a database outage: the
+        step's end is recorded all the same.
+        """
         context = self._context
         if context.state.state(self._name) is not StepState.WAITING:
             return
-        started_at = datetime.now(UTC)
-        await context.write(
-            lambda conn: store_executions.update_step(
-                conn,
-                context.execution_id,
-                self._name,
-                StepState.RUNNING,
-                expected={StepState.WAITING},
-                started_at=started_at,
-            )
-        )
         context.state.started(self._name)
         self._emit(LogLevel.INFO, f"Step {self._name} started (Slurm job {self.job_id})")
+        with contextlib.suppress(Exception):
+            async with context.db.write() as conn:
+                await store_executions.update_step(
+                    conn,
+                    context.execution_id,
+                    self._name,
+                    StepState.RUNNING,
+                    expected={StepState.WAITING},
+                    started_at=datetime.now(UTC),
+                )
 
     async def _wait(self, submission: JobSubmission) -> slurm.FinalState:
         cluster = self._cluster
