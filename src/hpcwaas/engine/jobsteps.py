@@ -89,6 +89,8 @@ class JobStep:
         after: list[str] = []
         if ahead and self.job_id is None:
             found = await jobs_of_needs(self._context, self._name)
+            if found is None and self._context.stopping():
+                return None  # WAITING, with no job: the next start submits it
             if found is None:
                 return self._context.halt.not_started()
             after = found
