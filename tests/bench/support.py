@@ -63,6 +63,18 @@ TARGETS: list[tuple[str, str, str]] = [
         "cancel of a running Slurm step -> job CANCELLED in Slurm",
         "<= poll interval + 1 s",
     ),
+    (
+        "overhead_chain",
+        "a chain of 20 one-second Slurm steps, trigger's 201 -> terminal status, vs the same "
+        "jobs by hand (sbatch --dependency=afterok, squeue every 0.2 s), same run",
+        "<= 1.2x",
+    ),
+    ("overhead_fan", "the same for a 1 -> 8 -> 1 fan-out/fan-in of one-second steps", "<= 1.2x"),
+    (
+        "overhead_squeue",
+        "squeue calls per poll interval while those workflows run",
+        "= (environment, login) pairs (here 1)",
+    ),
     ("cli_help", "`waas --help` vs `python -c pass` (same run)", "<= 5x"),
     ("cli_list", "`waas workflows list` vs a minimal stdlib script doing the same GET", "<= 2.5x"),
 ]

@@ -83,6 +83,8 @@ class DryRunStep(WireModel):
     env: dict[str, str] = Field(default_factory=dict)
     timeout: float | None = None
     error: str | None = None  # why the step could not be rendered (the run would fail there)
+    # slurm: submitted as soon as the jobs of its needs are, with --dependency=afterok on them
+    submitted_ahead: bool = False
 
 
 class DryRunPlan(WireModel):

@@ -34,6 +34,7 @@ class StepState(StrEnum):
     """State of one step of an execution."""
 
     PENDING = "PENDING"
+    WAITING = "WAITING"  # a Slurm job submitted ahead, waiting on the jobs of its needs
     RUNNING = "RUNNING"
     UNKNOWN = "UNKNOWN"
     SUCCEEDED = "SUCCEEDED"
@@ -70,10 +71,21 @@ EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = Ma
 )
 
 # Which state a step may move to from each state. RUNNING to RUNNING records a new attempt
-# or its job ID; UNKNOWN is a running job whose state cannot be read for now.
+# or its job ID; UNKNOWN is a running job whose state cannot be read for now; WAITING is a
+# job submitted ahead (its Slurm dependencies on the jobs of its needs not yet met), which
+# moves to RUNNING once Slurm starts it, or ends without having been seen running.
 STEP_TRANSITIONS: Mapping[StepState, frozenset[StepState]] = MappingProxyType(
     {
-        StepState.PENDING: frozenset({StepState.RUNNING, StepState.SKIPPED}),
+        StepState.PENDING: frozenset({StepState.WAITING, StepState.RUNNING, StepState.SKIPPED}),
+        StepState.WAITING: frozenset(
+            {
+                StepState.WAITING,
+                StepState.RUNNING,
+                StepState.SUCCEEDED,
+                StepState.FAILED,
+                StepState.CANCELLED,
+            }
+        ),
         StepState.RUNNING: frozenset(
             {
                 StepState.RUNNING,
@@ -93,8 +105,8 @@ STEP_TRANSITIONS: Mapping[StepState, frozenset[StepState]] = MappingProxyType(
     }
 )
 
-# Started and not ended: running, or a job whose state cannot be read for now.
-ACTIVE_STEP_STATES = frozenset({StepState.RUNNING, StepState.UNKNOWN})
+# Started and not ended: submitted ahead, running, or a job whose state cannot be read for now.
+ACTIVE_STEP_STATES = frozenset({StepState.WAITING, StepState.RUNNING, StepState.UNKNOWN})
 
 # The states nothing may follow.
 TERMINAL_STATUSES = frozenset(s for s, after in EXECUTION_TRANSITIONS.items() if not after)

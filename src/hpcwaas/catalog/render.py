@@ -111,6 +111,15 @@ def render_env(env: dict[str, str], context: dict[str, Any]) -> dict[str, str]:
     return rendered
 
 
+def uses_step_outputs(template: str) -> bool:
+    """Whether ``template`` reads ``steps.*`` (values earlier steps wrote); True if unparsable."""
+    try:
+        tree = _PLAIN_ENV.parse(template)
+    except TemplateSyntaxError:
+        return True
+    return "steps" in meta.find_undeclared_variables(tree)
+
+
 def check_template(
     template: str,
     input_names: Iterable[str],

@@ -218,6 +218,11 @@ def describe_plan(plan: DryRunPlan) -> list[str]:
         lines.append(f"Step {number}: {step.name} ({step.kind}{needs})")
         if step.error:
             lines.append(f"  error: {step.error}")
+        if step.submitted_ahead:
+            lines.append(
+                f"  submitted ahead: at once, to start when {', '.join(step.needs)} succeeded "
+                "(--dependency=afterok)"
+            )
         if step.command is not None:
             lines.extend(_block("command", step.command))
         if step.script is not None:

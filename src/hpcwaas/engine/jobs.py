@@ -38,8 +38,10 @@ MISSING_POLLS_LIMIT = 6
 # far its file has been read once that line is logged.
 LineHandler = Callable[[LogLevel, str, Checkpoint | None], Awaitable[None]]
 UnknownHandler = Callable[[bool], Awaitable[None]]
-# Told once, when the job is first seen running (it left PENDING).
-RunningHandler = Callable[[], Awaitable[None]]
+# Told once, when the job is first seen started (it left PENDING, or ended after running).
+StartedHandler = Callable[[], Awaitable[None]]
+# Seconds one wait on the exit files of awaited jobs lasts on the login node (then again).
+EXIT_WAIT_SECONDS = 5
 # The transport of a cluster account (``SshPool.transport``).
 TransportOf = Callable[[SshTarget], Transport]
 
@@ -57,13 +59,16 @@ class _Watch:
     exit_path: str | None
     on_line: LineHandler
     on_unknown: UnknownHandler
-    on_running: RunningHandler | None
     future: asyncio.Future[FinalState]
+    on_started: StartedHandler | None = None
+    after: tuple[str, ...] = ()  # the jobs it waits for (afterok): they succeeded once it ran
+    awaited: bool = False  # its end is seen from its exit file at once, not at the next poll
     offsets: dict[str, int] = field(default_factory=dict)
     splitters: dict[str, LineSplitter] = field(default_factory=dict)
     missing: int = 0
     unknown: bool = False
-    seen_running: bool = False
+    started: bool = False
+    exit_seen: bool = False
 
 
 @dataclass
@@ -76,6 +81,8 @@ class _Group:
     watches: dict[str, _Watch] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    ends: asyncio.Task[None] | None = None  # waits on the exit files of awaited jobs
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one reader of ends at a time
 
 
 class JobTracker:
@@ -100,12 +107,17 @@ class JobTracker:
         on_unknown: UnknownHandler,
         step: str,
         offsets: dict[str, int] | None = None,
-        on_running: RunningHandler | None = None,
+        on_started: StartedHandler | None = None,
+        after: list[str] | None = None,
+        awaited: bool = False,
     ) -> FinalState:
         """Follow a job to its end, handing its output lines over as they appear.
 
-        ``offsets``: how far each output file was read already (a job taken over);
-        ``on_running``: called once, at the first poll that finds the job out of PENDING.
+        ``offsets``: how far each output file was read already (a job taken over).
+        ``on_started``: called once the job is seen started (or ended after running).
+        ``after``: the jobs it was submitted to wait for (``afterok``). ``awaited``: its end
+        is wanted at once: it is waited for on its exit file, and its success is that of
+        the jobs it waited for too, without waiting for the next poll.
         """
         key = (target.host, target.port, target.login)
         group = self._groups.get(key)
@@ -114,9 +126,8 @@ class JobTracker:
         group.target = target
         group.interval = min(group.interval, interval)
         future: asyncio.Future[FinalState] = asyncio.get_running_loop().create_future()
-        watch = _Watch(
-            target, job_id, step, outputs, exit_path, on_line, on_unknown, on_running, future
-        )
+        watch = _Watch(target, job_id, step, outputs, exit_path, on_line, on_unknown, future)
+        watch.on_started, watch.after, watch.awaited = on_started, tuple(after or ()), awaited
         for path, _ in outputs:
             watch.offsets[path] = (offsets or {}).get(path, 0)
             watch.splitters[path] = LineSplitter()
@@ -125,6 +136,8 @@ class JobTracker:
         # into a burst of squeue calls.
         if group.task is None or group.task.done():
             group.task = asyncio.create_task(self._poll(key, group), name=f"hpcwaas-jobs-{key}")
+        if awaited and exit_path and (group.ends is None or group.ends.done()):
+            group.ends = asyncio.create_task(self._wait_ends(group), name=f"hpcwaas-ends-{key}")
         try:
             return await future
         finally:
@@ -145,7 +158,8 @@ class JobTracker:
             group.wake.set()
 
     async def close(self) -> None:
-        tasks = [g.task for g in self._groups.values() if g.task is not None]
+        groups = self._groups.values()
+        tasks = [t for g in groups for t in (g.task, g.ends) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -183,7 +197,71 @@ class JobTracker:
     async def _poll_once(self, group: _Group) -> None:
         metrics.SLURM_POLLS.labels(environment=self._environment).inc()
         with metrics.SLURM_POLL_DURATION.labels(environment=self._environment).time():
-            await self._poll_group(group)
+            async with group.lock:
+                await self._poll_group(group)
+
+    # -- the awaited ends ------------------------------------------------------------------
+
+    async def _wait_ends(self, group: _Group) -> None:
+        """Wait on the login node for the exit files of the awaited jobs, while there are some.
+
+        A success ends the job at once, and the jobs it waited for with it (``afterok``: they
+        succeeded); anything else is left to the poll, which is woken for it.
+        """
+        while True:
+            waiting = {
+                w.exit_path: w
+                for w in group.watches.values()
+                if w.awaited and w.exit_path and not w.exit_seen and not w.future.done()
+            }
+            if not waiting:
+                return
+            script = remote_files.exit_wait_command(list(waiting), EXIT_WAIT_SECONDS)
+            try:
+                result = await self._run_script(group.target, script)
+                codes = remote_files.parse_exit_files(
+                    result.exit_code, result.stdout, result.stderr
+                )
+            except (TransportError, SchedulerError) as exc:
+                log.debug("waiting on exit files: %s", exc)  # the poll sees to the cluster
+                await asyncio.sleep(group.interval)
+                continue
+            for path, code in codes.items():
+                watch = waiting.get(path)
+                if watch is None:
+                    continue
+                watch.exit_seen = True
+                if code != 0:
+                    group.wake.set()
+                    continue
+                async with group.lock:
+                    await self._succeeded(group, watch)
+
+    async def _succeeded(self, group: _Group, watch: _Watch) -> None:
+        """``watch``'s job succeeded, and so did every job it waited for, transitively."""
+        found: dict[str, _Watch] = {}
+        todo = [watch]
+        while todo:
+            current = todo.pop()
+            if current.future.done() or current.job_id in found:
+                continue
+            found[current.job_id] = current
+            todo.extend(w for job in current.after if (w := group.watches.get(job)) is not None)
+        done = list(found.values())
+        while await self._read_outputs(group.target, done):
+            pass
+        for current in done:
+            for path, level in current.outputs:
+                await self._hand_over(current, path, level, current.splitters[path].close(), 0)
+            await self._mark_started(current)
+            if not current.future.done():
+                current.future.set_result(FinalState(JobState.COMPLETED, 0))
+
+    async def _mark_started(self, watch: _Watch) -> None:
+        if not watch.started:
+            watch.started = True
+            if watch.on_started is not None:
+                await watch.on_started()
 
     async def _poll_group(self, group: _Group) -> None:
         target = group.target
@@ -193,19 +271,16 @@ class JobTracker:
         log.debug(
             "squeue for %s@%s:%d: %d jobs", target.login, target.host, target.port, len(queue)
         )
-        watches = list(group.watches.values())
+        watches = [w for w in group.watches.values() if not w.future.done()]
         await self._read_outputs(target, watches)
         ended = [w for w in watches if w.job_id not in queue or queue[w.job_id].state.terminal]
         for watch in watches:
             if watch not in ended and watch.unknown:
                 watch.unknown = False
                 await watch.on_unknown(False)
-            queued = queue.get(watch.job_id)
-            running = queued is None or queued.state is not JobState.PENDING
-            if running and not watch.seen_running:
-                watch.seen_running = True
-                if watch.on_running is not None:
-                    await watch.on_running()
+            entry = queue.get(watch.job_id)
+            if watch not in ended and entry is not None and entry.state is not JobState.PENDING:
+                await self._mark_started(watch)
         if not ended:
             return
         finals = await self._final_states(target, ended)
@@ -222,6 +297,8 @@ class JobTracker:
                     )
                 continue
             await self._drain_outputs(target, watch)
+            if final.state is not JobState.CANCELLED:  # it ran, if only between two polls
+                await self._mark_started(watch)
             if not watch.future.done():
                 watch.future.set_result(final)
 

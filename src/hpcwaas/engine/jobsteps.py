@@ -10,12 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
+from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.catalog.kinds.base import JobSubmission, StepKind, StepSettings
+from hpcwaas.engine.dependencies import (
+    jobs_of_needs,
+    kill_on_failed_need,
+    needs_settled,
+    repoint,
+)
 from hpcwaas.engine.job_accounting import record_job_accounting
 from hpcwaas.engine.jobs import JobLost, LineHandler
 from hpcwaas.engine.outcome import Outcome
@@ -62,6 +69,7 @@ class JobStep:
         self._waiting: asyncio.Task[slurm.FinalState] | None = None
         self._detached = False
         self._timed_out = False
+        self._after: list[str] = []  # the jobs this one was submitted to wait for
 
     def detach(self) -> None:
         """Stop following the job (the server stops); the job itself runs on."""
@@ -81,8 +89,17 @@ class JobStep:
         A failure may be tried again, unless its job cannot be rendered (it would fail
         again); a job cancelled, by hpcwaas or outside it, may not.
         """
+        ahead = self._name in self._context.state.plan.ahead
+        after: list[str] = []
+        if ahead and self.job_id is None:
+            found = await jobs_of_needs(self._context, self._name)
+            if found is None and self._context.stopping():
+                return None  # WAITING, with no job: the next start submits it
+            if found is None:
+                return self._context.halt.not_started()
+            after = found
         try:
-            submission = self._prepare()
+            submission = self._prepare(after)
         except RenderError as exc:
             self._emit(LogLevel.ERROR, f"Step {self._name}: its job cannot be rendered: {exc}")
             return Outcome(StepState.FAILED, None, "failed: its job cannot be rendered")
@@ -120,6 +137,11 @@ class JobStep:
         if self._timed_out and final.state.outcome != "SUCCEEDED":
             reason = f"timed out after {self._spec.timeout:g} s (Slurm job {self.job_id} cancelled)"
             return Outcome(StepState.FAILED, final.exit_code, reason, retryable=True)
+        if ahead and final.state.outcome == "CANCELLED" and not self._cancelled:
+            # Slurm cancels a job whose need failed (--kill-on-invalid-dep): that failure,
+            # seen at about the same time, is the execution's, not this cancel.
+            wait = 2 * self._cluster.environment.poll_interval + 5
+            await needs_settled(self._context, self._name, wait)
         return _outcome(final, self.job_id)
 
     def _start_timer(self, timeout: float | None) -> asyncio.Task[None] | None:
@@ -135,8 +157,13 @@ class JobStep:
 
         return asyncio.ensure_future(expire())
 
-    def _prepare(self) -> JobSubmission:
-        return self._kind.prepare(self._spec, self._context.preparation(self._name, self._spec))
+    def _prepare(self, after: list[str]) -> JobSubmission:
+        request = self._context.preparation(self._name, self._spec)
+        if after:
+            kill = kill_on_failed_need(self._context, self._name)
+            request = replace(request, after_jobs=tuple(after), cancel_on_failed_need=kill)
+        self._after = after
+        return self._kind.prepare(self._spec, request)
 
     async def _find_submitted(self, submission: JobSubmission) -> str | None:
         """A job already submitted for this step by an earlier run of the server, if any."""
@@ -158,7 +185,8 @@ class JobStep:
                 return found
         self._maybe_submitted = True
         job_id = await self._submit(submission)
-        self._emit(LogLevel.INFO, f"Step {self._name} submitted as Slurm job {job_id}")
+        after = f", to start once jobs {', '.join(self._after)} succeeded" if self._after else ""
+        self._emit(LogLevel.INFO, f"Step {self._name} submitted as Slurm job {job_id}{after}")
         return job_id
 
     async def _submit(self, submission: JobSubmission) -> str:
@@ -170,33 +198,63 @@ class JobStep:
         return job_id
 
     async def _record_job_id(self, fresh: bool) -> None:
-        """Record the job's ID; a new job (a retry's) has not been seen running yet."""
+        """Record the job at once (a restart finds it); a new job of a step tried again is
+        what the steps submitted ahead on it wait for from now on (``fresh``: just submitted)."""
         job_id = self.job_id
-        reset = {"running_at": None} if fresh else {}
-        await self._context.write(
+        assert job_id is not None
+        context = self._context
+        to, expected = context.state.recorded_as(self._name)
+        reset = {"running_at": None} if fresh else {}  # a new job has not run yet
+        await context.write(
             lambda conn: store_executions.update_step(
                 conn,
-                self._context.execution_id,
+                context.execution_id,
                 self._name,
-                StepState.RUNNING,
-                expected=ACTIVE_STEP_STATES,
+                to,
+                expected=expected,
                 job_id=job_id,
                 **reset,
             )
         )
+        context.state.submitted(self._name, job_id)
+        if fresh and context.state.attempts(self._name) > 1:
+            await repoint(context, self._cluster, self._name)
 
-    async def _job_running(self) -> None:
-        """The job left the queue: its time spent queued ends now (the execution timeline)."""
-        assert self.job_id is not None
+    async def _started(self) -> None:
+        """Slurm started the job: its time queued ends now (the execution's timeline), and a
+        step submitted ahead is RUNNING from now on.
+
+        Like ``_set_unknown``, it does not hold the poll up through a database outage: the
+        step's end is recorded all the same.
+        """
+        context = self._context
+        job_id = self.job_id
+        assert job_id is not None
+        waiting = context.state.state(self._name) is StepState.WAITING
+        if waiting:
+            context.state.started(self._name)
+        now = datetime.now(UTC)
         try:
-            async with self._context.db.write() as conn:
+            async with context.db.write() as conn:
                 await store_executions.mark_job_running(
-                    conn, self._context.execution_id, self._name, self.job_id, datetime.now(UTC)
+                    conn, context.execution_id, self._name, job_id, now
                 )
+                if waiting:
+                    await store_executions.update_step(
+                        conn,
+                        context.execution_id,
+                        self._name,
+                        StepState.RUNNING,
+                        expected={StepState.WAITING},
+                        started_at=now,
+                    )
         except Exception:  # the timeline misses a point; the job itself is followed on
-            log.warning("recording when job %s started failed", self.job_id, exc_info=True)
+            log.warning("recording that job %s started failed", job_id, exc_info=True)
         # The log entry also wakes those who follow the execution (its events).
-        self._emit(LogLevel.INFO, f"Step {self._name}: Slurm job {self.job_id} is running")
+        if waiting:
+            self._emit(LogLevel.INFO, f"Step {self._name} started (Slurm job {job_id})")
+        else:
+            self._emit(LogLevel.INFO, f"Step {self._name}: Slurm job {job_id} is running")
 
     async def _wait(self, submission: JobSubmission) -> slurm.FinalState:
         cluster = self._cluster
@@ -218,9 +276,11 @@ class JobStep:
             exit_path=submission.exit_path,
             on_line=self._on_line,
             on_unknown=self._set_unknown,
+            on_started=self._started,
             step=self._name,
             offsets=offsets,
-            on_running=self._job_running,
+            after=self._after,
+            awaited=self._name in self._context.state.plan.awaited,
         )
 
     async def _set_unknown(self, unknown: bool) -> None:

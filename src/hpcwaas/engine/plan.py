@@ -1,6 +1,7 @@
 """The plan of a dry run: each step rendered as a run would render it, and nothing run.
 
-Pure: no database, no transport, no file. Each step is shown by its kind's ``plan``, built on
+Pure: no database, no transport, no file. Slurm steps that a run submits ahead (ahead.py)
+are marked ``submitted_ahead``. Each step is shown by its kind's ``plan``, built on
 the ``prepare`` a run uses, with the inputs of ``plan_inputs``, where values that must not be
 shown are replaced by ``SECRET_PLACEHOLDER``.
 """
@@ -14,6 +15,7 @@ from hpcwaas.api.models import DryRunPlan, DryRunStep
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.catalog.kinds import kind_of
 from hpcwaas.catalog.kinds.base import ClusterDefaults, Preparation
+from hpcwaas.engine.ahead import submitted_ahead
 from hpcwaas.engine.places import cluster_defaults, cluster_work_dir
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
 
@@ -66,6 +68,9 @@ def build_plan(
         _plan_step(workflow, name, shown, step_outputs, cluster, execution_id, work_dir)
         for name in workflow.step_order()
     ]
+    ahead = submitted_ahead(workflow.spec.steps) if cluster is not None else frozenset()
+    for step in steps:
+        step.submitted_ahead = step.name in ahead and step.error is None
     return DryRunPlan(
         workflow_id=workflow.id,
         environment_id=workflow.environment,

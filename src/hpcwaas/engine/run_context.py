@@ -8,6 +8,7 @@ is the runner's: it changes only through its methods, so each change is one name
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
 from hpcwaas.catalog.kinds.base import Preparation, StepSettings
+from hpcwaas.engine.ahead import AheadPlan
 from hpcwaas.engine.execution_secrets import ExecutionSecrets
 from hpcwaas.engine.execution_start import Progress
 from hpcwaas.engine.logsink import LogSink
@@ -34,13 +36,17 @@ T = TypeVar("T")
 
 class RunState:
     """Where each step of one execution stands, what the finished ones wrote, how often each
-    was attempted, and the Slurm jobs a previous run of the server left to follow."""
+    was attempted, the Slurm jobs a previous run of the server left to follow, and the job
+    each step that is a job has now (what the steps submitted ahead wait for)."""
 
-    def __init__(self, names: Iterable[str]) -> None:
+    def __init__(self, names: Iterable[str], plan: AheadPlan | None = None) -> None:
         self._states = {name: StepState.PENDING for name in names}
         self._outputs: dict[str, dict[str, str]] = {}  # of the steps that succeeded
         self._attempts: dict[str, int] = {}
         self._job_ids: dict[str, str] = {}  # steps that are jobs, known from a previous run
+        self._jobs: dict[str, str] = {}  # the job of each step's current attempt, once known
+        self._changed: asyncio.Event | None = None
+        self.plan = plan or AheadPlan()
 
     def restore(self, progress: Progress) -> None:
         """Take what a previous run of the server recorded: finished steps stay finished."""
@@ -48,20 +54,75 @@ class RunState:
         self._outputs.update(progress.outputs)
         self._attempts.update(progress.attempts)
         self._job_ids.update(progress.job_ids)
+        self._jobs.update(progress.job_ids)
+
+    def changed(self) -> asyncio.Event:
+        """An event set at the next change of a step's state or job (take it, then look)."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
 
     def state(self, name: str) -> StepState | None:
         """The state of step ``name`` (None for a step of another workflow, e.g. on_failure)."""
         return self._states.get(name)
 
-    def started(self, name: str) -> None:
-        """Step ``name`` runs (or is followed again)."""
-        self._states[name] = StepState.RUNNING
+    def started(self, name: str, state: StepState = StepState.RUNNING) -> None:
+        """Step ``name`` runs, or is followed again (WAITING: submitted ahead, not running)."""
+        self._states[name] = state
+        self._notify()
 
     def ended(self, name: str, state: StepState, outputs: Mapping[str, str] | None = None) -> None:
         """Step ``name`` ended in ``state``; a success keeps the outputs it wrote."""
         self._states[name] = state
         if state is StepState.SUCCEEDED and outputs is not None:
             self._outputs[name] = dict(outputs)
+        self._notify()
+
+    def submitted(self, name: str, job_id: str) -> None:
+        """The current attempt of step ``name`` is Slurm job ``job_id``."""
+        self._jobs[name] = job_id
+        self._notify()
+
+    def recorded_as(self, name: str) -> tuple[StepState, frozenset[StepState]]:
+        """The state to record for an active step ``name`` (with its attempt or job), and the
+        states it may be found in: WAITING stays WAITING; any other is RUNNING."""
+        if self._states.get(name) is StepState.WAITING:
+            return StepState.WAITING, frozenset({StepState.WAITING})
+        return StepState.RUNNING, ACTIVE_STEP_STATES
+
+    def job_of(self, name: str) -> str | None:
+        """The job of the current attempt of step ``name``, once submitted."""
+        return self._jobs.get(name)
+
+    def jobs_to_wait_for(self, needs: Iterable[str]) -> list[str] | None:
+        """The jobs of ``needs`` still to succeed, once each has one; None while one has none.
+
+        A need that ended without success is in no list: the caller checks ``succeeded``.
+        """
+        jobs: list[str] = []
+        for need in needs:
+            state = self._states.get(need)
+            if state is StepState.SUCCEEDED:
+                continue
+            job = self._jobs.get(need)
+            if state not in ACTIVE_STEP_STATES or job is None:
+                return None
+            jobs.append(job)
+        return jobs
+
+    def lost(self, needs: Iterable[str]) -> bool:
+        """Whether one of ``needs`` ended without success."""
+        return any(
+            (s := self._states.get(need)) is not None
+            and s.terminal
+            and s is not StepState.SUCCEEDED
+            for need in needs
+        )
 
     def succeeded(self, needs: Iterable[str]) -> bool:
         """Whether every step of ``needs`` succeeded."""
@@ -89,8 +150,9 @@ class RunState:
         return self._attempts.get(name, 0)
 
     def attempted(self, name: str, attempt: int) -> None:
-        """Attempt number ``attempt`` of step ``name`` starts."""
+        """Attempt number ``attempt`` of step ``name`` starts (its job is not known yet)."""
         self._attempts[name] = attempt
+        self._jobs.pop(name, None)
 
     def take_job_id(self, name: str) -> str | None:
         """The job a previous run submitted for step ``name``, once: a retry submits anew."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.dag import topological_order
+from hpcwaas.engine.ahead import AheadPlan
 from hpcwaas.engine.attempts import StepAttempts
 from hpcwaas.engine.execution_end import ExecutionEnd, collect_outputs
 from hpcwaas.engine.execution_secrets import ExecutionSecrets
@@ -71,7 +72,8 @@ class ExecutionRunner:
             db=db, keystore=keystore, execution_id=execution.id, spec=workflow.spec
         )
         self._cleaning = False  # running the on_failure steps
-        self._state = RunState(workflow.spec.steps)
+        self._plan = AheadPlan.of(workflow.spec.steps, on_cluster=place.cluster is not None)
+        self._state = RunState(workflow.spec.steps, self._plan)
         # Set when steps must stop: ends a wait between attempts.
         self._halt = Halt(self._halted, self._halted_state)
         context = RunContext(
@@ -207,19 +209,33 @@ class ExecutionRunner:
             self._step_tasks[task] = name
         try:
             while True:
+                changed = self._state.changed()
                 for name in order:
                     if self._halted() or len(self._step_tasks) >= self._max_parallel:
                         break
-                    if name not in launched and self._state.succeeded(steps[name].needs):
+                    if name in launched:
+                        continue
+                    needs = steps[name].needs
+                    ready = self._state.succeeded(needs)
+                    # Submitted ahead once the jobs of its needs are known (ahead.py).
+                    ahead = not ready and self._ahead(name)
+                    if ready or ahead:
                         launched.add(name)
-                        task = asyncio.create_task(self._steps.run(name, steps[name]))
+                        task = asyncio.create_task(self._steps.run(name, steps[name], ahead=ahead))
                         self._step_tasks[task] = name
                 if not self._step_tasks:
                     break
-                done, _ = await asyncio.wait(self._step_tasks, return_when=asyncio.FIRST_COMPLETED)
+                change = asyncio.create_task(_until_set(changed))
+                try:
+                    done, _ = await asyncio.wait(
+                        [*self._step_tasks, change], return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    change.cancel()
                 for task in done:
-                    del self._step_tasks[task]
-                    task.result()  # an error of the engine itself: ends the execution FAILED
+                    if task is not change:
+                        del self._step_tasks[task]
+                        task.result()  # an error of the engine itself: ends the execution FAILED
         finally:
             for task in self._step_tasks:
                 task.cancel()
@@ -230,6 +246,16 @@ class ExecutionRunner:
             self._failure = (
                 f"steps {', '.join(never_ran)} can never start (their needs are not met)"
             )
+
+    def _ahead(self, name: str) -> bool:
+        """Whether step ``name`` is submitted now, before its needs succeeded: the jobs of its
+        needs are submitted, and none of them failed."""
+        needs = self._workflow.spec.steps[name].needs
+        return (
+            name in self._plan.ahead
+            and not self._state.lost(needs)
+            and self._state.jobs_to_wait_for(needs) is not None
+        )
 
     # -- on_failure ------------------------------------------------------------------------
 
@@ -314,3 +340,7 @@ class ExecutionRunner:
 
     def _emit(self, level: LogLevel, content: str, step: str | None = None) -> None:
         self._logs.emit(self.execution_id, level, content, step)
+
+
+async def _until_set(event: asyncio.Event) -> None:
+    await event.wait()

@@ -38,26 +38,43 @@ class StepRunner:
         self._on_failure = on_failure
 
     async def run(
-        self, name: str, spec: StepSpec, *, resumed: bool = False, cleanup: bool = False
+        self,
+        name: str,
+        spec: StepSpec,
+        *,
+        resumed: bool = False,
+        cleanup: bool = False,
+        ahead: bool = False,
     ) -> None:
-        """Run a step to its end, attempt after attempt (``retries``), and record the end."""
+        """Run a step to its end, attempt after attempt (``retries``), and record the end.
+
+        ``ahead``: a job submitted before its needs succeeded; it is WAITING until Slurm
+        starts it (jobsteps.py moves it to RUNNING then).
+        """
         label = "Cleanup step" if cleanup else "Step"
         context = self._context
         if not resumed:
+            state = StepState.WAITING if ahead else StepState.RUNNING
             if not cleanup:
-                started_at = datetime.now(UTC)
+                fields = {} if ahead else {"started_at": datetime.now(UTC)}
                 await context.write(
                     lambda conn: store_executions.update_step(
                         conn,
                         context.execution_id,
                         name,
-                        StepState.RUNNING,
+                        state,
                         expected={StepState.PENDING},
-                        started_at=started_at,
+                        **fields,
                     )
                 )
-            self._emit(LogLevel.INFO, f"{label} {name} started", name)
-        context.state.started(name)
+            if ahead:
+                needs = ", ".join(spec.needs)
+                self._emit(
+                    LogLevel.INFO, f"{label} {name} submitted ahead: it waits for {needs}", name
+                )
+            else:
+                self._emit(LogLevel.INFO, f"{label} {name} started", name)
+            context.state.started(name, state)
         allowed = 1 + spec.retries
         attempt = context.state.attempts(name)
         while True:
@@ -109,13 +126,14 @@ class StepRunner:
         if attempt > 1:
             self._emit(LogLevel.INFO, f"{label} {name}: attempt {attempt} of {allowed}", name)
         if not cleanup:
+            to, expected = context.state.recorded_as(name)
             await context.write(
                 lambda conn: store_executions.update_step(
                     conn,
                     context.execution_id,
                     name,
-                    StepState.RUNNING,
-                    expected=ACTIVE_STEP_STATES,
+                    to,
+                    expected=expected,
                     attempts=attempt,
                     job_id=None,
                 )

@@ -44,6 +44,18 @@ def exit_file_command(paths: Iterable[str]) -> str:
     return "; ".join(parts)
 
 
+def exit_wait_command(paths: Iterable[str], seconds: int, step: float = 0.05) -> str:
+    """Wait up to ``seconds`` for one of the exit files to appear, then print each one's code
+    as ``exit_file_command`` does: the end of a job seen as soon as its wrapper writes it."""
+    listed = list(paths)
+    found = " || ".join(f"[ -e {shlex.quote(_checked_path(path))} ]" for path in listed)
+    wait = (
+        f"end=$((SECONDS+{int(seconds)})); "
+        f"until {found} || [ $SECONDS -ge $end ]; do sleep {step:g}; done"
+    )
+    return f"{wait}; {exit_file_command(listed)}"
+
+
 def parse_exit_files(exit_code: int, stdout: str | bytes, stderr: str | bytes) -> dict[str, int]:
     """Exit codes by path, for the exit files that exist."""
     lines = _lines(exit_code, stdout, stderr, "exit files")

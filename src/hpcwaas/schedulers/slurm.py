@@ -48,6 +48,7 @@ __all__ = [
     "SubmitError",
     "UnexpectedOutput",
     "batch_script",
+    "dependency",
     "exit_file_command",
     "find_jobs_command",
     "is_transient",
@@ -68,6 +69,7 @@ __all__ = [
     "scontrol_command",
     "squeue_command",
     "submit_error",
+    "update_dependency_command",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,9 +136,32 @@ def _job_ids(job_ids: Iterable[str]) -> list[str]:
 # --- sbatch ----------------------------------------------------------------------------------
 
 
-def sbatch_command(wrapper_path: str) -> str:
-    """Submit a batch script; the job ID comes back alone (``--parsable``)."""
-    return f"sbatch --parsable {shlex.quote(wrapper_path)}"
+def sbatch_command(
+    wrapper_path: str, *, after: Iterable[str] = (), kill_on_fail: bool = True
+) -> str:
+    """Submit a batch script; the job ID comes back alone (``--parsable``).
+
+    ``after``: jobs that must succeed first (``--dependency=afterok``); with ``kill_on_fail``
+    Slurm cancels the job at once if one of them fails (``--kill-on-invalid-dep=yes``),
+    else it stays pending until its dependency is changed (``update_dependency_command``).
+    """
+    flags = ""
+    ids = list(after)
+    if ids:
+        kill = "yes" if kill_on_fail else "no"
+        flags = f"--dependency={dependency(ids)} --kill-on-invalid-dep={kill} "
+    return f"sbatch --parsable {flags}{shlex.quote(wrapper_path)}"
+
+
+def dependency(after: Iterable[str]) -> str:
+    """``afterok:<id>:<id>...``: start once every one of these jobs succeeded."""
+    return "afterok:" + ":".join(_job_ids(after))
+
+
+def update_dependency_command(job_id: str, after: Iterable[str]) -> str:
+    """Point a pending job at other jobs to wait for (a need's job was submitted again)."""
+    (checked,) = _job_ids([job_id])
+    return f"scontrol update JobId={checked} Dependency={dependency(after)}"
 
 
 def parse_sbatch(exit_code: int, stdout: str, stderr: str) -> str:

@@ -91,6 +91,10 @@ class Preparation:
     work_dir: str = ""  # the execution's directory, as the step's host sees it
     cluster: ClusterDefaults | None = None  # None on a local environment
     limits: Mapping[str, Any] = field(default_factory=dict)  # the service's ``limits:``
+    # A job submitted ahead: the jobs of its needs it waits for (Slurm ``afterok``), and
+    # whether Slurm cancels it when one of them fails (no: a need may be tried again).
+    after_jobs: tuple[str, ...] = ()
+    cancel_on_failed_need: bool = True
 
 
 def step_context(

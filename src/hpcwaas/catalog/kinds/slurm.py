@@ -194,7 +194,10 @@ def prepare_slurm_step(
         env=env,
     )
     # A resubmitted step must not be judged by the exit file of its previous attempt.
-    submit = f"rm -f -- {shlex.quote(paths['exit'])} && {slurm.sbatch_command(paths['sbatch'])}"
+    sbatch = slurm.sbatch_command(
+        paths["sbatch"], after=request.after_jobs, kill_on_fail=request.cancel_on_failed_need
+    )
+    submit = f"rm -f -- {shlex.quote(paths['exit'])} && {sbatch}"
     if request.secrets or request.workflow_secrets:
         # The wrapper exports the secrets: Slurm keeps its own copy of a submitted script, so
         # ours is removed at once, whatever sbatch said (its answer is kept for the parser).
