@@ -27,6 +27,7 @@ pytest_plugins = [
     "tests.vault_kv2",
     "tests.http_files",
     "tests.pg_support",
+    "tests.airflow_support",
 ]
 
 # Property tests and fuzzing draw the same examples on every CI run, so a failure there
@@ -40,11 +41,14 @@ BIN = Path(sys.executable).parent
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests under integration/ and e2e/ start real processes, as do those on the real
-    PostgreSQL server (wherever they live): mark them so."""
+    PostgreSQL server (wherever they live): mark them so; those on the real Airflow are
+    also ``dls``."""
     for item in items:
         uses_postgres = {"postgres", "postgres_url"} & set(getattr(item, "fixturenames", ()))
         if {"integration", "e2e"} & set(item.path.parts) or uses_postgres:
             item.add_marker(pytest.mark.integration)
+        if "airflow" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.dls)
 
 
 def free_port() -> int:
