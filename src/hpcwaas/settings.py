@@ -203,6 +203,39 @@ class SlurmDefaultsConfig(BaseModel):
     time: str | None = None
 
 
+class AirflowConfig(BaseModel):
+    """An Apache Airflow (such as eFlows4HPC's Data Logistics Service) for dag_run steps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        description="Base URL of the Airflow webserver, e.g. https://dls.example.org; its "
+        "stable REST API (Airflow 2) is under /api/v1.",
+        pattern=r"^https?://",
+    )
+    credentials: str = Field(
+        description="Key store path of the Airflow account dag_run steps use (basic auth), "
+        "with the keys username and password: hpcwaas-api secrets put PATH username (then "
+        "password)."
+    )
+    ca_file: Path | None = Field(
+        default=None, description="PEM file of the CAs to trust for https (default: the system's)."
+    )
+    verify_tls: bool = Field(
+        default=True, description="Check the server's certificate (false only for tests)."
+    )
+    poll_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between two polls of the runs followed."
+    )
+    request_timeout: float = Field(default=30.0, gt=0, description="Seconds one request may take.")
+    unreachable_deadline: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds a step's run is followed while the Airflow cannot be reached "
+        "before the step fails (the run is then left to the Airflow).",
+    )
+
+
 class SlurmEnvironment(BaseModel):
     """An HPC cluster reached over SSH, as each user's own cluster account; jobs go to Slurm."""
 
@@ -226,6 +259,11 @@ class SlurmEnvironment(BaseModel):
     max_parallel_steps: int = Field(default=32, ge=1)
     unreachable_deadline: float = Field(
         default=600.0, gt=0, description="Seconds a step retries an unreachable cluster."
+    )
+    airflow: AirflowConfig | None = Field(
+        default=None,
+        description="The Airflow (Data Logistics Service) that dag_run steps on this cluster "
+        "trigger DAG runs on; none: dag_run steps fail at once here.",
     )
 
 

@@ -14,7 +14,15 @@ from typing import Any
 
 from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.catalog.kinds import kind_of
-from hpcwaas.catalog.kinds.base import CommandInvocation, JobSubmission, StepKind, StepSettings
+from hpcwaas.catalog.kinds.base import (
+    ClusterAccess,
+    CommandInvocation,
+    JobSubmission,
+    Preparation,
+    RemoteRequest,
+    StepKind,
+    StepSettings,
+)
 from hpcwaas.catalog.kinds.transfers import StageInPlan, StageOutPlan
 from hpcwaas.engine.commandsteps import CommandStep
 from hpcwaas.engine.execution_secrets import ExecutionSecrets
@@ -22,12 +30,15 @@ from hpcwaas.engine.jobsteps import JobStep
 from hpcwaas.engine.logsink import LogSink
 from hpcwaas.engine.outcome import Emit, Halt, Outcome
 from hpcwaas.engine.places import Place
+from hpcwaas.engine.remote_services import RemoteServices
+from hpcwaas.engine.remotesteps import RemoteError, RemoteService, RemoteStep, RunKey
 from hpcwaas.engine.resultstore import ResultStore
 from hpcwaas.engine.secret_inputs import mask
 from hpcwaas.engine.stagein import stage_in
 from hpcwaas.engine.stageout import stage_out
 from hpcwaas.engine.transfersteps import Move, P, TransferStep
 from hpcwaas.settings import Settings
+from hpcwaas.store import logs as store_logs
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.store.logs import Checkpoint
@@ -58,6 +69,7 @@ class StepAttempts:
         step_outputs: dict[str, dict[str, str]],
         halt: Halt,
         stopping: Callable[[], bool],
+        remote: RemoteServices | None = None,
     ) -> None:
         self._execution_id = execution.id
         self._execution = execution
@@ -73,12 +85,18 @@ class StepAttempts:
         self._commands: dict[str, CommandStep] = {}
         self._jobs: dict[str, JobStep] = {}
         self._transfers: dict[str, TransferStep[Any]] = {}
+        self._remote_steps: dict[str, RemoteStep] = {}
+        self._remote = remote
+        self._attempt_numbers: dict[str, int] = {}  # of the attempt running now, by step
         self._background: set[asyncio.Task[None]] = set()
         self.kill_grace = settings.step_grace_seconds
 
-    async def run(self, name: str, spec: StepSettings, *, resumed: bool) -> Outcome | None:
-        """One attempt of a step; None when a job is detached by a server stop."""
+    async def run(
+        self, name: str, spec: StepSettings, *, resumed: bool, attempt: int = 1
+    ) -> Outcome | None:
+        """Attempt ``attempt`` of a step; None when a job is detached by a server stop."""
         kind = kind_of(spec)
+        self._attempt_numbers[name] = attempt
         # An attempt taken up again after a restart may be writing its file: keep it then.
         if spec.outputs and not (resumed and kind.reattaches):
             try:
@@ -87,8 +105,8 @@ class StepAttempts:
                 return Outcome(
                     StepState.FAILED, None, f"could not be started: {exc}", retryable=True
                 )
-        attempt: Attempt = kind.run(self, name, spec, resumed=resumed)
-        return await attempt
+        work: Attempt = kind.run(self, name, spec, resumed=resumed)
+        return await work
 
     def halt(self, grace: float, *, detach_jobs: bool) -> None:
         """Kill the running commands and transfers; cancel the jobs, or leave them running."""
@@ -96,6 +114,8 @@ class StepAttempts:
         self.kill_commands(grace)
         for transfer in list(self._transfers.values()):
             transfer.cancel()
+        for remote in list(self._remote_steps.values()):
+            remote.cancel()  # its run is stopped, unless the server stops (then re-attached)
         for job in list(self._jobs.values()):
             if detach_jobs:
                 job.detach()  # the job runs on; whoever drives the execution next follows it
@@ -139,6 +159,64 @@ class StepAttempts:
             return stage_out(plan, files, store, db, self._execution_id, emit)
 
         return self._run_transfer(kind, name, step, move)
+
+    def remote_run(
+        self, kind: StepKind[Any, RemoteRequest], name: str, step: StepSettings, *, resumed: bool
+    ) -> Attempt:
+        """Have a remote service do the work; re-attach to the run of this attempt if any."""
+        return self._run_remote(kind, name, step)
+
+    async def _run_remote(
+        self, kind: StepKind[Any, RemoteRequest], name: str, spec: StepSettings
+    ) -> Outcome | None:
+        cluster = self._place.cluster
+        execution = self._execution
+        access = None
+        if cluster is not None and execution.cluster_login and execution.key_id:
+            environment = cluster.environment
+            access = ClusterAccess(
+                environment.host, environment.port, execution.cluster_login, execution.key_id
+            )
+        preparation = Preparation(
+            execution_id=self._execution_id,
+            step_name=name,
+            inputs=execution.inputs,
+            step_outputs=self._step_outputs,
+            secrets=self._secrets.inputs,
+            key_store_secrets=self._secrets.workflow_secrets,
+            limits=self._settings.limits.model_dump(),
+            access=access,
+        )
+        remote = self._remote
+
+        async def services(service: str) -> RemoteService:
+            if remote is None:
+                raise RemoteError(f"no {service} is configured", retryable=False)
+            return await remote.lookup(execution.environment, service)
+
+        async def read_offsets(run_id: str) -> dict[str, int]:
+            async with self._db.read() as conn:
+                return await store_logs.read_offsets(conn, self._execution_id, name, run_id)
+
+        step = RemoteStep(
+            name=name,
+            kind=kind,
+            spec=spec,
+            preparation=preparation,
+            key=RunKey(self._execution_id, name, self._attempt_numbers.get(name, 1)),
+            services=services,
+            read_offsets=read_offsets,
+            emit=self._emit_for(name),
+            on_line=functools.partial(self._output_line, name),
+            halt=self._halt,
+            detaches=lambda: self._stopping() and self._place.cluster is not None,
+            hidden=self._secrets.hidden,
+        )
+        self._remote_steps[name] = step
+        try:
+            return await step.run()
+        finally:
+            del self._remote_steps[name]
 
     async def _run_command(
         self, kind: StepKind[Any, CommandInvocation], name: str, spec: StepSettings

@@ -20,6 +20,7 @@ from hpcwaas.engine.execution_start import mark_running, prepare_run, read_progr
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.outcome import SERVER_STOPPED, Halt
 from hpcwaas.engine.places import Place
+from hpcwaas.engine.remote_services import RemoteServices
 from hpcwaas.engine.steprunner import StepRunner
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import Settings
@@ -50,6 +51,7 @@ class ExecutionRunner:
         max_parallel_steps: int,
         resume: bool = False,
         keystore: KeyStore | None = None,
+        remote: RemoteServices | None = None,
     ) -> None:
         self.execution_id = execution.id
         self._db = db
@@ -83,6 +85,7 @@ class ExecutionRunner:
             step_outputs=self._step_outputs,
             halt=Halt(self._halted, self._halted_state),
             stopping=lambda: self._stopping,
+            remote=remote,
         )
         self._steps = StepRunner(
             db=db,

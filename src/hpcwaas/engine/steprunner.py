@@ -91,7 +91,7 @@ class StepRunner:
             if not resumed or attempt == 0:
                 attempt += 1
                 await self._record_attempt(name, attempt, allowed, label, cleanup)
-            outcome = await self._attempts.run(name, spec, resumed=resumed)
+            outcome = await self._attempts.run(name, spec, resumed=resumed, attempt=attempt)
             resumed = False
             if outcome is None:  # detached: the job runs on after the server stops
                 return
