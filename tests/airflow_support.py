@@ -52,7 +52,13 @@ START_TIMEOUT = 180
 USERNAME = "admin"
 INSTALL_HINT = "run: bash scripts/install-test-deps.sh airflow"
 # The DAGs the fixture waits for before it yields.
-EXPECTED_DAGS = {"plainhttp2ssh", "hpcwaas_test_fail", "hpcwaas_test_sleep", "hpcwaas_test_quick"}
+EXPECTED_DAGS = {
+    "plainhttp2ssh",
+    "ssh2ssh",
+    "hpcwaas_test_fail",
+    "hpcwaas_test_sleep",
+    "hpcwaas_test_quick",
+}
 
 
 def venv_dir() -> Path:

@@ -1,11 +1,16 @@
-"""plainhttp2ssh: download a file over HTTP(S) and copy it onto a cluster over SSH.
+"""Two Data Logistics Service transfers, for a site that runs its own Airflow.
 
-A DAG to the Data Logistics Service's contract (eflows4hpc/dls-dags, DAG ``plainhttp2ssh``),
-for a site that runs its own Airflow: hpcwaas's ``dag_run`` steps trigger it as they trigger
-the DLS's. Its params are the DLS's: ``vault_id`` (the SSH key ID whose private key is read
-from the Vault at ``ssh-credentials/<vault_id>``, field ``privateKey``), ``host``, ``port``,
-``login`` (the cluster account), ``url`` (http:// or https://), ``target`` (the file's full
-path on the cluster) and ``force`` (replace an existing file).
+DAGs to the contract of eflows4hpc/dls-dags, which hpcwaas's ``dag_run`` steps trigger as
+they trigger the DLS's:
+
+- ``plainhttp2ssh``: download a file over HTTP(S) and copy it onto a cluster over SSH. Params:
+  ``vault_id`` (the SSH key ID whose private key is read from the Vault at
+  ``ssh-credentials/<vault_id>``, field ``privateKey``), ``host``, ``port``, ``login`` (the
+  cluster account), ``url`` (http:// or https://), ``target`` (the file's path on the
+  cluster; relative: to the account's home) and ``force`` (replace an existing file).
+- ``ssh2ssh``: copy a file from one cluster account to another (or the same). Params: the
+  same ``vault_id``, ``host``, ``port``, ``login`` and a ``path``, each prefixed ``source_``
+  and ``target_``.
 
 The Vault is the Airflow connection ``my_vault`` (type ``vault``, as on the DLS: e.g. AppRole
 with ``auth_type`` ``approle`` and ``kv_engine_version`` 2 in its extra). The cluster's host
@@ -121,3 +126,61 @@ def plainhttp2ssh() -> None:
 
 
 plainhttp2ssh()
+
+
+@dag(
+    dag_id="ssh2ssh",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    tags=["hpcwaas", "dls"],
+    params={
+        **{
+            f"{side}_{key}": param
+            for side in ("source", "target")
+            for key, param in (
+                ("vault_id", Param("", type="string")),
+                ("host", Param("", type="string")),
+                ("port", Param(22, type="integer")),
+                ("login", Param("", type="string")),
+                ("path", Param("", type="string")),
+            )
+        }
+    },
+)
+def ssh2ssh() -> None:
+    @task
+    def copy(**context: object) -> int:
+        params = context["params"]
+        assert isinstance(params, dict)
+        ends = []
+        for side in ("source", "target"):
+            key = _private_key(params[f"{side}_vault_id"])
+            host, port = params[f"{side}_host"], int(params[f"{side}_port"])
+            ends.append(_client(host, port, params[f"{side}_login"], key))
+        source, target = ends
+        try:
+            source_path, target_path = params["source_path"], params["target_path"]
+            directory = posixpath.dirname(target_path)
+            if directory:
+                _, out, _ = target.exec_command(f"mkdir -p -- '{directory}'")
+                out.channel.recv_exit_status()
+            print(f"Copying {source_path} to {target_path}")
+            written = 0
+            with (
+                source.open_sftp().open(source_path, "rb") as inp,
+                target.open_sftp().open(target_path, "wb") as out,
+            ):
+                while chunk := inp.read(CHUNK):
+                    out.write(chunk)
+                    written += len(chunk)
+            print(f"Copied {written} bytes")
+            return written
+        finally:
+            source.close()
+            target.close()
+
+    copy()
+
+
+ssh2ssh()

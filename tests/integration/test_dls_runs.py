@@ -1,0 +1,230 @@
+"""dag_run steps on a real Apache Airflow (tests/airflow_support.py) and the loopback cluster.
+
+The hpcwaas server (a subprocess) keeps keys in a Vault (the KV v2 server of
+tests/vault_kv2.py); the Airflow's DAGs (dags/dls_transfers.py, tests/dags/) read the user's
+private key from that same Vault, as the Data Logistics Service does, and copy files onto
+the cluster over SSH as the user's account.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from tests.airflow_support import Airflow
+from tests.cluster_support import Cluster
+from tests.conftest import LiveServer, free_port, wait_for_status
+from tests.http_files import HttpFiles
+from tests.integration.test_cluster_runs import BIN, _execution_id, _new_key
+from tests.vault_kv2 import FakeVault
+
+LOGIN = "hpcuser1"
+CREDENTIALS = "services/airflow"
+
+WORKFLOWS = """
+application: dls
+environments: [cluster]
+expose: [copy, failing, slow, minimal]
+workflows:
+  copy:
+    inputs:
+      url: {type: string}
+      target_path: {type: string}
+    steps:
+      fetch:
+        kind: dag_run
+        dag_id: plainhttp2ssh
+        conf:
+          url: "{{ inputs.url }}"
+          target: "{{ inputs.target_path }}"
+          force: true
+  failing:
+    steps:
+      refuse:
+        kind: dag_run
+        dag_id: hpcwaas_test_fail
+        conf: {reason: "no data at the source"}
+  slow:
+    inputs:
+      seconds: {type: integer, default: 40}
+    steps:
+      wait:
+        kind: dag_run
+        dag_id: hpcwaas_test_sleep
+        conf: {seconds: "{{ inputs.seconds }}"}
+        cluster_access: []
+  minimal:
+    inputs:
+      app_url: {type: string}
+    steps:
+      stage_in:
+        kind: dag_run
+        dag_id: plainhttp2ssh
+        conf:
+          url: "{{ inputs.app_url }}"
+          target: ".hpcwaas/executions/{{ execution.id }}/app.py"
+      compute:
+        kind: pycompss
+        needs: [stage_in]
+        app: app.py
+        arguments: [result.txt]
+        num_nodes: 1
+      stage_out:
+        kind: dag_run
+        needs: [compute]
+        dag_id: ssh2ssh
+        cluster_access: [source_, target_]
+        conf:
+          source_path: ".hpcwaas/executions/{{ execution.id }}/result.txt"
+          target_path: "results/{{ execution.id }}/result.txt"
+"""
+
+APP = b"""import sys
+with open(sys.argv[1], "w") as out:
+    out.write("computed by pycompss\\n")
+print("app wrote", sys.argv[1])
+"""
+
+
+class DlsSetup:
+    """An hpcwaas server on the Vault, whose cluster environment has the test Airflow."""
+
+    def __init__(self, tmp_path: Path, cluster: Cluster, airflow: Airflow, vault: FakeVault):
+        self.cluster, self.airflow, self.vault = cluster, airflow, vault
+        catalog = tmp_path / "catalog"
+        catalog.mkdir()
+        (catalog / "dls.yaml").write_text(WORKFLOWS)
+        # The server keeps the Airflow's credentials in the Vault too.
+        vault.capabilities["secret/data/services/*"] = {"create", "read", "update"}
+        config = {
+            "vault_config": vault.config_section(),
+            "catalog_dirs": [str(catalog)],
+            "environments": {
+                "cluster": {
+                    "kind": "slurm",
+                    "host": cluster.host,
+                    "port": cluster.port,
+                    "host_keys": [cluster.known_hosts],
+                    "poll_interval": 1,
+                    "airflow": {
+                        "url": airflow.url,
+                        "credentials": CREDENTIALS,
+                        "poll_interval": 1,
+                    },
+                }
+            },
+        }
+        path = tmp_path / "hpcwaas.yml"
+        path.write_text(yaml.safe_dump(config))
+        self.server = LiveServer(tmp_path / "data", free_port(), extra_args=["--config", str(path)])
+        self.home = tmp_path / "home"
+        self.home.mkdir()
+        # What the DLS has: the Vault (AppRole) and the cluster's host key.
+        airflow.set_connection(
+            "my_vault",
+            conn_type="vault",
+            host="127.0.0.1",
+            port=vault.port,
+            login=vault.role_id,
+            password=vault.secret_id,
+            extra=json.dumps({"auth_type": "approle", "kv_engine_version": 2}),
+        )
+        airflow.api("DELETE", "/variables/ssh_known_hosts")
+        made = airflow.api(
+            "POST", "/variables", json={"key": "ssh_known_hosts", "value": cluster.known_hosts}
+        )
+        assert made.status_code == 200, made.text
+
+    def start(self) -> None:
+        for key, value in (
+            ("username", self.airflow.username),
+            ("password", self.airflow.password),
+        ):
+            put = self.server.admin("secrets", "put", CREDENTIALS, key, input_text=value)
+            assert put.returncode == 0, put.stderr
+        self.server.start()
+
+    def waas(self, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "HOME": str(self.home)}
+        env.pop("HW_ACCESS_TOKEN", None)
+        return subprocess.run(
+            [str(BIN / "waas"), "--api_url", self.server.url, f"-t={token}", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    def trigger(self, token: str, key: str, workflow: str, *inputs: str) -> str:
+        args = ["-i", f"user_id={LOGIN}", "-i", f"vault_id={key}"]
+        for value in inputs:
+            args += ["-i", value]
+        run = self.waas(token, "workflows", "trigger", "-f", *args, f"dls@cluster@{workflow}")
+        assert run.returncode == 0, run.stdout + run.stderr
+        return _execution_id(run.stdout)
+
+
+@pytest.fixture
+def dls(
+    tmp_path: Path,
+    cluster: Cluster,
+    cluster_jobs_cleanup: Cluster,
+    airflow: Airflow,
+    vault_server: FakeVault,
+) -> Iterator[DlsSetup]:
+    setup = DlsSetup(tmp_path, cluster, airflow, vault_server)
+    setup.start()
+    yield setup
+    setup.server.stop()
+
+
+def _logs(client: httpx.Client, execution_id: str) -> str:
+    answer = client.get(f"/executions/{execution_id}/logs")
+    assert answer.status_code == 200, answer.text
+    return json.dumps(answer.json())
+
+
+def _runs_of(airflow: Airflow, dag_id: str, execution_id: str) -> list[dict[str, Any]]:
+    return [r for r in airflow.runs(dag_id) if execution_id in r["dag_run_id"]]
+
+
+def _wait_run_state(
+    airflow: Airflow, dag_id: str, execution_id: str, states: set[str], timeout: float = 90
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = _runs_of(airflow, dag_id, execution_id)
+        if runs and runs[0]["state"] in states:
+            return runs[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no run of {dag_id} for {execution_id} in {states}: {runs}")
+
+
+def test_dag_run_step_copies_a_file_onto_the_cluster_with_the_users_vault_key(
+    dls: DlsSetup, cluster: Cluster, http_files: HttpFiles
+) -> None:
+    url = http_files.add("/datasets/input.txt", b"dataset line 1\ndataset line 2\n")
+    token = dls.server.token("alice")
+    key = _new_key(dls, cluster, token, LOGIN)  # type: ignore[arg-type]  # has waas()
+    execution_id = dls.trigger(token, key, "copy", f"url={url}", "target_path=dls/input.txt")
+    with dls.server.client(token) as client:
+        body = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED"}, timeout=180)
+        logs = _logs(client, execution_id)
+    assert body["status"] == "SUCCEEDED", logs
+    copied = cluster.run_as(LOGIN, "cat dls/input.txt; stat -c %U dls/input.txt")
+    assert copied.stdout == f"dataset line 1\ndataset line 2\n{LOGIN}\n", copied.stderr
+    # the run's task log arrived as the step's log entries
+    assert "[stream_upload]" in logs and "Copied 30 bytes" in logs, logs
+    [run] = _runs_of(dls.airflow, "plainhttp2ssh", execution_id)
+    assert run["state"] == "success"
+    assert run["conf"]["login"] == LOGIN and run["conf"]["vault_id"] == key
+    assert run["conf"]["port"] == cluster.port  # JSON data, typed as the DAG's params want
