@@ -167,7 +167,7 @@ class DlsSetup:
         args = ["-i", f"user_id={LOGIN}", "-i", f"vault_id={key}"]
         for value in inputs:
             args += ["-i", value]
-        run = self.waas(token, "workflows", "trigger", "-f", *args, f"dls@cluster@{workflow}")
+        run = self.waas(token, "workflows", "trigger", *args, f"dls@cluster@{workflow}")
         assert run.returncode == 0, run.stdout + run.stderr
         return _execution_id(run.stdout)
 
@@ -228,3 +228,98 @@ def test_dag_run_step_copies_a_file_onto_the_cluster_with_the_users_vault_key(
     assert run["state"] == "success"
     assert run["conf"]["login"] == LOGIN and run["conf"]["vault_id"] == key
     assert run["conf"]["port"] == cluster.port  # JSON data, typed as the DAG's params want
+
+
+def test_failing_dag_run_fails_the_step_with_the_runs_error(
+    dls: DlsSetup, cluster: Cluster
+) -> None:
+    token = dls.server.token("alice")
+    key = _new_key(dls, cluster, token, LOGIN)  # type: ignore[arg-type]  # has waas()
+    execution_id = dls.trigger(token, key, "failing")
+    with dls.server.client(token) as client:
+        body = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED"}, timeout=180)
+        logs = _logs(client, execution_id)
+    assert body["status"] == "FAILED", logs
+    [run] = _runs_of(dls.airflow, "hpcwaas_test_fail", execution_id)
+    assert run["state"] == "failed"
+    # the step's failure says which task failed and why, as the task's log said it
+    assert "task refuse: RuntimeError: no data at the source" in logs, logs
+    assert "[refuse]" in logs and "about to fail" in logs
+
+
+def _task_states(airflow: Airflow, dag_id: str, run_id: str) -> dict[str, str | None]:
+    answer = airflow.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+    assert answer.status_code == 200, answer.text
+    return {ti["task_id"]: ti["state"] for ti in answer.json()["task_instances"]}
+
+
+def _wait_task_running(airflow: Airflow, run_id: str, task: str) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if _task_states(airflow, "hpcwaas_test_sleep", run_id).get(task) == "running":
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"task {task} of {run_id} never ran")
+
+
+def test_cancel_sets_the_dag_run_failed_and_stops_its_running_task(
+    dls: DlsSetup, cluster: Cluster
+) -> None:
+    token = dls.server.token("alice")
+    key = _new_key(dls, cluster, token, LOGIN)  # type: ignore[arg-type]  # has waas()
+    execution_id = dls.trigger(token, key, "slow", "seconds=120")
+    run = _wait_run_state(dls.airflow, "hpcwaas_test_sleep", execution_id, {"running"})
+    _wait_task_running(dls.airflow, run["dag_run_id"], "wait")
+    cancel = dls.waas(token, "executions", "cancel", execution_id)
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    with dls.server.client(token) as client:
+        body = wait_for_status(client, execution_id, {"CANCELLED", "FAILED"}, timeout=60)
+    assert body["status"] == "CANCELLED"
+    assert _runs_of(dls.airflow, "hpcwaas_test_sleep", execution_id)[0]["state"] == "failed"
+    deadline = time.monotonic() + 60
+    while _task_states(dls.airflow, "hpcwaas_test_sleep", run["dag_run_id"])["wait"] == "running":
+        assert time.monotonic() < deadline, "the running task was not stopped"
+        time.sleep(0.5)
+
+
+def test_restart_of_hpcwaas_mid_run_reattaches_without_a_second_run(
+    dls: DlsSetup, cluster: Cluster
+) -> None:
+    token = dls.server.token("alice")
+    key = _new_key(dls, cluster, token, LOGIN)  # type: ignore[arg-type]  # has waas()
+    execution_id = dls.trigger(token, key, "slow", "seconds=25")
+    run = _wait_run_state(dls.airflow, "hpcwaas_test_sleep", execution_id, {"running"})
+    _wait_task_running(dls.airflow, run["dag_run_id"], "wait")
+    time.sleep(2)  # the first task's log is in
+    process = dls.server.process
+    assert process is not None
+    process.kill()  # a crash: nothing is detached cleanly
+    process.wait(10)
+    dls.server.start()
+    with dls.server.client(token) as client:
+        body = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED"}, timeout=180)
+        logs = _logs(client, execution_id)
+    assert body["status"] == "SUCCEEDED", logs
+    runs = _runs_of(dls.airflow, "hpcwaas_test_sleep", execution_id)
+    assert [r["dag_run_id"] for r in runs] == [run["dag_run_id"]]
+    assert f"re-attached to airflow run {run['dag_run_id']}" in logs
+    # the task logs read before the crash are not repeated, nor those after it lost
+    assert logs.count("first task done") == 1, logs
+    assert logs.count("slept 24 s") == 1, logs
+
+
+def test_minimal_workflow_stages_in_by_dag_computes_with_pycompss_and_stages_out_by_dag(
+    dls: DlsSetup, cluster: Cluster, http_files: HttpFiles
+) -> None:
+    url = http_files.add("/apps/app.py", APP)
+    token = dls.server.token("alice")
+    key = _new_key(dls, cluster, token, LOGIN)  # type: ignore[arg-type]  # has waas()
+    execution_id = dls.trigger(token, key, "minimal", f"app_url={url}")
+    with dls.server.client(token) as client:
+        body = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED"}, timeout=300)
+        logs = _logs(client, execution_id)
+    assert body["status"] == "SUCCEEDED", logs
+    staged_out = cluster.run_as(LOGIN, f"cat results/{execution_id}/result.txt")
+    assert staged_out.stdout == "computed by pycompss\n", staged_out.stderr
+    [out] = _runs_of(dls.airflow, "ssh2ssh", execution_id)
+    assert out["conf"]["source_login"] == out["conf"]["target_login"] == LOGIN

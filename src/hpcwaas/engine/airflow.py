@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,20 @@ def _level(line: str) -> LogLevel:
     if " WARNING - " in line:
         return LogLevel.WARN
     return LogLevel.INFO
+
+
+# The last line of a Python traceback: the exception a task failed with.
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception)\b: .+$")
+
+
+def _error_of(log_text: str) -> str | None:
+    """Why a task failed, as its log says: the exception it raised, else its last error line."""
+    lines = log_text.splitlines()
+    raised = [line.strip() for line in lines if EXCEPTION_LINE.match(line.strip())]
+    if raised:
+        return raised[-1]
+    errors = [line.split(" ERROR - ", 1)[1] for line in lines if " ERROR - " in line]
+    return errors[-1] if errors else None
 
 
 @dataclass
@@ -203,9 +218,7 @@ class AirflowService:
                     await watch.on_line(_level(content), f"[{ti.task_id}] {content}", point)
             watch.offsets[ti.source] = offset
             if ti.state in ("failed", "upstream_failed"):
-                errors = [line for line in complete.splitlines() if " ERROR - " in line]
-                last = errors[-1].split(" ERROR - ", 1)[1] if errors else ti.state
-                watch.errors.append(f"task {ti.task_id}: {last}")
+                watch.errors.append(f"task {ti.task_id}: {_error_of(text) or ti.state}")
 
     async def _missing(self, watch: _Watch) -> None:
         watch.missing += 1
