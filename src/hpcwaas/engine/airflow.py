@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 ENDED = {"success": StepState.SUCCEEDED, "failed": StepState.FAILED}
 ACTIVE = ["queued", "running"]
 SUCCESSFUL_TASK = {"success", "skipped"}
+LOG_READS = 8  # task logs read at once per Airflow
 
 
 def run_id_of(key: RunKey) -> str:
@@ -113,7 +114,7 @@ class AirflowService:
         self.api = api
         self._watches: dict[tuple[str, str], _Watch] = {}
         self._poller: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._log_reads = asyncio.Semaphore(LOG_READS)
 
     async def start(self, request: DagRunRequest, key: RunKey) -> AirflowRun:
         """Trigger the run of ``key``, or find it when it exists (a retry after a crash)."""
@@ -203,9 +204,12 @@ class AirflowService:
         by_run: dict[tuple[str, str], list[TaskInstance]] = {}
         for ti in instances:
             by_run.setdefault((ti.dag_id, ti.run_id), []).append(ti)
+        # The logs of different runs are read concurrently (a few requests at a time).
+        await asyncio.gather(
+            *(self._read_logs(w, by_run.get((w.dag_id, w.run_id), [])) for w in watches)
+        )
         for watch in watches:
             tis = by_run.get((watch.dag_id, watch.run_id), [])
-            await self._read_logs(watch, tis)
             if (watch.dag_id, watch.run_id) in running:
                 continue
             if tis and all(ti.state in SUCCESSFUL_TASK for ti in tis):
@@ -224,7 +228,8 @@ class AirflowService:
             if watch.seen.get((ti.task_id, ti.map_index)) == now or ti.try_number < 1:
                 continue
             watch.seen[(ti.task_id, ti.map_index)] = now
-            text = await self.api.task_log(ti)
+            async with self._log_reads:
+                text = await self.api.task_log(ti)
             start = watch.offsets.get(ti.source, 0)
             new = text[start:]
             complete = new[: new.rfind("\n") + 1]  # a line still being written waits
