@@ -8,7 +8,8 @@ log) whose ``cluster`` environment has the session's Airflow (LocalExecutor on P
   stamps when it handles the POST (both paths leave it to Airflow), minus the moment the
   client sent its request: for hpcwaas the POST /workflows/{id}, for the bare one the POST
   /api/v1/dags/{dag}/dagRuns. The SSH pool and the Airflow client are warm (one execution ran
-  before).
+  before); the DAG is paused meanwhile, so that its runs are created but no task runs and
+  competes for the two cores (hpcwaas's executions are then cancelled).
 * ``dls_follow``: 200 executions of a one-task DAG triggered at once; while at least 100 runs
   are followed, the server's ``airflow poll`` debug lines give the list requests of each
   poll round, which must be at most ceil(runs followed / 100) (fewer when some of the runs
@@ -26,6 +27,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -63,6 +65,11 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _pause(airflow: Airflow, paused: bool) -> None:
+    answer = airflow.api("PATCH", "/dags/hpcwaas_test_quick", json={"is_paused": paused})
+    assert answer.status_code == 200, answer.text
+
+
 def _trigger(client: httpx.Client, workflow: str, body: dict[str, object]) -> str:
     answer = client.post(workflow, json=body)
     assert answer.status_code == 201, answer.text
@@ -96,7 +103,9 @@ def test_trigger_to_dag_run_created_and_200_runs_followed(
         with setup.server.client(token) as client:
             warm = _trigger(client, workflow, body)
             wait_for_status(client, warm, {"SUCCEEDED"}, timeout=120)
-            ours, bare = [], []
+            # Paused, the DAG's runs are created but not run: no task competes for the CPU.
+            _pause(airflow, True)
+            ours, bare, pending = [], [], []
             for index in range(TRIGGERS):
                 sent = time.time()
                 answer = airflow.api(
@@ -109,7 +118,13 @@ def test_trigger_to_dag_run_created_and_200_runs_followed(
                 sent = time.time()
                 execution = _trigger(client, workflow, body)
                 ours.append(_created(_run_of(airflow, execution)) - sent)
+                pending.append(execution)
                 time.sleep(0.5)
+            for execution in pending:  # their runs are set failed, never run
+                assert client.delete(f"/executions/{execution}").status_code == 202
+            for execution in pending:
+                wait_for_status(client, execution, {"CANCELLED"}, timeout=60)
+            _pause(airflow, False)
         extra_ms = (statistics.median(ours) - statistics.median(bare)) * 1000
         record(
             "dls_trigger",
@@ -157,7 +172,7 @@ def _follow_many(setup: DlsSetup, token: str, key: str) -> None:
         for m, r in zip(matches, rounds, strict=True)
         if r[0] >= 100
     ]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(times)]
     busy = [r for r in rounds if r[0] >= 100]
     batched = all(lists <= math.ceil(runs / 100) for runs, lists, _ in rounds)
     most = max((r[0] for r in rounds), default=0)
