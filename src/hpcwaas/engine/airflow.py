@@ -117,7 +117,24 @@ class AirflowService:
         self._log_reads = asyncio.Semaphore(LOG_READS)
 
     async def start(self, request: DagRunRequest, key: RunKey) -> AirflowRun:
-        """Trigger the run of ``key``, or find it when it exists (a retry after a crash)."""
+        """Trigger the run of ``key``, or find it when it exists (a retry after a crash).
+
+        An unreachable Airflow is asked again, with the same run ID, until
+        ``unreachable_deadline``: a trigger whose answer was lost is then found, not repeated.
+        """
+        deadline = time.monotonic() + self.config.unreachable_deadline
+        delay = 1.0
+        while True:
+            try:
+                return await self._start_once(request, key)
+            except RemoteError as exc:
+                if not exc.retryable or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("airflow %s: trigger failed (%s); retrying", self.api.url, exc)
+            await asyncio.sleep(delay)
+            delay = min(60.0, delay * 2)
+
+    async def _start_once(self, request: DagRunRequest, key: RunKey) -> AirflowRun:
         run_id = run_id_of(key)
         for _ in range(3):
             run = await self.api.trigger(request.dag_id, run_id, request.conf)
@@ -162,6 +179,11 @@ class AirflowService:
             await asyncio.sleep(delay)
             try:
                 await self.poll()
+            except (KeyError, ValueError, TypeError) as exc:  # an answer not as documented
+                self._fail_all(
+                    RemoteError(f"the Airflow at {self.api.url} answered {exc!r}", retryable=False)
+                )
+                continue
             except RemoteError as exc:
                 unreachable = time.monotonic() - last_success
                 log.warning("airflow %s: poll failed (%s); retrying", self.api.url, exc)
