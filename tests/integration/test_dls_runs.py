@@ -326,6 +326,30 @@ def test_restart_of_hpcwaas_mid_run_reattaches_without_a_second_run(
     assert logs.count("slept 24 s") == 1, logs
 
 
+def test_an_airflow_unreachable_for_a_while_is_followed_again_when_it_answers(
+    dls: DlsSetup, cluster: Cluster
+) -> None:
+    token = dls.server.token("alice")
+    key = _new_key(dls, cluster, token, LOGIN)  # type: ignore[arg-type]  # has waas()
+    execution_id = dls.trigger(token, key, "slow", "seconds=15")
+    run = _wait_run_state(dls.airflow, "hpcwaas_test_sleep", execution_id, {"running"})
+    dls.airflow.stop_webserver()
+    try:
+        time.sleep(5)  # a few polls fail meanwhile
+        with dls.server.client(token) as client:
+            assert client.get(f"/executions/{execution_id}").json()["status"] == "RUNNING"
+    finally:
+        dls.airflow.start_webserver()
+    with dls.server.client(token) as client:
+        body = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED"}, timeout=180)
+        logs = _logs(client, execution_id)
+    assert body["status"] == "SUCCEEDED", logs
+    assert [r["dag_run_id"] for r in _runs_of(dls.airflow, "hpcwaas_test_sleep", execution_id)] == [
+        run["dag_run_id"]
+    ]
+    assert logs.count("slept 14 s") == 1, logs
+
+
 def test_minimal_workflow_stages_in_by_dag_computes_with_pycompss_and_stages_out_by_dag(
     dls: DlsSetup, cluster: Cluster, http_files: HttpFiles
 ) -> None:
