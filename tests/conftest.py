@@ -24,7 +24,7 @@ from hpcwaas.store.database import Database
 pytest_plugins = [
     "tests.sso_support",
     "tests.cluster_support",
-    "tests.vault_kv2",
+    "tests.openbao_support",
     "tests.http_files",
     "tests.pg_support",
     "tests.airflow_support",
@@ -41,13 +41,17 @@ BIN = Path(sys.executable).parent
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests under integration/ and e2e/ start real processes, as do those on the real
-    PostgreSQL server (wherever they live): mark them so; those on the real Airflow are
-    also ``dls``."""
+    PostgreSQL or OpenBao server (wherever they live): mark them so; those on OpenBao are
+    marked ``vault`` too, those on the real Airflow ``dls``."""
     for item in items:
-        uses_postgres = {"postgres", "postgres_url"} & set(getattr(item, "fixturenames", ()))
-        if {"integration", "e2e"} & set(item.path.parts) or uses_postgres:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        uses_openbao = bool({"openbao", "make_openbao"} & fixtures)
+        if uses_openbao:
+            item.add_marker(pytest.mark.vault)
+        uses_postgres = {"postgres", "postgres_url"} & fixtures
+        if {"integration", "e2e"} & set(item.path.parts) or uses_postgres or uses_openbao:
             item.add_marker(pytest.mark.integration)
-        if "airflow" in getattr(item, "fixturenames", ()):
+        if "airflow" in fixtures:
             item.add_marker(pytest.mark.dls)
 
 
@@ -215,6 +219,30 @@ def api(server: LiveServer, user: str) -> Iterator[httpx.Client]:
     """An HTTP client authenticated as this test's own user."""
     with server.client(server.token(user)) as client:
         yield client
+
+
+def trigger(api: httpx.Client, workflow: str, **inputs: object) -> str:
+    """Trigger ``workflow`` with ``inputs``; the new execution's ID."""
+    response = api.post(f"/workflows/{workflow}", json={"inputs": inputs})
+    assert response.status_code == 201, response.text
+    return response.headers["location"].rsplit("/", 1)[1]
+
+
+def processes_of(execution_id: str) -> list[int]:
+    """PIDs of live processes started for this execution (they carry its ID in their env)."""
+    marker = f"HPCWAAS_EXECUTION_ID={execution_id}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                stat = (proc / "stat").read_text()
+                if ") Z" not in stat:
+                    pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
 
 
 def wait_for_status(

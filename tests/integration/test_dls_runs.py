@@ -1,9 +1,10 @@
 """dag_run steps on a real Apache Airflow (tests/airflow_support.py) and the loopback cluster.
 
-The hpcwaas server (a subprocess) keeps keys in a Vault (the KV v2 server of
-tests/vault_kv2.py); the Airflow's DAGs (dags/dls_transfers.py, tests/dags/) read the user's
-private key from that same Vault, as the Data Logistics Service does, and copy files onto
-the cluster over SSH as the user's account.
+The hpcwaas server (a subprocess) keeps keys in a real OpenBao (tests/openbao_support.py,
+the Vault API) with its own AppRole; the Airflow's DAGs (dags/dls_transfers.py, tests/dags/)
+log in to that same OpenBao with the DLS's AppRole (read on ssh-credentials only), read the
+user's private key as the Data Logistics Service does, and copy files onto the cluster over
+SSH as the user's account.
 """
 
 from __future__ import annotations
@@ -24,10 +25,16 @@ from tests.cluster_support import Cluster
 from tests.conftest import LiveServer, free_port, wait_for_status
 from tests.http_files import HttpFiles
 from tests.integration.test_cluster_runs import BIN, _execution_id, _new_key
-from tests.vault_kv2 import FakeVault
+from tests.openbao_support import DLS_POLICY, HPCWAAS_POLICY, OpenBao
 
 LOGIN = "hpcuser1"
 CREDENTIALS = "services/airflow"
+# hpcwaas's AppRole also keeps the Airflow's credentials (hpcwaas-api secrets put, then read).
+CREDENTIALS_POLICY = """\
+path "secret/data/services/*" {
+  capabilities = ["create", "update", "read"]
+}
+"""
 
 WORKFLOWS = """
 application: dls
@@ -111,17 +118,18 @@ class DlsSetup:
         tmp_path: Path,
         cluster: Cluster,
         airflow: Airflow,
-        vault: FakeVault,
+        bao: OpenBao,
         extra_args: tuple[str, ...] = (),
     ):
-        self.cluster, self.airflow, self.vault = cluster, airflow, vault
+        self.cluster, self.airflow, self.bao = cluster, airflow, bao
         catalog = tmp_path / "catalog"
         catalog.mkdir()
         (catalog / "dls.yaml").write_text(WORKFLOWS)
-        # The server keeps the Airflow's credentials in the Vault too.
-        vault.capabilities["secret/data/services/*"] = {"create", "read", "update"}
+        bao.policy("hpcwaas", HPCWAAS_POLICY + CREDENTIALS_POLICY)
+        bao.policy("dls", DLS_POLICY)
+        dls_role, dls_secret = bao.approle("dls", ["dls"])
         config = {
-            "vault_config": vault.config_section(),
+            "vault_config": bao.hpcwaas_config(),
             "catalog_dirs": [str(catalog)],
             "environments": {
                 "cluster": {
@@ -145,14 +153,15 @@ class DlsSetup:
         )
         self.home = tmp_path / "home"
         self.home.mkdir()
-        # What the DLS has: the Vault (AppRole) and the cluster's host key.
+        # What the DLS has: the Vault (its own AppRole) and the cluster's host key.
+        address = httpx.URL(bao.address)
         airflow.set_connection(
             "my_vault",
             conn_type="vault",
-            host="127.0.0.1",
-            port=vault.port,
-            login=vault.role_id,
-            password=vault.secret_id,
+            host=address.host,
+            port=address.port,
+            login=dls_role,
+            password=dls_secret,
             extra=json.dumps({"auth_type": "approle", "kv_engine_version": 2}),
         )
         airflow.api("DELETE", "/variables/ssh_known_hosts")
@@ -196,9 +205,9 @@ def dls(
     cluster: Cluster,
     cluster_jobs_cleanup: Cluster,
     airflow: Airflow,
-    vault_server: FakeVault,
+    openbao: OpenBao,
 ) -> Iterator[DlsSetup]:
-    setup = DlsSetup(tmp_path, cluster, airflow, vault_server)
+    setup = DlsSetup(tmp_path, cluster, airflow, openbao)
     setup.start()
     yield setup
     setup.server.stop()
