@@ -9,6 +9,10 @@
 #   postgres Debian's postgresql-15 (binaries in /usr/lib/postgresql/15/bin): the throwaway
 #            PostgreSQL server of tests/pg_support.py, which the tests start themselves
 #   bench    Debian's wrk (the HTTP load generator of tests/bench) and util-linux's taskset
+#   airflow  Apache Airflow 2.10.5 with its ssh and hashicorp providers, in a virtual environment
+#            of its own (its pins clash with the project's) at tests/airflow/constraints.txt's
+#            pins, cached in $HPCWAAS_TEST_CACHE (default /var/cache/hpcwaas-test) under a
+#            name holding the pins' hash: the Data Logistics Service of tests/airflow_support.py
 # Needs root, or sudo for a developer who is not root.
 set -euo pipefail
 TEST_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,15 +22,17 @@ sso=false
 cluster=false
 postgres=false
 bench=false
-[ "$#" -gt 0 ] || set -- sso cluster postgres
+airflow=false
+[ "$#" -gt 0 ] || set -- sso cluster postgres airflow
 for part in "$@"; do
   case "$part" in
     sso) sso=true ;;
     cluster) cluster=true ;;
     postgres) postgres=true ;;
     bench) bench=true ;;
+    airflow) airflow=true ;;
     *)
-      echo "$NAME: unknown part '$part' (sso, cluster, postgres, bench)" >&2
+      echo "$NAME: unknown part '$part' (sso, cluster, postgres, bench, airflow)" >&2
       exit 2
       ;;
   esac
@@ -87,5 +93,25 @@ if $sso; then
   if [ "$(version_of "$OIDC_DIR/node_modules/oidc-provider/package.json")" != "$wanted" ]; then
     echo "$NAME: installing oidc-provider $wanted with npm in tests/oidc" >&2
     (cd "$OIDC_DIR" && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
+  fi
+fi
+
+if $airflow; then
+  # Its own virtual environment, named by the hash of the pins and of the Python that runs it,
+  # so that a second run (or another clone) finds it ready; tests/airflow_support.py finds it
+  # by the same name. The file "complete" is written last: a broken install is made again.
+  AIRFLOW_PINS="$TEST_ROOT/tests/airflow/constraints.txt"
+  PYTHON="${HPCWAAS_AIRFLOW_PYTHON:-python3}"
+  CACHE="${HPCWAAS_TEST_CACHE:-/var/cache/hpcwaas-test}"
+  digest="$({ "$PYTHON" -c 'import sys; print(sys.version)'; cat "$AIRFLOW_PINS"; } | sha256sum | cut -c1-16)"
+  AIRFLOW_VENV="$CACHE/airflow-$digest"
+  if [ ! -f "$AIRFLOW_VENV/complete" ]; then
+    echo "$NAME: installing Apache Airflow into $AIRFLOW_VENV (a few minutes, about 300 MB)" >&2
+    rm -rf "$AIRFLOW_VENV"
+    mkdir -p "$CACHE"
+    "$PYTHON" -m venv "$AIRFLOW_VENV"
+    "$AIRFLOW_VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r "$AIRFLOW_PINS"
+    "$AIRFLOW_VENV/bin/pip" check >/dev/null
+    touch "$AIRFLOW_VENV/complete"
   fi
 fi

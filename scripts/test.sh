@@ -2,7 +2,8 @@
 # Install hpcwaas with its test tools into .venv, what the SSO tests run (Debian's
 # chromium, Node.js and the npm package oidc-provider in tests/oidc) and what the loopback
 # test cluster of tests/cluster_support.py runs (Debian's openssh-server, munge and Slurm)
-# and the throwaway PostgreSQL server of tests/pg_support.py (Debian's postgresql-15),
+# the throwaway PostgreSQL server of tests/pg_support.py (Debian's postgresql-15) and the
+# Apache Airflow of tests/airflow_support.py (its own virtual environment, cached),
 # then lint and run every test. Each install step is skipped when its result is already there
 # (scripts/install-test-deps.sh).
 set -euo pipefail

@@ -27,6 +27,7 @@ pytest_plugins = [
     "tests.openbao_support",
     "tests.http_files",
     "tests.pg_support",
+    "tests.airflow_support",
 ]
 
 # Property tests and fuzzing draw the same examples on every CI run, so a failure there
@@ -41,7 +42,7 @@ BIN = Path(sys.executable).parent
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests under integration/ and e2e/ start real processes, as do those on the real
     PostgreSQL or OpenBao server (wherever they live): mark them so; those on OpenBao are
-    marked ``vault`` too."""
+    marked ``vault`` too, those on the real Airflow ``dls``."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         uses_openbao = bool({"openbao", "make_openbao"} & fixtures)
@@ -50,6 +51,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         uses_postgres = {"postgres", "postgres_url"} & fixtures
         if {"integration", "e2e"} & set(item.path.parts) or uses_postgres or uses_openbao:
             item.add_marker(pytest.mark.integration)
+        if "airflow" in fixtures:
+            item.add_marker(pytest.mark.dls)
 
 
 def free_port() -> int:

@@ -265,6 +265,39 @@ class SshCertificatesConfig(BaseModel):
         return login in self.logins.get(user_id, ()) or (self.login_is_user_id and login == user_id)
 
 
+class AirflowConfig(BaseModel):
+    """An Apache Airflow (such as eFlows4HPC's Data Logistics Service) for dag_run steps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        description="Base URL of the Airflow webserver, e.g. https://dls.example.org; its "
+        "stable REST API (Airflow 2) is under /api/v1.",
+        pattern=r"^https?://",
+    )
+    credentials: str = Field(
+        description="Key store path of the Airflow account dag_run steps use (basic auth), "
+        "with the keys username and password: hpcwaas-api secrets put PATH username (then "
+        "password)."
+    )
+    ca_file: Path | None = Field(
+        default=None, description="PEM file of the CAs to trust for https (default: the system's)."
+    )
+    verify_tls: bool = Field(
+        default=True, description="Check the server's certificate (false only for tests)."
+    )
+    poll_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between two polls of the runs followed."
+    )
+    request_timeout: float = Field(default=30.0, gt=0, description="Seconds one request may take.")
+    unreachable_deadline: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds a step's run is followed while the Airflow cannot be reached "
+        "before the step fails (the run is then left to the Airflow).",
+    )
+
+
 class SlurmEnvironment(BaseModel):
     """An HPC cluster reached over SSH, as each user's own cluster account; jobs go to Slurm."""
 
@@ -293,6 +326,11 @@ class SlurmEnvironment(BaseModel):
         default=None,
         description="Connect with certificates signed by the site's SSH CA for each execution "
         "(the login nodes' sshd trusts the CA); default: the user's key in authorized_keys.",
+    )
+    airflow: AirflowConfig | None = Field(
+        default=None,
+        description="The Airflow (Data Logistics Service) that dag_run steps on this cluster "
+        "trigger DAG runs on; none: dag_run steps fail at once here.",
     )
 
 

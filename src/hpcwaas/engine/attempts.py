@@ -14,17 +14,25 @@ from typing import Any
 
 from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.catalog.kinds import kind_of
-from hpcwaas.catalog.kinds.base import CommandInvocation, JobSubmission, StepKind, StepSettings
+from hpcwaas.catalog.kinds.base import (
+    CommandInvocation,
+    JobSubmission,
+    RemoteRequest,
+    StepKind,
+    StepSettings,
+)
 from hpcwaas.catalog.kinds.transfers import StageInPlan, StageOutPlan
 from hpcwaas.engine.commandsteps import CommandStep
 from hpcwaas.engine.jobsteps import JobStep
 from hpcwaas.engine.outcome import Emit, Outcome
+from hpcwaas.engine.remotesteps import RemoteError, RemoteService, RemoteStep, RunKey
 from hpcwaas.engine.resultstore import ResultStore
 from hpcwaas.engine.run_context import RunContext
 from hpcwaas.engine.secret_inputs import mask
 from hpcwaas.engine.stagein import stage_in
 from hpcwaas.engine.stageout import stage_out
 from hpcwaas.engine.transfersteps import Move, P, TransferStep
+from hpcwaas.store import logs as store_logs
 from hpcwaas.store.logs import Checkpoint
 from hpcwaas.transports.base import LineCallback, RunningCommand
 from hpcwaas.transports.errors import TransportError
@@ -46,6 +54,7 @@ class StepAttempts:
         self._commands: dict[str, CommandStep] = {}
         self._jobs: dict[str, JobStep] = {}
         self._transfers: dict[str, TransferStep[Any]] = {}
+        self._remote_steps: dict[str, RemoteStep] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.kill_grace = context.settings.step_grace_seconds
 
@@ -69,6 +78,8 @@ class StepAttempts:
         self.kill_commands(grace)
         for transfer in list(self._transfers.values()):
             transfer.cancel()
+        for remote in list(self._remote_steps.values()):
+            remote.cancel()  # its run is stopped, unless the server stops (then re-attached)
         for job in list(self._jobs.values()):
             if detach_jobs:
                 job.detach()  # the job runs on; whoever drives the execution next follows it
@@ -113,6 +124,49 @@ class StepAttempts:
             return stage_out(plan, files, store, context.db, context.execution_id, emit)
 
         return self._run_transfer(kind, name, step, move)
+
+    def remote_run(
+        self, kind: StepKind[Any, RemoteRequest], name: str, step: StepSettings, *, resumed: bool
+    ) -> Attempt:
+        """Have a remote service do the work; re-attach to the run of this attempt if any."""
+        return self._run_remote(kind, name, step)
+
+    async def _run_remote(
+        self, kind: StepKind[Any, RemoteRequest], name: str, spec: StepSettings
+    ) -> Outcome | None:
+        context = self._context
+        environment = context.execution.environment
+
+        async def services(service: str) -> RemoteService:
+            if context.remote is None:
+                raise RemoteError(f"no {service} is configured", retryable=False)
+            return await context.remote.lookup(environment, service)
+
+        async def read_offsets(run_id: str) -> dict[str, int]:
+            async def read(conn: Any) -> dict[str, int]:
+                return await store_logs.read_offsets(conn, context.execution_id, name, run_id)
+
+            return await context.read(read)
+
+        step = RemoteStep(
+            name=name,
+            kind=kind,
+            spec=spec,
+            preparation=context.preparation(name, spec),
+            key=RunKey(context.execution_id, name, max(1, context.state.attempts(name))),
+            services=services,
+            read_offsets=read_offsets,
+            emit=context.emitter(name),
+            on_line=functools.partial(self._output_line, name),
+            halt=context.halt,
+            detaches=lambda: context.stopping() and context.place.cluster is not None,
+            hidden=context.secrets.hidden,
+        )
+        self._remote_steps[name] = step
+        try:
+            return await step.run()
+        finally:
+            del self._remote_steps[name]
 
     async def _run_command(
         self, kind: StepKind[Any, CommandInvocation], name: str, spec: StepSettings

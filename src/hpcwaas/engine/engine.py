@@ -28,6 +28,7 @@ from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.leasing import Leases
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place
+from hpcwaas.engine.remote_services import RemoteServices
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
 from hpcwaas.engine.secret_inputs import forget_secrets
 from hpcwaas.replica import replica_id
@@ -97,6 +98,8 @@ class Engine:
         self._transport: Transport = transport if transport is not None else LocalTransport()
         # per cluster environment: its keys, SSH connections (bounded by its max_sessions), jobs
         self._clusters: dict[str, tuple[ClusterKeys, SshPool, JobTracker]] = {}
+        # per remote service (an Airflow): its driver, whose poll loop follows all its runs
+        self.remote = RemoteServices(settings, keystore)
         self.broadcast = open_broadcast(db.url)
         self.notifier = LogNotifier()
         self.notifier.on_change = self.broadcast.changed
@@ -208,6 +211,7 @@ class Engine:
             await pool.close()
             await keys.aclose()
         self._clusters.clear()
+        await self.remote.aclose()
         await self.logs.stop()
         await self._leases.release()
         await self.broadcast.stop()
@@ -309,6 +313,7 @@ class Engine:
             max_parallel_steps=config.max_parallel_steps,
             resume=resume,
             keystore=self._keystore,
+            remote=self.remote,
         )
         if record.status is ExecutionStatus.CANCELLING:
             runner.request_cancel("a cancel requested before the restart")

@@ -21,6 +21,7 @@ from hpcwaas.engine.execution_start import mark_running, prepare_run, read_progr
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.outcome import SERVER_STOPPED, Halt
 from hpcwaas.engine.places import Place
+from hpcwaas.engine.remote_services import RemoteServices
 from hpcwaas.engine.run_context import RunContext, RunState
 from hpcwaas.engine.steprunner import StepRunner
 from hpcwaas.secrets.base import KeyStore
@@ -52,6 +53,7 @@ class ExecutionRunner:
         max_parallel_steps: int,
         resume: bool = False,
         keystore: KeyStore | None = None,
+        remote: RemoteServices | None = None,
     ) -> None:
         self.execution_id = execution.id
         self._db = db
@@ -87,6 +89,7 @@ class ExecutionRunner:
             halt=self._halt,
             stopping=lambda: self._stopping,
             driving=lambda: not (self.abandoned or self._stopping),
+            remote=remote,
         )
         self._attempts = StepAttempts(context)
         self._steps = StepRunner(context, self._attempts, on_failure=self._step_failed)

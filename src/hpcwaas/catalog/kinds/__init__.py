@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpcwaas.catalog.kinds.base import StepKind, StepSettings
+from hpcwaas.catalog.kinds.dag_run import DagRunKind
 from hpcwaas.catalog.kinds.pycompss import PycompssKind
 from hpcwaas.catalog.kinds.shell import ShellKind
 from hpcwaas.catalog.kinds.slurm import SlurmKind
@@ -25,6 +26,7 @@ KINDS: dict[str, StepKind[Any, Any]] = {
         PycompssKind(),
         StageInKind(),
         StageOutKind(),
+        DagRunKind(),
     )
 }
 

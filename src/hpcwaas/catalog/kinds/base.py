@@ -78,6 +78,16 @@ class ClusterDefaults:
 
 
 @dataclass(frozen=True)
+class ClusterAccess:
+    """The execution's cluster account, for a remote service that reaches it by itself."""
+
+    host: str
+    port: int
+    login: str  # the cluster login
+    key_id: str  # the SSH key ID: the key store holds its private half (``vault_id``)
+
+
+@dataclass(frozen=True)
 class Preparation:
     """What preparing one step needs besides its settings: the run's values and its place."""
 
@@ -95,6 +105,7 @@ class Preparation:
     # whether Slurm cancels it when one of them fails (no: a need may be tried again).
     after_jobs: tuple[str, ...] = ()
     cancel_on_failed_need: bool = True
+    access: ClusterAccess | None = None  # on a cluster environment, for remote services
 
 
 def step_context(
@@ -159,6 +170,18 @@ class JobSubmission(Protocol):
         ...
 
 
+class RemoteRequest(Protocol):
+    """Work a remote service does (a DAG run, an image build), rendered for the engine.
+
+    ``service`` names the setting of the execution's environment that says where the service
+    is and how to reach it (``airflow``); the engine's driver for that service reads the rest.
+    The engine never logs a request: it may hold secrets.
+    """
+
+    @property
+    def service(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class PlannedStep:
     """What a dry run shows of a step besides its name, kind and needs."""
@@ -196,6 +219,14 @@ class StepRuntime(Protocol[R_co]):
         self, kind: StepKind[Any, StageOutPlan], name: str, step: StepSettings
     ) -> R_co:
         """Copy a file or directory of the execution's place into the result store."""
+        ...
+
+    def remote_run(
+        self, kind: StepKind[Any, RemoteRequest], name: str, step: StepSettings, *, resumed: bool
+    ) -> R_co:
+        """Have a remote service do the work: start it (or re-attach to the run started
+        before a restart, by an ID derived from the execution, step and attempt), follow it to
+        its end with its logs, stop it on a cancel or a timeout."""
         ...
 
 

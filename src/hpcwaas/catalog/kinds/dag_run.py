@@ -1,0 +1,145 @@
+"""The ``dag_run`` step kind: a run of an Apache Airflow DAG (a Data Logistics Service pipeline).
+
+The step triggers a run of ``dag_id`` on the Airflow of the execution's environment
+(``airflow:`` in its configuration), with a ``conf`` built from its settings and the run's
+inputs, and follows it to its end (``remote_run``). The execution's cluster account goes into
+``conf`` as the DLS pipelines expect it (``host``, ``port``, ``login``, ``vault_id``), under
+the prefixes ``cluster_access`` names. Every value reaches the DAG as JSON data, never as code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field
+
+from hpcwaas.catalog.kinds.base import (
+    PlannedStep,
+    Preparation,
+    R,
+    StepChecks,
+    StepKind,
+    StepRuntime,
+    StepSettings,
+    step_context,
+)
+from hpcwaas.catalog.problem import Problem
+from hpcwaas.catalog.render import render_text
+
+DAG_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,250}$"  # Airflow's
+PREFIX_PATTERN = r"^[A-Za-z0-9_]*$"
+# A value that is one input and nothing else: the input's value with its type (number, list).
+WHOLE_INPUT = re.compile(r"^\{\{\s*inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
+ACCESS_KEYS = ("host", "port", "login", "vault_id")
+SECRET_SHOWN = "[secret]"  # noqa: S105 (what a dry run shows instead)
+
+
+class DagRunStep(StepSettings):
+    """A run of a DAG on the Airflow (Data Logistics Service) of the environment."""
+
+    kind: Literal["dag_run"]
+    dag_id: str = Field(pattern=DAG_ID_PATTERN)
+    """The DAG to run, e.g. plainhttp2ssh."""
+    conf: dict[str, Any] = Field(default_factory=dict)
+    """The run's configuration (the DAG's params). Strings are templates; a string that is
+    exactly one input ('{{ inputs.n }}') gives the input's value with its type; other values
+    go as written. Secrets ({{ secrets.<name> }}, secret inputs) may be used: such a conf is
+    never logged."""
+    cluster_access: list[str] = Field(default_factory=lambda: [""])
+    """Prefixes under which the execution's cluster account goes into conf as host, port,
+    login and vault_id (the SSH key ID): [''] gives them bare (plainhttp2ssh and most DLS
+    pipelines), ['source_', 'target_'] as ssh2ssh expects, [] none. A key conf sets is kept."""
+
+
+@dataclass(frozen=True)
+class DagRunRequest:
+    """A rendered DAG run: what the engine's Airflow driver triggers."""
+
+    dag_id: str
+    conf: dict[str, Any]
+    secret: bool  # the conf holds a secret: never logged
+    service: str = "airflow"
+
+
+class DagRunKind(StepKind[DagRunStep, DagRunRequest]):
+    """Steps whose work an Airflow DAG run does."""
+
+    name = "dag_run"
+    settings = DagRunStep
+    # The DLS pipelines copy to and from the cluster account: only on cluster environments.
+    needs_cluster = True
+    # After a restart the step re-attaches to its run (same run ID); nothing starts over.
+    reattaches = True
+
+    def check(self, step: DagRunStep, checks: StepChecks) -> list[Problem]:
+        """Conf templates may use inputs, step outputs and secrets; prefixes are plain."""
+        templates = [(("conf", *path), text) for path, text in _strings(step.conf, ())]
+        problems = checks.templates(templates, in_env=True)
+        for index, prefix in enumerate(step.cluster_access):
+            if not re.fullmatch(PREFIX_PATTERN, prefix):
+                problems.append(
+                    checks.problem(
+                        ("cluster_access", index),
+                        f"cluster_access: {prefix!r} is not a conf key prefix",
+                        "use letters, digits and _, e.g. cluster_access: ['source_', 'target_']",
+                    )
+                )
+        return problems
+
+    def prepare(self, step: DagRunStep, request: Preparation) -> DagRunRequest:
+        """The conf rendered, the cluster account added; RenderError for a bad template."""
+        secrets = {**(request.secrets or {})}
+        inputs = {**request.inputs, **secrets}
+        context = step_context(request.execution_id, inputs, request.step_outputs)
+        context["secrets"] = dict(request.workflow_secrets or {})
+        conf: dict[str, Any] = {}
+        access = request.access
+        if access is not None:
+            values = (access.host, access.port, access.login, access.key_id)
+            for prefix in step.cluster_access:
+                conf.update(
+                    {prefix + key: value for key, value in zip(ACCESS_KEYS, values, strict=True)}
+                )
+        conf.update(_render(step.conf, context, inputs))
+        hidden = [v for v in (*secrets.values(), *context["secrets"].values()) if v]
+        text = json.dumps(conf)
+        return DagRunRequest(step.dag_id, conf, secret=any(value in text for value in hidden))
+
+    def plan(self, step: DagRunStep, request: Preparation) -> PlannedStep:
+        """The DAG and its conf (shown only when it holds no secret)."""
+        prepared = self.prepare(step, request)
+        shown = SECRET_SHOWN if prepared.secret else json.dumps(prepared.conf, indent=2)
+        return PlannedStep(command=f"trigger a run of DAG {step.dag_id}", script=shown)
+
+    def run(self, runtime: StepRuntime[R], name: str, step: DagRunStep, *, resumed: bool) -> R:
+        """The environment's Airflow runs it."""
+        return runtime.remote_run(self, name, step, resumed=resumed)
+
+
+def _strings(value: Any, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every string of a conf value, with where it is."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, Mapping):
+        return [found for k, v in value.items() for found in _strings(v, (*path, k))]
+    if isinstance(value, list):
+        return [found for i, v in enumerate(value) for found in _strings(v, (*path, i))]
+    return []
+
+
+def _render(value: Any, context: dict[str, Any], inputs: Mapping[str, Any]) -> Any:
+    """A conf value with its templates rendered: JSON data, whatever the inputs hold."""
+    if isinstance(value, str):
+        whole = WHOLE_INPUT.match(value)
+        if whole is not None and whole.group(1) in inputs:
+            return inputs[whole.group(1)]
+        return render_text(value, context)
+    if isinstance(value, Mapping):
+        return {k: _render(v, context, inputs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render(v, context, inputs) for v in value]
+    return value

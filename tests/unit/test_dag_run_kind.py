@@ -1,0 +1,197 @@
+"""The ``dag_run`` step kind: its keys and checks, the conf it renders, and its Airflow run IDs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hpcwaas.catalog import CatalogFileError
+from hpcwaas.catalog.kinds.base import ClusterAccess, Preparation
+from hpcwaas.catalog.kinds.dag_run import DagRunKind, DagRunStep
+from hpcwaas.catalog.loader import read_application
+from hpcwaas.engine.airflow import _error_of, log_body, run_id_of
+from hpcwaas.engine.remote_services import RemoteServices
+from hpcwaas.engine.remotesteps import RemoteError, RunKey
+from hpcwaas.settings import Settings
+
+KIND = DagRunKind()
+ACCESS = ClusterAccess(host="login.hpc.example", port=2222, login="jdoe", key_id="key-1")
+
+
+def load_step(tmp_path: Path, step: str, inputs: str = "{}", secrets: str = "{}") -> DagRunStep:
+    body = textwrap.indent(textwrap.dedent(step), "      ")
+    text = (
+        "application: app\nenvironments: [hpc]\nexpose: [w]\nworkflows:\n"
+        f"  w:\n    inputs: {inputs}\n    secrets: {secrets}\n    steps:\n{body}"
+    )
+    path = tmp_path / "app.yaml"
+    path.write_text(text)
+    spec = read_application(path).application.workflows["w"].steps["s"]
+    assert isinstance(spec, DagRunStep)
+    return spec
+
+
+def problems_of(tmp_path: Path, step: str, inputs: str = "{}") -> str:
+    with pytest.raises(CatalogFileError) as info:
+        load_step(tmp_path, step, inputs)
+    return "\n".join(info.value.problems)
+
+
+def prepared(step: DagRunStep, inputs: dict[str, object], **more: object) -> dict[str, object]:
+    request = Preparation(execution_id="e1", step_name="s", inputs=inputs, access=ACCESS, **more)  # type: ignore[arg-type]
+    return KIND.prepare(step, request).conf
+
+
+def test_conf_gets_the_cluster_account_as_the_dls_pipelines_expect_it(tmp_path):
+    step = load_step(
+        tmp_path,
+        """\
+        s:
+          kind: dag_run
+          dag_id: plainhttp2ssh
+          conf: {url: "{{ inputs.url }}", target: "data/{{ execution.id }}.csv", force: false}
+        """,
+        inputs="{url: {type: string}}",
+    )
+    conf = prepared(step, {"url": "https://data.example/x.csv"})
+    assert conf == {
+        "host": "login.hpc.example",
+        "port": 2222,
+        "login": "jdoe",
+        "vault_id": "key-1",
+        "url": "https://data.example/x.csv",
+        "target": "data/e1.csv",
+        "force": False,
+    }
+
+
+def test_prefixes_give_ssh2ssh_its_source_and_target_and_a_conf_key_wins(tmp_path):
+    step = load_step(
+        tmp_path,
+        """\
+        s:
+          kind: dag_run
+          dag_id: ssh2ssh
+          cluster_access: [source_, target_]
+          conf: {target_host: other.example, source_path: a, target_path: b}
+        """,
+    )
+    conf = prepared(step, {})
+    assert conf["source_host"] == "login.hpc.example" and conf["target_host"] == "other.example"
+    assert conf["source_vault_id"] == conf["target_vault_id"] == "key-1"
+    assert "host" not in conf
+
+
+def test_no_cluster_access_adds_nothing(tmp_path):
+    step = load_step(tmp_path, "s: {kind: dag_run, dag_id: d, cluster_access: []}")
+    assert prepared(step, {}) == {}
+
+
+def test_an_input_alone_keeps_its_type_and_hostile_text_stays_data(tmp_path):
+    step = load_step(
+        tmp_path,
+        """\
+        s:
+          kind: dag_run
+          dag_id: d
+          cluster_access: []
+          conf: {n: "{{ inputs.n }}", files: "{{ inputs.files }}", note: "{{ inputs.note }}"}
+        """,
+        inputs="{n: {type: integer}, files: {type: list}, note: {type: string}}",
+    )
+    hostile = "{{ 7 * 7 }}'); import os; os.system('id') #"
+    conf = prepared(step, {"n": 3, "files": ["a", "b"], "note": hostile})
+    assert conf == {"n": 3, "files": ["a", "b"], "note": hostile}
+    json.dumps(conf)  # JSON data, nothing else
+
+
+def test_a_conf_holding_a_secret_is_marked_and_never_shown_by_a_dry_run(tmp_path):
+    step = load_step(
+        tmp_path,
+        """\
+        s:
+          kind: dag_run
+          dag_id: d
+          conf: {token: "{{ secrets.b2share }}", url: "https://x.example"}
+        """,
+        secrets="{b2share: {path: apps/b2share, key: token}}",
+    )
+    request = Preparation(
+        execution_id="e1",
+        step_name="s",
+        inputs={},
+        workflow_secrets={"b2share": "s3cr3t-value"},
+        access=ACCESS,
+    )
+    assert KIND.prepare(step, request).secret
+    planned = KIND.plan(step, request)
+    assert "s3cr3t-value" not in json.dumps(planned.__dict__)
+    plain = load_step(tmp_path, "s: {kind: dag_run, dag_id: d, conf: {a: b}}")
+    assert not KIND.prepare(plain, request).secret
+    assert '"a": "b"' in (KIND.plan(plain, request).script or "")
+
+
+def test_conf_templates_are_checked_when_the_file_loads(tmp_path):
+    problems = problems_of(
+        tmp_path, 's: {kind: dag_run, dag_id: d, conf: {x: "{{ inputs.nope }}"}}'
+    )
+    assert "step 's' conf x:" in problems and "nope" in problems
+
+
+def test_bad_dag_id_and_prefix_are_refused_with_the_key(tmp_path):
+    problems = problems_of(tmp_path, "s: {kind: dag_run, dag_id: 'rm -rf'}")
+    assert "workflows.w.steps.s.dag_id" in problems
+    problems = problems_of(tmp_path, "s: {kind: dag_run, dag_id: d, cluster_access: ['a b']}")
+    assert "cluster_access: 'a b' is not a conf key prefix" in problems
+
+
+def test_run_id_is_derived_from_execution_step_and_attempt():
+    key = RunKey("0b7c4c2e-1111-2222-3333-444455556666", "stage_in", 2)
+    assert run_id_of(key) == run_id_of(RunKey(key.execution_id, "stage_in", 2))
+    assert run_id_of(key) == "hpcwaas__0b7c4c2e-1111-2222-3333-444455556666__stage_in__2"
+    assert run_id_of(key) != run_id_of(RunKey(key.execution_id, "stage_in", 3))
+
+
+def test_the_error_of_a_failed_task_is_the_exception_it_raised():
+    log = (
+        "[2026-01-01] {taskinstance.py:1} ERROR - Task failed with exception\n"
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 3, in refuse\n'
+        "RuntimeError: no data at the source\n"
+        "[2026-01-01] {standard_task_runner.py:1} ERROR - Failed to execute job 2\n"
+    )
+    assert _error_of(log) == "RuntimeError: no data at the source"
+    assert _error_of("x ERROR - disk full\n") == "disk full"
+
+
+def test_an_environment_without_airflow_refuses_dag_runs_saying_so(tmp_path):
+    settings = Settings(
+        data_dir=tmp_path,
+        environments={"hpc": {"kind": "slurm", "host": "h", "host_keys": ["h ssh-ed25519 AAAA"]}},
+    )
+    services = RemoteServices(settings, keystore=None)
+    with pytest.raises(RemoteError) as info:
+        asyncio.run(services.lookup("hpc", "airflow"))
+    assert "environment 'hpc' has no airflow: setting" in str(info.value)
+    assert not info.value.retryable
+
+
+def test_task_log_offsets_count_from_the_end_of_airflows_header():
+    running = (
+        "vm\n INFO - ::group::Log message source details\n*** Found local files:\n"
+        "***   * /logs/attempt=1.log\n*** Found logs served from host http://vm:8793/log\n"
+        " INFO - ::endgroup::\n[t] INFO - slept 0 s\n"
+    )
+    ended = (
+        "vm\n INFO - ::group::Log message source details\n*** Found local files:\n"
+        "***   * /logs/attempt=1.log\n INFO - ::endgroup::\n[t] INFO - slept 0 s\n"
+        "[t] INFO - slept 1 s\n"
+    )
+    first = log_body(running)
+    assert first == "[t] INFO - slept 0 s\n"
+    assert log_body(ended)[len(first) :] == "[t] INFO - slept 1 s\n"
+    assert log_body("no header\n") == "no header\n"
