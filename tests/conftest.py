@@ -217,6 +217,30 @@ def api(server: LiveServer, user: str) -> Iterator[httpx.Client]:
         yield client
 
 
+def trigger(api: httpx.Client, workflow: str, **inputs: object) -> str:
+    """Trigger ``workflow`` with ``inputs``; the new execution's ID."""
+    response = api.post(f"/workflows/{workflow}", json={"inputs": inputs})
+    assert response.status_code == 201, response.text
+    return response.headers["location"].rsplit("/", 1)[1]
+
+
+def processes_of(execution_id: str) -> list[int]:
+    """PIDs of live processes started for this execution (they carry its ID in their env)."""
+    marker = f"HPCWAAS_EXECUTION_ID={execution_id}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                stat = (proc / "stat").read_text()
+                if ") Z" not in stat:
+                    pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
 def wait_for_status(
     client: httpx.Client, execution_id: str, statuses: set[str], timeout: float = 30
 ) -> dict[str, object]:

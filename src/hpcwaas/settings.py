@@ -499,9 +499,9 @@ class Settings(BaseSettings):
         ge=3,
         description=(
             "Seconds a replica's hold on an execution lasts without renewal: after a replica "
-            "dies, others take its executions over this long after its last heartbeat. The "
-            "engine also waits this long for an unreachable database before giving an "
-            "execution up to be taken over."
+            "dies, others take its executions over this long after its last heartbeat. A "
+            "replica cut off from the database keeps running what it holds, and gives up "
+            "only what another replica took over meanwhile."
         ),
     )
     metrics_token: SecretStr | None = Field(

@@ -9,18 +9,17 @@ import threading
 import time
 
 import pytest
-from tests.conftest import LiveServer, wait_for_status
-from tests.integration.test_rest_executions import _processes_of, _trigger
+from tests.conftest import LiveServer, processes_of, trigger, wait_for_status
 
 
 def _running_sleep(server: LiveServer, token: str) -> str:
     with server.client(token) as client:
-        execution_id = _trigger(client, "demo@local@sleep", seconds=300)
+        execution_id = trigger(client, "demo@local@sleep", seconds=300)
         wait_for_status(client, execution_id, {"RUNNING"})
     deadline = time.monotonic() + 10
-    while not _processes_of(execution_id) and time.monotonic() < deadline:
+    while not processes_of(execution_id) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _processes_of(execution_id), "the sleep step never started"
+    assert processes_of(execution_id), "the sleep step never started"
     return execution_id
 
 
@@ -33,7 +32,7 @@ def test_killed_server_fails_its_running_executions_at_restart_and_stops_leftove
     assert fresh_server.process is not None
     fresh_server.process.send_signal(signal.SIGKILL)
     fresh_server.process.wait()
-    assert _processes_of(execution_id), "a SIGKILLed server cannot stop its children"
+    assert processes_of(execution_id), "a SIGKILLed server cannot stop its children"
 
     fresh_server.start()
     with fresh_server.client(token) as client:
@@ -43,7 +42,7 @@ def test_killed_server_fails_its_running_executions_at_restart_and_stops_leftove
         assert body["steps"][0]["state"] == "FAILED"
         logs = client.get(f"/executions/{execution_id}/logs").json()["logs"]
     assert any("do not survive a restart" in e["content"] for e in logs)
-    assert _processes_of(execution_id) == []
+    assert processes_of(execution_id) == []
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
@@ -57,7 +56,7 @@ def test_stopped_server_ends_its_running_executions_and_their_processes(
     fresh_server.process.send_signal(stop_signal)
     # uvicorn shuts down cleanly, then re-raises the signal, as UNIX services do
     assert fresh_server.process.wait(timeout=20) in (0, -stop_signal, 128 + stop_signal)
-    assert _processes_of(execution_id) == []
+    assert processes_of(execution_id) == []
     fresh_server.start()
     with fresh_server.client(token) as client:
         body = client.get(f"/executions/{execution_id}").json()

@@ -124,7 +124,7 @@ def test_a_conf_holding_a_secret_is_marked_and_never_shown_by_a_dry_run(tmp_path
         execution_id="e1",
         step_name="s",
         inputs={},
-        key_store_secrets={"b2share": "s3cr3t-value"},
+        workflow_secrets={"b2share": "s3cr3t-value"},
         access=ACCESS,
     )
     assert KIND.prepare(step, request).secret

@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
-from tests.unit.test_engine import Harness, make_workflow
-from tests.unit.test_engine import settings as settings
+from tests.engine_support import Harness, make_workflow
+from tests.engine_support import settings as settings
 
 from hpcwaas.api.states import ExecutionStatus
 from hpcwaas.catalog.catalog import DeployedWorkflow

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hpcwaas.catalog.errors import RenderError
+from hpcwaas.catalog.kinds.base import ClusterDefaults, Preparation
 from hpcwaas.catalog.kinds.pycompss import PycompssStep, prepare_pycompss_step
 from hpcwaas.catalog.model import WorkflowSpec
 from hpcwaas.catalog.step_checks import check_step
@@ -58,15 +59,10 @@ def step(**fields: object) -> PycompssStep:
 
 
 def prepare(spec: PycompssStep, remote_dir: str = "/d", modules=("COMPSs/3.3",), **inputs):
-    return prepare_pycompss_step(
-        spec,
-        execution_id=EXECUTION,
-        step_name="analyse",
-        inputs=inputs,
-        modules=list(modules),
-        defaults=DEFAULTS,
-        remote_dir=remote_dir,
+    request = Preparation(
+        execution_id=EXECUTION, step_name="analyse", inputs=inputs, work_dir=remote_dir
     )
+    return prepare_pycompss_step(spec, request, ClusterDefaults(DEFAULTS, tuple(modules)))
 
 
 def run_with_fakes(command: str, tmp_path: Path) -> dict[str, str]:

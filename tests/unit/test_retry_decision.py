@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,11 +13,12 @@ import pytest
 from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.catalog.kinds.slurm import SlurmKind, SlurmStep
 from hpcwaas.engine.jobsteps import JobStep
-from hpcwaas.engine.outcome import Outcome
+from hpcwaas.engine.outcome import Halt, Outcome
+from hpcwaas.engine.run_context import RunContext, RunState
 from hpcwaas.engine.steprunner import tries_again
 from hpcwaas.schedulers.slurm import FinalState, SubmitError
 from hpcwaas.schedulers.slurm_states import JobState
-from hpcwaas.settings import SlurmEnvironment
+from hpcwaas.settings import Settings, SlurmEnvironment
 from hpcwaas.store import executions
 from hpcwaas.store.database import Database
 
@@ -67,6 +69,10 @@ class FakeCluster:
         self.target = object()
         self.tracker = FakeTracker(final)
         self._submit_error = submit_error
+        self.cluster = self  # as a place: its own cluster
+
+    def outputs_path(self, step: str) -> str:
+        return f"{self.work_dir}/.hpcwaas-{step}.outputs"
 
     async def retrying(self, operation: Callable[[], Awaitable[str]]) -> str:
         if self._submit_error is not None:
@@ -93,14 +99,28 @@ async def _run_job(
         record = await executions.get_execution(conn, "e1")
     assert record is not None
     logged: list[tuple[LogLevel, str]] = []
-    job = JobStep(
-        cluster=cluster,  # type: ignore[arg-type]
+    logs = SimpleNamespace(emit=lambda _id, level, text, _step, *_: logged.append((level, text)))
+    secrets = SimpleNamespace(inputs={}, workflow_secrets={}, hidden={})
+    halt = Halt(lambda: False, lambda: StepState.CANCELLED)
+    context = RunContext(
         db=db,
+        settings=Settings(),
+        logs=logs,  # type: ignore[arg-type]
+        place=cluster,  # type: ignore[arg-type]
         execution=record,
-        name="simulate",
-        kind=SlurmKind(),
-        spec=SlurmStep.model_validate({"kind": "slurm", "script": script, **fields}),
-        emit=lambda level, text: logged.append((level, text)),
+        secrets=secrets,  # type: ignore[arg-type]
+        state=RunState(["simulate"]),
+        halt=halt,
+        stopping=lambda: False,
+        driving=lambda: True,
+    )
+    spec = SlurmStep.model_validate({"kind": "slurm", "script": script, **fields})
+    job = JobStep(
+        context,
+        cluster,  # type: ignore[arg-type]
+        "simulate",
+        SlurmKind(),
+        spec,
         on_line=lambda *args: asyncio.sleep(0),
         job_id=None,
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hpcwaas.catalog.errors import RenderError
+from hpcwaas.catalog.kinds.base import Preparation
 from hpcwaas.catalog.kinds.slurm import SlurmStep, prepare_slurm_step
 from hpcwaas.schedulers.slurm import SlurmDefaults, SubmitError
 
@@ -21,14 +22,10 @@ def step(**fields: object) -> SlurmStep:
 
 
 def prepare(spec: SlurmStep, remote_dir: str, **inputs: object):
-    return prepare_slurm_step(
-        spec,
-        execution_id=EXECUTION,
-        step_name="simulate",
-        inputs=inputs,
-        defaults=DEFAULTS,
-        remote_dir=remote_dir,
+    request = Preparation(
+        execution_id=EXECUTION, step_name="simulate", inputs=inputs, work_dir=remote_dir
     )
+    return prepare_slurm_step(spec, request, DEFAULTS)
 
 
 def test_submission_uploads_script_and_wrapper_into_the_execution_directory():

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.engine_support import Harness, harness, make_workflow
 from tests.http_files import HttpFiles
-from tests.unit.test_engine import Harness, harness, make_workflow
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.kinds.transfers import StageInPlan, TransferError

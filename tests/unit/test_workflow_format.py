@@ -10,7 +10,8 @@ import pytest
 from hpcwaas.catalog import CatalogFileError
 from hpcwaas.catalog.errors import InputValidationError
 from hpcwaas.catalog.inputs import validate_inputs
-from hpcwaas.catalog.kinds.shell import prepare_shell_step
+from hpcwaas.catalog.kinds.base import Preparation
+from hpcwaas.catalog.kinds.shell import ShellKind
 from hpcwaas.catalog.loader import read_application
 from hpcwaas.engine.secret_inputs import mask, split_secrets
 from hpcwaas.engine.step_outputs import parse_step_outputs
@@ -148,12 +149,11 @@ def test_step_output_of_an_ancestor_loads_and_renders_quoted(tmp_path):
         """
     )
     step = load(tmp_path, text).workflows["w"].steps["c"]
-    invocation = prepare_shell_step(
+    invocation = ShellKind().prepare(
         step,
-        execution_id="e1",
-        step_name="c",
-        inputs={},
-        step_outputs={"a": {"y": "it's; rm -rf /"}},
+        Preparation(
+            execution_id="e1", step_name="c", inputs={}, step_outputs={"a": {"y": "it's; rm -rf /"}}
+        ),
     )
     assert invocation.command == "echo 'it'\"'\"'s; rm -rf /'"
 

@@ -7,20 +7,21 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tests.engine_support import Harness, make_workflow
 from tests.http_files import HttpFiles, http_files
-from tests.unit.test_engine import Harness, make_workflow
 
 from hpcwaas.api.states import ExecutionStatus
 from hpcwaas.catalog import CatalogFileError
 from hpcwaas.catalog.catalog import DeployedWorkflow
-from hpcwaas.catalog.kinds.shell import prepare_shell_step
+from hpcwaas.catalog.kinds.base import Preparation
+from hpcwaas.catalog.kinds.shell import ShellKind
 from hpcwaas.catalog.kinds.slurm import SlurmStep, prepare_slurm_step
 from hpcwaas.catalog.kinds.stage_in import StageInStep, prepare_stage_in
 from hpcwaas.catalog.kinds.transfers import TransferError
 from hpcwaas.catalog.loader import read_application
 from hpcwaas.catalog.model import ApplicationSpec, KeyStoreSecretSpec
-from hpcwaas.engine.key_store_secrets import KeyStoreSecretMissing, read_key_store_secrets
 from hpcwaas.engine.plan import build_plan
+from hpcwaas.engine.workflow_secrets import WorkflowSecretMissing, read_workflow_secrets
 from hpcwaas.schedulers.slurm import SlurmDefaults
 from hpcwaas.secrets.embedded import EmbeddedKeyStore, load_or_create_master_key
 from hpcwaas.settings import LocalEnvironment, Settings
@@ -139,12 +140,11 @@ def test_the_step_environment_gets_the_value_and_the_command_does_not(tmp_path):
             + "steps:\n  s: {kind: shell, run: 'echo \"$T\"', env: {T: '{{ secrets.token }}'}}\n"
         ),
     )
-    invocation = prepare_shell_step(
+    invocation = ShellKind().prepare(
         spec.steps["s"],
-        execution_id="e1",
-        step_name="s",
-        inputs={},
-        key_store_secrets={"token": "tok-123"},
+        Preparation(
+            execution_id="e1", step_name="s", inputs={}, workflow_secrets={"token": "tok-123"}
+        ),
     )
     assert invocation.env["T"] == "tok-123"
     assert "tok-123" not in invocation.command
@@ -152,15 +152,14 @@ def test_the_step_environment_gets_the_value_and_the_command_does_not(tmp_path):
 
 def test_a_slurm_wrapper_exporting_a_secret_is_removed_after_submission():
     spec = SlurmStep(kind="slurm", script='echo "$T"', env={"T": "{{ secrets.token }}"})
-    submission = prepare_slurm_step(
-        spec,
+    request = Preparation(
         execution_id="e1",
         step_name="s",
         inputs={},
-        defaults=SlurmDefaults(),
-        remote_dir="/work/e1",
-        key_store_secrets={"token": "tok-123"},
+        work_dir="/work/e1",
+        workflow_secrets={"token": "tok-123"},
     )
+    submission = prepare_slurm_step(spec, request, SlurmDefaults())
     wrapper = "/work/e1/.hpcwaas-s.sbatch"
     assert b"tok-123" in submission.files[wrapper]
     assert submission.submit_command.endswith(f"rm -f -- {wrapper}; exit $status")
@@ -170,7 +169,7 @@ def test_stage_in_url_takes_a_secret_in_its_query_or_user_info_only():
     def plan(url: str):  # type: ignore[no-untyped-def]
         spec = StageInStep(kind="stage_in", url=url, target_path="f")
         return prepare_stage_in(
-            spec, execution_id="e1", inputs={}, max_bytes=10, key_store_secrets={"t": "tok-123"}
+            spec, execution_id="e1", inputs={}, max_bytes=10, workflow_secrets={"t": "tok-123"}
         )
 
     assert plan("https://h.example/f?key={{ secrets.t }}").url.endswith("?key=tok-123")
@@ -229,13 +228,13 @@ async def test_secrets_are_read_by_path_and_key(keystore):
         "token": KeyStoreSecretSpec(path="apps/demo/api", key="token"),
         "user": KeyStoreSecretSpec(path="apps/demo/api", key="user"),
     }
-    assert await read_key_store_secrets(keystore, specs) == {"token": "tok-123", "user": "ada"}
+    assert await read_workflow_secrets(keystore, specs) == {"token": "tok-123", "user": "ada"}
 
 
 async def test_a_missing_entry_or_key_names_the_path_and_the_command_never_a_value(keystore):
     await keystore.put("apps/demo/api", {"user": "tok-123"})
-    with pytest.raises(KeyStoreSecretMissing) as info:
-        await read_key_store_secrets(
+    with pytest.raises(WorkflowSecretMissing) as info:
+        await read_workflow_secrets(
             keystore, {"token": KeyStoreSecretSpec(path="apps/demo/api", key="token")}
         )
     message = str(info.value)
@@ -244,8 +243,8 @@ async def test_a_missing_entry_or_key_names_the_path_and_the_command_never_a_val
     )
     assert "hpcwaas-api secrets put apps/demo/api token" in message
     assert "tok-123" not in message
-    with pytest.raises(KeyStoreSecretMissing) as info:
-        await read_key_store_secrets(
+    with pytest.raises(WorkflowSecretMissing) as info:
+        await read_workflow_secrets(
             keystore, {"t": KeyStoreSecretSpec(path="apps/none", key="token")}
         )
     assert "has no entry at path 'apps/none'" in str(info.value)

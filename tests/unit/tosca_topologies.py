@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from hpcwaas.catalog import CatalogFileError
+from hpcwaas.catalog.kinds.base import ClusterDefaults, Preparation
 from hpcwaas.catalog.kinds.pycompss import PycompssStep, prepare_pycompss_step
 from hpcwaas.catalog.loader import read_application
 from hpcwaas.catalog.tosca import convert_topology
@@ -129,13 +130,6 @@ def rendered_command(tmp_path: Path, document: dict[str, Any], **values: Any) ->
     step = workflow.steps["Job"]
     assert isinstance(step, PycompssStep)
     inputs = {name: spec.default for name, spec in workflow.inputs.items()} | values
-    submission = prepare_pycompss_step(
-        step,
-        execution_id="e1",
-        step_name="Job",
-        inputs=inputs,
-        modules=[],
-        defaults=SlurmDefaults(),
-        remote_dir="/work/e1",
-    )
+    request = Preparation(execution_id="e1", step_name="Job", inputs=inputs, work_dir="/work/e1")
+    submission = prepare_pycompss_step(step, request, ClusterDefaults(SlurmDefaults()))
     return shlex.split(submission.command.split(" && ")[-1])

@@ -117,14 +117,14 @@ def check_template(
     *,
     reserved: frozenset[str] = RESERVED_INPUTS,
     secrets: Collection[str] = (),
-    key_store_secrets: Collection[str] | None = None,
+    workflow_secrets: Collection[str] | None = None,
     upstream: Mapping[str, Collection[str]] | None = None,
     declared_outputs: Mapping[str, Collection[str]] | None = None,
 ) -> list[str]:
     """Problems of a template at load time: syntax, unknown filters, undefined inputs.
 
     ``secrets``: secret inputs, which this template may not use (only ``env:`` values may).
-    ``key_store_secrets``: the workflow's ``secrets:`` names where this template may use
+    ``workflow_secrets``: the workflow's ``secrets:`` names where this template may use
     ``secrets.<name>``; None where it may not.
     ``upstream``: the outputs each ancestor step declares (what ``steps.s.outputs.y`` may
     name); None where no step output may be used. ``declared_outputs``: every step's, for hints.
@@ -140,7 +140,7 @@ def check_template(
     undeclared = meta.find_undeclared_variables(tree) - CONTEXT_NAMES
     if "secrets" in undeclared:
         undeclared.discard("secrets")
-        if key_store_secrets is None:
+        if workflow_secrets is None:
             used = [attr for base, attr in _attributes(tree) if base == "secrets"]
             name = used[0] if used else "<name>"
             problems.append(
@@ -160,9 +160,9 @@ def check_template(
                 f"the template uses secret input {attr!r}, which may only reach a step "
                 f'through env: (e.g. env: {{TOKEN: "{{{{ inputs.{attr} }}}}"}}, then $TOKEN)'
             )
-        elif base == "secrets" and key_store_secrets is not None:
-            if attr not in key_store_secrets:
-                declared = ", ".join(sorted(key_store_secrets)) or "none"
+        elif base == "secrets" and workflow_secrets is not None:
+            if attr not in workflow_secrets:
+                declared = ", ".join(sorted(workflow_secrets)) or "none"
                 problems.append(
                     f"the template uses undefined secret {attr!r} (declared: {declared})"
                 )

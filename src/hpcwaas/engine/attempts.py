@@ -1,6 +1,7 @@
 """One attempt of a step, run by its kind on the means the engine offers (``StepRuntime``).
 
-A command on the place's transport, a batch job, a download or a copy into the result store.
+A command on the place's transport, a batch job, a download, a copy into the result store or a
+run of a remote service.
 The attempts running now are kept, so that a cancel or a stop of the server reaches them.
 """
 
@@ -9,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any
 
 from hpcwaas.api.states import LogLevel, StepState
@@ -18,29 +20,22 @@ from hpcwaas.catalog.kinds.base import (
     ClusterAccess,
     CommandInvocation,
     JobSubmission,
-    Preparation,
     RemoteRequest,
     StepKind,
     StepSettings,
 )
 from hpcwaas.catalog.kinds.transfers import StageInPlan, StageOutPlan
 from hpcwaas.engine.commandsteps import CommandStep
-from hpcwaas.engine.execution_secrets import ExecutionSecrets
 from hpcwaas.engine.jobsteps import JobStep
-from hpcwaas.engine.logsink import LogSink
-from hpcwaas.engine.outcome import Emit, Halt, Outcome
-from hpcwaas.engine.places import Place
-from hpcwaas.engine.remote_services import RemoteServices
+from hpcwaas.engine.outcome import Emit, Outcome
 from hpcwaas.engine.remotesteps import RemoteError, RemoteService, RemoteStep, RunKey
 from hpcwaas.engine.resultstore import ResultStore
+from hpcwaas.engine.run_context import RunContext
 from hpcwaas.engine.secret_inputs import mask
 from hpcwaas.engine.stagein import stage_in
 from hpcwaas.engine.stageout import stage_out
 from hpcwaas.engine.transfersteps import Move, P, TransferStep
-from hpcwaas.settings import Settings
 from hpcwaas.store import logs as store_logs
-from hpcwaas.store.database import Database
-from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.store.logs import Checkpoint
 from hpcwaas.transports.base import LineCallback, RunningCommand
 from hpcwaas.transports.errors import TransportError
@@ -57,56 +52,28 @@ class StepAttempts:
     It is the ``StepRuntime`` the kinds run on.
     """
 
-    def __init__(
-        self,
-        *,
-        db: Database,
-        settings: Settings,
-        logs: LogSink,
-        place: Place,
-        execution: ExecutionRecord,
-        secrets: ExecutionSecrets,
-        step_outputs: dict[str, dict[str, str]],
-        halt: Halt,
-        stopping: Callable[[], bool],
-        remote: RemoteServices | None = None,
-    ) -> None:
-        self._execution_id = execution.id
-        self._execution = execution
-        self._db = db
-        self._settings = settings
-        self._logs = logs
-        self._place = place
-        self._secrets = secrets
-        self._step_outputs = step_outputs  # of the steps that succeeded: the runner fills it
-        self._halt = halt
-        self._stopping = stopping  # whether the server stops: jobs are then left running
-        self.job_ids: dict[str, str] = {}  # steps that are jobs, known from a previous run
+    def __init__(self, context: RunContext) -> None:
+        self._context = context
         self._commands: dict[str, CommandStep] = {}
         self._jobs: dict[str, JobStep] = {}
         self._transfers: dict[str, TransferStep[Any]] = {}
         self._remote_steps: dict[str, RemoteStep] = {}
-        self._remote = remote
-        self._attempt_numbers: dict[str, int] = {}  # of the attempt running now, by step
         self._background: set[asyncio.Task[None]] = set()
-        self.kill_grace = settings.step_grace_seconds
+        self.kill_grace = context.settings.step_grace_seconds
 
-    async def run(
-        self, name: str, spec: StepSettings, *, resumed: bool, attempt: int = 1
-    ) -> Outcome | None:
-        """Attempt ``attempt`` of a step; None when a job is detached by a server stop."""
+    async def run(self, name: str, spec: StepSettings, *, resumed: bool) -> Outcome | None:
+        """One attempt of a step; None when a job is detached by a server stop."""
         kind = kind_of(spec)
-        self._attempt_numbers[name] = attempt
         # An attempt taken up again after a restart may be writing its file: keep it then.
         if spec.outputs and not (resumed and kind.reattaches):
             try:
-                await self._place.clear_step_outputs(name)
+                await self._context.place.clear_step_outputs(name)
             except (OSError, TransportError) as exc:
                 return Outcome(
                     StepState.FAILED, None, f"could not be started: {exc}", retryable=True
                 )
-        work: Attempt = kind.run(self, name, spec, resumed=resumed)
-        return await work
+        attempt: Attempt = kind.run(self, name, spec, resumed=resumed)
+        return await attempt
 
     def halt(self, grace: float, *, detach_jobs: bool) -> None:
         """Kill the running commands and transfers; cancel the jobs, or leave them running."""
@@ -142,7 +109,7 @@ class StepAttempts:
 
     def download(self, kind: StepKind[Any, StageInPlan], name: str, step: StepSettings) -> Attempt:
         """Stream an HTTP(S) download into the execution's place."""
-        files = self._place.files
+        files = self._context.place.files
 
         def move(plan: StageInPlan, emit: Emit) -> Coroutine[Any, Any, None]:
             return stage_in(plan, files, emit)
@@ -153,10 +120,11 @@ class StepAttempts:
         self, kind: StepKind[Any, StageOutPlan], name: str, step: StepSettings
     ) -> Attempt:
         """Copy a file or directory of the execution's place into the result store."""
-        files, store, db = self._place.files, ResultStore(self._settings.results_root), self._db
+        context = self._context
+        files, store = context.place.files, ResultStore(context.settings.results_root)
 
         def move(plan: StageOutPlan, emit: Emit) -> Coroutine[Any, Any, object]:
-            return stage_out(plan, files, store, db, self._execution_id, emit)
+            return stage_out(plan, files, store, context.db, context.execution_id, emit)
 
         return self._run_transfer(kind, name, step, move)
 
@@ -169,25 +137,17 @@ class StepAttempts:
     async def _run_remote(
         self, kind: StepKind[Any, RemoteRequest], name: str, spec: StepSettings
     ) -> Outcome | None:
-        cluster = self._place.cluster
-        execution = self._execution
+        context = self._context
+        cluster = context.place.cluster
+        execution = context.execution
         access = None
         if cluster is not None and execution.cluster_login and execution.key_id:
             environment = cluster.environment
             access = ClusterAccess(
                 environment.host, environment.port, execution.cluster_login, execution.key_id
             )
-        preparation = Preparation(
-            execution_id=self._execution_id,
-            step_name=name,
-            inputs=execution.inputs,
-            step_outputs=self._step_outputs,
-            secrets=self._secrets.inputs,
-            key_store_secrets=self._secrets.workflow_secrets,
-            limits=self._settings.limits.model_dump(),
-            access=access,
-        )
-        remote = self._remote
+        preparation = replace(context.preparation(name, spec), access=access)
+        remote = context.remote
 
         async def services(service: str) -> RemoteService:
             if remote is None:
@@ -195,22 +155,23 @@ class StepAttempts:
             return await remote.lookup(execution.environment, service)
 
         async def read_offsets(run_id: str) -> dict[str, int]:
-            async with self._db.read() as conn:
-                return await store_logs.read_offsets(conn, self._execution_id, name, run_id)
+            return await context.read(
+                lambda conn: store_logs.read_offsets(conn, context.execution_id, name, run_id)
+            )
 
         step = RemoteStep(
             name=name,
             kind=kind,
             spec=spec,
             preparation=preparation,
-            key=RunKey(self._execution_id, name, self._attempt_numbers.get(name, 1)),
+            key=RunKey(context.execution_id, name, max(1, context.state.attempts(name))),
             services=services,
             read_offsets=read_offsets,
-            emit=self._emit_for(name),
+            emit=context.emitter(name),
             on_line=functools.partial(self._output_line, name),
-            halt=self._halt,
-            detaches=lambda: self._stopping() and self._place.cluster is not None,
-            hidden=self._secrets.hidden,
+            halt=context.halt,
+            detaches=lambda: context.stopping() and context.place.cluster is not None,
+            hidden=context.secrets.hidden,
         )
         self._remote_steps[name] = step
         try:
@@ -222,21 +183,13 @@ class StepAttempts:
         self, kind: StepKind[Any, CommandInvocation], name: str, spec: StepSettings
     ) -> Outcome:
         command = CommandStep(
-            place=self._place,
-            execution_id=self._execution_id,
-            inputs=self._execution.inputs,
-            name=name,
-            kind=kind,
-            spec=spec,
-            emit=self._emit_for(name),
+            self._context,
+            name,
+            kind,
+            spec,
             on_stdout=self._lines(name, LogLevel.INFO),
             on_stderr=self._lines(name, LogLevel.WARN),
-            halt=self._halt,
             kill=lambda command: self._kill(command, self.kill_grace),
-            grace=self._settings.step_grace_seconds,
-            step_outputs=self._step_outputs,
-            secrets=self._secrets.inputs,
-            key_store_secrets=self._secrets.workflow_secrets,
         )
         self._commands[name] = command
         try:
@@ -247,29 +200,24 @@ class StepAttempts:
     async def _run_job(
         self, kind: StepKind[Any, JobSubmission], name: str, spec: StepSettings, *, resumed: bool
     ) -> Outcome | None:
-        cluster = self._place.cluster
+        context = self._context
+        cluster = context.place.cluster
         if cluster is None:
             reason = f"is a {spec.kind} job, which needs a cluster environment"
             return Outcome(StepState.FAILED, None, reason)
         job = JobStep(
-            cluster=cluster,
-            db=self._db,
-            execution=self._execution,
-            name=name,
-            kind=kind,
-            spec=spec,
-            emit=self._emit_for(name),
+            context,
+            cluster,
+            name,
+            kind,
+            spec,
             on_line=functools.partial(self._output_line, name),
-            job_id=self.job_ids.pop(name, None) if resumed else None,
+            job_id=context.state.take_job_id(name) if resumed else None,
             resumed=resumed,
-            step_outputs=self._step_outputs,
-            secrets=self._secrets.inputs,
-            key_store_secrets=self._secrets.workflow_secrets,
-            outputs_path=self._place.outputs_path(name) if spec.outputs else None,
         )
         self._jobs[name] = job
         try:
-            if self._halt.halted() and not self._stopping():
+            if context.halt.halted() and not context.stopping():
                 await job.cancel()
             return await job.run()
         finally:
@@ -283,37 +231,23 @@ class StepAttempts:
         None when the server stops meanwhile: the step stays RUNNING and is run again at
         the next start.
         """
-        transfer = TransferStep(
-            name=name,
-            kind=kind,
-            spec=spec,
-            move=move,
-            execution_id=self._execution_id,
-            inputs=self._execution.inputs,
-            limits=self._settings.limits.model_dump(),
-            emit=self._emit_for(name),
-            halt=self._halt,
-            detaches=lambda: self._stopping() and self._place.cluster is not None,
-            hidden=self._secrets.hidden,
-            key_store_secrets=self._secrets.workflow_secrets,
-        )
+        transfer = TransferStep(self._context, name, kind, spec, move)
         self._transfers[name] = transfer
         try:
             return await transfer.run()
         finally:
             del self._transfers[name]
 
-    def _emit_for(self, step: str) -> Emit:
-        return lambda level, text: self._logs.emit(self._execution_id, level, text, step)
-
     async def _output_line(
         self, step: str, level: LogLevel, line: str, checkpoint: Checkpoint | None = None
     ) -> None:
         """A line a step printed becomes a log entry; a full queue holds the step back."""
-        if self._secrets.hidden:  # a step that prints a secret must not leak it into the logs
-            line = mask(line, self._secrets.hidden)
-        self._logs.emit(self._execution_id, level, line, step, checkpoint)
-        await self._logs.room()
+        context = self._context
+        hidden = context.secrets.hidden
+        if hidden:  # a step that prints a secret must not leak it into the logs
+            line = mask(line, hidden)
+        context.logs.emit(context.execution_id, level, line, step, checkpoint)
+        await context.logs.room()
 
     def _lines(self, step: str, level: LogLevel) -> LineCallback:
         return functools.partial(self._output_line, step, level)
@@ -329,4 +263,4 @@ class StepAttempts:
     def _killed(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("execution %s: killing a step failed: %r", self._execution_id, exc)
+            log.error("execution %s: killing a step failed: %r", self._context.execution_id, exc)

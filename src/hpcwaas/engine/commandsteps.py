@@ -5,13 +5,12 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.catalog.errors import RenderError
-from hpcwaas.catalog.kinds.base import CommandInvocation, Preparation, StepKind, StepSettings
-from hpcwaas.engine.outcome import Emit, Halt, Outcome
-from hpcwaas.engine.places import Place
+from hpcwaas.catalog.kinds.base import CommandInvocation, StepKind, StepSettings
+from hpcwaas.engine.outcome import Outcome
 from hpcwaas.transports.base import (
     CommandResult,
     LineCallback,
@@ -20,77 +19,54 @@ from hpcwaas.transports.base import (
 )
 from hpcwaas.transports.errors import TransportError
 
+if TYPE_CHECKING:
+    from hpcwaas.engine.run_context import RunContext
+
 
 class CommandStep:
     """One attempt of a step that is a command, from its rendered command line to its exit."""
 
     def __init__(
         self,
-        *,
-        place: Place,
-        execution_id: str,
-        inputs: dict[str, Any],
+        context: RunContext,
         name: str,
         kind: StepKind[Any, CommandInvocation],
         spec: StepSettings,
-        emit: Emit,
+        *,
         on_stdout: LineCallback,
         on_stderr: LineCallback,
-        halt: Halt,
         kill: Callable[[RunningCommand], None],
-        grace: float,
-        step_outputs: dict[str, dict[str, str]],
-        secrets: dict[str, str],
-        key_store_secrets: dict[str, str],
     ) -> None:
-        self._place = place
-        self._execution_id = execution_id
-        self._inputs = inputs
+        self._context = context
         self._name = name
         self._kind = kind
         self._spec = spec
-        self._emit = emit
+        self._emit = context.emitter(name)
         self._on_stdout = on_stdout
         self._on_stderr = on_stderr
-        self._halt = halt
         self._kill = kill  # the runner's: it kills with the grace a cancel or a stop asks for
-        self._grace = grace
-        self._step_outputs = step_outputs
-        self._secrets = secrets
-        self._key_store_secrets = key_store_secrets
         self.command: RunningCommand | None = None  # while it runs: what a cancel kills
 
     async def run(self) -> Outcome:
         """Render the command, run it to its end and say how it ended."""
-        name, spec = self._name, self._spec
+        name, spec, context = self._name, self._spec, self._context
+        halt, place = context.halt, context.place
         try:
-            invocation = self._kind.prepare(
-                spec,
-                Preparation(
-                    execution_id=self._execution_id,
-                    step_name=name,
-                    inputs=self._inputs,
-                    step_outputs=self._step_outputs,
-                    secrets=self._secrets,
-                    key_store_secrets=self._key_store_secrets,
-                    outputs_path=self._place.outputs_path(name) if spec.outputs else None,
-                    work_dir=str(self._place.work_dir),
-                ),
-            )
+            invocation = self._kind.prepare(spec, context.preparation(name, spec))
         except RenderError as exc:
             self._emit(LogLevel.ERROR, f"Step {name}: its command cannot be rendered: {exc}")
             return Outcome(StepState.FAILED, None, "failed: its command cannot be rendered")
         self._emit(LogLevel.DEBUG, f"Command: {invocation.command}")
-        if self._halt.halted():
-            return self._halt.not_started()
+        if halt.halted():
+            return halt.not_started()
         try:
             command = await start_command(
                 invocation,
-                self._place.transport,
-                cwd=self._place.work_dir,
+                place.transport,
+                cwd=place.work_dir,
                 on_stdout=self._on_stdout,
                 on_stderr=self._on_stderr,
-                grace=self._grace,
+                grace=context.settings.step_grace_seconds,
             )
         except (OSError, TransportError) as exc:
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -99,7 +75,7 @@ class CommandStep:
             )
         self.command = command
         try:
-            if self._halt.halted():  # halted while the command was starting: kill() missed it
+            if halt.halted():  # halted while the command was starting: kill() missed it
                 self._kill(command)
             result = await command.wait()
         finally:
@@ -112,7 +88,7 @@ class CommandStep:
                 retryable=True,
             )
         if result.killed:
-            return self._halt.killed(result.exit_code)
+            return halt.killed(result.exit_code)
         if result.exit_code == 0:
             return Outcome(StepState.SUCCEEDED, 0)
         return Outcome(

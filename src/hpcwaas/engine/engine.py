@@ -53,6 +53,17 @@ RECOVERY_MESSAGE = (
     "steps on the local environment do not survive a restart"
 )
 RECOVERY_ERROR = "the server stopped while this execution was running"
+
+
+def lost_replica_message(owner: str) -> tuple[str, str]:
+    """The log line and error of a local execution whose replica stopped renewing its lease."""
+    error = (
+        f"replica {owner}, which ran this execution, stopped renewing its lease (it stopped, "
+        "or lost the database)"
+    )
+    return f"The {error}; steps on the local environment cannot be followed from here", error
+
+
 SWEEP_SECONDS = 5.0
 # Stopping the server must be quick: running steps get at most this long after SIGTERM.
 STOP_GRACE_SECONDS = 1.0
@@ -212,11 +223,18 @@ class Engine:
         return config is None or config.kind == "local"
 
     async def _take_orphan(self, record: ExecutionRecord) -> None:
-        """End a local execution whose runner is gone: its steps do not survive a restart."""
-        self.logs.emit(record.id, LogLevel.ERROR, RECOVERY_MESSAGE)
+        """End a local execution whose runner is gone: its steps do not survive a restart,
+        and cannot be followed from another replica."""
+        owner = record.lease_owner
+        if owner is not None and owner != self.replica:
+            message, error = lost_replica_message(owner)
+        else:
+            message, error = RECOVERY_MESSAGE, RECOVERY_ERROR
+        self.logs.emit(record.id, LogLevel.ERROR, message)
         await self._kill_leftovers(record.id)
         cancelling = record.status is ExecutionStatus.CANCELLING
-        log.warning("execution %s was %s when the server stopped: ended", record.id, record.status)
+        log.warning("execution %s was %s when its runner was lost: ended", record.id, record.status)
+        fields: dict[str, Any] = {} if cancelling else {"error": error}
         await finish_execution(
             self._db,
             self.logs,
@@ -225,7 +243,7 @@ class Engine:
             ExecutionStatus.CANCELLED if cancelling else ExecutionStatus.FAILED,
             expected={record.status},
             running_steps_to=StepState.CANCELLED if cancelling else StepState.FAILED,
-            **({} if cancelling else {"error": RECOVERY_ERROR}),
+            **fields,
         )
 
     async def _kill_leftovers(self, execution_id: str) -> None:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.model import OutputSpec
 from hpcwaas.engine.finish import finish_execution
-from hpcwaas.engine.logsink import LogNotifier, LogSink
+from hpcwaas.engine.logsink import LogNotifier
 from hpcwaas.engine.outcome import Emit
 from hpcwaas.engine.outputs import OutputValue
 from hpcwaas.engine.places import Place
 from hpcwaas.engine.secret_inputs import mask
 from hpcwaas.store import executions as store_executions
-from hpcwaas.store.database import Database
+
+if TYPE_CHECKING:
+    from hpcwaas.engine.run_context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +27,13 @@ class ExecutionEnd:
 
     def __init__(
         self,
-        *,
-        db: Database,
-        logs: LogSink,
+        context: RunContext,
         notifier: LogNotifier,
-        execution_id: str,
         cancelled_by: Callable[[], str | None],
     ) -> None:
-        self._db = db
-        self._logs = logs
+        self._context = context
         self._notifier = notifier
-        self._execution_id = execution_id
+        self._execution_id = context.execution_id
         self._cancelled_by = cancelled_by  # who cancelled it, when the end is written
 
     async def succeeded(self, outputs: dict[str, str | None]) -> None:
@@ -78,8 +76,9 @@ class ExecutionEnd:
 
     async def _after_lost_race(self) -> None:
         """The execution was not RUNNING any more at its end: a cancel may have come first."""
-        async with self._db.read() as conn:
-            record = await store_executions.get_execution(conn, self._execution_id)
+        record = await self._context.read(
+            lambda conn: store_executions.get_execution(conn, self._execution_id)
+        )
         if record is not None and record.status is ExecutionStatus.CANCELLING:
             await self.cancelled()
         else:
@@ -94,19 +93,21 @@ class ExecutionEnd:
         steps_to: StepState = StepState.FAILED,
         **fields: Any,
     ) -> bool:
+        context = self._context
         return await finish_execution(
-            self._db,
-            self._logs,
+            context.db,
+            context.logs,
             self._notifier,
             self._execution_id,
             to,
             expected=expected,
             running_steps_to=steps_to,
+            keep_trying=context.driving,
             **fields,
         )
 
     def _emit(self, level: LogLevel, content: str) -> None:
-        self._logs.emit(self._execution_id, level, content, None)
+        self._context.emit(level, content)
 
 
 async def collect_outputs(

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 
 from hpcwaas.catalog.model import WorkflowSpec
-from hpcwaas.engine.key_store_secrets import KeyStoreSecretMissing, read_key_store_secrets
 from hpcwaas.engine.secret_inputs import forget_secrets, load_secrets
+from hpcwaas.engine.workflow_secrets import WorkflowSecretMissing, read_workflow_secrets
 from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
@@ -40,10 +40,10 @@ class ExecutionSecrets:
         try:
             if self._has_secret_inputs():
                 self.inputs = await load_secrets(self._keystore, self._execution_id)
-            self.workflow_secrets = await read_key_store_secrets(self._keystore, self._spec.secrets)
+            self.workflow_secrets = await read_workflow_secrets(self._keystore, self._spec.secrets)
         except KeyStoreUnavailable as exc:
             return f"its secrets cannot be read from the key store: {exc}"
-        except KeyStoreSecretMissing as exc:
+        except WorkflowSecretMissing as exc:
             return str(exc)
         self.hidden = {
             **{f"inputs.{k}": v for k, v in self.inputs.items()},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from hpcwaas.api.states import ExecutionStatus, StepState
@@ -20,16 +20,20 @@ async def finish_execution(
     *,
     expected: Iterable[ExecutionStatus],
     running_steps_to: StepState,
+    keep_trying: Callable[[], bool] = lambda: False,
     **fields: Any,
 ) -> bool:
     """Move the execution to the terminal ``to`` if it is in ``expected``; True if it moved.
 
     Logs emitted so far are written first, so that they are all visible once the status is.
+    While the database is unavailable, the end waits for it as long as ``keep_trying()``.
     """
     await logs.flush()
-    async with db.write() as conn:
-        moved = await store_executions.end_execution(
+    moved = await db.until_recorded(
+        lambda conn: store_executions.end_execution(
             conn, execution_id, to, expected=expected, running_steps_to=running_steps_to, **fields
-        )
+        ),
+        keep_trying=keep_trying,
+    )
     notifier.notify(execution_id)
     return moved

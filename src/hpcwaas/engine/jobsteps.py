@@ -9,42 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
 from hpcwaas.catalog.errors import RenderError
-from hpcwaas.catalog.kinds.base import (
-    ClusterDefaults,
-    JobSubmission,
-    Preparation,
-    StepKind,
-    StepSettings,
-)
+from hpcwaas.catalog.kinds.base import JobSubmission, StepKind, StepSettings
 from hpcwaas.engine.jobs import JobLost, LineHandler
 from hpcwaas.engine.outcome import Outcome
 from hpcwaas.engine.places import ClusterPlace
 from hpcwaas.schedulers import slurm
-from hpcwaas.schedulers.slurm import SlurmDefaults, SubmitError
-from hpcwaas.settings import SlurmEnvironment
+from hpcwaas.schedulers.slurm import SubmitError
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store import logs as store_logs
-from hpcwaas.store.database import Database
-from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.transports.errors import TransportError
 
-Emit = Callable[[LogLevel, str], None]
-
-
-def cluster_defaults(environment: SlurmEnvironment) -> ClusterDefaults:
-    """What a Slurm environment adds to the steps that run on it (a run's and a dry run's)."""
-    defaults = SlurmDefaults(
-        partition=environment.defaults.partition,
-        qos=environment.defaults.qos,
-        account=environment.defaults.account,
-        time=environment.defaults.time,
-    )
-    return ClusterDefaults(defaults, tuple(environment.pycompss_modules))
+if TYPE_CHECKING:
+    from hpcwaas.engine.run_context import RunContext
 
 
 class JobStep:
@@ -52,29 +32,22 @@ class JobStep:
 
     def __init__(
         self,
-        *,
+        context: RunContext,
         cluster: ClusterPlace,
-        db: Database,
-        execution: ExecutionRecord,
         name: str,
         kind: StepKind[Any, JobSubmission],
         spec: StepSettings,
-        emit: Emit,
+        *,
         on_line: LineHandler,
         job_id: str | None,
         resumed: bool = False,
-        step_outputs: dict[str, dict[str, str]] | None = None,
-        secrets: dict[str, str] | None = None,
-        key_store_secrets: dict[str, str] | None = None,
-        outputs_path: str | None = None,
     ) -> None:
-        self._cluster = cluster
-        self._db = db
-        self._execution = execution
+        self._context = context
+        self._cluster = cluster  # the context's place
         self._name = name
         self._kind = kind
         self._spec = spec
-        self._emit = emit
+        self._emit = context.emitter(name)
         self._on_line = on_line
         self.job_id = job_id
         # Whether a job may exist already: after a restart, or after a submission whose
@@ -83,10 +56,6 @@ class JobStep:
         self._cancelled = False
         self._waiting: asyncio.Task[slurm.FinalState] | None = None
         self._detached = False
-        self._step_outputs = step_outputs or {}
-        self._secrets = secrets or {}
-        self._key_store_secrets = key_store_secrets or {}
-        self._outputs_path = outputs_path
         self._timed_out = False
 
     def detach(self) -> None:
@@ -152,27 +121,14 @@ class JobStep:
         return asyncio.ensure_future(expire())
 
     def _prepare(self) -> JobSubmission:
-        return self._kind.prepare(
-            self._spec,
-            Preparation(
-                execution_id=self._execution.id,
-                step_name=self._name,
-                inputs=self._execution.inputs,
-                step_outputs=self._step_outputs,
-                secrets=self._secrets,
-                key_store_secrets=self._key_store_secrets,
-                outputs_path=self._outputs_path,
-                work_dir=str(self._cluster.work_dir),
-                cluster=cluster_defaults(self._cluster.environment),
-            ),
-        )
+        return self._kind.prepare(self._spec, self._context.preparation(self._name, self._spec))
 
     async def _find_submitted(self, submission: JobSubmission) -> str | None:
         """A job already submitted for this step by an earlier run of the server, if any."""
         cluster = self._cluster
         result = await cluster.transport.run(slurm.find_jobs_command(cluster.target.login))
         found = slurm.parse_find_jobs(
-            result.exit_code, result.stdout, result.stderr, execution_id=self._execution.id
+            result.exit_code, result.stdout, result.stderr, execution_id=self._context.execution_id
         ).latest(self._name)
         if found is None:
             return None
@@ -199,24 +155,29 @@ class JobStep:
         return job_id
 
     async def _record_job_id(self) -> None:
-        async with self._db.write() as conn:
-            await store_executions.update_step(
+        job_id = self.job_id
+        await self._context.write(
+            lambda conn: store_executions.update_step(
                 conn,
-                self._execution.id,
+                self._context.execution_id,
                 self._name,
                 StepState.RUNNING,
                 expected=ACTIVE_STEP_STATES,
-                job_id=self.job_id,
+                job_id=job_id,
             )
+        )
 
     async def _wait(self, submission: JobSubmission) -> slurm.FinalState:
         cluster = self._cluster
         outputs = [(submission.stdout_path, LogLevel.INFO), (submission.stderr_path, LogLevel.WARN)]
         assert self.job_id is not None
-        async with self._db.read() as conn:  # a job taken over: go on from what was logged
-            offsets = await store_logs.read_offsets(
-                conn, self._execution.id, self._name, self.job_id
+        job_id = self.job_id
+        # A job taken over: go on from what was logged.
+        offsets = await self._context.read(
+            lambda conn: store_logs.read_offsets(
+                conn, self._context.execution_id, self._name, job_id
             )
+        )
         return await cluster.tracker.wait(
             cluster.target,
             self.job_id,
@@ -238,9 +199,9 @@ class JobStep:
             else (StepState.RUNNING, StepState.UNKNOWN)
         )
         with contextlib.suppress(Exception):
-            async with self._db.write() as conn:
+            async with self._context.db.write() as conn:
                 await store_executions.update_step(
-                    conn, self._execution.id, self._name, to, expected={start}
+                    conn, self._context.execution_id, self._name, to, expected={start}
                 )
         if unknown:
             self._emit(

@@ -97,12 +97,16 @@ class Leases:
                     ttl=self._lease_seconds,
                 )
         except Exception as exc:  # noqa: BLE001 - the database may be away for a while
+            # The executions go on here: what they do waits to be recorded (RunContext.write).
+            # Whether another replica took one over meanwhile is known only once the database
+            # answers again; then the renewal below gives up exactly those.
             silent = time.monotonic() - self._renewed_at
-            log.warning("renewing leases failed (%s) for %.0f s", exc, silent)
-            if silent > self._lease_seconds:
-                # Others may have taken them over by now: two drivers must never run at once.
-                for execution_id in driving:
-                    self._abandon(execution_id, "its lease could not be renewed")
+            log.warning(
+                "renewing leases failed (%s) for %.0f s; the %d execution(s) driven here go on",
+                exc,
+                silent,
+                len(driving),
+            )
             return
         self._renewed_at = time.monotonic()
         kept = {lease.execution_id for lease in held}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.engine.places import Place
@@ -34,6 +35,17 @@ class Halt:
 
     halted: Callable[[], bool]
     state: Callable[[], StepState]  # FAILED when the server stops, CANCELLED otherwise
+    signal: asyncio.Event = field(default_factory=asyncio.Event)  # set when steps must stop
+
+    async def pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` (between attempts); False if the steps were halted meanwhile."""
+        if self.halted():
+            return False
+        try:
+            await asyncio.wait_for(self.signal.wait(), timeout=seconds)
+        except TimeoutError:
+            return not self.halted()
+        return False
 
     def not_started(self) -> Outcome:
         """The attempt was halted before it started anything."""

@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from hpcwaas.catalog.kinds.base import outputs_file
+from hpcwaas.catalog.kinds.base import ClusterDefaults, outputs_file
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.outputs import OutputValue, decode_output, read_output
 from hpcwaas.engine.placefiles import ClusterFiles, LocalFiles, PlaceFiles
+from hpcwaas.schedulers.slurm_options import SlurmDefaults
 from hpcwaas.settings import SlurmEnvironment
 from hpcwaas.transports.base import Transport
 from hpcwaas.transports.errors import TransportError, TransportUnavailable
@@ -214,3 +215,14 @@ class ClusterPlace:
         if result.exit_code != 0:
             return OutputValue(None, f"Output {name}: file {relative} not found; its value is null")
         return decode_output(name, relative, result.stdout_bytes, max_bytes)
+
+
+def cluster_defaults(environment: SlurmEnvironment) -> ClusterDefaults:
+    """What a Slurm environment adds to the steps that run on it (a run's and a dry run's)."""
+    defaults = SlurmDefaults(
+        partition=environment.defaults.partition,
+        qos=environment.defaults.qos,
+        account=environment.defaults.account,
+        time=environment.defaults.time,
+    )
+    return ClusterDefaults(defaults, tuple(environment.pycompss_modules))

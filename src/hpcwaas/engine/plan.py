@@ -14,8 +14,7 @@ from hpcwaas.api.models import DryRunPlan, DryRunStep
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.catalog.kinds import kind_of
 from hpcwaas.catalog.kinds.base import ClusterDefaults, Preparation
-from hpcwaas.engine.jobsteps import cluster_defaults
-from hpcwaas.engine.places import cluster_work_dir
+from hpcwaas.engine.places import cluster_defaults, cluster_work_dir
 from hpcwaas.settings import EnvironmentConfig, SlurmEnvironment
 
 if TYPE_CHECKING:
@@ -100,7 +99,7 @@ def _plan_step(
         inputs=inputs,
         step_outputs=step_outputs,
         # The key store is not read for a plan: its secrets show as placeholders.
-        key_store_secrets={secret: SECRET_PLACEHOLDER for secret in workflow.spec.secrets},
+        workflow_secrets={secret: SECRET_PLACEHOLDER for secret in workflow.spec.secrets},
         work_dir=work_dir,
         cluster=cluster,
     )

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from hpcwaas.api.states import ACTIVE_STEP_STATES, ExecutionStatus, LogLevel, StepState
+from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.dag import topological_order
 from hpcwaas.engine.attempts import StepAttempts
 from hpcwaas.engine.execution_end import ExecutionEnd, collect_outputs
@@ -21,6 +21,7 @@ from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.outcome import SERVER_STOPPED, Halt
 from hpcwaas.engine.places import Place
 from hpcwaas.engine.remote_services import RemoteServices
+from hpcwaas.engine.run_context import RunContext, RunState
 from hpcwaas.engine.steprunner import StepRunner
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import Settings
@@ -63,7 +64,6 @@ class ExecutionRunner:
         self._workflow = workflow
         self._max_parallel = max(1, max_parallel_steps)
         self._resume = resume
-        self._states = {name: StepState.PENDING for name in workflow.spec.steps}
         self._step_tasks: dict[asyncio.Task[None], str] = {}
         self._cancelled_by: str | None = None
         self._stopping = False
@@ -72,42 +72,26 @@ class ExecutionRunner:
         self._secrets = ExecutionSecrets(
             db=db, keystore=keystore, execution_id=execution.id, spec=workflow.spec
         )
-        self._step_outputs: dict[str, dict[str, str]] = {}  # of the steps that succeeded
         self._cleaning = False  # running the on_failure steps
-        self._halt = asyncio.Event()  # set when steps must stop: ends a wait between attempts
-        self._attempts = StepAttempts(
+        self._state = RunState(workflow.spec.steps)
+        # Set when steps must stop: ends a wait between attempts.
+        self._halt = Halt(self._halted, self._halted_state)
+        context = RunContext(
             db=db,
             settings=settings,
             logs=logs,
             place=place,
             execution=execution,
             secrets=self._secrets,
-            step_outputs=self._step_outputs,
-            halt=Halt(self._halted, self._halted_state),
+            state=self._state,
+            halt=self._halt,
             stopping=lambda: self._stopping,
+            driving=lambda: not (self.abandoned or self._stopping),
             remote=remote,
         )
-        self._steps = StepRunner(
-            db=db,
-            settings=settings,
-            logs=logs,
-            place=place,
-            execution_id=execution.id,
-            secrets=self._secrets,
-            attempts=self._attempts,
-            states=self._states,
-            step_outputs=self._step_outputs,
-            halted=self._halted,
-            halt=self._halt,
-            on_failure=self._step_failed,
-        )
-        self._end = ExecutionEnd(
-            db=db,
-            logs=logs,
-            notifier=notifier,
-            execution_id=execution.id,
-            cancelled_by=lambda: self._cancelled_by,
-        )
+        self._attempts = StepAttempts(context)
+        self._steps = StepRunner(context, self._attempts, on_failure=self._step_failed)
+        self._end = ExecutionEnd(context, notifier, cancelled_by=lambda: self._cancelled_by)
         # Set once the runner has decided whether the execution starts (PENDING -> RUNNING).
         self.start_decided = asyncio.Event()
 
@@ -197,11 +181,9 @@ class ExecutionRunner:
     async def _resume_state(self) -> bool:
         """Pick up where the last run of the server left: finished steps stay finished."""
         self.start_decided.set()
-        progress = await read_progress(self._db, self.execution_id, self._states)
-        self._states.update(progress.states)
-        self._attempts.job_ids.update(progress.job_ids)
-        self._steps.attempt_counts.update(progress.attempts)
-        self._step_outputs.update(progress.outputs)
+        self._state.restore(
+            await read_progress(self._db, self.execution_id, self._workflow.spec.steps)
+        )
         self._emit(
             LogLevel.INFO, "Execution resumed after a restart of the server, or by another replica"
         )
@@ -210,7 +192,7 @@ class ExecutionRunner:
             self._failure = secrets_failure
         if self._place.cluster is not None:
             await self._place.cluster.reconnect()
-        if any(s in (StepState.FAILED, StepState.CANCELLED) for s in self._states.values()):
+        if self._state.any_lost():
             self._failure = "a step had failed before the server restarted"
         return True
 
@@ -219,20 +201,19 @@ class ExecutionRunner:
     async def _schedule(self) -> None:
         steps = self._workflow.spec.steps
         order = self._workflow.step_order()
-        launched = {n for n, s in self._states.items() if s is not StepState.PENDING}
+        launched = self._state.launched()
+        active = self._state.active()
         for name in order:  # resumed: steps that were running run (or are followed) again
-            if self._states[name] in ACTIVE_STEP_STATES:
-                task = asyncio.create_task(self._steps.run(name, steps[name], resumed=True))
-                self._step_tasks[task] = name
+            if name not in active:
+                continue
+            task = asyncio.create_task(self._steps.run(name, steps[name], resumed=True))
+            self._step_tasks[task] = name
         try:
             while True:
                 for name in order:
                     if self._halted() or len(self._step_tasks) >= self._max_parallel:
                         break
-                    needs = steps[name].needs
-                    if name not in launched and all(
-                        self._states.get(n) is StepState.SUCCEEDED for n in needs
-                    ):
+                    if name not in launched and self._state.succeeded(steps[name].needs):
                         launched.add(name)
                         task = asyncio.create_task(self._steps.run(name, steps[name]))
                         self._step_tasks[task] = name
@@ -266,14 +247,14 @@ class ExecutionRunner:
         if self._stopping:
             return
         self._cleaning = True
-        self._halt.clear()  # set by the failure; from now on only a cancel or a stop sets it
+        self._halt.signal.clear()  # set by the failure; from now on only a cancel or a stop sets it
         self._emit(LogLevel.INFO, f"Running the on_failure steps: {', '.join(cleanup)}")
         order = topological_order({name: step.needs for name, step in cleanup.items()})
         for name in order:
             if self._cancelled_by is not None or self._stopping:
                 break
             spec = cleanup[name]
-            if not all(self._states.get(n) is StepState.SUCCEEDED for n in spec.needs):
+            if not self._state.succeeded(spec.needs):
                 self._emit(LogLevel.WARN, f"Cleanup step {name} skipped: its needs did not succeed")
                 continue
             await self._steps.run(name, spec, cleanup=True)
@@ -296,7 +277,7 @@ class ExecutionRunner:
         return StepState.CANCELLED
 
     def _kill_running(self, grace: float) -> None:
-        self._halt.set()
+        self._halt.signal.set()
         self._attempts.halt(grace, detach_jobs=self._stopping and self._cancelled_by is None)
 
     # -- end -------------------------------------------------------------------------------

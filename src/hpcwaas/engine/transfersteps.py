@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.catalog.kinds.base import Preparation, StepKind, StepSettings
 from hpcwaas.catalog.kinds.transfers import TransferError
-from hpcwaas.engine.outcome import Halt, Outcome
+from hpcwaas.engine.outcome import Outcome
 from hpcwaas.engine.secret_inputs import mask
 from hpcwaas.transports.errors import TransportError
+
+if TYPE_CHECKING:
+    from hpcwaas.engine.run_context import RunContext
 
 Emit = Callable[[LogLevel, str], None]
 
@@ -29,28 +32,10 @@ Move = Callable[[P, Emit], Awaitable[object]]
 
 
 async def run_transfer_step(
-    *,
-    name: str,
-    kind: StepKind[Any, P],
-    spec: StepSettings,
-    move: Move[P],
-    execution_id: str,
-    inputs: dict[str, Any],
-    limits: Mapping[str, Any],
-    emit: Emit,
-    key_store_secrets: Mapping[str, str] | None = None,
+    kind: StepKind[Any, P], spec: StepSettings, request: Preparation, move: Move[P], emit: Emit
 ) -> None:
     """Run one transfer step; TransferError (or TransportError) says why it failed."""
-    plan = kind.prepare(
-        spec,
-        Preparation(
-            execution_id=execution_id,
-            step_name=name,
-            inputs=inputs,
-            key_store_secrets=key_store_secrets,
-            limits=limits,
-        ),
-    )
+    plan = kind.prepare(spec, request)
     work = move(plan, emit)
     if plan.note:
         emit(LogLevel.WARN, plan.note)
@@ -68,32 +53,17 @@ class TransferStep(Generic[P]):
 
     def __init__(
         self,
-        *,
+        context: RunContext,
         name: str,
         kind: StepKind[Any, P],
         spec: StepSettings,
         move: Move[P],
-        execution_id: str,
-        inputs: dict[str, Any],
-        limits: Mapping[str, Any],
-        emit: Emit,
-        halt: Halt,
-        detaches: Callable[[], bool],
-        hidden: Mapping[str, str],
-        key_store_secrets: Mapping[str, str] | None = None,
     ) -> None:
+        self._context = context
         self._name = name
         self._kind = kind
         self._spec = spec
         self._move = move
-        self._execution_id = execution_id
-        self._inputs = inputs
-        self._limits = limits
-        self._emit = emit
-        self._halt = halt
-        self._detaches = detaches  # whether the server stops and leaves the execution running
-        self._hidden = hidden
-        self._key_store_secrets = key_store_secrets
         self._task: asyncio.Task[None] | None = None
 
     def cancel(self) -> None:
@@ -106,22 +76,17 @@ class TransferStep(Generic[P]):
 
         Then the step stays RUNNING and is run again at the next start.
         """
-        name = self._name
-        if self._halt.halted():
-            return self._halt.not_started()
+        name, context = self._name, self._context
+        halt, hidden, emit = context.halt, context.secrets.hidden, context.emitter(name)
+        if halt.halted():
+            return halt.not_started()
         task = asyncio.create_task(
             run_transfer_step(
-                name=name,
-                kind=self._kind,
-                spec=self._spec,
-                move=self._move,
-                execution_id=self._execution_id,
-                inputs=self._inputs,
-                limits=self._limits,
-                emit=lambda level, text: self._emit(
-                    level, mask(f"Step {name}: {text}", self._hidden)
-                ),
-                key_store_secrets=self._key_store_secrets,
+                self._kind,
+                self._spec,
+                context.preparation(name, self._spec),
+                self._move,
+                lambda level, text: emit(level, mask(f"Step {name}: {text}", hidden)),
             )
         )
         self._task = task
@@ -132,14 +97,13 @@ class TransferStep(Generic[P]):
                 task.cancel()
             self._task = None
         if task.cancelled():
-            if self._detaches():
+            # The server stops and leaves the execution running: the step is run again.
+            if context.stopping() and context.place.cluster is not None:
                 return None
-            return self._halt.killed(None)
+            return halt.killed(None)
         exc = task.exception()
         if exc is None:
             return Outcome(StepState.SUCCEEDED, None)
         if isinstance(exc, TransferError | TransportError):
-            return Outcome(
-                StepState.FAILED, None, mask(f"failed: {exc}", self._hidden), retryable=True
-            )
+            return Outcome(StepState.FAILED, None, mask(f"failed: {exc}", hidden), retryable=True)
         raise exc

@@ -9,7 +9,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -200,6 +200,39 @@ class Database:
         view = copy.copy(self)
         view.wait_seconds = seconds
         return view
+
+    async def until_recorded(
+        self,
+        op: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        keep_trying: Callable[[], bool],
+        on_wait: Callable[[BaseException], None] | None = None,
+        write: bool = True,
+    ) -> T:
+        """Run ``op`` in a transaction (a read when not ``write``); its result.
+
+        While the database is unavailable, wait and run it again, for as long as
+        ``keep_trying()`` (``on_wait`` is told when the first try fails). For work that goes
+        on without the database, such as a running step, and records itself once it is back.
+        A retried ``op`` must be safe to run twice: its first commit may have landed.
+        """
+        delay = 0.5
+        told = False
+        while True:
+            try:
+                if write:
+                    async with self.write() as conn:
+                        return await op(conn)
+                async with self.read() as conn:
+                    return await op(conn)
+            except Exception as exc:
+                if not is_unavailable(exc) or not keep_trying():
+                    raise
+                if on_wait is not None and not told:
+                    on_wait(exc)
+                told = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_RETRY_DELAY)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -96,7 +96,7 @@ class Preparation:
     inputs: Mapping[str, Any]
     step_outputs: Mapping[str, Mapping[str, str]] | None = None  # of the steps that succeeded
     secrets: Mapping[str, str] | None = None  # the secret inputs' values
-    key_store_secrets: Mapping[str, str] | None = None  # the workflow's secrets: by name
+    workflow_secrets: Mapping[str, str] | None = None  # the workflow's secrets: by name
     outputs_path: str | None = None  # where the step writes its outputs, when it declares some
     work_dir: str = ""  # the execution's directory, as the step's host sees it
     cluster: ClusterDefaults | None = None  # None on a local environment
@@ -115,29 +115,22 @@ def step_context(
 
 
 def step_env(
-    templates: Mapping[str, str],
-    context: dict[str, Any],
-    *,
-    execution_id: str,
-    step_name: str,
-    secrets: Mapping[str, str] | None = None,
-    key_store_secrets: Mapping[str, str] | None = None,
-    outputs_path: str | None = None,
+    templates: Mapping[str, str], context: dict[str, Any], request: Preparation
 ) -> dict[str, str]:
     """A step's environment: its ``env:`` rendered (secrets in clear here only), then ours.
 
-    ``secrets``: the secret inputs' values; ``key_store_secrets``: the workflow's ``secrets:``
-    by name, read as ``{{ secrets.<name> }}``.
+    The secret inputs' values read as ``{{ inputs.<name> }}``, the workflow secrets as
+    ``{{ secrets.<name> }}``.
     """
-    if secrets:
-        context = {**context, "inputs": {**context["inputs"], **secrets}}
-    context = {**context, "secrets": dict(key_store_secrets or {})}
+    if request.secrets:
+        context = {**context, "inputs": {**context["inputs"], **request.secrets}}
+    context = {**context, "secrets": dict(request.workflow_secrets or {})}
     env = render_env(dict(templates), context)
     # Set last, so that a step's env cannot pass itself off as another execution or step.
-    env["HPCWAAS_EXECUTION_ID"] = execution_id
-    env["HPCWAAS_STEP"] = step_name
-    if outputs_path is not None:
-        env[OUTPUTS_VARIABLE] = outputs_path
+    env["HPCWAAS_EXECUTION_ID"] = request.execution_id
+    env["HPCWAAS_STEP"] = request.step_name
+    if request.outputs_path is not None:
+        env[OUTPUTS_VARIABLE] = request.outputs_path
     return env
 
 
@@ -257,11 +250,11 @@ class StepChecks:
         label: str | None = None,
         in_shell: bool = False,
         in_env: bool = False,
-        key_store_secrets: bool = False,
+        workflow_secrets: bool = False,
     ) -> list[Problem]:
         """Problems of templates; those read by a shell (``in_shell``) must place values right.
 
-        ``in_env``: secret inputs and ``secrets.<name>`` may be used; ``key_store_secrets``:
+        ``in_env``: secret inputs and ``secrets.<name>`` may be used; ``workflow_secrets``:
         ``secrets.<name>`` only (a stage_in url, rendered by the service itself).
         """
         problems: list[Problem] = []
@@ -274,7 +267,7 @@ class StepChecks:
                 template,
                 workflow.inputs,
                 secrets=() if in_env else secrets,
-                key_store_secrets=list(workflow.secrets) if in_env or key_store_secrets else None,
+                workflow_secrets=list(workflow.secrets) if in_env or workflow_secrets else None,
                 upstream=self.upstream,
                 declared_outputs=self.declared,
             )

@@ -95,7 +95,7 @@ class DagRunKind(StepKind[DagRunStep, DagRunRequest]):
         secrets = {**(request.secrets or {})}
         inputs = {**request.inputs, **secrets}
         context = step_context(request.execution_id, inputs, request.step_outputs)
-        context["secrets"] = dict(request.key_store_secrets or {})
+        context["secrets"] = dict(request.workflow_secrets or {})
         conf: dict[str, Any] = {}
         access = request.access
         if access is not None:

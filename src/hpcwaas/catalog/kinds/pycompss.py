@@ -10,14 +10,15 @@ comes from Slurm (squeue, sacct, scontrol). Its output goes to ``.hpcwaas-<step>
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.catalog.kinds.base import (
+    ClusterDefaults,
     PlannedStep,
     Preparation,
     R,
@@ -41,7 +42,7 @@ from hpcwaas.schedulers.pycompss import (
     enqueue_compss_command,
     parse_enqueue_compss,
 )
-from hpcwaas.schedulers.slurm_options import SlurmDefaults, check_slurm_name, time_to_minutes
+from hpcwaas.schedulers.slurm_options import check_slurm_name, time_to_minutes
 
 __all__ = ["PycompssKind", "PycompssStep", "PycompssSubmission", "prepare_pycompss_step"]
 
@@ -93,24 +94,17 @@ class PycompssSubmission:
 
 
 def prepare_pycompss_step(
-    spec: PycompssStep,
-    *,
-    execution_id: str,
-    step_name: str,
-    inputs: Mapping[str, Any],
-    modules: Sequence[str],
-    defaults: SlurmDefaults,
-    remote_dir: str,
-    step_outputs: Mapping[str, Mapping[str, str]] | None = None,
-    outputs_path: str | None = None,
+    spec: PycompssStep, request: Preparation, cluster: ClusterDefaults
 ) -> PycompssSubmission:
     """Render the application and its arguments; RenderError if one cannot be passed safely.
 
-    ``modules`` are the environment's PyCOMPSs modules, loaded before the step's own.
-    Each argument renders to one word that must need no shell quoting: enqueue_compss hands
-    the words, unquoted, to the shell of the job it generates.
+    ``cluster.pycompss_modules`` are the environment's PyCOMPSs modules, loaded before the
+    step's own. Each argument renders to one word that must need no shell quoting:
+    enqueue_compss hands the words, unquoted, to the shell of the job it generates.
     """
-    context = step_context(execution_id, inputs, step_outputs)
+    execution_id, step_name, remote_dir = request.execution_id, request.step_name, request.work_dir
+    modules, defaults = cluster.pycompss_modules, cluster.defaults
+    context = step_context(execution_id, request.inputs, request.step_outputs)
     app = render_command(spec.app, context)
     arguments = [render_command(template, context) for template in spec.arguments]
     for what, word in [("app", app), *((f"argument {i + 1}", a) for i, a in enumerate(arguments))]:
@@ -119,13 +113,7 @@ def prepare_pycompss_step(
             raise RenderError(f"{what} {problem}")
     num_nodes, qos, extra_options = _render_options(spec, context)
     # No secrets here: enqueue_compss takes the environment on its command line (load-time check).
-    env = step_env(
-        spec.env,
-        context,
-        execution_id=execution_id,
-        step_name=step_name,
-        outputs_path=outputs_path,
-    )
+    env = step_env(spec.env, context, replace(request, secrets=None, workflow_secrets=None))
     exec_time = spec.exec_time
     if exec_time is None and defaults.time is not None:
         exec_time = time_to_minutes(str(defaults.time))
@@ -208,17 +196,7 @@ class PycompssKind(StepKind[PycompssStep, PycompssSubmission]):
     def prepare(self, step: PycompssStep, request: Preparation) -> PycompssSubmission:
         """The enqueue_compss command, with the environment's defaults and modules."""
         assert request.cluster is not None  # a kind that needs_cluster is prepared on one only
-        return prepare_pycompss_step(
-            step,
-            execution_id=request.execution_id,
-            step_name=request.step_name,
-            inputs=request.inputs,
-            modules=request.cluster.pycompss_modules,
-            defaults=request.cluster.defaults,
-            remote_dir=request.work_dir,
-            step_outputs=request.step_outputs,
-            outputs_path=request.outputs_path,
-        )
+        return prepare_pycompss_step(step, request, request.cluster)
 
     def plan(self, step: PycompssStep, request: Preparation) -> PlannedStep:
         """The enqueue_compss command (it writes the batch script itself)."""

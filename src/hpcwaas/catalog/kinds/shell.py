@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from hpcwaas.catalog.kinds.base import (
     CommandInvocation,
@@ -40,17 +39,14 @@ class ShellKind(StepKind[ShellStep, CommandInvocation]):
         return checks.templates([(("run",), step.run)], in_shell=True)
 
     def prepare(self, step: ShellStep, request: Preparation) -> CommandInvocation:
-        """The command line and its environment."""
-        return prepare_shell_step(
-            step,
-            execution_id=request.execution_id,
-            step_name=request.step_name,
-            inputs=request.inputs,
-            step_outputs=request.step_outputs,
-            secrets=request.secrets,
-            key_store_secrets=request.key_store_secrets,
-            outputs_path=request.outputs_path,
-        )
+        """The command line and its environment; RenderError if a template cannot be rendered.
+
+        Secrets reach the environment only, never the command (which is logged and shown).
+        """
+        context = step_context(request.execution_id, request.inputs, request.step_outputs)
+        command = render_command(step.run, context)
+        env = step_env(step.env, context, request)
+        return CommandInvocation(command=command, env=env, timeout=step.timeout)
 
     def plan(self, step: ShellStep, request: Preparation) -> PlannedStep:
         """The command line and its environment."""
@@ -60,32 +56,3 @@ class ShellKind(StepKind[ShellStep, CommandInvocation]):
     def run(self, runtime: StepRuntime[R], name: str, step: ShellStep, *, resumed: bool) -> R:
         """A command on the place's transport; after a restart it starts over."""
         return runtime.command(self, name, step)
-
-
-def prepare_shell_step(
-    spec: ShellStep,
-    *,
-    execution_id: str,
-    step_name: str,
-    inputs: Mapping[str, Any],
-    step_outputs: Mapping[str, Mapping[str, str]] | None = None,
-    secrets: Mapping[str, str] | None = None,
-    key_store_secrets: Mapping[str, str] | None = None,
-    outputs_path: str | None = None,
-) -> CommandInvocation:
-    """Render the command and environment; raise RenderError if a template cannot be rendered.
-
-    Secrets reach the environment only, never the command (which is logged and shown).
-    """
-    context = step_context(execution_id, inputs, step_outputs)
-    command = render_command(spec.run, context)
-    env = step_env(
-        spec.env,
-        context,
-        execution_id=execution_id,
-        step_name=step_name,
-        secrets=secrets,
-        key_store_secrets=key_store_secrets,
-        outputs_path=outputs_path,
-    )
-    return CommandInvocation(command=command, env=env, timeout=spec.timeout)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -109,18 +108,7 @@ class SlurmKind(StepKind[SlurmStep, SlurmSubmission]):
     def prepare(self, step: SlurmStep, request: Preparation) -> SlurmSubmission:
         """The script and its wrapper, with the environment's defaults."""
         assert request.cluster is not None  # a kind that needs_cluster is prepared on one only
-        return prepare_slurm_step(
-            step,
-            execution_id=request.execution_id,
-            step_name=request.step_name,
-            inputs=request.inputs,
-            defaults=request.cluster.defaults,
-            remote_dir=request.work_dir,
-            step_outputs=request.step_outputs,
-            secrets=request.secrets,
-            key_store_secrets=request.key_store_secrets,
-            outputs_path=request.outputs_path,
-        )
+        return prepare_slurm_step(step, request, request.cluster.defaults)
 
     def plan(self, step: SlurmStep, request: Preparation) -> PlannedStep:
         """The submit command, the step's script and the sbatch wrapper that runs it."""
@@ -167,34 +155,17 @@ def dotted(key: tuple[str | int, ...]) -> str:
 
 
 def prepare_slurm_step(
-    spec: SlurmStep,
-    *,
-    execution_id: str,
-    step_name: str,
-    inputs: Mapping[str, Any],
-    defaults: SlurmDefaults,
-    remote_dir: str,
-    step_outputs: Mapping[str, Mapping[str, str]] | None = None,
-    secrets: Mapping[str, str] | None = None,
-    key_store_secrets: Mapping[str, str] | None = None,
-    outputs_path: str | None = None,
+    spec: SlurmStep, request: Preparation, defaults: SlurmDefaults
 ) -> SlurmSubmission:
     """Render the script and the wrapper; RenderError if a template cannot be rendered.
 
-    ``remote_dir`` is the execution's directory on the cluster: absolute, or relative to the
-    directory the submit command runs in (the login directory). The job runs there.
+    ``request.work_dir`` is the execution's directory on the cluster: absolute, or relative
+    to the directory the submit command runs in (the login directory). The job runs there.
     """
-    context = step_context(execution_id, inputs, step_outputs)
+    execution_id, step_name, remote_dir = request.execution_id, request.step_name, request.work_dir
+    context = step_context(execution_id, request.inputs, request.step_outputs)
     script = render_command(spec.script, context)
-    env = step_env(
-        spec.env,
-        context,
-        execution_id=execution_id,
-        step_name=step_name,
-        secrets=secrets,
-        key_store_secrets=key_store_secrets,
-        outputs_path=outputs_path,
-    )
+    env = step_env(spec.env, context, request)
     given = spec.options
     options = SlurmOptions(
         nodes=given.nodes,
@@ -224,7 +195,7 @@ def prepare_slurm_step(
     )
     # A resubmitted step must not be judged by the exit file of its previous attempt.
     submit = f"rm -f -- {shlex.quote(paths['exit'])} && {slurm.sbatch_command(paths['sbatch'])}"
-    if secrets or key_store_secrets:
+    if request.secrets or request.workflow_secrets:
         # The wrapper exports the secrets: Slurm keeps its own copy of a submitted script, so
         # ours is removed at once, whatever sbatch said (its answer is kept for the parser).
         wrapper_path = shlex.quote(paths["sbatch"])

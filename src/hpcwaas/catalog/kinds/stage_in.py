@@ -54,7 +54,7 @@ class StageInKind(StepKind[StageInStep, StageInPlan]):
         """The URL may use the workflow's secrets; a URL known at load time must be http(s)."""
         # The service renders these itself, before any step output reaches it.
         service = checks.before_step_outputs()
-        problems = service.templates([(("url",), step.url)], key_store_secrets=True)
+        problems = service.templates([(("url",), step.url)], workflow_secrets=True)
         problems += service.templates([(("target_path",), step.target_path)])
         return problems + _url_problems(step, checks)
 
@@ -68,7 +68,7 @@ class StageInKind(StepKind[StageInStep, StageInPlan]):
                 execution_id=request.execution_id,
                 inputs=request.inputs,
                 max_bytes=limit,
-                key_store_secrets=request.key_store_secrets,
+                workflow_secrets=request.workflow_secrets,
             )
         except RenderError as exc:
             raise TransferError(f"its paths cannot be rendered: {exc}") from None
@@ -101,15 +101,15 @@ def prepare_stage_in(
     execution_id: str,
     inputs: Mapping[str, Any],
     max_bytes: int,
-    key_store_secrets: Mapping[str, str] | None = None,
+    workflow_secrets: Mapping[str, str] | None = None,
 ) -> StageInPlan:
     """Render the URL and target path; TransferError for a URL that is not http(s).
 
-    ``key_store_secrets``: the workflow's ``secrets:``, which the URL may use in its user info
+    ``workflow_secrets``: the workflow's ``secrets:``, which the URL may use in its user info
     or query string only (the parts logs never show).
     """
     context = step_context(execution_id, inputs)
-    secrets = dict(key_store_secrets or {})
+    secrets = dict(workflow_secrets or {})
     url = render_text(spec.url, {**context, "secrets": secrets}).strip()
     target = render_text(spec.target_path, context).strip()
     shown = public_url(url)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from tests.conftest import LiveServer, envelope_items, wait_for_status
+from tests.conftest import envelope_items, wait_for_status
+from tests.inprocess_support import InProcessServer
 
 WORKFLOW_KEYS = {"id", "name", "application_id", "environment_id", "environment_name"}
 
@@ -157,20 +158,19 @@ workflows:
 
 
 def test_access_list_and_exposure_decide_who_sees_and_triggers(
-    fresh_server: LiveServer, tmp_path: Path
+    fresh_server: Callable[..., InProcessServer], tmp_path: Path
 ) -> None:
     catalog = tmp_path / "catalog"
     catalog.mkdir()
     (catalog / "private.yaml").write_text(RESTRICTED)
-    fresh_server.env["HPCWAAS_CATALOG_DIRS"] = json.dumps([str(catalog)])
-    fresh_server.start()
-    with fresh_server.client(fresh_server.token("alice")) as alice:
+    server = fresh_server(catalog_dirs=[catalog])
+    with server.client(server.token("alice")) as alice:
         ids = [w["id"] for w in alice.get("/workflows").json()["workflows"]]
         assert ids == ["private@local@open"]
         assert alice.post("/workflows/private@local@open").status_code == 201
         hidden = alice.post("/workflows/private@local@hidden")
         assert hidden.status_code == 404
-    with fresh_server.client(fresh_server.token("bob")) as bob:
+    with server.client(server.token("bob")) as bob:
         assert bob.get("/workflows").json()["workflows"] == []
         refused = bob.post("/workflows/private@local@open")
         assert refused.status_code == 403

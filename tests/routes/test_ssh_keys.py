@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 
 import httpx
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
-from tests.conftest import LiveServer
+from tests.inprocess_support import InProcessServer
 
 
 def test_key_gen_returns_an_rsa_2048_public_key_line_and_an_id(api: httpx.Client) -> None:
@@ -32,7 +33,7 @@ def test_keys_are_listed_with_metadata_and_never_the_private_half(api: httpx.Cli
     assert "PRIVATE KEY" not in listed.text
 
 
-def test_keys_belong_to_their_creator(server: LiveServer, api: httpx.Client) -> None:
+def test_keys_belong_to_their_creator(server: InProcessServer, api: httpx.Client) -> None:
     created = api.post("/ssh_keys").json()
     with server.client(server.token("key-thief")) as thief:
         assert created["id"] not in [k["id"] for k in thief.get("/ssh_keys").json()["ssh_keys"]]
@@ -41,16 +42,18 @@ def test_keys_belong_to_their_creator(server: LiveServer, api: httpx.Client) -> 
     assert api.delete(f"/ssh_keys/{created['id']}").status_code == 404
 
 
-def test_private_keys_are_sealed_at_rest_under_a_0600_master_key(fresh_server: LiveServer) -> None:
-    fresh_server.start()
-    with fresh_server.client(fresh_server.token("sealer")) as client:
+def test_private_keys_are_sealed_at_rest_under_a_0600_master_key(
+    fresh_server: Callable[..., InProcessServer],
+) -> None:
+    server = fresh_server()
+    with server.client(server.token("sealer")) as client:
         for _ in range(2):
             assert client.post("/ssh_keys").status_code == 201
-    fresh_server.stop()
-    for path in fresh_server.data_dir.iterdir():
+    server.stop()
+    for path in server.data_dir.iterdir():
         if path.is_file():
             assert b"PRIVATE KEY" not in path.read_bytes(), path
-    master = fresh_server.data_dir / "master.key"
+    master = server.data_dir / "master.key"
     assert stat.S_IMODE(master.stat().st_mode) == 0o600
 
 

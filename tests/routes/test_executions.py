@@ -4,38 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import LiveServer, wait_for_status
-
-
-def _trigger(api: httpx.Client, workflow: str, **inputs: object) -> str:
-    response = api.post(f"/workflows/{workflow}", json={"inputs": inputs})
-    assert response.status_code == 201, response.text
-    return response.headers["location"].rsplit("/", 1)[1]
-
-
-def _processes_of(execution_id: str) -> list[int]:
-    """PIDs of live processes started for this execution (they carry its ID in their env)."""
-    marker = f"HPCWAAS_EXECUTION_ID={execution_id}".encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if marker in (proc / "environ").read_bytes().split(b"\0"):
-                stat = (proc / "stat").read_text()
-                if ") Z" not in stat:
-                    pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
+from tests.conftest import processes_of, trigger, wait_for_status
+from tests.inprocess_support import InProcessServer
 
 
 def test_status_has_the_original_fields_plus_steps_and_times(api: httpx.Client) -> None:
-    execution_id = _trigger(api, "demo@local@hello", name="Ada")
+    execution_id = trigger(api, "demo@local@hello", name="Ada")
     body = wait_for_status(api, execution_id, {"SUCCEEDED", "FAILED"})
     assert body["id"] == execution_id
     assert body["status"] == "SUCCEEDED"
@@ -46,7 +23,7 @@ def test_status_has_the_original_fields_plus_steps_and_times(api: httpx.Client) 
 
 
 def test_fan_out_fan_in_runs_branches_in_parallel_and_returns_outputs(api: httpx.Client) -> None:
-    execution_id = _trigger(api, "demo@local@sweep", n=4, mode="accurate")
+    execution_id = trigger(api, "demo@local@sweep", n=4, mode="accurate")
     body = wait_for_status(api, execution_id, {"SUCCEEDED", "FAILED"}, timeout=60)
     assert body["status"] == "SUCCEEDED", body
     steps = {s["name"]: s for s in body["steps"]}
@@ -60,7 +37,7 @@ def test_fan_out_fan_in_runs_branches_in_parallel_and_returns_outputs(api: httpx
 
 
 def test_failed_step_fails_the_execution_with_the_reason_in_the_logs(api: httpx.Client) -> None:
-    execution_id = _trigger(api, "demo@local@fail")
+    execution_id = trigger(api, "demo@local@fail")
     body = wait_for_status(api, execution_id, {"SUCCEEDED", "FAILED"})
     assert body["status"] == "FAILED"
     logs = api.get(f"/executions/{execution_id}/logs").json()["logs"]
@@ -69,22 +46,22 @@ def test_failed_step_fails_the_execution_with_the_reason_in_the_logs(api: httpx.
 
 
 def test_cancel_of_running_execution_kills_its_processes(api: httpx.Client) -> None:
-    execution_id = _trigger(api, "demo@local@sleep", seconds=300)
+    execution_id = trigger(api, "demo@local@sleep", seconds=300)
     wait_for_status(api, execution_id, {"RUNNING"})
     deadline = time.monotonic() + 10
-    while not _processes_of(execution_id) and time.monotonic() < deadline:
+    while not processes_of(execution_id) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _processes_of(execution_id), "the sleep step never started"
+    assert processes_of(execution_id), "the sleep step never started"
     response = api.delete(f"/executions/{execution_id}")
     assert response.status_code == 202
     assert response.content == b""
     body = wait_for_status(api, execution_id, {"CANCELLED"}, timeout=20)
     assert body["steps"][0]["state"] == "CANCELLED"
-    assert _processes_of(execution_id) == []
+    assert processes_of(execution_id) == []
 
 
 def test_cancel_of_finished_execution_is_a_409(api: httpx.Client) -> None:
-    execution_id = _trigger(api, "demo@local@hello")
+    execution_id = trigger(api, "demo@local@hello")
     wait_for_status(api, execution_id, {"SUCCEEDED"})
     response = api.delete(f"/executions/{execution_id}")
     assert response.status_code == 409
@@ -92,7 +69,7 @@ def test_cancel_of_finished_execution_is_a_409(api: httpx.Client) -> None:
 
 
 def test_cancel_of_a_cancelled_execution_is_a_409_like_any_ended_one(api: httpx.Client) -> None:
-    execution_id = _trigger(api, "demo@local@sleep", seconds=300)
+    execution_id = trigger(api, "demo@local@sleep", seconds=300)
     assert api.delete(f"/executions/{execution_id}").status_code == 202
     wait_for_status(api, execution_id, {"CANCELLED"}, timeout=20)
     response = api.delete(f"/executions/{execution_id}")
@@ -116,7 +93,7 @@ def test_unknown_execution_is_a_404(api: httpx.Client) -> None:
 
 
 def test_executions_list_is_newest_first_and_paginates(api: httpx.Client) -> None:
-    ids = [_trigger(api, "demo@local@hello", name=str(i)) for i in range(3)]
+    ids = [trigger(api, "demo@local@hello", name=str(i)) for i in range(3)]
     first = api.get("/executions", params={"limit": 2}).json()
     assert [e["id"] for e in first["executions"]] == ids[::-1][:2]
     second = api.get("/executions", params={"limit": 2, "cursor": first["next_cursor"]}).json()
@@ -126,7 +103,7 @@ def test_executions_list_is_newest_first_and_paginates(api: httpx.Client) -> Non
 
 
 def test_logs_have_the_original_shape_and_levels_filter(api: httpx.Client) -> None:
-    execution_id = _trigger(api, "demo@local@hello", name="Ada")
+    execution_id = trigger(api, "demo@local@hello", name="Ada")
     wait_for_status(api, execution_id, {"SUCCEEDED"})
     body = api.get(f"/executions/{execution_id}/logs").json()
     assert set(body) >= {"logs", "total_results", "from"}
@@ -143,7 +120,7 @@ def test_logs_have_the_original_shape_and_levels_filter(api: httpx.Client) -> No
 
 
 def test_logs_pagination_by_from_never_skips_or_repeats(api: httpx.Client) -> None:
-    execution_id = _trigger(api, "demo@local@sweep")
+    execution_id = trigger(api, "demo@local@sweep")
     wait_for_status(api, execution_id, {"SUCCEEDED"}, timeout=60)
     everything = api.get(f"/executions/{execution_id}/logs", params={"levels": 15}).json()
     seen, offset = [], 0
@@ -176,7 +153,7 @@ def _logged_start(api: httpx.Client, execution_id: str) -> int:
 
 
 def test_logs_long_poll_answers_as_soon_as_an_entry_arrives(api: httpx.Client) -> None:
-    execution_id = _trigger(api, "demo@local@sleep", seconds=300)
+    execution_id = trigger(api, "demo@local@sleep", seconds=300)
     offset = _logged_start(api, execution_id)
     result: dict[str, object] = {}
 
@@ -199,7 +176,7 @@ def test_logs_long_poll_answers_as_soon_as_an_entry_arrives(api: httpx.Client) -
 
 
 def test_logs_long_poll_times_out_with_an_empty_page(api: httpx.Client) -> None:
-    execution_id = _trigger(api, "demo@local@sleep", seconds=300)
+    execution_id = trigger(api, "demo@local@sleep", seconds=300)
     total = _logged_start(api, execution_id)
     started = time.monotonic()
     body = api.get(
@@ -226,14 +203,14 @@ def test_logs_long_poll_times_out_with_an_empty_page(api: httpx.Client) -> None:
     ],
 )
 def test_bad_logs_parameter_is_a_400_naming_it(api: httpx.Client, param: str, value: str) -> None:
-    execution_id = _trigger(api, "demo@local@hello")
+    execution_id = trigger(api, "demo@local@hello")
     response = api.get(f"/executions/{execution_id}/logs", params={param: value})
     assert response.status_code == 400
     assert param in response.json()["errors"][0]["detail"]
 
 
-def test_another_users_execution_is_invisible(server: LiveServer, api: httpx.Client) -> None:
-    execution_id = _trigger(api, "demo@local@sleep", seconds=300)
+def test_another_users_execution_is_invisible(server: InProcessServer, api: httpx.Client) -> None:
+    execution_id = trigger(api, "demo@local@sleep", seconds=300)
     with server.client(server.token("intruder")) as intruder:
         assert intruder.get(f"/executions/{execution_id}").status_code == 404
         assert intruder.get(f"/executions/{execution_id}/logs").status_code == 404
