@@ -46,6 +46,7 @@ from hpcwaas.schedulers.slurm_options import check_slurm_name, time_to_minutes
 
 __all__ = ["PycompssKind", "PycompssStep", "PycompssSubmission", "prepare_pycompss_step"]
 
+CONTAINER_OPTIONS = ("container_image", "container_compss_path", "container_opts")
 _WORD_HINT = (
     "enqueue_compss passes values through a shell unquoted, so only plain words are allowed; "
     "constrain inputs used here with a pattern"
@@ -63,9 +64,10 @@ class PycompssStep(StepSettings):
     qos: str | None = None  # may be a template
     exec_time: int | None = Field(default=None, ge=1)  # minutes
     python_interpreter: str = "python3"
+    # the image (template: e.g. an image_transfer step's image_path output)
     container_image: str | None = None
-    container_compss_path: str | None = None  # where COMPSs lies inside the image
-    container_opts: str | None = None  # options of the container engine, e.g. "-e"
+    container_compss_path: str | None = None  # where COMPSs lies inside the image (template)
+    container_opts: str | None = None  # options of the container engine, e.g. "-e" (template)
     # ["--tracing=true"]; an item may be a template rendering to several options
     extra_options: list[str] = Field(default_factory=list)
     modules: list[str] = Field(default_factory=list)  # loaded after the environment's
@@ -107,7 +109,14 @@ def prepare_pycompss_step(
     context = step_context(execution_id, request.inputs, request.step_outputs)
     app = render_command(spec.app, context)
     arguments = [render_command(template, context) for template in spec.arguments]
-    for what, word in [("app", app), *((f"argument {i + 1}", a) for i, a in enumerate(arguments))]:
+    words = [("app", app), *((f"argument {i + 1}", a) for i, a in enumerate(arguments))]
+    # The container's options may come from earlier steps (an image_transfer's image_path).
+    container: dict[str, str | None] = {}
+    for option in CONTAINER_OPTIONS:
+        template = getattr(spec, option)
+        container[option] = None if template is None else render_command(template, context)
+        words += [(option, container[option] or "")] if template is not None else []
+    for what, word in words:
         problem = check_compss_word(word)
         if problem is not None:
             raise RenderError(f"{what} {problem}")
@@ -134,9 +143,9 @@ def prepare_pycompss_step(
             partition=defaults.partition,
             account=defaults.account,
             python_interpreter=spec.python_interpreter,
-            container_image=spec.container_image,
-            container_compss_path=spec.container_compss_path,
-            container_opts=spec.container_opts,
+            container_image=container["container_image"],
+            container_compss_path=container["container_compss_path"],
+            container_opts=container["container_opts"],
             extra_options=extra_options,
             env=env,
         )
@@ -189,6 +198,11 @@ class PycompssKind(StepKind[PycompssStep, PycompssSubmission]):
         """Values enqueue_compss passes through a shell unquoted must be plain words."""
         templates: list[tuple[tuple[str | int, ...], str]] = [(("app",), step.app)]
         templates += [(("arguments", i), a) for i, a in enumerate(step.arguments)]
+        templates += [
+            ((option,), getattr(step, option))
+            for option in CONTAINER_OPTIONS
+            if getattr(step, option) is not None
+        ]
         problems = checks.templates(templates)
         problems += checks.templates(_option_templates(step))
         return problems + _options_problems(step, checks, templates)
@@ -221,10 +235,6 @@ def _options_problems(
     found.append(
         (("python_interpreter",), check_compss_word(step.python_interpreter), "e.g. python3")
     )
-    for option in ("container_image", "container_compss_path", "container_opts"):
-        value = getattr(step, option)
-        if value is not None:
-            found.append(((option,), check_compss_word(value), _WORD_HINT))
     for index, option in enumerate(step.extra_options):
         if is_template(option):  # checked once rendered, at submission
             continue
