@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.cluster_support import Cluster
-from tests.conftest import LiveServer, free_port, wait_for_status
+from tests.conftest import LiveServer, wait_for_status
 from tests.http_files import HttpFiles
 from tests.image_service import ImageService
 from tests.integration.test_cluster_runs import ClusterServer, _execution_id, _new_key
@@ -151,7 +151,7 @@ def test_pycompss_runs_in_the_image_built_and_moved_onto_the_cluster(
     assert "--container_opts=-e" in recorded
     assert recorded[-2:] == ["rom.py", "done.txt"]
     # a second execution reuses the finished build and the image already there
-    again, body, logs = _run(images, images.server, token, key, *inputs)
+    _, body, logs = _run(images, images.server, token, key, *inputs)
     assert body["status"] == "SUCCEEDED", logs
     assert len(image_service.requests) == 1, image_service.requests
     assert image_service.hits[f"/images/download/{FILENAME}"] == 1
