@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the benchmark suite of tests/bench (docs/performance.md): install wrk and the loopback
-# test cluster's packages (scripts/install-test-deps.sh cluster postgres bench) and hpcwaas with its
+# test cluster's packages and Airflow (scripts/install-test-deps.sh cluster postgres bench airflow) and hpcwaas with its
 # test tools into .venv, then run pytest on tests/bench only. It ends with one table: one row
 # per performance target, its measured value and whether it was met (also written to
 # test-artifacts/bench-results.json). Needs root (the cluster starts Slurm and sshd) and two
@@ -8,7 +8,7 @@
 # Extra arguments go to pytest, e.g. -k or -x.
 set -euo pipefail
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$BENCH_ROOT/scripts/install-test-deps.sh" cluster postgres bench
+bash "$BENCH_ROOT/scripts/install-test-deps.sh" cluster postgres bench airflow
 
 HPCWAAS_EXTRAS=",test" source "$BENCH_ROOT/scripts/bootstrap.sh"
 cd "$ROOT"

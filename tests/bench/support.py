@@ -63,6 +63,16 @@ TARGETS: list[tuple[str, str, str]] = [
         "cancel of a running Slurm step -> job CANCELLED in Slurm",
         "<= poll interval + 1 s",
     ),
+    (
+        "dls_trigger",
+        "trigger -> Airflow DAG run created, minus a bare POST of a run to the same Airflow",
+        "<= 100 ms more (median)",
+    ),
+    (
+        "dls_follow",
+        "200 DAG runs followed at once (LocalExecutor on PostgreSQL)",
+        "run list requests per poll = ceil(runs / 100); CPU and RSS reported",
+    ),
     ("cli_help", "`waas --help` vs `python -c pass` (same run)", "<= 5x"),
     ("cli_list", "`waas workflows list` vs a minimal stdlib script doing the same GET", "<= 2.5x"),
 ]

@@ -32,7 +32,7 @@ CREDENTIALS = "services/airflow"
 WORKFLOWS = """
 application: dls
 environments: [cluster]
-expose: [copy, failing, slow, minimal]
+expose: [copy, failing, slow, minimal, quick]
 workflows:
   copy:
     inputs:
@@ -85,6 +85,15 @@ workflows:
         conf:
           source_path: ".hpcwaas/executions/{{ execution.id }}/result.txt"
           target_path: "results/{{ execution.id }}/result.txt"
+  quick:
+    inputs:
+      value: {type: string, default: x}
+    steps:
+      echo:
+        kind: dag_run
+        dag_id: hpcwaas_test_quick
+        cluster_access: []
+        conf: {value: "{{ inputs.value }}"}
 """
 
 APP = b"""import sys
@@ -97,7 +106,14 @@ print("app wrote", sys.argv[1])
 class DlsSetup:
     """An hpcwaas server on the Vault, whose cluster environment has the test Airflow."""
 
-    def __init__(self, tmp_path: Path, cluster: Cluster, airflow: Airflow, vault: FakeVault):
+    def __init__(
+        self,
+        tmp_path: Path,
+        cluster: Cluster,
+        airflow: Airflow,
+        vault: FakeVault,
+        extra_args: tuple[str, ...] = (),
+    ):
         self.cluster, self.airflow, self.vault = cluster, airflow, vault
         catalog = tmp_path / "catalog"
         catalog.mkdir()
@@ -124,7 +140,9 @@ class DlsSetup:
         }
         path = tmp_path / "hpcwaas.yml"
         path.write_text(yaml.safe_dump(config))
-        self.server = LiveServer(tmp_path / "data", free_port(), extra_args=["--config", str(path)])
+        self.server = LiveServer(
+            tmp_path / "data", free_port(), extra_args=["--config", str(path), *extra_args]
+        )
         self.home = tmp_path / "home"
         self.home.mkdir()
         # What the DLS has: the Vault (AppRole) and the cluster's host key.

@@ -183,8 +183,18 @@ class AirflowService:
         self.polls += 1
         dag_ids = sorted({w.dag_id for w in watches})
         since = min(w.logical_date for w in watches)
+        before = self.api.requests
         runs = {(r["dag_id"], r["dag_run_id"]): r for r in await self.api.list_runs(dag_ids, since)}
+        listed = self.api.requests - before
         instances = await self.api.list_task_instances(dag_ids, sorted({w.run_id for w in watches}))
+        log.debug(
+            "airflow poll of %s: %d runs followed, %d run list requests, %d task instance "
+            "list requests",
+            self.api.url,
+            len(watches),
+            listed,
+            self.api.requests - before - listed,
+        )
         by_run: dict[tuple[str, str], list[TaskInstance]] = {}
         for ti in instances:
             by_run.setdefault((ti.dag_id, ti.run_id), []).append(ti)
