@@ -4,6 +4,7 @@ container)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,13 @@ import pytest
 
 from hpcwaas.catalog import CatalogFileError
 from hpcwaas.catalog.catalog import DeployedWorkflow
-from hpcwaas.catalog.kinds.base import ClusterDefaults, Preparation
+from hpcwaas.catalog.kinds.base import ClusterAccess, ClusterDefaults, Preparation
 from hpcwaas.catalog.kinds.image_build import ImageBuildKind, ImageBuildStep
-from hpcwaas.catalog.kinds.image_transfer import ImageTransferKind, ImageTransferStep
+from hpcwaas.catalog.kinds.image_transfer import (
+    THROUGH_DLS,
+    ImageTransferKind,
+    ImageTransferStep,
+)
 from hpcwaas.catalog.kinds.transfers import TransferError
 from hpcwaas.catalog.loader import read_application
 from hpcwaas.engine.plan import build_plan
@@ -195,3 +200,29 @@ def test_a_container_image_template_must_use_a_step_the_pycompss_step_needs(tmp_
         "        needs: [transfer, stage_in]\n", "        needs: [stage_in]\n"
     )
     assert "transfer" in _problems(tmp_path, text)
+
+
+def test_through_the_dls_the_transfer_is_a_transfer_image_run_with_the_cluster_account(tmp_path):
+    step = _load(tmp_path, ROM_PILLAR).workflows["pillar"].steps["transfer"]
+    url = "https://images.example.org/image_creation/images/download/rom_v_latest.sif"
+    access = ClusterAccess(host="login.example.org", port=2222, login="jdoe", key_id="key-1")
+    request = replace(_request({"build": {"download_url": url}}), access=access)
+    run = THROUGH_DLS.prepare(step, request)
+    assert run.dag_id == "transfer_image"
+    assert run.conf == {
+        "image_id": "rom_v_latest.sif",
+        "url": "https://images.example.org/image_creation/images/download/",
+        "target": "/home/u/images",  # absolute: as given
+        "force": False,
+        "vault_path": "",
+        "host": "login.example.org",
+        "port": 2222,
+        "login": "jdoe",
+        "vault_id": "key-1",
+    }
+    # the step gives the same image_path as without an Airflow
+    assert run.outputs == {"image_path": "/home/u/images/rom_v_latest.sif"}
+    relative = replace(request, inputs={"images_dir": "images"})
+    run = THROUGH_DLS.prepare(step, relative)
+    assert run.conf["target"] == ".hpcwaas/executions/e1/images"  # the DAG's base is the home
+    assert run.outputs == {"image_path": "images/rom_v_latest.sif"}  # the job's is the work dir

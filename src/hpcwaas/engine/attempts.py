@@ -128,6 +128,11 @@ class StepAttempts:
 
         return self._run_transfer(kind, name, step, move)
 
+    def offers(self, service: str) -> bool:
+        """Whether the execution's environment has the remote service ``service``."""
+        remote, environment = self._context.remote, self._context.execution.environment
+        return remote is not None and remote.configured(environment, service)
+
     def remote_run(
         self, kind: StepKind[Any, RemoteRequest], name: str, step: StepSettings, *, resumed: bool
     ) -> Attempt:

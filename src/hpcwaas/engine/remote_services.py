@@ -27,6 +27,15 @@ class RemoteServices:
         self._image_services: dict[str, ImageCreationService] = {}
         self._lock = asyncio.Lock()
 
+    def configured(self, environment: str, service: str) -> bool:
+        """Whether ``environment`` has a setting for ``service`` (``airflow``)."""
+        config = self._settings.environments.get(environment)
+        if not isinstance(config, SlurmEnvironment):
+            return False
+        return {"airflow": config.airflow, "image_creation": config.image_creation}.get(
+            service
+        ) is not None
+
     async def lookup(self, environment: str, service: str) -> RemoteService:
         """The driver of ``service`` for ``environment``; RemoteError when there is none."""
         config = self._settings.environments.get(environment)

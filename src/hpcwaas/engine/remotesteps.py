@@ -164,7 +164,7 @@ class RemoteStep:
             raise error
         end = task.result()
         if end.state is StepState.SUCCEEDED:
-            outputs = end.outputs
+            outputs = end.outputs if end.outputs is not None else request.outputs
             if outputs is not None:  # those the step declares, as they are read from a file
                 outputs = {k: v for k, v in outputs.items() if k in self._spec.outputs}
             return Outcome(StepState.SUCCEEDED, None, outputs=outputs)

@@ -83,6 +83,7 @@ class ImageBuildRequest:
     force: bool
     service: str = SERVICE
     secret: bool = False  # the body holds no secret
+    outputs: dict[str, str] | None = None  # the service gives them: BUILD_OUTPUTS
 
 
 class ImageBuildKind(StepKind[ImageBuildStep, ImageBuildRequest]):
