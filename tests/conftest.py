@@ -24,7 +24,7 @@ from hpcwaas.store.database import Database
 pytest_plugins = [
     "tests.sso_support",
     "tests.cluster_support",
-    "tests.vault_kv2",
+    "tests.openbao_support",
     "tests.http_files",
     "tests.image_service",
     "tests.pg_support",
@@ -42,13 +42,17 @@ BIN = Path(sys.executable).parent
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests under integration/ and e2e/ start real processes, as do those on the real
-    PostgreSQL server (wherever they live): mark them so; those on the real Airflow are
-    also ``dls``."""
+    PostgreSQL or OpenBao server (wherever they live): mark them so; those on OpenBao are
+    marked ``vault`` too, those on the real Airflow ``dls``."""
     for item in items:
-        uses_postgres = {"postgres", "postgres_url"} & set(getattr(item, "fixturenames", ()))
-        if {"integration", "e2e"} & set(item.path.parts) or uses_postgres:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        uses_openbao = bool({"openbao", "make_openbao"} & fixtures)
+        if uses_openbao:
+            item.add_marker(pytest.mark.vault)
+        uses_postgres = {"postgres", "postgres_url"} & fixtures
+        if {"integration", "e2e"} & set(item.path.parts) or uses_postgres or uses_openbao:
             item.add_marker(pytest.mark.integration)
-        if "airflow" in getattr(item, "fixturenames", ()):
+        if "airflow" in fixtures:
             item.add_marker(pytest.mark.dls)
 
 

@@ -34,7 +34,7 @@ from tests.cluster_support import Cluster
 from tests.conftest import wait_for_status
 from tests.integration.test_cluster_runs import _new_key
 from tests.integration.test_dls_runs import LOGIN, DlsSetup
-from tests.vault_kv2 import FakeVault
+from tests.openbao_support import OpenBao
 
 TRIGGERS = 15
 FOLLOWED = 200
@@ -79,9 +79,9 @@ def _run_of(airflow: Airflow, execution_id: str, timeout: float = 30) -> dict[st
 
 
 def test_trigger_to_dag_run_created_and_200_runs_followed(
-    tmp_path: Path, cluster: Cluster, airflow: Airflow, vault_server: FakeVault
+    tmp_path: Path, cluster: Cluster, airflow: Airflow, openbao: OpenBao
 ) -> None:
-    setup = DlsSetup(tmp_path, cluster, airflow, vault_server, ("--log_level", "debug"))
+    setup = DlsSetup(tmp_path, cluster, airflow, openbao, ("--log_level", "debug"))
     # Limits raised for the run: one user triggers 200 executions in a burst.
     setup.server.env["HPCWAAS_LIMITS__MAX_TRIGGERS_PER_MINUTE"] = "1000000"
     setup.server.env["HPCWAAS_LIMITS__MAX_RUNNING_EXECUTIONS_PER_USER"] = "1000000"

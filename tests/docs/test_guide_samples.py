@@ -13,7 +13,9 @@ A fenced block is a sample when the line before its fence is an HTML comment:
 - `<!-- sample: tutorial -->` (docs/workflows-tutorial.md): commands of the tutorial, run in
   order with bash, from a directory holding the tutorial's `catalog/tutorial.yaml` (its first
   `workflow-run` sample), against a server started as the tutorial starts it (the embedded
-  default with `HPCWAAS_CATALOG_DIRS`), `HW_API_URL` and `HW_ACCESS_TOKEN` set.
+  default with `HPCWAAS_CATALOG_DIRS`), `HW_API_URL` and `HW_ACCESS_TOKEN` set;
+- `<!-- sample: vault-policy -->` (docs/operator-guide.md): a Vault policy, the one the tests
+  on OpenBao give (tests/openbao_support.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import BIN, LiveServer, free_port, wait_for_status
+from tests.openbao_support import DLS_POLICY, HPCWAAS_POLICY
 
 from hpcwaas.catalog.catalog import Catalog
 
@@ -36,6 +39,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 USER_GUIDE = DOCS / "user-guide.md"
 WORKFLOWS_GUIDE = DOCS / "workflows.md"
 TUTORIAL = DOCS / "workflows-tutorial.md"
+OPERATOR_GUIDE = DOCS / "operator-guide.md"
 # The pages whose workflow samples are loaded (and, for workflow-run, run).
 WORKFLOW_PAGES = (WORKFLOWS_GUIDE, TUTORIAL)
 DEMO_FILE = Path(__file__).resolve().parents[2] / "src" / "hpcwaas" / "examples" / "demo.yaml"
@@ -99,6 +103,12 @@ def test_guides_have_samples() -> None:
     tutorial = "\n".join(text for _, text in samples(TUTORIAL, "tutorial"))
     for command in ("workflows validate", "workflows trigger --dry-run", "workflows trigger -f"):
         assert command in tutorial, f"no marked tutorial sample runs {command!r}"
+
+
+def test_the_guides_vault_policies_are_the_ones_tested_on_openbao() -> None:
+    """hpcwaas's AppRole policy, then a DLS's, exactly as the OpenBao tests grant them."""
+    policies = [text for _, text in samples(OPERATOR_GUIDE, "vault-policy")]
+    assert policies == [HPCWAAS_POLICY, DLS_POLICY]
 
 
 @pytest.mark.parametrize("text", workflow_samples())

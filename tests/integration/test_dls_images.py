@@ -18,7 +18,7 @@ from tests.image_service import ImageService
 from tests.integration.test_cluster_runs import _execution_id, _new_key
 from tests.integration.test_dls_runs import LOGIN, DlsSetup, _logs, _runs_of
 from tests.integration.test_images_cluster import APP, FILENAME, ROM
-from tests.vault_kv2 import FakeVault
+from tests.openbao_support import OpenBao
 
 pytestmark = pytest.mark.images
 
@@ -28,7 +28,7 @@ CREDENTIALS = "services/images"
 class DlsImages(DlsSetup):
     """The dls server, whose cluster environment also has the stand-in Image Creation service."""
 
-    def __init__(self, tmp_path: Path, cluster: Cluster, airflow: Airflow, vault: FakeVault,
+    def __init__(self, tmp_path: Path, cluster: Cluster, airflow: Airflow, vault: OpenBao,
                  service: ImageService) -> None:  # fmt: skip
         super().__init__(tmp_path, cluster, airflow, vault)
         self.service = service
@@ -56,10 +56,10 @@ def dls_images(
     cluster: Cluster,
     cluster_jobs_cleanup: Cluster,
     airflow: Airflow,
-    vault_server: FakeVault,
+    openbao: OpenBao,
     image_service: ImageService,
 ) -> Iterator[DlsImages]:
-    setup = DlsImages(tmp_path, cluster, airflow, vault_server, image_service)
+    setup = DlsImages(tmp_path, cluster, airflow, openbao, image_service)
     setup.start()
     yield setup
     setup.server.stop()

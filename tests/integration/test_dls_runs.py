@@ -1,7 +1,7 @@
 """dag_run steps on a real Apache Airflow (tests/airflow_support.py) and the loopback cluster.
 
-The hpcwaas server (a subprocess) keeps keys in a Vault (the KV v2 server of
-tests/vault_kv2.py); the Airflow's DAGs (dags/dls_transfers.py, tests/dags/) read the user's
+The hpcwaas server (a subprocess) keeps keys in a Vault (the OpenBao server of
+tests/openbao_support.py); the Airflow's DAGs (dags/dls_transfers.py, tests/dags/) read the user's
 private key from that same Vault, as the Data Logistics Service does, and copy files onto
 the cluster over SSH as the user's account.
 """
@@ -24,9 +24,15 @@ from tests.cluster_support import Cluster
 from tests.conftest import LiveServer, free_port, wait_for_status
 from tests.http_files import HttpFiles
 from tests.integration.test_cluster_runs import BIN, _execution_id, _new_key
-from tests.vault_kv2 import FakeVault
+from tests.openbao_support import DLS_POLICY, HPCWAAS_POLICY, OpenBao
 
 LOGIN = "hpcuser1"
+# The server keeps the Airflow's (and other services') credentials in the Vault too.
+SERVICES_POLICY = """\
+path "secret/data/services/*" {
+  capabilities = ["create", "update", "read"]
+}
+"""
 CREDENTIALS = "services/airflow"
 
 WORKFLOWS = """
@@ -111,7 +117,7 @@ class DlsSetup:
         tmp_path: Path,
         cluster: Cluster,
         airflow: Airflow,
-        vault: FakeVault,
+        vault: OpenBao,
         extra_args: tuple[str, ...] = (),
     ):
         self.cluster, self.airflow, self.vault = cluster, airflow, vault
@@ -119,9 +125,11 @@ class DlsSetup:
         catalog.mkdir()
         (catalog / "dls.yaml").write_text(WORKFLOWS)
         # The server keeps the Airflow's credentials in the Vault too.
-        vault.capabilities["secret/data/services/*"] = {"create", "read", "update"}
+        vault.policy("hpcwaas", HPCWAAS_POLICY + SERVICES_POLICY)
+        vault.policy("dls", DLS_POLICY)
+        vault.approle("dls", ["dls"])
         config = {
-            "vault_config": vault.config_section(),
+            "vault_config": vault.hpcwaas_config(),
             "catalog_dirs": [str(catalog)],
             "environments": {
                 "cluster": {
@@ -150,9 +158,9 @@ class DlsSetup:
             "my_vault",
             conn_type="vault",
             host="127.0.0.1",
-            port=vault.port,
-            login=vault.role_id,
-            password=vault.secret_id,
+            port=int(vault.address.rsplit(":", 1)[1]),
+            login=vault.role_id("dls"),
+            password=vault.secret_id("dls"),
             extra=json.dumps({"auth_type": "approle", "kv_engine_version": 2}),
         )
         airflow.api("DELETE", "/variables/ssh_known_hosts")
@@ -196,9 +204,9 @@ def dls(
     cluster: Cluster,
     cluster_jobs_cleanup: Cluster,
     airflow: Airflow,
-    vault_server: FakeVault,
+    openbao: OpenBao,
 ) -> Iterator[DlsSetup]:
-    setup = DlsSetup(tmp_path, cluster, airflow, vault_server)
+    setup = DlsSetup(tmp_path, cluster, airflow, openbao)
     setup.start()
     yield setup
     setup.server.stop()

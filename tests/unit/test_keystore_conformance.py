@@ -1,7 +1,7 @@
-"""One suite for every key store: the embedded one and HashiCorp Vault (on tests/vault_kv2.py).
+"""One suite for every key store: the embedded one and HashiCorp Vault (on a real OpenBao).
 
-Vault cannot be installed here: its store runs against the KV v2 test server, which follows
-Vault's documented HTTP API (see tests/vault_kv2.py).
+The Vault store runs against the dev OpenBao server of tests/openbao_support.py; those cases
+carry the markers ``vault`` and ``integration`` (they start a server).
 """
 
 from __future__ import annotations
@@ -10,23 +10,21 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
+from tests.openbao_support import OpenBao
 
 from hpcwaas.secrets.base import KeyStore, ssh_key_path
 from hpcwaas.secrets.embedded import EmbeddedKeyStore, load_or_create_master_key
 from hpcwaas.secrets.factory import close_keystore, ping
 from hpcwaas.secrets.vault import VaultKeyStore
+from hpcwaas.settings import VaultConfig
 from hpcwaas.store.database import Database
 
-if TYPE_CHECKING:
-    from tests.vault_kv2 import FakeVault
-
-pytest_plugins = ["tests.vault_kv2"]  # the vault_server fixture
+VAULT = pytest.param("vault", marks=[pytest.mark.vault, pytest.mark.integration])
 
 
-@pytest.fixture(params=["embedded", "vault"])
+@pytest.fixture(params=["embedded", VAULT])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KeyStore]:
     if request.param == "embedded":
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'keys.sqlite3'}")
@@ -34,8 +32,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield EmbeddedKeyStore(db, load_or_create_master_key(tmp_path / "master.key"))
         await db.dispose()
     else:
-        vault: FakeVault = request.getfixturevalue("vault_server")
-        vault_store = VaultKeyStore(vault.config())
+        bao: OpenBao = request.getfixturevalue("openbao")
+        vault_store = VaultKeyStore(VaultConfig(**bao.hpcwaas_config()))
         yield vault_store
         await close_keystore(vault_store)
 

@@ -3,10 +3,11 @@
 A key pair lives at ``secret/data/ssh-credentials/<key id>`` with the fields ``privateKey``,
 ``publicKey`` and the key's metadata, so a Vault that the original service filled works as it is.
 
-hvac is synchronous: every call runs in a worker thread. The client token is renewed
-(``renew-self``) before its TTL ends, by a background task and before any call that finds it
-due; when renewal fails, or Vault answers 403 (token expired or revoked), the store logs in
-again once and retries once. A wrapped secret ID is unwrapped at the first login only (a
+Before its first call, the store checks that ``secret/`` holds KV version 2. hvac is
+synchronous: every call runs in a worker thread. The client token is renewed (``renew-self``)
+before its TTL ends, by a background task and before any call that finds it due; when renewal
+fails, or Vault answers 403 (token expired or revoked), the store logs in again once and
+retries once. A wrapped secret ID is unwrapped at the first login only (a
 wrapping token works once) and the secret ID it held is kept in memory for later logins.
 """
 
@@ -30,10 +31,6 @@ from hpcwaas.settings import ConfigError, VaultConfig
 log = logging.getLogger(__name__)
 
 MOUNT_POINT = "secret"
-POLICY_HINT = (
-    "its policy must allow create, update, read and delete on secret/data/ssh-credentials/* "
-    "and delete on secret/metadata/ssh-credentials/*"
-)
 
 T = TypeVar("T")
 
@@ -93,6 +90,7 @@ class VaultKeyStore:
         self._expires_at: float | None = None  # monotonic; None: the token does not expire
         self._renew_at: float | None = None
         self._granted = 0.0  # the TTL granted at login
+        self._layout_checked = False  # KV version 2 found at secret/
         self._keeper: asyncio.Task[None] | None = None
         self._keeper_loop: asyncio.AbstractEventLoop | None = None
 
@@ -110,7 +108,8 @@ class VaultKeyStore:
         await self._call(
             lambda: kv.create_or_update_secret(
                 path=where, secret=dict(data), mount_point=MOUNT_POINT
-            )
+            ),
+            needs=f"create and update on {_policy_path('data', where)}",
         )
 
     async def get(self, path: str) -> dict[str, str] | None:
@@ -127,7 +126,7 @@ class VaultKeyStore:
             # The original stores metadata values as JSON values; ours are strings.
             return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
 
-        return await self._call(read)
+        return await self._call(read, needs=f"read on {_policy_path('data', where)}")
 
     async def delete(self, path: str) -> None:
         """Delete every version and the metadata, so that no old private key lingers."""
@@ -139,13 +138,16 @@ class VaultKeyStore:
             except hvac.exceptions.InvalidPath:
                 pass
 
-        await self._call(remove)
+        await self._call(remove, needs=f"delete on {_policy_path('metadata', where)}")
 
     # --- readiness and shutdown ---------------------------------------------------------
 
     async def check(self) -> None:
         """Raise KeyStoreUnavailable unless Vault answers and accepts our token."""
-        await self._call(lambda: self._client.auth.token.lookup_self())
+        await self._call(
+            lambda: self._client.auth.token.lookup_self(),
+            needs="read on auth/token/lookup-self (Vault's default policy grants it)",
+        )
 
     async def aclose(self) -> None:
         """Stop renewing the token and close the HTTP session."""
@@ -160,13 +162,16 @@ class VaultKeyStore:
 
     # --- calls, tokens and errors ---------------------------------------------------------
 
-    async def _call(self, operation: Callable[[], T]) -> T:
+    async def _call(self, operation: Callable[[], T], *, needs: str) -> T:
+        """Run one hvac call in a worker thread; ``needs`` is what the AppRole's policy must
+        grant for it, named in the error if Vault still denies it after a fresh login."""
         self._ensure_keeper()
-        return await asyncio.to_thread(self._run, operation)
+        return await asyncio.to_thread(self._run, operation, needs)
 
-    def _run(self, operation: Callable[[], T]) -> T:
+    def _run(self, operation: Callable[[], T], needs: str) -> T:
         with self._translated():
             self._ensure_token()
+            self._ensure_layout()
             generation = self._generation
             try:
                 return operation()
@@ -180,7 +185,7 @@ class VaultKeyStore:
             except _DENIED:
                 raise KeyStoreUnavailable(
                     f"Vault at {self._address} denied access with a fresh AppRole token: "
-                    + POLICY_HINT
+                    f"its policy must allow {needs}"
                 ) from None
 
     def _translated(self) -> _Translation:
@@ -200,9 +205,40 @@ class VaultKeyStore:
                 try:
                     self._renew()
                     return
-                except (*_DENIED, hvac.exceptions.InvalidRequest):
-                    log.info("vault: token renewal refused; logging in again")
+                except hvac.exceptions.VaultError as exc:
+                    # Vault (and OpenBao) answer 500 "past the max TTL, cannot renew" near
+                    # the max TTL, 403 for a revoked token: a login settles both.
+                    log.info("vault: token renewal refused (%s); logging in again", _status(exc))
             self._login()
+
+    def _ensure_layout(self) -> None:
+        """Refuse a Vault without KV version 2 at ``secret/`` before anything is written there
+        (version 1 would take the writes at other paths). Asked once, as ``vault kv`` does, on
+        a path that Vault's default policy lets every token read."""
+        if self._layout_checked:
+            return
+        where, mount = (
+            f"Vault at {self._address}",
+            f"vault secrets enable -path={MOUNT_POINT} kv-v2",
+        )
+        try:
+            answer = self._client.read(f"sys/internal/ui/mounts/{MOUNT_POINT}")
+        except _DENIED:
+            raise KeyStoreUnavailable(
+                f"{where} shows the AppRole no secrets engine at {MOUNT_POINT}/: either its "
+                f"policy grants nothing under {MOUNT_POINT}/ (it needs the key paths, e.g. "
+                f"create, update, read and delete on {MOUNT_POINT}/data/ssh-credentials/*), "
+                f"or nothing is mounted there ({mount})"
+            ) from None
+        engine = (answer.get("data") or {}) if isinstance(answer, dict) else {}
+        kind, version = engine.get("type"), str((engine.get("options") or {}).get("version") or 1)
+        if kind != "kv" or version != "2":
+            found = f"KV version {version}" if kind == "kv" else f"a {kind!r} engine"
+            raise KeyStoreUnavailable(
+                f"{where} has {found} at {MOUNT_POINT}/, where the keys need KV version 2 "
+                f"(the original's layout): mount it there ({mount})"
+            )
+        self._layout_checked = True
 
     def _login_again(self, generation: int) -> None:
         with self._auth_lock:
@@ -358,6 +394,13 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def _policy_path(kind: str, path: str) -> str:
+    """The policy path that grants a call on ``path`` of the KV v2 mount: its directory
+    (``secret/data/ssh-credentials/*``), or the path itself when it has no directory."""
+    directory, _, _ = path.rpartition("/")
+    return f"{MOUNT_POINT}/{kind}/{directory}/*" if directory else f"{MOUNT_POINT}/{kind}/{path}"
 
 
 def _checked(path: str) -> str:
