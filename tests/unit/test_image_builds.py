@@ -20,9 +20,12 @@ from hpcwaas.catalog.kinds.image_transfer import ImageTransferKind, ImageTransfe
 from hpcwaas.catalog.kinds.transfers import TransferError
 from hpcwaas.engine.image_creation import ImageCreationService
 from hpcwaas.engine.placefiles import LocalFiles
+from hpcwaas.engine.remote_services import RemoteServices
 from hpcwaas.engine.remotesteps import RemoteEnd, RemoteError, RunKey
 from hpcwaas.engine.stagein import stage_in
-from hpcwaas.settings import ImageCreationConfig
+from hpcwaas.secrets.embedded import EmbeddedKeyStore, load_or_create_master_key
+from hpcwaas.settings import ImageCreationConfig, Settings
+from hpcwaas.store.database import Database
 from hpcwaas.transports.local import LocalTransport
 
 pytestmark = pytest.mark.images
@@ -227,3 +230,39 @@ async def test_a_download_cut_once_is_taken_again_and_the_image_is_whole(image_s
 def test_paths_are_given_back_as_the_transfer_wrote_them(tmp_path: Path) -> None:
     plan = _plan("http://127.0.0.1:1/image_creation/images/download/a_v_1.sif", "/scratch/img")
     assert plan.outputs == {"image_path": "/scratch/img/a_v_1.sif"}
+
+
+# ------------------------------------------------------------------ the environment's service
+
+
+def _settings(tmp_path: Path, image_creation: dict[str, Any] | None) -> Settings:
+    cluster: dict[str, Any] = {"kind": "slurm", "host": "h", "host_keys": ["h ssh-ed25519 AAAA"]}
+    if image_creation is not None:
+        cluster["image_creation"] = image_creation
+    return Settings(data_dir=tmp_path, environments={"hpc": cluster})
+
+
+async def test_an_environment_without_the_service_refuses_image_builds_saying_so(tmp_path):
+    services = RemoteServices(_settings(tmp_path, None), keystore=None)
+    assert not services.configured("hpc", "image_creation")
+    with pytest.raises(RemoteError) as info:
+        await services.lookup("hpc", "image_creation")
+    assert "environment 'hpc' has no image_creation: setting" in str(info.value)
+    assert not info.value.retryable
+
+
+async def test_credentials_missing_from_the_key_store_name_the_path_to_fill(tmp_path):
+    config = {"url": "https://images.example.org/image_creation", "credentials": "services/ic"}
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'keys.sqlite3'}")
+    await db.prepare_schema()
+    keystore = EmbeddedKeyStore(db, load_or_create_master_key(tmp_path / "master.key"))
+    services = RemoteServices(_settings(tmp_path, config), keystore)
+    assert services.configured("hpc", "image_creation")
+    with pytest.raises(RemoteError) as info:
+        await services.lookup("hpc", "image_creation")
+    message = str(info.value)
+    assert "no username and password at 'services/ic'" in message
+    assert "the Image Creation service at https://images.example.org/image_creation" in message
+    assert "hpcwaas-api secrets put services/ic username" in message
+    await services.aclose()
+    await db.dispose()
