@@ -243,3 +243,32 @@ def test_literal_num_nodes_that_is_no_number_is_a_load_problem():
     workflow = WorkflowSpec.model_validate({"steps": {"s": spec.model_dump()}})
     [problem] = check_step(("s",), "s", spec, workflow)
     assert "num_nodes" in problem.message
+
+
+def test_value_inside_an_extra_option_stays_one_word_and_is_refused_if_not_plain():
+    spec = step(app="main.py", extra_options=["--project_name={{ inputs.p }}"])
+    assert "--project_name=bsc19" in prepare(spec, p="bsc19").command
+    with pytest.raises(RenderError, match="'--project_name=x --queue=other' is not an"):
+        prepare(spec, p="x --queue=other")
+
+
+def test_raw_value_in_extra_options_gives_several_options_each_checked():
+    spec = step(app="main.py", extra_options=["{{ inputs.x | raw }}"])
+    command = prepare(spec, x="--tracing=true --log_level=debug").command
+    assert "--tracing=true --log_level=debug main.py" in command
+    with pytest.raises(RenderError, match="--x=\\$\\(id\\)"):
+        prepare(spec, x="--x=$(id)")
+
+
+def test_exec_time_and_container_options_may_come_from_inputs():
+    spec = step(
+        app="main.py",
+        exec_time="{{ inputs.minutes }}",
+        container_image="{{ inputs.image }}",
+    )
+    command = prepare(spec, minutes=15, image="/images/w.sif").command
+    assert "--exec_time=15" in command and "--container_image=/images/w.sif" in command
+    with pytest.raises(RenderError, match="exec_time must be a positive integer"):
+        prepare(spec, minutes="soon", image="/i.sif")
+    with pytest.raises(RenderError, match="container image"):
+        prepare(spec, minutes=15, image="/a b.sif")

@@ -128,13 +128,24 @@ def test_argument_naming_a_variable_that_is_no_input_is_an_error(tmp_path):
     job = document["topology_template"]["node_templates"]["Job"]["properties"]
     job["application"]["arguments"] = ["$HOME/x"]
     [problem] = problems(tmp_path, document)
-    assert "uses ${HOME}, which is not a workflow input" in problem
+    assert "property application.arguments[0] uses $HOME, which is neither a workflow input" in (
+        problem
+    )
 
 
 def test_literal_braces_are_not_read_as_templates(tmp_path):
-    document = set_command(topology(), "/app/{{x}}.py")
-    step = convert(tmp_path, document)["workflows"]["run"]["steps"]["Job"]
-    assert step["app"] == "{{ '/app/{{x}}.py' | raw }}"
+    document = topology()
+    stage_in = {"type": "dls.ansible.nodes.HTTP2SSH", "properties": {"url": "https://x/{{a}}"}}
+    stage_in["properties"]["target_path"] = "in.txt"
+    document["topology_template"]["node_templates"]["Fetch"] = stage_in
+    document["topology_template"]["workflows"]["run"]["steps"] = run_steps("Fetch", "Job")
+    step = convert(tmp_path, document)["workflows"]["run"]["steps"]["Fetch"]
+    assert step["url"] == "{{ 'https://x/{{a}}' | raw }}"
+
+
+def test_literal_braces_in_a_command_are_refused_as_enqueue_compss_cannot_pass_them(tmp_path):
+    [problem] = problems(tmp_path, set_command(topology(), "/app/{{x}}.py"))
+    assert "property application.command word '/app/{{x}}.py'" in problem
 
 
 @pytest.mark.parametrize(

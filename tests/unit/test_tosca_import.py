@@ -19,7 +19,7 @@ from tests.unit.tosca_topologies import (
 from hpcwaas.catalog import Catalog, CatalogFileError
 from hpcwaas.catalog.kinds.pycompss import PycompssStep
 from hpcwaas.catalog.loader import read_application
-from hpcwaas.catalog.tosca import ToscaImportError, convert_topology
+from hpcwaas.catalog.tosca import convert_topology
 from hpcwaas.catalog.yamlfile import load_yaml
 
 
@@ -58,7 +58,9 @@ def test_pycompss_job_becomes_a_pycompss_step_after_the_stage_in(wordcount):
     assert step["needs"] == ["StageIn"]
     assert step["modules"] == ["COMPSs/3.3"]  # from the AbstractEnvironment's pycompss_modules
     assert step["qos"] == "debug"
-    assert step["num_nodes"] == "{{ inputs.num_nodes or 1 }}"
+    assert step["num_nodes"] == (
+        "{% if inputs.num_nodes %}{{ inputs.num_nodes }}{% else %}1{% endif %}"
+    )
     assert step["extra_options"] == ["--log_level=off"]
     assert step["container_compss_path"] == "/opt/view/compss"
 
@@ -243,6 +245,7 @@ def test_pycompss_submission_and_container_properties_are_mapped(tmp_path):
         "container_opts": "-e",
     }
     job["environment"] = {"endpoint": "login.hpc.example", "user_name": "alice"}
+    del document["topology_template"]["node_templates"]["Env"]["properties"]["pycompss_modules"]
     step = convert(tmp_path, document)["workflows"]["run"]["steps"]["Job"]
     assert step["modules"] == ["compss/3.0", "singularity"]
     assert step["num_nodes"] == 3
@@ -308,14 +311,17 @@ def test_stage_in_force_and_literal_url_are_kept(tmp_path):
     assert steps["Job"]["needs"] == ["Fetch"]
 
 
-def test_topology_without_any_environment_is_an_error_saying_how_to_name_one(tmp_path):
+def test_topology_whose_environment_nothing_decides_validates_but_is_not_deployed(tmp_path):
     document = topology()
     del document["topology_template"]["node_templates"]["Env"]["properties"]
-    with pytest.raises(ToscaImportError) as info:
-        convert(tmp_path, document)
-    [problem] = info.value.problems
-    assert "no environment" in problem.message
-    assert "hpcwaas-environments" in problem.hint
+    path = write(tmp_path, document)
+    alone = Catalog.load([path], None)
+    assert alone.refused == {} and alone.by_id("demo@Env@run") is not None
+    catalog = Catalog.load([path], {"c": "C"}, {"c": "slurm"}, {"c": "login.hpc.example"})
+    assert catalog.workflows == {}
+    [problem] = [p for p in catalog.file_problems if "not deployed" in p.message]
+    assert "nothing decides where it runs (Env: no cluster_login_host" in problem.message
+    assert "hpcwaas-environments" in (problem.hint or "")
 
 
 def test_the_guides_tosca_example_imports_as_the_guide_shows(tmp_path):
@@ -334,7 +340,9 @@ def test_the_guides_tosca_example_imports_as_the_guide_shows(tmp_path):
         "StageOutCounts": ["PyCOMPSJob"],
         "StageOutLog": ["PyCOMPSJob"],
     }
-    assert steps["PyCOMPSJob"]["num_nodes"] == "{{ inputs.num_nodes or 1 }}"
+    assert steps["PyCOMPSJob"]["num_nodes"] == (
+        "{% if inputs.num_nodes %}{{ inputs.num_nodes }}{% else %}1{% endif %}"
+    )
     assert steps["StageOutCounts"]["metadata"]["mid"] == "wordcount-metadata"
     catalog = Catalog.load(
         [path], {"cluster": "C"}, {"cluster": "slurm"}, {"cluster": "login.hpc.example"}

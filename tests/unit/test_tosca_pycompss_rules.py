@@ -93,6 +93,8 @@ def test_property_from_an_input_still_comes_after_the_plugins_inputs(tmp_path):
     job = document["topology_template"]["node_templates"]["Job"]["properties"]
     job["submission_params"]["qos"] = {"get_input": "default_qos"}
     step = convert(tmp_path, document)["workflows"]["run"]["steps"]["Job"]
-    assert step["qos"] == "{{ inputs.qos or (inputs.default_qos) }}"
+    assert step["qos"] == (
+        "{% if inputs.qos %}{{ inputs.qos }}{% else %}{{ inputs.default_qos }}{% endif %}"
+    )
     assert "--qos=bronze" in rendered_command(tmp_path, document)
     assert "--qos=gold" in rendered_command(tmp_path, document, qos="gold")

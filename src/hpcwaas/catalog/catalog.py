@@ -6,7 +6,6 @@ One workflow ID per (application, environment, exposed workflow):
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,13 @@ from hpcwaas.catalog.errors import (
     WorkflowNotFound,
 )
 from hpcwaas.catalog.kinds import kind_of
-from hpcwaas.catalog.loader import FileProblem, LoadedFile, read_application
+from hpcwaas.catalog.loader import (
+    FileProblem,
+    LoadedFile,
+    not_placed,
+    placed_by_hosts,
+    read_application,
+)
 from hpcwaas.catalog.model import ApplicationSpec, WorkflowSpec
 
 log = logging.getLogger(__name__)
@@ -105,6 +110,7 @@ class Catalog:
         refused: dict[Path, list[FileProblem]] | None = None,
         sources: dict[str, Path] | None = None,
         files: list[Path] | None = None,
+        unavailable: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.applications = applications
         self.environments = environments
@@ -113,6 +119,8 @@ class Catalog:
         self.refused: dict[Path, list[FileProblem]] = dict(refused or {})
         self.sources: dict[str, Path] = dict(sources or {})
         self.files: list[Path] = list(files or [])  # every file read, in load order
+        # per application, the workflows not offered and why (TOSCA nodes not runnable here)
+        self.unavailable: dict[str, dict[str, str]] = dict(unavailable or {})
         self._workflows = {w.id: w for w in deployed}
         self._deployed_on = {
             app: {env for env in spec.environments if env in environments}
@@ -144,6 +152,7 @@ class Catalog:
         applications: dict[str, ApplicationSpec] = {}
         sources: dict[str, Path] = {}
         deployed: list[DeployedWorkflow] = []
+        unavailable: dict[str, dict[str, str]] = {}
         all_environments: dict[str, str] = dict(environments or {})
         files = workflow_files(dirs, found)
         for path in files:
@@ -156,8 +165,13 @@ class Catalog:
                 found.extend(details)
                 refused[path] = details
                 continue
+            for warning in loaded.warnings:
+                log.warning("%s", warning)
+            found.extend(loaded.warnings)
+            if environments is not None and loaded.undecided is not None:
+                loaded = not_placed(loaded, found)
             if loaded.environment_hosts and environments is not None:
-                loaded = _match_hosts(loaded, environment_hosts or {}, found)
+                loaded = placed_by_hosts(loaded, environment_hosts or {}, found)
             app = loaded.application
             if app.application in applications:
                 problem = FileProblem(
@@ -173,6 +187,7 @@ class Catalog:
                 continue
             applications[app.application] = app
             sources[app.application] = path
+            unavailable[app.application] = loaded.unavailable
             if environments is None:
                 given = {env: env for env in app.environments}
                 all_environments.update(given)
@@ -187,6 +202,7 @@ class Catalog:
             refused=refused,
             sources=sources,
             files=files,
+            unavailable=unavailable,
         )
 
     @property
@@ -225,6 +241,9 @@ class Catalog:
                 f"application {application_id!r} is not deployed on environment {environment!r}"
             )
         workflow = self._workflows.get(workflow_id)
+        reason = self.unavailable.get(application_id, {}).get(name)
+        if workflow is None and reason is not None and app.access.allows(user_id, groups):
+            raise WorkflowNotFound(f"workflow {name!r} is not offered by this server: {reason}")
         if workflow is None:
             # Unexposed and undefined look the same, so an ID reveals nothing hidden.
             raise WorkflowNotFound(
@@ -349,25 +368,3 @@ def _cluster_steps(loaded: LoadedFile, environment: str) -> list[FileProblem]:
                     )
                 )
     return problems
-
-
-def _match_hosts(
-    loaded: LoadedFile, hosts: Mapping[str, str], problems: list[FileProblem]
-) -> LoadedFile:
-    """A topology's AbstractEnvironments matched to the environments on the same login host."""
-    matched = [env for env, host in hosts.items() if host in loaded.environment_hosts]
-    if not matched:
-        problem = FileProblem(
-            loaded.path,
-            loaded.line(("environments",)),
-            f"warning: no configured environment has the login host "
-            f"{', '.join(loaded.environment_hosts)} of application "
-            f"{loaded.application.application!r}; it is not deployed",
-            "configure an environment with that host, or name environments with the tag "
-            "hpcwaas-environments (in the topology's metadata or its .tags file)",
-            warning=True,
-        )
-        log.warning("%s", problem)
-        problems.append(problem)
-    application = loaded.application.model_copy(update={"environments": matched})
-    return dataclasses.replace(loaded, application=application)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -28,6 +32,9 @@ from hpcwaas.catalog.yamlfile import (
 MAX_FILE_BYTES = 1024 * 1024
 
 
+log = logging.getLogger(__name__)
+
+
 @dataclass(frozen=True)
 class LoadedFile:
     """A valid workflow file."""
@@ -41,6 +48,12 @@ class LoadedFile:
     # Per workflow, where a TOSCA topology's cluster login comes from (DeployedWorkflow's
     # login_inputs and default_login).
     logins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What a TOSCA topology's import reports without refusing it (nodes no workflow runs...).
+    warnings: tuple[FileProblem, ...] = ()
+    # Why nothing decides a TOSCA topology's environments (see catalog.tosca.sites).
+    undecided: str | None = None
+    # A TOSCA topology's workflows that are not offered, and why.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     def line(self, loc: Location) -> int | None:
         """The line of a key path in the file (or of its nearest enclosing key)."""
@@ -94,6 +107,10 @@ def read_application(path: Path) -> LoadedFile:
         raise _refuse([FileProblem(path, exc.line, exc.message, hint)]) from None
     hosts: tuple[str, ...] = ()
     logins: dict[str, dict[str, Any]] = {}
+    warnings: tuple[FileProblem, ...] = ()
+    undecided: str | None = None
+    terms: dict[Location, str] = {}
+    unavailable: dict[str, str] = {}
     if is_topology(document):
         try:
             converted = convert_topology(document, lines, path)
@@ -104,9 +121,16 @@ def read_application(path: Path) -> LoadedFile:
                     for p in exc.problems
                 ]
             ) from None
+        warnings = tuple(
+            FileProblem(path, line_of(lines, p.loc), f"TOSCA: {p.message}", p.hint, warning=True)
+            for p in converted.warnings
+        )
         document, lines, texts = converted.document, converted.lines, {}
         hosts = tuple(converted.environment_hosts)
         logins = converted.logins
+        undecided = converted.undecided
+        terms = converted.terms
+        unavailable = converted.unavailable
     if not isinstance(document, dict):
         message = f"the file must hold a mapping with an application key, not {describe(document)}"
         raise _refuse([FileProblem(path, 1, message, "start with `application: <id>`")])
@@ -121,14 +145,24 @@ def read_application(path: Path) -> LoadedFile:
         ) from None
     problems = check_application(application)
     if problems:
-        raise _refuse([_place(path, lines, texts, p) for p in problems])
-    return LoadedFile(path, application, hashlib.sha256(data).hexdigest(), lines, hosts, logins)
+        raise _refuse([_place(path, lines, texts, p, terms) for p in problems])
+    digest = hashlib.sha256(data).hexdigest()
+    return LoadedFile(
+        path, application, digest, lines, hosts, logins, warnings, undecided, unavailable
+    )
 
 
 def _place(
-    path: Path, lines: dict[Location, int], texts: dict[Location, TextPlace], problem: Problem
+    path: Path,
+    lines: dict[Location, int],
+    texts: dict[Location, TextPlace],
+    problem: Problem,
+    terms: dict[Location, str],
 ) -> FileProblem:
     message = problem.message
+    term = terms.get(problem.loc[:5])
+    if term is not None:  # a TOSCA topology's: in its own terms ("node 'Job' property ...")
+        message = re.sub(r"^step '[^']*' [^:]*:", f"{term}:", message)
     if len(problem.loc) >= 2 and problem.loc[0] == "workflows":
         message = f"workflow {problem.loc[1]!r}: {message}"
     if problem.line is None:
@@ -206,3 +240,42 @@ def _model_at(loc: Location) -> type[BaseModel] | None:
             return None
         model = annotation
     return model
+
+
+def not_placed(loaded: LoadedFile, problems: list[FileProblem]) -> LoadedFile:
+    """A topology whose environments nothing decides: not deployed, and said so."""
+    problem = FileProblem(
+        loaded.path,
+        loaded.line(("environments",)),
+        f"warning: application {loaded.application.application!r} is not deployed: "
+        f"{loaded.undecided}",
+        "name its environment with the tag hpcwaas-environments (in the topology's metadata "
+        "or its .tags file), or give the environment node a cluster_login_host",
+        warning=True,
+    )
+    log.warning("%s", problem)
+    problems.append(problem)
+    application = loaded.application.model_copy(update={"environments": []})
+    return dataclasses.replace(loaded, application=application)
+
+
+def placed_by_hosts(
+    loaded: LoadedFile, hosts: Mapping[str, str], problems: list[FileProblem]
+) -> LoadedFile:
+    """A topology's AbstractEnvironments matched to the environments on the same login host."""
+    matched = [env for env, host in hosts.items() if host in loaded.environment_hosts]
+    if not matched:
+        problem = FileProblem(
+            loaded.path,
+            loaded.line(("environments",)),
+            f"warning: no configured environment has the login host "
+            f"{', '.join(loaded.environment_hosts)} of application "
+            f"{loaded.application.application!r}; it is not deployed",
+            "configure an environment with that host, or name environments with the tag "
+            "hpcwaas-environments (in the topology's metadata or its .tags file)",
+            warning=True,
+        )
+        log.warning("%s", problem)
+        problems.append(problem)
+    application = loaded.application.model_copy(update={"environments": matched})
+    return dataclasses.replace(loaded, application=application)

@@ -185,7 +185,8 @@ def run_trigger(ctx: Context) -> int:
         else:
             for line in describe_plan(plan):
                 ctx.out.line(line)
-        return 0
+        # a step that cannot be rendered would fail the run: scripts can tell
+        return 1 if any(step.error for step in plan.steps) else 0
     execution_id = client.trigger(args.workflow_id, inputs)
     if ctx.out.json:
         # The original's output: the ID as a JSON string.

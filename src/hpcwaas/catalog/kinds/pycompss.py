@@ -10,6 +10,7 @@ comes from Slurm (squeue, sacct, scontrol). Its output goes to ``.hpcwaas-<step>
 from __future__ import annotations
 
 import posixpath
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
@@ -46,11 +47,13 @@ from hpcwaas.schedulers.slurm_options import check_slurm_name, time_to_minutes
 
 __all__ = ["PycompssKind", "PycompssStep", "PycompssSubmission", "prepare_pycompss_step"]
 
-CONTAINER_OPTIONS = ("container_image", "container_compss_path", "container_opts")
 _WORD_HINT = (
     "enqueue_compss passes values through a shell unquoted, so only plain words are allowed; "
     "constrain inputs used here with a pattern"
 )
+
+# Options given as one word each; any may be a template.
+_WORD_OPTIONS = ("python_interpreter", "container_image", "container_compss_path", "container_opts")
 
 
 class PycompssStep(StepSettings):
@@ -62,13 +65,15 @@ class PycompssStep(StepSettings):
     # a number, or a template rendering to one ("{{ inputs.nodes }}")
     num_nodes: Annotated[int, Field(ge=1)] | str | None = None
     qos: str | None = None  # may be a template
-    exec_time: int | None = Field(default=None, ge=1)  # minutes
+    # minutes: a number, or a template rendering to one
+    exec_time: Annotated[int, Field(ge=1)] | str | None = None
+    # these four may be templates; each renders to one word
     python_interpreter: str = "python3"
-    # the image (template: e.g. an image_transfer step's image_path output)
     container_image: str | None = None
-    container_compss_path: str | None = None  # where COMPSs lies inside the image (template)
-    container_opts: str | None = None  # options of the container engine, e.g. "-e" (template)
-    # ["--tracing=true"]; an item may be a template rendering to several options
+    container_compss_path: str | None = None  # where COMPSs lies inside the image
+    container_opts: str | None = None  # options of the container engine, e.g. "-e"
+    # ["--tracing=true"]; an item renders to the words of its text, each value one word
+    # (a value marked | raw is read as several options)
     extra_options: list[str] = Field(default_factory=list)
     modules: list[str] = Field(default_factory=list)  # loaded after the environment's
 
@@ -109,21 +114,17 @@ def prepare_pycompss_step(
     context = step_context(execution_id, request.inputs, request.step_outputs)
     app = render_command(spec.app, context)
     arguments = [render_command(template, context) for template in spec.arguments]
-    words = [("app", app), *((f"argument {i + 1}", a) for i, a in enumerate(arguments))]
-    # The container's options may come from earlier steps (an image_transfer's image_path).
-    container: dict[str, str | None] = {}
-    for option in CONTAINER_OPTIONS:
-        template = getattr(spec, option)
-        container[option] = None if template is None else render_command(template, context)
-        words += [(option, container[option] or "")] if template is not None else []
-    for what, word in words:
+    for what, word in [("app", app), *((f"argument {i + 1}", a) for i, a in enumerate(arguments))]:
         problem = check_compss_word(word)
         if problem is not None:
             raise RenderError(f"{what} {problem}")
-    num_nodes, qos, extra_options = _render_options(spec, context)
+    num_nodes, exec_time, qos, extra_options = _render_options(spec, context)
+    words: dict[str, str | None] = {}
+    for key in _WORD_OPTIONS:
+        value = getattr(spec, key)
+        words[key] = render_command(value, context) if value and is_template(value) else value
     # No secrets here: enqueue_compss takes the environment on its command line (load-time check).
     env = step_env(spec.env, context, replace(request, secrets=None, workflow_secrets=None))
-    exec_time = spec.exec_time
     if exec_time is None and defaults.time is not None:
         exec_time = time_to_minutes(str(defaults.time))
     name = slurm.job_name(execution_id, step_name)
@@ -142,10 +143,10 @@ def prepare_pycompss_step(
             exec_time=exec_time,
             partition=defaults.partition,
             account=defaults.account,
-            python_interpreter=spec.python_interpreter,
-            container_image=container["container_image"],
-            container_compss_path=container["container_compss_path"],
-            container_opts=container["container_opts"],
+            python_interpreter=words["python_interpreter"] or "python3",
+            container_image=words["container_image"] or None,
+            container_compss_path=words["container_compss_path"] or None,
+            container_opts=words["container_opts"] or None,
             extra_options=extra_options,
             env=env,
         )
@@ -162,26 +163,33 @@ def prepare_pycompss_step(
 
 def _render_options(
     spec: PycompssStep, context: dict[str, Any]
-) -> tuple[int | None, str | None, list[str]]:
-    """num_nodes, qos and extra options, rendered when given as templates.
+) -> tuple[int | None, int | None, str | None, list[str]]:
+    """num_nodes, exec_time, qos and extra options, rendered when given as templates.
 
-    A template that renders empty leaves the option out (qos, num_nodes) or adds nothing
-    (an extra option); an extra option may render to several, separated by spaces.
+    A template that renders empty leaves the option out (qos, num_nodes, exec_time) or adds
+    nothing (an extra option). An extra option's text is rendered with its values quoted,
+    then split into words as a shell would: a value stays within its word, never split into
+    more options; only a value marked ``| raw`` gives several.
     """
-    num_nodes: int | None = None
-    if isinstance(spec.num_nodes, int):
-        num_nodes = spec.num_nodes
-    elif spec.num_nodes is not None:
-        text = render_text(spec.num_nodes, context).strip()
-        if text:
-            if not text.isdigit() or int(text) < 1:
-                raise RenderError(f"num_nodes must be a positive integer, got {text[:40]!r}")
-            num_nodes = int(text)
+    numbers: list[int | None] = []
+    for name, value in (("num_nodes", spec.num_nodes), ("exec_time", spec.exec_time)):
+        number: int | None = value if isinstance(value, int) else None
+        if isinstance(value, str):
+            text = render_text(value, context).strip()
+            if text:
+                if not text.isdigit() or int(text) < 1:
+                    raise RenderError(f"{name} must be a positive integer, got {text[:40]!r}")
+                number = int(text)
+        numbers.append(number)
     qos = render_text(spec.qos, context).strip() or None if spec.qos is not None else None
     extra: list[str] = []
     for option in spec.extra_options:
-        extra.extend(render_text(option, context).split())
-    return num_nodes, qos, extra
+        try:
+            words = shlex.split(render_command(option, context))
+        except ValueError as exc:
+            raise RenderError(f"extra option {option[:60]!r} cannot be split: {exc}") from None
+        extra.extend(word for word in words if word)
+    return numbers[0], numbers[1], qos, extra
 
 
 class PycompssKind(StepKind[PycompssStep, PycompssSubmission]):
@@ -198,11 +206,6 @@ class PycompssKind(StepKind[PycompssStep, PycompssSubmission]):
         """Values enqueue_compss passes through a shell unquoted must be plain words."""
         templates: list[tuple[tuple[str | int, ...], str]] = [(("app",), step.app)]
         templates += [(("arguments", i), a) for i, a in enumerate(step.arguments)]
-        templates += [
-            ((option,), getattr(step, option))
-            for option in CONTAINER_OPTIONS
-            if getattr(step, option) is not None
-        ]
         problems = checks.templates(templates)
         problems += checks.templates(_option_templates(step))
         return problems + _options_problems(step, checks, templates)
@@ -230,11 +233,14 @@ def _options_problems(
             found.append((key, check_compss_word(template), _WORD_HINT))
     if step.qos is not None and not is_template(step.qos):
         found.append((("qos",), check_slurm_name(step.qos), SLURM_NAME_HINT))
-    if isinstance(step.num_nodes, str) and not is_template(step.num_nodes):
-        found.append((("num_nodes",), "must be a number or a template", "e.g. num_nodes: 2"))
-    found.append(
-        (("python_interpreter",), check_compss_word(step.python_interpreter), "e.g. python3")
-    )
+    for name in ("num_nodes", "exec_time"):
+        number = getattr(step, name)
+        if isinstance(number, str) and not is_template(number):
+            found.append(((name,), "must be a number or a template", f"e.g. {name}: 2"))
+    for option in _WORD_OPTIONS:
+        value = getattr(step, option)
+        if value is not None and not is_template(value):
+            found.append(((option,), check_compss_word(value), _WORD_HINT))
     for index, option in enumerate(step.extra_options):
         if is_template(option):  # checked once rendered, at submission
             continue
@@ -252,10 +258,13 @@ def _options_problems(
 def _option_templates(step: PycompssStep) -> list[tuple[tuple[str | int, ...], str]]:
     """The enqueue_compss options given as templates (rendered at submission)."""
     found: list[tuple[tuple[str | int, ...], str]] = []
-    if isinstance(step.num_nodes, str):
-        found.append((("num_nodes",), step.num_nodes))
-    if step.qos is not None and is_template(step.qos):
-        found.append((("qos",), step.qos))
+    for name in ("num_nodes", "exec_time"):
+        if isinstance(getattr(step, name), str):
+            found.append(((name,), getattr(step, name)))
+    for name in ("qos", *_WORD_OPTIONS):
+        value = getattr(step, name)
+        if value is not None and is_template(value):
+            found.append(((name,), value))
     found += [
         (("extra_options", i), option)
         for i, option in enumerate(step.extra_options)

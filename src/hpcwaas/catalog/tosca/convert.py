@@ -9,23 +9,30 @@ wrote.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpcwaas.catalog.tosca.fates import node_fates, pending_reasons, unused_inputs
 from hpcwaas.catalog.tosca.functions import FunctionError, Resolver
-from hpcwaas.catalog.tosca.nodes import NO_DATA_CATALOGUE, STAGE_OUT_TYPE, NodeConverter
+from hpcwaas.catalog.tosca.nodes import (
+    NO_DATA_CATALOGUE,
+    OLD_PYCOMPSS_TYPE,
+    RUNNABLE_TYPES,
+    STAGE_OUT_TYPE,
+    NodeConverter,
+    unknown_properties,
+)
 from hpcwaas.catalog.tosca.problems import ToscaImportError, ToscaProblem
+from hpcwaas.catalog.tosca.sites import endpoint_of, place_topology, topology_workflow_loc
 from hpcwaas.catalog.tosca.tags import read_tags
-from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, Topology, ToscaInput, parse_topology
+from hpcwaas.catalog.tosca.topology import Topology, ToscaInput, parse_topology
 from hpcwaas.catalog.tosca.workflows import node_actions
 from hpcwaas.catalog.yamlfile import Location, line_of
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_VERSIONS = ("alien_dsl_3_0_0",)
-_PLACEHOLDER = re.compile(r"[^A-Za-z0-9_.-]+")
 _TYPES = {"string": "string", "integer": "integer", "boolean": "boolean", "float": "number"}
 
 
@@ -38,6 +45,13 @@ class ConvertedTopology:
     environment_hosts: list[str] = field(default_factory=list)
     # workflow -> {"login_inputs": (...), "default_login": ...} (see DeployedWorkflow)
     logins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[ToscaProblem] = field(default_factory=list)
+    # why no environment is decided (reported when the catalog loads it with a config)
+    undecided: str | None = None
+    # our step keys -> the TOSCA terms for them ("node 'Job' property application.command")
+    terms: dict[Location, str] = field(default_factory=dict)
+    # workflows not offered, and why (a node this release cannot run)
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 def is_topology(document: Any) -> bool:
@@ -70,37 +84,48 @@ def convert_topology(
 
     name = topology.metadata.get("template_name") or path.stem
     place(("application",), ("metadata", "template_name"))
-    hosts = _environment_hosts(topology)
-    # Until deployment matches the hosts, they stand in for the environments' IDs.
-    environments = tags.environments or [
-        _PLACEHOLDER.sub("-", h).strip("-.") or "host" for h in hosts
-    ]
-    if not environments:
-        problems.append(
-            ToscaProblem(
-                ("topology_template", "node_templates"),
-                "no environment: the topology has no AbstractEnvironment with a "
-                "cluster_login_host, and no hpcwaas-environments tag",
-                "add an eflows4hpc.env.nodes.AbstractEnvironment node with cluster_login_host, "
-                "or the tag hpcwaas-environments: <environment>[,<environment>]",
-            )
-        )
     # Alien4Cloud's own workflows (install, start...) delegate to its orchestrator: only the
     # exposed ones are imported (all of them when none is exposed, to report their problems).
     chosen = [w for w in topology.workflows if w in tags.workflows] or list(topology.workflows)
     workflows: dict[str, Any] = {}
     logins: dict[str, dict[str, Any]] = {}
+    nodes_of: dict[str, list[str]] = {}
+    warnings: list[ToscaProblem] = []
+    terms: dict[Location, str] = {}
+    unavailable: dict[str, str] = {}
     for workflow_name in chosen:
-        converted = _workflow(topology, workflow_name, problems, place)
-        if converted is not None:
-            workflows[workflow_name] = converted
-            logins[workflow_name] = _login(topology, converted)
+        imported = _workflow(topology, workflow_name, problems, place, terms)
+        if imported is None:
+            continue
+        converted, nodes, reasons = imported
+        nodes_of[workflow_name] = nodes
+        warnings += _endpoint_inputs(topology, nodes, converted["inputs"])
+        if reasons:
+            unavailable[workflow_name] = "; ".join(reasons)
+            warnings.append(
+                ToscaProblem(
+                    topology_workflow_loc(workflow_name),
+                    f"warning: workflow {workflow_name!r} is not offered: {'; '.join(reasons)}",
+                    "see docs/tosca-import.md#what-each-node-becomes",
+                )
+            )
+            continue
+        workflows[workflow_name] = converted
+        logins[workflow_name] = _login(topology, converted)
+    placement = place_topology(topology, tags, nodes_of, problems)
+    called = {node for nodes in nodes_of.values() for node in nodes}
+    warnings += node_fates(topology, called, RUNNABLE_TYPES)
+    workflow_inputs = {i.name for w in nodes_of for i in topology.workflows[w].inputs}
+    warnings += unused_inputs(topology, called, workflow_inputs)
+    for node in topology.nodes.values():
+        if node.name not in called:  # the called ones were checked with their workflow
+            problems.extend(unknown_properties(node))
     if problems:
         raise ToscaImportError(problems)
     result: dict[str, Any] = {
         "application": str(name),
-        "environments": environments,
-        "expose": tags.workflows,
+        "environments": placement.environments,
+        "expose": [w for w in tags.workflows if w in workflows or w not in nodes_of],
         "access": {"users": tags.users},
         "workflows": workflows,
     }
@@ -108,7 +133,37 @@ def convert_topology(
     if isinstance(description, str) and description.strip():
         result["description"] = description
     lines[()] = 1
-    return ConvertedTopology(result, lines, [] if tags.environments else hosts, logins)
+    return ConvertedTopology(
+        result, lines, placement.hosts, logins, warnings, placement.undecided, terms, unavailable
+    )
+
+
+def _endpoint_inputs(
+    topology: Topology, nodes: list[str], inputs: dict[str, Any]
+) -> list[ToscaProblem]:
+    """Inputs that give a job's endpoint: here the workflow ID decides, so none is required."""
+    warnings: list[ToscaProblem] = []
+    for name in nodes:
+        found = endpoint_of(topology.nodes[name])
+        value = found[0] if found is not None else None
+        names = [f"{name}_endpoint", "endpoint"]
+        if isinstance(value, dict) and isinstance(value.get("get_input"), str):
+            names.append(value["get_input"])
+        for input_name in names:
+            spec = inputs.get(input_name)
+            if spec is None or not spec["required"]:
+                continue
+            spec["required"] = False
+            warnings.append(
+                ToscaProblem(
+                    ("topology_template", "node_templates", name),
+                    f"warning: input {input_name!r} gives the endpoint of node {name!r}, "
+                    "which the workflow ID's environment decides here: it is not required, "
+                    "and a value given does not change where the job runs",
+                    "trigger the workflow ID of the environment to run on",
+                )
+            )
+    return warnings
 
 
 def _login(topology: Topology, workflow: dict[str, Any]) -> dict[str, Any]:
@@ -130,20 +185,6 @@ def _login(topology: Topology, workflow: dict[str, Any]) -> dict[str, Any]:
             "default_login": user_name if isinstance(user_name, str) and user_name else None,
         }
     return {}
-
-
-def _environment_hosts(topology: Topology) -> list[str]:
-    hosts: list[str] = []
-    for node in topology.nodes.values():
-        if node.type == ENVIRONMENT_TYPE:
-            host = node.properties.get("cluster_login_host")
-        elif isinstance(node.properties.get("environment"), dict):
-            host = node.properties["environment"].get("endpoint")
-        else:
-            continue
-        if isinstance(host, str) and host and host not in hosts:
-            hosts.append(host)
-    return hosts
 
 
 def _inputs(
@@ -180,7 +221,9 @@ def _workflow(
     workflow_name: str,
     problems: list[ToscaProblem],
     place: Any,
-) -> dict[str, Any] | None:
+    terms: dict[Location, str],
+) -> tuple[dict[str, Any], list[str], list[str]] | None:
+    """Our workflow, the nodes it calls, and why it cannot run here yet (empty: it can)."""
     workflow = topology.workflows[workflow_name]
     problems.extend(workflow.problems)
     base: Location = ("workflows", workflow_name)
@@ -212,8 +255,12 @@ def _workflow(
     resolver = Resolver(set(inputs), node_property)
     converter = NodeConverter(topology, resolver, problems)
     steps: dict[str, Any] = {}
+    nodes: list[str] = []
+    reasons: list[str] = []
     for action in node_actions(workflow, topology, problems):
         node = topology.nodes[action.node]
+        nodes.append(node.name)
+        reasons += pending_reasons(topology, node)
         step = converter.step(node)
         if step is None:
             continue
@@ -222,14 +269,16 @@ def _workflow(
         steps[action.node] = step
         place((*base, "steps", action.node), node.loc)
         for key in step:
-            prop = _PROPERTY_OF.get(key, key)
+            prop = property_of(node.type, key)
             place((*base, "steps", action.node, key), node.property_loc(*prop.split(".")))
+            if key not in ("kind", "needs", "env"):
+                terms[(*base, "steps", action.node, key)] = f"node {node.name!r} property {prop}"
         place((*base, "steps", action.node, "needs"), workflow.steps[action.first_step].loc)
         if node.type == STAGE_OUT_TYPE and (
             "mid" in node.properties or "register" in node.properties
         ):
             log.info("topology node %s: %s", node.name, NO_DATA_CATALOGUE)
-    if not steps and len(problems) == before:
+    if not nodes and len(problems) == before:
         problems.append(
             ToscaProblem(
                 workflow.loc,
@@ -244,17 +293,34 @@ def _workflow(
     }
     if resolver.secrets:
         converted["secrets"] = resolver.secrets
-    return converted
+    return converted, nodes, reasons
 
 
-# Which property of a node a key of our step comes from (for lines in errors).
+# Which property of a node a key of our step comes from (for lines and terms in errors).
 _PROPERTY_OF = {
     "app": "application.command",
     "arguments": "application.arguments",
     "num_nodes": "submission_params.num_nodes",
     "qos": "submission_params.qos",
+    "exec_time": "submission_params.extra_compss_opts",
     "extra_options": "submission_params.extra_compss_opts",
     "modules": "submission_params.compss_modules",
     "python_interpreter": "submission_params.python_interpreter",
     "container_image": "application.container_opts.container_image",
+    "container_compss_path": "application.container_opts.container_compss_path",
+    "container_opts": "application.container_opts.container_opts",
 }
+# The older PyCOMPSJob has its properties at the top level.
+_OLD_PROPERTY_OF = {
+    "app": "command",
+    "exec_time": "extra_compss_opts",
+    "extra_options": "extra_compss_opts",
+    "modules": "compss_module_version",
+}
+
+
+def property_of(node_type: str, key: str) -> str:
+    """The TOSCA property (dotted) that a key of our step comes from."""
+    if node_type == OLD_PYCOMPSS_TYPE:
+        return _OLD_PROPERTY_OF.get(key, key)
+    return _PROPERTY_OF.get(key, key)

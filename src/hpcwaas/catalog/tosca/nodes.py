@@ -1,37 +1,38 @@
 """Node types the importer runs, each turned into one step of our format.
 
 - ``org.eflows4hpc.pycompss.plugin.nodes.PyCOMPSJob`` (and the older
-  ``pycomps.ansible.nodes.PyCOMPSJob``): a ``pycompss`` step, resolved as the PyCOMPSs Yorc
-  plugin does (``qos``, ``num_nodes``, ``extra_compss_opts`` from the input ``<Node>_<name>``,
-  else ``<name>``, else the property), every workflow input exported to the job's environment;
+  ``pycomps.ansible.nodes.PyCOMPSJob``): a ``pycompss`` step, read as the PyCOMPSs Yorc
+  plugin ran it (``tosca.pycompss``), the environment node's modules replacing its own;
 - ``dls.ansible.nodes.HTTP2SSH``: a ``stage_in`` step;
 - ``dls.ansible.nodes.DLSDAGStageOutData``: a ``stage_out`` step (``mid`` and ``register``,
   for a data catalogue, kept as metadata).
+
+The types of ``fates.PENDING`` are recognised here (their properties checked) and left to
+the caller, which reports the workflows that call them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
+from hpcwaas.catalog.tosca.fates import PENDING
 from hpcwaas.catalog.tosca.functions import (
     FunctionError,
     Resolver,
     Template,
     as_template,
-    literal_text,
 )
 from hpcwaas.catalog.tosca.problems import ToscaProblem
+from hpcwaas.catalog.tosca.pycompss import PycompssConversion, PycompssProperty
 from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topology
-from hpcwaas.catalog.yamlfile import Location
 
 PYCOMPSS_TYPE = "org.eflows4hpc.pycompss.plugin.nodes.PyCOMPSJob"
 OLD_PYCOMPSS_TYPE = "pycomps.ansible.nodes.PyCOMPSJob"
 HTTP2SSH_TYPE = "dls.ansible.nodes.HTTP2SSH"
 STAGE_OUT_TYPE = "dls.ansible.nodes.DLSDAGStageOutData"
 RUNNABLE_TYPES = (PYCOMPSS_TYPE, OLD_PYCOMPSS_TYPE, HTTP2SSH_TYPE, STAGE_OUT_TYPE)
-SUPPORTED_TYPES = (*RUNNABLE_TYPES, ENVIRONMENT_TYPE)
+SUPPORTED_TYPES = (*RUNNABLE_TYPES, ENVIRONMENT_TYPE, *PENDING)
 
 # Properties that need no action from us (the data logistics service's own settings...).
 _IGNORED = frozenset(
@@ -60,15 +61,23 @@ _KNOWN: dict[str, frozenset[str]] = {
     HTTP2SSH_TYPE: frozenset({"url", "target_path", "force"}),
     STAGE_OUT_TYPE: frozenset({"source_path", "mid", "register"}),
 }
-_INPUT_NAME_KEYS: dict[str, tuple[str, ...]] = {
-    HTTP2SSH_TYPE: ("input_name_for_url", "input_name_for_target_path"),
-    STAGE_OUT_TYPE: ("input_name_for_source_path",),
-}
-# ${name} or $name in a PyCOMPSs argument: expanded on the cluster by the original.
-_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-_EXPRESSION = re.compile(r"\{\{ ([^{}]+) \}\}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 NO_DATA_CATALOGUE = "no data catalogue is configured: mid and register are kept as metadata only"
+
+
+def unknown_properties(node: NodeTemplate) -> list[ToscaProblem]:
+    """The properties a node of a known type sets that its type does not have (misspelt)."""
+    known = PENDING[node.type][1] if node.type in PENDING else _KNOWN.get(node.type)
+    if known is None:
+        return []
+    return [
+        ToscaProblem(
+            node.property_loc(key),
+            f"node {node.name!r}: unknown property {key!r} of {node.type}",
+            f"check the spelling; properties used: {', '.join(sorted(known))}",
+        )
+        for key in node.properties
+        if key not in known and key not in _IGNORED and not str(key).startswith(_IGNORED_PREFIXES)
+    ]
 
 
 class NodeConverter:
@@ -81,6 +90,9 @@ class NodeConverter:
 
     def step(self, node: NodeTemplate) -> dict[str, Any] | None:
         """Our step for ``node`` (without ``needs``), or None after adding its problems."""
+        if node.type in PENDING:  # recognised; the workflow is reported by the caller
+            self.problems.extend(unknown_properties(node))
+            return None
         if node.type not in RUNNABLE_TYPES:
             self.problems.append(
                 ToscaProblem(
@@ -91,7 +103,7 @@ class NodeConverter:
             )
             return None
         before = len(self.problems)
-        self._unknown_properties(node)
+        self.problems.extend(unknown_properties(node))
         converters: dict[str, Callable[[NodeTemplate], dict[str, Any]]] = {
             PYCOMPSS_TYPE: self._pycompss,
             OLD_PYCOMPSS_TYPE: self._old_pycompss,
@@ -105,19 +117,6 @@ class NodeConverter:
             return None
         return step if len(self.problems) == before else None
 
-    def _unknown_properties(self, node: NodeTemplate) -> None:
-        known = _KNOWN[node.type]
-        for key in node.properties:
-            if key in known or key in _IGNORED or str(key).startswith(_IGNORED_PREFIXES):
-                continue
-            self.problems.append(
-                ToscaProblem(
-                    node.property_loc(key),
-                    f"node {node.name!r}: unknown property {key!r} of {node.type}",
-                    f"check the spelling; properties used: {', '.join(sorted(known))}",
-                )
-            )
-
     def _get(self, node: NodeTemplate, *keys: str) -> Any:
         value: Any = node.properties
         for key in keys:
@@ -129,137 +128,75 @@ class NodeConverter:
     # --- PyCOMPSs -------------------------------------------------------------------------
 
     def _pycompss(self, node: NodeTemplate) -> dict[str, Any]:
-        modules = self._get(node, "submission_params", "compss_modules")
-        container = self._get(node, "application", "container_opts") or {}
+        def prop(*keys: str) -> PycompssProperty:
+            return self._property(node, ".".join(keys), keys)
+
+        container = ("application", "container_opts")
         return self._pycompss_step(
             node,
-            command=self._get(node, "application", "command"),
-            command_loc=node.property_loc("application", "command"),
-            arguments=self._get(node, "application", "arguments"),
-            modules=modules,
-            submission={
-                key: self._get(node, "submission_params", key)
-                for key in ("num_nodes", "qos", "python_interpreter", "extra_compss_opts")
+            {
+                "command": prop("application", "command"),
+                "arguments": self._arguments(node, ("application", "arguments")),
+                "num_nodes": prop("submission_params", "num_nodes"),
+                "qos": prop("submission_params", "qos"),
+                "python_interpreter": prop("submission_params", "python_interpreter"),
+                "extra_compss_opts": prop("submission_params", "extra_compss_opts"),
+                "container_image": prop(*container, "container_image"),
+                "container_compss_path": prop(*container, "container_compss_path"),
+                "container_opts": prop(*container, "container_opts"),
             },
-            container=container if isinstance(container, dict) else {},
+            self._get(node, "submission_params", "compss_modules"),
         )
 
     def _old_pycompss(self, node: NodeTemplate) -> dict[str, Any]:
         version = self._get(node, "compss_module_version")
-        return self._pycompss_step(
-            node,
-            command=self._get(node, "command"),
-            command_loc=node.property_loc("command"),
-            arguments=self._get(node, "arguments"),
-            modules=[f"COMPSs/{version}"] if version else None,
-            submission={
-                key: self._get(node, key)
-                for key in ("num_nodes", "qos", "python_interpreter", "extra_compss_opts")
-            },
-            container={
-                key: self._get(node, key)
-                for key in ("container_image", "container_compss_path", "container_opts")
-            },
+        names = (
+            "command",
+            "num_nodes",
+            "qos",
+            "python_interpreter",
+            "extra_compss_opts",
+            "container_image",
+            "container_compss_path",
+            "container_opts",
         )
+        props = {name: self._property(node, name, (name,)) for name in names}
+        props["arguments"] = self._arguments(node, ("arguments",))
+        return self._pycompss_step(node, props, [f"COMPSs/{version}"] if version else None)
+
+    def _property(self, node: NodeTemplate, name: str, keys: tuple[str, ...]) -> PycompssProperty:
+        return PycompssProperty(name, self._get(node, *keys), node.property_loc(*keys))
+
+    def _arguments(self, node: NodeTemplate, keys: tuple[str, ...]) -> PycompssProperty:
+        """The arguments, each a property of its own (its words, its line)."""
+        name = ".".join(keys)
+        raw = self._get(node, *keys)
+        if raw is not None and not isinstance(raw, list):
+            raw = [raw]
+        items = [
+            PycompssProperty(f"{name}[{i}]", value, node.property_loc(*keys, i))
+            for i, value in enumerate(raw or [])
+        ]
+        return PycompssProperty(name, items, node.property_loc(*keys))
 
     def _pycompss_step(
-        self,
-        node: NodeTemplate,
-        *,
-        command: Any,
-        command_loc: Location,
-        arguments: Any,
-        modules: Any,
-        submission: dict[str, Any],
-        container: dict[str, Any],
+        self, node: NodeTemplate, props: dict[str, PycompssProperty], modules: Any
     ) -> dict[str, Any]:
-        if not command:
-            self.problems.append(
-                ToscaProblem(
-                    command_loc, f"node {node.name!r} has no command", "give the application to run"
-                )
+        conversion = PycompssConversion(node.name, self.resolver.input_names, self.problems)
+        step = conversion.step(props)
+        environment = self.topology.environment_of(node)
+        if environment is not None:  # the environment's modules replace the job's (plugin)
+            from_environment = self.resolver.resolve(
+                environment.properties.get("pycompss_modules"),
+                environment.property_loc("pycompss_modules"),
+                environment.name,
             )
-            return {}
-        step: dict[str, Any] = {
-            "kind": "pycompss",
-            "app": self._argument(command, command_loc),
-            "arguments": [
-                self._argument(a, node.property_loc("arguments", i))
-                for i, a in enumerate(arguments or [])
-            ],
-        }
-        if not modules:
-            environment = self.topology.environment_of(node)
-            if environment is not None:
-                modules = self.resolver.resolve(
-                    environment.properties.get("pycompss_modules"),
-                    environment.property_loc("pycompss_modules"),
-                    environment.name,
-                )
+            modules = from_environment or modules
         if isinstance(modules, str):
-            modules = modules.split()
+            modules = modules.replace(",", " ").split()
         if modules:
             step["modules"] = [str(m) for m in modules]
-        num_nodes = self._chain(node, "num_nodes", submission.get("num_nodes"))
-        if num_nodes not in (None, ""):
-            step["num_nodes"] = num_nodes if isinstance(num_nodes, int) else str(num_nodes)
-        qos = self._chain(node, "qos", submission.get("qos"))
-        if qos not in (None, ""):
-            step["qos"] = str(qos)
-        extra = self._chain(node, "extra_compss_opts", submission.get("extra_compss_opts"))
-        if isinstance(extra, Template):
-            step["extra_options"] = [str(extra)]
-        elif extra:
-            step["extra_options"] = str(extra).split()
-        interpreter = submission.get("python_interpreter")
-        if interpreter:
-            step["python_interpreter"] = str(interpreter)
-        for key in ("container_image", "container_compss_path", "container_opts"):
-            value = container.get(key)
-            if value not in (None, ""):
-                step[key] = str(value)
-        step["env"] = {
-            name: "{{ inputs." + name + " }}"
-            for name in sorted(self.resolver.input_names)
-            if _ENV_NAME.fullmatch(name)
-        }
         return step
-
-    def _chain(self, node: NodeTemplate, name: str, value: Any) -> Any:
-        """The plugin's order: input ``<Node>_<name>``, then ``<name>``, then the property."""
-        declared = [n for n in (f"{node.name}_{name}", name) if n in self.resolver.input_names]
-        if not declared:
-            return value
-        parts = [f"inputs.{n}" for n in declared]
-        if isinstance(value, Template):
-            whole = _EXPRESSION.fullmatch(value)
-            if whole is not None:  # {{ inputs.x }}: the property's own input comes last
-                parts.append(f"({whole.group(1)})")
-        elif value not in (None, ""):
-            parts.append(repr(value))
-        return Template("{{ " + " or ".join(parts) + " }}")
-
-    def _argument(self, value: Any, loc: Location) -> str:
-        """An argument as template text: ``${input}`` of a workflow input rendered by us."""
-        if isinstance(value, Template):
-            return str(value)
-        text = literal_text(value)
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1) or match.group(2)
-            if name not in self.resolver.input_names:
-                declared = ", ".join(sorted(self.resolver.input_names)) or "none"
-                self.problems.append(
-                    ToscaProblem(
-                        loc,
-                        f"argument {text!r} uses ${{{name}}}, which is not a workflow input",
-                        f"use a workflow input (declared: {declared})",
-                    )
-                )
-                return match.group(0)
-            return "{{ inputs." + name + " }}"
-
-        return _VARIABLE.sub(replace, text)
 
     # --- data logistics -------------------------------------------------------------------
 

@@ -1,0 +1,171 @@
+"""Where a topology runs: its environment nodes matched to configured environments.
+
+A *site* is where a node runs in the original: the ``AbstractEnvironment`` its requirements
+point to, or, for a PyCOMPSs job without one, the job itself (its ``environment.endpoint`` or
+``pycomps_endpoint``). A site's host is the environment node's ``cluster_login_host``, else
+the literal endpoint of its jobs.
+
+The operator decides which configured environments the sites are, in the order:
+
+1. the tag ``hpcwaas-environments``: either environment IDs (``hpc-a`` or ``hpc-a,hpc-b``:
+   the application is deployed on each, every site being that environment), or a map of
+   the sites (``Cluster1=hpc-a,Cluster2=hpc-b``);
+2. else the hosts: every configured environment whose host is a site's host;
+3. else nothing decides: the file is valid (``validate`` checks the file alone), and the
+   catalog reports, when it loads it with the server's environments, that it is not
+   deployed (``undecided``).
+
+One execution runs on one environment: a workflow whose nodes are on sites that are
+different environments (by the map, or by their hosts) is refused, naming the sites.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from hpcwaas.catalog.tosca.problems import ToscaProblem
+from hpcwaas.catalog.tosca.tags import ENVIRONMENTS_TAG, Tags
+from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topology
+from hpcwaas.catalog.yamlfile import Location
+
+_PLACEHOLDER = re.compile(r"[^A-Za-z0-9_.-]+")
+_ENDPOINT_KEYS = (("environment", "endpoint"), ("pycomps_endpoint",))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Our document's environments and what the catalog matches or reports at load."""
+
+    environments: list[str]
+    hosts: list[str] = field(default_factory=list)  # matched at load; empty: decided by tag
+    undecided: str | None = None  # why no environment is decided (a load warning)
+
+
+def endpoint_of(node: NodeTemplate) -> tuple[object, Location] | None:
+    """A PyCOMPSs job's endpoint property (value as written) and its place, if it has one."""
+    for keys in _ENDPOINT_KEYS:
+        value: object = node.properties
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value not in (None, ""):
+            return value, node.property_loc(*keys)
+    return None
+
+
+def site_of(topology: Topology, node: NodeTemplate) -> str | None:
+    """The site a node runs on, or None when nothing in the topology says."""
+    environment = topology.environment_of(node)
+    if environment is not None:
+        return environment.name
+    return node.name if endpoint_of(node) is not None else None
+
+
+def site_host(topology: Topology, site: str, members: list[NodeTemplate]) -> str | None:
+    """A site's login host as written in the topology, or None."""
+    node = topology.nodes.get(site)
+    if node is not None and node.type == ENVIRONMENT_TYPE:
+        host = node.properties.get("cluster_login_host")
+        if isinstance(host, str) and host:
+            return host
+    for member in members:
+        found = endpoint_of(member)
+        if found is not None and isinstance(found[0], str):
+            return found[0]
+    return None
+
+
+def place_topology(
+    topology: Topology,
+    tags: Tags,
+    workflow_nodes: dict[str, list[str]],
+    problems: list[ToscaProblem],
+) -> Placement:
+    """The environments of the application; refusals are added to ``problems``."""
+    sites: dict[str, list[NodeTemplate]] = {}
+    for name in dict.fromkeys(n for nodes in workflow_nodes.values() for n in nodes):
+        site = site_of(topology, topology.nodes[name])
+        if site is not None:
+            sites.setdefault(site, []).append(topology.nodes[name])
+    sites.update({n: sites.get(n, []) for n, node in topology.nodes.items() if _is_env(node)})
+    mapping = _tag_map(tags, list(sites), problems)
+    hosts = {s: site_host(topology, s, members) for s, members in sites.items()}
+    if mapping is not None:
+        where = {site: [env] for site, env in mapping.items()}
+    elif tags.environments:
+        where = {site: list(tags.environments) for site in sites}
+    else:
+        where = {site: [host] for site, host in hosts.items() if host is not None}
+    for workflow, nodes in workflow_nodes.items():
+        used = {s: where.get(s) for n in nodes if (s := site_of(topology, topology.nodes[n]))}
+        distinct = {tuple(v) for v in used.values() if v is not None}
+        if len(distinct) > 1:
+            listing = "; ".join(f"{s}: {', '.join(v or [])}" for s, v in used.items())
+            problems.append(
+                ToscaProblem(
+                    topology_workflow_loc(workflow),
+                    f"workflow {workflow!r} runs its nodes on different clusters ({listing}); "
+                    "one execution runs on one environment",
+                    f"map the environment nodes to one environment with the tag "
+                    f"{ENVIRONMENTS_TAG} (e.g. {ENVIRONMENTS_TAG}: <environment>)",
+                )
+            )
+    if mapping is not None or tags.environments:
+        chosen = list(mapping.values()) if mapping is not None else list(tags.environments)
+        return Placement(list(dict.fromkeys(chosen)))
+    found = list(dict.fromkeys(h for h in hosts.values() if h is not None))
+    if found:
+        return Placement([_PLACEHOLDER.sub("-", h).strip("-.") or "host" for h in found], found)
+    names = ", ".join(sites) or "no environment node"
+    return Placement(
+        list(sites) or ["unplaced"],
+        undecided=f"nothing decides where it runs ({names}: no cluster_login_host or "
+        f"endpoint, and no tag {ENVIRONMENTS_TAG})",
+    )
+
+
+def topology_workflow_loc(workflow: str) -> Location:
+    """The place of a workflow in the topology."""
+    return ("topology_template", "workflows", workflow)
+
+
+def _is_env(node: NodeTemplate) -> bool:
+    return node.type == ENVIRONMENT_TYPE
+
+
+def _tag_map(tags: Tags, sites: list[str], problems: list[ToscaProblem]) -> dict[str, str] | None:
+    """The ``Site=environment`` map of the tag, or None when it lists environments."""
+    pairs = [item.partition("=") for item in tags.environments]
+    if not any(sep for _, sep, _ in pairs):
+        return None
+    loc: Location = ("metadata", ENVIRONMENTS_TAG)
+    if not all(sep and site and env for site, sep, env in pairs):
+        problems.append(
+            ToscaProblem(
+                loc,
+                f"tag {ENVIRONMENTS_TAG} mixes environment IDs and Node=environment pairs",
+                "write either one environment ID, or a pair for every environment node "
+                f"({', '.join(f'{s}=<environment>' for s in sites) or 'none'})",
+            )
+        )
+        return None
+    mapping = {site.strip(): env.strip() for site, _, env in pairs}
+    for site in mapping:
+        if site not in sites:
+            problems.append(
+                ToscaProblem(
+                    loc,
+                    f"tag {ENVIRONMENTS_TAG} maps {site!r}, which is no environment node",
+                    f"map the environment nodes: {', '.join(sites) or 'none'}",
+                )
+            )
+    for site in sites:
+        if site not in mapping:
+            problems.append(
+                ToscaProblem(
+                    loc,
+                    f"tag {ENVIRONMENTS_TAG} does not map the environment node {site!r}",
+                    f"add {site}=<environment>",
+                )
+            )
+    return {s: e for s, e in mapping.items() if s in sites}

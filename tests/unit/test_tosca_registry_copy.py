@@ -1,0 +1,107 @@
+"""The eFlows4HPC workflow registry's own topologies, read from a local copy of it.
+
+The registry is not part of this repository and the tests fetch nothing: set
+``HPCWAAS_REGISTRY_COPY`` to a checkout of eflows4hpc/workflow-registry to run these
+(docs/tosca-import.md, "The registry's topologies"). Without it they are skipped, saying
+so; with a path that holds no topology they fail. What the CI checks without the network is
+tests/unit/test_tosca_registry_shapes.py and test_tosca_dialect.py, on fixtures of the same
+shapes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hpcwaas.catalog import Catalog
+from hpcwaas.engine.plan import build_plan
+from hpcwaas.settings import SlurmEnvironment
+
+VARIABLE = "HPCWAAS_REGISTRY_COPY"
+TOPOLOGIES = [
+    "Caelestis_DT/tosca/topology.yml",
+    "PillarII/feature_extraction_wf/tosca/topology.yml",
+    "Pillar_II/esm/topology.yml",
+    "Pillar_II/feature_extraction_wf/tosca/topology.yml",
+    "Pillar_III/ftrt/tosca/topology.yml",
+    "Pillar_III/mlesmap/tosca/topology.yml",
+    "Pillar_I_non_intrusive/tosca/topology.yml",
+    "minimal_workflow/tosca/classic/types.yaml",
+    "minimal_workflow/tosca/parallel/types.yaml",
+    "rom_pillar_I/tosca/topology.yml",
+]
+# Gaps in the registry's own files, which the original would have run wrongly or not at all.
+KNOWN_GAPS = {
+    "Pillar_I_non_intrusive/tosca/topology.yml": [
+        "uses $Case_type, which is neither a workflow input",
+        "uses $Reduction_method, which is neither a workflow input",
+    ],
+    "Pillar_III/mlesmap/tosca/topology.yml": [
+        "node 'Parameters_file_download' (dls.ansible.nodes.HTTP2SSH) has no url",
+        "node 'Parameters_file_download' (dls.ansible.nodes.HTTP2SSH) has no target_path",
+        "node 'PyCOMPSJob' property application.command is empty",
+    ],
+}
+# The PyCOMPSs-only ones: operator configuration (a .tags file) and inputs for a dry run.
+DRY_RUNS = {
+    "Caelestis_DT/tosca/topology.yml": ("customWorkflow", {"application_path": "/apps/cmcc"}),
+    "PillarII/feature_extraction_wf/tosca/topology.yml": (
+        "customWorkflow",
+        {"application_path": "/apps/cmcc"},
+    ),
+    "Pillar_II/esm/topology.yml": ("exec_job", {"target_path": "/t", "source_path": "/s"}),
+}
+SLURM = SlurmEnvironment(
+    kind="slurm",
+    host="login.hpc.example",
+    host_keys=["login.hpc.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA"],
+)
+
+
+@pytest.fixture(scope="module")
+def registry() -> Path:
+    given = os.environ.get(VARIABLE)
+    if not given:
+        pytest.skip(f"{VARIABLE} is not set: no local copy of the workflow registry to read")
+    root = Path(given)
+    missing = [t for t in TOPOLOGIES if not (root / t).is_file()]
+    assert not missing, f"{VARIABLE}={given} lacks {', '.join(missing)}"
+    return root
+
+
+@pytest.mark.parametrize("name", TOPOLOGIES)
+def test_registry_topology_validates_unchanged(registry, name):
+    catalog = Catalog.load([registry / name], None)
+    refusals = [p.message for p in catalog.file_problems if not p.warning]
+    expected = KNOWN_GAPS.get(name, [])
+    assert len(refusals) == len(expected), refusals
+    for part in expected:
+        assert any(part in r for r in refusals), refusals
+
+
+@pytest.mark.parametrize("name", list(DRY_RUNS))
+def test_pycompss_only_topology_dry_runs_with_operator_configuration_only(registry, tmp_path, name):
+    workflow_name, extra = DRY_RUNS[name]
+    path = tmp_path / "topology.yaml"
+    shutil.copy(registry / name, path)
+    tags = {"hpcwaas-workflows": workflow_name, "hpcwaas-environments": "hpc"}
+    path.with_suffix(".tags").write_text(yaml.safe_dump(tags))
+    catalog = Catalog.load([path], {"hpc": "HPC"}, {"hpc": "slurm"}, {"hpc": SLURM.host})
+    [workflow] = catalog.workflows.values()
+    inputs = {n: s.default for n, s in workflow.spec.inputs.items()} | {
+        "user_id": "alice",
+        "vault_id": "alice",
+        "num_nodes": 1,
+        "project_name": "bsc19",
+        "queue": "debug",
+        "exec_time": 20,
+    }
+    inputs = {k: v for k, v in (inputs | extra).items() if k in workflow.spec.inputs}
+    plan = build_plan(workflow, inputs, SLURM, local_work_root=tmp_path)
+    [step] = plan.steps
+    assert step.command is not None and "enqueue_compss" in step.command
+    print(step.command)
