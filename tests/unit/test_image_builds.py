@@ -266,3 +266,12 @@ async def test_credentials_missing_from_the_key_store_name_the_path_to_fill(tmp_
     assert "hpcwaas-api secrets put services/ic username" in message
     await services.aclose()
     await db.dispose()
+
+
+def test_image_downloads_follow_the_services_tls_settings(tmp_path):
+    config = {"credentials": "services/ic", "verify_tls": False}
+    services = RemoteServices(_settings(tmp_path, config), keystore=None)
+    assert services.verify("hpc", "image_creation") is False
+    assert RemoteServices(_settings(tmp_path, None), None).verify("hpc", "image_creation") is True
+    plan = _plan("https://images.example.org/image_creation/images/download/a_v_1.sif")
+    assert plan.tls_of == "image_creation"

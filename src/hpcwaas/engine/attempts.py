@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
@@ -109,10 +110,15 @@ class StepAttempts:
 
     def download(self, kind: StepKind[Any, StageInPlan], name: str, step: StepSettings) -> Attempt:
         """Stream an HTTP(S) download into the execution's place."""
-        files = self._context.place.files
+        context = self._context
+        files = context.place.files
 
         def move(plan: StageInPlan, emit: Emit) -> Coroutine[Any, Any, None]:
-            return stage_in(plan, files, emit)
+            remote, tls_of = context.remote, plan.tls_of
+            verify: ssl.SSLContext | bool = True
+            if remote is not None and tls_of is not None:
+                verify = remote.verify(context.execution.environment, tls_of)
+            return stage_in(plan, files, emit, verify=verify)
 
         return self._run_transfer(kind, name, step, move)
 

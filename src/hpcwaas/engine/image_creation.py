@@ -36,7 +36,8 @@ TRANSIENT = frozenset({408, 429, 502, 503, 504})
 _PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.S)  # the message of a Flask error page
 
 
-def _verify(config: ImageCreationConfig) -> ssl.SSLContext | bool:
+def tls_verify(config: ImageCreationConfig) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for the service: its CAs, or whether to check its certificate."""
     if config.ca_file is not None:
         return ssl.create_default_context(cafile=str(config.ca_file))
     return config.verify_tls
@@ -127,7 +128,7 @@ class ImageCreationService:
         self.config = config
         self._client = httpx.AsyncClient(
             auth=(username, password),
-            verify=_verify(config),
+            verify=tls_verify(config),
             timeout=config.request_timeout,
             headers={"Accept": "application/json"},
         )

@@ -8,10 +8,11 @@ for an Image Creation service account.
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 from hpcwaas.engine.airflow import AirflowService
 from hpcwaas.engine.airflow_api import AirflowApi
-from hpcwaas.engine.image_creation import ImageCreationService
+from hpcwaas.engine.image_creation import ImageCreationService, tls_verify
 from hpcwaas.engine.remotesteps import RemoteError, RemoteService
 from hpcwaas.secrets.base import KeyStore, KeyStoreUnavailable
 from hpcwaas.settings import AirflowConfig, ImageCreationConfig, Settings, SlurmEnvironment
@@ -35,6 +36,15 @@ class RemoteServices:
         return {"airflow": config.airflow, "image_creation": config.image_creation}.get(
             service
         ) is not None
+
+    def verify(self, environment: str, service: str) -> ssl.SSLContext | bool:
+        """How to check the certificate of ``service`` (``image_creation``) when downloading
+        from it: its environment's TLS settings, else the system's CAs."""
+        config = self._settings.environments.get(environment)
+        if isinstance(config, SlurmEnvironment) and service == "image_creation":
+            if config.image_creation is not None:
+                return tls_verify(config.image_creation)
+        return True
 
     async def lookup(self, environment: str, service: str) -> RemoteService:
         """The driver of ``service`` for ``environment``; RemoteError when there is none."""

@@ -35,6 +35,7 @@ from hpcwaas.catalog.kinds.base import (
     step_context,
 )
 from hpcwaas.catalog.kinds.dag_run import ACCESS_KEYS, DagRunRequest
+from hpcwaas.catalog.kinds.image_build import SERVICE as IMAGE_SERVICE
 from hpcwaas.catalog.kinds.transfers import (
     StageInPlan,
     TransferError,
@@ -107,6 +108,7 @@ class ImageTransferKind(StepKind[ImageTransferStep, StageInPlan]):
             timeout=step.timeout,
             note=note,
             outputs={"image_path": path},
+            tls_of=IMAGE_SERVICE,  # the image comes from the Image Creation service
         )
 
     def plan(self, step: ImageTransferStep, request: Preparation) -> PlannedStep:

@@ -33,6 +33,9 @@ class StageInPlan:
     timeout: float | None
     note: str | None = None  # for the logs: the step's max_bytes was capped
     outputs: dict[str, str] | None = None  # the step's, once downloaded (image_transfer's)
+    # the remote service whose TLS settings the download follows (image_transfer's:
+    # image_creation); None: the system's CAs
+    tls_of: str | None = None
 
     @property
     def safe_url(self) -> str:
