@@ -5,10 +5,12 @@ attempt (``hpcwaas__<execution>__<step>__<attempt>``): Airflow answers 409 for a
 has, and the step re-attaches to that run instead of starting a second one.
 
 All runs followed on one Airflow are polled together, every ``poll_interval``, as squeue
-follows a cluster account's jobs: one ``/dags/~/dagRuns/list`` request per 100 runs (the runs
-of the DAGs followed since the oldest one's logical date), then the task instances of the
-runs followed, 100 per request; then the log of each task instance whose state or try
-changed since the last poll, from where the step's log entries stopped.
+follows a cluster account's jobs: one ``/dags/~/dagRuns/list`` request per 100 active runs
+(queued or running runs of the DAGs followed, since the oldest one's logical date), then the
+task instances of the runs followed, 100 per request; then the log of each task instance
+whose state or try changed since the last poll, from where the step's log entries stopped.
+A run no longer active has ended: successful when all its task instances are, else the run
+is read once for its final state.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.catalog.kinds.dag_run import DagRunRequest
-from hpcwaas.engine.airflow_api import AirflowApi, TaskInstance
+from hpcwaas.engine.airflow_api import RUNS, TASK_INSTANCES, AirflowApi, TaskInstance
 from hpcwaas.engine.remotesteps import LineSink, RemoteEnd, RemoteError, RunKey
 from hpcwaas.settings import AirflowConfig
 from hpcwaas.store.logs import Checkpoint
@@ -33,7 +35,9 @@ log = logging.getLogger(__name__)
 
 # Airflow's DAG run states, and the step state each final one gives.
 ENDED = {"success": StepState.SUCCEEDED, "failed": StepState.FAILED}
-MISSING_POLLS = 3  # polls a followed run may be missing from the list before it is looked up
+ACTIVE = ["queued", "running"]
+SUCCESSFUL_TASK = {"success", "skipped"}
+LOG_READS = 8  # task logs read at once per Airflow
 
 
 def run_id_of(key: RunKey) -> str:
@@ -76,7 +80,6 @@ class _Watch:
     done: asyncio.Future[RemoteEnd]
     seen: dict[tuple[str, int], tuple[str | None, int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # last error line of each failed task
-    missing: int = 0
 
 
 class AirflowRun:
@@ -111,11 +114,27 @@ class AirflowService:
         self.api = api
         self._watches: dict[tuple[str, str], _Watch] = {}
         self._poller: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self.polls = 0  # poll rounds made (tests and benchmarks count requests per round)
+        self._log_reads = asyncio.Semaphore(LOG_READS)
 
     async def start(self, request: DagRunRequest, key: RunKey) -> AirflowRun:
-        """Trigger the run of ``key``, or find it when it exists (a retry after a crash)."""
+        """Trigger the run of ``key``, or find it when it exists (a retry after a crash).
+
+        An unreachable Airflow is asked again, with the same run ID, until
+        ``unreachable_deadline``: a trigger whose answer was lost is then found, not repeated.
+        """
+        deadline = time.monotonic() + self.config.unreachable_deadline
+        delay = 1.0
+        while True:
+            try:
+                return await self._start_once(request, key)
+            except RemoteError as exc:
+                if not exc.retryable or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("airflow %s: trigger failed (%s); retrying", self.api.url, exc)
+            await asyncio.sleep(delay)
+            delay = min(60.0, delay * 2)
+
+    async def _start_once(self, request: DagRunRequest, key: RunKey) -> AirflowRun:
         run_id = run_id_of(key)
         for _ in range(3):
             run = await self.api.trigger(request.dag_id, run_id, request.conf)
@@ -160,6 +179,11 @@ class AirflowService:
             await asyncio.sleep(delay)
             try:
                 await self.poll()
+            except (KeyError, ValueError, TypeError) as exc:  # an answer not as documented
+                self._fail_all(
+                    RemoteError(f"the Airflow at {self.api.url} answered {exc!r}", retryable=False)
+                )
+                continue
             except RemoteError as exc:
                 unreachable = time.monotonic() - last_success
                 log.warning("airflow %s: poll failed (%s); retrying", self.api.url, exc)
@@ -176,33 +200,46 @@ class AirflowService:
                 watch.done.set_exception(RemoteError(str(exc), retryable=False))
 
     async def poll(self) -> None:
-        """One round: runs, then task instances, then the logs of what changed."""
+        """One round: active runs, then task instances, then the logs of what changed.
+
+        A followed run that is no longer active has ended: its task instances say how when
+        they all succeeded; else (a failure, a deleted run) the run itself is read once.
+        """
         watches = [w for w in self._watches.values() if not w.done.done()]
         if not watches:
             return
-        self.polls += 1
         dag_ids = sorted({w.dag_id for w in watches})
         since = min(w.logical_date for w in watches)
-        before = self.api.requests
-        runs = {(r["dag_id"], r["dag_run_id"]): r for r in await self.api.list_runs(dag_ids, since)}
-        listed = self.api.requests - before
+        pages = self.api.pages.copy()
+        active = await self.api.list_runs(dag_ids, since, ACTIVE)
+        running = {(r["dag_id"], r["dag_run_id"]) for r in active}
         instances = await self.api.list_task_instances(dag_ids, sorted({w.run_id for w in watches}))
+        spent = self.api.pages - pages
         log.debug(
             "airflow poll of %s: %d runs followed, %d run list requests, %d task instance "
             "list requests",
             self.api.url,
             len(watches),
-            listed,
-            self.api.requests - before - listed,
+            spent[RUNS],
+            spent[TASK_INSTANCES],
         )
         by_run: dict[tuple[str, str], list[TaskInstance]] = {}
         for ti in instances:
             by_run.setdefault((ti.dag_id, ti.run_id), []).append(ti)
+        # The logs of different runs are read concurrently (a few requests at a time).
+        await asyncio.gather(
+            *(self._read_logs(w, by_run.get((w.dag_id, w.run_id), [])) for w in watches)
+        )
         for watch in watches:
-            run = runs.get((watch.dag_id, watch.run_id))
-            await self._read_logs(watch, by_run.get((watch.dag_id, watch.run_id), []))
+            tis = by_run.get((watch.dag_id, watch.run_id), [])
+            if (watch.dag_id, watch.run_id) in running:
+                continue
+            if tis and all(ti.state in SUCCESSFUL_TASK for ti in tis):
+                self._end(watch, StepState.SUCCEEDED)
+                continue
+            run = await self.api.get_run(watch.dag_id, watch.run_id)
             if run is None:
-                await self._missing(watch)
+                self._end(watch, StepState.FAILED, "its DAG run was deleted from the Airflow")
             elif run.get("state") in ENDED:
                 self._end(watch, ENDED[run["state"]])
 
@@ -213,7 +250,8 @@ class AirflowService:
             if watch.seen.get((ti.task_id, ti.map_index)) == now or ti.try_number < 1:
                 continue
             watch.seen[(ti.task_id, ti.map_index)] = now
-            text = await self.api.task_log(ti)
+            async with self._log_reads:
+                text = await self.api.task_log(ti)
             start = watch.offsets.get(ti.source, 0)
             new = text[start:]
             complete = new[: new.rfind("\n") + 1]  # a line still being written waits
@@ -229,16 +267,6 @@ class AirflowService:
             watch.offsets[ti.source] = offset
             if ti.state in ("failed", "upstream_failed"):
                 watch.errors.append(f"task {ti.task_id}: {_error_of(text) or ti.state}")
-
-    async def _missing(self, watch: _Watch) -> None:
-        watch.missing += 1
-        if watch.missing < MISSING_POLLS:
-            return
-        run = await self.api.get_run(watch.dag_id, watch.run_id)
-        if run is None:
-            self._end(watch, StepState.FAILED, "its DAG run was deleted from the Airflow")
-        elif run.get("state") in ENDED:
-            self._end(watch, ENDED[run["state"]])
 
     def _end(self, watch: _Watch, state: StepState, reason: str = "") -> None:
         if state is StepState.FAILED and not reason:

@@ -9,6 +9,7 @@ a 5xx is.
 from __future__ import annotations
 
 import ssl
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,9 @@ from hpcwaas.engine.remotesteps import RemoteError
 from hpcwaas.settings import AirflowConfig
 
 PAGE_LIMIT = 100  # Airflow's default maximum page size
+# The batch endpoints, by which the requests of each are counted (``AirflowApi.pages``).
+RUNS = "/dags/~/dagRuns/list"
+TASK_INSTANCES = "/dags/~/dagRuns/~/taskInstances/list"
 
 
 @dataclass(frozen=True)
@@ -62,13 +66,12 @@ class AirflowApi:
             timeout=config.request_timeout,
             headers={"Accept": "application/json"},
         )
-        self.requests = 0  # how many requests were made (the tests and benchmarks count them)
+        self.pages: Counter[str] = Counter()  # requests made to each batch endpoint
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        self.requests += 1
         try:
             return await self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -131,18 +134,21 @@ class AirflowApi:
         if answer.status_code not in (200, 404):
             raise self._refused(answer, f"stop run {run_id}")
 
-    async def list_runs(self, dag_ids: list[str], since: str) -> list[dict[str, Any]]:
-        """The runs of these DAGs whose logical date is ``since`` or later, oldest first.
+    async def list_runs(
+        self, dag_ids: list[str], since: str, states: list[str]
+    ) -> list[dict[str, Any]]:
+        """The runs of these DAGs in ``states`` whose logical date is ``since`` or later.
 
-        One request per page of 100 (the batch endpoint, ``/dags/~/dagRuns/list``).
+        One request per page of 100 (the batch endpoint).
         """
         body: dict[str, Any] = {
             "dag_ids": dag_ids,
+            "states": states,
             "execution_date_gte": since,
             "order_by": "execution_date",
             "page_limit": PAGE_LIMIT,
         }
-        return await self._pages("/dags/~/dagRuns/list", body, "dag_runs", "list DAG runs")
+        return await self._pages(RUNS, body, "dag_runs", "list DAG runs")
 
     async def list_task_instances(
         self, dag_ids: list[str], run_ids: list[str]
@@ -153,9 +159,7 @@ class AirflowApi:
             "dag_run_ids": run_ids,
             "page_limit": PAGE_LIMIT,
         }
-        rows = await self._pages(
-            "/dags/~/dagRuns/~/taskInstances/list", body, "task_instances", "list task instances"
-        )
+        rows = await self._pages(TASK_INSTANCES, body, "task_instances", "list task instances")
         return [
             TaskInstance(
                 dag_id=row["dag_id"],
@@ -173,6 +177,7 @@ class AirflowApi:
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         while True:
+            self.pages[path] += 1
             answer = await self._call("POST", path, json={**body, "page_offset": len(rows)})
             if answer.status_code != 200:
                 raise self._refused(answer, what)

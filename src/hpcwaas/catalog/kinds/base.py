@@ -171,15 +171,11 @@ class RemoteRequest(Protocol):
 
     ``service`` names the setting of the execution's environment that says where the service
     is and how to reach it (``airflow``); the engine's driver for that service reads the rest.
+    The engine never logs a request: it may hold secrets.
     """
 
     @property
     def service(self) -> str: ...
-
-    @property
-    def secret(self) -> bool:
-        """Whether the request holds a secret: its values are then never logged."""
-        ...
 
     @property
     def outputs(self) -> dict[str, str] | None:

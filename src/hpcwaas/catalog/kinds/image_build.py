@@ -82,7 +82,6 @@ class ImageBuildRequest:
     body: dict[str, Any]
     force: bool
     service: str = SERVICE
-    secret: bool = False  # the body holds no secret
     outputs: dict[str, str] | None = None  # the service gives them: BUILD_OUTPUTS
 
 
