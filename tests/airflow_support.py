@@ -22,8 +22,9 @@ Fixtures
     groups' IDs at the end of the session.
 
 ``Airflow``: ``.url``, ``.username``, ``.password``, ``.api(method, path, json=)`` (a
-basic-auth request to ``/api/v1``), ``.set_connection(conn_id, **fields)``, ``.timings``
-(seconds each stage of the start took), ``.log_tail()``.
+basic-auth request to ``/api/v1``), ``.set_connection(conn_id, **fields)``, ``.runs(dag_id)``,
+``.stop_webserver()`` / ``.start_webserver()`` (an outage of the REST API while the
+scheduler runs on), ``.timings`` (seconds each stage of the start took), ``.log_tail()``.
 """
 
 from __future__ import annotations
@@ -205,21 +206,35 @@ class Airflow:
     def start(self) -> None:
         """Start the scheduler and the webserver; wait until both serve and the DAGs parsed."""
         started = time.monotonic()
-        for name, args in (
-            ("scheduler", ["scheduler"]),
-            ("webserver", ["webserver", "--port", str(self.port), "--hostname", "127.0.0.1"]),
-        ):
-            log = (self.home / f"{name}.log").open("wb")
-            self.processes[name] = subprocess.Popen(
-                [str(self.venv / "bin" / "airflow"), *args],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.home,
-                start_new_session=True,  # its own process group: stopped as one
-            )
+        self._spawn("scheduler", ["scheduler"])
+        self._spawn("webserver", self._webserver_args())
         self._wait_healthy(started)
         self.timings["start"] = time.monotonic() - started
+
+    def _webserver_args(self) -> list[str]:
+        return ["webserver", "--port", str(self.port), "--hostname", "127.0.0.1"]
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = (self.home / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [str(self.venv / "bin" / "airflow"), *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.home,
+            start_new_session=True,  # its own process group: stopped as one
+        )
+
+    def stop_webserver(self) -> None:
+        """Stop the webserver (the REST API): the Airflow cannot be reached; runs go on."""
+        process = self.processes.pop("webserver")
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(20)
+
+    def start_webserver(self) -> None:
+        """Start the webserver again, on the same port; wait until it serves."""
+        self._spawn("webserver", self._webserver_args())
+        self._wait_healthy(time.monotonic())
 
     def _wait_healthy(self, started: float) -> None:
         reason = "no answer"

@@ -1,9 +1,10 @@
 """dag_run steps on a real Apache Airflow (tests/airflow_support.py) and the loopback cluster.
 
-The hpcwaas server (a subprocess) keeps keys in a Vault (the OpenBao server of
-tests/openbao_support.py); the Airflow's DAGs (dags/dls_transfers.py, tests/dags/) read the user's
-private key from that same Vault, as the Data Logistics Service does, and copy files onto
-the cluster over SSH as the user's account.
+The hpcwaas server (a subprocess) keeps keys in a real OpenBao (tests/openbao_support.py,
+the Vault API) with its own AppRole; the Airflow's DAGs (dags/dls_transfers.py, tests/dags/)
+log in to that same OpenBao with the DLS's AppRole (read on ssh-credentials only), read the
+user's private key as the Data Logistics Service does, and copy files onto the cluster over
+SSH as the user's account.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from tests.integration.test_cluster_runs import BIN, _execution_id, _new_key
 from tests.openbao_support import DLS_POLICY, HPCWAAS_POLICY, OpenBao
 
 LOGIN = "hpcuser1"
-# The server keeps the Airflow's (and other services') credentials in the Vault too.
-SERVICES_POLICY = """\
+CREDENTIALS = "services/airflow"
+# hpcwaas's AppRole also keeps the Airflow's credentials (hpcwaas-api secrets put, then read).
+CREDENTIALS_POLICY = """\
 path "secret/data/services/*" {
   capabilities = ["create", "update", "read"]
 }
 """
-CREDENTIALS = "services/airflow"
 
 WORKFLOWS = """
 application: dls
@@ -117,19 +118,18 @@ class DlsSetup:
         tmp_path: Path,
         cluster: Cluster,
         airflow: Airflow,
-        vault: OpenBao,
+        bao: OpenBao,
         extra_args: tuple[str, ...] = (),
     ):
-        self.cluster, self.airflow, self.vault = cluster, airflow, vault
+        self.cluster, self.airflow, self.bao = cluster, airflow, bao
         catalog = tmp_path / "catalog"
         catalog.mkdir()
         (catalog / "dls.yaml").write_text(WORKFLOWS)
-        # The server keeps the Airflow's credentials in the Vault too.
-        vault.policy("hpcwaas", HPCWAAS_POLICY + SERVICES_POLICY)
-        vault.policy("dls", DLS_POLICY)
-        vault.approle("dls", ["dls"])
+        bao.policy("hpcwaas", HPCWAAS_POLICY + CREDENTIALS_POLICY)
+        bao.policy("dls", DLS_POLICY)
+        dls_role, dls_secret = bao.approle("dls", ["dls"])
         config = {
-            "vault_config": vault.hpcwaas_config(),
+            "vault_config": bao.hpcwaas_config(),
             "catalog_dirs": [str(catalog)],
             "environments": {
                 "cluster": {
@@ -153,14 +153,15 @@ class DlsSetup:
         )
         self.home = tmp_path / "home"
         self.home.mkdir()
-        # What the DLS has: the Vault (AppRole) and the cluster's host key.
+        # What the DLS has: the Vault (its own AppRole) and the cluster's host key.
+        address = httpx.URL(bao.address)
         airflow.set_connection(
             "my_vault",
             conn_type="vault",
-            host="127.0.0.1",
-            port=int(vault.address.rsplit(":", 1)[1]),
-            login=vault.role_id("dls"),
-            password=vault.secret_id("dls"),
+            host=address.host,
+            port=address.port,
+            login=dls_role,
+            password=dls_secret,
             extra=json.dumps({"auth_type": "approle", "kv_engine_version": 2}),
         )
         airflow.api("DELETE", "/variables/ssh_known_hosts")
@@ -332,6 +333,30 @@ def test_restart_of_hpcwaas_mid_run_reattaches_without_a_second_run(
     # the task logs read before the crash are not repeated, nor those after it lost
     assert logs.count("first task done") == 1, logs
     assert logs.count("slept 24 s") == 1, logs
+
+
+def test_an_airflow_unreachable_for_a_while_is_followed_again_when_it_answers(
+    dls: DlsSetup, cluster: Cluster
+) -> None:
+    token = dls.server.token("alice")
+    key = _new_key(dls, cluster, token, LOGIN)  # type: ignore[arg-type]  # has waas()
+    execution_id = dls.trigger(token, key, "slow", "seconds=15")
+    run = _wait_run_state(dls.airflow, "hpcwaas_test_sleep", execution_id, {"running"})
+    dls.airflow.stop_webserver()
+    try:
+        time.sleep(5)  # a few polls fail meanwhile
+        with dls.server.client(token) as client:
+            assert client.get(f"/executions/{execution_id}").json()["status"] == "RUNNING"
+    finally:
+        dls.airflow.start_webserver()
+    with dls.server.client(token) as client:
+        body = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED"}, timeout=180)
+        logs = _logs(client, execution_id)
+    assert body["status"] == "SUCCEEDED", logs
+    assert [r["dag_run_id"] for r in _runs_of(dls.airflow, "hpcwaas_test_sleep", execution_id)] == [
+        run["dag_run_id"]
+    ]
+    assert logs.count("slept 14 s") == 1, logs
 
 
 def test_minimal_workflow_stages_in_by_dag_computes_with_pycompss_and_stages_out_by_dag(

@@ -13,7 +13,7 @@ from hpcwaas.catalog import CatalogFileError
 from hpcwaas.catalog.kinds.base import ClusterAccess, Preparation
 from hpcwaas.catalog.kinds.dag_run import DagRunKind, DagRunStep
 from hpcwaas.catalog.loader import read_application
-from hpcwaas.engine.airflow import _error_of, run_id_of
+from hpcwaas.engine.airflow import _error_of, log_body, run_id_of
 from hpcwaas.engine.remote_services import RemoteServices
 from hpcwaas.engine.remotesteps import RemoteError, RunKey
 from hpcwaas.settings import Settings
@@ -178,3 +178,20 @@ def test_an_environment_without_airflow_refuses_dag_runs_saying_so(tmp_path):
         asyncio.run(services.lookup("hpc", "airflow"))
     assert "environment 'hpc' has no airflow: setting" in str(info.value)
     assert not info.value.retryable
+
+
+def test_task_log_offsets_count_from_the_end_of_airflows_header():
+    running = (
+        "vm\n INFO - ::group::Log message source details\n*** Found local files:\n"
+        "***   * /logs/attempt=1.log\n*** Found logs served from host http://vm:8793/log\n"
+        " INFO - ::endgroup::\n[t] INFO - slept 0 s\n"
+    )
+    ended = (
+        "vm\n INFO - ::group::Log message source details\n*** Found local files:\n"
+        "***   * /logs/attempt=1.log\n INFO - ::endgroup::\n[t] INFO - slept 0 s\n"
+        "[t] INFO - slept 1 s\n"
+    )
+    first = log_body(running)
+    assert first == "[t] INFO - slept 0 s\n"
+    assert log_body(ended)[len(first) :] == "[t] INFO - slept 1 s\n"
+    assert log_body("no header\n") == "no header\n"

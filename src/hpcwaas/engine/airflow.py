@@ -57,6 +57,21 @@ def _level(line: str) -> LogLevel:
 EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception)\b: .+$")
 
 
+def log_body(text: str) -> str:
+    """A task log without the header Airflow puts before it (where it found the log).
+
+    The header differs while the task runs (served by the worker) and once it ended (read
+    from the file), so offsets count from the end of it: the file's own text only grows.
+    """
+    head = text[:2000]
+    start = head.find("::group::Log message source details")
+    if start < 0:
+        return text
+    end = head.find("::endgroup::", start)
+    newline = head.find("\n", end) if end >= 0 else -1
+    return text[newline + 1 :] if newline >= 0 else text
+
+
 def _error_of(log_text: str) -> str | None:
     """Why a task failed, as its log says: the exception it raised, else its last error line."""
     lines = log_text.splitlines()
@@ -251,7 +266,7 @@ class AirflowService:
                 continue
             watch.seen[(ti.task_id, ti.map_index)] = now
             async with self._log_reads:
-                text = await self.api.task_log(ti)
+                text = log_body(await self.api.task_log(ti))
             start = watch.offsets.get(ti.source, 0)
             new = text[start:]
             complete = new[: new.rfind("\n") + 1]  # a line still being written waits

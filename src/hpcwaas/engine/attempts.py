@@ -12,13 +12,11 @@ import functools
 import logging
 import ssl
 from collections.abc import Coroutine
-from dataclasses import replace
 from typing import Any
 
 from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.catalog.kinds import kind_of
 from hpcwaas.catalog.kinds.base import (
-    ClusterAccess,
     CommandInvocation,
     JobSubmission,
     RemoteRequest,
@@ -149,32 +147,24 @@ class StepAttempts:
         self, kind: StepKind[Any, RemoteRequest], name: str, spec: StepSettings
     ) -> Outcome | None:
         context = self._context
-        cluster = context.place.cluster
-        execution = context.execution
-        access = None
-        if cluster is not None and execution.cluster_login and execution.key_id:
-            environment = cluster.environment
-            access = ClusterAccess(
-                environment.host, environment.port, execution.cluster_login, execution.key_id
-            )
-        preparation = replace(context.preparation(name, spec), access=access)
-        remote = context.remote
+        environment = context.execution.environment
 
         async def services(service: str) -> RemoteService:
-            if remote is None:
+            if context.remote is None:
                 raise RemoteError(f"no {service} is configured", retryable=False)
-            return await remote.lookup(execution.environment, service)
+            return await context.remote.lookup(environment, service)
 
         async def read_offsets(run_id: str) -> dict[str, int]:
-            return await context.read(
-                lambda conn: store_logs.read_offsets(conn, context.execution_id, name, run_id)
-            )
+            async def read(conn: Any) -> dict[str, int]:
+                return await store_logs.read_offsets(conn, context.execution_id, name, run_id)
+
+            return await context.read(read)
 
         step = RemoteStep(
             name=name,
             kind=kind,
             spec=spec,
-            preparation=preparation,
+            preparation=context.preparation(name, spec),
             key=RunKey(context.execution_id, name, max(1, context.state.attempts(name))),
             services=services,
             read_offsets=read_offsets,

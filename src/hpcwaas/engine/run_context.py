@@ -17,7 +17,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
-from hpcwaas.catalog.kinds.base import Preparation, StepSettings
+from hpcwaas.catalog.kinds.base import ClusterAccess, Preparation, StepSettings
 from hpcwaas.engine.execution_secrets import ExecutionSecrets
 from hpcwaas.engine.execution_start import Progress
 from hpcwaas.engine.logsink import LogSink
@@ -114,7 +114,8 @@ class RunContext:
     # Whether this replica still drives the execution: not given up to another replica, and
     # the server is not stopping. While it does, a database outage delays what it records.
     driving: Callable[[], bool]
-    remote: RemoteServices | None = None  # the drivers of the remote services (an Airflow)
+    # The drivers of the remote services (an Airflow) the engine shares between executions.
+    remote: RemoteServices | None = None
     _database_away: bool = field(default=False, init=False, repr=False)
 
     @property
@@ -144,6 +145,17 @@ class RunContext:
             work_dir=str(self.place.work_dir),
             cluster=cluster_defaults(cluster.environment) if cluster is not None else None,
             limits=self.settings.limits.model_dump(),
+            access=self._access(),
+        )
+
+    def _access(self) -> ClusterAccess | None:
+        """The execution's cluster account, for a remote service that reaches it itself."""
+        cluster, execution = self.place.cluster, self.execution
+        if cluster is None or not execution.cluster_login or not execution.key_id:
+            return None
+        environment = cluster.environment
+        return ClusterAccess(
+            environment.host, environment.port, execution.cluster_login, execution.key_id
         )
 
     async def write(self, op: Callable[[AsyncConnection], Awaitable[T]]) -> T:
