@@ -56,6 +56,7 @@ INSTALL_HINT = "run: bash scripts/install-test-deps.sh airflow"
 EXPECTED_DAGS = {
     "plainhttp2ssh",
     "ssh2ssh",
+    "transfer_image",
     "hpcwaas_test_fail",
     "hpcwaas_test_sleep",
     "hpcwaas_test_quick",

@@ -26,6 +26,7 @@ pytest_plugins = [
     "tests.cluster_support",
     "tests.openbao_support",
     "tests.http_files",
+    "tests.image_service",
     "tests.pg_support",
     "tests.airflow_support",
 ]

@@ -298,6 +298,41 @@ class AirflowConfig(BaseModel):
     )
 
 
+class ImageCreationConfig(BaseModel):
+    """The eFlows4HPC Container Image Creation service that image_build steps use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        default=None,
+        description="Base URL of the service, with its prefix, e.g. "
+        "https://images.example.org/image_creation; overrides the service_url of the steps "
+        "(none: the steps' own service_url).",
+        pattern=r"^https?://",
+    )
+    credentials: str = Field(
+        description="Key store path of the service account image_build steps use (basic "
+        "auth), with the keys username and password: hpcwaas-api secrets put PATH username "
+        "(then password)."
+    )
+    ca_file: Path | None = Field(
+        default=None, description="PEM file of the CAs to trust for https (default: the system's)."
+    )
+    verify_tls: bool = Field(
+        default=True, description="Check the server's certificate (false only for tests)."
+    )
+    poll_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between two polls of a build's status."
+    )
+    request_timeout: float = Field(default=30.0, gt=0, description="Seconds one request may take.")
+    unreachable_deadline: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds a build is followed while the service cannot be reached before "
+        "the step fails.",
+    )
+
+
 class SlurmEnvironment(BaseModel):
     """An HPC cluster reached over SSH, as each user's own cluster account; jobs go to Slurm."""
 
@@ -331,6 +366,11 @@ class SlurmEnvironment(BaseModel):
         default=None,
         description="The Airflow (Data Logistics Service) that dag_run steps on this cluster "
         "trigger DAG runs on; none: dag_run steps fail at once here.",
+    )
+    image_creation: ImageCreationConfig | None = Field(
+        default=None,
+        description="The Container Image Creation service of image_build steps on this "
+        "cluster; none: image_build steps fail at once here.",
     )
 
 

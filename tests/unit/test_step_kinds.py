@@ -180,4 +180,4 @@ def test_a_kind_registered_outside_the_package_is_validated_and_planned(tmp_path
     assert "step 'hi' who:" in template and "nobody" in template
     [unknown_kind] = problems["unknown_kind"]
     assert 'unknown step kind string "wave"' in unknown_kind
-    assert "shell, slurm, pycompss, stage_in, stage_out, dag_run, greet" in unknown_kind
+    assert "stage_in, stage_out, dag_run, image_build, image_transfer, greet" in unknown_kind

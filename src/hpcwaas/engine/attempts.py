@@ -1,6 +1,7 @@
 """One attempt of a step, run by its kind on the means the engine offers (``StepRuntime``).
 
-A command on the place's transport, a batch job, a download or a copy into the result store.
+A command on the place's transport, a batch job, a download, a copy into the result store or a
+run of a remote service.
 The attempts running now are kept, so that a cancel or a stop of the server reaches them.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 from collections.abc import Coroutine
 from typing import Any
 
@@ -106,10 +108,15 @@ class StepAttempts:
 
     def download(self, kind: StepKind[Any, StageInPlan], name: str, step: StepSettings) -> Attempt:
         """Stream an HTTP(S) download into the execution's place."""
-        files = self._context.place.files
+        context = self._context
+        files = context.place.files
 
         def move(plan: StageInPlan, emit: Emit) -> Coroutine[Any, Any, None]:
-            return stage_in(plan, files, emit)
+            remote, tls_of = context.remote, plan.tls_of
+            verify: ssl.SSLContext | bool = True
+            if remote is not None and tls_of is not None:
+                verify = remote.verify(context.execution.environment, tls_of)
+            return stage_in(plan, files, emit, verify=verify)
 
         return self._run_transfer(kind, name, step, move)
 
@@ -124,6 +131,11 @@ class StepAttempts:
             return stage_out(plan, files, store, context.db, context.execution_id, emit)
 
         return self._run_transfer(kind, name, step, move)
+
+    def offers(self, service: str) -> bool:
+        """Whether the execution's environment has the remote service ``service``."""
+        remote, environment = self._context.remote, self._context.execution.environment
+        return remote is not None and remote.configured(environment, service)
 
     def remote_run(
         self, kind: StepKind[Any, RemoteRequest], name: str, step: StepSettings, *, resumed: bool

@@ -59,9 +59,10 @@ def build_plan(
         cluster = cluster_defaults(environment)
     else:
         work_dir = str(local_work_root / execution_id)
-    # What steps will write is unknown before they run: the plan shows a placeholder.
+    # What steps will write is unknown before they run: the plan shows a placeholder, a word
+    # every kind accepts (a pycompss container_image from an image_transfer's image_path).
     step_outputs = {
-        name: {output: f"<{name}.outputs.{output}>" for output in spec.outputs}
+        name: {output: f"@{name}.outputs.{output}@" for output in spec.outputs}
         for name, spec in workflow.spec.steps.items()
     }
     steps = [

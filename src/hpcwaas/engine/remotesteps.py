@@ -49,10 +49,15 @@ class RunKey:
 
 @dataclass(frozen=True)
 class RemoteEnd:
-    """How a remote run ended: a terminal step state and, for a failure, why."""
+    """How a remote run ended: a terminal step state and, for a failure, why.
+
+    ``outputs``: the step outputs a successful run gives (an image build's file name), or
+    None when the step writes its own outputs file.
+    """
 
     state: StepState
     reason: str = ""
+    outputs: dict[str, str] | None = None
 
 
 class RemoteRun(Protocol):
@@ -159,7 +164,10 @@ class RemoteStep:
             raise error
         end = task.result()
         if end.state is StepState.SUCCEEDED:
-            return Outcome(StepState.SUCCEEDED, None)
+            outputs = end.outputs if end.outputs is not None else request.outputs
+            if outputs is not None:  # those the step declares, as they are read from a file
+                outputs = {k: v for k, v in outputs.items() if k in self._spec.outputs}
+            return Outcome(StepState.SUCCEEDED, None, outputs=outputs)
         reason = self._masked(end.reason or f"ended {end.state.value}")
         return Outcome(end.state, None, reason, retryable=end.state is StepState.FAILED)
 

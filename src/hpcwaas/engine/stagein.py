@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -47,8 +48,12 @@ async def stage_in(
     emit: Emit,
     *,
     retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    verify: ssl.SSLContext | bool = True,
 ) -> None:
-    """Download ``plan.url`` to ``plan.target_path``; TransferError says why it could not."""
+    """Download ``plan.url`` to ``plan.target_path``; TransferError says why it could not.
+
+    ``verify``: how the server's certificate is checked (httpx's ``verify``).
+    """
     target = files.resolve(plan.target_path)
     if not plan.force and await files.exists(target):
         emit(LogLevel.INFO, f"{plan.target_path} exists already: not downloaded (force: false)")
@@ -57,7 +62,7 @@ async def stage_in(
     attempts = len(retry_delays) + 1
     for attempt in range(1, attempts + 1):
         try:
-            await _download(plan, files, target, emit)
+            await _download(plan, files, target, emit, verify)
             return
         except _Transient as exc:
             if attempt == attempts:
@@ -73,9 +78,12 @@ async def stage_in(
             await asyncio.sleep(delay)
 
 
-async def _download(plan: StageInPlan, files: PlaceFiles, target: str, emit: Emit) -> None:
+async def _download(
+    plan: StageInPlan, files: PlaceFiles, target: str, emit: Emit, verify: ssl.SSLContext | bool
+) -> None:
     started = time.monotonic()
-    async with httpx.AsyncClient(follow_redirects=True, timeout=HTTP_TIMEOUT) as client:
+    client = httpx.AsyncClient(follow_redirects=True, timeout=HTTP_TIMEOUT, verify=verify)
+    async with client:
         try:
             async with client.stream("GET", plan.url) as response:
                 _check_response(plan, response)

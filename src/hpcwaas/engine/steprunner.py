@@ -85,7 +85,8 @@ class StepRunner:
             resumed = False
             if outcome is None:  # detached: the job runs on after the server stops
                 return
-            if outcome.state is StepState.SUCCEEDED and spec.outputs:
+            # A means that gives the outputs itself (a remote run) has no outputs file.
+            if outcome.state is StepState.SUCCEEDED and spec.outputs and outcome.outputs is None:
                 outcome = await read_declared_outputs(
                     context.place,
                     name,

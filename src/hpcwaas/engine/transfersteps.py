@@ -25,6 +25,11 @@ class TransferPlan(Protocol):
     @property
     def note(self) -> str | None: ...
 
+    @property
+    def outputs(self) -> dict[str, str] | None:
+        """The step's outputs once the transfer succeeded (None: it declares none)."""
+        ...
+
 
 P = TypeVar("P", bound=TransferPlan)
 # The engine's part of a transfer: move the bytes the plan says, logging through ``Emit``.
@@ -33,19 +38,21 @@ Move = Callable[[P, Emit], Awaitable[object]]
 
 async def run_transfer_step(
     kind: StepKind[Any, P], spec: StepSettings, request: Preparation, move: Move[P], emit: Emit
-) -> None:
-    """Run one transfer step; TransferError (or TransportError) says why it failed."""
+) -> dict[str, str] | None:
+    """Run one transfer step, giving its outputs; TransferError (or TransportError) says why
+    it failed."""
     plan = kind.prepare(spec, request)
     work = move(plan, emit)
     if plan.note:
         emit(LogLevel.WARN, plan.note)
     if spec.timeout is None:
         await work
-        return
+        return plan.outputs
     try:
         await asyncio.wait_for(work, spec.timeout)
     except TimeoutError:
         raise TransferError(f"timed out after {spec.timeout:g} s; nothing kept") from None
+    return plan.outputs
 
 
 class TransferStep(Generic[P]):
@@ -64,7 +71,7 @@ class TransferStep(Generic[P]):
         self._kind = kind
         self._spec = spec
         self._move = move
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[dict[str, str] | None] | None = None
 
     def cancel(self) -> None:
         """Stop the transfer; its partial file is removed as it unwinds."""
@@ -103,7 +110,7 @@ class TransferStep(Generic[P]):
             return halt.killed(None)
         exc = task.exception()
         if exc is None:
-            return Outcome(StepState.SUCCEEDED, None)
+            return Outcome(StepState.SUCCEEDED, None, outputs=task.result())
         if isinstance(exc, TransferError | TransportError):
             return Outcome(StepState.FAILED, None, mask(f"failed: {exc}", hidden), retryable=True)
         raise exc

@@ -11,6 +11,8 @@ from typing import Any
 
 from hpcwaas.catalog.kinds.base import StepKind, StepSettings
 from hpcwaas.catalog.kinds.dag_run import DagRunKind
+from hpcwaas.catalog.kinds.image_build import ImageBuildKind
+from hpcwaas.catalog.kinds.image_transfer import ImageTransferKind
 from hpcwaas.catalog.kinds.pycompss import PycompssKind
 from hpcwaas.catalog.kinds.shell import ShellKind
 from hpcwaas.catalog.kinds.slurm import SlurmKind
@@ -27,6 +29,8 @@ KINDS: dict[str, StepKind[Any, Any]] = {
         StageInKind(),
         StageOutKind(),
         DagRunKind(),
+        ImageBuildKind(),
+        ImageTransferKind(),
     )
 }
 

@@ -181,6 +181,12 @@ class RemoteRequest(Protocol):
     @property
     def service(self) -> str: ...
 
+    @property
+    def outputs(self) -> dict[str, str] | None:
+        """The step's outputs once the run succeeded, when known beforehand (None: the
+        service gives them, or the step declares none)."""
+        ...
+
 
 @dataclass(frozen=True)
 class PlannedStep:
@@ -219,6 +225,11 @@ class StepRuntime(Protocol[R_co]):
         self, kind: StepKind[Any, StageOutPlan], name: str, step: StepSettings
     ) -> R_co:
         """Copy a file or directory of the execution's place into the result store."""
+        ...
+
+    def offers(self, service: str) -> bool:
+        """Whether the execution's environment has the remote service ``service`` (its
+        ``airflow:``), for a kind that does its work otherwise without one."""
         ...
 
     def remote_run(

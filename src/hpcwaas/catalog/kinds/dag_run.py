@@ -63,6 +63,7 @@ class DagRunRequest:
     conf: dict[str, Any]
     secret: bool  # the conf holds a secret: never logged
     service: str = "airflow"
+    outputs: dict[str, str] | None = None  # the step's, known beforehand (image_transfer's)
 
 
 class DagRunKind(StepKind[DagRunStep, DagRunRequest]):

@@ -32,6 +32,10 @@ class StageInPlan:
     max_bytes: int
     timeout: float | None
     note: str | None = None  # for the logs: the step's max_bytes was capped
+    outputs: dict[str, str] | None = None  # the step's, once downloaded (image_transfer's)
+    # the remote service whose TLS settings the download follows (image_transfer's:
+    # image_creation); None: the system's CAs
+    tls_of: str | None = None
 
     @property
     def safe_url(self) -> str:
@@ -49,6 +53,7 @@ class StageOutPlan:
     metadata: dict[str, Any] = field(default_factory=dict)
     timeout: float | None = None
     note: str | None = None  # for the logs: the step's max_bytes was capped
+    outputs: dict[str, str] | None = None  # none: a stage_out step gives no step outputs
 
     def file_name(self, directory: bool) -> str:
         """The stored file's name: the output name, with the source's extension (or .tar.gz)."""

@@ -10,7 +10,7 @@ Every node ends one of four ways:
 - reported by name: a workflow that calls a node we cannot run is not offered (the file
   stays valid: it is the server that lacks the capability), any other node is a warning.
 
-The registry's data logistics and image nodes are recognised (their properties are checked)
+The registry's data logistics nodes are recognised (their properties are checked)
 even where the step kind that would run them is not in this release: ``PENDING`` says which
 capability each one needs, and the catalog and the dry run name it.
 """
@@ -21,7 +21,6 @@ from hpcwaas.catalog.tosca.problems import ToscaProblem
 from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topology
 
 _DLS = "a data logistics pipeline run (DLS DAG step kind), not in this release"
-_IMAGE = "a container image build (image creation step kind), not in this release"
 # type -> (capability it needs, its own properties besides the common ones)
 PENDING: dict[str, tuple[str, frozenset[str]]] = {
     "dls.ansible.nodes.DLSDAGStageInData": (_DLS, frozenset({"oid", "target_path"})),
@@ -35,34 +34,7 @@ PENDING: dict[str, tuple[str, frozenset[str]]] = {
         _DLS,
         frozenset({"location", "experiment", "subfolder"}),
     ),
-    "dls.ansible.nodes.DLSDAGImageTransfer": (
-        _DLS,
-        frozenset(
-            {
-                "image_id",
-                "target_path",
-                "target_host",
-                "image_builder_url",
-                "image_builder_vault_secret_path",
-            }
-        ),
-    ),
     "dls.ansible.nodes.SSH2SSH": (_DLS, frozenset({"source_path", "target_path"})),
-    "imagecreation.ansible.nodes.ImageCreation": (
-        _IMAGE,
-        frozenset(
-            {
-                "service_url",
-                "insecure_tls",
-                "username",
-                "password",
-                "machine",
-                "workflow",
-                "step_id",
-                "force",
-            }
-        ),
-    ),
 }
 IMAGE_REQUIREMENT = "img_transfer"
 
@@ -109,11 +81,15 @@ def node_fates(
             continue
         hint = "call it from a workflow, or remove it from the topology"
         if standard_mode(node):
-            capability = PENDING[node.type][0] if node.type in PENDING else "a supported node type"
+            if node.type in PENDING:
+                needs = f"; it needs {PENDING[node.type][0]}"
+            elif node.type in runnable_types:
+                needs = ""
+            else:
+                needs = "; it needs a supported node type"
             message = (
                 f"node {node.name!r} ({node.type}) belongs to the deployment phase "
-                f"(run_in_standard_mode), which this release does not run yet; it needs "
-                f"{capability}"
+                f"(run_in_standard_mode), which this release does not run yet{needs}"
             )
             hint = "see docs/tosca-import.md#the-deployment-phase"
         elif node.name in image_sources:

@@ -5,7 +5,11 @@
   plugin ran it (``tosca.pycompss``), the environment node's modules replacing its own;
 - ``dls.ansible.nodes.HTTP2SSH``: a ``stage_in`` step;
 - ``dls.ansible.nodes.DLSDAGStageOutData``: a ``stage_out`` step (``mid`` and ``register``,
-  for a data catalogue, kept as metadata).
+  for a data catalogue, kept as metadata);
+- ``imagecreation.ansible.nodes.ImageCreation``: an ``image_build`` step (the account is the
+  environment's, never the node's ``username`` and ``password``);
+- ``dls.ansible.nodes.DLSDAGImageTransfer``: an ``image_transfer`` step of the image built by
+  the ImageCreation node it depends on.
 
 The types of ``fates.PENDING`` are recognised here (their properties checked) and left to
 the caller, which reports the workflows that call them.
@@ -31,7 +35,16 @@ PYCOMPSS_TYPE = "org.eflows4hpc.pycompss.plugin.nodes.PyCOMPSJob"
 OLD_PYCOMPSS_TYPE = "pycomps.ansible.nodes.PyCOMPSJob"
 HTTP2SSH_TYPE = "dls.ansible.nodes.HTTP2SSH"
 STAGE_OUT_TYPE = "dls.ansible.nodes.DLSDAGStageOutData"
-RUNNABLE_TYPES = (PYCOMPSS_TYPE, OLD_PYCOMPSS_TYPE, HTTP2SSH_TYPE, STAGE_OUT_TYPE)
+IMAGE_BUILD_TYPE = "imagecreation.ansible.nodes.ImageCreation"
+IMAGE_TRANSFER_TYPE = "dls.ansible.nodes.DLSDAGImageTransfer"
+RUNNABLE_TYPES = (
+    PYCOMPSS_TYPE,
+    OLD_PYCOMPSS_TYPE,
+    HTTP2SSH_TYPE,
+    STAGE_OUT_TYPE,
+    IMAGE_BUILD_TYPE,
+    IMAGE_TRANSFER_TYPE,
+)
 SUPPORTED_TYPES = (*RUNNABLE_TYPES, ENVIRONMENT_TYPE, *PENDING)
 
 # Properties that need no action from us (the data logistics service's own settings...).
@@ -60,7 +73,34 @@ _KNOWN: dict[str, frozenset[str]] = {
     ),
     HTTP2SSH_TYPE: frozenset({"url", "target_path", "force"}),
     STAGE_OUT_TYPE: frozenset({"source_path", "mid", "register"}),
+    # username, password, insecure_tls: the environment's image_creation: setting instead
+    IMAGE_BUILD_TYPE: frozenset(
+        {
+            "service_url",
+            "insecure_tls",
+            "username",
+            "password",
+            "machine",
+            "workflow",
+            "step_id",
+            "force",
+            "version",
+            "push",
+        }
+    ),
+    # image_id, image_builder_url, target_host: the build's download_url and the environment
+    IMAGE_TRANSFER_TYPE: frozenset(
+        {
+            "image_id",
+            "target_path",
+            "target_host",
+            "image_builder_url",
+            "image_builder_vault_secret_path",
+            "force",
+        }
+    ),
 }
+_MACHINE_KEYS = ("platform", "architecture", "container_engine", "mpi", "gpu")
 NO_DATA_CATALOGUE = "no data catalogue is configured: mid and register are kept as metadata only"
 
 
@@ -109,6 +149,8 @@ class NodeConverter:
             OLD_PYCOMPSS_TYPE: self._old_pycompss,
             HTTP2SSH_TYPE: self._stage_in,
             STAGE_OUT_TYPE: self._stage_out,
+            IMAGE_BUILD_TYPE: self._image_build,
+            IMAGE_TRANSFER_TYPE: self._image_transfer,
         }
         try:
             step = converters[node.type](node)
@@ -234,6 +276,10 @@ class NodeConverter:
             "url": as_template(self._from_input_or_property(node, "url", secrets_allowed=True)),
             "target_path": as_template(self._from_input_or_property(node, "target_path")),
         }
+        return self._with_force(node, step)
+
+    def _with_force(self, node: NodeTemplate, step: dict[str, Any]) -> dict[str, Any]:
+        """``step`` with the node's ``force``, which must be a literal boolean."""
         force = self._get(node, "force")
         if isinstance(force, bool):
             step["force"] = force
@@ -246,6 +292,62 @@ class NodeConverter:
                 )
             )
         return step
+
+    # --- container images -----------------------------------------------------------------
+
+    def _image_build(self, node: NodeTemplate) -> dict[str, Any]:
+        machine = self._get(node, "machine")
+        if not isinstance(machine, dict):
+            machine = {}
+            self.problems.append(
+                ToscaProblem(
+                    node.property_loc("machine"),
+                    f"node {node.name!r} ({node.type}) has no machine",
+                    "set machine: {platform: linux/amd64, architecture: skylake, "
+                    "container_engine: singularity}",
+                )
+            )
+        step: dict[str, Any] = {
+            "kind": "image_build",
+            "machine": {k: str(machine[k]) for k in _MACHINE_KEYS if machine.get(k)},
+            "workflow": as_template(self._from_input_or_property(node, "workflow")),
+            "step_id": as_template(self._from_input_or_property(node, "step_id")),
+        }
+        for key in ("service_url", "version"):
+            value = self._get(node, key)
+            if value not in (None, ""):
+                step[key] = as_template(value)
+        push = self._get(node, "push")
+        if isinstance(push, bool):
+            step["push"] = push
+        return self._with_force(node, step)
+
+    def _image_transfer(self, node: NodeTemplate) -> dict[str, Any]:
+        builds = [
+            target
+            for target in _required_nodes(node)
+            if (found := self.topology.nodes.get(target)) is not None
+            and found.type == IMAGE_BUILD_TYPE
+        ]
+        if len(builds) != 1:
+            self.problems.append(
+                ToscaProblem(
+                    (*node.loc, "requirements"),
+                    f"node {node.name!r} ({node.type}) depends on {len(builds)} ImageCreation "
+                    "nodes; its image is the one build it depends on",
+                    "give it one requirement (dependency) on the ImageCreation node",
+                )
+            )
+            builds = builds[:1] or ["?"]
+        step: dict[str, Any] = {
+            "kind": "image_transfer",
+            "url": "{{ steps." + builds[0] + ".outputs.download_url }}",
+            "target_path": as_template(self._from_input_or_property(node, "target_path")),
+        }
+        vault_path = self._get(node, "image_builder_vault_secret_path")
+        if isinstance(vault_path, str) and vault_path:
+            step["vault_path"] = vault_path
+        return self._with_force(node, step)
 
     def _stage_out(self, node: NodeTemplate) -> dict[str, Any]:
         step: dict[str, Any] = {
@@ -262,3 +364,15 @@ class NodeConverter:
             step["metadata"] = metadata
             step["description"] = f"{node.name}: {NO_DATA_CATALOGUE}"
         return step
+
+
+def _required_nodes(node: NodeTemplate) -> list[str]:
+    """The nodes ``node``'s requirements name."""
+    found: list[str] = []
+    for requirement in node.requirements:
+        if isinstance(requirement, dict):
+            for value in requirement.values():
+                target = value.get("node") if isinstance(value, dict) else None
+                if isinstance(target, str):
+                    found.append(target)
+    return found
