@@ -190,6 +190,13 @@ class LocalEnvironment(BaseModel):
     kind: Literal["local"] = "local"
     name: str | None = Field(default=None, description="Human-readable name.")
     max_parallel_steps: int = Field(default=8, ge=1)
+    deployment_user: str = Field(
+        default="hpcwaas-deployment",
+        min_length=1,
+        max_length=255,
+        description="The service identity applications' deployments run as on this environment "
+        "(a user ID; on Slurm, its registered cluster login and SSH key are used).",
+    )
 
 
 class SlurmDefaultsConfig(BaseModel):
@@ -226,6 +233,13 @@ class SlurmEnvironment(BaseModel):
     max_parallel_steps: int = Field(default=32, ge=1)
     unreachable_deadline: float = Field(
         default=600.0, gt=0, description="Seconds a step retries an unreachable cluster."
+    )
+    deployment_user: str = Field(
+        default="hpcwaas-deployment",
+        min_length=1,
+        max_length=255,
+        description="The service identity applications' deployments run as on this environment "
+        "(a user ID; on Slurm, its registered cluster login and SSH key are used).",
     )
 
 

@@ -113,6 +113,8 @@ class RunContext:
     # Whether this replica still drives the execution: not given up to another replica, and
     # the server is not stopping. While it does, a database outage delays what it records.
     driving: Callable[[], bool]
+    # the step outputs of the application's deployment, when it has one
+    deployment_outputs: dict[str, dict[str, str]] | None = None
     _database_away: bool = field(default=False, init=False, repr=False)
 
     @property
@@ -142,6 +144,7 @@ class RunContext:
             work_dir=str(self.place.work_dir),
             cluster=cluster_defaults(cluster.environment) if cluster is not None else None,
             limits=self.settings.limits.model_dump(),
+            deployment_outputs=self.deployment_outputs,
         )
 
     async def write(self, op: Callable[[AsyncConnection], Awaitable[T]]) -> T:

@@ -51,6 +51,7 @@ class ExecutionRunner:
         max_parallel_steps: int,
         resume: bool = False,
         keystore: KeyStore | None = None,
+        deployment_outputs: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.execution_id = execution.id
         self._db = db
@@ -85,6 +86,7 @@ class ExecutionRunner:
             halt=self._halt,
             stopping=lambda: self._stopping,
             driving=lambda: not (self.abandoned or self._stopping),
+            deployment_outputs=deployment_outputs,
         )
         self._attempts = StepAttempts(context)
         self._steps = StepRunner(context, self._attempts, on_failure=self._step_failed)

@@ -20,6 +20,7 @@ from hpcwaas.server.problems import install_error_handlers
 from hpcwaas.server.requestid import RequestId
 from hpcwaas.server.routes import (
     audit,
+    deployments,
     auth,
     environments,
     events,
@@ -72,6 +73,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         users,
         auth,
         audit,
+        deployments,
         health,
         schemas,
     ):

@@ -91,6 +91,16 @@ class Preparation:
     work_dir: str = ""  # the execution's directory, as the step's host sees it
     cluster: ClusterDefaults | None = None  # None on a local environment
     limits: Mapping[str, Any] = field(default_factory=dict)  # the service's ``limits:``
+    # the step outputs of the application's deployment, by deployment step (if it has one)
+    deployment_outputs: Mapping[str, Mapping[str, str]] | None = None
+
+    def template_context(self) -> dict[str, Any]:
+        """The values the step's templates may use now (``step_context``, and the deployment's)."""
+        context = step_context(self.execution_id, self.inputs, self.step_outputs)
+        if self.deployment_outputs is not None:
+            outputs = {name: dict(values) for name, values in self.deployment_outputs.items()}
+            context["deployment"] = {"outputs": outputs}
+        return context
 
 
 def step_context(
@@ -204,10 +214,12 @@ class StepChecks:
     workflow: WorkflowSpec
     upstream: dict[str, list[str]] | None  # outputs of the step's ancestors
     declared: dict[str, list[str]]  # outputs of every step, for hints
+    # outputs of the application's deployment steps; None where no deployment can be read
+    deployment: dict[str, list[str]] | None = None
 
     def before_step_outputs(self) -> StepChecks:
         """These checks for templates the service renders before any step output reaches it."""
-        return replace(self, upstream=None)
+        return replace(self, upstream=None, deployment=None)
 
     def templates(
         self,
@@ -235,6 +247,7 @@ class StepChecks:
                 workflow_secrets=list(workflow.secrets) if in_env or workflow_secrets else None,
                 upstream=self.upstream,
                 declared_outputs=self.declared,
+                deployment=self.deployment,
             )
             for message in messages:
                 problems.append(self.problem(key, f"{what}: {message}", _hint(message)))
