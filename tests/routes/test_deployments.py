@@ -3,11 +3,15 @@ the file changes or an operator asks; its outputs reach the workflows; operators
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from tests.conftest import trigger, wait_for_status
+import yaml
+from tests.conftest import BIN, trigger, wait_for_status
 from tests.inprocess_support import InProcessServer
 
 OPERATOR = "olga"
@@ -58,8 +62,8 @@ def _logs(api: httpx.Client, execution_id: str) -> list[str]:
 
 
 def _reload(server: InProcessServer) -> None:
-    runtime = server.on_loop(lambda: server._app.state.runtime)  # noqa: SLF001
-    runtime.live_catalog.reload()
+    """Load the catalog files again, as the server does after `hpcwaas-api catalog reload`."""
+    server.on_loop(lambda: server._app.state.runtime.live_catalog.reload())
 
 
 def test_deployment_runs_once_for_two_executions_and_its_output_reaches_the_steps(
@@ -171,7 +175,45 @@ def _wait_deployment(operator: httpx.Client, statuses: set[str]) -> dict[str, ob
             body = response.json()
             if body["status"] in statuses:
                 return body
-        import time
-
         time.sleep(0.1)
     raise AssertionError(f"deployment still {body.get('status')}")
+
+
+def test_admin_command_lists_shows_prints_logs_and_runs_a_deployment(
+    fresh_server: Callable[..., InProcessServer], tmp_path: Path
+) -> None:
+    server, catalog, counter = _start(fresh_server, tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"catalog_dirs": [str(catalog)]}))
+    base = ["--config", str(config), "--data_dir", str(server.data_dir)]
+
+    def admin(*words: str) -> tuple[int, str, str]:
+        command = [str(BIN / "hpcwaas-api"), *words[:2], *base, *words[2:]]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        return done.returncode, done.stdout, done.stderr
+
+    with server.client(server.token("ada")) as api:
+        wait_for_status(api, trigger(api, "tool@local@use"), {"SUCCEEDED"})
+    code, out, _ = admin("deployments", "list")
+    assert code == 0
+    application, environment, status, execution_id, _ = out.strip().split("\t")
+    assert (application, environment, status) == ("tool", "local", "SUCCEEDED")
+    code, out, _ = admin("deployments", "show", "tool", "local", "--json")
+    assert json.loads(out)["execution_id"] == execution_id
+    code, out, _ = admin("deployments", "logs", "tool", "local")
+    assert code == 0 and "installing version 1" in out
+    code, out, _ = admin("deployments", "run", "tool", "local")
+    assert code == 0
+    new_id = out.strip()
+    assert new_id != execution_id
+    with server.client(server.token(OPERATOR)) as operator:
+        wait_for_status(operator, new_id, {"SUCCEEDED"})
+    assert counter.read_text() == "run\nrun\n"
+    code, _, err = admin("deployments", "show", "tool", "elsewhere")
+    assert code == 1
+    assert err.strip() == (
+        "hpcwaas-api: the deployment of tool on elsewhere has not been started "
+        "(`hpcwaas-api deployments run tool elsewhere` starts it)"
+    )
+    code, _, err = admin("deployments", "run", "nothing", "local")
+    assert code == 1 and "application 'nothing' has no deployment" in err

@@ -20,8 +20,8 @@ from hpcwaas.server.problems import install_error_handlers
 from hpcwaas.server.requestid import RequestId
 from hpcwaas.server.routes import (
     audit,
-    deployments,
     auth,
+    deployments,
     environments,
     events,
     execution_data,
