@@ -267,6 +267,11 @@ class StepChecks:
 
 def _hint(message: str) -> str:
     """The fix for one template problem."""
+    if "uses deployment" in message:
+        return (
+            "deployment.outputs.<step>.<name> reads a value a step of the application's "
+            "deployment: section wrote, which lists <name> in its outputs"
+        )
     if "steps." in message:
         return (
             "steps.<step>.outputs.<name> reads a value written by a step this one needs, "
