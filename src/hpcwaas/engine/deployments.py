@@ -15,11 +15,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hpcwaas.api.states import ExecutionStatus
+from hpcwaas.api.states import ExecutionStatus, LogLevel
 from hpcwaas.catalog.catalog import DeployedWorkflow
+from hpcwaas.engine.logsink import LogSink
 from hpcwaas.store import deployments as deployment_store
+from hpcwaas.store import execution_leases as leases
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store import users as user_store
+from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
 
 # Who asked for a deployment that a trigger started (first trigger, or the file changed).
@@ -93,3 +96,58 @@ async def start_deployment(
         requested_by=requested_by,
     )
     return execution_id
+
+
+class DeploymentWaits:
+    """The engine's side: which executions wait here for a deployment, which deployments run.
+
+    An execution whose deployment has not ended is left PENDING and its lease released, so
+    that the next claim round (at the latest the engine's sweep later, at once when a
+    deployment ends here) looks again, on whichever replica claims it.
+    """
+
+    def __init__(self, db: Database, replica: str, logs: LogSink) -> None:
+        self._db = db
+        self._replica = replica
+        self._logs = logs
+        self._waiting: set[str] = set()  # executions whose wait was logged here
+        self._running: set[str] = set()  # deployments running here
+
+    async def gate(
+        self, record: ExecutionRecord, workflow: DeployedWorkflow, *, resume: bool
+    ) -> Gate:
+        """Whether ``record`` starts now (a Gate with the deployment's outputs, if any).
+
+        A resumed execution started long ago: it goes on with the outputs there are.
+        """
+        if workflow.application.deployment is None or workflow.is_deployment:
+            return Gate()
+        async with self._db.read() as conn:
+            found = await gate(conn, record)
+        if resume:
+            return Gate(outputs=found.outputs)
+        if found.waiting is not None:
+            if record.id not in self._waiting:
+                self._waiting.add(record.id)
+                self._logs.emit(record.id, LogLevel.INFO, found.waiting)
+            async with self._db.write() as conn:
+                await leases.release(conn, self._replica, [record.id])
+            return found
+        self._waiting.discard(record.id)
+        return found
+
+    def started(self, workflow: DeployedWorkflow, execution_id: str) -> None:
+        """A runner started here for ``execution_id``."""
+        if workflow.is_deployment:
+            self._running.add(execution_id)
+
+    def ended(self, execution_id: str) -> bool:
+        """A runner ended here; whether it ran a deployment (others may wait for it)."""
+        if execution_id in self._running:
+            self._running.discard(execution_id)
+            return True
+        return False
+
+    def forget(self, execution_id: str) -> None:
+        """``execution_id`` will not start (it failed before)."""
+        self._waiting.discard(execution_id)

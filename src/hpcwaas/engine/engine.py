@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.model import SECRET_PLACEHOLDER
-from hpcwaas.engine import deployments
 from hpcwaas.engine.cancels import ACTIVE, Cancels
 from hpcwaas.engine.cluster_keys import execution_target, load_ssh_key, record_key_use
+from hpcwaas.engine.deployments import DeploymentWaits
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.leasing import Leases
@@ -105,8 +105,6 @@ class Engine:
         self._runners: dict[str, ExecutionRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
-        self._deploying: set[str] = set()  # the deployments running here
-        self._waiting: set[str] = set()  # executions waiting here for their deployment
         self._draining = False
         self._lock = asyncio.Lock()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -121,6 +119,7 @@ class Engine:
             abandon_grace=min(settings.step_grace_seconds, STOP_GRACE_SECONDS),
             broadcast=self.broadcast,
         )
+        self._deployments = DeploymentWaits(self._db, self.replica, self.logs)
         self._cancels = Cancels(
             db=self._db,
             replica=self.replica,
@@ -296,18 +295,12 @@ class Engine:
             reason = f"workflow {record.workflow_id} is no longer in the catalog"
             await self._fail_pending(record, reason)
             return
-        outputs: dict[str, dict[str, str]] | None = None
-        if workflow.application.deployment is not None and not workflow.is_deployment:
-            async with self._db.read() as conn:
-                gate = await deployments.gate(conn, record)
-            if gate.waiting is not None and not resume:
-                await self._wait_for_deployment(record, gate.waiting)
-                return
-            if gate.error is not None and not resume:
-                await self._fail_pending(record, gate.error)
-                return
-            outputs = gate.outputs
-        self._waiting.discard(execution_id)
+        gate = await self._deployments.gate(record, workflow, resume=resume)
+        if gate.waiting is not None:
+            return  # left PENDING: a later claim round looks again
+        if gate.error is not None:
+            await self._fail_pending(record, gate.error)
+            return
         place = self._place(record, config)
         if isinstance(place, str):
             await self._fail_pending(record, place)
@@ -323,28 +316,15 @@ class Engine:
             max_parallel_steps=config.max_parallel_steps,
             resume=resume,
             keystore=self._keystore,
-            deployment_outputs=outputs,
+            deployment_outputs=gate.outputs,
         )
         if record.status is ExecutionStatus.CANCELLING:
             runner.request_cancel("a cancel requested before the restart")
         task = asyncio.create_task(runner.run(), name=f"hpcwaas-execution-{execution_id}")
         self._runners[execution_id] = runner
         self._tasks[execution_id] = task
-        if workflow.is_deployment:
-            self._deploying.add(execution_id)
+        self._deployments.started(workflow, execution_id)
         task.add_done_callback(functools.partial(self._runner_done, execution_id))
-
-    async def _wait_for_deployment(self, record: ExecutionRecord, why: str) -> None:
-        """Leave ``record`` PENDING for a later claim round: its deployment has not ended.
-
-        Its lease is released, so that the next round (at the latest SWEEP_SECONDS later, at
-        once when a deployment ends here) looks again, on whichever replica claims it.
-        """
-        if record.id not in self._waiting:
-            self._waiting.add(record.id)
-            self.logs.emit(record.id, LogLevel.INFO, why)
-        async with self._db.write() as conn:
-            await leases.release(conn, self.replica, [record.id])
 
     def _workflow_of(self, record: ExecutionRecord) -> DeployedWorkflow | None:
         """The definition the execution was triggered with if still known, else the current one.
@@ -388,12 +368,11 @@ class Engine:
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("execution %s: runner ended with %r", execution_id, exc)
         self.notifier.forget(execution_id)
-        if execution_id in self._deploying:
-            self._deploying.discard(execution_id)
+        if self._deployments.ended(execution_id):
             self.wake()  # executions waiting for this deployment start, or fail, now
 
     async def _fail_pending(self, record: ExecutionRecord, reason: str) -> None:
-        self._waiting.discard(record.id)
+        self._deployments.forget(record.id)
         self.logs.emit(record.id, LogLevel.ERROR, f"Execution failed: {reason}")
         await self._forget_secrets(record)  # the execution never runs
         await finish_execution(
