@@ -129,8 +129,23 @@ def test_a_failing_deployment_fails_the_execution_with_its_error_until_run_again
     with server.client(server.token(OPERATOR)) as operator:
         again = operator.post("/deployments/tool/local")
         assert again.status_code == 201, again.text
+        new_id = again.headers["location"].rsplit("/", 1)[1]
         _wait_deployment(operator, {"FAILED"})
+        events = operator.get("/audit", params={"action": "deployment.run"}).json()["events"]
+        assert [(e["actor"], e["target"]) for e in events] == [(OPERATOR, new_id)]
     assert counter.read_text() == "run\nrun\n"
+
+
+def test_a_dry_run_shows_where_the_deployment_outputs_go(
+    fresh_server: Callable[..., InProcessServer], tmp_path: Path
+) -> None:
+    server, _, counter = _start(fresh_server, tmp_path)
+    with server.client(server.token("ada")) as api:
+        plan = api.post("/workflows/tool@local@use", params={"dry_run": "true"}, json={})
+        assert plan.status_code == 200, plan.text
+        [step] = plan.json()["steps"]
+        assert "using '<deployment.outputs.install.tool_dir>'" in str(step), step
+    assert not counter.exists()  # a dry run starts no deployment
 
 
 def test_operators_see_the_deployment_and_its_logs(

@@ -43,6 +43,7 @@ def deployments_command(
 
     async def work(db: Any) -> int:
         from hpcwaas.services import deployments
+        from hpcwaas.services.audit import CLI_ACTOR, CLI_SOURCE, AuditRecorder
         from hpcwaas.services.errors import ServiceError
 
         try:
@@ -54,8 +55,9 @@ def deployments_command(
                 from hpcwaas.server.admin_catalog import configured_catalog
 
                 catalog = configured_catalog(settings, list(settings.catalog_dirs))
+                audit = AuditRecorder(db, CLI_SOURCE, None)
                 execution_id = await deployments.run_deployment(
-                    db, settings, catalog, args.application, args.environment, "hpcwaas-api"
+                    audit, settings, catalog, args.application, args.environment, CLI_ACTOR
                 )
                 print(execution_id)
                 return 0

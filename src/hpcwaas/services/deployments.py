@@ -7,10 +7,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.catalog.catalog import Catalog, DeployedWorkflow
 from hpcwaas.engine.deployments import BY_TRIGGER, deployment_label, start_deployment
+from hpcwaas.services.audit import AuditRecorder
 from hpcwaas.services.errors import Conflict, NotFound, Unavailable
 from hpcwaas.settings import Settings, SlurmEnvironment
 from hpcwaas.store import deployments as deployment_store
 from hpcwaas.store import identities as identity_store
+from hpcwaas.store.audit import AuditAction
 from hpcwaas.store.database import Database
 from hpcwaas.store.deployments import DeploymentRecord
 
@@ -63,24 +65,37 @@ async def deploy_if_needed(
 
 
 async def run_deployment(
-    db: Database, settings: Settings, catalog: Catalog, application: str, environment: str, by: str
+    audit: AuditRecorder,
+    settings: Settings,
+    catalog: Catalog,
+    application: str,
+    environment: str,
+    by: str,
 ) -> str:
     """Run the deployment of ``application`` on ``environment`` again now (an operator asks);
-    the new execution's ID. Conflict while the current one has not ended."""
+    the new execution's ID, audited. Conflict while the current one has not ended."""
     deployment = catalog.deployment(application, environment)
     if deployment is None:
         raise NotFound(
             f"application {application!r} has no deployment on environment {environment!r} "
             "(no such application, not deployed there, or no deployment: section)"
         )
-    async with db.write() as conn:
+    async with audit.db.write() as conn:
         current = await deployment_store.get_deployment(conn, application, environment)
         if current is not None and not current.status.terminal:
             raise Conflict(
                 f"{deployment_label(application, environment)} is {current.status.value} "
                 f"(execution {current.execution_id}); run it again once it has ended"
             )
-        return await _start(conn, settings, deployment, by)
+        execution_id = await _start(conn, settings, deployment, by)
+        await audit.record(
+            by,
+            AuditAction.DEPLOYMENT_RUN,
+            execution_id,
+            details={"application": application, "environment": environment},
+            conn=conn,
+        )
+    return execution_id
 
 
 async def list_deployments(db: Database) -> list[DeploymentRecord]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from hpcwaas.api.models import DeploymentList, DeploymentPublic
+from hpcwaas.server.auditing import Audit
 from hpcwaas.server.deps import OperatorUser, RuntimeDep
 from hpcwaas.server.openapi import problems
 from hpcwaas.services import deployments
@@ -56,12 +57,16 @@ async def get_deployment(
     responses=problems(403, 404, 409, 503),
 )
 async def run_deployment(
-    application_id: str, environment_id: str, runtime: RuntimeDep, operator: OperatorUser
+    application_id: str,
+    environment_id: str,
+    runtime: RuntimeDep,
+    operator: OperatorUser,
+    audit: Audit,
 ) -> Response:
     """Run the deployment again now (after a failure, or to refresh what it made); 409 while
     the current one has not ended. The new execution is in `Location`. Operators only."""
     execution_id = await deployments.run_deployment(
-        runtime.db,
+        audit,
         runtime.settings,
         runtime.catalog,
         application_id,
