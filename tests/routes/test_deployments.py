@@ -232,3 +232,25 @@ def test_admin_command_lists_shows_prints_logs_and_runs_a_deployment(
     )
     code, _, err = admin("deployments", "run", "nothing", "local")
     assert code == 1 and "application 'nothing' has no deployment" in err
+
+
+def test_cancelling_a_running_deployment_fails_the_executions_waiting_for_it(
+    fresh_server: Callable[..., InProcessServer], tmp_path: Path
+) -> None:
+    never = tmp_path / "never"
+    wait = f"while [ ! -e {never} ]; do sleep 0.1; done"
+    server, _, _ = _start(fresh_server, tmp_path, extra=wait)
+    with server.client(server.token("ada")) as api:
+        waiting = trigger(api, "tool@local@use")
+        cancelled = trigger(api, "tool@local@use")
+        with server.client(server.token(OPERATOR)) as operator:
+            deployment = _wait_deployment(operator, {"RUNNING"})
+            # a waiting execution is cancelled like any PENDING one
+            assert api.delete(f"/executions/{cancelled}").status_code == 202
+            wait_for_status(api, cancelled, {"CANCELLED"})
+            assert operator.delete(f"/executions/{deployment['execution_id']}").status_code == 202
+        body = wait_for_status(api, waiting, {"SUCCEEDED", "FAILED"})
+        assert body["status"] == "FAILED"
+        assert body["error"] == (
+            "the deployment of tool on local was cancelled; an operator runs it again"
+        )
