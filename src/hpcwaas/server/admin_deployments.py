@@ -43,8 +43,9 @@ def deployments_command(
 
     async def work(db: Any) -> int:
         from hpcwaas.services import deployments
-        from hpcwaas.services.audit import CLI_ACTOR, CLI_SOURCE, AuditRecorder
+        from hpcwaas.services.audit import AuditRecorder
         from hpcwaas.services.errors import ServiceError
+        from hpcwaas.store.audit import CLI_ACTOR, CLI_SOURCE
 
         try:
             if args.action == "list":

@@ -57,6 +57,9 @@ async def deploy_if_needed(
     deployment = catalog.deployment(workflow.application.application, workflow.environment)
     if deployment is None:
         return
+    await deployment_store.lock_deployment(
+        conn, deployment.application.application, deployment.environment
+    )
     current = await deployment_store.get_deployment(
         conn, deployment.application.application, deployment.environment
     )
@@ -81,6 +84,7 @@ async def run_deployment(
             "(no such application, not deployed there, or no deployment: section)"
         )
     async with audit.db.write() as conn:
+        await deployment_store.lock_deployment(conn, application, environment)
         current = await deployment_store.get_deployment(conn, application, environment)
         if current is not None and not current.status.terminal:
             raise Conflict(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.api.states import ExecutionStatus
@@ -31,6 +31,21 @@ class DeploymentRecord:
     error: str | None
     started_at: datetime | None
     ended_at: datetime | None
+
+
+# The key space of the PostgreSQL advisory locks that serialize the starts of one deployment.
+_DEPLOYMENT_LOCK_SPACE = 0x6877_6470
+
+
+async def lock_deployment(conn: AsyncConnection, application: str, environment: str) -> None:
+    """Hold, until the transaction ends, the right to decide (application, environment)'s
+    deployment: two triggers on two replicas then cannot both start one. SQLite has one
+    writer at a time."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(:space, hashtext(:key))"),
+            {"space": _DEPLOYMENT_LOCK_SPACE, "key": f"{application}@{environment}"},
+        )
 
 
 _SELECT = select(
