@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
 # Install hpcwaas into .venv, start the embedded server, and walk the user journey with `waas`.
+#
+# HPCWAAS_DEMO_ADDR: where the server listens (default 127.0.0.1:9090; change it when that
+#   port is taken). HPCWAAS_DEMO_DIR: its data directory (default .hpcwaas-demo).
+# Run from a terminal, the server keeps running at the end, for the web portal (its address
+# and a login are printed; Ctrl-C stops it). Unattended (no terminal), it is stopped.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
@@ -35,3 +40,17 @@ ID="$(sed -n 's/^Workflow triggered with execution ID: //p' "$DATA/trigger.out")
 w executions logs "$ID"
 w executions status "$ID"
 echo "Demo finished: execution $ID succeeded. Server log: $DATA/server.log" >&2
+if [[ -t 0 && -t 1 ]]; then
+  # A password account for the portal's login form, new for each demo.
+  PASSWORD="$(python -c 'import secrets; print(secrets.token_urlsafe(12))')"
+  hpcwaas-api --data_dir "$DATA" users add demo --password-stdin <<<"$PASSWORD" >/dev/null
+  cat >&2 <<EOF
+
+The server keeps running. Open the web portal: $API/ui/
+  log in as user "demo" with password "$PASSWORD"
+The waas command, from another terminal (. .venv/bin/activate first):
+  waas --api_url $API -t=$TOKEN workflows list
+Press Ctrl-C to stop the server.
+EOF
+  wait "$SERVER" || true
+fi

@@ -3,9 +3,9 @@
 # already there. Arguments name the parts; none means every part (what scripts/test.sh runs):
 #   sso      Debian's chromium, Node.js and npm, and the npm package oidc-provider in tests/oidc
 #            (the SSO tests' browser and identity provider)
-#   cluster  Debian's openssh-server, munge and Slurm 22.05 (slurm-wlm, slurmctld, slurmd,
-#            slurm-client): the loopback test cluster of tests/cluster_support.py, which the
-#            tests start themselves (not apt)
+#   cluster  Debian's openssh-server, munge, Slurm 22.05 (slurm-wlm, slurmctld, slurmd,
+#            slurm-client) and its accounting (slurmdbd, on mariadb-server): the loopback test
+#            cluster of tests/cluster_support.py, which the tests start themselves (not apt)
 #   postgres Debian's postgresql-15 (binaries in /usr/lib/postgresql/15/bin): the throwaway
 #            PostgreSQL server of tests/pg_support.py, which the tests start themselves
 #   bench    Debian's wrk (the HTTP load generator of tests/bench) and util-linux's taskset
@@ -55,7 +55,8 @@ if $sso; then
   command -v npm >/dev/null 2>&1 || missing+=(npm)
 fi
 if $cluster; then
-  for package in openssh-server munge slurm-wlm slurmctld slurmd slurm-client; do
+  for package in openssh-server munge slurm-wlm slurmctld slurmd slurm-client slurmdbd \
+    mariadb-server; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
       missing+=("$package")
   done

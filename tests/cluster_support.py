@@ -1,7 +1,8 @@
 """A real single-node Slurm cluster and an OpenSSH server on the loopback, for the SSH tests.
 
 tests/conftest.py loads this module as a plugin. scripts/test.sh installs what it needs
-(Debian's openssh-server, munge, slurm-wlm, slurmctld, slurmd, slurm-client); the fixture
+(Debian's openssh-server, munge, slurm-wlm, slurmctld, slurmd, slurm-client, slurmdbd,
+mariadb-server); the fixture
 starts the daemons and needs root. It never skips: a missing package or a daemon that does
 not come up fails the tests that use it, with that daemon's log.
 
@@ -11,8 +12,9 @@ Fixtures
     Creates the cluster accounts ``hpcuser1`` and ``hpcuser2`` (their authorized_keys
     emptied), starts munged, slurmctld and slurmd (config at /etc/slurm/slurm.conf, so
     that SSH sessions find it; one node declaring 16 CPUs so several one-CPU jobs run at
-    once; ``MinJobAge=300``; no accounting database; a jobcomp file everyone may append
-    to, so ``sacct --completion`` may answer users), waits for the node to be idle, and
+    once; ``MinJobAge=300``; accounting in slurmdbd on a throwaway MariaDB server, see
+    tests/cluster/accounting.py, so ``sacct`` answers users with elapsed time, CPU time
+    and max RSS), waits for the node to be idle, and
     starts ``sshd`` on 127.0.0.1:2222 with its own ed25519 host key. Installs the
     stand-ins of tests/cluster/ (``enqueue_compss``, ``module``) into /usr/local/bin:
     stand-ins, because the real PyCOMPSs runtime and Lmod are not installable here
@@ -52,6 +54,7 @@ from typing import IO
 
 import pytest
 
+from tests.cluster.accounting import Accounting, AccountingError
 from tests.cluster.processes import comm, descendants, log_tail, read_pid, stop_pid
 
 CONFIGS = Path(__file__).resolve().parent / "cluster"
@@ -64,10 +67,10 @@ PIDS_FILE = RUN_DIR / "pids"
 LOCK_WAIT = 900.0
 START_TIMEOUT = 30.0
 USERS = ["hpcuser1", "hpcuser2"]
-DAEMONS = {"munged", "slurmctld", "slurmd", "sshd"}
+DAEMONS = {"munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sshd"}
 INSTALL_HINT = (
     "scripts/test.sh installs it: apt-get install --no-install-recommends "
-    "openssh-server munge slurm-wlm slurmctld slurmd slurm-client"
+    "openssh-server munge slurm-wlm slurmctld slurmd slurm-client slurmdbd mariadb-server"
 )
 
 
@@ -94,6 +97,7 @@ class Cluster:
         self.host_key = root / "ssh_host_ed25519_key"
         self.known_hosts = ""
         self._pids: dict[str, int] = {}
+        self.accounting = Accounting(root)
 
     # ------------------------------------------------------------------ helpers for tests
 
@@ -202,7 +206,7 @@ class Cluster:
                 "/usr/sbin/slurmd",
             )
             if not Path(tool).exists()
-        ]
+        ] + Accounting.missing()
         missing += [tool for tool in ("sbatch", "sinfo", "runuser") if shutil.which(tool) is None]
         if missing:
             pytest.fail(f"the test cluster needs {', '.join(missing)}: {INSTALL_HINT}")
@@ -226,7 +230,7 @@ class Cluster:
             try:
                 self.stop_sshd()
             finally:
-                for name in ("slurmd", "slurmctld", "munged"):
+                for name in ("slurmd", "slurmctld", "slurmdbd", "mariadbd", "munged"):
                     pid = self._pids.pop(name, None)
                     if pid is not None:
                         stop_pid(pid, name)
@@ -315,7 +319,12 @@ class Cluster:
     def _slurm_config(self) -> str:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
         template = Template((CONFIGS / "slurm.conf.in").read_text())
-        return template.substitute(node=self.node, root=self.root, memory=min(memory, 16384))
+        return template.substitute(
+            node=self.node,
+            root=self.root,
+            memory=min(memory, 16384),
+            dbd_port=self.accounting.dbd_port,
+        )
 
     def _start_slurm(self) -> None:
         if SLURM_CONF.exists() and CONF_MARKER not in SLURM_CONF.read_text(errors="replace"):
@@ -325,12 +334,19 @@ class Cluster:
             (self.root / name).mkdir()
             os.chown(self.root / name, slurm.pw_uid, slurm.pw_gid)
         (self.root / "slurmd-spool").mkdir()
-        jobcomp = self.root / "jobcomp.log"
-        jobcomp.touch()
-        jobcomp.chmod(0o666)  # the plugin opens it for append, also in users' sacct
-        SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
-        SLURM_CONF.write_text(self._slurm_config())
-        SLURM_CONF.chmod(0o644)
+        try:
+            self.accounting.start_database()
+            self._pids.update(self.accounting.pids)
+            self._record_pids()
+            self.accounting.start_slurmdbd(self.node)
+            self._pids.update(self.accounting.pids)
+            self._record_pids()
+            SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
+            SLURM_CONF.write_text(self._slurm_config())
+            SLURM_CONF.chmod(0o644)
+            self.accounting.register_cluster()
+        except AccountingError as exc:
+            pytest.fail(f"the test cluster's accounting did not start: {exc}")
         for name, args in (("slurmctld", ["-i"]), ("slurmd", ["-N", self.node])):
             log = self.root / "log" / f"{name}.log"
             result = _run(f"/usr/sbin/{name}", *args, check=False)
@@ -394,7 +410,7 @@ def cluster() -> Iterator[Cluster]:
     """The loopback Slurm cluster and sshd, started once per session (see the module doc)."""
     lock = _lock()
     root = Path(tempfile.mkdtemp(prefix="hpcwaas-cluster-"))
-    root.chmod(0o755)  # slurm (and the test users, for the jobcomp file) must traverse it
+    root.chmod(0o755)  # slurm, mysql and the test users must traverse it
     instance = Cluster(root)
     try:
         instance.start()

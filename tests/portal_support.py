@@ -3,7 +3,8 @@
 ``with_csp`` serves the portal's documents with the site's Content-Security-Policy, so a
 violation shows in the console; ``Watch`` records console errors and every request;
 ``shot`` checks a page's labels and contrast (WCAG AA), then saves its screenshot under
-$HPCWAAS_ARTIFACTS (default: test-artifacts/portal).
+$HPCWAAS_ARTIFACTS (default: test-artifacts/portal); ``guide_shot`` does the same for the
+user guide's pictures, in docs/images/, so that they show the portal as it is.
 Waits in the page are written as functions (``() => ...``): the CSP forbids the eval that
 Playwright would use for a bare expression.
 """
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page, Route
 
 ROOT = Path(__file__).resolve().parents[1]
+# The user guide's pictures: taken by tests/integration/test_user_guide_screenshots.py.
+GUIDE_IMAGES = ROOT / "docs" / "images"
 ARTIFACTS = Path(os.environ.get("HPCWAAS_ARTIFACTS", ROOT / "test-artifacts" / "portal"))
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -115,3 +118,21 @@ def shot(page: Page, artifacts: Path, name: str) -> None:
     if not page.locator("dialog[open]").count():
         assert page.evaluate(ACCESSIBILITY_PROBLEMS) == [], name
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+
+
+def logged_in(page: Page, origin: str, token: str) -> Page:
+    """The page with ``token`` in the portal's session storage, as after logging in."""
+    page.add_init_script(
+        f"if (location.origin === {origin!r}) sessionStorage.setItem('hpcwaas.token', {token!r});"
+    )
+    return page
+
+
+def guide_shot(page: Page, name: str) -> Path:
+    """Save the visible part of the page as docs/images/<name>.png, after the same checks."""
+    if not page.locator("dialog[open]").count():
+        assert page.evaluate(ACCESSIBILITY_PROBLEMS) == [], name
+    GUIDE_IMAGES.mkdir(parents=True, exist_ok=True)
+    path = GUIDE_IMAGES / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path

@@ -145,7 +145,8 @@ def test_key_gen_prints_the_five_info_lines_with_a_uuid_and_an_rsa_public_key(wa
     lines = result.stdout.splitlines()
     assert lines[:3] == [
         "INFO: Below is your newly generated SSH public key.",
-        "INFO: Take note of it as you will not see it again.",
+        "INFO: You can list it again later with `waas ssh_keys list`; "
+        "its private key is never shown.",
         "INFO: You are responsible for adding it to the authorized_keys file on the systems "
         "you want to run your workflows.",
     ]

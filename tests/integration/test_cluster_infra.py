@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,20 +72,31 @@ def test_sbatch_as_a_cluster_user_runs_the_job_to_completion(
     assert output == ["hpcuser1", cluster.node]
 
 
-def test_sacct_completion_reads_the_jobcomp_file_for_users(
+def test_sacct_answers_users_with_the_accounting_slurmdbd_keeps(
     cluster_jobs_cleanup: Cluster,
 ) -> None:
     cluster = cluster_jobs_cleanup
-    submitted = cluster.run_as("hpcuser2", "sbatch --parsable --wrap 'exit 3'")
+    # about 64 MiB held and one second of CPU, then exit 3
+    work = "python3 -c 'import time; b = bytearray(64 << 20); t = time.time()\n"
+    work += "while time.time() - t < 1.5: b[0] = 1' ; exit 3"
+    submitted = cluster.run_as("hpcuser2", f"sbatch --parsable --wrap {shlex.quote(work)}")
     job_id = submitted.stdout.strip()
     assert cluster.wait_job_state(job_id, {"COMPLETED", "FAILED"}) == "FAILED"
-    assert "ExitCode=3:0" in cluster.scontrol(job_id)
-    result = cluster.run_as(
-        "hpcuser2", f"sacct --completion -j {job_id} -n -P -o jobid,state,exitcode"
-    )
-    assert result.returncode == 0, result.stderr
-    assert f"{job_id}|FAILED|3:0" in result.stdout.splitlines()
-    assert cluster.run_as("hpcuser2", "sacct -j 1").returncode != 0  # no accounting storage
+    fields = "jobid,state,exitcode,elapsedraw,totalcpu,maxrss"
+    deadline = time.monotonic() + 30
+    lines: list[str] = []
+    while time.monotonic() < deadline:  # slurmdbd records the end a moment later
+        result = cluster.run_as("hpcuser2", f"sacct -j {job_id} -n -P --units=K -o {fields}")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        if any(line.startswith(f"{job_id}.batch|") and line.split("|")[5] for line in lines):
+            break
+        time.sleep(0.5)
+    allocation = next(line.split("|") for line in lines if line.startswith(f"{job_id}|"))
+    assert allocation[1:3] == ["FAILED", "3:0"]
+    assert int(allocation[3]) >= 1
+    batch = next(line.split("|") for line in lines if line.startswith(f"{job_id}.batch|"))
+    assert float(batch[5].rstrip("K")) >= 60 * 1024  # KiB: the 64 MiB were measured
 
 
 def test_several_one_cpu_jobs_run_at_once(cluster_jobs_cleanup: Cluster) -> None:

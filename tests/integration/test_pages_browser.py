@@ -93,6 +93,12 @@ def test_login_and_token_pages_render_styled_copy_works_and_nothing_is_blocked(
     assert _violations(browser) == []
     assert not [m for m in console if "Content Security Policy" in m], console
 
+    # the page leads to the portal, logged in with this token
+    browser.click("#portal-link")
+    browser.wait_for_selector("#whoami")
+    assert browser.text_content("#whoami") == account
+    assert browser.text_content("main h1") == "Workflows"
+
 
 def test_the_policy_blocks_an_injected_inline_script(
     server: LiveServer, page: tuple[Page, list[str]]

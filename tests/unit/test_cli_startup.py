@@ -68,7 +68,7 @@ def test_workflows_list_to_a_pipe_loads_no_models_no_rich_and_no_other_command(t
         tmp_path, "--api_url", "http://127.0.0.1:9", "-t=t", "workflows", "list"
     )
     assert (code, loaded) == (0, [])
-    assert "│ demo@local@hello │ hello" in printed
+    assert "\ndemo@local@hello | hello" in printed
 
 
 def test_help_loads_no_command_and_no_http_client(tmp_path):

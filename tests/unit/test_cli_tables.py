@@ -1,22 +1,13 @@
-"""Tables for pipes and files: drawn without rich, byte for byte as rich draws them."""
+"""Tables for pipes and files: the original client's layout (pterm's table without its box),
+so that scripts cutting its columns keep working; terminals get rich's table."""
 
 from __future__ import annotations
 
 import io
-import random
+import subprocess
 from contextlib import redirect_stdout
 
-import pytest
-
-from hpcwaas.cli import tables
-from hpcwaas.cli.output import Output, rich_table
-
-
-@pytest.fixture(autouse=True)
-def no_forced_terminal(monkeypatch) -> None:
-    # rich draws escape codes to any stream when these say the output is a terminal.
-    monkeypatch.delenv("FORCE_COLOR", raising=False)
-    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+from hpcwaas.cli.output import Output
 
 
 def printed(headers: list[str], rows: list[list[str]]) -> str:
@@ -26,59 +17,45 @@ def printed(headers: list[str], rows: list[list[str]]) -> str:
     return stream.getvalue()
 
 
-def drawn_by_rich(headers: list[str], rows: list[list[str]]) -> str:
-    stream = io.StringIO()
-    rich_table(stream, headers, rows)
-    return stream.getvalue()
+# What the original `waas workflows list` (pterm v0.12.39: WithHasHeader, header rule "*",
+# row rule "-", separator " | ") renders, its box taken off.
+ORIGINAL_LISTING = (
+    "Workflow ID      | Workflow Name | Application | Environment ID | Environment Name\n"
+    "**********************************************************************************\n"
+    "demo@local@hello | hello         | demo        | local          | Local machine   \n"
+    "----------------------------------------------------------------------------------\n"
+    "hpc@jsc@simul    | simul         | hpc         | jsc            | Jülich          \n"
+)
 
 
-# One-cell characters of several scripts, spaces (leading, trailing, repeated) and the
-# characters rich treats specially elsewhere ([, ], :) inside cells.
-ALPHABET = "abcXYZ019 @._-/[]:éüßñØΩжЖ│█"
-random.seed(20261126)
-RANDOM_TABLES = [
-    (
-        [f"H{i}" + "".join(random.choices(ALPHABET, k=random.randint(0, 6))) for i in range(n)],
-        [
-            ["".join(random.choices(ALPHABET, k=random.randint(0, 14))) for _ in range(n)]
-            for _ in range(random.randint(0, 4))
-        ],
+def test_a_piped_table_is_the_original_clients_layout_byte_for_byte() -> None:
+    headers = ["Workflow ID", "Workflow Name", "Application", "Environment ID", "Environment Name"]
+    rows = [
+        ["demo@local@hello", "hello", "demo", "local", "Local machine"],
+        ["hpc@jsc@simul", "simul", "hpc", "jsc", "Jülich"],
+    ]
+    assert printed(headers, rows) == ORIGINAL_LISTING
+
+
+def test_columns_of_a_piped_table_can_be_cut_by_scripts() -> None:
+    table = printed(["ID", "Name"], [["a1", "first"], ["b22", "second [gpu]"], ["c", ""]])
+    rows = [line for line in table.splitlines()[2:] if not line.startswith("-")]
+    assert [r.split(" | ")[0].strip() for r in rows] == ["a1", "b22", "c"]
+    assert [r.split(" | ")[1].strip() for r in rows] == ["first", "second [gpu]", ""]
+    done = subprocess.run(
+        ["awk", "-F", " [|] ", "NR > 2 && !/^-+$/ {print $1}"],
+        input=table,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    for n in (1, 2, 3, 5, 6)
-    for _ in range(8)
-]
-RANDOM_TABLES = [(h, r) for h, r in RANDOM_TABLES if not any("[" in x or ":" in x for x in h)]
+    assert done.stdout.split() == ["a1", "b22", "c"]
 
 
-@pytest.mark.parametrize(
-    ("headers", "rows"),
-    [
-        (["Workflow ID", "Workflow Name"], [["demo@local@hello", "hello"], ["a", "[gpu]"]]),
-        (["Execution ID", "Status"], []),
-        (["Name", "Size"], [["", ""], ["  padded  ", "1.5 KiB"]]),
-        (["Environment", "Name"], [["jsc", "Jülich Supercomputing Centre"]]),
-        *RANDOM_TABLES,
-    ],
-)
-def test_a_table_for_a_pipe_is_the_one_rich_draws(headers, rows) -> None:
-    assert tables.drawable(io.StringIO(), headers, rows)
-    assert printed(headers, rows) == drawn_by_rich(headers, rows)
-
-
-@pytest.mark.parametrize(
-    ("headers", "rows"),
-    [
-        (["Name"], [["日本語"]]),  # two cells per character
-        (["Name"], [["e\u0301"]]),  # a combining accent: no cell of its own
-        (["Name"], [["a\tb"]]),  # rich expands tabs
-        (["Name"], [["two\nlines"]]),
-        (["[bold]Name"], [["x"]]),  # a header is read as markup
-        (["Name :smile:"], [["x"]]),  # and emoji codes
-    ],
-)
-def test_text_only_rich_can_lay_out_is_left_to_rich(headers, rows) -> None:
-    assert not tables.drawable(io.StringIO(), headers, rows)
-    assert printed(headers, rows) == drawn_by_rich(headers, rows)
+def test_a_piped_table_without_rows_is_its_header_and_rule() -> None:
+    assert printed(["Execution ID", "Status"], []) == (
+        "Execution ID | Status\n*********************\n"
+    )
 
 
 class Terminal(io.StringIO):
@@ -86,12 +63,9 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_terminals_forced_colors_and_other_encodings_are_left_to_rich(monkeypatch) -> None:
-    headers, rows = ["Name"], [["x"]]
-    assert not tables.drawable(Terminal(), headers, rows)
-    latin1 = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
-    assert not tables.drawable(latin1, headers, rows)  # rich draws ASCII boxes there
-    for variable in ("FORCE_COLOR", "TTY_COMPATIBLE"):
-        with monkeypatch.context() as env:
-            env.setenv(variable, "1")
-            assert not tables.drawable(io.StringIO(), headers, rows)
+def test_a_terminal_gets_a_boxed_table(monkeypatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    terminal = Terminal()
+    with redirect_stdout(terminal):
+        Output("text").table(["Name"], [["x"]])
+    assert terminal.getvalue().splitlines()[0].startswith("┏")

@@ -19,6 +19,7 @@ from hpcwaas.client import (
     BadRequest,
     Client,
     ConnectionFailed,
+    NotAnApi,
     NotFound,
     ServerError,
     TooManyRequests,
@@ -69,10 +70,26 @@ def test_non_envelope_error_body_becomes_one_synthesized_item() -> None:
 
 
 def test_html_error_page_is_reduced_to_its_visible_text() -> None:
-    page = "<html><head><title>Oops</title></head><body><h1>404 Not Found</h1></body></html>"
-    with pytest.raises(NotFound) as caught:
-        answering(httpx.Response(404, text=page)).list_workflows()
-    assert caught.value.errors[0].detail == "404 Not Found"
+    page = "<html><head><title>Oops</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+    with pytest.raises(ServerError) as caught:
+        answering(httpx.Response(502, text=page)).list_workflows()
+    assert caught.value.errors[0].detail == "502 Bad Gateway"
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(404, text="<html><body><h1>Not Found</h1></body></html>"),
+        httpx.Response(405, json={"detail": "Method Not Allowed"}),
+        httpx.Response(200, html="<!doctype html><title>HPCWaaS</title>"),
+    ],
+)
+def test_an_answer_no_hpcwaas_api_gives_is_not_an_api(response: httpx.Response) -> None:
+    # The API answers every unknown path with its envelope, and JSON on success: a page,
+    # or a 404 without the envelope, comes from something else at that address.
+    with pytest.raises(NotAnApi) as caught:
+        answering(response).list_workflows()
+    assert str(caught.value).startswith("https://h/workflows does not answer as an hpcwaas API")
 
 
 def test_empty_error_body_uses_the_status_title() -> None:

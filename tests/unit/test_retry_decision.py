@@ -21,6 +21,7 @@ from hpcwaas.schedulers.slurm_states import JobState
 from hpcwaas.settings import Settings, SlurmEnvironment
 from hpcwaas.store import executions
 from hpcwaas.store.database import Database
+from hpcwaas.transports.base import CommandOutput
 
 FAILED_RETRYABLE = Outcome(StepState.FAILED, 1, "failed with exit code 1", retryable=True)
 
@@ -60,6 +61,14 @@ class FakeTracker:
         self.cancelled.set()
 
 
+class NoAccounting:
+    """The cluster's commands: only sacct is run here, and it has no accounting storage."""
+
+    async def run(self, command: str, **_: Any) -> CommandOutput:
+        assert command.startswith("sacct "), command
+        return CommandOutput(1, "", "sacct: error: Slurm accounting storage is disabled\n")
+
+
 class FakeCluster:
     """A cluster on which submitting answers job 42, or raises ``submit_error``."""
 
@@ -68,6 +77,7 @@ class FakeCluster:
         self.work_dir = "/home/u/.hpcwaas/executions/e1"
         self.target = object()
         self.tracker = FakeTracker(final)
+        self.transport = NoAccounting()
         self._submit_error = submit_error
         self.cluster = self  # as a place: its own cluster
 

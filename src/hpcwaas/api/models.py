@@ -99,6 +99,29 @@ class DryRunPlan(WireModel):
     outputs: list[str]
 
 
+class SlurmAccounting(WireModel):
+    """Additive: what Slurm's accounting (sacct) kept of a step's ended job."""
+
+    state: str  # Slurm's: COMPLETED, FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY...
+    exit_code: int | None = None
+    elapsed_seconds: int | None = None
+    cpu_seconds: float | None = None  # TotalCPU: user and system time of all its tasks
+    max_rss_bytes: int | None = None  # the largest resident set size of its steps
+
+    def summary(self) -> str:
+        """`COMPLETED, exit code 0, elapsed 3 s, CPU time 1.2 s, max RSS 64.0 MiB`."""
+        parts = [self.state]
+        if self.exit_code is not None:
+            parts.append(f"exit code {self.exit_code}")
+        if self.elapsed_seconds is not None:
+            parts.append(f"elapsed {self.elapsed_seconds} s")
+        if self.cpu_seconds is not None:
+            parts.append(f"CPU time {self.cpu_seconds:.1f} s")
+        if self.max_rss_bytes is not None:
+            parts.append(f"max RSS {self.max_rss_bytes / 2**20:.1f} MiB")
+        return ", ".join(parts)
+
+
 class StepPublic(WireModel):
     name: str
     state: StepState
@@ -111,6 +134,11 @@ class StepPublic(WireModel):
     # additive: attempts started (1 + retries used); the values the step wrote as its outputs
     attempts: int | None = None
     outputs: dict[str, str] | None = None
+    # additive: when its Slurm job was first seen running (queued from started_at until then);
+    # null for steps that are not jobs, and for jobs that ended before a poll saw them run
+    running_at: datetime | None = None
+    # additive: Slurm's accounting of its job, once sacct has it (clusters with slurmdbd)
+    accounting: SlurmAccounting | None = None
 
 
 class DataRemovalPublic(WireModel):
@@ -136,6 +164,8 @@ class ExecutionPublic(WireModel):
     definition_digest: str | None = None
     # additive: the kinds of data removed so far (work_dir, cluster_work_dir, logs, outputs)
     data_removed: dict[str, DataRemovalPublic] | None = None
+    # additive: the inputs it was triggered with, defaults filled in; secrets as "[secret]"
+    inputs: dict[str, Any] | None = None
 
 
 class ExecutionSummary(WireModel):

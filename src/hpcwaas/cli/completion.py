@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from hpcwaas.cli.context import Context
 
 SHELLS = ("bash", "zsh", "fish")
+# Positional arguments completed with the IDs the API lists (`waas completion --ids KIND`).
+ID_KINDS = {"workflow_id": "workflows", "execution_id": "executions", "execution_ids": "executions"}
+# Executions offered: the newest ones.
+EXECUTION_IDS = 50
 FILE_OPTIONS = frozenset({"config", "ca_file", "key_file", "cert_file"})
 DIR_OPTIONS = frozenset({"ca_path", "download"})
 
@@ -40,7 +44,7 @@ class Option:
 class Node:
     """One command of the tree: its names, options, positional choices and subcommands."""
 
-    __slots__ = ("aliases", "children", "help", "key", "name", "options", "words")
+    __slots__ = ("aliases", "children", "help", "ids", "key", "name", "options", "words")
 
     def __init__(
         self,
@@ -59,6 +63,7 @@ class Node:
         self.options = options if options is not None else []
         self.words = words if words is not None else []  # choices of positional arguments
         self.children = children if children is not None else []
+        self.ids: str | None = None  # the kind of IDs its positional argument takes
 
     def walk(self) -> list[Node]:
         """This node and all below it, depth first."""
@@ -73,13 +78,22 @@ def fill(command: WaasParser) -> None:
         "  zsh:  source <(waas completion zsh)          (in ~/.zshrc, after compinit)\n"
         "  fish: waas completion fish > ~/.config/fish/completions/waas.fish"
     )
-    command.add_argument("shell", choices=SHELLS)
+    command.add_argument("shell", choices=SHELLS, nargs="?")
+    # What the scripts run to complete IDs: one per line (not for people: no help).
+    command.add_argument("--ids", choices=sorted(set(ID_KINDS.values())), help=argparse.SUPPRESS)
     command.set_defaults(func=run_completion)
 
 
 def run_completion(ctx: Context) -> int:
-    """Print the script for the requested shell."""
+    """Print the script for the requested shell, or the IDs a script completes."""
     from hpcwaas.cli.main import build_parser
+    from hpcwaas.cli.parsing import UsageError
+
+    if ctx.args.ids:
+        print_ids(ctx, ctx.args.ids)
+        return 0
+    if ctx.args.shell is None:
+        raise UsageError(f"name a shell: {', '.join(SHELLS)}", ctx.args.command_parser)
 
     tree = build_tree(build_parser())
     for node in tree.children:
@@ -89,10 +103,25 @@ def run_completion(ctx: Context) -> int:
     return 0
 
 
-def build_tree(parser: argparse.ArgumentParser, key: str = "waas") -> Node:
-    """The completion tree of a parser and its subparsers."""
+def print_ids(ctx: Context, kind: str) -> None:
+    """The workflows' IDs, or those of the newest executions, one per line."""
+    client = ctx.client()
+    if kind == "workflows":
+        ids = [w.id for w in client.list_workflows().workflows]
+    else:
+        ids = [e.id for e in client.list_executions(limit=EXECUTION_IDS).executions]
+    print("\n".join(ids))
+
+
+def build_tree(
+    parser: argparse.ArgumentParser, key: str = "waas", helps: dict[str, str] | None = None
+) -> Node:
+    """The completion tree of a parser and its subparsers; `helps`: the top level's option
+    texts, for the global options a command's help leaves out."""
     if isinstance(parser, WaasParser):
         parser.filled()
+    if helps is None:
+        helps = {a.dest: a.help or "" for a in parser._actions if a.option_strings}
     name = getattr(parser, "command_name", "waas")
     node = Node(key, name, getattr(parser, "command_aliases", ()), parser.description or "")
     for action in parser._actions:
@@ -103,14 +132,17 @@ def build_tree(parser: argparse.ArgumentParser, key: str = "waas") -> Node:
                 if id(sub) in seen or not isinstance(sub, WaasParser):
                     continue
                 seen.add(id(sub))
-                child = build_tree(sub, f"{key}_{sub.command_name}".replace("-", "_"))
+                child = build_tree(sub, f"{key}_{sub.command_name}".replace("-", "_"), helps)
                 child.help = helps.get(sub.command_name, child.help)
                 node.children.append(child)
+        elif action.dest == "ids":
+            continue  # the scripts' own option
         elif action.option_strings:
+            text = helps.get(action.dest, "") if action.help == argparse.SUPPRESS else action.help
             node.options.append(
                 Option(
                     flags=list(action.option_strings),
-                    help=(action.help or "").replace("%%", "%"),
+                    help=(text or "").replace("%%", "%"),
                     takes_value=action.nargs != 0,
                     choices=[str(c) for c in action.choices or ()],
                     dest=action.dest,
@@ -118,7 +150,14 @@ def build_tree(parser: argparse.ArgumentParser, key: str = "waas") -> Node:
             )
         elif action.choices:
             node.words.extend(str(c) for c in action.choices)
+        elif action.dest in ID_KINDS:
+            node.ids = ID_KINDS[action.dest]
     return node
+
+
+def _ids_command(kind: str) -> str:
+    """The shell command printing the IDs of `kind`; quiet when the API cannot be asked."""
+    return f"waas completion --ids {kind} 2>/dev/null"
 
 
 def _value_options(tree: Node) -> dict[str, Option]:
@@ -140,7 +179,12 @@ def bash_script(tree: Node) -> str:
         f"            {'|'.join(labels)}) cmdpath={key} ;;" for labels, key in _descents(tree)
     ]
     values = _value_cases(tree, "        {flags})\n            {action}\n            return ;;")
-    words = [f'        {n.key}) words="{" ".join(_words(n))}" ;;' for n in tree.walk()]
+    words = [
+        f'        {n.key}) words="{" ".join(_words(n))}'
+        + (f" $({_ids_command(n.ids)})" if n.ids else "")
+        + '" ;;'
+        for n in tree.walk()
+    ]
     return "\n".join(
         [
             "# bash completion for waas; generated by `waas completion bash`",
@@ -205,11 +249,12 @@ def zsh_script(tree: Node) -> str:
     for node in tree.walk():
         commands = " ".join(_zsh_quote(f"{c.name}:{_first_line(c.help)}") for c in node.children)
         flags = " ".join(_zsh_quote(f) for f in _words(node)[len(node.children) :])
+        ids = f'\n      compadd -- ${{(f)"$({_ids_command(node.ids)})"}}' if node.ids else ""
         cases.append(
             f"    ({node.key})\n"
             f"      local -a subcmds=({commands})\n"
             f"      (( ${{#subcmds}} )) && _describe -t commands 'waas command' subcmds\n"
-            f"      compadd -- {flags} ;;"
+            f"      compadd -- {flags}{ids} ;;"
         )
     return "\n".join(
         [
@@ -266,6 +311,8 @@ def fish_script(tree: Node) -> str:
             )
         if node.words:
             lines.append(f"complete -c waas {when} -a {_fish_quote(' '.join(node.words))}")
+        if node.ids:
+            lines.append(f"complete -c waas {when} -a {_fish_quote(f'({_ids_command(node.ids)})')}")
         for option in node.options:
             parts = ["complete -c waas", when]
             for flag in option.flags:

@@ -113,7 +113,10 @@ def _step_line(step: StepPublic) -> str:
     if step.exit_code is not None:
         details.append(f"exit code {step.exit_code}")
     suffix = f" ({', '.join(details)})" if details else ""
-    return f"  Step {step.name}: {step.state.value}{suffix}"
+    line = f"  Step {step.name}: {step.state.value}{suffix}"
+    if step.accounting is not None:  # what sacct kept of its job
+        line += f"\n    Slurm accounting: {step.accounting.summary()}"
+    return line
 
 
 def _document(execution: ExecutionPublic) -> dict[str, Any]:
@@ -169,28 +172,56 @@ def retrying(ctx: Context, read: Callable[[], T]) -> T:
 
 
 def follow_status(ctx: Context, execution_id: str) -> int:
-    """Poll until a terminal status, printing each change; return the exit code for it."""
+    """Poll until a terminal status, printing each change; return the exit code for it.
+
+    On a terminal, stderr shows the elapsed time and current step while it waits.
+    """
+    from hpcwaas.cli.progress import Progress, interrupted_note, waiting_line
+
     client = ctx.client()
+    progress = Progress(ctx.out.stderr)
     shown_status: str | None = None
     shown_steps: dict[str, str] = {}
-    while True:
-        execution = retrying(ctx, partial(client.get_execution, execution_id))
-        steps = {step.name: step.state.value for step in execution.steps or []}
-        if execution.status != shown_status or steps != shown_steps:
-            if ctx.out.json:
-                ctx.out.document(_document(execution))
-            else:
-                if execution.status != shown_status:
-                    ctx.out.line(status_line(execution))
-                for step in execution.steps or []:
-                    if shown_steps.get(step.name) != step.state.value:
-                        ctx.out.line(_step_line(step))
-                if execution.status.terminal:
-                    _print_outcome(ctx, execution)
-            shown_status, shown_steps = execution.status, steps
-        if execution.status.terminal:
-            return exit_code(execution)
-        time.sleep(POLL_INTERVAL)
+    try:
+        while True:
+            execution = retrying(ctx, partial(client.get_execution, execution_id))
+            steps = {step.name: step.state.value for step in execution.steps or []}
+            if execution.status != shown_status or steps != shown_steps:
+                progress.clear()
+                _print_changes(ctx, execution, shown_status, shown_steps)
+                shown_status, shown_steps = execution.status, steps
+            if execution.status.terminal:
+                return exit_code(execution)
+            # The line is redrawn each second: the elapsed time moves between two polls.
+            waited = 0.0
+            while True:
+                progress.show(waiting_line(execution))
+                step = min(1.0, POLL_INTERVAL - waited)
+                if step <= 0:
+                    break
+                time.sleep(step)
+                waited += step
+    except KeyboardInterrupt:
+        progress.clear()
+        ctx.out.note(interrupted_note(execution_id, "status"))
+        raise
+    finally:
+        progress.clear()
+
+
+def _print_changes(
+    ctx: Context, execution: ExecutionPublic, status: str | None, steps: dict[str, str]
+) -> None:
+    if ctx.out.json:
+        ctx.out.document(_document(execution))
+        return
+    if execution.status != status:
+        ctx.out.line(status_line(execution))
+    for step in execution.steps or []:
+        if steps.get(step.name) != step.state.value:
+            ctx.out.line(_step_line(step))
+    if execution.status.terminal:
+        _print_outcome(ctx, execution)
 
 
 def print_log_entry(ctx: Context, entry: LogEntry) -> None:
@@ -208,6 +239,17 @@ def stream_logs(ctx: Context, execution_id: str, start: int, levels: int, follow
     In json mode each answer that brings entries (and the first, even empty) is printed as
     the API's `{"logs", "total_results", "from"}` object, as the original printed its one.
     """
+    try:
+        _stream_logs(ctx, execution_id, start, levels, follow)
+    except KeyboardInterrupt:
+        if follow:
+            from hpcwaas.cli.progress import interrupted_note
+
+            ctx.out.note(interrupted_note(execution_id, "logs"))
+        raise
+
+
+def _stream_logs(ctx: Context, execution_id: str, start: int, levels: int, follow: bool) -> None:
     client = ctx.client()
     position = start
     wait = LOGS_LONG_POLL if follow else 0.0

@@ -62,6 +62,9 @@ STALE_TOKEN_DETAILS = (
     "Invalid authorization token",
 )
 
+# How the API's 404 for an unknown path begins (server/problems.py).
+NO_ROUTE = "no route "
+
 # Usage errors exit 1, as the original's (docs/compatibility.md, "Exit codes").
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 1, 130
 
@@ -197,13 +200,26 @@ def _usage_error(exc: UsageError, parser: argparse.ArgumentParser) -> int:
 
 def _report(exc: Exception, ctx: Context) -> int:
     """Print an error as one readable line per problem; return the exit code."""
-    from hpcwaas.client.errors import ApiError, ConfigurationError, HpcwaasError, describe_item
+    from hpcwaas.client.errors import (
+        ApiError,
+        ConfigurationError,
+        HpcwaasError,
+        NotAnApi,
+        describe_item,
+    )
 
     if isinstance(exc, ApiError):
         for item in exc.errors:
             print(f"Error: {describe_item(item)}", file=sys.stderr)
         if exc.status == 401:
             print(_login_hint(exc, ctx), file=sys.stderr)
+        if exc.status == 404 and any(i.detail.startswith(NO_ROUTE) for i in exc.errors):
+            # an hpcwaas server, asked under a path that is not the API's
+            print(_address_hint(ctx), file=sys.stderr)
+        return EXIT_FAILED
+    if isinstance(exc, NotAnApi):
+        print(f"Error: {exc}", file=sys.stderr)
+        print(_address_hint(ctx), file=sys.stderr)
         return EXIT_FAILED
     if isinstance(exc, ConfigurationError):
         print(f"Error: {exc}", file=sys.stderr)
@@ -222,6 +238,18 @@ def _report(exc: Exception, ctx: Context) -> int:
     else:
         print("(set WAAS_DEBUG=1 to see the traceback)", file=sys.stderr)
     return EXIT_FAILED
+
+
+def _address_hint(ctx: Context) -> str:
+    """The hint when --api_url is not the API's address; the portal's /ui/ is a usual slip."""
+    url = ctx.settings.api_url.rstrip("/")
+    if url.endswith("/ui"):
+        base = url[: -len("/ui")]
+        return f"Hint: {url}/ is the web portal; the API is at {base}: use --api_url {base}"
+    return (
+        "Hint: --api_url is the address of the server's API, as the administrator gave it "
+        "(e.g. https://host:port), without a path the API does not know"
+    )
 
 
 def _login_hint(exc: ApiError, ctx: Context) -> str:

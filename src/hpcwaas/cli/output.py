@@ -97,15 +97,15 @@ class Output:
         rows: Sequence[Sequence[str]],
         whole: Sequence[int] = (0,),
     ) -> None:
-        """A table on stdout whose `whole` columns (IDs) are never cut or wrapped."""
+        """A table on stdout: on a terminal drawn by rich, its `whole` columns (IDs) never cut
+        or wrapped; elsewhere in the original client's layout."""
         if is_terminal(self.stdout):
             rows = [[escape_for_terminal(cell) for cell in row] for row in rows]
-        if tables.drawable(self.stdout, headers, rows):
-            # A pipe or a file: rich's bytes without importing rich (see hpcwaas.cli.tables).
-            self.stdout.write(tables.plain_table(headers, rows))
-            self.stdout.flush()
-        else:
             rich_table(self.stdout, headers, rows, whole)
+        else:
+            # A pipe or a file: the original client's layout (see hpcwaas.cli.tables).
+            self.stdout.write(tables.piped_table(headers, rows))
+            self.stdout.flush()
 
 
 def _shown(parts: Sequence[str], stream: TextIO) -> str:
@@ -122,7 +122,7 @@ def rich_table(
     whole: Sequence[int] = (0,),
 ) -> None:
     """Draw a table with rich: fitted to a terminal's width except the `whole` columns;
-    elsewhere at its natural width, nothing wrapped."""
+    without colors (NO_COLOR, TERM=dumb) at its natural width, nothing wrapped."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -141,7 +141,7 @@ def rich_table(
         width = max(Console(file=stream).width, needed)
         console = Console(file=stream, width=width, highlight=False)
     else:
-        # A pipe has no width: lay the table out at its natural size, nothing wrapped.
+        # Colors off: lay the table out at its natural size, nothing wrapped.
         natural = _width_keeping_whole(headers, rows, range(len(headers)))
         console = Console(file=stream, width=natural, no_color=True, highlight=False)
     console.print(table, soft_wrap=False)

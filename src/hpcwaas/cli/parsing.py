@@ -197,31 +197,47 @@ def add_global_options(parser: argparse.ArgumentParser, *, root: bool) -> None:
     def default(value: Any) -> Any:
         return value if root else argparse.SUPPRESS
 
-    group = parser.add_argument_group("global options")
+    # Described once, in `waas --help`; a command's help only points there.
+    group = parser.add_argument_group(
+        "global options",
+        None if root else "-o/--json, --api_url, -t and the others: see `waas --help`",
+    )
+
+    def explained(text: str) -> str:
+        return text if root else argparse.SUPPRESS
+
     group.add_argument(
         "-o",
         "--output",
         choices=OUTPUT_FORMATS,
         default=default("text"),
-        help="output format: text (default) or json",
+        help=explained("output format: text (default) or json"),
+    )
+    group.add_argument(
+        "--json",
+        dest="output",
+        action="store_const",
+        const="json",
+        default=default("text"),
+        help=explained("the same as -o json"),
     )
     group.add_argument(
         "--config",
         metavar="FILE",
         default=default(None),
-        help="YAML config file (default ~/.waas)",
+        help=explained("YAML config file (default ~/.waas)"),
     )
     group.add_argument(
         "--api_url",
         metavar="URL",
         default=default(None),
-        help="URL of the API (env HW_API_URL; default https://127.0.0.1:9090)",
+        help=explained("URL of the API (env HW_API_URL; default https://127.0.0.1:9090)"),
     )
     group.add_argument(
         "--skip_tls_verify",
         action="store_true",
         default=default(None),
-        help="do not check the server's TLS certificate (env HW_SKIP_TLS_VERIFY)",
+        help=explained("do not check the server's TLS certificate (env HW_SKIP_TLS_VERIFY)"),
     )
     for name, env, text in (
         ("ca_file", "HW_CA_FILE", "CA certificate file to check the server's certificate"),
@@ -231,21 +247,26 @@ def add_global_options(parser: argparse.ArgumentParser, *, root: bool) -> None:
     ):
         metavar = "DIR" if name == "ca_path" else "FILE"
         group.add_argument(
-            f"--{name}", metavar=metavar, default=default(None), help=f"{text} (env {env})"
+            f"--{name}",
+            metavar=metavar,
+            default=default(None),
+            help=explained(f"{text} (env {env})"),
         )
     group.add_argument(
         "-u",
         "--user",
         metavar="USER[:PASSWORD]",
         default=default(None),
-        help="basic authentication; the password is prompted for when absent (env HW_USER)",
+        help=explained(
+            "basic authentication; the password is prompted for when absent (env HW_USER)"
+        ),
     )
     group.add_argument(
         "-t",
         "--access_token",
         metavar="TOKEN",
         default=default(None),
-        help="access token, if not saved by `waas login` (env HW_ACCESS_TOKEN)",
+        help=explained("access token, if not saved by `waas login` (env HW_ACCESS_TOKEN)"),
     )
 
 

@@ -66,7 +66,8 @@ def run_key_gen(ctx: Context) -> int:
     prefix = out.paint("INFO", "cyan")
     for text in (
         "Below is your newly generated SSH public key.",
-        "Take note of it as you will not see it again.",
+        # The original said "you will not see it again": the public key can be listed.
+        "You can list it again later with `waas ssh_keys list`; its private key is never shown.",
         "You are responsible for adding it to the authorized_keys file "
         "on the systems you want to run your workflows.",
         f"SSH key ID:     {key.id}",

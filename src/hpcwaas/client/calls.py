@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from hpcwaas.client.errors import UnexpectedResponse, api_error
+from hpcwaas.client.errors import UnexpectedResponse, api_error, check_is_api
 
 if TYPE_CHECKING:
     from hpcwaas.api.models import (
@@ -69,6 +69,7 @@ class ModelBody:
         try:
             data = json.loads(response.content)
         except ValueError:
+            check_is_api(response)
             raise UnexpectedResponse(response.status_code, "the body is not JSON") from None
         if isinstance(data, dict):
             for name in self.null_lists:
@@ -124,6 +125,7 @@ class Call(Generic[T]):
 
 def _raise_for_error(response: httpx.Response) -> None:
     if not 200 <= response.status_code < 300:
+        check_is_api(response)
         raise api_error(response.status_code, response.content, dict(response.headers))
 
 

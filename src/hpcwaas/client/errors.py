@@ -25,6 +25,8 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import httpx
+
     from hpcwaas.api.errors import ErrorItem
 
 
@@ -43,6 +45,33 @@ class UnexpectedResponse(HpcwaasError):
         self.status = status
         self.detail = detail
         super().__init__(f"unexpected response (HTTP {status}): {detail}")
+
+
+class NotAnApi(HpcwaasError):
+    """The address answered, but not as an hpcwaas API does (a web page, another server)."""
+
+    def __init__(self, url: str, status: int, content_type: str) -> None:
+        self.url = url
+        self.status = status
+        what = content_type.split(";")[0].strip() or "no content type"
+        super().__init__(
+            f"{url} does not answer as an hpcwaas API (HTTP {status}, {what}): "
+            "check that --api_url is the API's address"
+        )
+
+
+def check_is_api(response: httpx.Response) -> None:
+    """Raise NotAnApi when the answer cannot come from an hpcwaas API: an HTML page where
+    JSON was expected, or a 404/405 without the API's error envelope (every route of the
+    API answers with one)."""
+    status = response.status_code
+    content_type = response.headers.get("content-type", "")
+    if 200 <= status < 300:
+        foreign = content_type.startswith("text/html")
+    else:
+        foreign = status in (404, 405) and not _envelope_items(status, response.content)
+    if foreign:
+        raise NotAnApi(str(response.request.url), status, content_type)
 
 
 class DownloadFailed(HpcwaasError):

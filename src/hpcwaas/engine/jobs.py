@@ -38,6 +38,8 @@ MISSING_POLLS_LIMIT = 6
 # far its file has been read once that line is logged.
 LineHandler = Callable[[LogLevel, str, Checkpoint | None], Awaitable[None]]
 UnknownHandler = Callable[[bool], Awaitable[None]]
+# Told once, when the job is first seen running (it left PENDING).
+RunningHandler = Callable[[], Awaitable[None]]
 # The transport of a cluster account (``SshPool.transport``).
 TransportOf = Callable[[SshTarget], Transport]
 
@@ -54,11 +56,13 @@ class _Watch:
     exit_path: str | None
     on_line: LineHandler
     on_unknown: UnknownHandler
+    on_running: RunningHandler | None
     future: asyncio.Future[FinalState]
     offsets: dict[str, int] = field(default_factory=dict)
     splitters: dict[str, LineSplitter] = field(default_factory=dict)
     missing: int = 0
     unknown: bool = False
+    seen_running: bool = False
 
 
 @dataclass
@@ -95,10 +99,12 @@ class JobTracker:
         on_unknown: UnknownHandler,
         step: str,
         offsets: dict[str, int] | None = None,
+        on_running: RunningHandler | None = None,
     ) -> FinalState:
         """Follow a job to its end, handing its output lines over as they appear.
 
-        ``offsets``: how far each output file was read already (a job taken over).
+        ``offsets``: how far each output file was read already (a job taken over);
+        ``on_running``: called once, at the first poll that finds the job out of PENDING.
         """
         key = (target.host, target.port, target.login)
         group = self._groups.get(key)
@@ -107,7 +113,7 @@ class JobTracker:
         group.target = target
         group.interval = min(group.interval, interval)
         future: asyncio.Future[FinalState] = asyncio.get_running_loop().create_future()
-        watch = _Watch(job_id, step, outputs, exit_path, on_line, on_unknown, future)
+        watch = _Watch(job_id, step, outputs, exit_path, on_line, on_unknown, on_running, future)
         for path, _ in outputs:
             watch.offsets[path] = (offsets or {}).get(path, 0)
             watch.splitters[path] = LineSplitter()
@@ -188,6 +194,12 @@ class JobTracker:
             if watch not in ended and watch.unknown:
                 watch.unknown = False
                 await watch.on_unknown(False)
+            queued = queue.get(watch.job_id)
+            running = queued is None or queued.state is not JobState.PENDING
+            if running and not watch.seen_running:
+                watch.seen_running = True
+                if watch.on_running is not None:
+                    await watch.on_running()
         if not ended:
             return
         finals = await self._final_states(target, ended)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ACTIVE_STEP_STATES, LogLevel, StepState
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.catalog.kinds.base import JobSubmission, StepKind, StepSettings
+from hpcwaas.engine.job_accounting import record_job_accounting
 from hpcwaas.engine.jobs import JobLost, LineHandler
 from hpcwaas.engine.outcome import Outcome
 from hpcwaas.engine.places import ClusterPlace
@@ -25,6 +28,8 @@ from hpcwaas.transports.errors import TransportError
 
 if TYPE_CHECKING:
     from hpcwaas.engine.run_context import RunContext
+
+log = logging.getLogger(__name__)
 
 
 class JobStep:
@@ -82,11 +87,12 @@ class JobStep:
             self._emit(LogLevel.ERROR, f"Step {self._name}: its job cannot be rendered: {exc}")
             return Outcome(StepState.FAILED, None, "failed: its job cannot be rendered")
         try:
+            fresh = self.job_id is None
             if self.job_id is None:
                 if self._cancelled:
                     return Outcome(StepState.CANCELLED, None, "was cancelled")
                 self.job_id = await self._cluster.retrying(lambda: self._submit_once(submission))
-            await self._record_job_id()
+            await self._record_job_id(fresh)
             if self._cancelled:
                 await self.cancel()
             self._waiting = asyncio.ensure_future(self._wait(submission))
@@ -102,6 +108,15 @@ class JobStep:
             raise
         except (TransportError, SubmitError, JobLost) as exc:
             return Outcome(StepState.FAILED, None, f"failed: {exc}", retryable=True)
+        assert self.job_id is not None
+        await record_job_accounting(
+            self._cluster,
+            self._context.db,
+            self._context.execution_id,
+            self._name,
+            self.job_id,
+            self._emit,
+        )
         if self._timed_out and final.state.outcome != "SUCCEEDED":
             reason = f"timed out after {self._spec.timeout:g} s (Slurm job {self.job_id} cancelled)"
             return Outcome(StepState.FAILED, final.exit_code, reason, retryable=True)
@@ -154,8 +169,10 @@ class JobStep:
         job_id: str = submission.parse(result.exit_code, result.stdout, result.stderr)
         return job_id
 
-    async def _record_job_id(self) -> None:
+    async def _record_job_id(self, fresh: bool) -> None:
+        """Record the job's ID; a new job (a retry's) has not been seen running yet."""
         job_id = self.job_id
+        reset = {"running_at": None} if fresh else {}
         await self._context.write(
             lambda conn: store_executions.update_step(
                 conn,
@@ -164,8 +181,22 @@ class JobStep:
                 StepState.RUNNING,
                 expected=ACTIVE_STEP_STATES,
                 job_id=job_id,
+                **reset,
             )
         )
+
+    async def _job_running(self) -> None:
+        """The job left the queue: its time spent queued ends now (the execution timeline)."""
+        assert self.job_id is not None
+        try:
+            async with self._context.db.write() as conn:
+                await store_executions.mark_job_running(
+                    conn, self._context.execution_id, self._name, self.job_id, datetime.now(UTC)
+                )
+        except Exception:  # the timeline misses a point; the job itself is followed on
+            log.warning("recording when job %s started failed", self.job_id, exc_info=True)
+        # The log entry also wakes those who follow the execution (its events).
+        self._emit(LogLevel.INFO, f"Step {self._name}: Slurm job {self.job_id} is running")
 
     async def _wait(self, submission: JobSubmission) -> slurm.FinalState:
         cluster = self._cluster
@@ -189,6 +220,7 @@ class JobStep:
             on_unknown=self._set_unknown,
             step=self._name,
             offsets=offsets,
+            on_running=self._job_running,
         )
 
     async def _set_unknown(self, unknown: bool) -> None:

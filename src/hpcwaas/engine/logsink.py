@@ -25,6 +25,10 @@ from hpcwaas.store.logs import Checkpoint, LogRecord
 log = logging.getLogger(__name__)
 
 
+# The channel woken by a change of any execution (the executions list's event stream).
+ANY_EXECUTION = "*"
+
+
 class LogNotifier:
     """Per-execution change counters, and waiters on them.
 
@@ -58,12 +62,14 @@ class LogNotifier:
             self.wake(execution_id)
 
     def wake(self, execution_id: str) -> None:
-        """Record a change of the execution (made here or elsewhere), wake its waiters."""
+        """Record a change of the execution (made here or elsewhere), wake its waiters and
+        those of ``ANY_EXECUTION``."""
         self._counter += 1
-        self._versions[execution_id] = self._counter
-        for waiter in self._waiters.pop(execution_id, set()):
-            if not waiter.done():
-                waiter.set_result(None)
+        for channel in {execution_id, ANY_EXECUTION}:
+            self._versions[channel] = self._counter
+            for waiter in self._waiters.pop(channel, set()):
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def forget(self, execution_id: str) -> None:
         """Drop the counter of a finished execution, to bound memory."""

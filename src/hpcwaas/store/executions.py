@@ -65,6 +65,8 @@ class StepRecord:
     job_id: str | None
     attempts: int | None = None
     outputs: dict[str, str] | None = None
+    running_at: datetime | None = None  # when its Slurm job was first seen running
+    accounting: dict[str, Any] | None = None  # what sacct kept of its ended job
 
 
 def _execution(row: Any) -> ExecutionRecord:
@@ -213,6 +215,8 @@ def _step(row: Any, prefix: str = "") -> StepRecord:
         job_id=values[f"{prefix}job_id"],
         attempts=values[f"{prefix}attempts"],
         outputs=values[f"{prefix}outputs"],
+        running_at=values[f"{prefix}running_at"],
+        accounting=values[f"{prefix}accounting"],
     )
 
 
@@ -303,6 +307,38 @@ async def update_step(
     IllegalTransition if STEP_TRANSITIONS forbids a move to ``to`` from one of them.
     """
     return await _move_steps(conn, execution_id, to, expected=expected, name=name, **fields) > 0
+
+
+async def mark_job_running(
+    conn: AsyncConnection, execution_id: str, name: str, job_id: str, at: datetime
+) -> bool:
+    """Record when the step's Slurm job ``job_id`` was first seen running; False if known."""
+    result = await conn.execute(
+        update(steps)
+        .where(
+            steps.c.execution_id == execution_id,
+            steps.c.name == name,
+            steps.c.job_id == job_id,
+            steps.c.running_at.is_(None),
+        )
+        .values(running_at=at)
+    )
+    return result.rowcount > 0
+
+
+async def record_accounting(
+    conn: AsyncConnection, execution_id: str, name: str, job_id: str, accounting: dict[str, Any]
+) -> None:
+    """Keep what Slurm's accounting says of the step's job ``job_id``."""
+    await conn.execute(
+        update(steps)
+        .where(
+            steps.c.execution_id == execution_id,
+            steps.c.name == name,
+            steps.c.job_id == job_id,
+        )
+        .values(accounting=accounting)
+    )
 
 
 async def _move_steps(

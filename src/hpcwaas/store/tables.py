@@ -174,6 +174,8 @@ steps = Table(
     Column("job_id", String(64)),  # the scheduler's job ID, for steps that are jobs
     Column("attempts", Integer),  # attempts started so far (retries count)
     Column("outputs", JSON),  # the step's declared outputs, once it succeeded
+    Column("running_at", UTCDateTime()),  # when its Slurm job was first seen running
+    Column("accounting", JSON),  # what sacct kept of its ended job (schedulers/slurm_accounting)
 )
 
 log_entries = Table(

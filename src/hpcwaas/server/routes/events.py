@@ -41,6 +41,8 @@ router = APIRouter(tags=["executions"])
 MEDIA_TYPE = "text/event-stream"
 # A comment line this often keeps proxies and browsers from closing an idle stream.
 KEEPALIVE_SECONDS = 15.0
+# Proxies must pass events on at once (no-transform, X-Accel-Buffering).
+STREAM_HEADERS = {"Cache-Control": "no-store, no-transform", "X-Accel-Buffering": "no"}
 # Entries read from the database per round; a long backlog is sent in several.
 BATCH = 500
 
@@ -164,6 +166,5 @@ async def execution_events(
     return StreamingResponse(
         _stream(runtime, execution_id, mask, after, shutdown_event(request.app)),
         media_type=MEDIA_TYPE,
-        # no-transform and X-Accel-Buffering: proxies must pass events on at once.
-        headers={"Cache-Control": "no-store, no-transform", "X-Accel-Buffering": "no"},
+        headers=STREAM_HEADERS,
     )

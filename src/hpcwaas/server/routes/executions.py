@@ -19,6 +19,7 @@ from hpcwaas.api.models import (
     ExecutionPublic,
     ExecutionSummary,
     LogEntry,
+    SlurmAccounting,
     StepPublic,
 )
 from hpcwaas.api.states import ExecutionStatus, LogLevel
@@ -82,10 +83,23 @@ async def list_executions(
             "you get your own executions",
         )
     size = page_size(limit, runtime, default=50)
+    owner = None if all_users else user.user_id
+    return await executions_page(runtime, owner, size, cursor, status, workflow_id)
+
+
+async def executions_page(
+    runtime: Runtime,
+    owner: str | None,
+    size: int,
+    cursor: str | None,
+    status: str | None,
+    workflow_id: str | None,
+) -> ExecutionList:
+    """One page of ``owner``'s executions (everyone's if None), newest first, filtered."""
     async with runtime.db.read() as conn:
         items, next_cursor = await execution_store.list_executions(
             conn,
-            None if all_users else user.user_id,
+            owner,
             limit=size,
             cursor=cursor,
             statuses=_parse_statuses(status),
@@ -136,6 +150,7 @@ def public_view(
         error=record.error,
         definition_digest=record.definition_digest,
         data_removed=data_removed(record),
+        inputs=record.inputs,
         steps=[
             StepPublic(
                 name=s.name,
@@ -147,6 +162,8 @@ def public_view(
                 needs=list(specs[s.name].needs) if s.name in specs else None,
                 attempts=s.attempts,
                 outputs=s.outputs,
+                running_at=s.running_at,
+                accounting=SlurmAccounting.model_validate(s.accounting) if s.accounting else None,
             )
             for s in steps
         ],

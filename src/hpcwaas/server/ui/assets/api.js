@@ -35,6 +35,38 @@ export class ApiError extends Error {
 /** Raised after a 401: the page has already been sent to the login screen. */
 export class NotLoggedIn extends Error {}
 
+/** The server did not answer at all (down, restarting, wrong address, network gone). */
+export class Unreachable extends Error {
+  constructor() {
+    super(
+      "Cannot reach the server: it may be restarting, or the network is down. " +
+        "Reload the page once it is back.",
+    );
+  }
+}
+
+// GETs are tried again this many times, waiting longer each time, while a notice says so.
+const RETRIES = 5;
+
+/** The page's notice that the server cannot be reached (in index.html), shown or hidden. */
+function unreachableNotice(shown) {
+  const notice = document.getElementById("unreachable");
+  if (notice) notice.hidden = !shown;
+}
+
+/** fetch(), with a network failure (no answer at all) turned into Unreachable. */
+async function reach(url, init) {
+  try {
+    const response = await fetch(url, init);
+    unreachableNotice(false);
+    return response;
+  } catch (error) {
+    if (init.signal?.aborted) throw error;
+    unreachableNotice(true);
+    throw new Unreachable();
+  }
+}
+
 function authHeaders(extra = {}) {
   const token = getToken();
   return token ? { Authorization: `Bearer ${token}`, ...extra } : extra;
@@ -57,6 +89,15 @@ async function failure(response) {
   return new ApiError(response.status, errors);
 }
 
+const pause = (ms, signal) =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+
 /** Call the API; resolves to {status, headers, data} or throws ApiError / NotLoggedIn. */
 export async function call(method, path, { body, query, signal } = {}) {
   let url = path;
@@ -70,13 +111,24 @@ export async function call(method, path, { body, query, signal } = {}) {
   }
   const headers = authHeaders({ Accept: "application/json" });
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(url, {
+  const init = {
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     signal,
     cache: "no-store",
-  });
+  };
+  let response;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      response = await reach(url, init);
+      break;
+    } catch (error) {
+      // Only reads are tried again: a POST may have reached the server before the failure.
+      if (!(error instanceof Unreachable) || method !== "GET" || attempt >= RETRIES) throw error;
+      await pause(1000 * 2 ** attempt, signal);
+    }
+  }
   if (!response.ok) throw await failure(response);
   const text = await response.text();
   return {
@@ -106,68 +158,100 @@ function parseEvent(block) {
   return event.data.length ? { ...event, data: event.data.join("\n") } : null;
 }
 
-const pause = (ms, signal) =>
-  new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 
 /**
- * Follow `GET /executions/{id}/events` until the execution is terminal or `signal` aborts.
- *
- * The stream is read with fetch() so the token travels in the Authorization header (an
- * EventSource cannot send one). A dropped connection is resumed with Last-Event-ID.
+ * Read one event stream until it ends: `onOpen()` once connected, `onEvent(event)` for each
+ * event. The stream is read with fetch() so the token travels in the Authorization header
+ * (an EventSource cannot send one).
  */
-export async function followEvents(executionId, { onLog, onStatus, onConnection, signal }) {
+async function readStream(url, { lastId, signal, onOpen, onEvent }) {
+  const headers = authHeaders({ Accept: "text/event-stream" });
+  if (lastId !== null) headers["Last-Event-ID"] = lastId;
+  const response = await reach(url, { headers, signal, cache: "no-store" });
+  if (!response.ok) throw await failure(response);
+  onOpen();
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = parseEvent(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+      if (event) onEvent(event);
+    }
+  }
+}
+
+/**
+ * Read `url`'s event stream again and again until `onEvent` returns true (the end) or
+ * `signal` aborts; `onConnection(state)`: "live", "reconnecting" or "unreachable". A dropped
+ * connection is resumed with Last-Event-ID; after errors it waits longer each time.
+ */
+async function followStream(url, { onEvent, onConnection, signal }) {
   let lastId = null;
   let failures = 0;
   while (!signal.aborted) {
-    const headers = authHeaders({ Accept: "text/event-stream" });
-    if (lastId !== null) headers["Last-Event-ID"] = lastId;
     let finished = false;
+    let unreachable = false;
     try {
-      const response = await fetch(`/executions/${seg(executionId)}/events?levels=15`, {
-        headers,
+      await readStream(url, {
+        lastId,
         signal,
-        cache: "no-store",
+        onOpen() {
+          onConnection?.("live");
+          failures = 0;
+        },
+        onEvent(event) {
+          if (event.id !== null) lastId = event.id;
+          if (onEvent(event)) finished = true;
+        },
       });
-      if (!response.ok) throw await failure(response);
-      onConnection?.(true);
-      failures = 0;
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value.replace(/\r\n?/g, "\n");
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const event = parseEvent(buffer.slice(0, end));
-          buffer = buffer.slice(end + 2);
-          if (!event) continue;
-          if (event.type === "log") {
-            if (event.id !== null) lastId = event.id;
-            onLog(JSON.parse(event.data), Number(event.id));
-          } else if (event.type === "status") {
-            const execution = JSON.parse(event.data);
-            onStatus(execution);
-            if (isTerminal(execution.status)) finished = true;
-          }
-        }
-      }
     } catch (error) {
       if (signal.aborted) return;
       if (error instanceof NotLoggedIn || (error instanceof ApiError && error.status < 500)) {
         throw error;
       }
       failures += 1;
+      unreachable = error instanceof Unreachable;
     }
     if (finished) return;
-    onConnection?.(false);
+    onConnection?.(unreachable ? "unreachable" : "reconnecting");
     // The server closes long streams on purpose; after errors, wait longer each time.
     await pause(Math.min(500 * 2 ** failures, 15000), signal);
   }
+}
+
+/** Follow `GET /executions/{id}/events` until the execution is terminal or `signal` aborts. */
+export function followEvents(executionId, { onLog, onStatus, onConnection, signal }) {
+  return followStream(`/executions/${seg(executionId)}/events?levels=15`, {
+    signal,
+    onConnection,
+    onEvent(event) {
+      if (event.type === "log") {
+        onLog(JSON.parse(event.data), Number(event.id));
+      } else if (event.type === "status") {
+        const execution = JSON.parse(event.data);
+        onStatus(execution);
+        return isTerminal(execution.status);
+      }
+      return false;
+    },
+  });
+}
+
+/** Follow `GET /events/executions`: the list's first page, again on every change. */
+export function followExecutionList(query, { onPage, onConnection, signal }) {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value) params.set(key, value);
+  return followStream(`/events/executions?${params}`, {
+    signal,
+    onConnection,
+    onEvent(event) {
+      if (event.type === "executions") onPage(JSON.parse(event.data));
+      return false;
+    },
+  });
 }

@@ -1,8 +1,17 @@
 // The portal's shell: who is logged in, the navigation, and hash routes to pages.
 
-import { call, forgetToken, get, getToken, NotLoggedIn, setUnauthorizedHandler } from "./api.js";
+import {
+  call,
+  forgetToken,
+  get,
+  getToken,
+  NotLoggedIn,
+  setUnauthorizedHandler,
+  Unreachable,
+} from "./api.js";
 import { el, replace } from "./dom.js";
-import { executionListPage, executionPage } from "./executions.js";
+import { executionListPage } from "./execution_list.js";
+import { executionPage } from "./executions.js";
 import { keysPage } from "./keys.js";
 import { workflowListPage, workflowPage } from "./workflows.js";
 
@@ -10,7 +19,10 @@ const main = document.getElementById("main");
 let current = null; // the page on screen: {leave()} to stop its streams
 
 const ROUTES = [
-  [/^#\/workflows\/(.+)$/, (m) => workflowPage(decodeURIComponent(m[1]))],
+  [
+    /^#\/workflows\/([^?]+)(?:\?from=(.+))?$/,
+    (m) => workflowPage(decodeURIComponent(m[1]), m[2] ? decodeURIComponent(m[2]) : null),
+  ],
   [/^#\/workflows\/?$/, () => workflowListPage()],
   [/^#\/executions\/(.+)$/, (m) => executionPage(decodeURIComponent(m[1]))],
   [/^#\/executions\/?$/, () => executionListPage()],
@@ -74,7 +86,8 @@ async function route() {
     await showSession();
   } catch (error) {
     if (error instanceof NotLoggedIn) return;
-    throw error;
+    showError(error);
+    return;
   }
   markSection(hash);
   const match = ROUTES.map(([pattern, page]) => [hash.match(pattern), page]).find(([m]) => m);
@@ -95,13 +108,18 @@ async function route() {
     page.shown?.();
   } catch (error) {
     if (error instanceof NotLoggedIn) return;
-    replace(
-      main,
-      el("h1", { text: "Something went wrong" }),
-      el("p", { class: "error", role: "alert", text: error.message }),
-      el("p", {}, el("a", { href: "#/workflows", text: "Back to the workflows" })),
-    );
+    showError(error);
   }
+}
+
+function showError(error) {
+  const title = error instanceof Unreachable ? "Cannot reach the server" : "Something went wrong";
+  replace(
+    main,
+    el("h1", { text: title }),
+    el("p", { class: "error", role: "alert", text: error.message }),
+    el("p", {}, el("a", { href: "#/workflows", text: "Back to the workflows" })),
+  );
 }
 
 /** Show who is logged in, once per token; throws NotLoggedIn when the token is refused. */

@@ -29,6 +29,20 @@ export function append(node, children) {
   return node;
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** An SVG element: attributes as given (`class` included), children as in `el`. */
+export function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "text") node.textContent = String(value);
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, String(value));
+  }
+  return append(node, children);
+}
+
 /** Replace a node's children (null and false are skipped, unlike replaceChildren). */
 export function replace(node, ...children) {
   node.replaceChildren();
@@ -58,6 +72,20 @@ export function formatDuration(startIso, endIso) {
   if (!hours) parts.push(`${seconds} s`);
   return parts.join(" ");
 }
+
+/** A duration that counts up every second while `endIso` is unset (it still runs). */
+export function liveDuration(startIso, endIso) {
+  const node = el("span", { class: "duration", text: formatDuration(startIso, endIso) });
+  if (startIso && !endIso) node.dataset.since = startIso;
+  return node;
+}
+
+// One timer for every counting duration on the page.
+setInterval(() => {
+  for (const node of document.querySelectorAll(".duration[data-since]")) {
+    node.textContent = formatDuration(node.dataset.since, null);
+  }
+}, 1000);
 
 /** A status badge: the state in words, coloured by a class (colour is never the only cue). */
 export function badge(state) {

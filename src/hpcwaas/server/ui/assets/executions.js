@@ -1,127 +1,35 @@
-// Executions: the user's list with filters, and one execution followed live.
+// One execution followed live: status, inputs, steps as a graph and a timeline, outputs, logs.
 
-import { ApiError, call, followEvents, get, isTerminal, seg } from "./api.js";
-import { announce, badge, confirmDialog, el, formatDuration, formatTime, replace } from "./dom.js";
-import { renderDag } from "./dag.js";
+import {
+  ApiError,
+  call,
+  followEvents,
+  get,
+  getToken,
+  isTerminal,
+  seg,
+} from "./api.js";
+import { announce, badge, confirmDialog, el, formatTime, liveDuration, replace } from "./dom.js";
+import { renderDag, renderGraph } from "./dag.js";
+import { renderTimeline } from "./timeline.js";
 
-const STATUSES = ["PENDING", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"];
 const LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"];
 
-function labelled(id, label, control) {
-  control.id = id;
-  return el("div", { class: "field inline" }, el("label", { for: id, text: label }), control);
-}
-
-export async function executionListPage() {
-  const { workflows } = await get("/workflows");
-  const statusSelect = el(
-    "select",
-    { name: "status" },
-    el("option", { value: "", text: "Any status" }),
-    STATUSES.map((s) => el("option", { value: s, text: s })),
-  );
-  const workflowSelect = el(
-    "select",
-    { name: "workflow_id" },
-    el("option", { value: "", text: "Any workflow" }),
-    workflows.map((wf) => el("option", { value: wf.id, text: wf.id })),
-  );
-  const body = el("tbody");
-  const more = el("button", {
-    type: "button",
-    class: "secondary",
-    hidden: true,
-    text: "Show more",
+/** A list item downloading `blob` as `filename`, its size beside. */
+function downloadItem(name, filename, size, onClick) {
+  const link = el("a", {
+    href: "#",
+    download: filename,
+    class: "button secondary",
+    text: `Download ${name}`,
+    dataset: { output: name },
   });
-  const summary = el("p", { class: "muted", role: "status" });
-  let cursor = null;
-  let shown = 0;
-
-  async function load(reset) {
-    if (reset) {
-      replace(body);
-      cursor = null;
-      shown = 0;
-    }
-    const page = await get("/executions", {
-      query: {
-        limit: 25,
-        cursor,
-        status: statusSelect.value,
-        workflow_id: workflowSelect.value,
-      },
-    });
-    for (const ex of page.executions) {
-      body.append(
-        el(
-          "tr",
-          {},
-          el(
-            "td",
-            {},
-            el("a", {
-              href: `#/executions/${seg(ex.id)}`,
-              text: ex.id.slice(0, 8),
-              "aria-label": `Execution ${ex.id}`,
-            }),
-          ),
-          el("td", {}, el("code", { text: ex.workflow_id })),
-          el("td", {}, badge(ex.status)),
-          el("td", { text: formatTime(ex.started_at || ex.created_at) }),
-          el("td", { text: formatDuration(ex.started_at, ex.ended_at) }),
-        ),
-      );
-    }
-    shown += page.executions.length;
-    cursor = page.next_cursor;
-    more.hidden = !cursor;
-    summary.textContent = shown ? `${shown} execution(s) shown.` : "No execution matches.";
-  }
-
-  const filters = el(
-    "form",
-    { class: "filters", "aria-label": "Filter executions" },
-    labelled("filter-status", "Status", statusSelect),
-    labelled("filter-workflow", "Workflow", workflowSelect),
-  );
-  filters.addEventListener("change", () => load(true));
-  filters.addEventListener("submit", (event) => event.preventDefault());
-  more.addEventListener("click", () => load(false));
-  await load(true);
-
-  return {
-    title: "Executions",
-    nodes: [
-      el("h1", { text: "Executions" }),
-      filters,
-      summary,
-      el(
-        "div",
-        { class: "table-wrap" },
-        el(
-          "table",
-          {},
-          el("caption", { class: "visually-hidden", text: "Your executions, newest first" }),
-          el(
-            "thead",
-            {},
-            el(
-              "tr",
-              {},
-              ["Execution", "Workflow", "Status", "Started", "Duration"].map((h) =>
-                el("th", { scope: "col", text: h }),
-              ),
-            ),
-          ),
-          body,
-        ),
-      ),
-      more,
-    ],
-  };
+  link.addEventListener("click", onClick);
+  return el("li", {}, link, el("span", { class: "muted", text: ` ${filename}, ${size} bytes` }));
 }
 
-function outputLink(name, value, urls) {
+/** One of the workflow's text outputs, downloaded from the page's own copy. */
+function textOutputItem(name, value, urls) {
   const isText = typeof value === "string";
   const blob = new Blob([isText ? value : JSON.stringify(value, null, 2)], {
     type: isText ? "text/plain" : "application/json",
@@ -129,18 +37,31 @@ function outputLink(name, value, urls) {
   const filename = `${name}${isText ? ".txt" : ".json"}`;
   const url = URL.createObjectURL(blob);
   urls.push(url);
-  return el(
-    "li",
-    {},
-    el("a", {
-      href: url,
-      download: filename,
-      class: "button secondary",
-      text: `Download ${name}`,
-      dataset: { output: name },
-    }),
-    el("span", { class: "muted", text: ` ${filename}, ${blob.size} bytes` }),
-  );
+  const item = downloadItem(name, filename, blob.size, () => {});
+  item.querySelector("a").href = url;
+  return item;
+}
+
+/** A file a stage_out step stored: fetched with the token when asked for, then saved. */
+function storedOutputItem(executionId, output, urls) {
+  return downloadItem(output.name, output.file_name, output.size, async (event) => {
+    const link = event.currentTarget;
+    if (link.dataset.ready) return; // the second click follows the blob's URL
+    event.preventDefault();
+    const response = await fetch(
+      `/executions/${seg(executionId)}/outputs/${seg(output.name)}`,
+      { headers: { Authorization: `Bearer ${getToken()}` }, cache: "no-store" },
+    );
+    if (!response.ok) {
+      announce(`The download of ${output.name} failed (HTTP ${response.status})`);
+      return;
+    }
+    const url = URL.createObjectURL(await response.blob());
+    urls.push(url);
+    link.href = url;
+    link.dataset.ready = "yes";
+    link.click();
+  });
 }
 
 export async function executionPage(executionId) {
@@ -148,7 +69,10 @@ export async function executionPage(executionId) {
   const controller = new AbortController();
   const statusNode = el("p", { class: "status-line", role: "status", "aria-live": "polite" });
   const facts = el("dl", { class: "facts" });
+  const graphNode = el("div", { class: "graph-wrap" });
   const dagNode = el("div", { class: "dag-wrap" });
+  const timelineNode = el("div", { class: "timeline-wrap" });
+  const inputsNode = el("section", { "aria-labelledby": "inputs-title" });
   const outputsNode = el("section", { "aria-labelledby": "outputs-title", hidden: true });
   const connection = el("span", { class: "muted connection" });
   const logList = el("ol", {
@@ -171,6 +95,71 @@ export async function executionPage(executionId) {
   const blobUrls = []; // the outputs' downloads, released when leaving the page
   let outputsShown = false;
   let lastStatus = null;
+
+  /** Everything the execution gives back, as `waas executions outputs` lists it: the
+   * workflow's outputs, then the files its stage_out steps stored. */
+  async function showOutputs(ex) {
+    let stored = [];
+    try {
+      stored = (await get(`/executions/${seg(executionId)}/outputs`)).outputs;
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+    }
+    const items = [
+      ...Object.entries(ex.outputs || {}).map(([k, v]) => textOutputItem(k, v, blobUrls)),
+      ...stored.map((output) => storedOutputItem(executionId, output, blobUrls)),
+    ];
+    if (!items.length) return;
+    replace(
+      outputsNode,
+      el("h2", { id: "outputs-title", text: "Outputs" }),
+      el("ul", { class: "outputs" }, items),
+    );
+    outputsNode.hidden = false;
+  }
+
+  let lastSteps = [];
+  let inputsShown = false;
+
+  function drawTimeline() {
+    const picture = renderTimeline(lastSteps);
+    replace(timelineNode, picture || el("p", { class: "muted", text: "No step has started yet." }));
+  }
+  // While steps run, their bars grow with the clock.
+  const timelineTimer = setInterval(() => {
+    if (lastSteps.some((step) => step.started_at && !step.ended_at)) drawTimeline();
+  }, 1000);
+
+  function inputValue(value) {
+    if (typeof value === "string") return value;
+    return JSON.stringify(value);
+  }
+
+  function renderInputs(ex) {
+    if (inputsShown || !ex.inputs) return;
+    inputsShown = true;
+    const names = Object.keys(ex.inputs);
+    replace(
+      inputsNode,
+      el("h2", { id: "inputs-title", text: "Inputs" }),
+      names.length
+        ? el(
+            "dl",
+            { class: "facts inputs" },
+            names.map((name) => [
+              el("dt", {}, el("code", { text: name })),
+              el("dd", { class: "wrap", text: inputValue(ex.inputs[name]) }),
+            ]),
+          )
+        : el("p", { text: "It ran without inputs." }),
+      el("a", {
+        class: "button secondary",
+        href: `#/workflows/${seg(ex.workflow_id)}?from=${seg(ex.id)}`,
+        text: "Run again",
+        title: "The workflow's form, filled in with these inputs",
+      }),
+    );
+  }
 
   const visibleLevels = () =>
     new Set(levelBoxes.filter((box) => box.checked).map((box) => box.dataset.level));
@@ -215,24 +204,19 @@ export async function executionPage(executionId) {
       el("dt", { text: "Started" }),
       el("dd", { text: formatTime(ex.started_at) }),
       el("dt", { text: "Duration" }),
-      el("dd", { text: formatDuration(ex.started_at, ex.ended_at) }),
+      el("dd", {}, liveDuration(ex.started_at, isTerminal(ex.status) ? ex.ended_at : null)),
       ex.error ? el("dt", { text: "Error" }) : null,
       ex.error ? el("dd", { class: "error", text: ex.error }) : null,
     );
+    replace(graphNode, (ex.steps || []).length ? renderGraph(ex.steps) : null);
     replace(dagNode, renderDag(ex.steps || []));
+    lastSteps = ex.steps || [];
+    drawTimeline();
+    renderInputs(ex);
     cancelButton.hidden = isTerminal(ex.status) || ex.status === "CANCELLING";
-    if (ex.outputs && Object.keys(ex.outputs).length && !outputsShown) {
+    if (isTerminal(ex.status) && !outputsShown) {
       outputsShown = true;
-      replace(
-        outputsNode,
-        el("h2", { id: "outputs-title", text: "Outputs" }),
-        el(
-          "ul",
-          { class: "outputs" },
-          Object.entries(ex.outputs).map(([k, v]) => outputLink(k, v, blobUrls)),
-        ),
-      );
-      outputsNode.hidden = false;
+      showOutputs(ex);
     }
     if (lastStatus !== null && lastStatus !== ex.status) announce(`Execution ${ex.status}`);
     lastStatus = ex.status;
@@ -285,11 +269,23 @@ export async function executionPage(executionId) {
       statusNode,
       facts,
       cancelButton,
+      inputsNode,
       el(
         "section",
         { "aria-labelledby": "steps-title" },
         el("h2", { id: "steps-title", text: "Steps" }),
+        graphNode,
         dagNode,
+      ),
+      el(
+        "section",
+        { "aria-labelledby": "timeline-title" },
+        el("h2", { id: "timeline-title", text: "Timeline" }),
+        el("p", {
+          class: "muted legend",
+          text: "Per step, on one time axis: queued (its Slurm job pending), running, done.",
+        }),
+        timelineNode,
       ),
       outputsNode,
       el(
@@ -311,8 +307,12 @@ export async function executionPage(executionId) {
           }
         },
         onStatus: renderStatus,
-        onConnection(live) {
-          connection.textContent = live ? "(live)" : "(reconnecting…)";
+        onConnection(state) {
+          connection.textContent = {
+            live: "(live)",
+            reconnecting: "(reconnecting…)",
+            unreachable: "(cannot reach the server, retrying…)",
+          }[state];
         },
       })
         .then(() => {
@@ -324,6 +324,7 @@ export async function executionPage(executionId) {
     },
     leave() {
       controller.abort();
+      clearInterval(timelineTimer);
       for (const url of blobUrls) URL.revokeObjectURL(url);
     },
   };

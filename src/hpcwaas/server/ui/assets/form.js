@@ -6,6 +6,8 @@ const INTEGER = /^[+-]?\d+$/;
 const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 // Types whose value is text, sent as typed.
 const TEXT_TYPES = ["string", "path", "ssh_key", "secret"];
+// How the API shows a secret input's value (it is never sent back).
+const SECRET = "[secret]";
 
 function fullMatch(pattern, text) {
   try {
@@ -49,9 +51,8 @@ function constraintHint(spec) {
   return parts.join(", ");
 }
 
-function control(spec, id, describedBy) {
+function control(spec, id, describedBy, value) {
   const common = { id, name: spec.name, "aria-describedby": describedBy };
-  const value = spec.default;
   if (spec.type === "boolean") {
     return el("input", { ...common, type: "checkbox", checked: value === true });
   }
@@ -68,7 +69,11 @@ function control(spec, id, describedBy) {
   const type = spec.type === "secret" ? "password" : "text";
   const attrs = { ...common, type, required: spec.required, autocomplete: "off" };
   if (spec.type === "integer" || spec.type === "number") {
-    attrs.inputmode = spec.type === "integer" ? "numeric" : "decimal";
+    // A numeric field: the phone's number pad, arrows to step; the bounds are checked below.
+    attrs.type = "number";
+    attrs.step = spec.type === "integer" ? "1" : "any";
+    attrs.min = spec.minimum;
+    attrs.max = spec.maximum;
   }
   let text = "";
   if (Array.isArray(value)) text = value.join(", ");
@@ -109,6 +114,10 @@ function readField(spec, input) {
       return { omit: true };
     }
     return { value: spec.values[Number(input.value)] };
+  }
+  if (input.validity?.badInput) {
+    // a numeric field holding what is no number: the browser reports its value as ""
+    throw new Error(`expected ${spec.type === "integer" ? "a whole number" : "a number"}`);
   }
   const textual = TEXT_TYPES.includes(spec.type);
   const text = textual ? input.value : input.value.trim();
@@ -153,14 +162,19 @@ function readField(spec, input) {
  * The fields of a trigger form: one per declared input, plus `extra` specs (the cluster
  * account inputs). Returns {nodes, read(), showErrors(errors), clearErrors()}.
  */
-export function inputFields(inputs, extraFields = []) {
+/**
+ * The form's fields. `values`: what to fill in instead of the defaults (a run again); a
+ * secret shown as "[secret]" is left empty, to be typed again.
+ */
+export function inputFields(inputs, extraFields = [], values = {}) {
   const fields = new Map();
   const nodes = [];
   for (const spec of inputs) {
     const id = `input-${spec.name}`;
     const helpId = `${id}-help`;
     const errorId = `${id}-error`;
-    const input = control(spec, id, `${helpId} ${errorId}`);
+    const given = Object.hasOwn(values, spec.name) && values[spec.name] !== SECRET;
+    const input = control(spec, id, `${helpId} ${errorId}`, given ? values[spec.name] : spec.default);
     const help = [spec.description, typeHint(spec), constraintHint(spec)].filter(Boolean);
     if (spec.default !== null && spec.default !== undefined && spec.type !== "boolean") {
       help.push(`default: ${Array.isArray(spec.default) ? spec.default.join(", ") : spec.default}`);

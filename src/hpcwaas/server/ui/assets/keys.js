@@ -113,11 +113,15 @@ export async function keysPage() {
         return el(
           "tr",
           { dataset: { key: key.id } },
-          el("td", {}, el("code", { text: key.id })),
-          el("td", { text: key.key_type }),
-          el("td", {}, el("code", { class: "wrap", text: key.fingerprint })),
-          el("td", { text: formatTime(key.created_at) }),
-          el("td", {}, remove),
+          el("td", { dataset: { label: "Key ID" } }, el("code", { text: key.id })),
+          el("td", { dataset: { label: "Type" }, text: key.key_type }),
+          el(
+            "td",
+            { dataset: { label: "Fingerprint" } },
+            el("code", { class: "wrap", text: key.fingerprint }),
+          ),
+          el("td", { dataset: { label: "Created" }, text: formatTime(key.created_at) }),
+          el("td", { dataset: { label: "" } }, remove),
         );
       }),
     );

@@ -1,5 +1,6 @@
-// The token page's "Copy token" button. A file, not an inline handler: the content security
-// policy allows scripts from this server only.
+// The token page's "Copy token" button and its link to the portal (which takes the token
+// along). A file, not an inline handler: the content security policy allows scripts from
+// this server only.
 "use strict";
 
 (function () {
@@ -17,5 +18,20 @@
         button.textContent = "Copy failed: select the token and copy it";
       },
     );
+  });
+})();
+
+(function () {
+  const link = document.getElementById("portal-link");
+  const token = document.getElementById("token");
+  if (!link || !token) {
+    return;
+  }
+  link.addEventListener("click", function () {
+    try {
+      window.sessionStorage.setItem("hpcwaas.token", token.textContent.trim());
+    } catch (e) {
+      // the portal then asks to log in: nothing is lost
+    }
   });
 })();

@@ -109,11 +109,13 @@ function identityFields(environment, keys) {
   return { fieldset, fields: [login, key] };
 }
 
-export async function workflowPage(workflowId) {
-  const [workflow, environments, keys] = await Promise.all([
+/** A workflow and its trigger form; `fromExecution`: an execution whose inputs fill it. */
+export async function workflowPage(workflowId, fromExecution = null) {
+  const [workflow, environments, keys, previous] = await Promise.all([
     get(`/workflows/${seg(workflowId)}`),
     get("/environments"),
     get("/ssh_keys", { query: { limit: 100 } }),
+    fromExecution ? get(`/executions/${seg(fromExecution)}`) : null,
   ]);
   const environment = environments.environments.find((e) => e.id === workflow.environment_id);
   const declared = workflow.inputs.filter((spec) => !RESERVED.includes(spec.name));
@@ -121,13 +123,24 @@ export async function workflowPage(workflowId) {
   if (environment && environment.kind !== "local") {
     identity = identityFields(environment, keys.ssh_keys);
   }
-  const form = inputFields(declared, identity ? identity.fields : []);
+  const form = inputFields(declared, identity ? identity.fields : [], previous?.inputs || {});
+  const secretsToRetype = previous
+    ? declared.filter((spec) => spec.type === "secret").map((spec) => spec.name)
+    : [];
   const alert = el("div", { class: "form-alert", role: "alert", hidden: true });
   const submit = el("button", { type: "submit", text: "Run workflow" });
   const formNode = el(
     "form",
     { novalidate: true, "aria-labelledby": "form-title" },
     el("h2", { id: "form-title", text: "Inputs" }),
+    previous
+      ? el(
+          "p",
+          { class: "notice", id: "run-again-note" },
+          `Filled in with the inputs of execution ${previous.id.slice(0, 8)}.`,
+          secretsToRetype.length ? ` Type the secrets again: ${secretsToRetype.join(", ")}.` : "",
+        )
+      : null,
     declared.length ? form.nodes : el("p", { text: "This workflow takes no inputs." }),
     identity ? identity.fieldset : null,
     alert,
