@@ -190,6 +190,13 @@ class LocalEnvironment(BaseModel):
     kind: Literal["local"] = "local"
     name: str | None = Field(default=None, description="Human-readable name.")
     max_parallel_steps: int = Field(default=8, ge=1)
+    deployment_user: str = Field(
+        default="hpcwaas-deployment",
+        min_length=1,
+        max_length=255,
+        description="The service identity applications' deployments run as on this environment "
+        "(a user ID; on Slurm, its registered cluster login and SSH key are used).",
+    )
 
 
 class SlurmDefaultsConfig(BaseModel):
@@ -371,6 +378,13 @@ class SlurmEnvironment(BaseModel):
         default=None,
         description="The Container Image Creation service of image_build steps on this "
         "cluster; none: image_build steps fail at once here.",
+    )
+    deployment_user: str = Field(
+        default="hpcwaas-deployment",
+        min_length=1,
+        max_length=255,
+        description="The service identity applications' deployments run as on this environment "
+        "(a user ID; on Slurm, its registered cluster login and SSH key are used).",
     )
 
 

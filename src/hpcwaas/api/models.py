@@ -357,3 +357,25 @@ class ExecutionOutputPublic(WireModel):
 
 class ExecutionOutputList(WireModel):
     outputs: list[ExecutionOutputPublic]
+
+
+class DeploymentPublic(WireModel):
+    """The current deployment of one application on one environment (operators only).
+
+    Its steps and logs are those of execution `execution_id` (`GET /executions/{id}`, `.../logs`).
+    """
+
+    application_id: str
+    environment_id: str
+    execution_id: str
+    status: str
+    error: str | None = None
+    definition_digest: str
+    requested_by: str
+    requested_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class DeploymentList(WireModel):
+    deployments: list[DeploymentPublic]

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from hpcwaas.api.models import WorkflowDetail, WorkflowPublic
 from hpcwaas.catalog.dag import topological_order
@@ -30,12 +31,19 @@ from hpcwaas.catalog.loader import (
 )
 from hpcwaas.catalog.model import ApplicationSpec, WorkflowSpec
 
+if TYPE_CHECKING:
+    from hpcwaas.catalog.kinds.base import StepSettings
+    from hpcwaas.catalog.yamlfile import Location
+
 log = logging.getLogger(__name__)
 
 WORKFLOW_ID_FORM = "<application>@<environment>@<workflow>"
 LOCAL_KIND = "local"
 _SUFFIXES = (".yaml", ".yml")
 MAX_WORKFLOW_ID_LENGTH = 512
+# The workflow name of an application's deployment: a name no workflow can take (checks.py
+# refuses '.'), so its workflow ID, <application>@<environment>@.deployment, names nothing else.
+DEPLOYMENT_NAME = ".deployment"
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,11 @@ class DeployedWorkflow:
             steps=self.step_order(),
             outputs=list(self.spec.outputs),
         )
+
+    @property
+    def is_deployment(self) -> bool:
+        """Whether this is an application's deployment, not a workflow users trigger."""
+        return self.name == DEPLOYMENT_NAME
 
     def step_order(self) -> list[str]:
         """The steps in an order where each comes after its needs; ties in file order."""
@@ -121,7 +134,11 @@ class Catalog:
         self.files: list[Path] = list(files or [])  # every file read, in load order
         # per application, the workflows not offered and why (TOSCA nodes not runnable here)
         self.unavailable: dict[str, dict[str, str]] = dict(unavailable or {})
-        self._workflows = {w.id: w for w in deployed}
+        self._workflows = {w.id: w for w in deployed if not w.is_deployment}
+        # the applications' deployments, by (application, environment); never exposed
+        self.deployments: dict[tuple[str, str], DeployedWorkflow] = {
+            (w.application.application, w.environment): w for w in deployed if w.is_deployment
+        }
         self._deployed_on = {
             app: {env for env in spec.environments if env in environments}
             for app, spec in applications.items()
@@ -221,6 +238,20 @@ class Catalog:
     def by_id(self, workflow_id: str) -> DeployedWorkflow | None:
         """The deployed, exposed workflow with this ID, without any authorization check."""
         return self._workflows.get(workflow_id)
+
+    def runnable(self, workflow_id: str) -> DeployedWorkflow | None:
+        """What an execution of this workflow ID runs: an exposed workflow or a deployment."""
+        workflow = self._workflows.get(workflow_id)
+        if workflow is None:
+            application, _, rest = workflow_id.partition("@")
+            environment, _, name = rest.partition("@")
+            if name == DEPLOYMENT_NAME:
+                workflow = self.deployments.get((application, environment))
+        return workflow
+
+    def deployment(self, application: str, environment: str) -> DeployedWorkflow | None:
+        """The deployment of ``application`` on ``environment``, if the application has one."""
+        return self.deployments.get((application, environment))
 
     def get(
         self, workflow_id: str, user_id: str, groups: frozenset[str] = frozenset()
@@ -343,28 +374,50 @@ def _deploy(
                     **loaded.logins.get(name, {}),
                 )
             )
+        if app.deployment is not None:
+            deployed.append(
+                DeployedWorkflow(
+                    id=f"{app.application}@{environment}@{DEPLOYMENT_NAME}",
+                    application=app,
+                    environment=environment,
+                    environment_name=environments[environment],
+                    name=DEPLOYMENT_NAME,
+                    spec=app.deployment,
+                    digest=loaded.digest,
+                    source=loaded.path,
+                )
+            )
     return deployed
 
 
 def _cluster_steps(loaded: LoadedFile, environment: str) -> list[FileProblem]:
     """Why the application cannot be deployed on local ``environment``: its cluster steps."""
     app = loaded.application
-    problems: list[FileProblem] = []
+    places: list[tuple[Location, str, StepSettings]] = []
     for workflow_name in dict.fromkeys(app.expose):
         workflow = app.workflows[workflow_name]
-        every_step = [("steps", n, s) for n, s in workflow.steps.items()]
-        every_step += [("on_failure", n, s) for n, s in workflow.on_failure.items()]
-        for section, step_name, step in every_step:
-            if kind_of(step).needs_cluster:
-                problems.append(
-                    FileProblem(
-                        loaded.path,
-                        loaded.line(("workflows", workflow_name, section, step_name, "kind")),
-                        f"workflow {workflow_name!r}: step {step_name!r} of kind {step.kind} "
-                        f"cannot run on local environment {environment!r}; application "
-                        f"{app.application!r} is not deployed there",
-                        "deploy it on Slurm environments only (remove "
-                        f"{environment!r} from environments), or make the step kind: shell",
-                    )
+        for section, steps in (("steps", workflow.steps), ("on_failure", workflow.on_failure)):
+            places += [
+                (("workflows", workflow_name, section, n), f"workflow {workflow_name!r}", step)
+                for n, step in steps.items()
+            ]
+    if app.deployment is not None:
+        places += [
+            (("deployment", "steps", n), "the deployment", step)
+            for n, step in app.deployment.steps.items()
+        ]
+    problems: list[FileProblem] = []
+    for loc, owner, step in places:
+        if kind_of(step).needs_cluster:
+            problems.append(
+                FileProblem(
+                    loaded.path,
+                    loaded.line((*loc, "kind")),
+                    f"{owner}: step {loc[-1]!r} of kind {step.kind} "
+                    f"cannot run on local environment {environment!r}; application "
+                    f"{app.application!r} is not deployed there",
+                    "deploy it on Slurm environments only (remove "
+                    f"{environment!r} from environments), or make the step kind: shell",
                 )
+            )
     return problems

@@ -69,12 +69,37 @@ def check_application(app: ApplicationSpec) -> list[Problem]:
                     f"expose names of the workflows section (defined: {defined})",
                 )
             )
+    deployment: dict[str, list[str]] | None = None
+    if app.deployment is not None:
+        problems.extend(_check_deployment(app.deployment))
+        deployment = {n: list(s.outputs) for n, s in app.deployment.steps.items()}
     for name, workflow in app.workflows.items():
-        problems.extend(_check_workflow(("workflows", name), name, workflow))
+        problems.extend(_check_workflow(("workflows", name), name, workflow, deployment))
     return problems
 
 
-def _check_workflow(loc: Location, name: str, workflow: WorkflowSpec) -> list[Problem]:
+def _check_deployment(spec: WorkflowSpec) -> list[Problem]:
+    """The deployment is a workflow nobody triggers: no inputs, no output files."""
+    problems = _check_workflow(("deployment",), "deployment", spec, None)
+    for key, what in (("inputs", spec.inputs), ("outputs", spec.outputs)):
+        if what:
+            problems.append(
+                Problem(
+                    ("deployment", key),
+                    f"the deployment has {key}, but nobody triggers or downloads it",
+                    "remove them; give values in its steps and pass results on as step "
+                    "outputs (read as deployment.outputs.<step>.<name>)",
+                )
+            )
+    return problems
+
+
+def _check_workflow(
+    loc: Location,
+    name: str,
+    workflow: WorkflowSpec,
+    deployment: dict[str, list[str]] | None,
+) -> list[Problem]:
     problems: list[Problem] = []
     if not _NAME.fullmatch(name):
         problems.append(Problem(loc, f"workflow name {name!r} is not valid", _NAME_HINT))
@@ -90,7 +115,9 @@ def _check_workflow(loc: Location, name: str, workflow: WorkflowSpec) -> list[Pr
         )
         return problems
     for step_name, step in workflow.steps.items():
-        problems.extend(check_step((*loc, "steps", step_name), step_name, step, workflow))
+        problems.extend(
+            check_step((*loc, "steps", step_name), step_name, step, workflow, deployment=deployment)
+        )
     needs = {step_name: step.needs for step_name, step in workflow.steps.items()}
     for cycle in cycles(needs):
         if len(cycle) == 1:
@@ -117,7 +144,13 @@ def _check_workflow(loc: Location, name: str, workflow: WorkflowSpec) -> list[Pr
             )
         problems.extend(
             check_step(
-                step_loc, step_name, step, workflow, siblings=workflow.on_failure, cleanup=True
+                step_loc,
+                step_name,
+                step,
+                workflow,
+                siblings=workflow.on_failure,
+                cleanup=True,
+                deployment=deployment,
             )
         )
     cleanup_needs = {step_name: step.needs for step_name, step in workflow.on_failure.items()}

@@ -51,9 +51,13 @@ class LiveCatalog:
         """The workflow with this ID in the current catalog (no authorization check)."""
         return self.current.by_id(workflow_id)
 
+    def runnable(self, workflow_id: str) -> DeployedWorkflow | None:
+        """What an execution of this workflow ID runs now: a workflow or a deployment."""
+        return self.current.runnable(workflow_id)
+
     def definition(self, workflow_id: str, digest: str) -> DeployedWorkflow | None:
         """The definition an execution was triggered with, if this process still has it."""
-        current = self.current.by_id(workflow_id)
+        current = self.current.runnable(workflow_id)
         if current is not None and current.digest == digest:
             return current
         return self._kept.get((workflow_id, digest))
@@ -70,7 +74,7 @@ class LiveCatalog:
         previous = self.current
         wanted = set(in_use)
         kept = {key: wf for key, wf in self._kept.items() if key in wanted}
-        for workflow in previous.workflows.values():
+        for workflow in [*previous.workflows.values(), *previous.deployments.values()]:
             kept[(workflow.id, workflow.digest)] = workflow
         self._kept = kept
         self.current = new  # the swap: one assignment

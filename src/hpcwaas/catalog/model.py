@@ -173,6 +173,11 @@ class ApplicationSpec(Spec):
     """Who may see and trigger the workflows; empty: every authenticated user."""
     workflows: dict[str, WorkflowSpec]
     """The workflows, by name."""
+    deployment: WorkflowSpec | None = None
+    """Steps run once per environment before any execution of the workflows, again when the
+    file changes or an operator asks; their step outputs are read as
+    `{{ deployment.outputs.<step>.<name> }}`. No inputs; runs as the environment's
+    `deployment_user`."""
 
 
 def rebuild_step_union() -> None:

@@ -26,7 +26,7 @@ from hpcwaas.catalog.spec import RESERVED_INPUTS
 
 # What a template may read under ``execution``; the engine provides them.
 EXECUTION_FIELDS: frozenset[str] = frozenset({"id"})
-CONTEXT_NAMES: frozenset[str] = frozenset({"inputs", "execution", "steps"})
+CONTEXT_NAMES: frozenset[str] = frozenset({"inputs", "execution", "steps", "deployment"})
 
 
 class Raw(str):
@@ -129,6 +129,7 @@ def check_template(
     workflow_secrets: Collection[str] | None = None,
     upstream: Mapping[str, Collection[str]] | None = None,
     declared_outputs: Mapping[str, Collection[str]] | None = None,
+    deployment: Mapping[str, Collection[str]] | None = None,
 ) -> list[str]:
     """Problems of a template at load time: syntax, unknown filters, undefined inputs.
 
@@ -137,6 +138,8 @@ def check_template(
     ``secrets.<name>``; None where it may not.
     ``upstream``: the outputs each ancestor step declares (what ``steps.s.outputs.y`` may
     name); None where no step output may be used. ``declared_outputs``: every step's, for hints.
+    ``deployment``: the outputs each step of the application's deployment declares (what
+    ``deployment.outputs.s.y`` may name); None where there is no deployment to read.
     """
     declared_names = set(input_names)
     known = declared_names | reserved
@@ -163,6 +166,7 @@ def check_template(
             "(values come from inputs.<name>, execution.id and steps.<step>.outputs.<name>)"
         )
     problems += _step_output_problems(tree, upstream, declared_outputs or {})
+    problems += _deployment_output_problems(tree, deployment)
     for base, attr in _attributes(tree):
         if base == "inputs" and attr in secrets:
             problems.append(
@@ -245,6 +249,45 @@ def _chain(node: nodes.Node) -> tuple[str, ...] | None:
             return tuple(reversed(parts))
         else:
             return None
+
+
+def _deployment_output_problems(
+    tree: nodes.Template, deployment: Mapping[str, Collection[str]] | None
+) -> list[str]:
+    """Uses of ``deployment.outputs.s.y`` that name no output of a deployment step."""
+    chains = {
+        chain
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name))
+        if (chain := _chain(node)) is not None and chain[0] == "deployment"
+    }
+    longest = [c for c in chains if not any(o != c and o[: len(c)] == c for o in chains)]
+    problems: list[str] = []
+    for chain in sorted(longest):
+        shown = ".".join(chain)
+        if deployment is None:
+            problems.append(
+                f"the template uses {shown}, but deployment outputs cannot be used here "
+                "(they reach the commands, scripts and env of the steps of an application that "
+                "has a deployment)"
+            )
+        elif len(chain) != 4 or chain[1] != "outputs":
+            problems.append(
+                f"the template uses {shown}; a deployment output is written "
+                "deployment.outputs.<step>.<name>"
+            )
+        elif chain[2] not in deployment:
+            have = ", ".join(deployment) or "none"
+            problems.append(
+                f"the template uses {shown}, but the deployment has no step {chain[2]!r} "
+                f"(its steps: {have})"
+            )
+        elif chain[3] not in deployment[chain[2]]:
+            have = ", ".join(deployment[chain[2]]) or "none"
+            problems.append(
+                f"the template uses {shown}, but deployment step {chain[2]!r} does not declare "
+                f"output {chain[3]!r} (declared: {have}); add it to that step's outputs"
+            )
+    return problems
 
 
 def _step_output_problems(

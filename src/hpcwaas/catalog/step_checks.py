@@ -37,11 +37,13 @@ def check_step(
     *,
     siblings: Mapping[str, Any] | None = None,
     cleanup: bool = False,
+    deployment: dict[str, list[str]] | None = None,
 ) -> list[Problem]:
     """Every problem of one step of ``workflow``, in key order.
 
     ``siblings``: the steps ``needs`` may name (the workflow's steps by default);
-    ``cleanup``: an ``on_failure`` step, which cannot read step outputs.
+    ``cleanup``: an ``on_failure`` step, which cannot read step outputs;
+    ``deployment``: the outputs of the application's deployment steps, if it has one.
     """
     steps = workflow.steps if siblings is None else siblings
     problems: list[Problem] = []
@@ -70,6 +72,7 @@ def check_step(
         workflow=workflow,
         upstream=upstream,
         declared={n: list(s.outputs) for n, s in steps.items()},
+        deployment=deployment,
     )
     for index, need in enumerate(step.needs):
         if need not in steps:

@@ -23,6 +23,7 @@ from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.model import SECRET_PLACEHOLDER
 from hpcwaas.engine.cancels import ACTIVE, Cancels
 from hpcwaas.engine.cluster_keys import ClusterKeys, execution_target, record_key_use
+from hpcwaas.engine.deployments import DeploymentWaits
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.leasing import Leases
@@ -121,6 +122,7 @@ class Engine:
             abandon_grace=min(settings.step_grace_seconds, STOP_GRACE_SECONDS),
             broadcast=self.broadcast,
         )
+        self._deployments = DeploymentWaits(self._db, self.replica, self.logs)
         self._cancels = Cancels(
             db=self._db,
             replica=self.replica,
@@ -298,6 +300,12 @@ class Engine:
             reason = f"workflow {record.workflow_id} is no longer in the catalog"
             await self._fail_pending(record, reason)
             return
+        gate = await self._deployments.gate(record, workflow, resume=resume)
+        if gate.waiting is not None:
+            return  # left PENDING: a later claim round looks again
+        if gate.error is not None:
+            await self._fail_pending(record, gate.error)
+            return
         place = self._place(record, config)
         if isinstance(place, str):
             await self._fail_pending(record, place)
@@ -314,12 +322,14 @@ class Engine:
             resume=resume,
             keystore=self._keystore,
             remote=self.remote,
+            deployment_outputs=gate.outputs,
         )
         if record.status is ExecutionStatus.CANCELLING:
             runner.request_cancel("a cancel requested before the restart")
         task = asyncio.create_task(runner.run(), name=f"hpcwaas-execution-{execution_id}")
         self._runners[execution_id] = runner
         self._tasks[execution_id] = task
+        self._deployments.started(workflow, execution_id)
         task.add_done_callback(functools.partial(self._runner_done, execution_id))
 
     def _workflow_of(self, record: ExecutionRecord) -> DeployedWorkflow | None:
@@ -365,8 +375,11 @@ class Engine:
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("execution %s: runner ended with %r", execution_id, exc)
         self.notifier.forget(execution_id)
+        if self._deployments.ended(execution_id):
+            self.wake()  # executions waiting for this deployment start, or fail, now
 
     async def _fail_pending(self, record: ExecutionRecord, reason: str) -> None:
+        self._deployments.forget(record.id)
         self.logs.emit(record.id, LogLevel.ERROR, f"Execution failed: {reason}")
         await self._forget_secrets(record)  # the execution never runs
         await finish_execution(

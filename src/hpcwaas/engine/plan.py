@@ -108,6 +108,7 @@ def _plan_step(
         workflow_secrets={secret: SECRET_PLACEHOLDER for secret in workflow.spec.secrets},
         work_dir=work_dir,
         cluster=cluster,
+        deployment_outputs=_deployment_placeholders(workflow),
     )
     try:
         planned = kind.plan(spec, request)
@@ -121,3 +122,14 @@ def _plan_step(
     )
     step.env = planned.env
     return step
+
+
+def _deployment_placeholders(workflow: DeployedWorkflow) -> dict[str, dict[str, str]] | None:
+    """What the application's deployment will have written, as placeholders (None: none)."""
+    deployment = workflow.application.deployment
+    if deployment is None:
+        return None
+    return {
+        name: {output: f"<deployment.outputs.{name}.{output}>" for output in spec.outputs}
+        for name, spec in deployment.steps.items()
+    }

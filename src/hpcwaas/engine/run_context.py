@@ -178,6 +178,8 @@ class RunContext:
     driving: Callable[[], bool]
     # The drivers of the remote services (an Airflow) the engine shares between executions.
     remote: RemoteServices | None = None
+    # the step outputs of the application's deployment, when it has one
+    deployment_outputs: dict[str, dict[str, str]] | None = None
     _database_away: bool = field(default=False, init=False, repr=False)
 
     @property
@@ -208,6 +210,7 @@ class RunContext:
             cluster=cluster_defaults(cluster.environment) if cluster is not None else None,
             limits=self.settings.limits.model_dump(),
             access=self._access(),
+            deployment_outputs=self.deployment_outputs,
         )
 
     def _access(self) -> ClusterAccess | None:

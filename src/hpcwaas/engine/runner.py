@@ -54,6 +54,7 @@ class ExecutionRunner:
         resume: bool = False,
         keystore: KeyStore | None = None,
         remote: RemoteServices | None = None,
+        deployment_outputs: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.execution_id = execution.id
         self._db = db
@@ -90,6 +91,7 @@ class ExecutionRunner:
             stopping=lambda: self._stopping,
             driving=lambda: not (self.abandoned or self._stopping),
             remote=remote,
+            deployment_outputs=deployment_outputs,
         )
         self._attempts = StepAttempts(context)
         self._steps = StepRunner(context, self._attempts, on_failure=self._step_failed)

@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hpcwaas.server.admin_retention import add_retention_commands
 
     add_retention_commands(sub, command)
+    from hpcwaas.server.admin_deployments import add_deployments_commands
+
+    add_deployments_commands(sub, command)
     return parser
 
 
@@ -539,6 +542,12 @@ def _print_table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> N
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _deployments(settings: Any, args: argparse.Namespace) -> int:
+    from hpcwaas.server.admin_deployments import deployments_command
+
+    return deployments_command(settings, args, _run_db, AdminError)
+
+
 _HANDLERS: dict[tuple[str, str | None], Callable[[Any, argparse.Namespace], int]] = {
     ("serve", None): _serve,
     ("tokens", "issue"): _tokens_issue,
@@ -554,6 +563,7 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Any, argparse.Namespace], int]
     ("workflows", "validate"): _workflows_validate,
     ("catalog", "reload"): _catalog_reload,
     ("retention", "run"): _retention_run,
+    **{("deployments", action): _deployments for action in ("list", "show", "logs", "run")},
 }
 
 

@@ -21,6 +21,7 @@ from hpcwaas.server.requestid import RequestId
 from hpcwaas.server.routes import (
     audit,
     auth,
+    deployments,
     environments,
     events,
     execution_data,
@@ -74,6 +75,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         users,
         auth,
         audit,
+        deployments,
         health,
         schemas,
     ):

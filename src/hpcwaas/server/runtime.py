@@ -59,7 +59,7 @@ async def start_runtime(settings: Settings) -> Runtime:
             sso = SingleSignOn(settings.auth, db, OidcClient(settings.auth, http))
         # The engine runs what was authorized at trigger: it looks workflows up by ID alone,
         # in the definition the execution was triggered with when the catalog was reloaded since.
-        engine = Engine(db, settings, live.by_id, keystore=keystore, definitions=live.definition)
+        engine = Engine(db, settings, live.runnable, keystore=keystore, definitions=live.definition)
         remover = DataRemover(db, settings, keystore)
         retention = RetentionSweeper(db, settings, remover)
         runtime = Runtime(

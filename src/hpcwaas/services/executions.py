@@ -20,6 +20,7 @@ from hpcwaas.engine.plan import build_plan
 from hpcwaas.engine.secret_inputs import forget_secrets, secret_inputs_path, split_secrets
 from hpcwaas.logging_setup import request_id_var
 from hpcwaas.services.audit import AuditRecorder
+from hpcwaas.services.deployments import deploy_if_needed
 from hpcwaas.services.errors import Conflict, NotFound, ServiceError, Unavailable
 from hpcwaas.services.identities import check_key, resolve_identity
 from hpcwaas.services.quotas import check_running_executions, check_trigger_rate
@@ -175,6 +176,8 @@ async def _record(
         await user_store.lock_user(conn, user.user_id)
         # In the transaction that records the execution, so two triggers cannot both pass.
         await check_running_executions(conn, limits, user.user_id)
+        # The application's deployment, if it has one that was never started from this file.
+        await deploy_if_needed(conn, runtime.settings, runtime.catalog, workflow)
         await execution_store.create_execution(
             conn,
             execution_id=execution_id,

@@ -64,6 +64,7 @@ class AuditAction(StrEnum):
     IDENTITY_UNSET = "identity.unset"
     EXECUTION_DATA_REMOVE = "execution.data_remove"  # a user's early removal of its data
     RETENTION_SWEEP = "retention.sweep"  # what one retention sweep removed
+    DEPLOYMENT_RUN = "deployment.run"  # an operator ran an application's deployment again
 
 
 class Outcome(StrEnum):

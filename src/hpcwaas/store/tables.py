@@ -268,3 +268,16 @@ known_logins = Table(
     Column("key", String(64), primary_key=True),
     Column("last_login_at", UTCDateTime(), nullable=False, index=True),
 )
+
+# The deployment of each application on each environment (engine/deployments.py): the
+# execution that runs (or ran) its steps, and the digest of the file it was started from.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("application", String(255), primary_key=True),
+    Column("environment", String(255), primary_key=True),
+    Column("execution_id", String(36), ForeignKey("executions.id"), nullable=False),
+    Column("definition_digest", String(64), nullable=False),
+    Column("requested_by", String(255), nullable=False),  # "trigger" or an operator's ID
+    Column("requested_at", UTCDateTime(), nullable=False),
+)

@@ -106,6 +106,16 @@ class Preparation:
     after_jobs: tuple[str, ...] = ()
     cancel_on_failed_need: bool = True
     access: ClusterAccess | None = None  # on a cluster environment, for remote services
+    # the step outputs of the application's deployment, by deployment step (if it has one)
+    deployment_outputs: Mapping[str, Mapping[str, str]] | None = None
+
+    def template_context(self) -> dict[str, Any]:
+        """The values the step's templates may use now (``step_context``, and the deployment's)."""
+        context = step_context(self.execution_id, self.inputs, self.step_outputs)
+        if self.deployment_outputs is not None:
+            outputs = {name: dict(values) for name, values in self.deployment_outputs.items()}
+            context["deployment"] = {"outputs": outputs}
+        return context
 
 
 def step_context(
@@ -250,10 +260,12 @@ class StepChecks:
     workflow: WorkflowSpec
     upstream: dict[str, list[str]] | None  # outputs of the step's ancestors
     declared: dict[str, list[str]]  # outputs of every step, for hints
+    # outputs of the application's deployment steps; None where no deployment can be read
+    deployment: dict[str, list[str]] | None = None
 
     def before_step_outputs(self) -> StepChecks:
         """These checks for templates the service renders before any step output reaches it."""
-        return replace(self, upstream=None)
+        return replace(self, upstream=None, deployment=None)
 
     def templates(
         self,
@@ -281,6 +293,7 @@ class StepChecks:
                 workflow_secrets=list(workflow.secrets) if in_env or workflow_secrets else None,
                 upstream=self.upstream,
                 declared_outputs=self.declared,
+                deployment=self.deployment,
             )
             for message in messages:
                 problems.append(self.problem(key, f"{what}: {message}", _hint(message)))
@@ -300,6 +313,11 @@ class StepChecks:
 
 def _hint(message: str) -> str:
     """The fix for one template problem."""
+    if "uses deployment" in message:
+        return (
+            "deployment.outputs.<step>.<name> reads a value a step of the application's "
+            "deployment: section wrote, which lists <name> in its outputs"
+        )
     if "steps." in message:
         return (
             "steps.<step>.outputs.<name> reads a value written by a step this one needs, "

@@ -25,7 +25,6 @@ from hpcwaas.catalog.kinds.base import (
     StepKind,
     StepRuntime,
     StepSettings,
-    step_context,
 )
 from hpcwaas.catalog.problem import Problem
 from hpcwaas.catalog.render import render_text
@@ -95,7 +94,8 @@ class DagRunKind(StepKind[DagRunStep, DagRunRequest]):
         """The conf rendered, the cluster account added; RenderError for a bad template."""
         secrets = {**(request.secrets or {})}
         inputs = {**request.inputs, **secrets}
-        context = step_context(request.execution_id, inputs, request.step_outputs)
+        context = request.template_context()
+        context["inputs"] = dict(inputs)
         context["secrets"] = dict(request.workflow_secrets or {})
         conf: dict[str, Any] = {}
         access = request.access

@@ -24,7 +24,6 @@ from hpcwaas.catalog.kinds.base import (
     StepKind,
     StepRuntime,
     StepSettings,
-    step_context,
 )
 from hpcwaas.catalog.kinds.transfers import public_url
 from hpcwaas.catalog.problem import Problem
@@ -112,7 +111,7 @@ class ImageBuildKind(StepKind[ImageBuildStep, ImageBuildRequest]):
 
     def prepare(self, step: ImageBuildStep, request: Preparation) -> ImageBuildRequest:
         """The build request, its templates rendered; RenderError for a bad template."""
-        context = step_context(request.execution_id, request.inputs, request.step_outputs)
+        context = request.template_context()
         machine = step.machine.model_dump(exclude_none=True)
         body = {
             "machine": machine,

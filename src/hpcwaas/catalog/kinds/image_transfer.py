@@ -32,7 +32,6 @@ from hpcwaas.catalog.kinds.base import (
     StepKind,
     StepRuntime,
     StepSettings,
-    step_context,
 )
 from hpcwaas.catalog.kinds.dag_run import ACCESS_KEYS, DagRunRequest
 from hpcwaas.catalog.kinds.image_build import SERVICE as IMAGE_SERVICE
@@ -168,7 +167,7 @@ def _account(access: ClusterAccess | None) -> dict[str, object]:
 
 def _rendered(step: ImageTransferStep, request: Preparation) -> tuple[str, str, str]:
     """The URL, the target directory and the image's file name; TransferError if bad."""
-    context = step_context(request.execution_id, request.inputs, request.step_outputs)
+    context = request.template_context()
     try:
         url = render_text(step.url, context).strip()
         directory = render_text(step.target_path, context).strip()

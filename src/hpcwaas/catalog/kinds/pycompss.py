@@ -28,7 +28,6 @@ from hpcwaas.catalog.kinds.base import (
     StepRuntime,
     StepSettings,
     is_template,
-    step_context,
     step_env,
     step_file,
 )
@@ -111,7 +110,7 @@ def prepare_pycompss_step(
     """
     execution_id, step_name, remote_dir = request.execution_id, request.step_name, request.work_dir
     modules, defaults = cluster.pycompss_modules, cluster.defaults
-    context = step_context(execution_id, request.inputs, request.step_outputs)
+    context = request.template_context()
     app = render_command(spec.app, context)
     arguments = [render_command(template, context) for template in spec.arguments]
     for what, word in [("app", app), *((f"argument {i + 1}", a) for i, a in enumerate(arguments))]:

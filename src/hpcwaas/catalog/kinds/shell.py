@@ -13,7 +13,6 @@ from hpcwaas.catalog.kinds.base import (
     StepKind,
     StepRuntime,
     StepSettings,
-    step_context,
     step_env,
 )
 from hpcwaas.catalog.problem import Problem
@@ -43,7 +42,7 @@ class ShellKind(StepKind[ShellStep, CommandInvocation]):
 
         Secrets reach the environment only, never the command (which is logged and shown).
         """
-        context = step_context(request.execution_id, request.inputs, request.step_outputs)
+        context = request.template_context()
         command = render_command(step.run, context)
         env = step_env(step.env, context, request)
         return CommandInvocation(command=command, env=env, timeout=step.timeout)

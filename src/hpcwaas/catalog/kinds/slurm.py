@@ -26,7 +26,6 @@ from hpcwaas.catalog.kinds.base import (
     StepKind,
     StepRuntime,
     StepSettings,
-    step_context,
     step_env,
     step_file,
 )
@@ -163,7 +162,7 @@ def prepare_slurm_step(
     to the directory the submit command runs in (the login directory). The job runs there.
     """
     execution_id, step_name, remote_dir = request.execution_id, request.step_name, request.work_dir
-    context = step_context(execution_id, request.inputs, request.step_outputs)
+    context = request.template_context()
     script = render_command(spec.script, context)
     env = step_env(spec.env, context, request)
     given = spec.options

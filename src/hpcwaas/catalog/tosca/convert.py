@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpcwaas.catalog.tosca.deployment import NodeProperty, deployment_nodes, deployment_section
 from hpcwaas.catalog.tosca.fates import node_fates, pending_reasons, unused_inputs
 from hpcwaas.catalog.tosca.functions import FunctionError, Resolver
 from hpcwaas.catalog.tosca.nodes import (
@@ -26,7 +27,7 @@ from hpcwaas.catalog.tosca.nodes import (
 from hpcwaas.catalog.tosca.problems import ToscaImportError, ToscaProblem
 from hpcwaas.catalog.tosca.sites import endpoint_of, place_topology, topology_workflow_loc
 from hpcwaas.catalog.tosca.tags import read_tags
-from hpcwaas.catalog.tosca.topology import Topology, ToscaInput, parse_topology
+from hpcwaas.catalog.tosca.topology import NodeTemplate, Topology, ToscaInput, parse_topology
 from hpcwaas.catalog.tosca.workflows import node_actions
 from hpcwaas.catalog.yamlfile import Location, line_of
 
@@ -114,6 +115,12 @@ def convert_topology(
         logins[workflow_name] = _login(topology, converted)
     placement = place_topology(topology, tags, nodes_of, problems)
     called = {node for nodes in nodes_of.values() for node in nodes}
+    standard = deployment_nodes(topology, called)
+    deployment = deployment_section(topology, standard, tags, _node_property(topology), problems)
+    if deployment is not None:
+        called |= {node.name for node in standard}  # run by the deployment
+        for node in standard:
+            _place_step(("deployment", "steps"), node, deployment["steps"], place, terms)
     warnings += node_fates(topology, called, RUNNABLE_TYPES)
     workflow_inputs = {i.name for w in nodes_of for i in topology.workflows[w].inputs}
     warnings += unused_inputs(topology, called, workflow_inputs)
@@ -129,6 +136,8 @@ def convert_topology(
         "access": {"users": tags.users},
         "workflows": workflows,
     }
+    if deployment is not None:
+        result["deployment"] = deployment
     description = document.get("description")
     if isinstance(description, str) and description.strip():
         result["description"] = description
@@ -232,27 +241,8 @@ def _workflow(
     for input_name, (_, loc) in inputs.items():
         place((*base, "inputs", input_name), loc)
 
-    def node_property(target: str, keys: list[str], loc: Location) -> tuple[Any, Location]:
-        node = topology.nodes.get(target)
-        if node is None:
-            raise FunctionError(
-                ToscaProblem(loc, f"no node template {target!r}", "name a node, or SELF")
-            )
-        value: Any = node.properties
-        for key in keys:
-            if not isinstance(value, dict) or key not in value:
-                raise FunctionError(
-                    ToscaProblem(
-                        loc,
-                        f"node {target!r} has no property {'.'.join(keys)!r}",
-                        "name a property the node sets",
-                    )
-                )
-            value = value[key]
-        return value, node.property_loc(*keys)
-
     before = len(problems)
-    resolver = Resolver(set(inputs), node_property)
+    resolver = Resolver(set(inputs), _node_property(topology))
     converter = NodeConverter(topology, resolver, problems)
     steps: dict[str, Any] = {}
     nodes: list[str] = []
@@ -267,12 +257,7 @@ def _workflow(
         if action.needs:
             step["needs"] = action.needs
         steps[action.node] = step
-        place((*base, "steps", action.node), node.loc)
-        for key in step:
-            prop = property_of(node.type, key)
-            place((*base, "steps", action.node, key), node.property_loc(*prop.split(".")))
-            if key not in ("kind", "needs", "env"):
-                terms[(*base, "steps", action.node, key)] = f"node {node.name!r} property {prop}"
+        _place_step((*base, "steps"), node, steps, place, terms)
         place((*base, "steps", action.node, "needs"), workflow.steps[action.first_step].loc)
         if node.type == STAGE_OUT_TYPE and (
             "mid" in node.properties or "register" in node.properties
@@ -294,6 +279,49 @@ def _workflow(
     if resolver.secrets:
         converted["secrets"] = resolver.secrets
     return converted, nodes, reasons
+
+
+def _place_step(
+    base: Location,
+    node: NodeTemplate,
+    steps: dict[str, Any],
+    place: Any,
+    terms: dict[Location, str],
+) -> None:
+    """Where the keys of ``node``'s step come from, for lines and TOSCA terms in errors."""
+    if node.name not in steps:
+        return
+    place((*base, node.name), node.loc)
+    for key in steps[node.name]:
+        prop = property_of(node.type, key)
+        place((*base, node.name, key), node.property_loc(*prop.split(".")))
+        if key not in ("kind", "needs", "env"):
+            terms[(*base, node.name, key)] = f"node {node.name!r} property {prop}"
+
+
+def _node_property(topology: Topology) -> NodeProperty:
+    """What resolves ``get_property``/``get_attribute``: a property of a node of ``topology``."""
+
+    def node_property(target: str, keys: list[str], loc: Location) -> tuple[Any, Location]:
+        node = topology.nodes.get(target)
+        if node is None:
+            raise FunctionError(
+                ToscaProblem(loc, f"no node template {target!r}", "name a node, or SELF")
+            )
+        value: Any = node.properties
+        for key in keys:
+            if not isinstance(value, dict) or key not in value:
+                raise FunctionError(
+                    ToscaProblem(
+                        loc,
+                        f"node {target!r} has no property {'.'.join(keys)!r}",
+                        "name a property the node sets",
+                    )
+                )
+            value = value[key]
+        return value, node.property_loc(*keys)
+
+    return node_property
 
 
 # Which property of a node a key of our step comes from (for lines and terms in errors).

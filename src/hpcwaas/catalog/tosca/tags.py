@@ -6,6 +6,8 @@ Alien4Cloud keeps them on the application; here they are given in the topology's
     hpcwaas-workflows: exec_job               # comma-separated workflow names
     hpcwaas-authorized-users: 5e1f...,a07b... # comma-separated user IDs; empty: everyone
     hpcwaas-environments: hpc1                # optional: configured environment IDs
+    hpcwaas-deployment-inputs:                # optional: the deployment phase's inputs
+      images_path: /shared/images
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from hpcwaas.catalog.tosca.problems import ToscaProblem
 WORKFLOWS_TAG = "hpcwaas-workflows"
 USERS_TAG = "hpcwaas-authorized-users"
 ENVIRONMENTS_TAG = "hpcwaas-environments"
+DEPLOYMENT_INPUTS_TAG = "hpcwaas-deployment-inputs"
 TAGS_SUFFIX = ".tags"
+_TAGS = (WORKFLOWS_TAG, USERS_TAG, ENVIRONMENTS_TAG, DEPLOYMENT_INPUTS_TAG)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class Tags:
     workflows: list[str] = field(default_factory=list)
     users: list[str] = field(default_factory=list)
     environments: list[str] = field(default_factory=list)
+    # values of the topology inputs the deployment phase's nodes use, by input name
+    deployment_inputs: dict[str, Any] = field(default_factory=dict)
 
 
 def tags_file(path: Path) -> Path:
@@ -40,9 +46,7 @@ def tags_file(path: Path) -> Path:
 
 def read_tags(metadata: dict[str, Any], path: Path, problems: list[ToscaProblem]) -> Tags:
     """The tags from the topology's metadata, overridden by the tags file if there is one."""
-    values = {
-        k: v for k, v in metadata.items() if k in (WORKFLOWS_TAG, USERS_TAG, ENVIRONMENTS_TAG)
-    }
+    values = {k: v for k, v in metadata.items() if k in _TAGS}
     beside = tags_file(path)
     if beside.is_file():
         try:
@@ -53,13 +57,7 @@ def read_tags(metadata: dict[str, Any], path: Path, problems: list[ToscaProblem]
             )
             extra = {}
         if isinstance(extra, dict):
-            values.update(
-                {
-                    k: v
-                    for k, v in extra.items()
-                    if k in (WORKFLOWS_TAG, USERS_TAG, ENVIRONMENTS_TAG)
-                }
-            )
+            values.update({k: v for k, v in extra.items() if k in _TAGS})
         elif extra is not None:
             problems.append(
                 ToscaProblem(
@@ -68,10 +66,21 @@ def read_tags(metadata: dict[str, Any], path: Path, problems: list[ToscaProblem]
                     f"e.g. {WORKFLOWS_TAG}: exec_job",
                 )
             )
+    deployment_inputs = values.get(DEPLOYMENT_INPUTS_TAG) or {}
+    if not isinstance(deployment_inputs, dict):
+        problems.append(
+            ToscaProblem(
+                (),
+                f"{DEPLOYMENT_INPUTS_TAG} must be a mapping of input names to values",
+                f"e.g. {DEPLOYMENT_INPUTS_TAG}: {{images_path: /shared/images}}",
+            )
+        )
+        deployment_inputs = {}
     return Tags(
         workflows=_split(values.get(WORKFLOWS_TAG)),
         users=_split(values.get(USERS_TAG)),
         environments=_split(values.get(ENVIRONMENTS_TAG)),
+        deployment_inputs={str(k): v for k, v in deployment_inputs.items()},
     )
 
 

@@ -1,0 +1,120 @@
+"""Deployments: started by the first trigger (or the first after the file changed), or by an
+operator; listed and shown to operators only (engine/deployments.py runs them)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hpcwaas.catalog.catalog import Catalog, DeployedWorkflow
+from hpcwaas.engine.deployments import BY_TRIGGER, deployment_label, start_deployment
+from hpcwaas.services.audit import AuditRecorder
+from hpcwaas.services.errors import Conflict, NotFound, Unavailable
+from hpcwaas.settings import Settings, SlurmEnvironment
+from hpcwaas.store import deployments as deployment_store
+from hpcwaas.store import identities as identity_store
+from hpcwaas.store.audit import AuditAction
+from hpcwaas.store.database import Database
+from hpcwaas.store.deployments import DeploymentRecord
+
+
+async def _start(
+    conn: AsyncConnection, settings: Settings, deployment: DeployedWorkflow, requested_by: str
+) -> str:
+    """Start ``deployment`` as the environment's ``deployment_user``; the execution's ID."""
+    environment = deployment.environment
+    config = settings.environments.get(environment)
+    if config is None:
+        raise NotFound(f"environment {environment!r} is not configured")
+    owner = config.deployment_user
+    login = key_id = None
+    if isinstance(config, SlurmEnvironment):
+        identity = await identity_store.get_identity(conn, owner, environment)
+        if identity is None:
+            label = deployment_label(deployment.application.application, environment)
+            raise Unavailable(
+                f"{label} cannot run: the service identity {owner!r} (deployment_user of "
+                f"environment {environment}) has no cluster login and SSH key there; an "
+                f"operator registers them (`waas environments set-identity {environment} "
+                "--login <login> --key <key id>`, as that user)"
+            )
+        login, key_id = identity.login, identity.key_id
+    return await start_deployment(
+        conn,
+        deployment,
+        owner=owner,
+        cluster_login=login,
+        key_id=key_id,
+        requested_by=requested_by,
+    )
+
+
+async def deploy_if_needed(
+    conn: AsyncConnection, settings: Settings, catalog: Catalog, workflow: DeployedWorkflow
+) -> None:
+    """Start the deployment ``workflow`` needs, in the trigger's transaction, unless the
+    current one was started from the same file (whatever its state: a failed one is run again
+    by an operator, `hpcwaas-api deployments run`)."""
+    deployment = catalog.deployment(workflow.application.application, workflow.environment)
+    if deployment is None:
+        return
+    await deployment_store.lock_deployment(
+        conn, deployment.application.application, deployment.environment
+    )
+    current = await deployment_store.get_deployment(
+        conn, deployment.application.application, deployment.environment
+    )
+    if current is None or current.definition_digest != deployment.digest:
+        await _start(conn, settings, deployment, BY_TRIGGER)
+
+
+async def run_deployment(
+    audit: AuditRecorder,
+    settings: Settings,
+    catalog: Catalog,
+    application: str,
+    environment: str,
+    by: str,
+) -> str:
+    """Run the deployment of ``application`` on ``environment`` again now (an operator asks);
+    the new execution's ID, audited. Conflict while the current one has not ended."""
+    deployment = catalog.deployment(application, environment)
+    if deployment is None:
+        raise NotFound(
+            f"application {application!r} has no deployment on environment {environment!r} "
+            "(no such application, not deployed there, or no deployment: section)"
+        )
+    async with audit.db.write() as conn:
+        await deployment_store.lock_deployment(conn, application, environment)
+        current = await deployment_store.get_deployment(conn, application, environment)
+        if current is not None and not current.status.terminal:
+            raise Conflict(
+                f"{deployment_label(application, environment)} is {current.status.value} "
+                f"(execution {current.execution_id}); run it again once it has ended"
+            )
+        execution_id = await _start(conn, settings, deployment, by)
+        await audit.record(
+            by,
+            AuditAction.DEPLOYMENT_RUN,
+            execution_id,
+            details={"application": application, "environment": environment},
+            conn=conn,
+        )
+    return execution_id
+
+
+async def list_deployments(db: Database) -> list[DeploymentRecord]:
+    """Every deployment started so far, by application and environment."""
+    async with db.read() as conn:
+        return await deployment_store.list_deployments(conn)
+
+
+async def get_deployment(db: Database, application: str, environment: str) -> DeploymentRecord:
+    """The current deployment of ``application`` on ``environment``; NotFound if none ran."""
+    async with db.read() as conn:
+        record = await deployment_store.get_deployment(conn, application, environment)
+    if record is None:
+        raise NotFound(
+            f"{deployment_label(application, environment)} has not been started "
+            f"(`hpcwaas-api deployments run {application} {environment}` starts it)"
+        )
+    return record

@@ -1,0 +1,105 @@
+"""A topology's deployment phase: its standard-mode nodes become our `deployment:` when we
+run their types, with the operator's input values; else they are reported as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tests.unit.tosca_topologies import convert, problems, topology, write
+
+from hpcwaas.catalog.loader import read_application
+
+
+def _with_deployment_nodes() -> dict[str, Any]:
+    document = topology()
+    document["topology_template"].setdefault("inputs", {}).update(
+        {
+            "reference_url": {"type": "string"},
+            "reference_dir": {"type": "string", "default": "reference"},
+        }
+    )
+    nodes = document["topology_template"]["node_templates"]
+    nodes["Reference_Deployment"] = {
+        "type": "dls.ansible.nodes.HTTP2SSH",
+        "properties": {
+            "run_in_standard_mode": True,
+            "url": {"get_input": "reference_url"},
+            "target_path": {"get_input": "reference_dir"},
+        },
+    }
+    nodes["Mesh_Deployment"] = {
+        "type": "dls.ansible.nodes.HTTP2SSH",
+        "properties": {
+            "run_in_standard_mode": True,
+            "url": "https://data.example/mesh.tar",
+            "target_path": "mesh.tar",
+        },
+        "requirements": [
+            {
+                "dependency": {
+                    "node": "Reference_Deployment",
+                    "capability": "tosca.capabilities.Node",
+                }
+            }
+        ],
+    }
+    return document
+
+
+def test_standard_mode_nodes_we_run_become_the_deployment_with_the_operators_inputs(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "demo.tags").write_text(
+        yaml.safe_dump(
+            {
+                "hpcwaas-workflows": "run",
+                "hpcwaas-deployment-inputs": {"reference_url": "https://data.example/ref.nc"},
+            }
+        )
+    )
+    document = convert(tmp_path, _with_deployment_nodes())
+    assert document["deployment"] == {
+        "steps": {
+            "Reference_Deployment": {
+                "kind": "stage_in",
+                "url": "https://data.example/ref.nc",  # the operator's value
+                "target_path": "reference",  # the input's default
+            },
+            "Mesh_Deployment": {
+                "kind": "stage_in",
+                "url": "https://data.example/mesh.tar",
+                "target_path": "mesh.tar",
+                "needs": ["Reference_Deployment"],
+            },
+        }
+    }
+    loaded = read_application(tmp_path / "demo.yaml")
+    assert loaded.application.deployment is not None
+    assert not [w for w in loaded.warnings if "deployment phase" in str(w)]
+
+
+def test_a_deployment_input_without_a_value_is_an_error_naming_node_and_tag(
+    tmp_path: Path,
+) -> None:
+    [problem] = problems(tmp_path, _with_deployment_nodes())
+    assert "node 'Reference_Deployment' (deployment phase) property url uses input " in problem
+    assert "'reference_url', which has no value" in problem
+    assert "hpcwaas-deployment-inputs: {reference_url: <value>}" in problem
+
+
+def test_a_deployment_with_a_node_of_a_pending_kind_is_reported_not_built(
+    tmp_path: Path,
+) -> None:
+    document = _with_deployment_nodes()
+    document["topology_template"]["node_templates"]["Image"] = {
+        "type": "imagecreation.ansible.nodes.ImageCreation",
+        "properties": {"run_in_standard_mode": True, "machine": {"platform": "linux/amd64"}},
+    }
+    path = write(tmp_path, document)
+    loaded = read_application(path)
+    assert loaded.application.deployment is None
+    reported = [str(w) for w in loaded.warnings if "deployment phase" in str(w)]
+    assert any("node 'Image'" in text and "container image build" in text for text in reported)
+    assert any("node 'Reference_Deployment'" in text for text in reported)
