@@ -93,13 +93,13 @@ def test_a_deployment_with_a_node_of_a_pending_kind_is_reported_not_built(
     tmp_path: Path,
 ) -> None:
     document = _with_deployment_nodes()
-    document["topology_template"]["node_templates"]["Image"] = {
-        "type": "imagecreation.ansible.nodes.ImageCreation",
-        "properties": {"run_in_standard_mode": True, "machine": {"platform": "linux/amd64"}},
+    document["topology_template"]["node_templates"]["Upload"] = {
+        "type": "dls.ansible.nodes.DLSDAGModelUpload",
+        "properties": {"run_in_standard_mode": True, "location": "/models/m1"},
     }
     path = write(tmp_path, document)
     loaded = read_application(path)
     assert loaded.application.deployment is None
     reported = [str(w) for w in loaded.warnings if "deployment phase" in str(w)]
-    assert any("node 'Image'" in text and "container image build" in text for text in reported)
+    assert any("node 'Upload'" in text and "data logistics" in text for text in reported)
     assert any("node 'Reference_Deployment'" in text for text in reported)

@@ -61,11 +61,11 @@ def test_every_node_ends_as_a_step_configuration_deployment_phase_or_a_named_rep
 def test_misspelt_property_of_a_recognised_data_node_is_an_error(tmp_path):
     document = topology()
     document["topology_template"]["node_templates"]["Move"] = {
-        "type": "dls.ansible.nodes.DLSDAGImageTransfer",
-        "properties": {"target_pth": "/images", "run_in_standard_mode": True},
+        "type": "dls.ansible.nodes.DLSDAGWebdavStageInData",
+        "properties": {"oid": "o1", "target_pth": "/data", "run_in_standard_mode": True},
     }
     [problem] = problems(tmp_path, document)
-    assert "unknown property 'target_pth' of dls.ansible.nodes.DLSDAGImageTransfer" in problem
+    assert "unknown property 'target_pth' of dls.ansible.nodes.DLSDAGWebdavStageInData" in problem
 
 
 def test_one_environment_in_the_tag_places_every_environment_node(tmp_path):
