@@ -80,13 +80,17 @@ def test_standard_mode_nodes_we_run_become_the_deployment_with_the_operators_inp
     assert not [w for w in loaded.warnings if "deployment phase" in str(w)]
 
 
-def test_a_deployment_input_without_a_value_is_an_error_naming_node_and_tag(
+def test_a_deployment_input_without_a_value_leaves_the_file_valid_and_says_what_to_give(
     tmp_path: Path,
 ) -> None:
-    [problem] = problems(tmp_path, _with_deployment_nodes())
-    assert "node 'Reference_Deployment' (deployment phase) property url uses input " in problem
-    assert "'reference_url', which has no value" in problem
-    assert "hpcwaas-deployment-inputs: {reference_url: <value>}" in problem
+    # The operator gives deployment inputs (tags): the file alone stays valid.
+    loaded = read_application(write(tmp_path, _with_deployment_nodes()))
+    assert loaded.application.deployment is None
+    [warning] = [str(w) for w in loaded.warnings if "has no value" in str(w)]
+    assert "node 'Reference_Deployment' (deployment phase) property url uses input " in warning
+    assert "'reference_url', which has no value" in warning
+    assert "the deployment phase is not made" in warning
+    assert "hpcwaas-deployment-inputs: {reference_url: <value>}" in warning
 
 
 def test_a_deployment_with_a_node_of_a_pending_kind_is_reported_not_built(

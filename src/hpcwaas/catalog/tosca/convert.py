@@ -116,7 +116,9 @@ def convert_topology(
     placement = place_topology(topology, tags, nodes_of, problems)
     called = {node for nodes in nodes_of.values() for node in nodes}
     standard = deployment_nodes(topology, called)
-    deployment = deployment_section(topology, standard, tags, _node_property(topology), problems)
+    deployment = deployment_section(
+        topology, standard, tags, _node_property(topology), problems, warnings
+    )
     if deployment is not None:
         called |= {node.name for node in standard}  # run by the deployment
         for node in standard:

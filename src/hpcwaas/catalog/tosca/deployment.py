@@ -47,19 +47,25 @@ def deployment_section(
     tags: Tags,
     node_property: NodeProperty,
     problems: list[ToscaProblem],
+    warnings: list[ToscaProblem],
 ) -> dict[str, Any] | None:
-    """Our ``deployment:`` for ``nodes`` (None when there are none or they have problems)."""
+    """Our ``deployment:`` for ``nodes`` (None when there are none or they have problems).
+
+    A topology input they use that has no value (the operator gives it in the tags) is not
+    a problem of the file: the deployment is not made, and ``warnings`` say what to give.
+    """
     if not nodes:
         return None
+    unvalued: list[ToscaProblem] = []
     names = {node.name for node in nodes}
     resolver = Resolver(set(), node_property)
     converter = NodeConverter(topology, resolver, problems)
     steps: dict[str, Any] = {}
     before = len(problems)
     for node in nodes:
-        missing = len(problems)
-        properties = _given(node, node.properties, topology, tags, problems, ())
-        if len(problems) != missing:
+        missing = len(unvalued)
+        properties = _given(node, node.properties, topology, tags, unvalued, ())
+        if len(unvalued) != missing:
             continue  # an input without a value: converting would only repeat it
         step = converter.step(replace(node, properties=properties))
         if step is None:
@@ -69,6 +75,12 @@ def deployment_section(
             step["needs"] = needs
         steps[node.name] = step
     if len(problems) != before:
+        return None
+    if unvalued:
+        warnings.extend(
+            ToscaProblem(p.loc, f"warning: {p.message}; the deployment phase is not made", p.hint)
+            for p in unvalued
+        )
         return None
     section: dict[str, Any] = {"steps": steps}
     if resolver.secrets:

@@ -89,7 +89,7 @@ def node_fates(
                 needs = "; it needs a supported node type"
             message = (
                 f"node {node.name!r} ({node.type}) belongs to the deployment phase "
-                f"(run_in_standard_mode), which this release does not run yet{needs}"
+                f"(run_in_standard_mode), which is not made for this topology{needs}"
             )
             hint = "see docs/tosca-import.md#the-deployment-phase"
         elif node.name in image_sources:
