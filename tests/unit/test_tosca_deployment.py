@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tests.unit.tosca_topologies import convert, problems, topology, write
+from tests.unit.tosca_topologies import convert, topology, write
 
 from hpcwaas.catalog.loader import read_application
 
