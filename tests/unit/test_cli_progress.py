@@ -13,33 +13,33 @@ from hpcwaas.cli import executions, progress
 from hpcwaas.cli.config import ENV_VARS
 from hpcwaas.cli.main import main
 
-STARTED = datetime.now(UTC) - timedelta(minutes=2, seconds=5)
 
-
-def _execution(status: str, *steps: dict[str, object]) -> dict[str, object]:
+def _execution(status: str, started: datetime, *steps: dict[str, object]) -> dict[str, object]:
     return {
         "id": "ex-1",
         "status": status,
-        "created_at": STARTED.isoformat(),
-        "started_at": STARTED.isoformat(),
+        "created_at": started.isoformat(),
+        "started_at": started.isoformat(),
         "steps": list(steps),
     }
 
 
 PREPARE = {"name": "prepare", "state": "SUCCEEDED", "exit_code": 0}
 QUEUED = {"name": "compute", "state": "RUNNING", "job_id": "42"}
-RUNNING = {**QUEUED, "running_at": datetime.now(UTC).isoformat()}
-DONE = {**RUNNING, "state": "SUCCEEDED", "exit_code": 0}
 
 
 def scripted() -> FakeApi:
-    """An execution seen queued, then running, then SUCCEEDED."""
+    """An execution started 2 min 5 s ago, seen queued, then running, then SUCCEEDED."""
+    now = datetime.now(UTC)  # when the test runs, not when the module was imported
+    started = now - timedelta(minutes=2, seconds=5)
+    running = {**QUEUED, "running_at": now.isoformat()}
+    done = {**running, "state": "SUCCEEDED", "exit_code": 0}
     return FakeApi().on(
         "GET",
         "/executions/ex-1",
-        reply(200, _execution("RUNNING", PREPARE, QUEUED)),
-        reply(200, _execution("RUNNING", PREPARE, RUNNING)),
-        reply(200, _execution("SUCCEEDED", PREPARE, DONE)),
+        reply(200, _execution("RUNNING", started, PREPARE, QUEUED)),
+        reply(200, _execution("RUNNING", started, PREPARE, running)),
+        reply(200, _execution("SUCCEEDED", started, PREPARE, done)),
     )
 
 
