@@ -272,10 +272,22 @@ class SshCertificatesConfig(BaseModel):
         return login in self.logins.get(user_id, ()) or (self.login_is_user_id and login == user_id)
 
 
-class AirflowConfig(BaseModel):
-    """An Apache Airflow (such as eFlows4HPC's Data Logistics Service) for dag_run steps."""
+class HttpServiceConfig(BaseModel):
+    """What every HTTP service the steps call has: how its TLS is checked, request timeouts."""
 
     model_config = ConfigDict(extra="forbid")
+
+    ca_file: Path | None = Field(
+        default=None, description="PEM file of the CAs to trust for https (default: the system's)."
+    )
+    verify_tls: bool = Field(
+        default=True, description="Check the server's certificate (false only for tests)."
+    )
+    request_timeout: float = Field(default=30.0, gt=0, description="Seconds one request may take.")
+
+
+class AirflowConfig(HttpServiceConfig):
+    """An Apache Airflow (such as eFlows4HPC's Data Logistics Service) for dag_run steps."""
 
     url: str = Field(
         description="Base URL of the Airflow webserver, e.g. https://dls.example.org; its "
@@ -287,16 +299,9 @@ class AirflowConfig(BaseModel):
         "with the keys username and password: hpcwaas-api secrets put PATH username (then "
         "password)."
     )
-    ca_file: Path | None = Field(
-        default=None, description="PEM file of the CAs to trust for https (default: the system's)."
-    )
-    verify_tls: bool = Field(
-        default=True, description="Check the server's certificate (false only for tests)."
-    )
     poll_interval: float = Field(
         default=5.0, gt=0, description="Seconds between two polls of the runs followed."
     )
-    request_timeout: float = Field(default=30.0, gt=0, description="Seconds one request may take.")
     unreachable_deadline: float = Field(
         default=600.0,
         gt=0,
@@ -305,10 +310,8 @@ class AirflowConfig(BaseModel):
     )
 
 
-class ImageCreationConfig(BaseModel):
+class ImageCreationConfig(HttpServiceConfig):
     """The eFlows4HPC Container Image Creation service that image_build steps use."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: str | None = Field(
         default=None,
@@ -322,16 +325,9 @@ class ImageCreationConfig(BaseModel):
         "auth), with the keys username and password: hpcwaas-api secrets put PATH username "
         "(then password)."
     )
-    ca_file: Path | None = Field(
-        default=None, description="PEM file of the CAs to trust for https (default: the system's)."
-    )
-    verify_tls: bool = Field(
-        default=True, description="Check the server's certificate (false only for tests)."
-    )
     poll_interval: float = Field(
         default=10.0, gt=0, description="Seconds between two polls of a build's status."
     )
-    request_timeout: float = Field(default=30.0, gt=0, description="Seconds one request may take.")
     unreachable_deadline: float = Field(
         default=600.0,
         gt=0,
