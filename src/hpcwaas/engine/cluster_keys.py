@@ -142,28 +142,17 @@ class ClusterKeys:
     async def _audit(
         self, record: ExecutionRecord, target: SshTarget, more: dict[str, Any], *, failed: bool
     ) -> None:
-        try:
-            async with self._db.write() as conn:
-                await audit_store.record(
-                    conn,
-                    actor=record.owner,
-                    action=audit_store.AuditAction.SSH_CERTIFICATE_SIGN,
-                    target=target.key_id,
-                    source=audit_store.ENGINE_SOURCE,
-                    outcome=audit_store.Outcome.FAILURE if failed else audit_store.Outcome.SUCCESS,
-                    details={
-                        "execution_id": record.id,
-                        "environment": self._environment,
-                        "host": target.host,
-                        "port": target.port,
-                        "login": target.login,
-                        "certificate_key_id": certificate_key_id(record.id),
-                        **more,
-                    },
-                )
-        except Exception:
-            # As for key uses: the server log keeps what the audit log could not.
-            log.exception("execution %s: could not audit an SSH certificate signing", record.id)
+        details = {"environment": self._environment, **more}
+        details["certificate_key_id"] = certificate_key_id(record.id)
+        await _audit_engine_event(
+            self._db,
+            record,
+            target,
+            audit_store.AuditAction.SSH_CERTIFICATE_SIGN,
+            failed=failed,
+            details=details,
+            what="an SSH certificate signing",
+        )
 
 
 async def load_ssh_key(keystore: KeyStore | None, key_id: str) -> str:
@@ -187,29 +176,48 @@ async def record_key_use(
     db: Database, record: ExecutionRecord, target: SshTarget, failure: str | None
 ) -> None:
     """Audit which key an execution used, where and as whom (once per run of it)."""
+    await _audit_engine_event(
+        db,
+        record,
+        target,
+        audit_store.AuditAction.SSH_KEY_USE,
+        failed=failure is not None,
+        details={"reason": failure} if failure else {},
+        what=f"the use of SSH key {target.key_id} on {target.where}",
+    )
+
+
+async def _audit_engine_event(
+    db: Database,
+    record: ExecutionRecord,
+    target: SshTarget,
+    action: audit_store.AuditAction,
+    *,
+    failed: bool,
+    details: dict[str, Any],
+    what: str,
+) -> None:
+    """One audit event of the engine about an execution's cluster account.
+
+    The execution goes on if it cannot be written: its own database writes fail loudly if
+    the database is gone, and the server log keeps what the audit log could not.
+    """
     try:
         async with db.write() as conn:
             await audit_store.record(
                 conn,
                 actor=record.owner,
-                action=audit_store.AuditAction.SSH_KEY_USE,
+                action=action,
                 target=target.key_id,
                 source=audit_store.ENGINE_SOURCE,
-                outcome=audit_store.Outcome.FAILURE if failure else audit_store.Outcome.SUCCESS,
+                outcome=audit_store.Outcome.FAILURE if failed else audit_store.Outcome.SUCCESS,
                 details={
                     "execution_id": record.id,
                     "host": target.host,
                     "port": target.port,
                     "login": target.login,
-                    **({"reason": failure} if failure else {}),
+                    **details,
                 },
             )
     except Exception:
-        # The execution goes on: its own database writes will fail loudly if the database
-        # is gone; the server log keeps what the audit log could not.
-        log.exception(
-            "execution %s: could not audit the use of SSH key %s on %s",
-            record.id,
-            target.key_id,
-            target.where,
-        )
+        log.exception("execution %s: could not audit %s", record.id, what)
