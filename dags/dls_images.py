@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import posixpath
+import shlex
 import urllib.request
 import uuid
 from datetime import datetime
@@ -83,7 +84,7 @@ def transfer_image() -> None:
                 return 0
             directory = posixpath.dirname(target)
             if directory:
-                _, out, _ = client.exec_command(f"mkdir -p -- '{directory}'")
+                _, out, _ = client.exec_command(f"mkdir -p -- {shlex.quote(directory)}")
                 out.channel.recv_exit_status()
             partial = posixpath.join(directory, f".{name}.{uuid.uuid4().hex}.part")
             print(f"Copying {url} to {params['login']}@{params['host']}:{target}")

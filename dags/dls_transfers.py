@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import posixpath
+import shlex
 import urllib.request
 from datetime import datetime
 
@@ -108,7 +109,7 @@ def plainhttp2ssh() -> None:
                 return 0
             directory = posixpath.dirname(target)
             if directory:
-                _, out, _ = client.exec_command(f"mkdir -p -- '{directory}'")
+                _, out, _ = client.exec_command(f"mkdir -p -- {shlex.quote(directory)}")
                 out.channel.recv_exit_status()
             print(f"Copying {url} to {params['login']}@{params['host']}:{target}")
             written = 0
@@ -163,7 +164,7 @@ def ssh2ssh() -> None:
             source_path, target_path = params["source_path"], params["target_path"]
             directory = posixpath.dirname(target_path)
             if directory:
-                _, out, _ = target.exec_command(f"mkdir -p -- '{directory}'")
+                _, out, _ = target.exec_command(f"mkdir -p -- {shlex.quote(directory)}")
                 out.channel.recv_exit_status()
             print(f"Copying {source_path} to {target_path}")
             written = 0
