@@ -150,6 +150,25 @@ def test_integer_inputs_are_numeric_fields(chromium: Page, portal: tuple[LiveSer
     assert field.input_value() == "4"
 
 
+def _stream_complete(page: Page) -> None:
+    """Wait until the page has followed the execution to its end: no redraw comes after."""
+    page.locator(".connection").filter(has_text="(complete)").wait_for()
+
+
+def _node_look(page: Page, which: str) -> tuple[str, str]:
+    """The state and fill of the graph's first node matching `which`, read in one go.
+
+    The page draws the graph anew on each status event; a node found in one call and
+    read in the next may already be detached (and a detached node has no computed style).
+    """
+    state, fill = page.evaluate(
+        "(which) => { const g = document.querySelector(`svg.dag-graph g.node${which}`);"
+        " return [g.dataset.state, getComputedStyle(g.querySelector('rect')).fill]; }",
+        which,
+    )
+    return state, fill
+
+
 def test_the_dag_is_a_graph_with_one_arrow_per_dependency_coloured_by_state(
     chromium: Page, portal: tuple[LiveServer, str]
 ) -> None:
@@ -162,6 +181,7 @@ def test_the_dag_is_a_graph_with_one_arrow_per_dependency_coloured_by_state(
         failed = _trigger(api, "demo@local@fail", {})
     page.goto(f"{server.url}/ui/#/executions/{done}")
     _badge(page, ".status-line .badge", "SUCCEEDED")
+    _stream_complete(page)
     graph = page.locator("svg.dag-graph")
     edges = graph.locator("path.edge").evaluate_all(
         "(paths) => paths.map((p) => [p.dataset.from, p.dataset.to, p.getAttribute('marker-end')])"
@@ -185,17 +205,12 @@ def test_the_dag_is_a_graph_with_one_arrow_per_dependency_coloured_by_state(
         assert line is not None
         assert abs(line["x"] - boxes[need]["right"]) < 5
         assert abs(line["x"] + line["width"] - boxes[step]["left"]) < 5
-    succeeded_fill = graph.locator("g.node[data-node='gather'] rect").evaluate(
-        "(r) => getComputedStyle(r).fill"
-    )
-    assert succeeded_fill == "rgb(227, 244, 232)"
+    assert _node_look(page, "[data-node='gather']") == ("SUCCEEDED", "rgb(227, 244, 232)")
     assert graph.locator("g.node[data-node='gather'] .node-state").text_content() == "SUCCEEDED"
     page.goto(f"{server.url}/ui/#/executions/{failed}")
     _badge(page, ".status-line .badge", "FAILED")
-    state, fill = page.locator("svg.dag-graph g.node").first.evaluate(
-        "(g) => [g.dataset.state, getComputedStyle(g.querySelector('rect')).fill]"
-    )
-    assert (state, fill) == ("FAILED", "rgb(253, 232, 232)")
+    _stream_complete(page)
+    assert _node_look(page, "") == ("FAILED", "rgb(253, 232, 232)")
     assert watch.errors == []
     assert watch.foreign_requests() == []
 

@@ -205,6 +205,8 @@ async function followStream(url, { onEvent, onConnection, signal }) {
           failures = 0;
         },
         onEvent(event) {
+          // an event read in the same chunk as the abort belongs to a view that is gone
+          if (signal.aborted) return;
           if (event.id !== null) lastId = event.id;
           if (onEvent(event)) finished = true;
         },

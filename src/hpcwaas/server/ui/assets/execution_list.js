@@ -122,6 +122,8 @@ export async function executionListPage() {
     labelled("filter-workflow", "Workflow", workflowSelect),
   );
   filters.addEventListener("change", async () => {
+    // the stream of the old filter stops first: a page of it must not land in the new list
+    following?.abort();
     await load(true);
     follow();
   });
