@@ -198,6 +198,10 @@ class LocalEnvironment(BaseModel):
         "(a user ID; on Slurm, its registered cluster login and SSH key are used).",
     )
 
+    def services(self) -> frozenset[str]:
+        """The remote services steps may use here: none on this host."""
+        return frozenset()
+
 
 class SlurmDefaultsConfig(BaseModel):
     """sbatch options a step gets unless it sets its own."""
@@ -382,6 +386,11 @@ class SlurmEnvironment(BaseModel):
         description="The service identity applications' deployments run as on this environment "
         "(a user ID; on Slurm, its registered cluster login and SSH key are used).",
     )
+
+    def services(self) -> frozenset[str]:
+        """The remote services configured for this cluster (``airflow``, ``image_creation``)."""
+        configured = {"airflow": self.airflow, "image_creation": self.image_creation}
+        return frozenset(name for name, config in configured.items() if config is not None)
 
 
 EnvironmentConfig = Annotated[LocalEnvironment | SlurmEnvironment, Field(discriminator="kind")]

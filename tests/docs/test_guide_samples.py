@@ -46,6 +46,8 @@ DEMO_FILE = Path(__file__).resolve().parents[2] / "src" / "hpcwaas" / "examples"
 
 ENVIRONMENTS = {"local": "Local host", "cluster": "Cluster"}
 KINDS = {"local": "local", "cluster": "slurm"}
+# the guide's cluster has a Data Logistics Service and an Image Creation service
+SERVICES = {"local": frozenset[str](), "cluster": frozenset({"airflow", "image_creation"})}
 
 MARKER = re.compile(r"^\s*<!--\s*sample:\s*([\w-]+)\s*-->\s*$")
 FENCE = re.compile(r"^(\s*)(`{3,})")
@@ -115,7 +117,7 @@ def test_the_guides_vault_policies_are_the_ones_tested_on_openbao() -> None:
 def test_workflow_sample_loads(text: str, tmp_path: Path) -> None:
     path = tmp_path / "sample.yaml"
     path.write_text(text, encoding="utf-8")
-    catalog = Catalog.load([path], ENVIRONMENTS, KINDS)
+    catalog = Catalog.load([path], ENVIRONMENTS, KINDS, None, SERVICES)
     assert catalog.problems == []
     assert catalog.workflows, "no workflow deployed"
 
@@ -130,7 +132,7 @@ def test_runnable_workflow_sample_succeeds(text: str, tmp_path: Path) -> None:
     live = LiveServer(tmp_path / "data", free_port(), extra_args=["--config", str(config)])
     live.start()
     try:
-        app = Catalog.load([catalog / "sample.yaml"], ENVIRONMENTS, KINDS)
+        app = Catalog.load([catalog / "sample.yaml"], ENVIRONMENTS, KINDS, None, SERVICES)
         assert app.problems == []
         with live.client(live.token("sampler")) as api:
             for workflow in app.workflows.values():

@@ -60,20 +60,23 @@ def test_standard_mode_nodes_we_run_become_the_deployment_with_the_operators_inp
         )
     )
     document = convert(tmp_path, _with_deployment_nodes())
-    assert document["deployment"] == {
-        "steps": {
-            "Reference_Deployment": {
-                "kind": "stage_in",
-                "url": "https://data.example/ref.nc",  # the operator's value
-                "target_path": "reference",  # the input's default
-            },
-            "Mesh_Deployment": {
-                "kind": "stage_in",
-                "url": "https://data.example/mesh.tar",
-                "target_path": "mesh.tar",
-                "needs": ["Reference_Deployment"],
-            },
-        }
+    steps = document["deployment"]["steps"]
+    assert list(steps) == ["Reference_Deployment", "Mesh_Deployment"]
+    assert steps["Reference_Deployment"] == {
+        "kind": "dag_run",
+        "dag_id": "plainhttp2ssh",
+        "conf": {"url": "https://data.example/ref.nc", "target": "reference"},
+        "without_airflow": {
+            "kind": "stage_in",
+            "url": "https://data.example/ref.nc",  # the operator's value
+            "target_path": "reference",  # the input's default
+        },
+    }
+    assert steps["Mesh_Deployment"]["needs"] == ["Reference_Deployment"]
+    assert steps["Mesh_Deployment"]["without_airflow"] == {
+        "kind": "stage_in",
+        "url": "https://data.example/mesh.tar",
+        "target_path": "mesh.tar",
     }
     loaded = read_application(tmp_path / "demo.yaml")
     assert loaded.application.deployment is not None
@@ -93,17 +96,34 @@ def test_a_deployment_input_without_a_value_leaves_the_file_valid_and_says_what_
     assert "hpcwaas-deployment-inputs: {reference_url: <value>}" in warning
 
 
-def test_a_deployment_with_a_node_of_a_pending_kind_is_reported_not_built(
+def test_a_deployment_with_a_node_of_a_type_we_do_not_run_is_reported_not_built(
     tmp_path: Path,
 ) -> None:
     document = _with_deployment_nodes()
-    document["topology_template"]["node_templates"]["Upload"] = {
-        "type": "dls.ansible.nodes.DLSDAGModelUpload",
-        "properties": {"run_in_standard_mode": True, "location": "/models/m1"},
+    document["topology_template"]["node_templates"]["Probe"] = {
+        "type": "org.example.nodes.Probe",
+        "properties": {"run_in_standard_mode": True},
     }
     path = write(tmp_path, document)
     loaded = read_application(path)
     assert loaded.application.deployment is None
     reported = [str(w) for w in loaded.warnings if "deployment phase" in str(w)]
-    assert any("node 'Upload'" in text and "data logistics" in text for text in reported)
+    assert any("node 'Probe'" in text and "supported node type" in text for text in reported)
     assert any("node 'Reference_Deployment'" in text for text in reported)
+
+
+def test_a_model_upload_at_deployment_becomes_a_run_of_the_dls_model_dag(tmp_path: Path) -> None:
+    document = _with_deployment_nodes()
+    document["topology_template"]["node_templates"]["Upload"] = {
+        "type": "dls.ansible.nodes.DLSDAGModelUpload",
+        "properties": {"run_in_standard_mode": True, "location": "/models/m1", "subfolder": "r"},
+    }
+    (tmp_path / "demo.tags").write_text(
+        yaml.safe_dump({"hpcwaas-deployment-inputs": {"reference_url": "https://d.example/r"}})
+    )
+    document = convert(tmp_path, document)
+    assert document["deployment"]["steps"]["Upload"] == {
+        "kind": "dag_run",
+        "dag_id": "mlflow_upload_model",
+        "conf": {"location": "/models/m1", "subfolder": "r"},
+    }

@@ -98,7 +98,9 @@ def test_get_secret_in_a_stage_in_url_becomes_a_key_store_secret_of_the_workflow
     workflow = convert(tmp_path, _stage_in_with_url(url))["workflows"]["run"]
     assert workflow["secrets"] == {"dls_api_token": {"path": "dls/api", "key": "token"}}
     fetch = workflow["steps"]["Fetch"]
-    assert fetch["url"] == "https://data.example/x.txt?token={{ secrets.dls_api_token }}"
+    url = "https://data.example/x.txt?token={{ secrets.dls_api_token }}"
+    assert fetch["conf"]["url"] == url  # the DAG's conf, never logged as it holds a secret
+    assert fetch["without_airflow"]["url"] == url
     # and the converted file loads: the url may use it
     read_application(write(tmp_path, _stage_in_with_url(url)))
 
@@ -140,7 +142,8 @@ def test_literal_braces_are_not_read_as_templates(tmp_path):
     document["topology_template"]["node_templates"]["Fetch"] = stage_in
     document["topology_template"]["workflows"]["run"]["steps"] = run_steps("Fetch", "Job")
     step = convert(tmp_path, document)["workflows"]["run"]["steps"]["Fetch"]
-    assert step["url"] == "{{ 'https://x/{{a}}' | raw }}"
+    assert step["conf"]["url"] == "{{ 'https://x/{{a}}' | raw }}"
+    assert step["without_airflow"]["url"] == "{{ 'https://x/{{a}}' | raw }}"
 
 
 def test_literal_braces_in_a_command_are_refused_as_enqueue_compss_cannot_pass_them(tmp_path):

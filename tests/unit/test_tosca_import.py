@@ -36,13 +36,22 @@ def test_application_name_tags_and_environment_come_from_the_topology(wordcount)
     assert wordcount["environments"] == ["127.0.0.1"]  # the cluster_login_host, matched later
 
 
-def test_stage_in_node_becomes_a_stage_in_step_reading_its_inputs(wordcount):
+def test_stage_in_node_becomes_a_dls_run_of_its_dag_or_a_stage_in_without_airflow(wordcount):
     step = wordcount["workflows"]["exec_job"]["steps"]["StageIn"]
     assert step == {
-        "kind": "stage_in",
-        "url": "{{ inputs.data_url }}",
-        "target_path": "{{ inputs.input_path }}",  # input_name_for_target_path wins
-        "force": True,
+        "kind": "dag_run",
+        "dag_id": "plainhttp2ssh",
+        "conf": {
+            "url": "{{ inputs.data_url }}",
+            "target": "{{ inputs.input_path }}",  # input_name_for_target_path wins
+            "force": True,
+        },
+        "without_airflow": {
+            "kind": "stage_in",
+            "url": "{{ inputs.data_url }}",
+            "target_path": "{{ inputs.input_path }}",
+            "force": True,
+        },
     }
 
 
@@ -76,25 +85,37 @@ def test_two_stage_outs_run_in_parallel_after_the_job(wordcount):
     steps = wordcount["workflows"]["exec_job"]["steps"]
     assert steps["StageOutCounts"]["needs"] == ["PyCOMPSJob"]
     assert steps["StageOutLog"]["needs"] == ["PyCOMPSJob"]
-    assert steps["StageOutCounts"]["source_path"] == "{{ inputs.counts_path }}"
-    assert steps["StageOutLog"]["source_path"] == "{{ inputs.result_dir }}/run.log"
+    assert steps["StageOutCounts"]["conf"]["source"] == "{{ inputs.counts_path }}"
+    assert steps["StageOutLog"]["conf"]["source"] == "{{ inputs.result_dir }}/run.log"
+    without_airflow = steps["StageOutLog"]["without_airflow"]
+    assert without_airflow["source_path"] == "{{ inputs.result_dir }}/run.log"
 
 
-def test_stage_out_keeps_data_catalogue_properties_as_metadata(wordcount, caplog):
+def test_stage_out_gives_the_data_catalogue_properties_to_the_dag_or_keeps_them_as_metadata(
+    wordcount,
+):
     step = wordcount["workflows"]["exec_job"]["steps"]["StageOutCounts"]
-    assert step["metadata"] == {
+    assert step["dag_id"] == "upload_example"
+    assert step["conf"] == {
+        "source": "{{ inputs.counts_path }}",
+        "mid": "{{ inputs.mid }}",
+        "register": False,
+    }
+    assert step["without_airflow"]["metadata"] == {
         "mid": {"get_input": "mid"},
         "register": False,
         "data_catalogue": "not configured",
     }
-    assert "no data catalogue is configured" in step["description"]
 
 
 def test_stage_out_says_in_the_log_that_no_data_catalogue_is_configured(caplog):
     data, lines = load_yaml(WORDCOUNT.read_text())
     with caplog.at_level("INFO"):
         convert_topology(data, lines, WORDCOUNT)
-    assert "StageOutCounts: no data catalogue is configured" in caplog.text
+    assert (
+        "StageOutCounts: where the environment has no Airflow, mid and register are kept as "
+        "metadata only"
+    ) in caplog.text
 
 
 def test_topology_and_workflow_inputs_are_merged_with_types(wordcount):
@@ -198,8 +219,10 @@ def test_keys_that_need_no_action_are_accepted(tmp_path):
     document["description"] = "demo"
     converted = convert(tmp_path, document)
     assert converted["workflows"]["run"]["steps"]["Stage"] == {
-        "kind": "stage_out",
-        "source_path": "out",
+        "kind": "dag_run",
+        "dag_id": "upload",
+        "conf": {"source": "out"},
+        "without_airflow": {"kind": "stage_out", "source_path": "out"},
         "needs": ["Job"],
     }
 
@@ -302,7 +325,12 @@ def test_stage_in_force_and_literal_url_are_kept(tmp_path):
     }
     document["topology_template"]["workflows"]["run"]["steps"] = run_steps("Fetch", "Job")
     steps = convert(tmp_path, document)["workflows"]["run"]["steps"]
-    assert steps["Fetch"] == {
+    assert steps["Fetch"]["conf"] == {
+        "url": "https://data.example/x.txt",
+        "target": "in.txt",
+        "force": False,
+    }
+    assert steps["Fetch"]["without_airflow"] == {
         "kind": "stage_in",
         "url": "https://data.example/x.txt",
         "target_path": "in.txt",
@@ -343,7 +371,8 @@ def test_the_guides_tosca_example_imports_as_the_guide_shows(tmp_path):
     assert steps["PyCOMPSJob"]["num_nodes"] == (
         "{% if inputs.num_nodes %}{{ inputs.num_nodes }}{% else %}1{% endif %}"
     )
-    assert steps["StageOutCounts"]["metadata"]["mid"] == "wordcount-metadata"
+    assert steps["StageOutCounts"]["conf"]["mid"] == "wordcount-metadata"
+    assert steps["StageOutCounts"]["without_airflow"]["metadata"]["mid"] == "wordcount-metadata"
     catalog = Catalog.load(
         [path], {"cluster": "C"}, {"cluster": "slurm"}, {"cluster": "login.hpc.example"}
     )

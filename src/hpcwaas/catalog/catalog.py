@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from hpcwaas.api.models import WorkflowDetail, WorkflowPublic
 from hpcwaas.catalog.dag import topological_order
@@ -21,7 +20,7 @@ from hpcwaas.catalog.errors import (
     WorkflowForbidden,
     WorkflowNotFound,
 )
-from hpcwaas.catalog.kinds import kind_of
+from hpcwaas.catalog.fit import LOCAL_KIND, fit
 from hpcwaas.catalog.loader import (
     FileProblem,
     LoadedFile,
@@ -31,14 +30,9 @@ from hpcwaas.catalog.loader import (
 )
 from hpcwaas.catalog.model import ApplicationSpec, WorkflowSpec
 
-if TYPE_CHECKING:
-    from hpcwaas.catalog.kinds.base import StepSettings
-    from hpcwaas.catalog.yamlfile import Location
-
 log = logging.getLogger(__name__)
 
 WORKFLOW_ID_FORM = "<application>@<environment>@<workflow>"
-LOCAL_KIND = "local"
 _SUFFIXES = (".yaml", ".yml")
 MAX_WORKFLOW_ID_LENGTH = 512
 # The workflow name of an application's deployment: a name no workflow can take (checks.py
@@ -151,6 +145,7 @@ class Catalog:
         environments: dict[str, str] | None,
         environment_kinds: Mapping[str, str] | None = None,
         environment_hosts: Mapping[str, str] | None = None,
+        environment_services: Mapping[str, frozenset[str]] | None = None,
     ) -> Catalog:
         """Load every *.yaml / *.yml file of ``dirs`` (a file path loads that file alone).
 
@@ -162,6 +157,8 @@ class Catalog:
         ``environment_hosts`` maps them to their login host: a TOSCA topology's
         AbstractEnvironment is deployed on the environments whose host is its
         ``cluster_login_host`` (with ``environments=None``, the hosts stand for them).
+        ``environment_services`` maps them to the remote services they have (``airflow``...),
+        none when not given (see ``fit``).
         """
         kinds = dict(environment_kinds or {})
         found: list[FileProblem] = []
@@ -208,9 +205,10 @@ class Catalog:
             if environments is None:
                 given = {env: env for env in app.environments}
                 all_environments.update(given)
-                deployed.extend(_deploy(loaded, given, None, found))
+                deployed.extend(_deploy(loaded, given, None, None, found))
             else:
-                deployed.extend(_deploy(loaded, environments, kinds, found))
+                services = dict(environment_services or {})
+                deployed.extend(_deploy(loaded, environments, kinds, services, found))
         return cls(
             applications,
             deployed,
@@ -319,6 +317,7 @@ def _deploy(
     loaded: LoadedFile,
     environments: dict[str, str],
     kinds: Mapping[str, str] | None,
+    services: Mapping[str, frozenset[str]] | None,
     problems: list[FileProblem],
 ) -> list[DeployedWorkflow]:
     app = loaded.application
@@ -351,15 +350,17 @@ def _deploy(
             log.warning("%s", problem)
             problems.append(problem)
             continue
-        # Unknown kinds (files checked without a config) may run any step kind.
+        # Unknown kinds and services (files checked without a config) may run any step.
         kind = kinds.get(environment, LOCAL_KIND) if kinds is not None else None
-        if kind == LOCAL_KIND:
-            misplaced = _cluster_steps(loaded, environment)
-            if misplaced:
-                for problem in misplaced:
-                    log.error("%s", problem)
-                problems.extend(misplaced)
-                continue
+        offered = services.get(environment, frozenset()) if services is not None else None
+        fitted = fit(loaded, environment, kind, offered)
+        if fitted.problems:
+            for problem in fitted.problems:
+                log.error("%s", problem)
+            problems.extend(fitted.problems)
+            continue
+        for choice in fitted.choices:
+            log.info("%s: %s", loaded.path, choice)
         for name in dict.fromkeys(app.expose):
             deployed.append(
                 DeployedWorkflow(
@@ -368,13 +369,13 @@ def _deploy(
                     environment=environment,
                     environment_name=environments[environment],
                     name=name,
-                    spec=app.workflows[name],
+                    spec=fitted.workflows[name],
                     digest=loaded.digest,
                     source=loaded.path,
                     **loaded.logins.get(name, {}),
                 )
             )
-        if app.deployment is not None:
+        if fitted.deployment is not None:
             deployed.append(
                 DeployedWorkflow(
                     id=f"{app.application}@{environment}@{DEPLOYMENT_NAME}",
@@ -382,42 +383,9 @@ def _deploy(
                     environment=environment,
                     environment_name=environments[environment],
                     name=DEPLOYMENT_NAME,
-                    spec=app.deployment,
+                    spec=fitted.deployment,
                     digest=loaded.digest,
                     source=loaded.path,
                 )
             )
     return deployed
-
-
-def _cluster_steps(loaded: LoadedFile, environment: str) -> list[FileProblem]:
-    """Why the application cannot be deployed on local ``environment``: its cluster steps."""
-    app = loaded.application
-    places: list[tuple[Location, str, StepSettings]] = []
-    for workflow_name in dict.fromkeys(app.expose):
-        workflow = app.workflows[workflow_name]
-        for section, steps in (("steps", workflow.steps), ("on_failure", workflow.on_failure)):
-            places += [
-                (("workflows", workflow_name, section, n), f"workflow {workflow_name!r}", step)
-                for n, step in steps.items()
-            ]
-    if app.deployment is not None:
-        places += [
-            (("deployment", "steps", n), "the deployment", step)
-            for n, step in app.deployment.steps.items()
-        ]
-    problems: list[FileProblem] = []
-    for loc, owner, step in places:
-        if kind_of(step).needs_cluster:
-            problems.append(
-                FileProblem(
-                    loaded.path,
-                    loaded.line((*loc, "kind")),
-                    f"{owner}: step {loc[-1]!r} of kind {step.kind} "
-                    f"cannot run on local environment {environment!r}; application "
-                    f"{app.application!r} is not deployed there",
-                    "deploy it on Slurm environments only (remove "
-                    f"{environment!r} from environments), or make the step kind: shell",
-                )
-            )
-    return problems

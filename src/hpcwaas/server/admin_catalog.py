@@ -21,6 +21,7 @@ from typing import Any
 from hpcwaas.catalog.catalog import Catalog
 from hpcwaas.catalog.loader import FileProblem
 from hpcwaas.server.catalog_reload import pid_file
+from hpcwaas.server.runtime import catalog_for
 
 
 class NoRunningServer(Exception):
@@ -56,10 +57,8 @@ def add_catalog_commands(
 
 def configured_catalog(settings: Any, dirs: list[Path]) -> Catalog:
     """Load ``dirs`` against the environments of ``settings``, as the server does."""
-    names = {env_id: env.name or env_id for env_id, env in settings.environments.items()}
-    kinds = {env_id: env.kind for env_id, env in settings.environments.items()}
     with _quiet_loader():
-        return Catalog.load(dirs, names, kinds)
+        return catalog_for(settings, dirs)
 
 
 def validate_command(settings: Any, args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import httpx
 
@@ -31,14 +32,21 @@ def open_database(settings: Settings) -> Database:
     )
 
 
+def catalog_for(settings: Settings, dirs: list[Path]) -> Catalog:
+    """The workflows of ``dirs`` deployed on the environments of ``settings``."""
+    environments = settings.environments
+    return Catalog.load(
+        dirs,
+        {env_id: env.name or env_id for env_id, env in environments.items()},
+        {env_id: env.kind for env_id, env in environments.items()},
+        {env_id: env.host for env_id, env in environments.items() if hasattr(env, "host")},
+        {env_id: env.services() for env_id, env in environments.items()},
+    )
+
+
 def load_catalog(settings: Settings) -> Catalog:
     """The workflows of the configured catalog directories, for the configured environments."""
-    names = {env_id: env.name or env_id for env_id, env in settings.environments.items()}
-    kinds = {env_id: env.kind for env_id, env in settings.environments.items()}
-    hosts = {
-        env_id: env.host for env_id, env in settings.environments.items() if hasattr(env, "host")
-    }
-    catalog = Catalog.load(list(settings.catalog_dirs), names, kinds, hosts)
+    catalog = catalog_for(settings, list(settings.catalog_dirs))
     log.info("catalog: %d workflows from %s", len(catalog.workflows), settings.catalog_dirs)
     return catalog
 

@@ -342,6 +342,9 @@ class StepKind(ABC, Generic[S, P_co]):
     settings: type[S]  # its model: the workflow format and its JSON Schema
     # A batch job: an application with such a step is not deployed on a local environment.
     needs_cluster: bool = False
+    # The remote service the environment must have (the name of its setting, e.g. airflow):
+    # an application with such a step is not deployed where it is missing.
+    service: str | None = None
     # Whether env: may use secrets (not where the environment goes on a command line).
     secrets_in_env: bool = True
     # Re-attach: after a restart, an attempt left running is taken up where it is (a job
@@ -351,6 +354,11 @@ class StepKind(ABC, Generic[S, P_co]):
     def check(self, step: S, checks: StepChecks) -> list[Problem]:
         """Problems of the settings of this kind (names, needs and env are checked for all)."""
         return []
+
+    def without_service(self, step: S) -> StepSettings | None:
+        """The step to run instead where the environment lacks ``service`` (None: none, the
+        application is not deployed there)."""
+        return None
 
     @abstractmethod
     def prepare(self, step: S, request: Preparation) -> P_co:

@@ -5,6 +5,10 @@ The step triggers a run of ``dag_id`` on the Airflow of the execution's environm
 inputs, and follows it to its end (``remote_run``). The execution's cluster account goes into
 ``conf`` as the DLS pipelines expect it (``host``, ``port``, ``login``, ``vault_id``), under
 the prefixes ``cluster_access`` names. Every value reaches the DAG as JSON data, never as code.
+
+``without_airflow`` is the step that does the same work where the environment has no Airflow
+(a ``stage_in`` for plainhttp2ssh, a ``stage_out``): the catalog deploys the one or the other
+on each environment (``instead``), and says which.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -26,6 +30,8 @@ from hpcwaas.catalog.kinds.base import (
     StepRuntime,
     StepSettings,
 )
+from hpcwaas.catalog.kinds.stage_in import StageInKind, StageInStep
+from hpcwaas.catalog.kinds.stage_out import StageOutKind, StageOutStep
 from hpcwaas.catalog.problem import Problem
 from hpcwaas.catalog.render import render_text
 
@@ -35,6 +41,9 @@ PREFIX_PATTERN = r"^[A-Za-z0-9_]*$"
 WHOLE_INPUT = re.compile(r"^\{\{\s*inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
 ACCESS_KEYS = ("host", "port", "login", "vault_id")
 SECRET_SHOWN = "[secret]"  # noqa: S105 (what a dry run shows instead)
+# The service an environment needs for this kind (``airflow:`` in its settings).
+SERVICE = "airflow"
+_COMMON_KEYS = frozenset(StepSettings.model_fields)
 
 
 class DagRunStep(StepSettings):
@@ -52,6 +61,20 @@ class DagRunStep(StepSettings):
     """Prefixes under which the execution's cluster account goes into conf as host, port,
     login and vault_id (the SSH key ID): [''] gives them bare (plainhttp2ssh and most DLS
     pipelines), ['source_', 'target_'] as ssh2ssh expects, [] none. A key conf sets is kept."""
+    without_airflow: Annotated[StageInStep | StageOutStep, Field(discriminator="kind")] | None = (
+        None
+    )
+    """The step run instead on environments without an Airflow: a stage_in or stage_out doing
+    the same work (plainhttp2ssh is a stage_in). It sets its kind's own keys only; needs, env,
+    retries, outputs... are this step's."""
+
+    def instead(self) -> StageInStep | StageOutStep | None:
+        """The step to run where there is no Airflow (``without_airflow`` with this step's
+        needs, env, retries...), or None when the step cannot run there."""
+        if self.without_airflow is None:
+            return None
+        common = {key: getattr(self, key) for key in _COMMON_KEYS if key != "kind"}
+        return self.without_airflow.model_copy(update=common)
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,7 @@ class DagRunKind(StepKind[DagRunStep, DagRunRequest]):
 
     name = "dag_run"
     settings = DagRunStep
+    service = SERVICE
     # The DLS pipelines copy to and from the cluster account: only on cluster environments.
     needs_cluster = True
     # After a restart the step re-attaches to its run (same run ID); nothing starts over.
@@ -88,7 +112,27 @@ class DagRunKind(StepKind[DagRunStep, DagRunRequest]):
                         "use letters, digits and _, e.g. cluster_access: ['source_', 'target_']",
                     )
                 )
+        instead = step.instead()
+        if instead is not None and step.without_airflow is not None:
+            own = sorted(step.without_airflow.model_fields_set & _COMMON_KEYS - {"kind"})
+            for key in own:
+                problems.append(
+                    checks.problem(
+                        ("without_airflow", key),
+                        f"without_airflow: {key} is the dag_run step's own",
+                        f"move {key} up to the dag_run step, which gives it to both",
+                    )
+                )
+            nested = replace(checks, loc=(*checks.loc, "without_airflow"))
+            if isinstance(instead, StageInStep):
+                problems += StageInKind().check(instead, nested)
+            else:
+                problems += StageOutKind().check(instead, nested)
         return problems
+
+    def without_service(self, step: DagRunStep) -> StepSettings | None:
+        """Its ``without_airflow`` step, where the environment has no Airflow."""
+        return step.instead()
 
     def prepare(self, step: DagRunStep, request: Preparation) -> DagRunRequest:
         """The conf rendered, the cluster account added; RenderError for a bad template."""

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from hpcwaas.catalog.tosca.deployment import NodeProperty, deployment_nodes, deployment_section
+from hpcwaas.catalog.tosca.dls import STAGE_OUT_TYPE
 from hpcwaas.catalog.tosca.fates import node_fates, pending_reasons, unused_inputs
 from hpcwaas.catalog.tosca.functions import FunctionError, Resolver
 from hpcwaas.catalog.tosca.nodes import (
     NO_DATA_CATALOGUE,
     OLD_PYCOMPSS_TYPE,
     RUNNABLE_TYPES,
-    STAGE_OUT_TYPE,
     NodeConverter,
     unknown_properties,
 )
@@ -129,8 +129,8 @@ def convert_topology(
     for node in topology.nodes.values():
         if node.name not in called:  # the called ones were checked with their workflow
             problems.extend(unknown_properties(node))
-    if problems:
-        raise ToscaImportError(problems)
+    if problems:  # a deployment-phase node may have been checked twice: say it once
+        raise ToscaImportError(list(dict.fromkeys(problems)))
     result: dict[str, Any] = {
         "application": str(name),
         "environments": placement.environments,

@@ -7,9 +7,8 @@ execution, docs/workflows.md), in the order their requirements on each other giv
 topology inputs they use take the operator's values (``hpcwaas-deployment-inputs`` in the
 tags), else the inputs' defaults: nobody triggers a deployment.
 
-While one of them is of a type whose step kind does not exist yet (``fates.PENDING``: the
-data logistics and image nodes), no deployment is made and ``fates.node_fates`` reports
-each node by name and missing capability, as before.
+While one of them is of a type we do not run, no deployment is made and ``fates.node_fates``
+reports each node by name.
 """
 
 from __future__ import annotations

@@ -9,10 +9,6 @@ Every node ends one of four ways:
   requirement names), whose properties then take effect;
 - reported by name: a workflow that calls a node we cannot run is not offered (the file
   stays valid: it is the server that lacks the capability), any other node is a warning.
-
-The registry's data logistics nodes are recognised (their properties are checked)
-even where the step kind that would run them is not in this release: ``PENDING`` says which
-capability each one needs, and the catalog and the dry run name it.
 """
 
 from __future__ import annotations
@@ -20,22 +16,6 @@ from __future__ import annotations
 from hpcwaas.catalog.tosca.problems import ToscaProblem
 from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topology
 
-_DLS = "a data logistics pipeline run (DLS DAG step kind), not in this release"
-# type -> (capability it needs, its own properties besides the common ones)
-PENDING: dict[str, tuple[str, frozenset[str]]] = {
-    "dls.ansible.nodes.DLSDAGStageInData": (_DLS, frozenset({"oid", "target_path"})),
-    "dls.ansible.nodes.DLSDAGWebdavStageInData": (
-        _DLS,
-        frozenset({"oid", "target_path", "force"}),
-    ),
-    "dls.ansible.nodes.DLSDAGWebdavStageOutData": (_DLS, frozenset({"oid", "source_path"})),
-    "dls.ansible.nodes.DLSDAGModelUpload": (_DLS, frozenset({"location", "subfolder"})),
-    "dls.ansible.nodes.DLSDAGModelSearchUpload": (
-        _DLS,
-        frozenset({"location", "experiment", "subfolder"}),
-    ),
-    "dls.ansible.nodes.SSH2SSH": (_DLS, frozenset({"source_path", "target_path"})),
-}
 IMAGE_REQUIREMENT = "img_transfer"
 
 
@@ -59,8 +39,6 @@ def image_source(node: NodeTemplate) -> str | None:
 def pending_reasons(topology: Topology, node: NodeTemplate) -> list[str]:
     """Why a called node cannot run here yet (empty: it can)."""
     reasons: list[str] = []
-    if node.type in PENDING:
-        reasons.append(f"node {node.name!r} ({node.type}) needs {PENDING[node.type][0]}")
     source = image_source(node)
     if source is not None and source in topology.nodes:
         reasons.append(
@@ -81,9 +59,7 @@ def node_fates(
             continue
         hint = "call it from a workflow, or remove it from the topology"
         if standard_mode(node):
-            if node.type in PENDING:
-                needs = f"; it needs {PENDING[node.type][0]}"
-            elif node.type in runnable_types:
+            if node.type in runnable_types:
                 needs = ""
             else:
                 needs = "; it needs a supported node type"
@@ -94,7 +70,7 @@ def node_fates(
             hint = "see docs/tosca-import.md#the-deployment-phase"
         elif node.name in image_sources:
             continue  # reported with the job that needs its image
-        elif node.type in runnable_types or node.type in PENDING:
+        elif node.type in runnable_types:
             message = f"node {node.name!r} ({node.type}) is run by no imported workflow"
         else:
             message = f"node {node.name!r} has the unsupported type {node.type!r}"

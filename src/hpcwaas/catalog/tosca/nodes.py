@@ -3,16 +3,14 @@
 - ``org.eflows4hpc.pycompss.plugin.nodes.PyCOMPSJob`` (and the older
   ``pycomps.ansible.nodes.PyCOMPSJob``): a ``pycompss`` step, read as the PyCOMPSs Yorc
   plugin ran it (``tosca.pycompss``), the environment node's modules replacing its own;
-- ``dls.ansible.nodes.HTTP2SSH``: a ``stage_in`` step;
-- ``dls.ansible.nodes.DLSDAGStageOutData``: a ``stage_out`` step (``mid`` and ``register``,
-  for a data catalogue, kept as metadata);
+- the data logistics types (``dls.ansible.nodes.DLSDAGRun`` and its children, ``tosca.dls``):
+  a ``dag_run`` step of their DAG; ``HTTP2SSH`` and ``DLSDAGStageOutData`` also carry the
+  ``stage_in`` / ``stage_out`` step run instead on environments without an Airflow (``mid`` and
+  ``register``, for a data catalogue, kept there as metadata);
 - ``imagecreation.ansible.nodes.ImageCreation``: an ``image_build`` step (the account is the
   environment's, never the node's ``username`` and ``password``);
 - ``dls.ansible.nodes.DLSDAGImageTransfer``: an ``image_transfer`` step of the image built by
-  the ImageCreation node it depends on.
-
-The types of ``fates.PENDING`` are recognised here (their properties checked) and left to
-the caller, which reports the workflows that call them.
+  the ImageCreation node it depends on (it runs the DLS transfer DAG where there is an Airflow).
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hpcwaas.catalog.tosca.fates import PENDING
+from hpcwaas.catalog.tosca.dls import DAG_TYPES, HTTP2SSH_TYPE, STAGE_OUT_TYPE, dag_run_step
 from hpcwaas.catalog.tosca.functions import (
     FunctionError,
     Resolver,
@@ -33,19 +31,16 @@ from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topol
 
 PYCOMPSS_TYPE = "org.eflows4hpc.pycompss.plugin.nodes.PyCOMPSJob"
 OLD_PYCOMPSS_TYPE = "pycomps.ansible.nodes.PyCOMPSJob"
-HTTP2SSH_TYPE = "dls.ansible.nodes.HTTP2SSH"
-STAGE_OUT_TYPE = "dls.ansible.nodes.DLSDAGStageOutData"
 IMAGE_BUILD_TYPE = "imagecreation.ansible.nodes.ImageCreation"
 IMAGE_TRANSFER_TYPE = "dls.ansible.nodes.DLSDAGImageTransfer"
 RUNNABLE_TYPES = (
     PYCOMPSS_TYPE,
     OLD_PYCOMPSS_TYPE,
-    HTTP2SSH_TYPE,
-    STAGE_OUT_TYPE,
+    *DAG_TYPES,
     IMAGE_BUILD_TYPE,
     IMAGE_TRANSFER_TYPE,
 )
-SUPPORTED_TYPES = (*RUNNABLE_TYPES, ENVIRONMENT_TYPE, *PENDING)
+SUPPORTED_TYPES = (*RUNNABLE_TYPES, ENVIRONMENT_TYPE)
 
 # Properties that need no action from us (the data logistics service's own settings...).
 _IGNORED = frozenset(
@@ -71,8 +66,7 @@ _KNOWN: dict[str, frozenset[str]] = {
             "extra_compss_opts",
         }
     ),
-    HTTP2SSH_TYPE: frozenset({"url", "target_path", "force"}),
-    STAGE_OUT_TYPE: frozenset({"source_path", "mid", "register"}),
+    **{name: dag_type.properties for name, dag_type in DAG_TYPES.items()},
     # username, password, insecure_tls: the environment's image_creation: setting instead
     IMAGE_BUILD_TYPE: frozenset(
         {
@@ -101,12 +95,15 @@ _KNOWN: dict[str, frozenset[str]] = {
     ),
 }
 _MACHINE_KEYS = ("platform", "architecture", "container_engine", "mpi", "gpu")
-NO_DATA_CATALOGUE = "no data catalogue is configured: mid and register are kept as metadata only"
+NO_DATA_CATALOGUE = (
+    "where the environment has no Airflow, mid and register are kept as metadata only "
+    "(no data catalogue)"
+)
 
 
 def unknown_properties(node: NodeTemplate) -> list[ToscaProblem]:
     """The properties a node of a known type sets that its type does not have (misspelt)."""
-    known = PENDING[node.type][1] if node.type in PENDING else _KNOWN.get(node.type)
+    known = _KNOWN.get(node.type)
     if known is None:
         return []
     return [
@@ -130,9 +127,6 @@ class NodeConverter:
 
     def step(self, node: NodeTemplate) -> dict[str, Any] | None:
         """Our step for ``node`` (without ``needs``), or None after adding its problems."""
-        if node.type in PENDING:  # recognised; the workflow is reported by the caller
-            self.problems.extend(unknown_properties(node))
-            return None
         if node.type not in RUNNABLE_TYPES:
             self.problems.append(
                 ToscaProblem(
@@ -147,8 +141,7 @@ class NodeConverter:
         converters: dict[str, Callable[[NodeTemplate], dict[str, Any]]] = {
             PYCOMPSS_TYPE: self._pycompss,
             OLD_PYCOMPSS_TYPE: self._old_pycompss,
-            HTTP2SSH_TYPE: self._stage_in,
-            STAGE_OUT_TYPE: self._stage_out,
+            **dict.fromkeys(DAG_TYPES, self._dag_run),
             IMAGE_BUILD_TYPE: self._image_build,
             IMAGE_TRANSFER_TYPE: self._image_transfer,
         }
@@ -270,6 +263,14 @@ class NodeConverter:
             )
         return value
 
+    def _dag_run(self, node: NodeTemplate) -> dict[str, Any]:
+        """A ``dag_run`` step; with the step that does its work where there is no Airflow."""
+        step = dag_run_step(node, self.resolver, self._get, self.problems)
+        instead = {HTTP2SSH_TYPE: self._stage_in, STAGE_OUT_TYPE: self._stage_out}.get(node.type)
+        if instead is not None:
+            step["without_airflow"] = instead(node)
+        return step
+
     def _stage_in(self, node: NodeTemplate) -> dict[str, Any]:
         step: dict[str, Any] = {
             "kind": "stage_in",
@@ -362,7 +363,6 @@ class NodeConverter:
         if metadata:
             metadata["data_catalogue"] = "not configured"
             step["metadata"] = metadata
-            step["description"] = f"{node.name}: {NO_DATA_CATALOGUE}"
         return step
 
 
