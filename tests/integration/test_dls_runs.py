@@ -103,6 +103,59 @@ workflows:
         conf: {value: "{{ inputs.value }}"}
 """
 
+# A topology shaped like the registry's minimal workflow: its data logistics nodes run as
+# DAG runs on the environment's Airflow (HTTP2SSH: plainhttp2ssh, SSH2SSH: ssh2ssh).
+TOPOLOGY = """\
+tosca_definitions_version: alien_dsl_3_0_0
+metadata:
+  template_name: minimal_dls
+  hpcwaas-workflows: exec_job
+topology_template:
+  node_templates:
+    Env:
+      type: eflows4hpc.env.nodes.AbstractEnvironment
+      properties: {cluster_login_host: "@HOST@"}
+    FetchApp:
+      type: dls.ansible.nodes.HTTP2SSH
+      properties:
+        url: {get_input: app_url}
+        target_path: {concat: [{get_input: work_dir}, "/app.py"]}
+        dag_id: plainhttp2ssh
+    Job:
+      type: org.eflows4hpc.pycompss.plugin.nodes.PyCOMPSJob
+      properties:
+        submission_params: {num_nodes: 1, python_interpreter: python3}
+        application:
+          command: "${work_dir}/app.py"
+          arguments: ["${work_dir}/result.txt"]
+      requirements:
+        - environment: {type_requirement: environment, node: Env}
+    Publish:
+      type: dls.ansible.nodes.SSH2SSH
+      properties:
+        source_path: {concat: [{get_input: work_dir}, "/result.txt"]}
+        input_name_for_target_path: published
+        dag_id: ssh2ssh
+  workflows:
+    exec_job:
+      inputs:
+        app_url: {type: string}
+        work_dir: {type: string}
+        published: {type: string}
+      steps:
+        FetchApp_run:
+          target: FetchApp
+          activities: [{call_operation: tosca.interfaces.node.lifecycle.Runnable.run}]
+          on_success: [Job_submit]
+        Job_submit:
+          target: Job
+          activities: [{call_operation: tosca.interfaces.node.lifecycle.Runnable.submit}]
+          on_success: [Publish_run]
+        Publish_run:
+          target: Publish
+          activities: [{call_operation: tosca.interfaces.node.lifecycle.Runnable.run}]
+"""
+
 APP = b"""import sys
 with open(sys.argv[1], "w") as out:
     out.write("computed by pycompss\\n")
@@ -125,6 +178,7 @@ class DlsSetup:
         catalog = tmp_path / "catalog"
         catalog.mkdir()
         (catalog / "dls.yaml").write_text(WORKFLOWS)
+        (catalog / "minimal_dls.yaml").write_text(TOPOLOGY.replace("@HOST@", cluster.host))
         bao.policy("hpcwaas", HPCWAAS_POLICY + CREDENTIALS_POLICY)
         bao.policy("dls", DLS_POLICY)
         dls_role, dls_secret = bao.approle("dls", ["dls"])
@@ -374,3 +428,35 @@ def test_minimal_workflow_stages_in_by_dag_computes_with_pycompss_and_stages_out
     assert staged_out.stdout == "computed by pycompss\n", staged_out.stderr
     [out] = _runs_of(dls.airflow, "ssh2ssh", execution_id)
     assert out["conf"]["source_login"] == out["conf"]["target_login"] == LOGIN
+
+
+def test_an_imported_topologys_dls_nodes_run_as_dag_runs_of_the_environments_airflow(
+    dls: DlsSetup, cluster: Cluster, http_files: HttpFiles
+) -> None:
+    url = http_files.add("/apps/tosca_app.py", APP)
+    token = dls.server.token("alice")
+    key = _new_key(dls, cluster, token, LOGIN)  # type: ignore[arg-type]  # has waas()
+    home = cluster.run_as(LOGIN, "echo $HOME").stdout.strip()
+    work = f"{home}/tosca-{time.monotonic_ns()}"
+    run = dls.waas(
+        token,
+        "workflows",
+        "trigger",
+        *("-i", f"user_id={LOGIN}", "-i", f"vault_id={key}", "-i", f"app_url={url}"),
+        *("-i", f"work_dir={work}", "-i", f"published={work}/published.txt"),
+        "minimal_dls@cluster@exec_job",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    execution_id = _execution_id(run.stdout)
+    with dls.server.client(token) as client:
+        body = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED"}, timeout=300)
+        logs = _logs(client, execution_id)
+    assert body["status"] == "SUCCEEDED", logs
+    published = cluster.run_as(LOGIN, f"cat {work}/published.txt")
+    assert published.stdout == "computed by pycompss\n", published.stderr
+    [fetch] = _runs_of(dls.airflow, "plainhttp2ssh", execution_id)
+    assert fetch["conf"]["url"] == url and fetch["conf"]["target"] == f"{work}/app.py"
+    [publish] = _runs_of(dls.airflow, "ssh2ssh", execution_id)
+    assert publish["conf"]["source_path"] == f"{work}/result.txt"
+    assert publish["conf"]["target_path"] == f"{work}/published.txt"
+    assert publish["conf"]["source_login"] == publish["conf"]["target_login"] == LOGIN

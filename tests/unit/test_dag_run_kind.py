@@ -149,6 +149,67 @@ def test_bad_dag_id_and_prefix_are_refused_with_the_key(tmp_path):
     assert "cluster_access: 'a b' is not a conf key prefix" in problems
 
 
+def test_without_airflow_takes_the_dag_run_steps_needs_and_retries(tmp_path):
+    step = load_step(
+        tmp_path,
+        """\
+        first: {kind: shell, run: "true"}
+        s:
+          kind: dag_run
+          needs: [first]
+          retries: 2
+          dag_id: plainhttp2ssh
+          conf: {url: "{{ inputs.url }}", target: in.csv}
+          without_airflow: {kind: stage_in, url: "{{ inputs.url }}", target_path: in.csv}
+        """,
+        inputs="{url: {type: string}}",
+    )
+    instead = step.instead()
+    assert instead is not None and instead.kind == "stage_in"
+    assert instead.needs == ["first"] and instead.retries == 2
+
+
+def test_without_airflow_may_not_set_what_the_dag_run_step_gives_it(tmp_path):
+    text = problems_of(
+        tmp_path,
+        """\
+        s:
+          kind: dag_run
+          dag_id: plainhttp2ssh
+          without_airflow: {kind: stage_in, url: "https://x.example/a", target_path: a, retries: 3}
+        """,
+    )
+    assert "step 's' without_airflow: retries is the dag_run step's own" in text
+    assert "move retries up to the dag_run step" in text
+
+
+def test_without_airflow_is_checked_as_a_step_of_its_kind(tmp_path):
+    text = problems_of(
+        tmp_path,
+        """\
+        s:
+          kind: dag_run
+          dag_id: plainhttp2ssh
+          without_airflow: {kind: stage_in, url: "ftp://x.example/a", target_path: a}
+        """,
+    )
+    # the stage_in's own URL rule, said of the without_airflow step
+    assert "step 's' without_airflow: url: only http:// and https:// URLs" in text
+    with pytest.raises(CatalogFileError) as info:
+        load_step(
+            tmp_path,
+            """\
+            s:
+              kind: dag_run
+              dag_id: d
+              without_airflow: {kind: shell, run: "true"}
+            """,
+        )
+    [problem] = info.value.problems
+    assert "without_airflow.kind: unknown step kind" in problem
+    assert "use one of the step kinds: stage_in, stage_out" in problem
+
+
 def test_run_id_is_derived_from_execution_step_and_attempt():
     key = RunKey("0b7c4c2e-1111-2222-3333-444455556666", "stage_in", 2)
     assert run_id_of(key) == run_id_of(RunKey(key.execution_id, "stage_in", 2))

@@ -193,7 +193,8 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[Location, str, str]]:
         elif kind == "union_tag_invalid":
             loc = (*loc, "kind")
             message = f"{where}.kind: unknown step kind {describe(error['input'].get('kind'))}"
-            hint = f"use one of the step kinds: {', '.join(KINDS)}"
+            expected = str(error.get("ctx", {}).get("expected_tags", "")).replace("'", "")
+            hint = f"use one of the step kinds: {expected or ', '.join(KINDS)}"
         else:
             message = f"{where}: {error['msg'].removeprefix('Value error, ')}"
             message += f", got {describe(error['input'])}"

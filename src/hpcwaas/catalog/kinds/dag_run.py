@@ -125,9 +125,14 @@ class DagRunKind(StepKind[DagRunStep, DagRunRequest]):
                 )
             nested = replace(checks, loc=(*checks.loc, "without_airflow"))
             if isinstance(instead, StageInStep):
-                problems += StageInKind().check(instead, nested)
+                found = StageInKind().check(instead, nested)
             else:
-                problems += StageOutKind().check(instead, nested)
+                found = StageOutKind().check(instead, nested)
+            named = f"step {checks.name!r} "
+            problems += [
+                replace(p, message=p.message.replace(named, named + "without_airflow: ", 1))
+                for p in found
+            ]
         return problems
 
     def without_service(self, step: DagRunStep) -> StepSettings | None:

@@ -295,6 +295,9 @@ def _place_step(
         return
     place((*base, node.name), node.loc)
     for key in steps[node.name]:
+        if key == "kind":  # what the node's type becomes
+            place((*base, node.name, key), (*node.loc, "type"))
+            continue
         prop = property_of(node.type, key)
         place((*base, node.name, key), node.property_loc(*prop.split(".")))
         if key not in ("kind", "needs", "env"):
