@@ -49,7 +49,7 @@ def required_image(
     loc = (*node.loc, "requirements")
     target = topology.nodes.get(source)
     if target is None or target.type != IMAGE_TRANSFER_TYPE:
-        found = "no node of the topology" if target is None else f"a {target.type} node"
+        found = "which is no node of the topology" if target is None else f"of type {target.type}"
         problems.append(
             ToscaProblem(
                 loc,
