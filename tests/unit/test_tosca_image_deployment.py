@@ -166,7 +166,8 @@ def test_an_img_transfer_requirement_on_a_node_that_moves_no_image_is_a_load_err
     assert "names 'Nowhere', which is no node of the topology" in found
 
 
-def test_a_job_runs_in_the_image_a_step_of_its_own_workflow_moved(tmp_path: Path) -> None:
+def _moved_by_the_workflow(*, then: list[str]) -> dict[str, Any]:
+    """The fixture whose workflow runs Build and Transfer first, Transfer followed by ``then``."""
     document = _document()
     workflow = document["topology_template"]["workflows"]["exec_job"]
     for name in ("Build", "Transfer"):
@@ -175,14 +176,26 @@ def test_a_job_runs_in_the_image_a_step_of_its_own_workflow_moved(tmp_path: Path
         "Build_run": {"target": "Build", "activities": [{"call_operation": "Runnable.run"}],
                       "on_success": ["Transfer_run"]},
         "Transfer_run": {"target": "Transfer", "activities": [{"call_operation": "Runnable.run"}],
-                         "on_success": ["Fetch_run"]},
+                         "on_success": then},
         **workflow["steps"],
     }  # fmt: skip
     workflow["inputs"]["image_directory"] = {"type": "string", "default": "images"}
-    catalog = _load(tmp_path, document)
+    return document
+
+
+def test_a_job_runs_in_the_image_a_step_of_its_own_workflow_moved(tmp_path: Path) -> None:
+    catalog = _load(tmp_path, _moved_by_the_workflow(then=["Fetch_run"]))
     step = _job(catalog)
     assert step.container_image == "{{ steps.Transfer.outputs.image_path }}"
     assert catalog.deployment("ImageDeployment", "cluster") is None
+
+
+def test_a_job_not_after_the_transfer_of_its_workflow_is_a_load_error_naming_the_requirement(
+    tmp_path: Path,
+) -> None:
+    [found] = problems(tmp_path, _moved_by_the_workflow(then=[]))
+    assert "node 'Counter' requirement img_transfer 'Transfer': the template uses " in found
+    assert "step 'Transfer' is not among the steps this one needs" in found
 
 
 def test_the_dry_run_shows_the_image_the_deployment_moved_once_it_has(tmp_path: Path) -> None:

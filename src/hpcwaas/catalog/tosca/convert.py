@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from hpcwaas.catalog.tosca.deployment import DeploymentPhase, NodeProperty, deployment_phase
-from hpcwaas.catalog.tosca.fates import node_fates, pending_reasons, unused_inputs
+from hpcwaas.catalog.tosca.fates import (
+    IMAGE_REQUIREMENT,
+    image_source,
+    node_fates,
+    pending_reasons,
+    unused_inputs,
+)
 from hpcwaas.catalog.tosca.functions import FunctionError, Resolver
 from hpcwaas.catalog.tosca.images import IMAGE_TRANSFER_TYPE, moved_image
 from hpcwaas.catalog.tosca.nodes import (
@@ -320,9 +326,13 @@ def _place_step(
     place((*base, node.name), node.loc)
     for key in steps[node.name]:
         prop = property_of(node.type, key)
-        place((*base, node.name, key), node.property_loc(*prop.split(".")))
+        where, term = node.property_loc(*prop.split(".")), f"property {prop}"
+        source = image_source(node)
+        if key == "container_image" and source is not None:  # images.required_image
+            where, term = (*node.loc, "requirements"), f"requirement {IMAGE_REQUIREMENT} {source!r}"
+        place((*base, node.name, key), where)
         if key not in ("kind", "needs", "env"):
-            terms[(*base, node.name, key)] = f"node {node.name!r} property {prop}"
+            terms[(*base, node.name, key)] = f"node {node.name!r} {term}"
 
 
 def _node_property(topology: Topology) -> NodeProperty:
