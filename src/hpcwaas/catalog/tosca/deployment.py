@@ -23,10 +23,7 @@ from typing import Any
 from hpcwaas.catalog.tosca.fates import PENDING, standard_mode
 from hpcwaas.catalog.tosca.functions import Resolver
 from hpcwaas.catalog.tosca.images import IMAGE_TRANSFER_TYPE, moved_image
-from hpcwaas.catalog.tosca.nodes import (
-    RUNNABLE_TYPES,
-    NodeConverter,
-)
+from hpcwaas.catalog.tosca.nodes import RUNNABLE_TYPES, NodeConverter
 from hpcwaas.catalog.tosca.problems import ToscaProblem
 from hpcwaas.catalog.tosca.tags import DEPLOYMENT_INPUTS_TAG, Tags
 from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topology
@@ -100,15 +97,15 @@ def deployment_phase(
             for _, p in unvalued
         )
         given = sorted({name for name, _ in unvalued})
+        named = ", ".join(repr(name) for name in given)
         values = ", ".join(f"{name}: <value>" for name in given)
-        inputs = "input " if len(given) == 1 else "inputs "
-        inputs += ", ".join(repr(name) for name in given)
-        it = ("it", "has") if len(given) == 1 else ("them", "have")
-        return DeploymentPhase(
-            nodes,
-            missing=f"its {inputs} {it[1]} no value; give {it[0]} in the tags file "
-            f"({DEPLOYMENT_INPUTS_TAG}: {{{values}}})",
+        what = (
+            f"its input {named} has no value; give it"
+            if len(given) == 1
+            else f"its inputs {named} have no value; give them"
         )
+        why = f"{what} in the tags file ({DEPLOYMENT_INPUTS_TAG}: {{{values}}})"
+        return DeploymentPhase(nodes, missing=why)
     section: dict[str, Any] = {"steps": steps}
     if resolver.secrets:
         section["secrets"] = resolver.secrets
