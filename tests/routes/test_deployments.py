@@ -136,16 +136,27 @@ def test_a_failing_deployment_fails_the_execution_with_its_error_until_run_again
     assert counter.read_text() == "run\nrun\n"
 
 
-def test_a_dry_run_shows_where_the_deployment_outputs_go(
+def _dry_run_command(api: httpx.Client) -> str:
+    plan = api.post("/workflows/tool@local@use", params={"dry_run": "true"}, json={})
+    assert plan.status_code == 200, plan.text
+    [step] = plan.json()["steps"]
+    return str(step["command"])
+
+
+def test_a_dry_run_shows_the_deployment_outputs_once_the_deployment_succeeded(
     fresh_server: Callable[..., InProcessServer], tmp_path: Path
 ) -> None:
-    server, _, counter = _start(fresh_server, tmp_path)
+    server, catalog, counter = _start(fresh_server, tmp_path)
     with server.client(server.token("ada")) as api:
-        plan = api.post("/workflows/tool@local@use", params={"dry_run": "true"}, json={})
-        assert plan.status_code == 200, plan.text
-        [step] = plan.json()["steps"]
-        assert "using '<deployment.outputs.install.tool_dir>'" in str(step), step
-    assert not counter.exists()  # a dry run starts no deployment
+        assert "using @deployment.outputs.install.tool_dir@" in _dry_run_command(api)
+        assert not counter.exists()  # a dry run starts no deployment
+        wait_for_status(api, trigger(api, "tool@local@use"), {"SUCCEEDED"})
+        assert "using /opt/tool-1" in _dry_run_command(api)
+        # the file changed: a trigger would start its deployment, whose outputs are unknown
+        _write(catalog, counter, version="2")
+        _reload(server)
+        assert "using @deployment.outputs.install.tool_dir@" in _dry_run_command(api)
+    assert counter.read_text() == "run\n"
 
 
 def test_operators_see_the_deployment_and_its_logs(

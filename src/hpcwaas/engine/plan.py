@@ -49,8 +49,13 @@ def build_plan(
     *,
     local_work_root: Path,
     cluster_login: str | None = None,
+    deployment_outputs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> DryRunPlan:
-    """The steps of ``workflow`` with ``inputs`` (already validated), rendered in run order."""
+    """The steps of ``workflow`` with ``inputs`` (already validated), rendered in run order.
+
+    ``deployment_outputs``: what the application's deployment wrote, when the one a trigger
+    would use has succeeded; its other outputs show as placeholders.
+    """
     shown = plan_inputs(workflow.spec, inputs)
     execution_id = PLAN_EXECUTION_ID
     cluster: ClusterDefaults | None = None
@@ -65,8 +70,9 @@ def build_plan(
         name: {output: f"@{name}.outputs.{output}@" for output in spec.outputs}
         for name, spec in workflow.spec.steps.items()
     }
+    deployed = _deployment_values(workflow, deployment_outputs or {})
     steps = [
-        _plan_step(workflow, name, shown, step_outputs, cluster, execution_id, work_dir)
+        _plan_step(workflow, name, shown, step_outputs, deployed, cluster, execution_id, work_dir)
         for name in workflow.step_order()
     ]
     ahead = submitted_ahead(workflow.spec.steps) if cluster is not None else frozenset()
@@ -89,6 +95,7 @@ def _plan_step(
     name: str,
     inputs: Mapping[str, Any],
     step_outputs: Mapping[str, Mapping[str, str]],
+    deployment_outputs: Mapping[str, Mapping[str, str]] | None,
     cluster: ClusterDefaults | None,
     execution_id: str,
     work_dir: str,
@@ -108,7 +115,7 @@ def _plan_step(
         workflow_secrets={secret: SECRET_PLACEHOLDER for secret in workflow.spec.secrets},
         work_dir=work_dir,
         cluster=cluster,
-        deployment_outputs=_deployment_placeholders(workflow),
+        deployment_outputs=deployment_outputs,
     )
     try:
         planned = kind.plan(spec, request)
@@ -124,12 +131,18 @@ def _plan_step(
     return step
 
 
-def _deployment_placeholders(workflow: DeployedWorkflow) -> dict[str, dict[str, str]] | None:
-    """What the application's deployment will have written, as placeholders (None: none)."""
+def _deployment_values(
+    workflow: DeployedWorkflow, written: Mapping[str, Mapping[str, str]]
+) -> dict[str, dict[str, str]] | None:
+    """The application's deployment outputs: the ``written`` ones, placeholders for the others
+    (a word every kind accepts, as for step outputs); None when it has no deployment."""
     deployment = workflow.application.deployment
     if deployment is None:
         return None
     return {
-        name: {output: f"<deployment.outputs.{name}.{output}>" for output in spec.outputs}
+        name: {
+            output: written.get(name, {}).get(output, f"@deployment.outputs.{name}.{output}@")
+            for output in spec.outputs
+        }
         for name, spec in deployment.steps.items()
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hpcwaas.api.states import ExecutionStatus
 from hpcwaas.catalog.catalog import Catalog, DeployedWorkflow
 from hpcwaas.engine.deployments import BY_TRIGGER, deployment_label, start_deployment
 from hpcwaas.services.audit import AuditRecorder
@@ -65,6 +66,29 @@ async def deploy_if_needed(
     )
     if current is None or current.definition_digest != deployment.digest:
         await _start(conn, settings, deployment, BY_TRIGGER)
+
+
+async def succeeded_outputs(
+    db: Database, catalog: Catalog, workflow: DeployedWorkflow
+) -> dict[str, dict[str, str]] | None:
+    """The step outputs of the deployment an execution of ``workflow`` would start with now:
+    the current one's, if it SUCCEEDED from the same file (None: a trigger would start one,
+    wait for it, or fail with its error)."""
+    if workflow.application.deployment is None:
+        return None
+    application, environment = workflow.application.application, workflow.environment
+    deployment = catalog.deployment(application, environment)
+    if deployment is None:
+        return None
+    async with db.read() as conn:
+        current = await deployment_store.get_deployment(conn, application, environment)
+        if (
+            current is None
+            or current.status is not ExecutionStatus.SUCCEEDED
+            or current.definition_digest != deployment.digest
+        ):
+            return None
+        return await deployment_store.deployment_outputs(conn, current.execution_id)
 
 
 async def run_deployment(

@@ -20,7 +20,7 @@ from hpcwaas.engine.plan import build_plan
 from hpcwaas.engine.secret_inputs import forget_secrets, secret_inputs_path, split_secrets
 from hpcwaas.logging_setup import request_id_var
 from hpcwaas.services.audit import AuditRecorder
-from hpcwaas.services.deployments import deploy_if_needed
+from hpcwaas.services.deployments import deploy_if_needed, succeeded_outputs
 from hpcwaas.services.errors import Conflict, NotFound, ServiceError, Unavailable
 from hpcwaas.services.identities import check_key, resolve_identity
 from hpcwaas.services.quotas import check_running_executions, check_trigger_rate
@@ -125,6 +125,7 @@ async def plan_trigger(
         checked.environment,
         local_work_root=runtime.settings.work_dir,
         cluster_login=checked.cluster_login,
+        deployment_outputs=await succeeded_outputs(runtime.db, runtime.catalog, checked.workflow),
     )
 
 

@@ -13,10 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpcwaas.catalog.tosca.deployment import NodeProperty, deployment_nodes, deployment_section
+from hpcwaas.catalog.tosca.deployment import DeploymentPhase, NodeProperty, deployment_phase
 from hpcwaas.catalog.tosca.dls import STAGE_OUT_TYPE
-from hpcwaas.catalog.tosca.fates import node_fates, pending_reasons, unused_inputs
+from hpcwaas.catalog.tosca.fates import (
+    IMAGE_REQUIREMENT,
+    image_source,
+    node_fates,
+    pending_reasons,
+    unused_inputs,
+)
 from hpcwaas.catalog.tosca.functions import FunctionError, Resolver
+from hpcwaas.catalog.tosca.images import IMAGE_TRANSFER_TYPE, moved_image
 from hpcwaas.catalog.tosca.nodes import (
     NO_DATA_CATALOGUE,
     OLD_PYCOMPSS_TYPE,
@@ -28,7 +35,7 @@ from hpcwaas.catalog.tosca.problems import ToscaImportError, ToscaProblem
 from hpcwaas.catalog.tosca.sites import endpoint_of, place_topology, topology_workflow_loc
 from hpcwaas.catalog.tosca.tags import read_tags
 from hpcwaas.catalog.tosca.topology import NodeTemplate, Topology, ToscaInput, parse_topology
-from hpcwaas.catalog.tosca.workflows import node_actions
+from hpcwaas.catalog.tosca.workflows import NodeAction, node_actions
 from hpcwaas.catalog.yamlfile import Location, line_of
 
 log = logging.getLogger(__name__)
@@ -94,8 +101,14 @@ def convert_topology(
     warnings: list[ToscaProblem] = []
     terms: dict[Location, str] = {}
     unavailable: dict[str, str] = {}
+    # The deployment phase is what the workflows do not call; its images reach their jobs.
+    actions = {w: _actions(topology, w, problems) for w in chosen}
+    called = {action.node for found in actions.values() for action in found}
+    phase = deployment_phase(topology, called, tags, _node_property(topology), problems, warnings)
     for workflow_name in chosen:
-        imported = _workflow(topology, workflow_name, problems, place, terms)
+        imported = _workflow(
+            topology, workflow_name, actions[workflow_name], phase, problems, place, terms
+        )
         if imported is None:
             continue
         converted, nodes, reasons = imported
@@ -114,14 +127,10 @@ def convert_topology(
         workflows[workflow_name] = converted
         logins[workflow_name] = _login(topology, converted)
     placement = place_topology(topology, tags, nodes_of, problems)
-    called = {node for nodes in nodes_of.values() for node in nodes}
-    standard = deployment_nodes(topology, called)
-    deployment = deployment_section(
-        topology, standard, tags, _node_property(topology), problems, warnings
-    )
+    deployment = phase.section
     if deployment is not None:
-        called |= {node.name for node in standard}  # run by the deployment
-        for node in standard:
+        called |= {node.name for node in phase.nodes}  # run by the deployment
+        for node in phase.nodes:
             _place_step(("deployment", "steps"), node, deployment["steps"], place, terms)
     warnings += node_fates(topology, called, RUNNABLE_TYPES)
     workflow_inputs = {i.name for w in nodes_of for i in topology.workflows[w].inputs}
@@ -227,32 +236,62 @@ def _inputs(
     return found
 
 
+def _actions(
+    topology: Topology, workflow_name: str, problems: list[ToscaProblem]
+) -> list[NodeAction]:
+    """The nodes a workflow calls (a problem if none, unless it has others)."""
+    workflow = topology.workflows[workflow_name]
+    problems.extend(workflow.problems)
+    before = len(problems)
+    actions = node_actions(workflow, topology, problems)
+    if not actions and len(problems) == before:
+        problems.append(
+            ToscaProblem(
+                workflow.loc,
+                f"workflow {workflow_name!r} runs no node (no call_operation step)",
+                "call tosca.interfaces.node.lifecycle.Runnable.submit/run on a node",
+            )
+        )
+    return actions
+
+
 def _workflow(
     topology: Topology,
     workflow_name: str,
+    actions: list[NodeAction],
+    phase: DeploymentPhase,
     problems: list[ToscaProblem],
     place: Any,
     terms: dict[Location, str],
 ) -> tuple[dict[str, Any], list[str], list[str]] | None:
-    """Our workflow, the nodes it calls, and why it cannot run here yet (empty: it can)."""
+    """Our workflow, the nodes it calls, and why it cannot run here yet (empty: it can).
+
+    Its PyCOMPSs jobs run in the image their ``img_transfer`` requirement names: moved by the
+    deployment phase, or by a step of this workflow.
+    """
     workflow = topology.workflows[workflow_name]
-    problems.extend(workflow.problems)
     base: Location = ("workflows", workflow_name)
     place(base, workflow.loc)
     inputs = _inputs(topology, workflow.inputs, problems)
     for input_name, (_, loc) in inputs.items():
         place((*base, "inputs", input_name), loc)
+    if not actions:
+        return None
 
-    before = len(problems)
+    images = phase.images() | {
+        action.node: moved_image(action.node, by_deployment=False)
+        for action in actions
+        if topology.nodes[action.node].type == IMAGE_TRANSFER_TYPE
+    }
     resolver = Resolver(set(inputs), _node_property(topology))
-    converter = NodeConverter(topology, resolver, problems)
+    converter = NodeConverter(topology, resolver, problems, images)
     steps: dict[str, Any] = {}
     nodes: list[str] = []
     reasons: list[str] = []
-    for action in node_actions(workflow, topology, problems):
+    for action in actions:
         node = topology.nodes[action.node]
         nodes.append(node.name)
-        reasons += pending_reasons(topology, node)
+        reasons += pending_reasons(topology, node, images, phase.missing)
         step = converter.step(node)
         if step is None:
             continue
@@ -265,15 +304,6 @@ def _workflow(
             "mid" in node.properties or "register" in node.properties
         ):
             log.info("topology node %s: %s", node.name, NO_DATA_CATALOGUE)
-    if not nodes and len(problems) == before:
-        problems.append(
-            ToscaProblem(
-                workflow.loc,
-                f"workflow {workflow_name!r} runs no node (no call_operation step)",
-                "call tosca.interfaces.node.lifecycle.Runnable.submit/run on a node",
-            )
-        )
-        return None
     converted: dict[str, Any] = {
         "inputs": {name: spec for name, (spec, _) in inputs.items()},
         "steps": steps,
@@ -295,13 +325,16 @@ def _place_step(
         return
     place((*base, node.name), node.loc)
     for key in steps[node.name]:
-        if key == "kind":  # what the node's type becomes
-            place((*base, node.name, key), (*node.loc, "type"))
-            continue
         prop = property_of(node.type, key)
-        place((*base, node.name, key), node.property_loc(*prop.split(".")))
+        where, term = node.property_loc(*prop.split(".")), f"property {prop}"
+        source = image_source(node)
+        if key == "kind":  # what the node's type becomes
+            where = (*node.loc, "type")
+        elif key == "container_image" and source is not None:  # images.required_image
+            where, term = (*node.loc, "requirements"), f"requirement {IMAGE_REQUIREMENT} {source!r}"
+        place((*base, node.name, key), where)
         if key not in ("kind", "needs", "env"):
-            terms[(*base, node.name, key)] = f"node {node.name!r} property {prop}"
+            terms[(*base, node.name, key)] = f"node {node.name!r} {term}"
 
 
 def _node_property(topology: Topology) -> NodeProperty:

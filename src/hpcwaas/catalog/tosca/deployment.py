@@ -8,17 +8,20 @@ topology inputs they use take the operator's values (``hpcwaas-deployment-inputs
 tags), else the inputs' defaults: nobody triggers a deployment.
 
 While one of them is of a type we do not run, no deployment is made and ``fates.node_fates``
-reports each node by name.
+reports each node by name. ``DeploymentPhase.missing`` says why, for the
+PyCOMPSs jobs whose container image the phase would have moved (their workflows are not
+offered); ``DeploymentPhase.images`` is what those jobs read when it is made.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hpcwaas.catalog.tosca.fates import standard_mode
 from hpcwaas.catalog.tosca.functions import Resolver
+from hpcwaas.catalog.tosca.images import IMAGE_TRANSFER_TYPE, moved_image
 from hpcwaas.catalog.tosca.nodes import RUNNABLE_TYPES, NodeConverter
 from hpcwaas.catalog.tosca.problems import ToscaProblem
 from hpcwaas.catalog.tosca.tags import DEPLOYMENT_INPUTS_TAG, Tags
@@ -28,37 +31,49 @@ from hpcwaas.catalog.yamlfile import Location
 NodeProperty = Callable[[str, list[str], Location], tuple[Any, Location]]
 
 
-def deployment_nodes(topology: Topology, called: set[str]) -> list[NodeTemplate]:
-    """The nodes of the deployment phase, if every one is of a type we run (else none)."""
+@dataclass(frozen=True)
+class DeploymentPhase:
+    """The standard-mode nodes no workflow calls, and our ``deployment:`` for them, if made."""
+
+    nodes: list[NodeTemplate] = field(default_factory=list)
+    section: dict[str, Any] | None = None
+    missing: str | None = None  # why it is not made though it has nodes: what to add
+
+    def images(self) -> dict[str, str]:
+        """The image each transfer node of the deployment moved: a template of its output."""
+        if self.section is None:
+            return {}
+        return _images(self.nodes, by_deployment=True)
+
+
+def deployment_phase(
+    topology: Topology,
+    called: set[str],
+    tags: Tags,
+    node_property: NodeProperty,
+    problems: list[ToscaProblem],
+    warnings: list[ToscaProblem],
+) -> DeploymentPhase:
+    """The deployment phase of ``topology``, whose workflows call the nodes ``called``.
+
+    Made when every node is of a type we run and every topology input they use has a value.
+    One that has none (the operator gives it in the tags) is not a problem of the file: the
+    deployment is not made, and ``warnings`` say what to give.
+    """
     nodes = [
         node
         for node in topology.nodes.values()
         if standard_mode(node) and node.name not in called and node.type != ENVIRONMENT_TYPE
     ]
-    if any(node.type not in RUNNABLE_TYPES for node in nodes):
-        return []
-    return nodes
-
-
-def deployment_section(
-    topology: Topology,
-    nodes: list[NodeTemplate],
-    tags: Tags,
-    node_property: NodeProperty,
-    problems: list[ToscaProblem],
-    warnings: list[ToscaProblem],
-) -> dict[str, Any] | None:
-    """Our ``deployment:`` for ``nodes`` (None when there are none or they have problems).
-
-    A topology input they use that has no value (the operator gives it in the tags) is not
-    a problem of the file: the deployment is not made, and ``warnings`` say what to give.
-    """
     if not nodes:
-        return None
-    unvalued: list[ToscaProblem] = []
+        return DeploymentPhase()
+    unrun = [node for node in nodes if node.type not in RUNNABLE_TYPES]
+    if unrun:
+        return DeploymentPhase(nodes, missing="; ".join(_unrun(node) for node in unrun))
+    unvalued: list[tuple[str, ToscaProblem]] = []  # (input, where it is used)
     names = {node.name for node in nodes}
     resolver = Resolver(set(), node_property)
-    converter = NodeConverter(topology, resolver, problems)
+    converter = NodeConverter(topology, resolver, problems, _images(nodes, by_deployment=False))
     steps: dict[str, Any] = {}
     before = len(problems)
     for node in nodes:
@@ -74,17 +89,40 @@ def deployment_section(
             step["needs"] = needs
         steps[node.name] = step
     if len(problems) != before:
-        return None
+        return DeploymentPhase(nodes, missing="its nodes have the problems reported")
     if unvalued:
         warnings.extend(
             ToscaProblem(p.loc, f"warning: {p.message}; the deployment phase is not made", p.hint)
-            for p in unvalued
+            for _, p in unvalued
         )
-        return None
+        given = sorted({name for name, _ in unvalued})
+        named = ", ".join(repr(name) for name in given)
+        values = ", ".join(f"{name}: <value>" for name in given)
+        what = (
+            f"its input {named} has no value; give it"
+            if len(given) == 1
+            else f"its inputs {named} have no value; give them"
+        )
+        why = f"{what} in the tags file ({DEPLOYMENT_INPUTS_TAG}: {{{values}}})"
+        return DeploymentPhase(nodes, missing=why)
     section: dict[str, Any] = {"steps": steps}
     if resolver.secrets:
         section["secrets"] = resolver.secrets
-    return section
+    return DeploymentPhase(nodes, section)
+
+
+def _images(nodes: list[NodeTemplate], *, by_deployment: bool) -> dict[str, str]:
+    """The image each transfer node of ``nodes`` moves, for the jobs that require it."""
+    return {
+        node.name: moved_image(node.name, by_deployment=by_deployment)
+        for node in nodes
+        if node.type == IMAGE_TRANSFER_TYPE
+    }
+
+
+def _unrun(node: NodeTemplate) -> str:
+    """Why this release does not run ``node``, of the deployment phase."""
+    return f"node {node.name!r} ({node.type}) needs a supported node type"
 
 
 def _required_nodes(node: NodeTemplate) -> list[str]:
@@ -104,16 +142,16 @@ def _given(
     value: Any,
     topology: Topology,
     tags: Tags,
-    problems: list[ToscaProblem],
+    unvalued: list[tuple[str, ToscaProblem]],
     keys: tuple[str, ...],
 ) -> Any:
     """``value`` with every ``get_input`` replaced by the operator's value or the default."""
     if isinstance(value, dict):
         if set(value) == {"get_input"} and isinstance(value["get_input"], str):
-            return _input_value(node, value["get_input"], topology, tags, problems, keys)
-        return {k: _given(node, v, topology, tags, problems, (*keys, k)) for k, v in value.items()}
+            return _input_value(node, value["get_input"], topology, tags, unvalued, keys)
+        return {k: _given(node, v, topology, tags, unvalued, (*keys, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_given(node, v, topology, tags, problems, keys) for v in value]
+        return [_given(node, v, topology, tags, unvalued, keys) for v in value]
     return value
 
 
@@ -122,7 +160,7 @@ def _input_value(
     name: str,
     topology: Topology,
     tags: Tags,
-    problems: list[ToscaProblem],
+    unvalued: list[tuple[str, ToscaProblem]],
     keys: tuple[str, ...],
 ) -> Any:
     if name in tags.deployment_inputs:
@@ -130,13 +168,16 @@ def _input_value(
     declared = next((i for i in topology.inputs if i.name == name), None)
     if declared is not None and "default" in declared.definition:
         return declared.definition["default"]
-    problems.append(
-        ToscaProblem(
-            node.property_loc(*keys),
-            f"node {node.name!r} (deployment phase) property {'.'.join(keys)} uses input "
-            f"{name!r}, which has no value: nobody triggers a deployment",
-            f"give it in the tags file: {DEPLOYMENT_INPUTS_TAG}: {{{name}: <value>}}, "
-            "or a default to the input",
+    unvalued.append(
+        (
+            name,
+            ToscaProblem(
+                node.property_loc(*keys),
+                f"node {node.name!r} (deployment phase) property {'.'.join(keys)} uses input "
+                f"{name!r}, which has no value: nobody triggers a deployment",
+                f"give it in the tags file: {DEPLOYMENT_INPUTS_TAG}: {{{name}: <value>}}, "
+                "or a default to the input",
+            ),
         )
     )
     return ""

@@ -5,13 +5,17 @@ Every node ends one of four ways:
 - a step of a workflow (a node type we run, called by an imported workflow);
 - part of the deployment phase (``run_in_standard_mode: true`` and called by no workflow):
   Alien4Cloud ran those when the application was deployed on a location;
-- configuration of another node (an ``AbstractEnvironment``; the node an ``img_transfer``
-  requirement names), whose properties then take effect;
+- configuration of another node (an ``AbstractEnvironment``), whose properties then take
+  effect;
 - reported by name: a workflow that calls a node we cannot run is not offered (the file
-  stays valid: it is the server that lacks the capability), any other node is a warning.
+  stays valid: it is the server that lacks the capability), nor one whose PyCOMPSs job needs
+  the image of a transfer node (``img_transfer``) that neither it nor the deployment phase
+  runs; any other node is a warning.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from hpcwaas.catalog.tosca.problems import ToscaProblem
 from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topology
@@ -36,14 +40,27 @@ def image_source(node: NodeTemplate) -> str | None:
     return None
 
 
-def pending_reasons(topology: Topology, node: NodeTemplate) -> list[str]:
-    """Why a called node cannot run here yet (empty: it can)."""
+def pending_reasons(
+    topology: Topology, node: NodeTemplate, images: Collection[str], undeployed: str | None
+) -> list[str]:
+    """Why a called node cannot run here yet (empty: it can).
+
+    ``images``: the transfer nodes whose image the workflow's jobs can run in (the
+    deployment's, the workflow's own); ``undeployed``: why the deployment phase is not made.
+    """
     reasons: list[str] = []
     source = image_source(node)
-    if source is not None and source in topology.nodes:
+    if source is not None and source in topology.nodes and source not in images:
+        if standard_mode(topology.nodes[source]) and undeployed is not None:
+            why = f"which the deployment phase moves, and it is not made: {undeployed}"
+        else:
+            why = (
+                "which neither the deployment phase runs (run_in_standard_mode: true, called "
+                "by no workflow) nor this workflow"
+            )
         reasons.append(
-            f"node {node.name!r} takes its container image from {source!r} ({IMAGE_REQUIREMENT}), "
-            "made by the deployment phase, which this release does not run yet"
+            f"node {node.name!r} takes its container image from {source!r} "
+            f"({IMAGE_REQUIREMENT}), {why}"
         )
     return reasons
 

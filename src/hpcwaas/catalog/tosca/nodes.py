@@ -10,7 +10,9 @@
 - ``imagecreation.ansible.nodes.ImageCreation``: an ``image_build`` step (the account is the
   environment's, never the node's ``username`` and ``password``);
 - ``dls.ansible.nodes.DLSDAGImageTransfer``: an ``image_transfer`` step of the image built by
-  the ImageCreation node it depends on (it runs the DLS transfer DAG where there is an Airflow).
+  the ImageCreation node it depends on. A PyCOMPSJob whose ``img_transfer`` requirement names
+  one runs in the image it moved (its ``image_path`` output), whatever the job's own
+  ``container_image``: the plugin read the requirement last.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hpcwaas.catalog.tosca.functions import (
     Template,
     as_template,
 )
+from hpcwaas.catalog.tosca.images import IMAGE_TRANSFER_TYPE, required_image
 from hpcwaas.catalog.tosca.problems import ToscaProblem
 from hpcwaas.catalog.tosca.pycompss import PycompssConversion, PycompssProperty
 from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topology
@@ -32,7 +35,6 @@ from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topol
 PYCOMPSS_TYPE = "org.eflows4hpc.pycompss.plugin.nodes.PyCOMPSJob"
 OLD_PYCOMPSS_TYPE = "pycomps.ansible.nodes.PyCOMPSJob"
 IMAGE_BUILD_TYPE = "imagecreation.ansible.nodes.ImageCreation"
-IMAGE_TRANSFER_TYPE = "dls.ansible.nodes.DLSDAGImageTransfer"
 RUNNABLE_TYPES = (
     PYCOMPSS_TYPE,
     OLD_PYCOMPSS_TYPE,
@@ -118,12 +120,23 @@ def unknown_properties(node: NodeTemplate) -> list[ToscaProblem]:
 
 
 class NodeConverter:
-    """Turns the nodes of one workflow into steps of our format."""
+    """Turns the nodes of one workflow into steps of our format.
 
-    def __init__(self, topology: Topology, resolver: Resolver, problems: list[ToscaProblem]):
+    ``images``: the transfer nodes whose image this workflow's jobs can run in, each with where
+    the image is (``images.moved_image``); a job requiring another is not offered (the caller).
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        resolver: Resolver,
+        problems: list[ToscaProblem],
+        images: dict[str, str] | None = None,
+    ):
         self.topology = topology
         self.resolver = resolver
         self.problems = problems
+        self.images = images or {}
 
     def step(self, node: NodeTemplate) -> dict[str, Any] | None:
         """Our step for ``node`` (without ``needs``), or None after adding its problems."""
@@ -217,6 +230,9 @@ class NodeConverter:
     def _pycompss_step(
         self, node: NodeTemplate, props: dict[str, PycompssProperty], modules: Any
     ) -> dict[str, Any]:
+        image = required_image(self.topology, node, self.images, self.problems)
+        if image is not None:
+            props["container_image"] = image
         conversion = PycompssConversion(node.name, self.resolver.input_names, self.problems)
         step = conversion.step(props)
         environment = self.topology.environment_of(node)
