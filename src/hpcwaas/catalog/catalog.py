@@ -20,7 +20,7 @@ from hpcwaas.catalog.errors import (
     WorkflowForbidden,
     WorkflowNotFound,
 )
-from hpcwaas.catalog.fit import LOCAL_KIND, fit
+from hpcwaas.catalog.fit import LOCAL_KIND, Traits, fit
 from hpcwaas.catalog.loader import (
     FileProblem,
     LoadedFile,
@@ -332,6 +332,13 @@ def _deploy(
         )
         log.warning("%s", problem)
         problems.append(problem)
+    # Unknown kinds and services (files checked without a config) may run any step.
+    traits = None
+    if kinds is not None:
+        traits = {
+            env: Traits(kinds.get(env, LOCAL_KIND), (services or {}).get(env, frozenset()))
+            for env in environments
+        }
     seen: set[str] = set()
     for index, environment in enumerate(app.environments):
         if environment in seen:
@@ -350,10 +357,7 @@ def _deploy(
             log.warning("%s", problem)
             problems.append(problem)
             continue
-        # Unknown kinds and services (files checked without a config) may run any step.
-        kind = kinds.get(environment, LOCAL_KIND) if kinds is not None else None
-        offered = services.get(environment, frozenset()) if services is not None else None
-        fitted = fit(loaded, environment, kind, offered)
+        fitted = fit(loaded, environment, traits)
         if fitted.problems:
             for problem in fitted.problems:
                 log.error("%s", problem)

@@ -1,6 +1,7 @@
 """Whether an application can run on one environment, and the steps it runs there.
 
-Two traits of an environment decide it:
+Each step runs on its ``environment:``, else on the environment it is deployed on (the
+workflow ID's: its home). Two traits of the step's environment decide whether it can:
 
 - its kind: steps that need a cluster (batch jobs, DAG runs...) cannot run on ``local``;
 - its remote services (``airflow:``...): a step whose kind needs a service the environment
@@ -13,6 +14,7 @@ run a DLS pipeline on one cluster and the service's own transfer on another.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,14 @@ if TYPE_CHECKING:
 LOCAL_KIND = "local"
 
 
+@dataclass(frozen=True)
+class Traits:
+    """What of a configured environment decides which steps may run on it."""
+
+    kind: str  # ``local``, ``slurm``
+    services: frozenset[str] = frozenset()  # its remote services (``airflow``...)
+
+
 @dataclass
 class Fitted:
     """An application's workflows as they run on one environment, or why they cannot."""
@@ -37,64 +47,50 @@ class Fitted:
     choices: list[str] = field(default_factory=list)  # which step runs where, for the log
 
 
-def fit(
-    loaded: LoadedFile,
-    environment: str,
-    kind: str | None,
-    services: frozenset[str] | None,
-) -> Fitted:
-    """``loaded``'s application on ``environment``, of ``kind`` with ``services``.
+def fit(loaded: LoadedFile, home: str, configured: Mapping[str, Traits] | None) -> Fitted:
+    """``loaded``'s application deployed on ``home``, each step fitted to its environment.
 
-    ``kind`` and ``services`` None: unknown (files checked without a configuration), where
-    every step may run as written.
+    A step runs on its ``environment:``, else on ``home``. ``configured``: the server's
+    environments; None when unknown (files checked without a configuration), where every
+    step may run as written.
     """
     app = loaded.application
-    places = _step_places(loaded)
     fitted = Fitted()
     replaced: dict[Location, StepSettings] = {}
-    for loc, owner, step in places:
-        step_kind = kind_of(step)
+    for loc, owner, step in _step_places(loaded):
+        environment = step.environment or home
         where = f"{owner}: step {loc[-1]!r} of kind {step.kind}"
-        if kind == LOCAL_KIND and step_kind.needs_cluster:
+        pinned = environment != home
+        not_deployed = f"is not deployed on {home!r}" if pinned else "is not deployed there"
+        traits = configured.get(environment) if configured is not None else None
+        if configured is not None and traits is None:
+            fitted.problems.append(
+                FileProblem(
+                    loaded.path,
+                    loaded.line((*loc, "environment")),
+                    f"{where} names environment {environment!r}, which is not configured; "
+                    f"application {app.application!r} {not_deployed}",
+                    f"name a configured environment (configured: {', '.join(configured) or 'none'})"
+                    ", or configure it",
+                )
+            )
+            continue
+        problem, instead, choice = _fit_step(step, environment, traits, pinned=pinned)
+        if problem is not None:
+            text, hint = problem
             fitted.problems.append(
                 FileProblem(
                     loaded.path,
                     loaded.line((*loc, "kind")),
-                    f"{where} cannot run on local environment {environment!r}; application "
-                    f"{app.application!r} is not deployed there",
-                    "deploy it on Slurm environments only (remove "
-                    f"{environment!r} from environments), or make the step kind: shell",
+                    f"{where} {text}; application {app.application!r} {not_deployed}",
+                    hint,
                 )
             )
             continue
-        service = step_kind.service
-        if services is None or service is None:
-            continue
-        instead = step_kind.without_service(step)
-        if service in services:
-            if instead is not None:
-                fitted.choices.append(
-                    f"{where} runs as written on environment {environment!r} (its {service}:)"
-                )
-            continue
-        if instead is None:
-            fitted.problems.append(
-                FileProblem(
-                    loaded.path,
-                    loaded.line((*loc, "kind")),
-                    f"{where} needs the environment's {service}: setting, which environment "
-                    f"{environment!r} does not have; application {app.application!r} is not "
-                    "deployed there",
-                    f"configure {service}: for environment {environment!r}, or remove "
-                    f"{environment!r} from the application's environments",
-                )
-            )
-            continue
-        replaced[loc] = instead
-        fitted.choices.append(
-            f"{where} runs as a {instead.kind} step on environment {environment!r}, which has "
-            f"no {service}:"
-        )
+        if instead is not None:
+            replaced[loc] = instead
+        if choice is not None:
+            fitted.choices.append(f"{where} {choice}")
     if fitted.problems:
         return fitted
     fitted.workflows = {
@@ -104,6 +100,56 @@ def fit(
     if app.deployment is not None:
         fitted.deployment = _with_steps(app.deployment, ("deployment",), replaced)
     return fitted
+
+
+def _fit_step(
+    step: StepSettings, environment: str, traits: Traits | None, *, pinned: bool
+) -> tuple[tuple[str, str] | None, StepSettings | None, str | None]:
+    """Whether ``step`` runs on ``environment`` (``pinned``: its own, not the home):
+    (problem and hint, step instead, choice)."""
+    step_kind = kind_of(step)
+    if traits is not None and traits.kind == LOCAL_KIND and step_kind.needs_cluster:
+        moved = (
+            "give the step environment: <a Slurm environment>"
+            if pinned
+            else f"deploy it on Slurm environments only (remove {environment!r} from environments)"
+        )
+        return (
+            (
+                f"cannot run on local environment {environment!r}",
+                f"{moved}, or make the step kind: shell",
+            ),
+            None,
+            None,
+        )
+    service = step_kind.service
+    if traits is None or service is None:
+        return None, None, None
+    instead = step_kind.without_service(step)
+    if service in traits.services:
+        if instead is None:
+            return None, None, None
+        return None, None, f"runs as written on environment {environment!r} (its {service}:)"
+    if instead is None:
+        return (
+            (
+                f"needs the environment's {service}: setting, which environment "
+                f"{environment!r} does not have",
+                f"configure {service}: for environment {environment!r}, or "
+                + (
+                    "run the step on an environment that has it"
+                    if pinned
+                    else f"remove {environment!r} from the application's environments"
+                ),
+            ),
+            None,
+            None,
+        )
+    return (
+        None,
+        instead,
+        f"runs as a {instead.kind} step on environment {environment!r}, which has no {service}:",
+    )
 
 
 def _step_places(loaded: LoadedFile) -> list[tuple[Location, str, StepSettings]]:

@@ -18,7 +18,7 @@ from pydantic import Field
 from hpcwaas.catalog.problem import TEMPLATE_HINT, Problem
 from hpcwaas.catalog.render import check_template, render_env
 from hpcwaas.catalog.shell_quoting import misplaced_expressions
-from hpcwaas.catalog.spec import Spec
+from hpcwaas.catalog.spec import NAME_PATTERN, Spec
 from hpcwaas.schedulers.slurm_options import SlurmDefaults
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ class StepSettings(Spec):
     """Extra attempts after a failure (0: none)."""
     retry_delay: float = Field(default=10, ge=0)
     """Seconds between a failed attempt and the next."""
+    environment: str | None = Field(default=None, pattern=NAME_PATTERN)
+    """The environment (configured ID) the step runs on, under the execution's account there;
+    default: the environment of the workflow ID."""
     outputs: list[str] = Field(default_factory=list)
     """Names of values the step writes as `name=value` lines to the file `$HPCWAAS_OUTPUTS`;
     later steps read them as `{{ steps.<step>.outputs.<name> }}`."""
