@@ -81,22 +81,38 @@ def test_tag_map_of_both_environment_nodes_to_one_environment_deploys_there(tmp_
     assert catalog.by_id("TwoSites@hpc@exec_job") is not None
 
 
-def test_two_environment_nodes_on_two_clusters_in_one_workflow_are_refused_naming_them(tmp_path):
+def test_tag_map_to_two_clusters_runs_each_node_on_its_own_deployed_on_the_first(tmp_path):
     tags = {"hpcwaas-workflows": "exec_job", ENVS: "Cluster1Environment=a,Cluster2Environment=b"}
-    catalog = Catalog.load([copy(tmp_path, "two_sites.yaml", tags)], None)
+    path = copy(tmp_path, "two_sites.yaml", tags)
+    catalog = Catalog.load([path], {"a": "A", "b": "B"}, {"a": "slurm", "b": "slurm"})
+    assert list(catalog.workflows) == ["TwoSites@a@exec_job"]  # one ID: the first pair's
+    steps = catalog.by_id("TwoSites@a@exec_job").spec.steps
+    assert steps["CountCluster1"].environment is None  # the home
+    assert steps["CountCluster2"].environment == "b"
+
+
+def test_tag_map_to_an_unconfigured_cluster_keeps_the_workflow_off_naming_the_node(tmp_path):
+    tags = {"hpcwaas-workflows": "exec_job", ENVS: "Cluster1Environment=a,Cluster2Environment=b"}
+    catalog = Catalog.load([copy(tmp_path, "two_sites.yaml", tags)], {"a": "A"}, {"a": "slurm"})
+    assert catalog.workflows == {}
     text = messages(catalog)
-    assert "workflow 'exec_job' runs its nodes on different clusters" in text
-    assert "Cluster1Environment: a; Cluster2Environment: b" in text
+    assert (
+        "step 'CountCluster2' of kind pycompss names environment 'b', which is not configured"
+        in text
+    )
 
 
-def test_two_environment_nodes_with_different_hosts_are_two_clusters(tmp_path):
+def test_two_environment_nodes_with_different_hosts_are_refused_unless_mapped(tmp_path):
     document = yaml.safe_load((REGISTRY / "two_sites.yaml").read_text())
     nodes = document["topology_template"]["node_templates"]
     nodes["Cluster1Environment"]["properties"] = {"cluster_login_host": "one.example"}
     nodes["Cluster2Environment"]["properties"] = {"cluster_login_host": "two.example"}
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump(document))
-    assert "runs its nodes on different clusters" in messages(Catalog.load([path], None))
+    text = "\n".join(Catalog.load([path], None).problems)
+    assert "workflow 'exec_job' runs its nodes on sites with different hosts" in text
+    assert "Cluster1Environment: one.example; Cluster2Environment: two.example" in text
+    assert "Cluster1Environment=<environment>, Cluster2Environment=<environment>" in text
 
 
 def test_tag_map_must_name_every_environment_node_and_only_them(tmp_path):
@@ -155,3 +171,20 @@ def test_inputs_used_only_by_nodes_no_workflow_runs_are_reported_by_name(tmp_pat
     assert "input 'region_oid' is used only by nodes no workflow runs (RegionData)" in text
     assert "input 'debug' is used only by nodes no workflow runs (BuildImage)" in text
     assert "input 'user_id'" not in text and "input 'vault_id'" not in text
+
+
+def test_deployment_phase_node_on_a_site_mapped_off_the_home_is_refused(tmp_path):
+    document = yaml.safe_load((REGISTRY / "image_deployment.yaml").read_text())
+    nodes = document["topology_template"]["node_templates"]
+    nodes["Other"] = {"type": "eflows4hpc.env.nodes.AbstractEnvironment"}
+    path = tmp_path / "image_deployment.yaml"
+    path.write_text(yaml.safe_dump(document))
+    tags = yaml.safe_load((REGISTRY / "image_deployment.tags").read_text())
+    tags[ENVS] = "Other=a,Site=b"
+    path.with_suffix(".tags").write_text(yaml.safe_dump(tags))
+    text = messages(Catalog.load([path], None))
+    assert (
+        "node 'Build' of the deployment phase is on Site (b), but the deployment runs on the "
+        "application's environment 'a'" in text
+    )
+    assert "node 'Transfer' of the deployment phase is on Site (b)" in text

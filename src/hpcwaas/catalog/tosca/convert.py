@@ -126,7 +126,12 @@ def convert_topology(
             continue
         workflows[workflow_name] = converted
         logins[workflow_name] = _login(topology, converted)
-    placement = place_topology(topology, tags, nodes_of, problems)
+    deployed_nodes = [node.name for node in phase.nodes] if phase.section is not None else []
+    placement = place_topology(topology, tags, nodes_of, problems, deployed_nodes)
+    for workflow in workflows.values():
+        for step_name, step in workflow["steps"].items():
+            if step_name in placement.node_environments:
+                step["environment"] = placement.node_environments[step_name]
     deployment = phase.section
     if deployment is not None:
         called |= {node.name for node in phase.nodes}  # run by the deployment

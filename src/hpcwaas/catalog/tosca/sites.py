@@ -9,14 +9,17 @@ The operator decides which configured environments the sites are, in the order:
 
 1. the tag ``hpcwaas-environments``: either environment IDs (``hpc-a`` or ``hpc-a,hpc-b``:
    the application is deployed on each, every site being that environment), or a map of
-   the sites (``Cluster1=hpc-a,Cluster2=hpc-b``);
+   the sites (``Cluster1=hpc-a,Cluster2=hpc-b``): the application is deployed on the
+   environment of the first pair (the home), and each node runs on its site's environment
+   (a step's ``environment:`` where that is not the home);
 2. else the hosts: every configured environment whose host is a site's host;
 3. else nothing decides: the file is valid (``validate`` checks the file alone), and the
    catalog reports, when it loads it with the server's environments, that it is not
    deployed (``undecided``).
 
-One execution runs on one environment: a workflow whose nodes are on sites that are
-different environments (by the map, or by their hosts) is refused, naming the sites.
+Sites matched by their hosts are one environment: a workflow whose nodes are on sites with
+different hosts is refused, naming the sites (a map runs them on two). A deployment-phase node
+runs where the deployment runs: on a site mapped off the home, it is refused.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class Placement:
     environments: list[str]
     hosts: list[str] = field(default_factory=list)  # matched at load; empty: decided by tag
     undecided: str | None = None  # why no environment is decided (a load warning)
+    # the nodes that run off the home (mapped by the tag), by node: their environment
+    node_environments: dict[str, str] = field(default_factory=dict)
 
 
 def endpoint_of(node: NodeTemplate) -> tuple[object, Location] | None:
@@ -80,8 +85,13 @@ def place_topology(
     tags: Tags,
     workflow_nodes: dict[str, list[str]],
     problems: list[ToscaProblem],
+    deployment_nodes: list[str] | None = None,
 ) -> Placement:
-    """The environments of the application; refusals are added to ``problems``."""
+    """The environments of the application; refusals are added to ``problems``.
+
+    ``workflow_nodes``: the nodes each imported workflow runs; ``deployment_nodes``: those
+    of the deployment phase.
+    """
     sites: dict[str, list[NodeTemplate]] = {}
     for name in dict.fromkeys(n for nodes in workflow_nodes.values() for n in nodes):
         site = site_of(topology, topology.nodes[name])
@@ -91,28 +101,22 @@ def place_topology(
     mapping = _tag_map(tags, list(sites), problems)
     hosts = {s: site_host(topology, s, members) for s, members in sites.items()}
     if mapping is not None:
-        where = {site: [env] for site, env in mapping.items()}
-    elif tags.environments:
-        where = {site: list(tags.environments) for site in sites}
-    else:
-        where = {site: [host] for site, host in hosts.items() if host is not None}
+        return _mapped(topology, mapping, workflow_nodes, deployment_nodes or [], problems)
+    if tags.environments:
+        return Placement(list(dict.fromkeys(tags.environments)))
     for workflow, nodes in workflow_nodes.items():
-        used = {s: where.get(s) for n in nodes if (s := site_of(topology, topology.nodes[n]))}
-        distinct = {tuple(v) for v in used.values() if v is not None}
-        if len(distinct) > 1:
-            listing = "; ".join(f"{s}: {', '.join(v or [])}" for s, v in used.items())
+        used = {s: hosts.get(s) for n in nodes if (s := site_of(topology, topology.nodes[n]))}
+        if len({h for h in used.values() if h is not None}) > 1:
+            listing = "; ".join(f"{s}: {h}" for s, h in used.items() if h is not None)
             problems.append(
                 ToscaProblem(
                     topology_workflow_loc(workflow),
-                    f"workflow {workflow!r} runs its nodes on different clusters ({listing}); "
-                    "one execution runs on one environment",
-                    f"map the environment nodes to one environment with the tag "
-                    f"{ENVIRONMENTS_TAG} (e.g. {ENVIRONMENTS_TAG}: <environment>)",
+                    f"workflow {workflow!r} runs its nodes on sites with different hosts "
+                    f"({listing}); sites matched by host are one environment",
+                    f"map each environment node to its environment with the tag "
+                    f"{ENVIRONMENTS_TAG} ({', '.join(f'{s}=<environment>' for s in used)})",
                 )
             )
-    if mapping is not None or tags.environments:
-        chosen = list(mapping.values()) if mapping is not None else list(tags.environments)
-        return Placement(list(dict.fromkeys(chosen)))
     found = list(dict.fromkeys(h for h in hosts.values() if h is not None))
     if found:
         return Placement([_PLACEHOLDER.sub("-", h).strip("-.") or "host" for h in found], found)
@@ -122,6 +126,39 @@ def place_topology(
         undecided=f"nothing decides where it runs ({names}: no cluster_login_host or "
         f"endpoint, and no tag {ENVIRONMENTS_TAG})",
     )
+
+
+def _mapped(
+    topology: Topology,
+    mapping: dict[str, str],
+    workflow_nodes: dict[str, list[str]],
+    deployment_nodes: list[str],
+    problems: list[ToscaProblem],
+) -> Placement:
+    """The tag map's placement: deployed on the first pair's environment, nodes on theirs."""
+    if not mapping:
+        return Placement(["unplaced"])  # the tag's problems say why
+    home = next(iter(mapping.values()))
+    off_home: dict[str, str] = {}
+    for name in dict.fromkeys(n for nodes in workflow_nodes.values() for n in nodes):
+        site = site_of(topology, topology.nodes[name])
+        environment = mapping.get(site) if site is not None else None
+        if environment is not None and environment != home:
+            off_home[name] = environment
+    for name in deployment_nodes:
+        site = site_of(topology, topology.nodes[name])
+        environment = mapping.get(site) if site is not None else None
+        if environment is not None and environment != home:
+            problems.append(
+                ToscaProblem(
+                    ("topology_template", "node_templates", name),
+                    f"node {name!r} of the deployment phase is on {site} ({environment}), but "
+                    f"the deployment runs on the application's environment {home!r} (the "
+                    f"first of the tag {ENVIRONMENTS_TAG})",
+                    f"put its site first in the tag {ENVIRONMENTS_TAG}, or map it to {home}",
+                )
+            )
+    return Placement([home], node_environments=off_home)
 
 
 def topology_workflow_loc(workflow: str) -> Location:
