@@ -14,6 +14,7 @@ from hpcwaas.api.states import LogLevel, StepState
 from hpcwaas.catalog.kinds.slurm import SlurmKind, SlurmStep
 from hpcwaas.engine.jobsteps import JobStep
 from hpcwaas.engine.outcome import Halt, Outcome
+from hpcwaas.engine.places import Places
 from hpcwaas.engine.run_context import RunContext, RunState
 from hpcwaas.engine.steprunner import tries_again
 from hpcwaas.schedulers.slurm import FinalState, SubmitError
@@ -75,7 +76,7 @@ class FakeCluster:
     def __init__(self, final: FinalState | None, submit_error: Exception | None = None) -> None:
         self.environment = SlurmEnvironment(kind="slurm", host="login", host_keys=["login key"])
         self.work_dir = "/home/u/.hpcwaas/executions/e1"
-        self.target = object()
+        self.target = SimpleNamespace(login="u", key_id="k")
         self.tracker = FakeTracker(final)
         self.transport = NoAccounting()
         self._submit_error = submit_error
@@ -116,7 +117,7 @@ async def _run_job(
         db=db,
         settings=Settings(),
         logs=logs,  # type: ignore[arg-type]
-        place=cluster,  # type: ignore[arg-type]
+        places=Places("hpc", cluster),  # type: ignore[arg-type]
         execution=record,
         secrets=secrets,  # type: ignore[arg-type]
         state=RunState(["simulate"]),

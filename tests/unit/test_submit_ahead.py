@@ -76,8 +76,8 @@ def test_steps_after_a_shell_step_or_with_a_timeout_are_not_submitted_ahead():
 
 def test_nothing_goes_ahead_off_a_cluster_and_retried_steps_are_known():
     steps = _steps({"a": _job(retries=2), "b": _job("a")})
-    assert AheadPlan.of(steps, on_cluster=False).ahead == frozenset()
-    plan = AheadPlan.of(steps, on_cluster=True)
+    assert AheadPlan.of(steps, on_cluster=lambda _: False).ahead == frozenset()
+    plan = AheadPlan.of(steps, on_cluster=lambda _: True)
     assert plan.ahead == {"b"} and plan.retried == {"a"}
     assert plan.dependents("a") == ["b"]
 

@@ -85,6 +85,8 @@ class DryRunStep(WireModel):
     error: str | None = None  # why the step could not be rendered (the run would fail there)
     # slurm: submitted as soon as the jobs of its needs are, with --dependency=afterok on them
     submitted_ahead: bool = False
+    # the environment it runs on, when not the workflow's (its `environment:`)
+    environment_id: str | None = None
 
 
 class DryRunPlan(WireModel):

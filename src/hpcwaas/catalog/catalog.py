@@ -83,6 +83,11 @@ class DeployedWorkflow:
         """Whether this is an application's deployment, not a workflow users trigger."""
         return self.name == DEPLOYMENT_NAME
 
+    def other_environments(self) -> list[str]:
+        """The environments its steps name besides its own (``environment:``), in file order."""
+        named = [s.environment for s in (*self.spec.steps.values(), *self.spec.on_failure.values())]
+        return list(dict.fromkeys(e for e in named if e is not None and e != self.environment))
+
     def step_order(self) -> list[str]:
         """The steps in an order where each comes after its needs; ties in file order."""
         return topological_order({name: step.needs for name, step in self.spec.steps.items()})

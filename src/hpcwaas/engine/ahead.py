@@ -3,7 +3,8 @@
 Pure: read off the workflow's steps. A ``slurm`` step is submitted ahead, as soon as the jobs
 of its needs are submitted, with a Slurm dependency on them (``afterok``), when its rendered
 job is known by then: its templates read no value an earlier step writes (``steps.*``), every
-need is itself a ``slurm`` step (so has a job to depend on), and it has no ``timeout`` (which
+need is itself a ``slurm`` step on the same environment (so has a job on the same cluster to
+depend on), and it has no ``timeout`` (which
 counts from the submission, so would count the wait on its needs too). Slurm then starts it
 the moment its needs succeed, with no poll of the engine in between.
 
@@ -14,7 +15,7 @@ and a final step (its end ends the execution). Those are watched closely (jobs.p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,17 +27,22 @@ if TYPE_CHECKING:
 
 
 def submitted_ahead(steps: Mapping[str, StepSpec]) -> frozenset[str]:
-    """The steps submitted ahead: ``slurm`` steps with needs, all ``slurm`` steps, no output
-    of an earlier step in their templates, no ``timeout``."""
+    """The steps submitted ahead: ``slurm`` steps with needs, all ``slurm`` steps on the same
+    environment, no output of an earlier step in their templates, no ``timeout``."""
     return frozenset(
         name
         for name, spec in steps.items()
         if isinstance(spec, SlurmStep)
         and spec.needs
         and spec.timeout is None
-        and all(isinstance(steps.get(need), SlurmStep) for need in spec.needs)
+        and all(_same_cluster(spec, steps.get(need)) for need in spec.needs)
         and not any(uses_step_outputs(t) for t in (spec.script, *spec.env.values()))
     )
+
+
+def _same_cluster(step: SlurmStep, need: StepSpec | None) -> bool:
+    """Whether ``need`` is a ``slurm`` step on the environment of ``step``."""
+    return isinstance(need, SlurmStep) and need.environment == step.environment
 
 
 def ends_awaited(steps: Mapping[str, StepSpec], ahead: frozenset[str]) -> frozenset[str]:
@@ -63,9 +69,14 @@ class AheadPlan:
     retried: frozenset[str] = frozenset()  # steps that may be attempted again
 
     @classmethod
-    def of(cls, steps: Mapping[str, StepSpec], *, on_cluster: bool) -> AheadPlan:
-        """The plan of ``steps``; nothing goes ahead off a cluster."""
-        ahead = submitted_ahead(steps) if on_cluster else frozenset()
+    def of(
+        cls, steps: Mapping[str, StepSpec], *, on_cluster: Callable[[str | None], bool]
+    ) -> AheadPlan:
+        """The plan of ``steps``; nothing goes ahead off a cluster (``on_cluster``: whether
+        the environment a step names, None for none, is one)."""
+        ahead = frozenset(
+            name for name in submitted_ahead(steps) if on_cluster(steps[name].environment)
+        )
         return cls(
             needs={name: tuple(spec.needs) for name, spec in steps.items()},
             ahead=ahead,

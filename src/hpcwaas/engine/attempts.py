@@ -66,7 +66,7 @@ class StepAttempts:
         # An attempt taken up again after a restart may be writing its file: keep it then.
         if spec.outputs and not (resumed and kind.reattaches):
             try:
-                await self._context.place.clear_step_outputs(name)
+                await self._context.place_of(spec).clear_step_outputs(name)
             except (OSError, TransportError) as exc:
                 return Outcome(
                     StepState.FAILED, None, f"could not be started: {exc}", retryable=True
@@ -109,13 +109,14 @@ class StepAttempts:
     def download(self, kind: StepKind[Any, StageInPlan], name: str, step: StepSettings) -> Attempt:
         """Stream an HTTP(S) download into the execution's place."""
         context = self._context
-        files = context.place.files
+        files = context.place_of(step).files
+        environment = context.environment_of(step)
 
         def move(plan: StageInPlan, emit: Emit) -> Coroutine[Any, Any, None]:
             remote, tls_of = context.remote, plan.tls_of
             verify: ssl.SSLContext | bool = True
             if remote is not None and tls_of is not None:
-                verify = remote.verify(context.execution.environment, tls_of)
+                verify = remote.verify(environment, tls_of)
             return stage_in(plan, files, emit, verify=verify)
 
         return self._run_transfer(kind, name, step, move)
@@ -125,16 +126,16 @@ class StepAttempts:
     ) -> Attempt:
         """Copy a file or directory of the execution's place into the result store."""
         context = self._context
-        files, store = context.place.files, ResultStore(context.settings.results_root)
+        files, store = context.place_of(step).files, ResultStore(context.settings.results_root)
 
         def move(plan: StageOutPlan, emit: Emit) -> Coroutine[Any, Any, object]:
             return stage_out(plan, files, store, context.db, context.execution_id, emit)
 
         return self._run_transfer(kind, name, step, move)
 
-    def offers(self, service: str) -> bool:
-        """Whether the execution's environment has the remote service ``service``."""
-        remote, environment = self._context.remote, self._context.execution.environment
+    def offers(self, service: str, step: StepSettings) -> bool:
+        """Whether ``step``'s environment has the remote service ``service``."""
+        remote, environment = self._context.remote, self._context.environment_of(step)
         return remote is not None and remote.configured(environment, service)
 
     def remote_run(
@@ -147,7 +148,7 @@ class StepAttempts:
         self, kind: StepKind[Any, RemoteRequest], name: str, spec: StepSettings
     ) -> Outcome | None:
         context = self._context
-        environment = context.execution.environment
+        environment = context.environment_of(spec)
 
         async def services(service: str) -> RemoteService:
             if context.remote is None:
@@ -171,7 +172,7 @@ class StepAttempts:
             emit=context.emitter(name),
             on_line=functools.partial(self._output_line, name),
             halt=context.halt,
-            detaches=lambda: context.stopping() and context.place.cluster is not None,
+            detaches=lambda: context.stopping() and context.places.survive_restart,
             hidden=context.secrets.hidden,
         )
         self._remote_steps[name] = step
@@ -202,7 +203,7 @@ class StepAttempts:
         self, kind: StepKind[Any, JobSubmission], name: str, spec: StepSettings, *, resumed: bool
     ) -> Outcome | None:
         context = self._context
-        cluster = context.place.cluster
+        cluster = context.place_of(spec).cluster
         if cluster is None:
             reason = f"is a {spec.kind} job, which needs a cluster environment"
             return Outcome(StepState.FAILED, None, reason)

@@ -130,7 +130,7 @@ class ClusterKeys:
     def _check_principal(self, record: ExecutionRecord, target: SshTarget) -> None:
         """AccessRefused unless the execution runs as this login and its owner may use it."""
         certificates = self._certificates
-        if (record.cluster_login, record.key_id) != (target.login, target.key_id) or (
+        if record.account_on(self._environment) != (target.login, target.key_id) or (
             certificates is None or not certificates.may_sign(record.owner, target.login)
         ):
             raise AccessRefused(

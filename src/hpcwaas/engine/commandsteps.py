@@ -50,7 +50,7 @@ class CommandStep:
     async def run(self) -> Outcome:
         """Render the command, run it to its end and say how it ended."""
         name, spec, context = self._name, self._spec, self._context
-        halt, place = context.halt, context.place
+        halt, place = context.halt, context.place_of(spec)
         try:
             invocation = self._kind.prepare(spec, context.preparation(name, spec))
         except RenderError as exc:

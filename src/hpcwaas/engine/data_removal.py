@@ -100,11 +100,20 @@ class DataRemover:
         self._pools: dict[str, tuple[ClusterKeys, SshPool]] = {}
 
     def applicable(self, record: ExecutionRecord) -> list[DataKind]:
-        """The kinds this execution can have: a cluster directory or a local one, not both."""
-        config = self._settings.environments.get(record.environment)
-        on_cluster = isinstance(config, SlurmEnvironment)
-        place = DataKind.CLUSTER_WORK_DIR if on_cluster else DataKind.WORK_DIR
-        return [place, DataKind.LOGS, DataKind.OUTPUTS]
+        """The kinds this execution can have: a directory on each environment its steps ran
+        on (local, or on clusters), its logs and outputs."""
+        clusters = self._clusters_of(record)
+        local = len(clusters) < 1 + len(record.places or {})
+        places = [DataKind.WORK_DIR] if local else []
+        places += [DataKind.CLUSTER_WORK_DIR] if clusters else []
+        return [*places, DataKind.LOGS, DataKind.OUTPUTS]
+
+    def _clusters_of(self, record: ExecutionRecord) -> dict[str, SlurmEnvironment]:
+        """The environments of the execution (its own, and those its steps named) that are
+        configured clusters."""
+        named = [record.environment, *(record.places or {})]
+        configs = {e: self._settings.environments.get(e) for e in named}
+        return {e: c for e, c in configs.items() if isinstance(c, SlurmEnvironment)}
 
     def slurm_environments(self) -> list[str]:
         """The configured environments reached over SSH."""
@@ -132,7 +141,12 @@ class DataRemover:
                 if kind is DataKind.WORK_DIR:
                     await asyncio.to_thread(self._remove_local_work_dir, record.id)
                 elif kind is DataKind.CLUSTER_WORK_DIR:
-                    await self._remove_cluster_work_dir(record)
+                    for environment, config in self._cluster_dirs_of(record).items():
+                        try:
+                            await self._remove_cluster_work_dir(record, environment, config)
+                        except TransportUnavailable:
+                            outcome.unreachable = environment
+                            raise
                 elif kind is DataKind.OUTPUTS:
                     outcome.output_files = await asyncio.to_thread(self._remove_results, record.id)
                 else:
@@ -140,8 +154,6 @@ class DataRemover:
                 files_done.append(kind)
             except (TransportError, OSError) as exc:
                 outcome.failed[kind] = _reason(exc)
-                if isinstance(exc, TransportUnavailable):
-                    outcome.unreachable = record.environment
         removing = [k for k in todo if k not in outcome.failed]
         if not removing:
             return outcome
@@ -172,20 +184,28 @@ class DataRemover:
         _remove_tree(path)
         return count
 
-    async def _remove_cluster_work_dir(self, record: ExecutionRecord) -> None:
-        config = self._settings.environments.get(record.environment)
-        if not isinstance(config, SlurmEnvironment):
+    def _cluster_dirs_of(self, record: ExecutionRecord) -> dict[str, SlurmEnvironment]:
+        """The clusters whose directory of the execution is removed: those configured among
+        its environments; RemovalRefused when its own is no longer a configured cluster."""
+        clusters = self._clusters_of(record)
+        if record.places is None and record.environment not in clusters:
             raise RemovalRefused(f"environment {record.environment} is not a configured cluster")
-        if not record.cluster_login or not record.key_id:
+        return clusters
+
+    async def _remove_cluster_work_dir(
+        self, record: ExecutionRecord, environment: str, config: SlurmEnvironment
+    ) -> None:
+        login, key_id = record.account_on(environment)
+        if not login or not key_id:
             return  # it never reached the cluster: no directory was made there
-        target = execution_target(config, record.cluster_login, record.key_id, record.id)
-        if record.environment not in self._pools:
-            keys = ClusterKeys(self._db, self._keystore, record.environment, config)
-            self._pools[record.environment] = (
+        target = execution_target(config, login, key_id, record.id)
+        if environment not in self._pools:
+            keys = ClusterKeys(self._db, self._keystore, environment, config)
+            self._pools[environment] = (
                 keys,
                 SshPool(keys, max_sessions=config.max_sessions, idle_seconds=60),
             )
-        _, pool = self._pools[record.environment]
+        _, pool = self._pools[environment]
         directory = shlex.quote(cluster_work_dir(config, record.id))
         command = (
             f"d={directory}; "

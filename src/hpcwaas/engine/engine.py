@@ -28,7 +28,7 @@ from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.leasing import Leases
 from hpcwaas.engine.logsink import LogNotifier, LogSink
-from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place
+from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place, Places
 from hpcwaas.engine.remote_services import RemoteServices
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
 from hpcwaas.engine.secret_inputs import forget_secrets
@@ -306,16 +306,24 @@ class Engine:
         if gate.error is not None:
             await self._fail_pending(record, gate.error)
             return
-        place = self._place(record, config)
-        if isinstance(place, str):
-            await self._fail_pending(record, place)
+        missing = set(workflow.other_environments()) - set(record.places or {})
+        if missing:
+            reason = (
+                f"workflow {record.workflow_id} changed since this execution was triggered "
+                f"(steps now run on {', '.join(sorted(missing))}); trigger it again"
+            )
+            await self._fail_pending(record, reason)
+            return
+        places = self._places(record, config)
+        if isinstance(places, str):
+            await self._fail_pending(record, places)
             return
         runner = ExecutionRunner(
             db=self._db,
             settings=self._settings,
             logs=self.logs,
             notifier=self.notifier,
-            place=place,
+            places=places,
             execution=record,
             workflow=workflow,
             max_parallel_steps=config.max_parallel_steps,
@@ -344,22 +352,41 @@ class Engine:
                 return kept
         return self._workflows(record.workflow_id)
 
-    def _place(self, record: ExecutionRecord, config: EnvironmentConfig) -> Place | str:
-        """Where the execution runs, or why it cannot."""
+    def _places(self, record: ExecutionRecord, config: EnvironmentConfig) -> Places | str:
+        """Where the execution's steps run (its environment's place, and one per other
+        environment its steps name), or why they cannot."""
+        home = self._place(record, record.environment, config)
+        if isinstance(home, str):
+            return home
+        others: dict[str, Place] = {}
+        for environment in record.places or {}:
+            other = self._settings.environments.get(environment)
+            if other is None:
+                return f"environment {environment} (of some of its steps) is not configured"
+            place = self._place(record, environment, other)
+            if isinstance(place, str):
+                return f"{place} (environment {environment})"
+            others[environment] = place
+        return Places(record.environment, home, others)
+
+    def _place(
+        self,
+        record: ExecutionRecord,
+        environment: str,
+        config: EnvironmentConfig,
+    ) -> Place | str:
+        """The execution's place on ``environment``, or why it cannot have one."""
         if isinstance(config, LocalEnvironment):
             return LocalPlace(self._settings.work_dir, record.id, self._transport)
-        if not record.cluster_login or not record.key_id:
+        login, key_id = record.account_on(environment)
+        if not login or not key_id:
             return "no cluster account or SSH key was recorded for this execution"
-        target = execution_target(config, record.cluster_login, record.key_id, record.id)
-        if record.environment not in self._clusters:
-            keys = ClusterKeys(self._db, self._keystore, record.environment, config)
+        target = execution_target(config, login, key_id, record.id)
+        if environment not in self._clusters:
+            keys = ClusterKeys(self._db, self._keystore, environment, config)
             pool = SshPool(keys, max_sessions=config.max_sessions)
-            self._clusters[record.environment] = (
-                keys,
-                pool,
-                JobTracker(pool.transport, record.environment),
-            )
-        _, pool, tracker = self._clusters[record.environment]
+            self._clusters[environment] = (keys, pool, JobTracker(pool.transport, environment))
+        _, pool, tracker = self._clusters[environment]
         return ClusterPlace(
             config,
             pool.transport(target),

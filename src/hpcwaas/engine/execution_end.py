@@ -7,12 +7,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
+from hpcwaas.catalog.kinds.base import StepSettings
 from hpcwaas.catalog.model import OutputSpec
 from hpcwaas.engine.finish import finish_execution
 from hpcwaas.engine.logsink import LogNotifier
 from hpcwaas.engine.outcome import Emit
 from hpcwaas.engine.outputs import OutputValue
-from hpcwaas.engine.places import Place
+from hpcwaas.engine.places import Places
 from hpcwaas.engine.secret_inputs import mask
 from hpcwaas.store import executions as store_executions
 
@@ -111,17 +112,21 @@ class ExecutionEnd:
 
 
 async def collect_outputs(
-    place: Place,
+    places: Places,
+    steps: Mapping[str, StepSettings],
     specs: Mapping[str, OutputSpec],
     *,
     limit: int,
     emit: Emit,
     hidden: Mapping[str, str],
 ) -> dict[str, str | None]:
-    """The workflow's outputs read from the place, secrets masked; a warning logged for each."""
-    values: dict[str, OutputValue] = {
-        name: await place.read_output(name, spec.path, limit) for name, spec in specs.items()
-    }
+    """The workflow's outputs, each read from the place of the step that leaves it (of
+    ``steps``), secrets masked; a warning logged for each."""
+    values: dict[str, OutputValue] = {}
+    for name, spec in specs.items():
+        step = steps.get(spec.step)
+        place = places.of(step.environment if step is not None else None)
+        values[name] = await place.read_output(name, spec.path, limit)
     for value in values.values():
         if value.warning:
             emit(LogLevel.WARN, value.warning)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.engine.execution_secrets import ExecutionSecrets
 from hpcwaas.engine.outcome import Emit
-from hpcwaas.engine.places import Place
+from hpcwaas.engine.places import Places
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
@@ -41,24 +41,26 @@ async def mark_running(db: Database, execution_id: str, work_dir: str) -> set[st
 
 async def prepare_run(
     *,
-    place: Place,
+    places: Places,
     secrets: ExecutionSecrets,
     workflow: DeployedWorkflow,
     execution: ExecutionRecord,
     recorded: set[str],
     emit: Emit,
 ) -> str | None:
-    """Read the secrets, create the working directory, check the definition.
+    """Read the secrets, create the working directories (one per place), check the definition.
 
     Why the execution fails before any step runs, or None when its steps may run.
     """
     secrets_failure = await secrets.load()
     if secrets_failure is not None:
         return secrets_failure
-    try:
-        await place.prepare()
-    except (OSError, TransportError) as exc:
-        return f"its working directory cannot be created: {exc}"
+    for environment, place in [(None, places.home), *places.others.items()]:
+        try:
+            await place.prepare()
+        except (OSError, TransportError) as exc:
+            on = f" on {environment}" if environment is not None else ""
+            return f"its working directory{on} cannot be created: {exc}"
     if recorded != set(workflow.spec.steps):
         return (
             f"workflow {workflow.id} changed since this execution was triggered "

@@ -6,7 +6,8 @@ import asyncio
 import os
 import shlex
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -61,6 +62,34 @@ class Place(Protocol):
     async def clear_step_outputs(self, step: str) -> None:
         """Remove what an earlier attempt of ``step`` wrote to its outputs file."""
         ...
+
+
+@dataclass(frozen=True)
+class Places:
+    """An execution's places: its environment's (the home), and one per other environment its
+    steps name (``environment:``)."""
+
+    home_environment: str
+    home: Place
+    others: Mapping[str, Place] = field(default_factory=dict)
+
+    def of(self, environment: str | None) -> Place:
+        """Where a step naming ``environment`` (None: none) runs."""
+        if environment is None or environment == self.home_environment:
+            return self.home
+        return self.others[environment]
+
+    @property
+    def survive_restart(self) -> bool:
+        """Whether the execution is followed after a restart of the server (its environment is
+        a cluster): its jobs, wherever they are, then run on when the server stops. With a
+        ``local`` environment every step ends with the server."""
+        return self.home.cluster is not None
+
+    def clusters(self) -> list[ClusterPlace]:
+        """The places on a cluster, the home first if it is one."""
+        every = [self.home, *self.others.values()]
+        return [p.cluster for p in every if p.cluster is not None]
 
 
 class LocalPlace:

@@ -50,20 +50,18 @@ def build_plan(
     local_work_root: Path,
     cluster_login: str | None = None,
     deployment_outputs: Mapping[str, Mapping[str, str]] | None = None,
+    others: Mapping[str, EnvironmentConfig] | None = None,
 ) -> DryRunPlan:
-    """The steps of ``workflow`` with ``inputs`` (already validated), rendered in run order.
+    """The steps of ``workflow`` with ``inputs`` (already validated), rendered in run order,
+    each on its environment (``others``: the configuration of those its steps name).
 
     ``deployment_outputs``: what the application's deployment wrote, when the one a trigger
     would use has succeeded; its other outputs show as placeholders.
     """
     shown = plan_inputs(workflow.spec, inputs)
     execution_id = PLAN_EXECUTION_ID
-    cluster: ClusterDefaults | None = None
-    if isinstance(environment, SlurmEnvironment):
-        work_dir = cluster_work_dir(environment, execution_id)
-        cluster = cluster_defaults(environment)
-    else:
-        work_dir = str(local_work_root / execution_id)
+    home = _where(environment, local_work_root, execution_id)
+    where = {name: _where(c, local_work_root, execution_id) for name, c in (others or {}).items()}
     # What steps will write is unknown before they run: the plan shows a placeholder, a word
     # every kind accepts (a pycompss container_image from an image_transfer's image_path).
     step_outputs = {
@@ -71,18 +69,21 @@ def build_plan(
         for name, spec in workflow.spec.steps.items()
     }
     deployed = _deployment_values(workflow, deployment_outputs or {})
-    steps = [
-        _plan_step(workflow, name, shown, step_outputs, deployed, cluster, execution_id, work_dir)
-        for name in workflow.step_order()
-    ]
-    ahead = submitted_ahead(workflow.spec.steps) if cluster is not None else frozenset()
-    for step in steps:
-        step.submitted_ahead = step.name in ahead and step.error is None
+    ahead = submitted_ahead(workflow.spec.steps)
+    steps = []
+    for name in workflow.step_order():
+        named = workflow.spec.steps[name].environment
+        on = where.get(named, home) if named is not None else home
+        step = _plan_step(workflow, name, shown, step_outputs, deployed, on, execution_id)
+        if named is not None and named != workflow.environment:
+            step.environment_id = named
+        step.submitted_ahead = name in ahead and step.error is None and on[1] is not None
+        steps.append(step)
     return DryRunPlan(
         workflow_id=workflow.id,
         environment_id=workflow.environment,
         execution_id=execution_id,
-        work_dir=work_dir,
+        work_dir=home[0],
         cluster_login=cluster_login,
         inputs=shown,
         steps=steps,
@@ -96,10 +97,10 @@ def _plan_step(
     inputs: Mapping[str, Any],
     step_outputs: Mapping[str, Mapping[str, str]],
     deployment_outputs: Mapping[str, Mapping[str, str]] | None,
-    cluster: ClusterDefaults | None,
+    where: tuple[str, ClusterDefaults | None],
     execution_id: str,
-    work_dir: str,
 ) -> DryRunStep:
+    work_dir, cluster = where
     spec = workflow.spec.steps[name]
     kind = kind_of(spec)
     step = DryRunStep(name=name, kind=spec.kind, needs=list(spec.needs), timeout=spec.timeout)
@@ -129,6 +130,15 @@ def _plan_step(
     )
     step.env = planned.env
     return step
+
+
+def _where(
+    config: EnvironmentConfig, local_work_root: Path, execution_id: str
+) -> tuple[str, ClusterDefaults | None]:
+    """An environment's working directory for the execution, and its cluster defaults."""
+    if isinstance(config, SlurmEnvironment):
+        return cluster_work_dir(config, execution_id), cluster_defaults(config)
+    return str(local_work_root / execution_id), None
 
 
 def _deployment_values(

@@ -238,7 +238,7 @@ class RetentionSweeper:
             if not batch:
                 return
             for record in batch:
-                if record.environment in unreachable:
+                if unreachable & {record.environment, *(record.places or {})}:
                     skip.add(record.id)
                     counts.left += 1
                     continue

@@ -24,7 +24,7 @@ from hpcwaas.engine.execution_secrets import ExecutionSecrets
 from hpcwaas.engine.execution_start import Progress
 from hpcwaas.engine.logsink import LogSink
 from hpcwaas.engine.outcome import Emit, Halt
-from hpcwaas.engine.places import Place, cluster_defaults
+from hpcwaas.engine.places import ClusterPlace, Place, Places, cluster_defaults
 from hpcwaas.engine.remote_services import RemoteServices
 from hpcwaas.settings import Settings
 from hpcwaas.store.database import Database
@@ -167,7 +167,7 @@ class RunContext:
     db: Database
     settings: Settings
     logs: LogSink
-    place: Place
+    places: Places
     execution: ExecutionRecord
     secrets: ExecutionSecrets  # loaded when the execution starts
     state: RunState
@@ -195,9 +195,18 @@ class RunContext:
         """What logs for step ``step``."""
         return lambda level, content: self.logs.emit(self.execution.id, level, content, step)
 
+    def place_of(self, spec: StepSettings) -> Place:
+        """Where a step runs: the place of its ``environment:``, else the execution's."""
+        return self.places.of(spec.environment)
+
+    def environment_of(self, spec: StepSettings) -> str:
+        """The environment a step runs on."""
+        return spec.environment or self.execution.environment
+
     def preparation(self, name: str, spec: StepSettings) -> Preparation:
         """What a kind's ``prepare`` needs for an attempt of step ``name`` now."""
-        cluster = self.place.cluster
+        place = self.place_of(spec)
+        cluster = place.cluster
         return Preparation(
             execution_id=self.execution.id,
             step_name=name,
@@ -205,22 +214,12 @@ class RunContext:
             step_outputs=self.state.outputs,
             secrets=self.secrets.inputs,
             workflow_secrets=self.secrets.workflow_secrets,
-            outputs_path=self.place.outputs_path(name) if spec.outputs else None,
-            work_dir=str(self.place.work_dir),
+            outputs_path=place.outputs_path(name) if spec.outputs else None,
+            work_dir=str(place.work_dir),
             cluster=cluster_defaults(cluster.environment) if cluster is not None else None,
             limits=self.settings.limits.model_dump(),
-            access=self._access(),
+            access=_access(cluster),
             deployment_outputs=self.deployment_outputs,
-        )
-
-    def _access(self) -> ClusterAccess | None:
-        """The execution's cluster account, for a remote service that reaches it itself."""
-        cluster, execution = self.place.cluster, self.execution
-        if cluster is None or not execution.cluster_login or not execution.key_id:
-            return None
-        environment = cluster.environment
-        return ClusterAccess(
-            environment.host, environment.port, execution.cluster_login, execution.key_id
         )
 
     async def write(self, op: Callable[[AsyncConnection], Awaitable[T]]) -> T:
@@ -262,3 +261,11 @@ class RunContext:
             "The database cannot be reached: the execution goes on, and its progress is "
             "recorded once the database is back",
         )
+
+
+def _access(cluster: ClusterPlace | None) -> ClusterAccess | None:
+    """The execution's account on a cluster place, for a remote service that reaches it."""
+    if cluster is None:
+        return None
+    target, environment = cluster.target, cluster.environment
+    return ClusterAccess(environment.host, environment.port, target.login, target.key_id)

@@ -20,7 +20,7 @@ from hpcwaas.engine.execution_secrets import ExecutionSecrets
 from hpcwaas.engine.execution_start import mark_running, prepare_run, read_progress
 from hpcwaas.engine.logsink import LogNotifier, LogSink
 from hpcwaas.engine.outcome import SERVER_STOPPED, Halt
-from hpcwaas.engine.places import Place
+from hpcwaas.engine.places import Places
 from hpcwaas.engine.remote_services import RemoteServices
 from hpcwaas.engine.run_context import RunContext, RunState
 from hpcwaas.engine.steprunner import StepRunner
@@ -47,7 +47,7 @@ class ExecutionRunner:
         settings: Settings,
         logs: LogSink,
         notifier: LogNotifier,
-        place: Place,
+        places: Places,
         execution: ExecutionRecord,
         workflow: DeployedWorkflow,
         max_parallel_steps: int,
@@ -61,7 +61,7 @@ class ExecutionRunner:
         self._settings = settings
         self._logs = logs
         self._notifier = notifier
-        self._place = place
+        self._places = places
         self._execution = execution
         self._workflow = workflow
         self._max_parallel = max(1, max_parallel_steps)
@@ -75,7 +75,10 @@ class ExecutionRunner:
             db=db, keystore=keystore, execution_id=execution.id, spec=workflow.spec
         )
         self._cleaning = False  # running the on_failure steps
-        self._plan = AheadPlan.of(workflow.spec.steps, on_cluster=place.cluster is not None)
+        self._plan = AheadPlan.of(
+            workflow.spec.steps,
+            on_cluster=lambda environment: places.of(environment).cluster is not None,
+        )
         self._state = RunState(workflow.spec.steps, self._plan)
         # Set when steps must stop: ends a wait between attempts.
         self._halt = Halt(self._halted, self._halted_state)
@@ -83,7 +86,7 @@ class ExecutionRunner:
             db=db,
             settings=settings,
             logs=logs,
-            place=place,
+            places=places,
             execution=execution,
             secrets=self._secrets,
             state=self._state,
@@ -130,7 +133,7 @@ class ExecutionRunner:
     @property
     def detaches_on_stop(self) -> bool:
         """Whether a server stop leaves this execution running (its steps run on a cluster)."""
-        return self._place.cluster is not None
+        return self._places.survive_restart
 
     async def run(self) -> None:
         """Run the execution to its end; an unexpected error ends it FAILED, never raises."""
@@ -165,7 +168,7 @@ class ExecutionRunner:
         if self._cancelled_by is not None:  # start_decided waits for this end (see run())
             await self._end.cancelled(expected={ExecutionStatus.PENDING})
             return False
-        recorded = await mark_running(self._db, self.execution_id, str(self._place.work_dir))
+        recorded = await mark_running(self._db, self.execution_id, str(self._places.home.work_dir))
         self.start_decided.set()
         if recorded is None:
             log.info("execution %s is no longer pending: not run", self.execution_id)
@@ -173,7 +176,7 @@ class ExecutionRunner:
         self._notifier.notify(self.execution_id)
         self._emit(LogLevel.INFO, f"Execution started: workflow {self._workflow.id}")
         self._failure = await prepare_run(
-            place=self._place,
+            places=self._places,
             secrets=self._secrets,
             workflow=self._workflow,
             execution=self._execution,
@@ -194,8 +197,8 @@ class ExecutionRunner:
         secrets_failure = await self._secrets.load()
         if secrets_failure is not None:
             self._failure = secrets_failure
-        if self._place.cluster is not None:
-            await self._place.cluster.reconnect()
+        for cluster in self._places.clusters():
+            await cluster.reconnect()
         if self._state.any_lost():
             self._failure = "a step had failed before the server restarted"
         return True
@@ -306,7 +309,8 @@ class ExecutionRunner:
 
     def _kill_running(self, grace: float) -> None:
         self._halt.signal.set()
-        self._attempts.halt(grace, detach_jobs=self._stopping and self._cancelled_by is None)
+        detach = self._stopping and self._cancelled_by is None and self.detaches_on_stop
+        self._attempts.halt(grace, detach_jobs=detach)
 
     # -- end -------------------------------------------------------------------------------
 
@@ -328,7 +332,8 @@ class ExecutionRunner:
             await self._end.failed(self._failure)
         else:
             outputs = await collect_outputs(
-                self._place,
+                self._places,
+                self._workflow.spec.steps,
                 self._workflow.spec.outputs,
                 limit=self._settings.limits.max_output_bytes,
                 emit=self._emit,

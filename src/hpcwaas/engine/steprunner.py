@@ -88,7 +88,7 @@ class StepRunner:
             # A means that gives the outputs itself (a remote run) has no outputs file.
             if outcome.state is StepState.SUCCEEDED and spec.outputs and outcome.outputs is None:
                 outcome = await read_declared_outputs(
-                    context.place,
+                    context.place_of(spec),
                     name,
                     spec.outputs,
                     outcome,

@@ -105,7 +105,7 @@ class TransferStep(Generic[P]):
             self._task = None
         if task.cancelled():
             # The server stops and leaves the execution running: the step is run again.
-            if context.stopping() and context.place.cluster is not None:
+            if context.stopping() and context.places.survive_restart:
                 return None
             return halt.killed(None)
         exc = task.exception()

@@ -22,7 +22,7 @@ from hpcwaas.logging_setup import request_id_var
 from hpcwaas.services.audit import AuditRecorder
 from hpcwaas.services.deployments import deploy_if_needed, succeeded_outputs
 from hpcwaas.services.errors import Conflict, NotFound, ServiceError, Unavailable
-from hpcwaas.services.identities import check_key, resolve_identity
+from hpcwaas.services.identities import check_key, resolve_identity, resolve_places
 from hpcwaas.services.quotas import check_running_executions, check_trigger_rate
 from hpcwaas.services.ratelimit import TriggerRateLimiter
 from hpcwaas.services.runtime import Runtime
@@ -60,6 +60,8 @@ class _Checked:
     environment: EnvironmentConfig
     cluster_login: str | None
     key_id: str | None
+    # the account on each environment its steps name besides the workflow's own
+    places: dict[str, dict[str, str | None]]
 
 
 async def _check_trigger(
@@ -87,6 +89,8 @@ async def _check_trigger(
     # Refused before anything is recorded; (None, None) on local environments.
     try:
         cluster_login, key_id = await resolve_identity(runtime, user, workflow, inputs)
+        home = (cluster_login, key_id)
+        places = await resolve_places(runtime, user, workflow, inputs, home)
     except ServiceError as exc:
         if audit is not None:
             # Audited: among these is the use of someone else's SSH key.
@@ -99,7 +103,7 @@ async def _check_trigger(
             )
         raise
     await _check_key_inputs(runtime, user.user_id, workflow.spec, inputs)
-    return _Checked(workflow, inputs, environment, cluster_login, key_id)
+    return _Checked(workflow, inputs, environment, cluster_login, key_id, places)
 
 
 async def _check_key_inputs(
@@ -126,6 +130,11 @@ async def plan_trigger(
         local_work_root=runtime.settings.work_dir,
         cluster_login=checked.cluster_login,
         deployment_outputs=await succeeded_outputs(runtime.db, runtime.catalog, checked.workflow),
+        others={
+            name: runtime.settings.environments[name]
+            for name in checked.places
+            if name in runtime.settings.environments
+        },
     )
 
 
@@ -192,6 +201,7 @@ async def _record(
             step_names=workflow.step_order(),
             cluster_login=checked.cluster_login,
             key_id=checked.key_id,
+            places=checked.places,
         )
         # Never the input values: some are secrets (docs/security.md, "Audit log").
         await audit.record(
@@ -203,6 +213,7 @@ async def _record(
                 "environment": workflow.environment,
                 "cluster_login": checked.cluster_login,
                 "key_id": checked.key_id,
+                **({"places": checked.places} if checked.places else {}),
             },
             conn=conn,
         )

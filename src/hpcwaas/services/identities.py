@@ -121,29 +121,67 @@ async def resolve_identity(
     default login; anything missing or unusable is a ServiceError raised before the
     execution is recorded.
     """
-    config = runtime.settings.environments.get(workflow.environment)
+    return await _identity_on(runtime, user, workflow, inputs, workflow.environment, (None, None))
+
+
+async def resolve_places(
+    runtime: Runtime,
+    user: Identity,
+    workflow: DeployedWorkflow,
+    inputs: dict[str, Any],
+    home: tuple[str | None, str | None],
+) -> dict[str, dict[str, str | None]]:
+    """The cluster account on each environment the steps name besides the workflow's own.
+
+    The same rules as ``resolve_identity``, per environment: the inputs apply to every
+    environment; else the account the user registered for that environment; else ``home``,
+    the account on the workflow's environment. Checked there as on the home.
+    """
+    places: dict[str, dict[str, str | None]] = {}
+    for environment in workflow.other_environments():
+        login, key_id = await _identity_on(runtime, user, workflow, inputs, environment, home)
+        places[environment] = {"login": login, "key_id": key_id}
+    return places
+
+
+async def _identity_on(
+    runtime: Runtime,
+    user: Identity,
+    workflow: DeployedWorkflow,
+    inputs: dict[str, Any],
+    environment: str,
+    fallback: tuple[str | None, str | None],
+) -> tuple[str | None, str | None]:
+    """The (login, key ID) of the workflow's steps on ``environment``; (None, None) locally."""
+    config = runtime.settings.environments.get(environment)
     if not isinstance(config, SlurmEnvironment):
         return None, None
-    environment = workflow.environment
     login_input = next((n for n in workflow.login_inputs if _given(inputs, n) is not None), None)
     login = _given(inputs, login_input) if login_input is not None else None
     key_id = _given(inputs, "vault_id")
     async with runtime.db.read() as conn:
+        registered = None
         if login is None or key_id is None:
             registered = await identity_store.get_identity(conn, user.user_id, environment)
             if registered is not None:
                 login = login or registered.login
                 key_id = key_id or registered.key_id
+        from_home = registered is None and login is None and fallback[0] is not None
+        login = login or fallback[0]
+        key_id = key_id or fallback[1]
         from_topology = login is None and workflow.default_login is not None
         login = login or workflow.default_login
         if login is None or key_id is None:
+            runs = "runs on" if environment == workflow.environment else "runs steps on"
             raise InvalidRequest(
-                f"workflow {workflow.id} runs on {environment} as your cluster account: "
+                f"workflow {workflow.id} {runs} {environment} as your cluster account: "
                 "pass -i user_id=<login> -i vault_id=<key id>, or register defaults with "
                 f"`waas environments set-identity {environment} --login <login> --key <key id>`",
             )
         if login_input is not None:
             field = f"input {login_input!r}"
+        elif from_home:
+            field = f"the login on {workflow.environment}"
         else:
             field = "the workflow's default login" if from_topology else "registered login"
         check_login(login, field, login_input)

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hpcwaas.api.states import ExecutionStatus
@@ -55,7 +55,9 @@ async def due(
     """Finished executions that ended before ``ended_before`` whose ``kind`` is still there.
 
     Oldest first, at most ``limit``; only on ``environments`` when given, never on
-    ``exclude_environments``, never those in ``exclude_ids``.
+    ``exclude_environments``, never those in ``exclude_ids``. Executions whose steps ran on
+    other environments too (``places``) pass both environment filters: they may have data of
+    either kind.
     """
     column = executions.c[kind.column]
     terminal = [s.value for s in ExecutionStatus if s.terminal]
@@ -65,10 +67,11 @@ async def due(
         executions.c.ended_at < ended_before,
         column.is_(None),
     ]
+    several = executions.c.places.is_not(None)
     if environments is not None:
-        conditions.append(executions.c.environment.in_(list(environments)))
+        conditions.append(or_(executions.c.environment.in_(list(environments)), several))
     if exclude_environments:
-        conditions.append(executions.c.environment.not_in(list(exclude_environments)))
+        conditions.append(or_(executions.c.environment.not_in(list(exclude_environments)), several))
     if exclude_ids:
         conditions.append(executions.c.id.not_in(list(exclude_ids)))
     rows = await conn.execute(

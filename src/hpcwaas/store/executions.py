@@ -52,6 +52,15 @@ class ExecutionRecord:
     logs_removed_at: datetime | None = None
     outputs_removed_at: datetime | None = None
     data_removed_by: dict[str, str] | None = None
+    # the environments its steps run on besides its own: their cluster login and key ID
+    places: dict[str, dict[str, str | None]] | None = None
+
+    def account_on(self, environment: str) -> tuple[str | None, str | None]:
+        """The (cluster login, SSH key ID) its steps use on ``environment``; Nones if none."""
+        if environment == self.environment:
+            return self.cluster_login, self.key_id
+        account = (self.places or {}).get(environment, {})
+        return account.get("login"), account.get("key_id")
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,7 @@ async def create_execution(
     step_names: list[str],
     cluster_login: str | None = None,
     key_id: str | None = None,
+    places: dict[str, dict[str, str | None]] | None = None,
 ) -> datetime:
     """Record a new PENDING execution and its PENDING steps; return its creation time."""
     now = datetime.now(UTC)
@@ -125,6 +135,7 @@ async def create_execution(
             "cancel_requested": False,
             "cluster_login": cluster_login,
             "key_id": key_id,
+            "places": places or None,
         },
     )
     if step_names:

@@ -146,6 +146,9 @@ executions = Table(
     # the cluster account and SSH key the steps run with (environments reached over SSH)
     Column("cluster_login", String(64)),
     Column("key_id", String(36)),
+    # the environments its steps run on besides its own, each with the cluster account used
+    # there: {"<environment>": {"login": ..., "key_id": ...}} (None on a local one)
+    Column("places", JSON(none_as_null=True)),
     # the replica driving the execution, until when (see engine/leasing.py)
     Column("lease_owner", String(64), index=True),
     Column("lease_expires_at", UTCDateTime()),

@@ -240,8 +240,8 @@ class StepRuntime(Protocol[R_co]):
         """Copy a file or directory of the execution's place into the result store."""
         ...
 
-    def offers(self, service: str) -> bool:
-        """Whether the execution's environment has the remote service ``service`` (its
+    def offers(self, service: str, step: StepSettings) -> bool:
+        """Whether ``step``'s environment has the remote service ``service`` (its
         ``airflow:``), for a kind that does its work otherwise without one."""
         ...
 

@@ -118,7 +118,7 @@ class ImageTransferKind(StepKind[ImageTransferStep, StageInPlan]):
         self, runtime: StepRuntime[R], name: str, step: ImageTransferStep, *, resumed: bool
     ) -> R:
         """The DLS's DAG moves the image when there is an Airflow; else the service does."""
-        if runtime.offers("airflow"):
+        if runtime.offers("airflow", step):
             return runtime.remote_run(THROUGH_DLS, name, step, resumed=resumed)
         return runtime.download(self, name, step)
 
