@@ -143,8 +143,12 @@ def test_two_environment_topology_runs_each_node_on_its_own_environment_and_acco
     # each account's directory holds its own step's job output, and only that one
     first_dir = Path(home1, ".hpcwaas", "executions", execution_id)
     second_dir = Path(home2, "site-b", "executions", execution_id)
-    assert any(p.name.startswith("compss-") for p in first_dir.iterdir())
-    assert any(p.name.startswith("compss-") for p in second_dir.iterdir())
+    assert sorted(p.name for p in first_dir.glob(".hpcwaas-*.out")) == [
+        ".hpcwaas-CountCluster1.out"
+    ]
+    assert sorted(p.name for p in second_dir.glob(".hpcwaas-*.out")) == [
+        ".hpcwaas-CountCluster2.out"
+    ]
     assert not Path(home2, ".hpcwaas", "executions", execution_id).exists()
     assert not Path(home1, "site-b").exists()
     assert oct(os.stat(second_dir).st_mode & 0o777) == "0o700"

@@ -213,7 +213,7 @@ async def _record(
                 "environment": workflow.environment,
                 "cluster_login": checked.cluster_login,
                 "key_id": checked.key_id,
-                **({"places": checked.places} if checked.places else {}),
+                **({"places": _accounts(checked.places)} if checked.places else {}),
             },
             conn=conn,
         )
@@ -286,3 +286,11 @@ async def remove_data(
     async with runtime.db.read() as conn:
         fresh = await execution_store.get_execution(conn, execution_id)
     return fresh or record
+
+
+def _accounts(places: dict[str, dict[str, str | None]]) -> str:
+    """The account on each other environment, as one audit detail."""
+    return "; ".join(
+        f"{environment}: {account.get('login')} with key {account.get('key_id')}"
+        for environment, account in places.items()
+    )
