@@ -118,3 +118,47 @@ def test_secret_inputs_show_as_a_placeholder_in_inputs_and_commands() -> None:
     )
     assert "hunter2" not in plan.model_dump_json()
     assert plan.steps[0].command == "login --password '[secret]'"
+
+
+def test_a_step_on_another_environment_is_planned_with_that_environments_defaults() -> None:
+    gpu = SLURM.model_copy(
+        update={"defaults": SLURM.defaults.model_copy(update={"partition": "gpu"})}
+    )
+    workflow = _workflow(
+        {
+            "prepare": {"kind": "slurm", "script": "srun ./prepare"},
+            "train": {
+                "kind": "slurm",
+                "script": "srun ./train",
+                "needs": ["prepare"],
+                "environment": "gpu-b",
+            },
+            "report": {"kind": "slurm", "script": "srun ./report", "needs": ["prepare"]},
+        }
+    )
+    plan = build_plan(workflow, {}, SLURM, local_work_root=Path("/unused"), others={"gpu-b": gpu})
+    steps = {s.name: s for s in plan.steps}
+    assert steps["prepare"].environment_id is None
+    assert steps["train"].environment_id == "gpu-b"
+    assert "#SBATCH --partition=gpu" in (steps["train"].batch_script or "")
+    assert "#SBATCH --partition=batch" in (steps["report"].batch_script or "")
+    # Slurm chains jobs of one cluster only: the step on gpu-b waits for its need's end
+    assert not steps["train"].submitted_ahead
+    assert steps["report"].submitted_ahead
+
+
+def test_a_cluster_step_sent_from_a_local_environment_is_planned_on_its_cluster(
+    tmp_path: Path,
+) -> None:
+    workflow = _workflow({"solve": {"kind": "slurm", "script": "true", "environment": "hpc-b"}})
+    plan = build_plan(
+        workflow,
+        {},
+        LocalEnvironment(kind="local"),
+        local_work_root=tmp_path,
+        others={"hpc-b": SLURM},
+    )
+    (step,) = plan.steps
+    assert step.error is None
+    assert step.environment_id == "hpc-b"
+    assert step.command is not None and "sbatch" in step.command

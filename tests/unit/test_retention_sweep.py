@@ -143,6 +143,7 @@ async def _execution(
     status: ExecutionStatus = ExecutionStatus.SUCCEEDED,
     environment: str = "local",
     login: str | None = None,
+    places: dict[str, dict[str, str | None]] | None = None,
 ) -> None:
     """An execution with a work dir, two log entries and a stored output file."""
     async with db.write() as conn:
@@ -159,6 +160,7 @@ async def _execution(
             step_names=["greet"],
             cluster_login=login,
             key_id="key-1" if login else None,
+            places=places,
         )
         await execution_store.transition(
             conn, execution_id, ExecutionStatus.RUNNING, expected={ExecutionStatus.PENDING}
@@ -232,6 +234,33 @@ async def test_due_lists_finished_executions_past_the_cutoff_oldest_first(
         assert [r.id for r in await data_removal.due(conn, DataKind.LOGS, NOW, limit=1)] == [
             "older"
         ]
+
+
+async def test_an_execution_with_steps_on_a_cluster_too_is_due_for_both_directories(
+    db: Database, tmp_path: Path
+) -> None:
+    settings = _settings(tmp_path)
+    # on local, one of its steps on hpc: a directory here and one on the cluster
+    places: dict[str, dict[str, str | None]] = {"hpc": {"login": "u1", "key_id": "key-1"}}
+    await _execution(db, settings, "both", ended=NOW - 10 * DAY, places=places)
+    await _execution(db, settings, "local-only", ended=NOW - 10 * DAY)
+    async with db.read() as conn:
+        on_cluster = await data_removal.due(
+            conn, DataKind.CLUSTER_WORK_DIR, NOW - 7 * DAY, environments=["hpc"], limit=10
+        )
+        here = await data_removal.due(
+            conn, DataKind.WORK_DIR, NOW - 7 * DAY, exclude_environments=["hpc"], limit=10
+        )
+    assert [r.id for r in on_cluster] == ["both"]
+    assert sorted(r.id for r in here) == ["both", "local-only"]
+    remover = DataRemover(db, settings, None)
+    assert remover.applicable(await _get(db, "both")) == [
+        DataKind.WORK_DIR,
+        DataKind.CLUSTER_WORK_DIR,
+        DataKind.LOGS,
+        DataKind.OUTPUTS,
+    ]
+    assert DataKind.CLUSTER_WORK_DIR not in remover.applicable(await _get(db, "local-only"))
 
 
 async def test_a_sweep_removes_due_data_keeps_the_execution_and_records_what_went(

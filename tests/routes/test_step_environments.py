@@ -1,0 +1,79 @@
+"""Triggering a workflow whose steps run on another environment: its account there is checked
+before anything is recorded, and the dry run shows where each step runs."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.inprocess_support import InProcessServer
+
+HOST_KEY = (
+    "[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+)
+
+APP = """\
+application: mixed
+environments: [local]
+expose: [run]
+workflows:
+  run:
+    steps:
+      prepare: {kind: shell, run: "true"}
+      solve: {kind: slurm, script: "srun ./solve", environment: hpc, needs: [prepare]}
+"""
+
+
+def _start(fresh_server: Callable[..., InProcessServer], tmp_path: Path) -> InProcessServer:
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "mixed.yaml").write_text(textwrap.dedent(APP))
+    hpc = {"kind": "slurm", "host": "127.0.0.1", "port": 1, "host_keys": [HOST_KEY]}
+    return fresh_server(
+        catalog_dirs=[catalog], environments={"local": {"kind": "local"}, "hpc": hpc}
+    )
+
+
+def test_a_step_on_a_cluster_needs_an_account_there_even_from_a_local_environment(
+    fresh_server: Callable[..., InProcessServer], tmp_path: Path
+) -> None:
+    server = _start(fresh_server, tmp_path)
+    with server.client(server.token("ada")) as api:
+        refused = api.post("/workflows/mixed@local@run", json={"inputs": {}})
+        assert refused.status_code == 400, refused.text
+        text = refused.text
+        assert "workflow mixed@local@run runs steps on hpc as your cluster account" in text
+        assert "waas environments set-identity hpc" in text
+        assert api.get("/executions").json()["executions"] == []  # nothing recorded
+
+
+def test_a_trigger_with_someone_elses_key_for_the_other_environment_is_refused(
+    fresh_server: Callable[..., InProcessServer], tmp_path: Path
+) -> None:
+    server = _start(fresh_server, tmp_path)
+    with server.client(server.token("eve")) as api:
+        refused = api.post(
+            "/workflows/mixed@local@run",
+            json={"inputs": {"user_id": "hpcuser1", "vault_id": "not-a-key-of-eve"}},
+        )
+        assert refused.status_code == 400, refused.text
+        assert "no SSH key" in refused.text
+
+
+def test_the_dry_run_names_the_environment_of_a_step_that_runs_elsewhere(
+    fresh_server: Callable[..., InProcessServer], tmp_path: Path
+) -> None:
+    server = _start(fresh_server, tmp_path)
+    with server.client(server.token("ada")) as api:
+        key = api.post("/ssh_keys").json()["id"]
+        planned = api.post(
+            "/workflows/mixed@local@run?dry_run=true",
+            json={"inputs": {"user_id": "hpcuser1", "vault_id": key}},
+        )
+        assert planned.status_code == 200, planned.text
+        steps = {s["name"]: s for s in planned.json()["steps"]}
+    assert steps["prepare"]["environment_id"] is None
+    assert steps["solve"]["environment_id"] == "hpc"
+    assert steps["solve"]["error"] is None
+    assert "sbatch" in steps["solve"]["command"]
