@@ -7,6 +7,7 @@ from typing import Any
 
 from hpcwaas.catalog.catalog import DeployedWorkflow
 from hpcwaas.catalog.model import ApplicationSpec, InputSpec
+from hpcwaas.cli.workflows import describe_plan
 from hpcwaas.engine.plan import PLAN_EXECUTION_ID, build_plan, plan_inputs
 from hpcwaas.settings import LocalEnvironment, SlurmEnvironment
 
@@ -145,6 +146,7 @@ def test_a_step_on_another_environment_is_planned_with_that_environments_default
     # Slurm chains jobs of one cluster only: the step on gpu-b waits for its need's end
     assert not steps["train"].submitted_ahead
     assert steps["report"].submitted_ahead
+    assert "Step 2: train (slurm, on gpu-b, after prepare)" in describe_plan(plan)
 
 
 def test_a_cluster_step_sent_from_a_local_environment_is_planned_on_its_cluster(

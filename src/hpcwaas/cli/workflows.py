@@ -215,7 +215,8 @@ def describe_plan(plan: DryRunPlan) -> list[str]:
     lines.extend(f"  {name} = {json.dumps(value)}" for name, value in plan.inputs.items())
     for number, step in enumerate(plan.steps, 1):
         needs = f", after {', '.join(step.needs)}" if step.needs else ""
-        lines.append(f"Step {number}: {step.name} ({step.kind}{needs})")
+        on = f", on {step.environment_id}" if step.environment_id else ""
+        lines.append(f"Step {number}: {step.name} ({step.kind}{on}{needs})")
         if step.error:
             lines.append(f"  error: {step.error}")
         if step.submitted_ahead:
