@@ -22,19 +22,17 @@ from typing import TYPE_CHECKING, Any
 from hpcwaas.api.states import ExecutionStatus, LogLevel, StepState
 from hpcwaas.catalog.model import SECRET_PLACEHOLDER
 from hpcwaas.engine.cancels import ACTIVE, Cancels
-from hpcwaas.engine.cluster_keys import ClusterKeys, execution_target, record_key_use
 from hpcwaas.engine.deployments import DeploymentWaits
+from hpcwaas.engine.execution_places import PlaceMaker
 from hpcwaas.engine.finish import finish_execution
-from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.leasing import Leases
 from hpcwaas.engine.logsink import LogNotifier, LogSink
-from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place, Places
 from hpcwaas.engine.remote_services import RemoteServices
 from hpcwaas.engine.runner import SERVER_STOPPED, ExecutionRunner
 from hpcwaas.engine.secret_inputs import forget_secrets
 from hpcwaas.replica import replica_id
 from hpcwaas.secrets.base import KeyStore
-from hpcwaas.settings import EnvironmentConfig, LocalEnvironment, Settings
+from hpcwaas.settings import Settings
 from hpcwaas.store import execution_leases as leases
 from hpcwaas.store import executions as store_executions
 from hpcwaas.store.database import Database
@@ -42,7 +40,6 @@ from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.store.notify import open_broadcast
 from hpcwaas.transports.base import Transport
 from hpcwaas.transports.local import LocalTransport, kill_leftovers
-from hpcwaas.transports.ssh import SshPool
 
 if TYPE_CHECKING:
     from hpcwaas.catalog.catalog import DeployedWorkflow
@@ -97,8 +94,8 @@ class Engine:
         self._definitions = definitions
         self._keystore = keystore
         self._transport: Transport = transport if transport is not None else LocalTransport()
-        # per cluster environment: its keys, SSH connections (bounded by its max_sessions), jobs
-        self._clusters: dict[str, tuple[ClusterKeys, SshPool, JobTracker]] = {}
+        # builds executions' places; holds each cluster environment's connections and jobs
+        self._places = PlaceMaker(self._db, settings, keystore, self._transport)
         # per remote service (an Airflow): its driver, whose poll loop follows all its runs
         self.remote = RemoteServices(settings, keystore)
         self.broadcast = open_broadcast(db.url)
@@ -208,11 +205,7 @@ class Engine:
             for execution_id, task in tasks.items():
                 if task in stuck and execution_id not in detached:
                     await self._fail_stuck(execution_id)
-        for keys, pool, tracker in self._clusters.values():
-            await tracker.close()
-            await pool.close()
-            await keys.aclose()
-        self._clusters.clear()
+        await self._places.close()
         await self.remote.aclose()
         await self.logs.stop()
         await self._leases.release()
@@ -314,7 +307,7 @@ class Engine:
             )
             await self._fail_pending(record, reason)
             return
-        places = self._places(record, config)
+        places = self._places.places(record, config)
         if isinstance(places, str):
             await self._fail_pending(record, places)
             return
@@ -351,50 +344,6 @@ class Engine:
             if kept is not None:
                 return kept
         return self._workflows(record.workflow_id)
-
-    def _places(self, record: ExecutionRecord, config: EnvironmentConfig) -> Places | str:
-        """Where the execution's steps run (its environment's place, and one per other
-        environment its steps name), or why they cannot."""
-        home = self._place(record, record.environment, config)
-        if isinstance(home, str):
-            return home
-        others: dict[str, Place] = {}
-        for environment in record.places or {}:
-            other = self._settings.environments.get(environment)
-            if other is None:
-                return f"environment {environment} (of some of its steps) is not configured"
-            place = self._place(record, environment, other)
-            if isinstance(place, str):
-                return f"{place} (environment {environment})"
-            others[environment] = place
-        return Places(record.environment, home, others)
-
-    def _place(
-        self,
-        record: ExecutionRecord,
-        environment: str,
-        config: EnvironmentConfig,
-    ) -> Place | str:
-        """The execution's place on ``environment``, or why it cannot have one."""
-        if isinstance(config, LocalEnvironment):
-            return LocalPlace(self._settings.work_dir, record.id, self._transport)
-        login, key_id = record.account_on(environment)
-        if not login or not key_id:
-            return "no cluster account or SSH key was recorded for this execution"
-        target = execution_target(config, login, key_id, record.id)
-        if environment not in self._clusters:
-            keys = ClusterKeys(self._db, self._keystore, environment, config)
-            pool = SshPool(keys, max_sessions=config.max_sessions)
-            self._clusters[environment] = (keys, pool, JobTracker(pool.transport, environment))
-        _, pool, tracker = self._clusters[environment]
-        return ClusterPlace(
-            config,
-            pool.transport(target),
-            tracker,
-            target,
-            record.id,
-            on_key_use=functools.partial(record_key_use, self._db, record),
-        )
 
     def _runner_done(self, execution_id: str, task: asyncio.Task[None]) -> None:
         self._runners.pop(execution_id, None)
