@@ -195,8 +195,8 @@ def _login(topology: Topology, workflow: dict[str, Any]) -> dict[str, Any]:
     """Where the cluster login comes from, by the PyCOMPSs plugin's rule.
 
     Input ``<Node>_user``, then ``user``, then ``<Node>_user_id``, then ``user_id``, then the
-    node's ``environment.user_name``; one execution runs under one account, so the first
-    PyCOMPSs node of the workflow decides.
+    node's ``environment.user_name``; one rule per execution (for every environment it runs
+    on), so the first PyCOMPSs node of the workflow decides.
     """
     declared = set(workflow["inputs"])
     for name, step in workflow["steps"].items():
