@@ -289,8 +289,10 @@ async def remove_data(
 
 
 def _accounts(places: dict[str, dict[str, str | None]]) -> str:
-    """The account on each other environment, as one audit detail."""
+    """The account on each other environment (none on a local one), as one audit detail."""
     return "; ".join(
-        f"{environment}: {account.get('login')} with key {account.get('key_id')}"
+        f"{environment}: {account['login']} with key {account.get('key_id')}"
+        if account.get("login")
+        else f"{environment}: this host"
         for environment, account in places.items()
     )
