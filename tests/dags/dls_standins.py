@@ -97,10 +97,13 @@ def webdav_stagein() -> None:
                 out.channel.recv_exit_status()
                 url = entry["url"] + urllib.parse.quote(name)
                 print(f"Copying {url} --> {target}")
-                with urllib.request.urlopen(url, timeout=60) as answer, sftp.open(target, "wb") as f:  # noqa: S310
-                    f.set_pipelined(True)
+                with (
+                    urllib.request.urlopen(url, timeout=60) as answer,
+                    sftp.open(target, "wb") as out,
+                ):
+                    out.set_pipelined(True)
                     while chunk := answer.read(CHUNK):
-                        f.write(chunk)
+                        out.write(chunk)
                 copied += 1
         finally:
             client.close()

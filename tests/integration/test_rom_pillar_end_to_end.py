@@ -106,7 +106,8 @@ def test_rom_pillar_stages_in_runs_in_the_deployed_image_and_uploads_its_models_
     key = _new_key(setup, cluster, token, LOGIN)  # type: ignore[arg-type]  # has waas()
     home = cluster.run_as(LOGIN, "pwd").stdout.strip()
     work = f"{home}/rom-{uuid.uuid4().hex[:8]}"
-    written = cluster.run_as(LOGIN, f"mkdir -p {work} && cat > {work}/Workflow.py <<'EOF'\n{APP}EOF")
+    script = f"mkdir -p {work} && cat > {work}/Workflow.py <<'EOF'\n{APP}EOF"
+    written = cluster.run_as(LOGIN, script)
     assert written.returncode == 0, written.stderr
     case, models = f"{work}/case", f"{work}/rom"
     inputs = ["-i", f"user_id={LOGIN}", "-i", f"vault_id={key}", "-i", f"data_oid={OID}"]

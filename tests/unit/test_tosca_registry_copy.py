@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from hpcwaas.catalog import Catalog
+from hpcwaas.catalog.inputs import validate_inputs
 from hpcwaas.engine.plan import build_plan
 from hpcwaas.settings import SlurmEnvironment
 
@@ -105,3 +106,39 @@ def test_pycompss_only_topology_dry_runs_with_operator_configuration_only(regist
     [step] = plan.steps
     assert step.command is not None and "enqueue_compss" in step.command
     print(step.command)
+
+
+def test_rom_pillar_dry_runs_its_data_logistics_as_dag_runs_where_there_is_an_airflow(
+    registry, tmp_path
+):
+    path = tmp_path / "topology.yaml"
+    shutil.copy(registry / "rom_pillar_I/tosca/topology.yml", path)
+    tags = {
+        "hpcwaas-workflows": "exec_job",
+        "hpcwaas-environments": "hpc",
+        "hpcwaas-deployment-inputs": {"container_image_transfer_directory": "/shared/images"},
+    }
+    path.with_suffix(".tags").write_text(yaml.safe_dump(tags))
+    airflow = {"hpc": frozenset({"airflow"})}
+    catalog = Catalog.load([path], {"hpc": "HPC"}, {"hpc": "slurm"}, {"hpc": SLURM.host}, airflow)
+    workflow = catalog.by_id("Pillar_I_ROM@hpc@exec_job")
+    assert workflow is not None, [p.message for p in catalog.file_problems]
+    environment = SlurmEnvironment(
+        kind="slurm",
+        host=SLURM.host,
+        host_keys=SLURM.host_keys,
+        airflow={"url": "https://dls.example.org", "credentials": "services/dls"},
+    )
+    # a value for each required input (all strings), whatever the registry names them
+    given = {n: f"/{n}" for n, s in workflow.spec.inputs.items() if s.default is None}
+    inputs = validate_inputs(workflow.spec, given | {"user_id": "alice", "vault_id": "k1"})
+    moved = {"DLSDAGImageTransfer": {"image_path": "/shared/images/rom.sif"}}
+    plan = build_plan(
+        workflow, inputs, environment, local_work_root=tmp_path, deployment_outputs=moved
+    )
+    assert all(step.error is None for step in plan.steps), plan.steps
+    commands = {step.name: str(step.command) for step in plan.steps}
+    assert commands["Simulation_data_download"] == "trigger a run of DAG webdav_stagein"
+    assert commands["ROM_upload_center"] == "trigger a run of DAG mlflow_upload_model"
+    assert commands["ROM_upload_outside"] == "trigger a run of DAG mlflow_upload_model"
+    assert "--container_image=/shared/images/rom.sif " in commands["PyCOMPSJob"]
