@@ -127,3 +127,21 @@ def test_a_model_upload_at_deployment_becomes_a_run_of_the_dls_model_dag(tmp_pat
         "dag_id": "mlflow_upload_model",
         "conf": {"location": "/models/m1", "subfolder": "r"},
     }
+
+
+def test_the_account_properties_of_a_deployment_node_need_no_operator_value(
+    tmp_path: Path,
+) -> None:
+    # The deployment runs as the environment's deployment identity: user_id and vault_id,
+    # which the DLS components also take as properties, are never read.
+    document = _with_deployment_nodes()
+    document["topology_template"]["inputs"].update(
+        {"user_id": {"type": "string"}, "vault_id": {"type": "string"}}
+    )
+    mesh = document["topology_template"]["node_templates"]["Mesh_Deployment"]["properties"]
+    mesh.update({"user_id": {"get_input": "user_id"}, "vault_id": {"get_input": "vault_id"}})
+    (tmp_path / "demo.tags").write_text(
+        yaml.safe_dump({"hpcwaas-deployment-inputs": {"reference_url": "https://d.example/r"}})
+    )
+    document = convert(tmp_path, document)
+    assert list(document["deployment"]["steps"]) == ["Reference_Deployment", "Mesh_Deployment"]

@@ -56,6 +56,27 @@ DRY_RUNS = {
     ),
     "Pillar_II/esm/topology.yml": ("exec_job", {"target_path": "/t", "source_path": "/s"}),
 }
+# The others, on an environment with an Airflow and an Image Creation service: the workflow
+# to expose, and the deployment phase's inputs the operator gives (tags).
+OFFERED = {
+    "Pillar_II/feature_extraction_wf/tosca/topology.yml": ("customWorkflow", {}),
+    "Pillar_III/ftrt/tosca/topology.yml": (
+        "PTFExecution",
+        {"images_path": "/i", "data_path": "/d", "templates_oid": "t", "region_data_oid": "r"},
+    ),
+    "minimal_workflow/tosca/classic/types.yaml": (
+        "exec_job",
+        {"container_image_transfer_directory": "/i"},
+    ),
+    "minimal_workflow/tosca/parallel/types.yaml": (
+        "exec_job",
+        {
+            "container_image_transfer_directory_cluster1": "/i1",
+            "container_image_transfer_directory_cluster2": "/i2",
+        },
+    ),
+    "rom_pillar_I/tosca/topology.yml": ("exec_job", {"container_image_transfer_directory": "/i"}),
+}
 SLURM = SlurmEnvironment(
     kind="slurm",
     host="login.hpc.example",
@@ -108,7 +129,32 @@ def test_pycompss_only_topology_dry_runs_with_operator_configuration_only(regist
     print(step.command)
 
 
-def test_rom_pillar_dry_runs_its_data_logistics_as_dag_runs_where_there_is_an_airflow(
+@pytest.mark.parametrize("name", list(OFFERED))
+def test_data_and_image_topology_is_offered_where_the_dls_and_image_service_are(
+    registry, tmp_path, name
+):
+    workflow_name, deployment_inputs = OFFERED[name]
+    path = tmp_path / "topology.yaml"
+    shutil.copy(registry / name, path)
+    tags = {
+        "hpcwaas-workflows": workflow_name,
+        "hpcwaas-environments": "hpc",
+        "hpcwaas-deployment-inputs": deployment_inputs,
+    }
+    path.with_suffix(".tags").write_text(yaml.safe_dump(tags))
+    services = {"hpc": frozenset({"airflow", "image_creation"})}
+    catalog = Catalog.load([path], {"hpc": "HPC"}, {"hpc": "slurm"}, {"hpc": SLURM.host}, services)
+    [workflow] = catalog.workflows.values()
+    assert workflow.name == workflow_name, [p.message for p in catalog.file_problems]
+    jobs = [s for s in workflow.spec.steps.values() if s.kind == "pycompss"]
+    assert jobs and any(s.kind == "dag_run" for s in workflow.spec.steps.values())
+    if deployment_inputs:  # the image topologies: each job runs in the image deployed
+        assert catalog.deployment(workflow.application.application, "hpc") is not None
+        images = [getattr(job, "container_image", None) or "" for job in jobs]
+        assert all("deployment.outputs." in image for image in images), images
+
+
+def test_rom_pillar_dry_run_shows_its_dag_runs_and_the_job_in_the_deployed_image(
     registry, tmp_path
 ):
     path = tmp_path / "topology.yaml"
@@ -119,8 +165,8 @@ def test_rom_pillar_dry_runs_its_data_logistics_as_dag_runs_where_there_is_an_ai
         "hpcwaas-deployment-inputs": {"container_image_transfer_directory": "/shared/images"},
     }
     path.with_suffix(".tags").write_text(yaml.safe_dump(tags))
-    airflow = {"hpc": frozenset({"airflow"})}
-    catalog = Catalog.load([path], {"hpc": "HPC"}, {"hpc": "slurm"}, {"hpc": SLURM.host}, airflow)
+    services = {"hpc": frozenset({"airflow", "image_creation"})}
+    catalog = Catalog.load([path], {"hpc": "HPC"}, {"hpc": "slurm"}, {"hpc": SLURM.host}, services)
     workflow = catalog.by_id("Pillar_I_ROM@hpc@exec_job")
     assert workflow is not None, [p.message for p in catalog.file_problems]
     environment = SlurmEnvironment(

@@ -52,7 +52,7 @@ def _load(tmp_path: Path, services: frozenset[str]) -> Catalog:
 def test_with_an_airflow_the_dry_run_shows_the_dag_runs_and_the_job_in_the_deployed_image(
     tmp_path: Path,
 ) -> None:
-    catalog = _load(tmp_path, frozenset({"airflow"}))
+    catalog = _load(tmp_path, frozenset({"airflow", "image_creation"}))
     deployment = catalog.deployment("RomPillar", "cluster")
     assert deployment is not None and list(deployment.spec.steps) == ["BuildImage", "MoveImage"]
     workflow = catalog.by_id(WORKFLOW_ID)
@@ -83,7 +83,7 @@ def test_with_an_airflow_the_dry_run_shows_the_dag_runs_and_the_job_in_the_deplo
 def test_without_an_airflow_it_is_not_offered_naming_each_step_that_needs_one(
     tmp_path: Path,
 ) -> None:
-    catalog = _load(tmp_path, frozenset())
+    catalog = _load(tmp_path, frozenset({"image_creation"}))
     assert catalog.by_id(WORKFLOW_ID) is None
     text = "\n".join(p.message for p in catalog.file_problems)
     for step in ("CaseDownload", "UploadCenter", "UploadOutside"):

@@ -22,7 +22,7 @@ from typing import Any
 from hpcwaas.catalog.tosca.fates import standard_mode
 from hpcwaas.catalog.tosca.functions import Resolver
 from hpcwaas.catalog.tosca.images import IMAGE_TRANSFER_TYPE, moved_image
-from hpcwaas.catalog.tosca.nodes import RUNNABLE_TYPES, NodeConverter
+from hpcwaas.catalog.tosca.nodes import RUNNABLE_TYPES, NodeConverter, unread
 from hpcwaas.catalog.tosca.problems import ToscaProblem
 from hpcwaas.catalog.tosca.tags import DEPLOYMENT_INPUTS_TAG, Tags
 from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topology
@@ -78,7 +78,11 @@ def deployment_phase(
     before = len(problems)
     for node in nodes:
         missing = len(unvalued)
-        properties = _given(node, node.properties, topology, tags, unvalued, ())
+        # the properties never read (user_id, vault_id, dls_api_*...) need no value
+        properties = {
+            k: v if unread(k) else _given(node, v, topology, tags, unvalued, (k,))
+            for k, v in node.properties.items()
+        }
         if len(unvalued) != missing:
             continue  # an input without a value: converting would only repeat it
         step = converter.step(replace(node, properties=properties))

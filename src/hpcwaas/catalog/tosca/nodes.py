@@ -103,6 +103,11 @@ NO_DATA_CATALOGUE = (
 )
 
 
+def unread(key: str) -> bool:
+    """Whether a property is one the importer never reads (the DLS's own settings...)."""
+    return key in _IGNORED or str(key).startswith(_IGNORED_PREFIXES)
+
+
 def unknown_properties(node: NodeTemplate) -> list[ToscaProblem]:
     """The properties a node of a known type sets that its type does not have (misspelt)."""
     known = _KNOWN.get(node.type)
@@ -115,7 +120,7 @@ def unknown_properties(node: NodeTemplate) -> list[ToscaProblem]:
             f"check the spelling; properties used: {', '.join(sorted(known))}",
         )
         for key in node.properties
-        if key not in known and key not in _IGNORED and not str(key).startswith(_IGNORED_PREFIXES)
+        if key not in known and not unread(key)
     ]
 
 
