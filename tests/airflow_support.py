@@ -191,13 +191,13 @@ class Airflow:
                 "psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.database, "-f", str(self._dump)
             )
             self._airflow(
-                "users", "reset-password", "--username", USERNAME, "--password", self.password
+                "users", "reset-password", "--username", USERNAME, f"--password={self.password}"
             )
         else:
             self._airflow("db", "migrate")
             self._airflow(
                 "users", "create", "--role", "Admin", "--username", USERNAME,
-                "--password", self.password, "--email", "admin@example.org",
+                f"--password={self.password}", "--email", "admin@example.org",
                 "--firstname", "Test", "--lastname", "Admin",
             )  # fmt: skip
             partial = self._dump.with_suffix(".partial")

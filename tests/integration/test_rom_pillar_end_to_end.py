@@ -20,6 +20,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -59,6 +60,16 @@ print("reduced order models written to", rom)
 """
 
 
+class Rom(NamedTuple):
+    """The dls server with the topology, the image directory, the stand-in model repository,
+    and a directory of alice's account (hpcuser1) for the run's files."""
+
+    setup: DlsImages
+    images_dir: str
+    repository: Path
+    work: str
+
+
 @pytest.fixture
 def rom(
     tmp_path: Path,
@@ -68,8 +79,7 @@ def rom(
     openbao: OpenBao,
     image_service: ImageService,
     http_files: HttpFiles,
-) -> Iterator[tuple[DlsImages, str, Path]]:
-    """The dls server with the topology; the image directory; the stand-in model repository."""
+) -> Iterator[Rom]:
     images_dir = f"/tmp/hpcwaas-rom-images-{uuid.uuid4().hex[:8]}"
     setup = DlsImages(tmp_path, cluster, airflow, openbao, image_service)
     catalog = tmp_path / "catalog"
@@ -91,35 +101,48 @@ def rom(
     repository.mkdir()
     airflow.set_variable("stand_in_model_repository", str(repository))
     setup.start()
-    yield setup, images_dir, repository
+    home = cluster.run_as(LOGIN, "pwd").stdout.strip()
+    work = f"{home}/rom-{uuid.uuid4().hex[:8]}"
+    yield Rom(setup, images_dir, repository, work)
     setup.server.stop()
     cluster.run_as(SERVICE_LOGIN, f"rm -rf {images_dir}")
+    cluster.run_as(LOGIN, f"rm -rf {work}")
 
 
-def test_rom_pillar_stages_in_runs_in_the_deployed_image_and_uploads_its_models_through_the_dls(
-    rom: tuple[DlsImages, str, Path], cluster: Cluster, image_service: ImageService
-) -> None:
-    setup, images_dir, repository = rom
+def _user(rom: Rom, cluster: Cluster, oid: str) -> tuple[str, str, list[str]]:
+    """The service identity and alice registered, the application in alice's account: her
+    token, her key and the trigger's inputs for ``oid``."""
+    setup, work = rom.setup, rom.work
     with setup.server.client(setup.server.token(SERVICE_USER)) as service:
         _identity(service, cluster, SERVICE_LOGIN)
     token = setup.server.token("alice")
     key = _new_key(setup, cluster, token, LOGIN)  # type: ignore[arg-type]  # has waas()
-    home = cluster.run_as(LOGIN, "pwd").stdout.strip()
-    work = f"{home}/rom-{uuid.uuid4().hex[:8]}"
     script = f"mkdir -p {work} && cat > {work}/Workflow.py <<'EOF'\n{APP}EOF"
     written = cluster.run_as(LOGIN, script)
     assert written.returncode == 0, written.stderr
-    case, models = f"{work}/case", f"{work}/rom"
-    inputs = ["-i", f"user_id={LOGIN}", "-i", f"vault_id={key}", "-i", f"data_oid={OID}"]
-    inputs += ["-i", f"data_path={case}", "-i", f"rom_path={models}"]
+    inputs = ["-i", f"user_id={LOGIN}", "-i", f"vault_id={key}", "-i", f"data_oid={oid}"]
+    inputs += ["-i", f"data_path={work}/case", "-i", f"rom_path={work}/rom"]
     inputs += ["-i", "parameters=mu=0.5", "-i", f"application={work}/Workflow.py"]
+    return token, key, inputs
 
+
+def _run(setup: DlsImages, token: str, inputs: list[str]) -> tuple[str, dict[str, Any], str]:
+    """Trigger with ``inputs``, wait for the end: the execution ID, its body and its logs."""
     run = setup.waas(token, "workflows", "trigger", *inputs, WORKFLOW_ID)
     assert run.returncode == 0, run.stdout + run.stderr
     execution_id = _execution_id(run.stdout)
     with setup.server.client(token) as client:
         body = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED"}, timeout=240)
-        logs = _logs(client, execution_id)
+        return execution_id, body, _logs(client, execution_id)
+
+
+def test_rom_pillar_stages_in_runs_in_the_deployed_image_and_uploads_its_models_through_the_dls(
+    rom: Rom, cluster: Cluster, image_service: ImageService
+) -> None:
+    setup, images_dir, repository, work = rom
+    token, key, inputs = _user(rom, cluster, OID)
+    case, models = f"{work}/case", f"{work}/rom"
+    execution_id, body, logs = _run(setup, token, inputs)
     assert body["status"] == "SUCCEEDED", logs
 
     # the deployment built the image and moved it with the DLS's transfer_image DAG
@@ -174,3 +197,19 @@ def test_rom_pillar_stages_in_runs_in_the_deployed_image_and_uploads_its_models_
     assert "trigger a run of DAG webdav_stagein" in plan.stdout, plan.stdout
     assert "trigger a run of DAG mlflow_upload_model" in plan.stdout
     assert f"--container_image={image}" in plan.stdout
+
+
+def test_an_oid_the_data_catalogue_does_not_know_fails_the_stage_in_and_nothing_runs_after_it(
+    rom: Rom, cluster: Cluster
+) -> None:
+    setup, _, repository, work = rom
+    token, _, inputs = _user(rom, cluster, "rom-case-unknown")
+    execution_id, body, logs = _run(setup, token, inputs)
+    assert body["status"] == "FAILED", logs
+    assert "oid 'rom-case-unknown' is not in the data catalogue" in logs, logs
+    steps = {step["name"]: step["state"] for step in body["steps"]}
+    assert steps["CaseDownload"] == "FAILED"
+    assert {steps[s] for s in ("Reduce", "UploadCenter", "UploadOutside")} == {"SKIPPED"}, steps
+    assert not cluster.run_as(LOGIN, f"ls {work}/case").stdout
+    assert _runs_of(setup.airflow, "mlflow_upload_model", execution_id) == []
+    assert list(repository.iterdir()) == []
