@@ -91,10 +91,10 @@ def webdav_stagein() -> None:
                 if size and not params["force"]:
                     print(f"File {target} exists and has {size} bytes: kept")
                     continue
-                _, out, _ = client.exec_command(
+                _, made, _ = client.exec_command(
                     f"mkdir -p -- {shlex.quote(posixpath.dirname(target))}"
                 )
-                out.channel.recv_exit_status()
+                made.channel.recv_exit_status()
                 url = entry["url"] + urllib.parse.quote(name)
                 print(f"Copying {url} --> {target}")
                 with (
