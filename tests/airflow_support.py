@@ -17,12 +17,14 @@ Fixtures
     Then ``airflow scheduler`` and ``airflow webserver`` (REST API ``/api/v1`` with basic
     auth) start on a free loopback port, with the environment's ``bin`` first on PATH (the
     executor starts ``airflow`` from PATH), new DAGs unpaused, and the DAGs of
-    ``dags/`` (shipped to operators) and ``tests/dags/`` (the tests' own). The fixture waits
+    ``dags/`` (shipped to operators) and ``tests/dags/`` (the tests' own, with stand-ins of
+    the DLS's ``webdav_stagein`` and ``mlflow_upload_model``: dls_standins.py). The fixture waits
     until the scheduler is healthy and every DAG is parsed; it stops both by their process
     groups' IDs at the end of the session.
 
 ``Airflow``: ``.url``, ``.username``, ``.password``, ``.api(method, path, json=)`` (a
-basic-auth request to ``/api/v1``), ``.set_connection(conn_id, **fields)``, ``.runs(dag_id)``,
+basic-auth request to ``/api/v1``), ``.set_connection(conn_id, **fields)``,
+``.set_variable(key, value)``, ``.runs(dag_id)``,
 ``.stop_webserver()`` / ``.start_webserver()`` (an outage of the REST API while the
 scheduler runs on), ``.timings`` (seconds each stage of the start took), ``.log_tail()``.
 """
@@ -57,6 +59,8 @@ EXPECTED_DAGS = {
     "plainhttp2ssh",
     "ssh2ssh",
     "transfer_image",
+    "webdav_stagein",
+    "mlflow_upload_model",
     "hpcwaas_test_fail",
     "hpcwaas_test_sleep",
     "hpcwaas_test_quick",
@@ -187,13 +191,13 @@ class Airflow:
                 "psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.database, "-f", str(self._dump)
             )
             self._airflow(
-                "users", "reset-password", "--username", USERNAME, "--password", self.password
+                "users", "reset-password", "--username", USERNAME, f"--password={self.password}"
             )
         else:
             self._airflow("db", "migrate")
             self._airflow(
                 "users", "create", "--role", "Admin", "--username", USERNAME,
-                "--password", self.password, "--email", "admin@example.org",
+                f"--password={self.password}", "--email", "admin@example.org",
                 "--firstname", "Test", "--lastname", "Admin",
             )  # fmt: skip
             partial = self._dump.with_suffix(".partial")
@@ -294,6 +298,12 @@ class Airflow:
         self.api("DELETE", f"/connections/{conn_id}")
         answer = self.api("POST", "/connections", json={"connection_id": conn_id, **fields})
         assert answer.status_code == 200, answer.text
+
+    def set_variable(self, key: str, value: str) -> None:
+        """Create or replace an Airflow variable (what a DAG reads with ``Variable.get``)."""
+        self.api("DELETE", f"/variables/{key}")
+        made = self.api("POST", "/variables", json={"key": key, "value": value})
+        assert made.status_code == 200, made.text
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         """Every run of a DAG."""

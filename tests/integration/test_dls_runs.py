@@ -218,11 +218,7 @@ class DlsSetup:
             password=dls_secret,
             extra=json.dumps({"auth_type": "approle", "kv_engine_version": 2}),
         )
-        airflow.api("DELETE", "/variables/ssh_known_hosts")
-        made = airflow.api(
-            "POST", "/variables", json={"key": "ssh_known_hosts", "value": cluster.known_hosts}
-        )
-        assert made.status_code == 200, made.text
+        airflow.set_variable("ssh_known_hosts", cluster.known_hosts)
 
     def start(self) -> None:
         for key, value in (

@@ -5,7 +5,8 @@ The workflow is shaped like the registry's rom_pillar_I: the image is built and 
 application is staged in, and the PyCOMPSs job runs in the container. enqueue_compss is the
 test cluster's stand-in (tests/cluster/enqueue_compss), which records its arguments: the
 job must receive --container_image pointing at the transferred file. The model upload of
-rom_pillar_I (a DLS DAG) is left out here: the dls tests cover DAG runs.
+rom_pillar_I (a DLS DAG) is left out here: test_rom_pillar_end_to_end.py runs the whole
+topology, its data logistics as DAG runs on the real Airflow.
 """
 
 from __future__ import annotations

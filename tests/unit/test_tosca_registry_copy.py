@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from hpcwaas.catalog import Catalog
+from hpcwaas.catalog.inputs import validate_inputs
 from hpcwaas.engine.plan import build_plan
 from hpcwaas.settings import SlurmEnvironment
 
@@ -151,3 +152,39 @@ def test_data_and_image_topology_is_offered_where_the_dls_and_image_service_are(
         assert catalog.deployment(workflow.application.application, "hpc") is not None
         images = [getattr(job, "container_image", None) or "" for job in jobs]
         assert all("deployment.outputs." in image for image in images), images
+
+
+def test_rom_pillar_dry_run_shows_its_dag_runs_and_the_job_in_the_deployed_image(
+    registry, tmp_path
+):
+    path = tmp_path / "topology.yaml"
+    shutil.copy(registry / "rom_pillar_I/tosca/topology.yml", path)
+    tags = {
+        "hpcwaas-workflows": "exec_job",
+        "hpcwaas-environments": "hpc",
+        "hpcwaas-deployment-inputs": {"container_image_transfer_directory": "/shared/images"},
+    }
+    path.with_suffix(".tags").write_text(yaml.safe_dump(tags))
+    services = {"hpc": frozenset({"airflow", "image_creation"})}
+    catalog = Catalog.load([path], {"hpc": "HPC"}, {"hpc": "slurm"}, {"hpc": SLURM.host}, services)
+    workflow = catalog.by_id("Pillar_I_ROM@hpc@exec_job")
+    assert workflow is not None, [p.message for p in catalog.file_problems]
+    environment = SlurmEnvironment(
+        kind="slurm",
+        host=SLURM.host,
+        host_keys=SLURM.host_keys,
+        airflow={"url": "https://dls.example.org", "credentials": "services/dls"},
+    )
+    # a value for each required input (all strings), whatever the registry names them
+    given = {n: f"/{n}" for n, s in workflow.spec.inputs.items() if s.default is None}
+    inputs = validate_inputs(workflow.spec, given | {"user_id": "alice", "vault_id": "k1"})
+    moved = {"DLSDAGImageTransfer": {"image_path": "/shared/images/rom.sif"}}
+    plan = build_plan(
+        workflow, inputs, environment, local_work_root=tmp_path, deployment_outputs=moved
+    )
+    assert all(step.error is None for step in plan.steps), plan.steps
+    commands = {step.name: str(step.command) for step in plan.steps}
+    assert commands["Simulation_data_download"] == "trigger a run of DAG webdav_stagein"
+    assert commands["ROM_upload_center"] == "trigger a run of DAG mlflow_upload_model"
+    assert commands["ROM_upload_outside"] == "trigger a run of DAG mlflow_upload_model"
+    assert "--container_image=/shared/images/rom.sif " in commands["PyCOMPSJob"]
