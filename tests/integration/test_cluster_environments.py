@@ -77,6 +77,28 @@ topology_template:
 """
 
 
+# Our own format: a step's outputs and a workflow output across the two environments.
+HANDOVER = """\
+application: handover
+environments: [hpc-a]
+expose: [run]
+workflows:
+  run:
+    steps:
+      locate:
+        kind: shell
+        outputs: [where]
+        run: 'echo "where=$(whoami):$(pwd)" >> "$HPCWAAS_OUTPUTS"'
+      report:
+        kind: shell
+        environment: hpc-b
+        needs: [locate]
+        run: 'echo {{ steps.locate.outputs.where }} "then $(whoami):$(pwd)" > report.txt'
+    outputs:
+      report: {step: report, path: report.txt}
+"""
+
+
 @pytest.fixture
 def app_dir() -> Iterator[Path]:
     """A directory every cluster account may read, holding the application."""
@@ -103,9 +125,12 @@ def two_sites(
     for old in catalog.iterdir():
         old.unlink()  # the pipeline of ClusterServer runs on `cluster`, not configured here
     (catalog / "twosites.yaml").write_text(TOPOLOGY.replace("@APP@", str(app_dir / "where.py")))
+    (catalog / "handover.yaml").write_text(HANDOVER)
     setup.server.start()
     yield setup
     setup.server.stop()
+    for login in ("hpcuser1", "hpcuser2"):  # the second environment's root, this test's only
+        shutil.rmtree(Path(pwd.getpwnam(login).pw_dir, "site-b"), ignore_errors=True)
 
 
 def _authorized_key(setup: ClusterServer, cluster: Cluster, token: str, *logins: str) -> str:
@@ -124,7 +149,7 @@ def test_two_environment_topology_runs_each_node_on_its_own_environment_and_acco
     token = two_sites.server.token("alice")
     listed = two_sites.waas(token, "-o", "json", "workflows", "list")
     assert listed.returncode == 0, listed.stderr
-    assert [w["id"] for w in json.loads(listed.stdout)] == ["twosites@hpc-a@exec_job"]
+    assert "twosites@hpc-a@exec_job" in [w["id"] for w in json.loads(listed.stdout)]
     key = _authorized_key(two_sites, cluster, token, "hpcuser1", "hpcuser2")
     for environment, login in (("hpc-a", "hpcuser1"), ("hpc-b", "hpcuser2")):
         saved = two_sites.waas(
@@ -150,7 +175,7 @@ def test_two_environment_topology_runs_each_node_on_its_own_environment_and_acco
         ".hpcwaas-CountCluster2.out"
     ]
     assert not Path(home2, ".hpcwaas", "executions", execution_id).exists()
-    assert not Path(home1, "site-b").exists()
+    assert not Path(home1, "site-b", "executions", execution_id).exists()
     assert oct(os.stat(second_dir).st_mode & 0o777) == "0o700"
     assert os.stat(second_dir).st_uid == pwd.getpwnam("hpcuser2").pw_uid
 
@@ -177,6 +202,29 @@ def test_inputs_user_id_and_vault_id_apply_to_every_environment(
     logs = two_sites.waas(token, "executions", "logs", execution_id).stdout
     assert f"first ran as hpcuser1 in {home}/.hpcwaas/executions/{execution_id}" in logs
     assert f"second ran as hpcuser1 in {home}/site-b/executions/{execution_id}" in logs
+
+
+def test_a_step_on_the_second_environment_reads_the_outputs_of_one_on_the_first(
+    two_sites: ClusterServer, cluster: Cluster
+) -> None:
+    token = two_sites.server.token("erin")
+    key = _authorized_key(two_sites, cluster, token, "hpcuser1", "hpcuser2")
+    for environment, login in (("hpc-a", "hpcuser1"), ("hpc-b", "hpcuser2")):
+        saved = two_sites.waas(
+            token, "environments", "set-identity", environment, "--login", login, "--key", key
+        )
+        assert saved.returncode == 0, saved.stderr
+    with two_sites.server.client(token) as client:
+        response = client.post("/workflows/handover@hpc-a@run", json={"inputs": {}})
+        assert response.status_code == 201, response.text
+        execution_id = response.headers["location"].rsplit("/", 1)[1]
+        status = wait_for_status(client, execution_id, {"SUCCEEDED", "FAILED"}, timeout=120)
+    assert status["status"] == "SUCCEEDED", status
+    home1, home2 = (pwd.getpwnam(u).pw_dir for u in ("hpcuser1", "hpcuser2"))
+    first = f"hpcuser1:{home1}/.hpcwaas/executions/{execution_id}"
+    second = f"hpcuser2:{home2}/site-b/executions/{execution_id}"
+    # the workflow output is read from the place of the step that writes it (hpc-b)
+    assert status["outputs"]["report"] == f"{first} then {second}\n"
 
 
 def _trigger_long(
