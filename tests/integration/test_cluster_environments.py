@@ -99,6 +99,18 @@ workflows:
 """
 
 
+# From the server's own host, a job on the cluster: the execution ends with the server.
+FROM_HERE = """\
+application: fromhere
+environments: [local]
+expose: [run]
+workflows:
+  run:
+    steps:
+      compute: {kind: slurm, script: "sleep 300", environment: hpc-a}
+"""
+
+
 @pytest.fixture
 def app_dir() -> Iterator[Path]:
     """A directory every cluster account may read, holding the application."""
@@ -126,6 +138,7 @@ def two_sites(
         old.unlink()  # the pipeline of ClusterServer runs on `cluster`, not configured here
     (catalog / "twosites.yaml").write_text(TOPOLOGY.replace("@APP@", str(app_dir / "where.py")))
     (catalog / "handover.yaml").write_text(HANDOVER)
+    (catalog / "fromhere.yaml").write_text(FROM_HERE)
     setup.server.start()
     yield setup
     setup.server.stop()
@@ -284,3 +297,28 @@ def test_a_killed_server_follows_the_job_on_the_second_environment_after_a_resta
     steps = {s["name"]: s for s in body["steps"]}
     assert steps["CountCluster2"]["job_id"] == job_id  # followed, not submitted again
     assert any(e["content"] == "second finished" for e in logs), logs
+
+
+def test_a_stop_of_the_server_cancels_the_cluster_job_of_an_execution_on_the_local_environment(
+    two_sites: ClusterServer, cluster: Cluster
+) -> None:
+    token = two_sites.server.token("frank")
+    key = _authorized_key(two_sites, cluster, token, "hpcuser1")
+    inputs = {"user_id": "hpcuser1", "vault_id": key}
+    with two_sites.server.client(token) as client:
+        response = client.post("/workflows/fromhere@local@run", json={"inputs": inputs})
+        assert response.status_code == 201, response.text
+        execution_id = response.headers["location"].rsplit("/", 1)[1]
+        job_id = ""
+        deadline = time.monotonic() + 60
+        while not job_id and time.monotonic() < deadline:
+            job_id = client.get(f"/executions/{execution_id}").json()["steps"][0].get("job_id")
+            time.sleep(0.3)
+    assert job_id, "the step on hpc-a was never submitted"
+    cluster.wait_job_state(job_id, {"RUNNING"})
+    two_sites.server.stop()  # SIGTERM: a local execution does not outlive its server
+    assert cluster.wait_job_state(job_id, {"CANCELLED"}, timeout=30) == "CANCELLED"
+    two_sites.server.start()
+    with two_sites.server.client(token) as client:
+        body = client.get(f"/executions/{execution_id}").json()
+    assert body["status"] == "FAILED", body
