@@ -299,26 +299,50 @@ def test_a_killed_server_follows_the_job_on_the_second_environment_after_a_resta
     assert any(e["content"] == "second finished" for e in logs), logs
 
 
-def test_a_stop_of_the_server_cancels_the_cluster_job_of_an_execution_on_the_local_environment(
-    two_sites: ClusterServer, cluster: Cluster
-) -> None:
-    token = two_sites.server.token("frank")
-    key = _authorized_key(two_sites, cluster, token, "hpcuser1")
+def _trigger_from_here(setup: ClusterServer, cluster: Cluster, user: str) -> tuple[str, str, str]:
+    """Trigger ``fromhere``; (token, execution ID, the job ID of its step on hpc-a)."""
+    token = setup.server.token(user)
+    key = _authorized_key(setup, cluster, token, "hpcuser1")
     inputs = {"user_id": "hpcuser1", "vault_id": key}
-    with two_sites.server.client(token) as client:
+    with setup.server.client(token) as client:
         response = client.post("/workflows/fromhere@local@run", json={"inputs": inputs})
         assert response.status_code == 201, response.text
         execution_id = response.headers["location"].rsplit("/", 1)[1]
-        job_id = ""
         deadline = time.monotonic() + 60
-        while not job_id and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             job_id = client.get(f"/executions/{execution_id}").json()["steps"][0].get("job_id")
+            if job_id:
+                cluster.wait_job_state(job_id, {"RUNNING"})
+                return token, execution_id, str(job_id)
             time.sleep(0.3)
-    assert job_id, "the step on hpc-a was never submitted"
-    cluster.wait_job_state(job_id, {"RUNNING"})
+    raise AssertionError("the step on hpc-a was never submitted")
+
+
+def test_a_stop_of_the_server_cancels_the_cluster_job_of_an_execution_on_the_local_environment(
+    two_sites: ClusterServer, cluster: Cluster
+) -> None:
+    token, execution_id, job_id = _trigger_from_here(two_sites, cluster, "frank")
     two_sites.server.stop()  # SIGTERM: a local execution does not outlive its server
     assert cluster.wait_job_state(job_id, {"CANCELLED"}, timeout=30) == "CANCELLED"
     two_sites.server.start()
     with two_sites.server.client(token) as client:
         body = client.get(f"/executions/{execution_id}").json()
     assert body["status"] == "FAILED", body
+
+
+def test_after_a_crash_the_next_start_cancels_the_cluster_job_of_a_local_execution(
+    two_sites: ClusterServer, cluster: Cluster
+) -> None:
+    token, execution_id, job_id = _trigger_from_here(two_sites, cluster, "grace")
+    process = two_sites.server.process
+    assert process is not None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert cluster.job_state(job_id) == "RUNNING"  # nobody told Slurm
+    two_sites.server.start()
+    assert cluster.wait_job_state(job_id, {"CANCELLED"}, timeout=30) == "CANCELLED"
+    with two_sites.server.client(token) as client:
+        body = wait_for_status(client, execution_id, {"FAILED"}, timeout=30)
+        logs = [e["content"] for e in client.get(f"/executions/{execution_id}/logs").json()["logs"]]
+    assert body["status"] == "FAILED"
+    assert f"Cancelled its job(s) {job_id} on hpc-a" in logs

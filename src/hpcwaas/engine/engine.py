@@ -227,6 +227,8 @@ class Engine:
         else:
             message, error = RECOVERY_MESSAGE, RECOVERY_ERROR
         self.logs.emit(record.id, LogLevel.ERROR, message)
+        for done in await self._places.cancel_left_jobs(record):
+            self.logs.emit(record.id, LogLevel.WARN, done)
         await self._kill_leftovers(record.id)
         cancelling = record.status is ExecutionStatus.CANCELLING
         log.warning("execution %s was %s when its runner was lost: ended", record.id, record.status)

@@ -12,11 +12,14 @@ import functools
 from hpcwaas.engine.cluster_keys import ClusterKeys, execution_target, record_key_use
 from hpcwaas.engine.jobs import JobTracker
 from hpcwaas.engine.places import ClusterPlace, LocalPlace, Place, Places
+from hpcwaas.schedulers import slurm
+from hpcwaas.schedulers.errors import SchedulerError
 from hpcwaas.secrets.base import KeyStore
 from hpcwaas.settings import EnvironmentConfig, LocalEnvironment, Settings
 from hpcwaas.store.database import Database
 from hpcwaas.store.executions import ExecutionRecord
 from hpcwaas.transports.base import Transport
+from hpcwaas.transports.errors import TransportError
 from hpcwaas.transports.ssh import SshPool
 
 
@@ -49,6 +52,36 @@ class PlaceMaker:
                 return f"{place} (environment {environment})"
             others[environment] = place
         return Places(record.environment, home, others)
+
+    async def cancel_left_jobs(self, record: ExecutionRecord) -> list[str]:
+        """``scancel`` the jobs a local execution's steps left on clusters, which nobody follows
+        once its server is gone (found by their comment or name); what was done, for its log."""
+        config = self._settings.environments.get(record.environment)
+        if config is None or not record.places:
+            return []
+        places = self.places(record, config)
+        if isinstance(places, str):
+            return [f"Its jobs on other environments could not be cancelled: {places}"]
+        done: list[str] = []
+        for environment, place in places.others.items():
+            cluster = place.cluster
+            if cluster is None:
+                continue
+            try:
+                found = await cluster.transport.run(slurm.find_jobs_command(cluster.target.login))
+                jobs = slurm.parse_find_jobs(
+                    found.exit_code, found.stdout, found.stderr, execution_id=record.id
+                ).jobs
+                left = [job.job_id for job in jobs if not job.state.terminal]
+                if left:
+                    cancelled = await cluster.transport.run(slurm.scancel_command(left))
+                    slurm.parse_scancel(cancelled.exit_code, cancelled.stdout, cancelled.stderr)
+            except (TransportError, SchedulerError) as exc:
+                done.append(f"Its jobs on {environment} could not be cancelled: {exc}")
+                continue
+            if left:
+                done.append(f"Cancelled its job(s) {', '.join(left)} on {environment}")
+        return done
 
     async def close(self) -> None:
         """Stop the job trackers, close the SSH connections and the signers' sessions."""
