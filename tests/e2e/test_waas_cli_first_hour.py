@@ -10,7 +10,6 @@ import json
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,11 +132,13 @@ def test_ctrl_c_while_following_leaves_the_execution_running_and_says_how_to_fol
 ) -> None:
     execution_id = cli.start_sleep()
     follower = cli.popen("executions", "status", "-f", execution_id)
-    time.sleep(2)
+    assert follower.stdout is not None
+    # Ctrl-C once it is following: after its first status line (a busy machine starts it slowly)
+    first = follower.stdout.readline()
     follower.send_signal(signal.SIGINT)
-    out, err = follower.communicate(timeout=30)
+    _, err = follower.communicate(timeout=30)
     assert follower.returncode == 130
-    assert out.splitlines()[0] == f"Execution: ID: {execution_id}, Status: RUNNING"
+    assert first.rstrip("\n") == f"Execution: ID: {execution_id}, Status: RUNNING"
     assert err.strip() == (
         f"Stopped following. Execution {execution_id} keeps running on the server; "
         f"follow it again with: waas executions status -f {execution_id}  "
