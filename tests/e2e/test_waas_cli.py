@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -23,6 +24,10 @@ TRIGGERED = re.compile(rf"^Workflow triggered with execution ID: ({UUID})$", re.
 LOG_LINE = re.compile(r"^(DEBUG|INFO|WARN|ERROR): \[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\] (.*)$")
 DEMO_IDS = ("demo@local@fail", "demo@local@hello", "demo@local@sleep", "demo@local@sweep")
 LIST_HEADERS = ("Workflow ID", "Workflow Name", "Application", "Environment ID", "Environment Name")
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Waas:
@@ -74,6 +79,9 @@ class Waas:
             stdin=subprocess.DEVNULL,
             text=True,
             env=self.env(),
+            # Ctrl-C reaches it as a terminal's would, even when the tests run as a background
+            # job (whose children inherit SIGINT ignored, and Python then keeps it ignored).
+            preexec_fn=_interruptible,
         )
 
     def trigger(self, workflow: str, *inputs: str) -> str:
