@@ -128,13 +128,16 @@ class ClusterKeys:
         return record
 
     def _check_principal(self, record: ExecutionRecord, target: SshTarget) -> None:
-        """AccessRefused unless the execution runs as this login and its owner may use it."""
+        """AccessRefused unless the execution runs as this login and the user whose account
+        it is there (its owner; for a deployment, that environment's deployment_user) may use
+        it."""
         certificates = self._certificates
+        user = record.user_on(self._environment)
         if record.account_on(self._environment) != (target.login, target.key_id) or (
-            certificates is None or not certificates.may_sign(record.owner, target.login)
+            certificates is None or not certificates.may_sign(user, target.login)
         ):
             raise AccessRefused(
-                f"{record.owner} may not be signed for the cluster login {target.login} on "
+                f"{user} may not be signed for the cluster login {target.login} on "
                 f"environment {self._environment} (environments.{self._environment}."
                 "ssh_certificates.logins)"
             )

@@ -68,9 +68,13 @@ async def start_deployment(
     owner: str,
     cluster_login: str | None,
     key_id: str | None,
+    places: dict[str, dict[str, str | None]],
     requested_by: str,
 ) -> str:
-    """Record a new PENDING execution of ``deployment`` and make it the current one; its ID."""
+    """Record a new PENDING execution of ``deployment`` and make it the current one; its ID.
+
+    ``places``: the accounts on the other environments its steps name (as an execution's).
+    """
     execution_id = str(uuid.uuid4())
     await user_store.ensure_user(conn, owner)
     await execution_store.create_execution(
@@ -86,6 +90,7 @@ async def start_deployment(
         step_names=deployment.step_order(),
         cluster_login=cluster_login,
         key_id=key_id,
+        places=places,
     )
     await deployment_store.set_deployment(
         conn,
