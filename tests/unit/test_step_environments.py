@@ -121,7 +121,8 @@ def _with_deployment(tmp_path: Path, deployment_steps: str) -> None:
 def test_a_deployment_step_may_run_on_another_environment_of_the_one_deployment(tmp_path):
     _with_deployment(
         tmp_path,
-        "here: {kind: shell, run: 'true'}\nthere: {kind: slurm, script: 'true', environment: hpc2}\n",
+        "here: {kind: shell, run: 'true'}\n"
+        "there: {kind: slurm, script: 'true', environment: hpc2}\n",
     )
     catalog = load(tmp_path)
     assert catalog.problems == []
