@@ -1,7 +1,8 @@
 """Deployments: the steps an application runs once per environment before its executions.
 
 A deployment runs as an execution of the application's ``deployment:`` section (workflow
-name ``.deployment``, owned by the environment's ``deployment_user``); ``store/deployments.py``
+name ``.deployment``, owned by the environment's ``deployment_user``; its steps on another
+environment run there as that environment's ``deployment_user``); ``store/deployments.py``
 says which execution is the current deployment of (application, environment). An execution
 of one of the application's workflows starts once that deployment SUCCEEDED, with its step
 outputs as ``deployment.outputs``; it waits (PENDING) while the deployment runs, and fails
