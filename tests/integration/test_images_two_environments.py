@@ -51,9 +51,9 @@ def two_environments(
     setup = ImagesServer(tmp_path, cluster, image_service)
     environments = json.loads(setup.server.env["HPCWAAS_ENVIRONMENTS"])
     loopback = environments.pop("cluster")  # with the stand-in Image Creation service
-    environments["hpc-a"] = {**loopback, "deployment_user": SERVICES["hpc-a"][0]}
-    environments["hpc-b"] = {**loopback, "work_root": "site-b"}
-    environments["hpc-b"]["deployment_user"] = SERVICES["hpc-b"][0]
+    for environment, name, root in (("hpc-a", "Site A", ".hpcwaas"), ("hpc-b", "Site B", "site-b")):
+        environments[environment] = {**loopback, "name": name, "work_root": root}
+        environments[environment]["deployment_user"] = SERVICES[environment][0]
     setup.server.env["HPCWAAS_ENVIRONMENTS"] = json.dumps(environments)
     catalog = tmp_path / "catalog"
     for old in catalog.iterdir():
