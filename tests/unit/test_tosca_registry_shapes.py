@@ -11,6 +11,9 @@ from tests.unit.tosca_topologies import DATA, problems, topology
 
 from hpcwaas.catalog import Catalog
 from hpcwaas.catalog.errors import WorkflowNotFound
+from hpcwaas.catalog.inputs import validate_inputs
+from hpcwaas.engine.plan import build_plan
+from hpcwaas.settings import SlurmEnvironment
 
 REGISTRY = DATA / "registry"
 FIXTURES = sorted(REGISTRY.glob("*.yaml"))
@@ -195,6 +198,30 @@ def test_parallel_topology_on_two_clusters_moves_an_image_to_each_for_its_own_jo
     )
     assert steps["JobCluster2"].container_image == (
         "{{ deployment.outputs.TransferCluster2.image_path }}"
+    )
+    # each job's enqueue_compss gets the image its own environment's transfer moved
+    moved = {
+        "TransferCluster1": {"image_path": "/shared/images-a/wc.sif"},
+        "TransferCluster2": {"image_path": "/shared/images-b/wc.sif"},
+    }
+    workflow = catalog.by_id("ParallelImages@hpc-a@exec_job")
+    given = {"user_id": "ada", "vault_id": "k1", "app_url": "https://apps.example.org/c.py"}
+    plan = build_plan(
+        workflow,
+        validate_inputs(workflow.spec, given),
+        _slurm("login-a.example"),
+        local_work_root=tmp_path,
+        deployment_outputs=moved,
+        others={"hpc-b": _slurm("login-b.example")},
+    )
+    commands = {step.name: str(step.command) for step in plan.steps}
+    assert "--container_image=/shared/images-a/wc.sif " in commands["JobCluster1"]
+    assert "--container_image=/shared/images-b/wc.sif " in commands["JobCluster2"]
+
+
+def _slurm(host: str) -> SlurmEnvironment:
+    return SlurmEnvironment(
+        kind="slurm", host=host, host_keys=[f"{host} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA"]
     )
 
 
