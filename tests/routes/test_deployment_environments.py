@@ -96,3 +96,17 @@ async def _record(server: InProcessServer, execution_id: str) -> ExecutionRecord
         record = await execution_store.get_execution(conn, execution_id)
     assert record is not None
     return record
+
+
+def test_running_the_deployment_of_the_other_environment_names_the_one_to_run(
+    fresh_server: Callable[..., InProcessServer], tmp_path: Path
+) -> None:
+    server = _start(fresh_server, tmp_path)
+    with server.client(server.token(OPERATOR)) as operator:
+        refused = operator.post("/deployments/tool/hpc")
+        assert refused.status_code == 404, refused.text
+        (error,) = refused.json()["errors"]
+        assert error["detail"] == (
+            "application 'tool' has no deployment on environment 'hpc'; its steps there "
+            "belong to its deployment on local: run that one"
+        )

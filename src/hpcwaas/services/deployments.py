@@ -123,9 +123,18 @@ async def run_deployment(
     the new execution's ID, audited. Conflict while the current one has not ended."""
     deployment = catalog.deployment(application, environment)
     if deployment is None:
+        covering = [
+            home
+            for (app, home), found in catalog.deployments.items()
+            if app == application and environment in found.other_environments()
+        ]
+        more = (
+            f"; its steps there belong to its deployment on {', '.join(covering)}: run that one"
+            if covering
+            else " (no such application, not deployed there, or no deployment: section)"
+        )
         raise NotFound(
-            f"application {application!r} has no deployment on environment {environment!r} "
-            "(no such application, not deployed there, or no deployment: section)"
+            f"application {application!r} has no deployment on environment {environment!r}" + more
         )
     async with audit.db.write() as conn:
         await deployment_store.lock_deployment(conn, application, environment)
