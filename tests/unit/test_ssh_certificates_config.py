@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from hpcwaas.settings import ConfigError, SshCertificatesConfig, load_settings
+from hpcwaas.api.states import ExecutionStatus
+from hpcwaas.engine.cluster_keys import ClusterKeys, execution_target
+from hpcwaas.settings import ConfigError, SlurmEnvironment, SshCertificatesConfig, load_settings
+from hpcwaas.store.executions import ExecutionRecord
+from hpcwaas.transports.errors import AccessRefused
 
 
 def _config_file(tmp_path: Path, **certificates: Any) -> Path:
@@ -65,3 +70,45 @@ def test_only_the_listed_logins_may_be_signed_and_the_own_name_when_configured()
     assert not listed.may_sign("bob", "proj042")
     own = SshCertificatesConfig(vault=vault, role="users", login_is_user_id=True)  # type: ignore[arg-type]
     assert own.may_sign("alice", "alice") and not own.may_sign("alice", "bob")
+
+
+def _deployment(places: dict[str, dict[str, str | None]]) -> ExecutionRecord:
+    """A deployment's record: owned by the home's deployment_user, a step on ``mn5``."""
+    return ExecutionRecord(
+        id="e1",
+        owner="svc-home",
+        workflow_id="app@home@.deployment",
+        application="app",
+        environment="home",
+        workflow=".deployment",
+        inputs={},
+        status=ExecutionStatus.PENDING,
+        error=None,
+        outputs=None,
+        definition_digest="d",
+        work_dir=None,
+        created_at=datetime.now(UTC),
+        started_at=None,
+        ended_at=None,
+        cancel_requested=False,
+        cluster_login=None,
+        key_id=None,
+        places=places,
+    )
+
+
+async def test_a_deployment_step_elsewhere_is_signed_for_that_environments_deployment_user(
+    tmp_path: Path,
+) -> None:
+    config = load_settings(_config_file(tmp_path, logins={"svc-mn5": ["deploy042"]}))
+    mn5 = config.environments["mn5"]
+    assert isinstance(mn5, SlurmEnvironment)
+    keys = ClusterKeys(None, None, "mn5", mn5)  # type: ignore[arg-type]
+    target = execution_target(mn5, "deploy042", "k1", "e1")
+    as_mn5s = {"mn5": {"login": "deploy042", "key_id": "k1", "user_id": "svc-mn5"}}
+    keys._check_principal(_deployment(as_mn5s), target)  # mn5's deployment_user may
+    as_owner = {"mn5": {"login": "deploy042", "key_id": "k1"}}
+    refused = "svc-home may not be signed for the cluster login deploy042"
+    with pytest.raises(AccessRefused, match=refused):
+        keys._check_principal(_deployment(as_owner), target)  # the home's may not
+    await keys.aclose()

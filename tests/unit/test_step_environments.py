@@ -113,11 +113,38 @@ def test_an_environment_id_with_a_bad_character_is_refused_in_the_file(tmp_path)
     assert "workflows.w.steps.a.environment: String should match pattern" in problem
 
 
-def test_deployment_steps_may_not_name_an_environment(tmp_path):
-    deployment = "deployment:\n  steps:\n    d: {kind: shell, run: 'true', environment: hpc2}\n"
-    write(tmp_path, "a: {kind: shell, run: 'true'}\n", extra=deployment)
-    with pytest.raises(CatalogFileError) as info:
-        read_application(tmp_path / "app.yaml")
-    (problem,) = info.value.problems
-    assert "deployment step 'd' names environment 'hpc2'" in problem
-    assert "remove environment: from the deployment's steps" in problem
+def _with_deployment(tmp_path: Path, deployment_steps: str) -> None:
+    body = textwrap.indent(textwrap.dedent(deployment_steps), "    ")
+    write(tmp_path, "a: {kind: shell, run: 'true'}\n", extra=f"deployment:\n  steps:\n{body}")
+
+
+def test_a_deployment_step_may_run_on_another_environment_of_the_one_deployment(tmp_path):
+    _with_deployment(
+        tmp_path,
+        "here: {kind: shell, run: 'true'}\n"
+        "there: {kind: slurm, script: 'true', environment: hpc2}\n",
+    )
+    catalog = load(tmp_path)
+    assert catalog.problems == []
+    assert list(catalog.deployments) == [("app", "hpc1")]  # one deployment, on the home
+    deployment = catalog.deployment("app", "hpc1")
+    assert deployment.spec.steps["here"].environment is None
+    assert deployment.spec.steps["there"].environment == "hpc2"
+    assert deployment.other_environments() == ["hpc2"]
+
+
+def test_a_deployment_step_naming_an_unconfigured_environment_keeps_the_application_off(tmp_path):
+    _with_deployment(tmp_path, "d: {kind: shell, run: 'true', environment: gpu9}\n")
+    catalog = load(tmp_path)
+    assert catalog.workflows == {} and catalog.deployments == {}
+    (problem,) = catalog.problems
+    assert "the deployment: step 'd' of kind shell names environment 'gpu9'" in problem
+    assert "which is not configured; application 'app' is not deployed on 'hpc1'" in problem
+
+
+def test_a_deployment_cluster_step_sent_to_a_local_environment_is_refused(tmp_path):
+    _with_deployment(tmp_path, "d: {kind: slurm, script: 'true', environment: local}\n")
+    catalog = load(tmp_path)
+    assert catalog.workflows == {}
+    (problem,) = catalog.problems
+    assert "the deployment: step 'd' of kind slurm cannot run on local environment" in problem

@@ -188,3 +188,39 @@ def test_rom_pillar_dry_run_shows_its_dag_runs_and_the_job_in_the_deployed_image
     assert commands["ROM_upload_center"] == "trigger a run of DAG mlflow_upload_model"
     assert commands["ROM_upload_outside"] == "trigger a run of DAG mlflow_upload_model"
     assert "--container_image=/shared/images/rom.sif " in commands["PyCOMPSJob"]
+
+
+def test_parallel_topology_on_two_clusters_moves_its_image_to_each_for_the_job_there(
+    registry, tmp_path
+):
+    path = tmp_path / "topology.yaml"
+    shutil.copy(registry / "minimal_workflow/tosca/parallel/types.yaml", path)
+    workflow_name, deployment_inputs = OFFERED["minimal_workflow/tosca/parallel/types.yaml"]
+    tags = {
+        "hpcwaas-workflows": workflow_name,
+        "hpcwaas-environments": "Cluster1Environment=hpc-a,Cluster2Environment=hpc-b",
+        "hpcwaas-deployment-inputs": deployment_inputs,
+    }
+    path.with_suffix(".tags").write_text(yaml.safe_dump(tags))
+    both = frozenset({"airflow", "image_creation"})
+    catalog = Catalog.load(
+        [path],
+        {"hpc-a": "A", "hpc-b": "B"},
+        {"hpc-a": "slurm", "hpc-b": "slurm"},
+        None,
+        {"hpc-a": both, "hpc-b": both},
+    )
+    [workflow] = catalog.workflows.values()
+    assert workflow.environment == "hpc-a", [p.message for p in catalog.file_problems]
+    deployment = catalog.deployment(workflow.application.application, "hpc-a")
+    assert deployment is not None
+    transfers = {n: s.environment for n, s in deployment.spec.steps.items() if "Transfer" in n}
+    assert transfers == {
+        "DLSDAGImageTransferCluster1": None,  # the home
+        "DLSDAGImageTransferCluster2": "hpc-b",
+    }
+    jobs = {n: s for n, s in workflow.spec.steps.items() if s.kind == "pycompss"}
+    assert jobs["PyCOMPSJobCluster2"].environment == "hpc-b"
+    assert jobs["PyCOMPSJobCluster2"].container_image == (
+        "{{ deployment.outputs.DLSDAGImageTransferCluster2.image_path }}"
+    )

@@ -11,6 +11,9 @@ from tests.unit.tosca_topologies import DATA, problems, topology
 
 from hpcwaas.catalog import Catalog
 from hpcwaas.catalog.errors import WorkflowNotFound
+from hpcwaas.catalog.inputs import validate_inputs
+from hpcwaas.engine.plan import build_plan
+from hpcwaas.settings import SlurmEnvironment
 
 REGISTRY = DATA / "registry"
 FIXTURES = sorted(REGISTRY.glob("*.yaml"))
@@ -173,18 +176,63 @@ def test_inputs_used_only_by_nodes_no_workflow_runs_are_reported_by_name(tmp_pat
     assert "input 'user_id'" not in text and "input 'vault_id'" not in text
 
 
-def test_deployment_phase_node_on_a_site_mapped_off_the_home_is_refused(tmp_path):
-    document = yaml.safe_load((REGISTRY / "image_deployment.yaml").read_text())
-    nodes = document["topology_template"]["node_templates"]
-    nodes["Other"] = {"type": "eflows4hpc.env.nodes.AbstractEnvironment"}
-    path = tmp_path / "image_deployment.yaml"
-    path.write_text(yaml.safe_dump(document))
-    tags = yaml.safe_load((REGISTRY / "image_deployment.tags").read_text())
-    tags[ENVS] = "Other=a,Site=b"
-    path.with_suffix(".tags").write_text(yaml.safe_dump(tags))
-    text = messages(Catalog.load([path], None))
-    assert (
-        "node 'Build' of the deployment phase is on Site (b), but the deployment runs on the "
-        "application's environment 'a'" in text
+def test_parallel_topology_on_two_clusters_moves_an_image_to_each_for_its_own_job(tmp_path):
+    path = copy(tmp_path, "parallel.yaml")  # its tags map Cluster1 to hpc-a, Cluster2 to hpc-b
+    environments = {"hpc-a": "A", "hpc-b": "B"}
+    catalog = Catalog.load([path], environments, {"hpc-a": "slurm", "hpc-b": "slurm"})
+    assert messages(catalog) == ""
+    assert list(catalog.workflows) == ["ParallelImages@hpc-a@exec_job"]
+    assert list(catalog.deployments) == [("ParallelImages", "hpc-a")]  # one, on the home
+    deployment = catalog.deployment("ParallelImages", "hpc-a").spec.steps
+    # the build has no site: the home; each transfer is on its cluster's environment
+    assert deployment["Build"].environment is None
+    assert deployment["TransferCluster1"].environment is None
+    assert deployment["TransferCluster2"].environment == "hpc-b"
+    assert deployment["TransferCluster1"].target_path == "/shared/images-a"
+    assert deployment["TransferCluster2"].target_path == "/shared/images-b"
+    steps = catalog.by_id("ParallelImages@hpc-a@exec_job").spec.steps
+    assert steps["JobCluster1"].environment is None
+    assert steps["JobCluster2"].environment == "hpc-b"
+    assert steps["JobCluster1"].container_image == (
+        "{{ deployment.outputs.TransferCluster1.image_path }}"
     )
-    assert "node 'Transfer' of the deployment phase is on Site (b)" in text
+    assert steps["JobCluster2"].container_image == (
+        "{{ deployment.outputs.TransferCluster2.image_path }}"
+    )
+    # each job's enqueue_compss gets the image its own environment's transfer moved
+    moved = {
+        "TransferCluster1": {"image_path": "/shared/images-a/wc.sif"},
+        "TransferCluster2": {"image_path": "/shared/images-b/wc.sif"},
+    }
+    workflow = catalog.by_id("ParallelImages@hpc-a@exec_job")
+    given = {"user_id": "ada", "vault_id": "k1", "app_url": "https://apps.example.org/c.py"}
+    plan = build_plan(
+        workflow,
+        validate_inputs(workflow.spec, given),
+        _slurm("login-a.example"),
+        local_work_root=tmp_path,
+        deployment_outputs=moved,
+        others={"hpc-b": _slurm("login-b.example")},
+    )
+    commands = {step.name: str(step.command) for step in plan.steps}
+    assert "--container_image=/shared/images-a/wc.sif " in commands["JobCluster1"]
+    assert "--container_image=/shared/images-b/wc.sif " in commands["JobCluster2"]
+
+
+def _slurm(host: str) -> SlurmEnvironment:
+    return SlurmEnvironment(
+        kind="slurm", host=host, host_keys=[f"{host} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA"]
+    )
+
+
+def test_deployment_phase_node_on_an_unconfigured_environment_keeps_the_application_off(
+    tmp_path,
+):
+    path = copy(tmp_path, "parallel.yaml")
+    catalog = Catalog.load([path], {"hpc-a": "A"}, {"hpc-a": "slurm"})
+    assert catalog.workflows == {} and catalog.deployments == {}
+    assert (
+        "the deployment: step 'TransferCluster2' of kind image_transfer names environment "
+        "'hpc-b', which is not configured; application 'ParallelImages' is not deployed on "
+        "'hpc-a'" in messages(catalog)
+    )

@@ -91,16 +91,6 @@ def _check_deployment(spec: WorkflowSpec) -> list[Problem]:
                     "outputs (read as deployment.outputs.<step>.<name>)",
                 )
             )
-    for name, step in spec.steps.items():
-        if step.environment is not None:
-            problems.append(
-                Problem(
-                    ("deployment", "steps", name, "environment"),
-                    f"deployment step {name!r} names environment {step.environment!r}, but "
-                    "the deployment runs on each environment it deploys on",
-                    "remove environment: from the deployment's steps",
-                )
-            )
     return problems
 
 

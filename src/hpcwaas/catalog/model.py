@@ -177,7 +177,7 @@ class ApplicationSpec(Spec):
     """Steps run once per environment before any execution of the workflows, again when the
     file changes or an operator asks; their step outputs are read as
     `{{ deployment.outputs.<step>.<name> }}`. No inputs; runs as the environment's
-    `deployment_user`."""
+    `deployment_user` (a step naming another environment: as that environment's)."""
 
 
 def rebuild_step_union() -> None:

@@ -4,8 +4,10 @@ A private key lives in the SSH client's memory only; each run of an execution re
 in the audit log, which key it used, on which host and as whom.
 
 On an environment with ``ssh_certificates``, ``ClusterKeys`` also has the site's CA sign the
-key's public half for each execution: for its cluster login alone (which the execution's
-owner must be allowed, checked again here against the execution's record), with the
+key's public half for each execution: for its cluster login alone (which the user whose
+account it is there must be allowed: the execution's owner, or for a deployment's step on
+another environment that environment's deployment_user; checked again here against the
+execution's record), with the
 execution ID in the certificate's key ID, for ``ttl_seconds``. A new connection reuses the
 last certificate of its execution only while more than ``renew_before_seconds`` of it are
 left, so it never logs in with an expired one; a connection already open lives on past its
@@ -128,13 +130,16 @@ class ClusterKeys:
         return record
 
     def _check_principal(self, record: ExecutionRecord, target: SshTarget) -> None:
-        """AccessRefused unless the execution runs as this login and its owner may use it."""
+        """AccessRefused unless the execution runs as this login and the user whose account
+        it is there (its owner; for a deployment, that environment's deployment_user) may use
+        it."""
         certificates = self._certificates
+        user = record.user_on(self._environment)
         if record.account_on(self._environment) != (target.login, target.key_id) or (
-            certificates is None or not certificates.may_sign(record.owner, target.login)
+            certificates is None or not certificates.may_sign(user, target.login)
         ):
             raise AccessRefused(
-                f"{record.owner} may not be signed for the cluster login {target.login} on "
+                f"{user} may not be signed for the cluster login {target.login} on "
                 f"environment {self._environment} (environments.{self._environment}."
                 "ssh_certificates.logins)"
             )

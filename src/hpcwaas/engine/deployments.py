@@ -1,7 +1,8 @@
 """Deployments: the steps an application runs once per environment before its executions.
 
 A deployment runs as an execution of the application's ``deployment:`` section (workflow
-name ``.deployment``, owned by the environment's ``deployment_user``); ``store/deployments.py``
+name ``.deployment``, owned by the environment's ``deployment_user``; its steps on another
+environment run there as that environment's ``deployment_user``); ``store/deployments.py``
 says which execution is the current deployment of (application, environment). An execution
 of one of the application's workflows starts once that deployment SUCCEEDED, with its step
 outputs as ``deployment.outputs``; it waits (PENDING) while the deployment runs, and fails
@@ -68,9 +69,13 @@ async def start_deployment(
     owner: str,
     cluster_login: str | None,
     key_id: str | None,
+    places: dict[str, dict[str, str | None]],
     requested_by: str,
 ) -> str:
-    """Record a new PENDING execution of ``deployment`` and make it the current one; its ID."""
+    """Record a new PENDING execution of ``deployment`` and make it the current one; its ID.
+
+    ``places``: the accounts on the other environments its steps name (as an execution's).
+    """
     execution_id = str(uuid.uuid4())
     await user_store.ensure_user(conn, owner)
     await execution_store.create_execution(
@@ -86,6 +91,7 @@ async def start_deployment(
         step_names=deployment.step_order(),
         cluster_login=cluster_login,
         key_id=key_id,
+        places=places,
     )
     await deployment_store.set_deployment(
         conn,

@@ -21,32 +21,52 @@ from hpcwaas.store.deployments import DeploymentRecord
 async def _start(
     conn: AsyncConnection, settings: Settings, deployment: DeployedWorkflow, requested_by: str
 ) -> str:
-    """Start ``deployment`` as the environment's ``deployment_user``; the execution's ID."""
-    environment = deployment.environment
-    config = settings.environments.get(environment)
-    if config is None:
-        raise NotFound(f"environment {environment!r} is not configured")
-    owner = config.deployment_user
-    login = key_id = None
-    if isinstance(config, SlurmEnvironment):
-        identity = await identity_store.get_identity(conn, owner, environment)
-        if identity is None:
-            label = deployment_label(deployment.application.application, environment)
-            raise Unavailable(
-                f"{label} cannot run: the service identity {owner!r} (deployment_user of "
-                f"environment {environment}) has no cluster login and SSH key there; an "
-                f"operator registers them (`waas environments set-identity {environment} "
-                "--login <login> --key <key id>`, as that user)"
-            )
-        login, key_id = identity.login, identity.key_id
+    """Start ``deployment`` as its environment's ``deployment_user``; the execution's ID.
+
+    Its steps on other environments (``environment:``) run there as that environment's
+    ``deployment_user``: every account is checked before anything is recorded.
+    """
+    home = deployment.environment
+    owner, login, key_id = await _account(conn, settings, deployment, home)
+    places: dict[str, dict[str, str | None]] = {}
+    for environment in deployment.other_environments():
+        user, other_login, other_key = await _account(conn, settings, deployment, environment)
+        places[environment] = {"login": other_login, "key_id": other_key}
+        if user != owner:
+            places[environment]["user_id"] = user
     return await start_deployment(
         conn,
         deployment,
         owner=owner,
         cluster_login=login,
         key_id=key_id,
+        places=places,
         requested_by=requested_by,
     )
+
+
+async def _account(
+    conn: AsyncConnection, settings: Settings, deployment: DeployedWorkflow, environment: str
+) -> tuple[str, str | None, str | None]:
+    """(deployment_user, cluster login, SSH key ID) of ``environment``; no login on a local
+    one. Unavailable when the deployment_user has no account registered on a cluster."""
+    config = settings.environments.get(environment)
+    if config is None:
+        raise NotFound(f"environment {environment!r} is not configured")
+    user = config.deployment_user
+    if not isinstance(config, SlurmEnvironment):
+        return user, None, None
+    identity = await identity_store.get_identity(conn, user, environment)
+    if identity is None:
+        label = deployment_label(deployment.application.application, deployment.environment)
+        steps = "" if environment == deployment.environment else " (for its steps there)"
+        raise Unavailable(
+            f"{label} cannot run: the service identity {user!r} (deployment_user of "
+            f"environment {environment}) has no cluster login and SSH key there{steps}; an "
+            f"operator registers them (`waas environments set-identity {environment} "
+            "--login <login> --key <key id>`, as that user)"
+        )
+    return user, identity.login, identity.key_id
 
 
 async def deploy_if_needed(
@@ -103,9 +123,18 @@ async def run_deployment(
     the new execution's ID, audited. Conflict while the current one has not ended."""
     deployment = catalog.deployment(application, environment)
     if deployment is None:
+        covering = [
+            home
+            for (app, home), found in catalog.deployments.items()
+            if app == application and environment in found.other_environments()
+        ]
+        more = (
+            f"; its steps there belong to its deployment on {', '.join(covering)}: run that one"
+            if covering
+            else " (no such application, not deployed there, or no deployment: section)"
+        )
         raise NotFound(
-            f"application {application!r} has no deployment on environment {environment!r} "
-            "(no such application, not deployed there, or no deployment: section)"
+            f"application {application!r} has no deployment on environment {environment!r}" + more
         )
     async with audit.db.write() as conn:
         await deployment_store.lock_deployment(conn, application, environment)

@@ -52,7 +52,9 @@ class ExecutionRecord:
     logs_removed_at: datetime | None = None
     outputs_removed_at: datetime | None = None
     data_removed_by: dict[str, str] | None = None
-    # the environments its steps run on besides its own: their cluster login and key ID
+    # the environments its steps run on besides its own: their cluster login and key ID, and
+    # ``user_id`` when that account is not the owner's (a deployment's: that environment's
+    # deployment_user)
     places: dict[str, dict[str, str | None]] | None = None
 
     def account_on(self, environment: str) -> tuple[str | None, str | None]:
@@ -61,6 +63,10 @@ class ExecutionRecord:
             return self.cluster_login, self.key_id
         account = (self.places or {}).get(environment, {})
         return account.get("login"), account.get("key_id")
+
+    def user_on(self, environment: str) -> str:
+        """The user ID whose cluster account its steps use on ``environment``."""
+        return (self.places or {}).get(environment, {}).get("user_id") or self.owner
 
 
 @dataclass(frozen=True)

@@ -128,11 +128,11 @@ def convert_topology(
         logins[workflow_name] = _login(topology, converted)
     deployed_nodes = [node.name for node in phase.nodes] if phase.section is not None else []
     placement = place_topology(topology, tags, nodes_of, problems, deployed_nodes)
-    for workflow in workflows.values():
-        for step_name, step in workflow["steps"].items():
+    deployment = phase.section
+    for section in [*workflows.values(), *([deployment] if deployment is not None else [])]:
+        for step_name, step in section["steps"].items():
             if step_name in placement.node_environments:
                 step["environment"] = placement.node_environments[step_name]
-    deployment = phase.section
     if deployment is not None:
         called |= {node.name for node in phase.nodes}  # run by the deployment
         for node in phase.nodes:

@@ -19,7 +19,8 @@ The operator decides which configured environments the sites are, in the order:
 
 Sites matched by their hosts are one environment: a workflow whose nodes are on sites with
 different hosts is refused, naming the sites (a map runs them on two). A deployment-phase node
-runs where the deployment runs: on a site mapped off the home, it is refused.
+on a site mapped off the home is a deployment step on its site's environment: the one
+deployment, keyed by the home, runs there too (Alien4Cloud ran it on that location).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class Placement:
     environments: list[str]
     hosts: list[str] = field(default_factory=list)  # matched at load; empty: decided by tag
     undecided: str | None = None  # why no environment is decided (a load warning)
-    # the nodes that run off the home (mapped by the tag), by node: their environment
+    # the nodes that run off the home (mapped by the tag), workflows' and deployment phase's,
+    # by node: their environment
     node_environments: dict[str, str] = field(default_factory=dict)
 
 
@@ -90,7 +92,7 @@ def place_topology(
     """The environments of the application; refusals are added to ``problems``.
 
     ``workflow_nodes``: the nodes each imported workflow runs; ``deployment_nodes``: those
-    of the deployment phase.
+    of the deployment phase (placed like the workflows' nodes).
     """
     sites: dict[str, list[NodeTemplate]] = {}
     for name in dict.fromkeys(n for nodes in workflow_nodes.values() for n in nodes):
@@ -101,7 +103,7 @@ def place_topology(
     mapping = _tag_map(tags, list(sites), problems)
     hosts = {s: site_host(topology, s, members) for s, members in sites.items()}
     if mapping is not None:
-        return _mapped(topology, mapping, workflow_nodes, deployment_nodes or [], problems)
+        return _mapped(topology, mapping, workflow_nodes, deployment_nodes or [])
     if tags.environments:
         return Placement(list(dict.fromkeys(tags.environments)))
     for workflow, nodes in workflow_nodes.items():
@@ -133,31 +135,18 @@ def _mapped(
     mapping: dict[str, str],
     workflow_nodes: dict[str, list[str]],
     deployment_nodes: list[str],
-    problems: list[ToscaProblem],
 ) -> Placement:
     """The tag map's placement: deployed on the first pair's environment, nodes on theirs."""
     if not mapping:
         return Placement(["unplaced"])  # the tag's problems say why
     home = next(iter(mapping.values()))
     off_home: dict[str, str] = {}
-    for name in dict.fromkeys(n for nodes in workflow_nodes.values() for n in nodes):
+    workflows_run = (n for nodes in workflow_nodes.values() for n in nodes)
+    for name in dict.fromkeys([*workflows_run, *deployment_nodes]):
         site = site_of(topology, topology.nodes[name])
         environment = mapping.get(site) if site is not None else None
         if environment is not None and environment != home:
             off_home[name] = environment
-    for name in deployment_nodes:
-        site = site_of(topology, topology.nodes[name])
-        environment = mapping.get(site) if site is not None else None
-        if environment is not None and environment != home:
-            problems.append(
-                ToscaProblem(
-                    ("topology_template", "node_templates", name),
-                    f"node {name!r} of the deployment phase is on {site} ({environment}), but "
-                    f"the deployment runs on the application's environment {home!r} (the "
-                    f"first of the tag {ENVIRONMENTS_TAG})",
-                    f"put its site first in the tag {ENVIRONMENTS_TAG}, or map it to {home}",
-                )
-            )
     return Placement([home], node_environments=off_home)
 
 
