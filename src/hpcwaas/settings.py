@@ -372,7 +372,8 @@ class SlurmEnvironment(BaseModel):
     airflow: AirflowConfig | None = Field(
         default=None,
         description="The Airflow (Data Logistics Service) that dag_run steps on this cluster "
-        "trigger DAG runs on; none: dag_run steps fail at once here.",
+        "trigger DAG runs on; none: an application with a dag_run step is not deployed here, "
+        "unless the step has a without_airflow step.",
     )
     image_creation: ImageCreationConfig | None = Field(
         default=None,
