@@ -112,28 +112,7 @@ class DagRunKind(StepKind[DagRunStep, DagRunRequest]):
                         "use letters, digits and _, e.g. cluster_access: ['source_', 'target_']",
                     )
                 )
-        instead = step.instead()
-        if instead is not None and step.without_airflow is not None:
-            own = sorted(step.without_airflow.model_fields_set & _COMMON_KEYS - {"kind"})
-            for key in own:
-                problems.append(
-                    checks.problem(
-                        ("without_airflow", key),
-                        f"without_airflow: {key} is the dag_run step's own",
-                        f"move {key} up to the dag_run step, which gives it to both",
-                    )
-                )
-            nested = replace(checks, loc=(*checks.loc, "without_airflow"))
-            if isinstance(instead, StageInStep):
-                found = StageInKind().check(instead, nested)
-            else:
-                found = StageOutKind().check(instead, nested)
-            named = f"step {checks.name!r} "
-            problems += [
-                replace(p, message=p.message.replace(named, named + "without_airflow: ", 1))
-                for p in found
-            ]
-        return problems
+        return problems + _without_airflow_problems(step, checks)
 
     def without_service(self, step: DagRunStep) -> StepSettings | None:
         """Its ``without_airflow`` step, where the environment has no Airflow."""
@@ -168,6 +147,30 @@ class DagRunKind(StepKind[DagRunStep, DagRunRequest]):
     def run(self, runtime: StepRuntime[R], name: str, step: DagRunStep, *, resumed: bool) -> R:
         """The environment's Airflow runs it."""
         return runtime.remote_run(self, name, step, resumed=resumed)
+
+
+def _without_airflow_problems(step: DagRunStep, checks: StepChecks) -> list[Problem]:
+    """The step run where there is no Airflow: its own keys only, checked as of its kind."""
+    fallback, instead = step.without_airflow, step.instead()
+    if fallback is None or instead is None:
+        return []
+    problems = [
+        checks.problem(
+            ("without_airflow", key),
+            f"without_airflow: {key} is the dag_run step's own",
+            f"move {key} up to the dag_run step, which gives it to both",
+        )
+        for key in sorted(fallback.model_fields_set & _COMMON_KEYS - {"kind"})
+    ]
+    nested = replace(checks, loc=(*checks.loc, "without_airflow"))
+    if isinstance(instead, StageInStep):
+        found = StageInKind().check(instead, nested)
+    else:
+        found = StageOutKind().check(instead, nested)
+    named = f"step {checks.name!r} "
+    return problems + [
+        replace(p, message=p.message.replace(named, named + "without_airflow: ", 1)) for p in found
+    ]
 
 
 def _strings(value: Any, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], str]]:
