@@ -229,6 +229,19 @@ class Airflow:
             start_new_session=True,  # its own process group: stopped as one
         )
 
+    def ensure_running(self) -> None:
+        """Start again what exited since the last test, and wait until it serves.
+
+        Tests of database outages stop and restart the session's PostgreSQL, which this
+        Airflow's metadata database lives on; its scheduler may exit on the lost connection.
+        """
+        commands = {"scheduler": ["scheduler"], "webserver": self._webserver_args()}
+        for name, args in commands.items():
+            process = self.processes.get(name)
+            if process is None or process.poll() is not None:
+                self._spawn(name, args)
+        self._wait_healthy(time.monotonic())
+
     def stop_webserver(self) -> None:
         """Stop the webserver (the REST API): the Airflow cannot be reached; runs go on."""
         process = self.processes.pop("webserver")
@@ -315,8 +328,15 @@ class Airflow:
         return "\n".join(_tail(self.home / f"{name}.log") for name in ("scheduler", "webserver"))
 
 
+@pytest.fixture
+def airflow(session_airflow: Airflow) -> Airflow:
+    """The session's Airflow, running and healthy for this test."""
+    session_airflow.ensure_running()
+    return session_airflow
+
+
 @pytest.fixture(scope="session")
-def airflow(postgres: Postgres) -> Iterator[Airflow]:
+def session_airflow(postgres: Postgres) -> Iterator[Airflow]:
     """The session's Airflow, started (see the module docstring)."""
     server = Airflow(postgres)
     try:
