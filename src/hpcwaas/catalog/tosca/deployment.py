@@ -88,7 +88,7 @@ def deployment_phase(
         step = converter.step(replace(node, properties=properties))
         if step is None:
             continue
-        needs = [n for n in _required_nodes(node) if n in names and n != node.name]
+        needs = [n for n in dict.fromkeys(node.required_nodes()) if n in names and n != node.name]
         if needs:
             step["needs"] = needs
         steps[node.name] = step
@@ -127,18 +127,6 @@ def _images(nodes: list[NodeTemplate], *, by_deployment: bool) -> dict[str, str]
 def _unrun(node: NodeTemplate) -> str:
     """Why this release does not run ``node``, of the deployment phase."""
     return f"node {node.name!r} ({node.type}) needs a supported node type"
-
-
-def _required_nodes(node: NodeTemplate) -> list[str]:
-    """The nodes ``node``'s requirements name (``dependency`` and the others)."""
-    found: list[str] = []
-    for requirement in node.requirements:
-        if isinstance(requirement, dict):
-            for value in requirement.values():
-                target = value.get("node") if isinstance(value, dict) else None
-                if isinstance(target, str) and target not in found:
-                    found.append(target)
-    return found
 
 
 def _given(

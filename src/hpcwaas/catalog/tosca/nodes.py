@@ -347,7 +347,7 @@ class NodeConverter:
     def _image_transfer(self, node: NodeTemplate) -> dict[str, Any]:
         builds = [
             target
-            for target in _required_nodes(node)
+            for target in node.required_nodes()
             if (found := self.topology.nodes.get(target)) is not None
             and found.type == IMAGE_BUILD_TYPE
         ]
@@ -385,15 +385,3 @@ class NodeConverter:
             metadata["data_catalogue"] = "not configured"
             step["metadata"] = metadata
         return step
-
-
-def _required_nodes(node: NodeTemplate) -> list[str]:
-    """The nodes ``node``'s requirements name."""
-    found: list[str] = []
-    for requirement in node.requirements:
-        if isinstance(requirement, dict):
-            for value in requirement.values():
-                target = value.get("node") if isinstance(value, dict) else None
-                if isinstance(target, str):
-                    found.append(target)
-    return found

@@ -38,6 +38,17 @@ class NodeTemplate:
         """The key path of one of its properties."""
         return (*self.loc, "properties", *keys)
 
+    def required_nodes(self) -> list[str]:
+        """The nodes its requirements name, in order (``dependency`` and the others)."""
+        found: list[str] = []
+        for requirement in self.requirements:
+            if isinstance(requirement, dict):
+                for value in requirement.values():
+                    target = value.get("node") if isinstance(value, dict) else None
+                    if isinstance(target, str):
+                        found.append(target)
+        return found
+
 
 @dataclass(frozen=True)
 class WorkflowStep:
