@@ -253,18 +253,29 @@ def test_at_375_px_the_tables_are_cards_and_nothing_scrolls_sideways(
         execution_id = _trigger(api, "demo@local@sweep", {"n": 2})
         assert api.post("/ssh_keys", json={}).status_code == 201
     page.goto(f"{server.url}/ui/#/executions")
-    row = page.locator(f"tr[data-execution='{execution_id}']")
-    row.wait_for()
+    # the list redraws a row on each of its execution's events: measure it once it has ended,
+    # in one read of the page
+    row = f"tr[data-execution='{execution_id}']"
+    page.wait_for_function(
+        "(sel) => /SUCCEEDED/.test(document.querySelector(sel)?.textContent ?? '')",
+        arg=row,
+        timeout=30_000,
+    )
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     # every column stays visible, each value after its column's name
-    cells = row.locator("td")
-    assert cells.count() == 5
-    for i, label in enumerate(["Execution", "Workflow", "Status", "Started", "Duration"]):
-        box = cells.nth(i).bounding_box()
-        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
-        assert cells.nth(i).evaluate("(td) => getComputedStyle(td, '::before').content") == (
-            f'"{label}"'
-        )
+    cells = page.evaluate(
+        """(sel) => [...document.querySelector(sel).cells].map((td) => {
+             const box = td.getBoundingClientRect();
+             return {left: box.left, right: box.right, width: box.width,
+                     label: getComputedStyle(td, '::before').content};
+           })""",
+        row,
+    )
+    assert [cell["label"] for cell in cells] == [
+        f'"{label}"' for label in ["Execution", "Workflow", "Status", "Started", "Duration"]
+    ]
+    for cell in cells:
+        assert cell["width"] > 0 and cell["left"] >= 0 and cell["right"] <= 375, cell
     assert page.locator("thead").evaluate("(t) => t.getBoundingClientRect().height") <= 1
     page.goto(f"{server.url}/ui/#/keys")
     page.locator("tbody tr td code").first.wait_for()
