@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from tests.conftest import LiveServer
+import yaml
+from tests.conftest import LiveServer, free_port
 from tests.portal_support import Watch, logged_in, with_csp
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 USER = "grace"
+HOST_KEY = (
+    "[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+)
 
 
 @pytest.fixture
@@ -304,3 +309,49 @@ def test_a_server_that_cannot_be_reached_is_said_in_plain_words_and_retried(
     server.start()
     page.get_by_role("heading", level=1, name="Executions").wait_for(timeout=40_000)
     assert notice.is_hidden()
+
+
+MIXED_APP = """\
+application: mixed
+environments: [local]
+expose: [run]
+workflows:
+  run:
+    steps:
+      prepare: {kind: shell, run: "true"}
+      solve: {kind: slurm, script: "srun ./solve", environment: hpc, needs: [prepare]}
+"""
+
+
+def test_a_step_that_runs_on_another_environment_says_which(chromium: Page, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "mixed.yaml").write_text(MIXED_APP)
+    # a cluster nobody answers on: the step waits for it, which is all the page needs
+    hpc = {"kind": "slurm", "host": "127.0.0.1", "port": free_port(), "host_keys": [HOST_KEY]}
+    config = tmp_path / "hpcwaas.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "catalog_dirs": [str(catalog)],
+                "environments": {"local": {"kind": "local"}, "hpc": hpc},
+            }
+        )
+    )
+    server = LiveServer(tmp_path / "data", free_port(), extra_args=["--config", str(config)])
+    try:
+        server.start()
+        token = server.token(USER)
+        with server.client(token) as api:
+            key = api.post("/ssh_keys", json={}).json()["id"]
+            execution_id = _trigger(
+                api, "mixed@local@run", {"user_id": "hpcuser1", "vault_id": key}
+            )
+        page = logged_in(chromium, server.url, token)
+        page.goto(f"{server.url}/ui/#/executions/{execution_id}")
+        solve = page.locator("ol.dag [data-step='solve']")
+        solve.wait_for()
+        assert solve.locator(".step-env").inner_text() == "on hpc"
+        assert page.locator("ol.dag [data-step='prepare'] .step-env").count() == 0
+    finally:
+        server.stop()

@@ -77,3 +77,21 @@ def test_the_dry_run_names_the_environment_of_a_step_that_runs_elsewhere(
     assert steps["solve"]["environment_id"] == "hpc"
     assert steps["solve"]["error"] is None
     assert "sbatch" in steps["solve"]["command"]
+
+
+def test_an_execution_shows_the_environment_of_a_step_that_runs_elsewhere(
+    fresh_server: Callable[..., InProcessServer], tmp_path: Path
+) -> None:
+    server = _start(fresh_server, tmp_path)
+    with server.client(server.token("ada")) as api:
+        key = api.post("/ssh_keys").json()["id"]
+        triggered = api.post(
+            "/workflows/mixed@local@run",
+            json={"inputs": {"user_id": "hpcuser1", "vault_id": key}},
+        )
+        assert triggered.status_code == 201, triggered.text
+        # the original's answer: 201 and the execution in Location
+        shown = api.get(triggered.headers["location"]).json()
+    steps = {s["name"]: s for s in shown["steps"]}
+    assert steps["prepare"]["environment_id"] is None
+    assert steps["solve"]["environment_id"] == "hpc"

@@ -143,6 +143,9 @@ class StepPublic(WireModel):
     running_at: datetime | None = None
     # additive: Slurm's accounting of its job, once sacct has it (clusters with slurmdbd)
     accounting: SlurmAccounting | None = None
+    # additive: the environment it runs on, when not the workflow's (its `environment:`);
+    # null if the workflow is gone
+    environment_id: str | None = None
 
 
 class DataRemovalPublic(WireModel):

@@ -110,6 +110,9 @@ def status_line(execution: ExecutionPublic) -> str:
 
 def _step_line(step: StepPublic) -> str:
     details = [f"Slurm job {step.job_id}"] if step.job_id else []
+    if step.environment_id is not None:  # not the workflow's environment
+        where = f"on {step.environment_id}"
+        details = [f"{details[0]} {where}"] if details else [where]
     if step.exit_code is not None:
         details.append(f"exit code {step.exit_code}")
     suffix = f" ({', '.join(details)})" if details else ""

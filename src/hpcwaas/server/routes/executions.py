@@ -164,10 +164,18 @@ def public_view(
                 outputs=s.outputs,
                 running_at=s.running_at,
                 accounting=SlurmAccounting.model_validate(s.accounting) if s.accounting else None,
+                environment_id=_elsewhere(specs[s.name].environment, record.environment)
+                if s.name in specs
+                else None,
             )
             for s in steps
         ],
     )
+
+
+def _elsewhere(environment: str | None, home: str) -> str | None:
+    """A step's environment, when it names one that is not its execution's."""
+    return environment if environment != home else None
 
 
 def data_removed(record: ExecutionRecord) -> dict[str, DataRemovalPublic] | None:

@@ -168,6 +168,9 @@ export function renderDag(steps) {
                   })
                 : null,
               step.job_id ? el("span", { class: "step-job", text: `job ${step.job_id}` }) : null,
+              step.environment_id
+                ? el("span", { class: "step-env", text: `on ${step.environment_id}` })
+                : null,
               step.accounting ? accountingList(step.accounting) : null,
             ),
           ),

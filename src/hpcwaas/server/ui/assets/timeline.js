@@ -43,6 +43,7 @@ function describe(step, bars) {
     else parts.push(`${bar.phase} ${formatDuration(new Date(bar.from), new Date(bar.to))}`);
   }
   if (step.job_id) parts.push(`Slurm job ${step.job_id}`);
+  if (step.environment_id) parts.push(`on ${step.environment_id}`);
   return parts.join(", ");
 }
 

@@ -1,5 +1,6 @@
-"""`waas executions status` adds Slurm's accounting of each job after the original's line,
-which stays byte for byte; `-o json` carries it as the API does."""
+"""`waas executions status` adds each step's line (its Slurm job, the environment it ran on when
+not the workflow's, Slurm's accounting) after the original's line, which stays byte for byte;
+`-o json` carries them as the API does."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ EXECUTION = {
             "job_id": "42",
             "accounting": ACCOUNTING,
         },
+        {"name": "publish", "state": "SUCCEEDED", "exit_code": 0, "environment_id": "hpc2"},
+        {
+            "name": "post",
+            "state": "SUCCEEDED",
+            "exit_code": 0,
+            "job_id": "7",
+            "environment_id": "hpc2",
+        },
     ],
 }
 
@@ -51,6 +60,8 @@ def test_status_shows_each_jobs_accounting_after_its_step(monkeypatch, capsys, t
         "  Step compute: SUCCEEDED (Slurm job 42, exit code 0)",
         "    Slurm accounting: COMPLETED, exit code 0, elapsed 75 s, CPU time 61.2 s, "
         "max RSS 64.0 MiB",
+        "  Step publish: SUCCEEDED (on hpc2, exit code 0)",
+        "  Step post: SUCCEEDED (Slurm job 7 on hpc2, exit code 0)",
     ]
 
 
