@@ -89,6 +89,10 @@ def test_a_deployment_runs_its_steps_on_each_environment_as_that_environments_se
     assert record.account_on("local") == (None, None)
     assert record.account_on("hpc") == ("svcdeploy", key)
     assert record.user_on("hpc") == "svc-hpc"  # whose account it is there
+    with server.client(server.token(OPERATOR)) as operator:
+        (event,) = operator.get("/audit", params={"action": "deployment.run"}).json()["events"]
+    assert event["target"] == deployment["execution_id"]
+    assert event["details"]["places"] == f"hpc: svcdeploy with key {key} (as svc-hpc)"
 
 
 async def _record(server: InProcessServer, execution_id: str) -> ExecutionRecord:

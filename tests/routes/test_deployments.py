@@ -132,7 +132,13 @@ def test_a_failing_deployment_fails_the_execution_with_its_error_until_run_again
         new_id = again.headers["location"].rsplit("/", 1)[1]
         _wait_deployment(operator, {"FAILED"})
         events = operator.get("/audit", params={"action": "deployment.run"}).json()["events"]
-        assert [(e["actor"], e["target"]) for e in events] == [(OPERATOR, new_id)]
+        # the first started with ada's trigger, the second by the operator; newest first
+        assert [(e["actor"], e["details"]["requested_by"]) for e in events] == [
+            (OPERATOR, OPERATOR),
+            ("ada", "trigger"),
+        ]
+        assert events[0]["target"] == new_id
+        assert {e["details"]["deployment_user"] for e in events} == {"hpcwaas-deployment"}
     assert counter.read_text() == "run\nrun\n"
 
 

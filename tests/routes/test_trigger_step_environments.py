@@ -13,6 +13,7 @@ HOST_KEY = (
     "[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 )
 
+OPERATOR = "olga"
 APP = """\
 application: mixed
 environments: [local]
@@ -31,7 +32,9 @@ def _start(fresh_server: Callable[..., InProcessServer], tmp_path: Path) -> InPr
     (catalog / "mixed.yaml").write_text(textwrap.dedent(APP))
     hpc = {"kind": "slurm", "host": "127.0.0.1", "port": 1, "host_keys": [HOST_KEY]}
     return fresh_server(
-        catalog_dirs=[catalog], environments={"local": {"kind": "local"}, "hpc": hpc}
+        catalog_dirs=[catalog],
+        environments={"local": {"kind": "local"}, "hpc": hpc},
+        operators={"users": [OPERATOR]},
     )
 
 
@@ -79,7 +82,7 @@ def test_the_dry_run_names_the_environment_of_a_step_that_runs_elsewhere(
     assert "sbatch" in steps["solve"]["command"]
 
 
-def test_an_execution_shows_the_environment_of_a_step_that_runs_elsewhere(
+def test_an_execution_shows_where_a_step_runs_elsewhere_and_the_account_is_audited(
     fresh_server: Callable[..., InProcessServer], tmp_path: Path
 ) -> None:
     server = _start(fresh_server, tmp_path)
@@ -95,3 +98,6 @@ def test_an_execution_shows_the_environment_of_a_step_that_runs_elsewhere(
     steps = {s["name"]: s for s in shown["steps"]}
     assert steps["prepare"]["environment_id"] is None
     assert steps["solve"]["environment_id"] == "hpc"
+    with server.client(server.token(OPERATOR)) as operator:
+        (event,) = operator.get("/audit", params={"action": "execution.trigger"}).json()["events"]
+    assert event["details"]["places"] == f"hpc: hpcuser1 with key {key}"

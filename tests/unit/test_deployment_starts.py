@@ -1,5 +1,5 @@
-"""Starting deployments in the store: one per (application, environment) and file, even
-when triggers race, on SQLite and on PostgreSQL."""
+"""Starting deployments in the store: one per (application, environment) and file, each
+audited once, even when triggers race, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from hpcwaas.catalog.catalog import Catalog
+from hpcwaas.services.audit import AuditRecorder
 from hpcwaas.services.deployments import deploy_if_needed
 from hpcwaas.settings import load_settings
 from hpcwaas.store.database import Database
 from hpcwaas.store.deployments import list_deployments
-from hpcwaas.store.tables import executions
+from hpcwaas.store.tables import audit_events, executions
 
 APP = """\
 application: app
@@ -32,7 +33,10 @@ workflows:
 async def _deployment_runs(db: Database) -> int:
     async with db.read() as conn:
         query = select(func.count()).where(executions.c.workflow == ".deployment")
-        return int((await conn.execute(query)).scalar_one())
+        started = int((await conn.execute(query)).scalar_one())
+        query = select(func.count()).where(audit_events.c.action == "deployment.run")
+        assert int((await conn.execute(query)).scalar_one()) == started
+        return started
 
 
 async def test_triggers_at_once_start_one_deployment_and_a_changed_file_another(
@@ -47,7 +51,9 @@ async def test_triggers_at_once_start_one_deployment_and_a_changed_file_another(
 
     async def trigger(catalog: Catalog) -> None:
         async with db.write() as conn:
-            await deploy_if_needed(conn, settings, catalog, workflow)
+            await deploy_if_needed(
+                conn, settings, catalog, workflow, AuditRecorder(db, "127.0.0.1", None), "ada"
+            )
 
     await asyncio.gather(*(trigger(catalog) for _ in range(4)))
     assert await _deployment_runs(db) == 1

@@ -75,3 +75,19 @@ async def list_events(
     """One page of the events matching ``filters``, newest first, and the next page's cursor."""
     async with db.read() as conn:
         return await audit_store.query(conn, filters, page)
+
+
+def places_detail(places: dict[str, dict[str, str | None]] | None) -> dict[str, str]:
+    """An execution's accounts on its other environments (none on a local one), as the
+    ``places`` audit detail; no detail when its steps all run on its own environment."""
+    if not places:
+        return {}
+    return {
+        "places": "; ".join(
+            f"{environment}: {account['login']} with key {account.get('key_id')}"
+            + (f" (as {account['user_id']})" if account.get("user_id") else "")
+            if account.get("login")
+            else f"{environment}: this host"
+            for environment, account in places.items()
+        )
+    }

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hpcwaas.api.states import ExecutionStatus
 from hpcwaas.catalog.catalog import Catalog, DeployedWorkflow
 from hpcwaas.engine.deployments import BY_TRIGGER, deployment_label, start_deployment
-from hpcwaas.services.audit import AuditRecorder
+from hpcwaas.services.audit import AuditRecorder, places_detail
 from hpcwaas.services.errors import Conflict, NotFound, Unavailable
 from hpcwaas.settings import Settings, SlurmEnvironment
 from hpcwaas.store import deployments as deployment_store
@@ -19,9 +19,15 @@ from hpcwaas.store.deployments import DeploymentRecord
 
 
 async def _start(
-    conn: AsyncConnection, settings: Settings, deployment: DeployedWorkflow, requested_by: str
+    conn: AsyncConnection,
+    settings: Settings,
+    deployment: DeployedWorkflow,
+    requested_by: str,
+    audit: AuditRecorder,
+    actor: str,
 ) -> str:
-    """Start ``deployment`` as its environment's ``deployment_user``; the execution's ID.
+    """Start ``deployment`` as its environment's ``deployment_user``, audited in the same
+    transaction as the ``deployment.run`` of ``actor``; the execution's ID.
 
     Its steps on other environments (``environment:``) run there as that environment's
     ``deployment_user``: every account is checked before anything is recorded.
@@ -34,7 +40,7 @@ async def _start(
         places[environment] = {"login": other_login, "key_id": other_key}
         if user != owner:
             places[environment]["user_id"] = user
-    return await start_deployment(
+    execution_id = await start_deployment(
         conn,
         deployment,
         owner=owner,
@@ -43,6 +49,22 @@ async def _start(
         places=places,
         requested_by=requested_by,
     )
+    await audit.record(
+        actor,
+        AuditAction.DEPLOYMENT_RUN,
+        execution_id,
+        details={
+            "application": deployment.application.application,
+            "environment": home,
+            "requested_by": requested_by,
+            "deployment_user": owner,
+            "cluster_login": login,
+            "key_id": key_id,
+            **places_detail(places),
+        },
+        conn=conn,
+    )
+    return execution_id
 
 
 async def _account(
@@ -70,11 +92,16 @@ async def _account(
 
 
 async def deploy_if_needed(
-    conn: AsyncConnection, settings: Settings, catalog: Catalog, workflow: DeployedWorkflow
+    conn: AsyncConnection,
+    settings: Settings,
+    catalog: Catalog,
+    workflow: DeployedWorkflow,
+    audit: AuditRecorder,
+    user_id: str,
 ) -> None:
-    """Start the deployment ``workflow`` needs, in the trigger's transaction, unless the
-    current one was started from the same file (whatever its state: a failed one is run again
-    by an operator, `hpcwaas-api deployments run`)."""
+    """Start the deployment ``workflow`` needs, in the trigger of ``user_id``'s transaction,
+    unless the current one was started from the same file (whatever its state: a failed one
+    is run again by an operator, `hpcwaas-api deployments run`)."""
     deployment = catalog.deployment(workflow.application.application, workflow.environment)
     if deployment is None:
         return
@@ -85,7 +112,7 @@ async def deploy_if_needed(
         conn, deployment.application.application, deployment.environment
     )
     if current is None or current.definition_digest != deployment.digest:
-        await _start(conn, settings, deployment, BY_TRIGGER)
+        await _start(conn, settings, deployment, BY_TRIGGER, audit, user_id)
 
 
 async def succeeded_outputs(
@@ -144,15 +171,7 @@ async def run_deployment(
                 f"{deployment_label(application, environment)} is {current.status.value} "
                 f"(execution {current.execution_id}); run it again once it has ended"
             )
-        execution_id = await _start(conn, settings, deployment, by)
-        await audit.record(
-            by,
-            AuditAction.DEPLOYMENT_RUN,
-            execution_id,
-            details={"application": application, "environment": environment},
-            conn=conn,
-        )
-    return execution_id
+        return await _start(conn, settings, deployment, by, audit, by)
 
 
 async def list_deployments(db: Database) -> list[DeploymentRecord]:

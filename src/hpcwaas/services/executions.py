@@ -19,7 +19,7 @@ from hpcwaas.engine.errors import EngineError
 from hpcwaas.engine.plan import build_plan
 from hpcwaas.engine.secret_inputs import forget_secrets, secret_inputs_path, split_secrets
 from hpcwaas.logging_setup import request_id_var
-from hpcwaas.services.audit import AuditRecorder
+from hpcwaas.services.audit import AuditRecorder, places_detail
 from hpcwaas.services.deployments import deploy_if_needed, succeeded_outputs
 from hpcwaas.services.errors import Conflict, NotFound, ServiceError, Unavailable
 from hpcwaas.services.identities import check_key, resolve_identity, resolve_places
@@ -187,7 +187,9 @@ async def _record(
         # In the transaction that records the execution, so two triggers cannot both pass.
         await check_running_executions(conn, limits, user.user_id)
         # The application's deployment, if it has one that was never started from this file.
-        await deploy_if_needed(conn, runtime.settings, runtime.catalog, workflow)
+        await deploy_if_needed(
+            conn, runtime.settings, runtime.catalog, workflow, audit, user.user_id
+        )
         await execution_store.create_execution(
             conn,
             execution_id=execution_id,
@@ -213,7 +215,7 @@ async def _record(
                 "environment": workflow.environment,
                 "cluster_login": checked.cluster_login,
                 "key_id": checked.key_id,
-                **({"places": _accounts(checked.places)} if checked.places else {}),
+                **places_detail(checked.places),
             },
             conn=conn,
         )
@@ -286,13 +288,3 @@ async def remove_data(
     async with runtime.db.read() as conn:
         fresh = await execution_store.get_execution(conn, execution_id)
     return fresh or record
-
-
-def _accounts(places: dict[str, dict[str, str | None]]) -> str:
-    """The account on each other environment (none on a local one), as one audit detail."""
-    return "; ".join(
-        f"{environment}: {account['login']} with key {account.get('key_id')}"
-        if account.get("login")
-        else f"{environment}: this host"
-        for environment, account in places.items()
-    )

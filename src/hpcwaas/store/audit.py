@@ -64,7 +64,9 @@ class AuditAction(StrEnum):
     IDENTITY_UNSET = "identity.unset"
     EXECUTION_DATA_REMOVE = "execution.data_remove"  # a user's early removal of its data
     RETENTION_SWEEP = "retention.sweep"  # what one retention sweep removed
-    DEPLOYMENT_RUN = "deployment.run"  # an operator ran an application's deployment again
+    # an application's deployment started: by the first trigger that needed it, or by an
+    # operator who ran it again (details.requested_by: "trigger", else the operator)
+    DEPLOYMENT_RUN = "deployment.run"
 
 
 class Outcome(StrEnum):
