@@ -83,8 +83,10 @@ def test_a_user_runs_follows_downloads_and_cancels_workflows_in_the_browser(
         f"echo '{public_key}' >> ~/.ssh/authorized_keys"
     )
     page.get_by_role("button", name="Copy public key").click()
+    page.get_by_role("button", name="Copied").wait_for()
     assert page.evaluate("navigator.clipboard.readText()") == public_key
-    assert page.locator(f"tr[data-key='{key_id}']").is_visible()
+    # the list is read again after the new key is shown
+    page.locator(f"tr[data-key='{key_id}']").wait_for()
     assert [k["id"] for k in api.get("/ssh_keys").json()["ssh_keys"]] == [key_id]
     shot(page, artifacts, "03-ssh-keys")
     # a second key, an Ed25519 one, deleted after confirmation

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import LiveServer, free_port
 from tests.environments_support import LOCAL_AND_PAPER_CLUSTER
 from tests.integration.conftest import SsoSetup
-from tests.portal_support import Watch, artifacts_dir, shot, with_csp
+from tests.portal_support import Watch, artifacts_dir, logged_in, shot, with_csp
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -89,8 +89,8 @@ def test_a_cluster_workflows_form_offers_the_registered_account_and_keys(
                 "/environments/cluster/identity", json={"login": "grace", "key_id": key_id}
             )
             assert registered.status_code == 200, registered.text
-            page.goto(live.url + "/ui/")
-            page.evaluate(f"sessionStorage.setItem('hpcwaas.token', {json.dumps(token)})")
+            # logged in before the portal first loads: no login screen drawn late over the page
+            logged_in(page, live.url, token)
             page.goto(live.url + "/ui/#/keys")
             form = page.get_by_role("form", name="Cluster account on Test cluster")
             assert form.get_by_label("Cluster login").input_value() == "grace"
@@ -120,7 +120,8 @@ def test_a_cluster_workflows_form_offers_the_registered_account_and_keys(
             assert api.get("/executions").json()["executions"] == []
 
             page.goto(live.url + "/ui/#/workflows/sim%40local%40run")
-            page.locator("#input-n").wait_for()
+            # the new form (the cluster one had an n too): its workflow ID is on it
+            page.get_by_text("sim@local@run", exact=True).wait_for()
             assert page.get_by_role("group", name="Cluster account on Local host").count() == 0
             assert page.locator("#input-user_id").count() == 0
         assert [e for e in watch.errors if "status of 400" not in e] == []

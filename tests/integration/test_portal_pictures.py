@@ -283,6 +283,7 @@ def test_at_375_px_the_tables_are_cards_and_nothing_scrolls_sideways(
         assert cell["width"] > 0 and cell["left"] >= 0 and cell["right"] <= 375, cell
     assert page.locator("thead").evaluate("(t) => t.getBoundingClientRect().height") <= 1
     page.goto(f"{server.url}/ui/#/keys")
+    page.get_by_role("heading", level=1, name="SSH keys").wait_for()
     page.locator("tbody tr td code").first.wait_for()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     delete = page.locator("tbody tr").first.get_by_role("button")
