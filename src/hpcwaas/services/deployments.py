@@ -99,7 +99,7 @@ async def deploy_if_needed(
     audit: AuditRecorder,
     user_id: str,
 ) -> None:
-    """Start the deployment ``workflow`` needs, in the trigger of ``user_id``'s transaction,
+    """Start the deployment ``workflow`` needs, in the transaction of ``user_id``'s trigger,
     unless the current one was started from the same file (whatever its state: a failed one
     is run again by an operator, `hpcwaas-api deployments run`)."""
     deployment = catalog.deployment(workflow.application.application, workflow.environment)
