@@ -13,6 +13,7 @@ from tests.unit.pycompss_plugin import options_and_words, plugin_words
 from tests.unit.test_render import HOSTILE
 from tests.unit.tosca_topologies import DATA, problems, topology, with_inputs
 
+from hpcwaas.catalog import Catalog
 from hpcwaas.catalog.errors import RenderError
 from hpcwaas.catalog.kinds.base import ClusterDefaults, Preparation
 from hpcwaas.catalog.kinds.pycompss import PycompssStep, prepare_pycompss_step
@@ -161,12 +162,18 @@ def test_input_value_with_blanks_reaches_the_job_environment_as_one_value():
     assert "user_id=a b; id" in words
 
 
-def test_unknown_variable_is_a_load_error_naming_it_the_node_and_the_property(tmp_path):
+def test_unknown_variable_keeps_the_workflow_off_naming_it_the_node_and_the_property(tmp_path):
+    # the plugin's bash made it an empty word; the operator declares it (test_tosca_gaps.py)
     document = topology()
     job = document["topology_template"]["node_templates"]["Job"]["properties"]
     job["submission_params"]["extra_compss_opts"] = "--pythonpath=$nowhere/src"
-    [problem] = problems(tmp_path, document)
-    assert "node 'Job' property submission_params.extra_compss_opts uses $nowhere" in problem
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(document))
+    catalog = Catalog.load([path], None)
+    assert catalog.refused == {} and not catalog.workflows
+    [warning] = [p.message for p in catalog.file_problems if "uses $nowhere" in p.message]
+    assert "node 'Job' property submission_params.extra_compss_opts uses $nowhere" in warning
+    assert "workflow 'run' is not offered" in warning
 
 
 def test_every_problem_of_the_dialect_is_reported_in_one_pass_with_its_line(tmp_path):
@@ -174,7 +181,7 @@ def test_every_problem_of_the_dialect_is_reported_in_one_pass_with_its_line(tmp_
     job = document["topology_template"]["node_templates"]["Job"]["properties"]
     job["submission_params"]["extra_compss_opts"] = "--x=$(id)"
     job["submission_params"]["qos"] = "a b"
-    job["application"]["arguments"] = ["$nowhere", "ok"]
+    job["application"]["arguments"] = ["--x=$(id)", "ok"]
     found = problems(tmp_path, document)
     assert len(found) == 3
     path = tmp_path / "demo.yaml"

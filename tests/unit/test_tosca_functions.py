@@ -125,16 +125,6 @@ def test_unknown_function_is_an_error_listing_the_supported_ones(tmp_path):
     assert "get_input, get_secret, concat, get_property, get_attribute" in problem
 
 
-def test_argument_naming_a_variable_that_is_no_input_is_an_error(tmp_path):
-    document = topology()
-    job = document["topology_template"]["node_templates"]["Job"]["properties"]
-    job["application"]["arguments"] = ["$HOME/x"]
-    [problem] = problems(tmp_path, document)
-    assert "property application.arguments[0] uses $HOME, which is neither a workflow input" in (
-        problem
-    )
-
-
 def test_literal_braces_are_not_read_as_templates(tmp_path):
     document = topology()
     stage_in = {"type": "dls.ansible.nodes.HTTP2SSH", "properties": {"url": "https://x/{{a}}"}}

@@ -305,12 +305,12 @@ def test_stage_in_without_url_is_an_error_naming_the_property(tmp_path):
     document = topology()
     document["topology_template"]["node_templates"]["Fetch"] = {
         "type": "dls.ansible.nodes.HTTP2SSH",
-        "properties": {"target_path": "in.txt", "input_name_for_url": "source"},
+        "properties": {"target_path": "in.txt"},
     }
     document["topology_template"]["workflows"]["run"]["steps"] = run_steps("Fetch", "Job")
     [problem] = problems(tmp_path, document)
     assert "node 'Fetch' (dls.ansible.nodes.HTTP2SSH) has no url" in problem
-    assert "'source'" in problem
+    assert "input_name_for_url" in problem
 
 
 def test_stage_in_force_and_literal_url_are_kept(tmp_path):

@@ -33,7 +33,7 @@ from hpcwaas.catalog.tosca.nodes import (
 )
 from hpcwaas.catalog.tosca.problems import ToscaImportError, ToscaProblem
 from hpcwaas.catalog.tosca.sites import endpoint_of, place_topology, topology_workflow_loc
-from hpcwaas.catalog.tosca.tags import read_tags
+from hpcwaas.catalog.tosca.tags import INPUTS_TAG, read_tags
 from hpcwaas.catalog.tosca.topology import NodeTemplate, Topology, ToscaInput, parse_topology
 from hpcwaas.catalog.tosca.workflows import NodeAction, node_actions
 from hpcwaas.catalog.yamlfile import Location, line_of
@@ -83,6 +83,7 @@ def convert_topology(
         )
     topology = parse_topology(document, problems)
     tags = read_tags(topology.metadata, path, problems)
+    topology.inputs += _tag_inputs(topology, tags.inputs, problems)
     lines: dict[Location, int] = {}
 
     def place(ours: Location, theirs: Location) -> None:
@@ -111,11 +112,19 @@ def convert_topology(
         )
         if imported is None:
             continue
-        converted, nodes, reasons = imported
+        converted, nodes, reasons, gaps = imported
         nodes_of[workflow_name] = nodes
         warnings += _endpoint_inputs(topology, nodes, converted["inputs"])
+        # each gap where it is in the file; the other reasons where the workflow is
+        warnings += [
+            ToscaProblem(
+                gap.loc,
+                f"warning: workflow {workflow_name!r} is not offered: {gap.message}",
+                gap.hint,
+            )
+            for gap in gaps
+        ]
         if reasons:
-            unavailable[workflow_name] = "; ".join(reasons)
             warnings.append(
                 ToscaProblem(
                     topology_workflow_loc(workflow_name),
@@ -123,6 +132,8 @@ def convert_topology(
                     "see docs/tosca-import.md#what-each-node-becomes",
                 )
             )
+        if reasons or gaps:
+            unavailable[workflow_name] = "; ".join([*reasons, *(gap.message for gap in gaps)])
             continue
         workflows[workflow_name] = converted
         logins[workflow_name] = _login(topology, converted)
@@ -161,6 +172,28 @@ def convert_topology(
     return ConvertedTopology(
         result, lines, placement.hosts, logins, warnings, placement.undecided, terms, unavailable
     )
+
+
+def _tag_inputs(
+    topology: Topology, definitions: dict[str, dict[str, Any]], problems: list[ToscaProblem]
+) -> list[ToscaInput]:
+    """The inputs the operator declares for the topology (``hpcwaas-inputs``), as if it did."""
+    declared = {i.name for i in topology.inputs} | {
+        i.name for w in topology.workflows.values() for i in w.inputs
+    }
+    added: list[ToscaInput] = []
+    for name, definition in definitions.items():
+        if name in declared:
+            problems.append(
+                ToscaProblem(
+                    (),
+                    f"{INPUTS_TAG}: the topology declares the input {name!r} itself",
+                    f"remove {name!r} from {INPUTS_TAG}",
+                )
+            )
+            continue
+        added.append(ToscaInput(name, definition, ("metadata", INPUTS_TAG, name)))
+    return added
 
 
 def _endpoint_inputs(
@@ -268,8 +301,9 @@ def _workflow(
     problems: list[ToscaProblem],
     place: Any,
     terms: dict[Location, str],
-) -> tuple[dict[str, Any], list[str], list[str]] | None:
-    """Our workflow, the nodes it calls, and why it cannot run here yet (empty: it can).
+) -> tuple[dict[str, Any], list[str], list[str], list[ToscaProblem]] | None:
+    """Our workflow, the nodes it calls, why it cannot run here yet, and what the topology
+    leaves out for it (``NodeConverter.gaps``); it can run when both are empty.
 
     Its PyCOMPSs jobs run in the image their ``img_transfer`` requirement names: moved by the
     deployment phase, or by a step of this workflow.
@@ -315,7 +349,7 @@ def _workflow(
     }
     if resolver.secrets:
         converted["secrets"] = resolver.secrets
-    return converted, nodes, reasons
+    return converted, nodes, reasons, converter.gaps
 
 
 def _place_step(

@@ -94,6 +94,14 @@ def deployment_phase(
         steps[node.name] = step
     if len(problems) != before:
         return DeploymentPhase(nodes, missing="its nodes have the problems reported")
+    if converter.gaps:
+        warnings.extend(
+            ToscaProblem(
+                gap.loc, f"warning: {gap.message}; the deployment phase is not made", gap.hint
+            )
+            for gap in converter.gaps
+        )
+        return DeploymentPhase(nodes, missing="; ".join(gap.message for gap in converter.gaps))
     if unvalued:
         warnings.extend(
             ToscaProblem(p.loc, f"warning: {p.message}; the deployment phase is not made", p.hint)

@@ -30,6 +30,7 @@ from hpcwaas.catalog.tosca.functions import (
 from hpcwaas.catalog.tosca.images import IMAGE_TRANSFER_TYPE, required_image
 from hpcwaas.catalog.tosca.problems import ToscaProblem
 from hpcwaas.catalog.tosca.pycompss import PycompssConversion, PycompssProperty
+from hpcwaas.catalog.tosca.tags import INPUTS_TAG
 from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topology
 
 PYCOMPSS_TYPE = "org.eflows4hpc.pycompss.plugin.nodes.PyCOMPSJob"
@@ -129,6 +130,11 @@ class NodeConverter:
 
     ``images``: the transfer nodes whose image this workflow's jobs can run in, each with where
     the image is (``images.moved_image``); a job requiring another is not offered (the caller).
+
+    ``problems`` make the file invalid. ``gaps`` are what the topology leaves out and the
+    original would have run as nothing (an input no declaration gives, no application): the
+    file is valid, as Alien4Cloud took it, and the workflow is not offered until the operator
+    fills them (the caller).
     """
 
     def __init__(
@@ -141,6 +147,7 @@ class NodeConverter:
         self.topology = topology
         self.resolver = resolver
         self.problems = problems
+        self.gaps: list[ToscaProblem] = []
         self.images = images or {}
 
     def step(self, node: NodeTemplate) -> dict[str, Any] | None:
@@ -154,7 +161,7 @@ class NodeConverter:
                 )
             )
             return None
-        before = len(self.problems)
+        before, gaps_before = len(self.problems), len(self.gaps)
         self.problems.extend(unknown_properties(node))
         converters: dict[str, Callable[[NodeTemplate], dict[str, Any]]] = {
             PYCOMPSS_TYPE: self._pycompss,
@@ -168,7 +175,7 @@ class NodeConverter:
         except FunctionError as exc:
             self.problems.append(exc.problem)
             return None
-        return step if len(self.problems) == before else None
+        return step if (len(self.problems), len(self.gaps)) == (before, gaps_before) else None
 
     def _get(self, node: NodeTemplate, *keys: str) -> Any:
         value: Any = node.properties
@@ -238,7 +245,9 @@ class NodeConverter:
         image = required_image(self.topology, node, self.images, self.problems)
         if image is not None:
             props["container_image"] = image
-        conversion = PycompssConversion(node.name, self.resolver.input_names, self.problems)
+        conversion = PycompssConversion(
+            node.name, self.resolver.input_names, self.problems, self.gaps
+        )
         step = conversion.step(props)
         environment = self.topology.environment_of(node)
         if environment is not None:  # the environment's modules replace the job's (plugin)
@@ -272,14 +281,23 @@ class NodeConverter:
             )
         else:
             value = self._get(node, key)
-        if value in (None, ""):
-            via = f" or the input {input_name!r}" if isinstance(input_name, str) else ""
+        if value in (None, "") and isinstance(input_name, str):
+            # the input it names is not declared: the original ran it with no value
+            self.gaps.append(
+                ToscaProblem(
+                    node.property_loc(f"input_name_for_{key}"),
+                    f"node {node.name!r} ({node.type}) has no {key}: it names the input "
+                    f"{input_name!r} (input_name_for_{key}), which no input declaration gives",
+                    f"declare it in the tags file ({INPUTS_TAG}: {{{input_name}: string}}), or "
+                    f"set the property {key}",
+                )
+            )
+        elif value in (None, ""):
             self.problems.append(
                 ToscaProblem(
                     node.property_loc(key),
                     f"node {node.name!r} ({node.type}) has no {key}",
-                    f"set the property {key}{via} (declare it among the workflow's inputs), "
-                    f"or name an input with input_name_for_{key}",
+                    f"set the property {key}, or name a workflow input with input_name_for_{key}",
                 )
             )
         return value

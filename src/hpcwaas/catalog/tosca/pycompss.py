@@ -32,6 +32,7 @@ from hpcwaas.catalog.tosca.dialect import (
 )
 from hpcwaas.catalog.tosca.functions import Template
 from hpcwaas.catalog.tosca.problems import ToscaProblem
+from hpcwaas.catalog.tosca.tags import INPUTS_TAG
 from hpcwaas.catalog.yamlfile import Location
 from hpcwaas.schedulers.pycompss import check_compss_option, check_compss_word
 from hpcwaas.schedulers.slurm_options import check_slurm_name
@@ -68,17 +69,26 @@ class PycompssProperty:
 
 
 class PycompssConversion:
-    """The ``pycompss`` step of one node, its problems added to ``problems``."""
+    """The ``pycompss`` step of one node, its problems added to ``problems`` and what the
+    topology leaves out to ``gaps`` (``nodes.NodeConverter``)."""
 
-    def __init__(self, node: str, input_names: set[str], problems: list[ToscaProblem]) -> None:
+    def __init__(
+        self,
+        node: str,
+        input_names: set[str],
+        problems: list[ToscaProblem],
+        gaps: list[ToscaProblem],
+    ) -> None:
         self.node = node
         self.input_names = input_names
         self.problems = problems
+        self.gaps = gaps
 
-    def _problem(self, prop: PycompssProperty, message: str, hint: str) -> None:
-        self.problems.append(
-            ToscaProblem(prop.loc, f"node {self.node!r} property {prop.name} {message}", hint)
-        )
+    def _problem(
+        self, prop: PycompssProperty, message: str, hint: str, *, gap: bool = False
+    ) -> None:
+        found = ToscaProblem(prop.loc, f"node {self.node!r} property {prop.name} {message}", hint)
+        (self.gaps if gap else self.problems).append(found)
 
     # --- words --------------------------------------------------------------------------
 
@@ -108,12 +118,15 @@ class PycompssConversion:
             return None
         unknown = [n for n in variables(split) if self.variable(n) is None]
         for name in unknown:
+            # The plugin's bash made it an empty word: here the operator declares it.
             declared = ", ".join(sorted(self.input_names)) or "none"
             self._problem(
                 prop,
                 f"uses ${name}, which is neither a workflow input nor a variable the plugin "
                 f"sets ({PLUGIN_PREFIX}{name}, {self.node}_{PLUGIN_PREFIX}{name})",
-                f"declare the input {name!r} among the workflow's inputs (declared: {declared})",
+                f"declare the input in the tags file ({INPUTS_TAG}: {{{name}: string}}) or "
+                f"among the workflow's inputs (declared: {declared})",
+                gap=True,
             )
         if unknown:
             return None
@@ -164,9 +177,16 @@ class PycompssConversion:
     def step(self, props: dict[str, PycompssProperty]) -> dict[str, Any]:
         """Our ``pycompss`` step's keys (no ``modules``, ``env`` or ``needs``)."""
         step: dict[str, Any] = {"kind": "pycompss"}
-        command = self.words(props["command"]) or []
-        if not command:
-            self._problem(props["command"], "is empty", "give the application to run")
+        command = self.words(props["command"])
+        if command == []:  # the plugin's line would have had no application
+            self._problem(
+                props["command"],
+                "is empty: there is no application to run (the plugin ran enqueue_compss "
+                "without one)",
+                "give the application in the topology (application.command)",
+                gap=True,
+            )
+        command = command or []
         arguments: list[str] = []
         for prop in props["arguments"].value or []:
             arguments += self.words(prop) or []

@@ -8,6 +8,9 @@ Alien4Cloud keeps them on the application; here they are given in the topology's
     hpcwaas-environments: hpc1                # optional: configured environment IDs
     hpcwaas-deployment-inputs:                # optional: the deployment phase's inputs
       images_path: /shared/images
+    hpcwaas-inputs:                           # optional: workflow inputs the file omits
+      Case_type: string                       # a type, or a TOSCA input definition
+      Reduction_method: {type: string, default: pod}
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ WORKFLOWS_TAG = "hpcwaas-workflows"
 USERS_TAG = "hpcwaas-authorized-users"
 ENVIRONMENTS_TAG = "hpcwaas-environments"
 DEPLOYMENT_INPUTS_TAG = "hpcwaas-deployment-inputs"
+INPUTS_TAG = "hpcwaas-inputs"
 TAGS_SUFFIX = ".tags"
-_TAGS = (WORKFLOWS_TAG, USERS_TAG, ENVIRONMENTS_TAG, DEPLOYMENT_INPUTS_TAG)
+_TAGS = (WORKFLOWS_TAG, USERS_TAG, ENVIRONMENTS_TAG, DEPLOYMENT_INPUTS_TAG, INPUTS_TAG)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class Tags:
     environments: list[str] = field(default_factory=list)
     # values of the topology inputs the deployment phase's nodes use, by input name
     deployment_inputs: dict[str, Any] = field(default_factory=dict)
+    # inputs the topology's nodes use and it does not declare: TOSCA definitions, by name
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def tags_file(path: Path) -> Path:
@@ -81,7 +87,35 @@ def read_tags(metadata: dict[str, Any], path: Path, problems: list[ToscaProblem]
         users=_split(values.get(USERS_TAG)),
         environments=_split(values.get(ENVIRONMENTS_TAG)),
         deployment_inputs={str(k): v for k, v in deployment_inputs.items()},
+        inputs=_input_definitions(values.get(INPUTS_TAG), problems),
     )
+
+
+def _input_definitions(value: Any, problems: list[ToscaProblem]) -> dict[str, dict[str, Any]]:
+    """``hpcwaas-inputs``: each a TOSCA input definition, or its type alone."""
+    example = f"e.g. {INPUTS_TAG}: {{Case_type: string, level: {{type: integer, default: 1}}}}"
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(
+            ToscaProblem((), f"{INPUTS_TAG} must be a mapping of input names to types", example)
+        )
+        return {}
+    definitions: dict[str, dict[str, Any]] = {}
+    for name, definition in value.items():
+        if isinstance(definition, str):
+            definition = {"type": definition}
+        if not isinstance(definition, dict):
+            problems.append(
+                ToscaProblem(
+                    (),
+                    f"{INPUTS_TAG}: input {name!r} must be given a type or a definition",
+                    example,
+                )
+            )
+            continue
+        definitions[str(name)] = definition
+    return definitions
 
 
 def _split(value: Any) -> list[str]:
