@@ -104,6 +104,21 @@ def test_a_data_node_naming_an_input_no_one_declares_keeps_the_workflow_off(tmp_
     assert workflow.spec.steps["Fetch"].conf["url"] == "{{ inputs.source }}"
 
 
+def test_a_dag_run_whose_conf_names_an_input_no_one_declares_keeps_the_workflow_off(tmp_path):
+    document = topology()
+    document["topology_template"]["node_templates"]["Fetch"] = {
+        "type": "dls.ansible.nodes.DLSDAGWebdavStageInData",
+        "properties": {"input_name_for_oid": "oid", "target_path": "/scratch/in"},
+    }
+    document["topology_template"]["workflows"]["run"]["steps"] = run_steps("Fetch", "Job")
+    _, catalog = _load(tmp_path, document)
+    [warning] = _not_offered(catalog)
+    assert "node 'Fetch' (dls.ansible.nodes.DLSDAGWebdavStageInData) has no oid" in warning.message
+    _, catalog = _load(tmp_path, document, {"hpcwaas-inputs": {"oid": "string"}})
+    [workflow] = catalog.workflows.values()
+    assert workflow.spec.steps["Fetch"].conf["oid"] == "{{ inputs.oid }}"
+
+
 def test_a_job_with_no_application_validates_and_is_not_offered(tmp_path):
     _, catalog = _load(tmp_path, set_command(topology(), ""))
     [warning] = _not_offered(catalog)

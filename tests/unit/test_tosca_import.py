@@ -210,7 +210,6 @@ def test_keys_that_need_no_action_are_accepted(tmp_path):
             "debug": True,
             "run_in_standard_mode": False,
             "dls_api_username": {"get_secret": ["/secret/data/dls", "data=username"]},
-            "input_name_for_mid": "mid",
         },
     }
     steps = run_steps("Job", "Stage")

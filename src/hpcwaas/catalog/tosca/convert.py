@@ -349,7 +349,8 @@ def _workflow(
     }
     if resolver.secrets:
         converted["secrets"] = resolver.secrets
-    return converted, nodes, reasons, converter.gaps
+    # a data node's step and its counterpart without an Airflow may find the same gap
+    return converted, nodes, reasons, list(dict.fromkeys(converter.gaps))
 
 
 def _place_step(

@@ -94,14 +94,15 @@ def deployment_phase(
         steps[node.name] = step
     if len(problems) != before:
         return DeploymentPhase(nodes, missing="its nodes have the problems reported")
-    if converter.gaps:
+    gaps = list(dict.fromkeys(converter.gaps))
+    if gaps:
         warnings.extend(
             ToscaProblem(
                 gap.loc, f"warning: {gap.message}; the deployment phase is not made", gap.hint
             )
-            for gap in converter.gaps
+            for gap in gaps
         )
-        return DeploymentPhase(nodes, missing="; ".join(gap.message for gap in converter.gaps))
+        return DeploymentPhase(nodes, missing="; ".join(gap.message for gap in gaps))
     if unvalued:
         warnings.extend(
             ToscaProblem(p.loc, f"warning: {p.message}; the deployment phase is not made", p.hint)

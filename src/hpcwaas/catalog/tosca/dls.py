@@ -19,6 +19,7 @@ from typing import Any
 
 from hpcwaas.catalog.tosca.functions import Resolver, Template, literal_text
 from hpcwaas.catalog.tosca.problems import ToscaProblem
+from hpcwaas.catalog.tosca.tags import INPUTS_TAG
 from hpcwaas.catalog.tosca.topology import NodeTemplate
 
 _PREFIX = "dls.ansible.nodes."
@@ -81,8 +82,10 @@ def dag_run_step(
     resolver: Resolver,
     get: Callable[[NodeTemplate, str], Any],
     problems: list[ToscaProblem],
+    gaps: list[ToscaProblem],
 ) -> dict[str, Any]:
-    """The ``dag_run`` step of a data logistics node (``get``: a property, resolved)."""
+    """The ``dag_run`` step of a data logistics node (``get``: a property, resolved); a conf
+    value from an input no declaration gives is added to ``gaps`` (``nodes.NodeConverter``)."""
     dag_type = DAG_TYPES[node.type]
     dag_id = get(node, "dag_id")
     if dag_id in (None, ""):
@@ -101,6 +104,8 @@ def dag_run_step(
         value = _value(node, prop, resolver)
         if value is not None:
             conf[key] = value
+        elif (gap := undeclared_input(node, prop, resolver.input_names)) is not None:
+            gaps.append(gap)
     if dag_type.extra_conf:
         extra = node.properties.get("extra_conf")
         if isinstance(extra, dict):
@@ -118,6 +123,21 @@ def dag_run_step(
     if dag_type.cluster_access != ("",):
         step["cluster_access"] = list(dag_type.cluster_access)
     return step
+
+
+def undeclared_input(node: NodeTemplate, prop: str, declared: set[str]) -> ToscaProblem | None:
+    """When ``input_name_for_<prop>`` names an input no declaration gives (and ``prop`` has
+    no value of its own): the original took it from the inputs given at launch."""
+    input_name = node.properties.get(f"input_name_for_{prop}")
+    if not isinstance(input_name, str) or not input_name or input_name in declared:
+        return None
+    return ToscaProblem(
+        node.property_loc(f"input_name_for_{prop}"),
+        f"node {node.name!r} ({node.type}) has no {prop}: it names the input "
+        f"{input_name!r} (input_name_for_{prop}), which no input declaration gives",
+        f"declare it in the tags file ({INPUTS_TAG}: {{{input_name}: string}}), or set the "
+        f"property {prop}",
+    )
 
 
 def _value(node: NodeTemplate, prop: str, resolver: Resolver) -> Any:

@@ -20,7 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hpcwaas.catalog.tosca.dls import DAG_TYPES, HTTP2SSH_TYPE, STAGE_OUT_TYPE, dag_run_step
+from hpcwaas.catalog.tosca.dls import (
+    DAG_TYPES,
+    HTTP2SSH_TYPE,
+    STAGE_OUT_TYPE,
+    dag_run_step,
+    undeclared_input,
+)
 from hpcwaas.catalog.tosca.functions import (
     FunctionError,
     Resolver,
@@ -30,7 +36,6 @@ from hpcwaas.catalog.tosca.functions import (
 from hpcwaas.catalog.tosca.images import IMAGE_TRANSFER_TYPE, required_image
 from hpcwaas.catalog.tosca.problems import ToscaProblem
 from hpcwaas.catalog.tosca.pycompss import PycompssConversion, PycompssProperty
-from hpcwaas.catalog.tosca.tags import INPUTS_TAG
 from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topology
 
 PYCOMPSS_TYPE = "org.eflows4hpc.pycompss.plugin.nodes.PyCOMPSJob"
@@ -281,17 +286,9 @@ class NodeConverter:
             )
         else:
             value = self._get(node, key)
-        if value in (None, "") and isinstance(input_name, str):
-            # the input it names is not declared: the original ran it with no value
-            self.gaps.append(
-                ToscaProblem(
-                    node.property_loc(f"input_name_for_{key}"),
-                    f"node {node.name!r} ({node.type}) has no {key}: it names the input "
-                    f"{input_name!r} (input_name_for_{key}), which no input declaration gives",
-                    f"declare it in the tags file ({INPUTS_TAG}: {{{input_name}: string}}), or "
-                    f"set the property {key}",
-                )
-            )
+        gap = undeclared_input(node, key, self.resolver.input_names)
+        if value in (None, "") and gap is not None:
+            self.gaps.append(gap)  # the original took it from the inputs given at launch
         elif value in (None, ""):
             self.problems.append(
                 ToscaProblem(
@@ -304,7 +301,7 @@ class NodeConverter:
 
     def _dag_run(self, node: NodeTemplate) -> dict[str, Any]:
         """A ``dag_run`` step; with the step that does its work where there is no Airflow."""
-        step = dag_run_step(node, self.resolver, self._get, self.problems)
+        step = dag_run_step(node, self.resolver, self._get, self.problems, self.gaps)
         instead = {HTTP2SSH_TYPE: self._stage_in, STAGE_OUT_TYPE: self._stage_out}.get(node.type)
         if instead is not None:
             step["without_airflow"] = instead(node)
