@@ -141,7 +141,7 @@ def test_pycompss_only_topology_dry_runs_with_operator_configuration_only(regist
 
 
 @pytest.mark.parametrize("name", list(OFFERED))
-def test_data_and_image_topology_is_offered_where_the_dls_and_image_service_are(
+def test_data_and_image_topology_is_offered_where_the_dls_and_image_service_are_and_dry_runs(
     registry, tmp_path, name
 ):
     workflow_name, deployment_inputs = OFFERED[name]
@@ -161,10 +161,38 @@ def test_data_and_image_topology_is_offered_where_the_dls_and_image_service_are(
     assert workflow.name == workflow_name, [p.message for p in catalog.file_problems]
     jobs = [s for s in workflow.spec.steps.values() if s.kind == "pycompss"]
     assert jobs and any(s.kind == "dag_run" for s in workflow.spec.steps.values())
+    moved: dict[str, dict[str, str]] = {}
     if deployment_inputs:  # the image topologies: each job runs in the image deployed
-        assert catalog.deployment(workflow.application.application, "hpc") is not None
+        deployment = catalog.deployment(workflow.application.application, "hpc")
+        assert deployment is not None
         images = [getattr(job, "container_image", None) or "" for job in jobs]
         assert all("deployment.outputs." in image for image in images), images
+        moved = {
+            step: {"image_path": f"/shared/images/{step}.sif"}
+            for step, spec in deployment.spec.steps.items()
+            if spec.kind == "image_transfer"
+        }
+    # a dry run with a value for every required input renders every step
+    given = {
+        n: 1 if spec.type in ("integer", "number") else f"/{n}"
+        for n, spec in workflow.spec.inputs.items()
+        if spec.required
+    }
+    inputs = validate_inputs(workflow.spec, given | {"user_id": "alice", "vault_id": "k1"})
+    environment = SlurmEnvironment(
+        kind="slurm",
+        host=SLURM.host,
+        host_keys=SLURM.host_keys,
+        airflow={"url": "https://dls.example.org", "credentials": "services/dls"},
+        image_creation={"credentials": "services/images"},
+    )
+    plan = build_plan(
+        workflow, inputs, environment, local_work_root=tmp_path, deployment_outputs=moved
+    )
+    assert [(step.name, step.error) for step in plan.steps if step.error] == []
+    for step in plan.steps:
+        if step.kind == "pycompss" and moved:
+            assert "--container_image=/shared/images/" in str(step.command)
 
 
 def test_rom_pillar_dry_run_shows_its_dag_runs_and_the_job_in_the_deployed_image(
