@@ -351,8 +351,10 @@ def test_cancel_sets_the_dag_run_failed_and_stops_its_running_task(
     assert cancel.returncode == 0, cancel.stdout + cancel.stderr
     with dls.server.client(token) as client:
         body = wait_for_status(client, execution_id, {"CANCELLED", "FAILED"}, timeout=60)
+        logs = _logs(client, execution_id)  # says why, if the run could not be stopped
     assert body["status"] == "CANCELLED"
-    assert _runs_of(dls.airflow, "hpcwaas_test_sleep", execution_id)[0]["state"] == "failed"
+    run_now = _runs_of(dls.airflow, "hpcwaas_test_sleep", execution_id)[0]
+    assert run_now["state"] == "failed", logs
     deadline = time.monotonic() + 60
     while _task_states(dls.airflow, "hpcwaas_test_sleep", run["dag_run_id"])["wait"] == "running":
         assert time.monotonic() < deadline, "the running task was not stopped"

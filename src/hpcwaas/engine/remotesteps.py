@@ -15,6 +15,7 @@ fails the attempt.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +26,8 @@ from hpcwaas.catalog.kinds.base import Preparation, RemoteRequest, StepKind, Ste
 from hpcwaas.engine.outcome import Emit, Halt, Outcome
 from hpcwaas.engine.secret_inputs import mask
 from hpcwaas.store.logs import Checkpoint
+
+log = logging.getLogger(__name__)
 
 # A log line of the remote run, with how far its source was read once it is logged.
 LineSink = Callable[[LogLevel, str, Checkpoint | None], Awaitable[None]]
@@ -92,6 +95,30 @@ class RemoteService(Protocol):
 ServiceLookup = Callable[[str], Awaitable[RemoteService]]
 # run ID -> how far each log source of that run was logged (for this execution and step)
 OffsetsReader = Callable[[str], Awaitable[dict[str, int]]]
+
+
+STOP_ATTEMPTS = 3
+STOP_FIRST_DELAY = 1.0  # seconds before the second attempt, doubled for each next one
+
+
+async def stop_run(
+    run: RemoteRun, *, attempts: int = STOP_ATTEMPTS, delay: float = STOP_FIRST_DELAY
+) -> RemoteError | None:
+    """Stop ``run``, trying again after a transient failure (an Airflow answers 500 when its
+    update loses a deadlock to its scheduler); the last error when it could not be stopped."""
+    error: RemoteError | None = None
+    for attempt in range(attempts):
+        if attempt:
+            log.info("stopping run %s failed (%s); trying again", run.run_id, error)
+            await asyncio.sleep(delay * 2 ** (attempt - 1))
+        try:
+            await run.cancel()
+            return None
+        except RemoteError as exc:
+            error = exc
+            if not exc.retryable:
+                break
+    return error
 
 
 class RemoteStep:
@@ -185,13 +212,12 @@ class RemoteStep:
         if not timed_out and self._detaches():
             return None
         if self._run is not None:
-            try:
-                await self._run.cancel()
-            except RemoteError as exc:
+            error = await stop_run(self._run)
+            if error is not None:
                 self._emit(
                     LogLevel.WARN,
                     self._masked(
-                        f"Step {self._name}: could not stop run {self._run.run_id}: {exc}"
+                        f"Step {self._name}: could not stop run {self._run.run_id}: {error}"
                     ),
                 )
         if timed_out:
