@@ -3,6 +3,8 @@
 ``PAPER_CLUSTER`` is a `slurm` environment on 127.0.0.1:2222 whose host key is not the
 test cluster's: nothing connects to it (a connection would be refused as untrusted).
 ``LOCAL_AND_PAPER_CLUSTER`` is the pair a server gets through ``HPCWAAS_ENVIRONMENTS``.
+``MIXED_APPLICATION`` runs a step on `local`, then one on the environment `hpc`, for which
+``unreachable_cluster(port)`` is a `slurm` environment nobody answers on.
 """
 
 from __future__ import annotations
@@ -24,3 +26,20 @@ LOCAL_AND_PAPER_CLUSTER: dict[str, Any] = {
     "local": {"kind": "local", "name": "Local host"},
     "cluster": PAPER_CLUSTER,
 }
+MIXED_APPLICATION = """\
+application: mixed
+environments: [local]
+expose: [run]
+workflows:
+  run:
+    steps:
+      prepare: {kind: shell, run: "true"}
+      solve: {kind: slurm, script: "srun ./solve", environment: hpc, needs: [prepare]}
+"""
+
+
+def unreachable_cluster(port: int) -> dict[str, Any]:
+    """A `slurm` environment on a loopback port nothing listens on."""
+    key = UNTRUSTED_HOST_KEY.split(" ", 1)[1]
+    host_key = f"[127.0.0.1]:{port} {key}"
+    return {"kind": "slurm", "host": "127.0.0.1", "port": port, "host_keys": [host_key]}

@@ -17,15 +17,13 @@ import httpx
 import pytest
 import yaml
 from tests.conftest import LiveServer, free_port
+from tests.environments_support import MIXED_APPLICATION, unreachable_cluster
 from tests.portal_support import Watch, logged_in, with_csp
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 USER = "grace"
-HOST_KEY = (
-    "[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-)
 
 
 @pytest.fixture
@@ -312,24 +310,12 @@ def test_a_server_that_cannot_be_reached_is_said_in_plain_words_and_retried(
     assert notice.is_hidden()
 
 
-MIXED_APP = """\
-application: mixed
-environments: [local]
-expose: [run]
-workflows:
-  run:
-    steps:
-      prepare: {kind: shell, run: "true"}
-      solve: {kind: slurm, script: "srun ./solve", environment: hpc, needs: [prepare]}
-"""
-
-
 def test_a_step_that_runs_on_another_environment_says_which(chromium: Page, tmp_path: Path) -> None:
     catalog = tmp_path / "catalog"
     catalog.mkdir()
-    (catalog / "mixed.yaml").write_text(MIXED_APP)
+    (catalog / "mixed.yaml").write_text(MIXED_APPLICATION)
     # a cluster nobody answers on: the step waits for it, which is all the page needs
-    hpc = {"kind": "slurm", "host": "127.0.0.1", "port": free_port(), "host_keys": [HOST_KEY]}
+    hpc = unreachable_cluster(free_port())
     config = tmp_path / "hpcwaas.yml"
     config.write_text(
         yaml.safe_dump(

@@ -3,34 +3,20 @@ before anything is recorded, and the dry run shows where each step runs."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.environments_support import MIXED_APPLICATION, unreachable_cluster
 from tests.inprocess_support import InProcessServer
 
-HOST_KEY = (
-    "[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-)
-
 OPERATOR = "olga"
-APP = """\
-application: mixed
-environments: [local]
-expose: [run]
-workflows:
-  run:
-    steps:
-      prepare: {kind: shell, run: "true"}
-      solve: {kind: slurm, script: "srun ./solve", environment: hpc, needs: [prepare]}
-"""
 
 
 def _start(fresh_server: Callable[..., InProcessServer], tmp_path: Path) -> InProcessServer:
     catalog = tmp_path / "catalog"
     catalog.mkdir()
-    (catalog / "mixed.yaml").write_text(textwrap.dedent(APP))
-    hpc = {"kind": "slurm", "host": "127.0.0.1", "port": 1, "host_keys": [HOST_KEY]}
+    (catalog / "mixed.yaml").write_text(MIXED_APPLICATION)
+    hpc = unreachable_cluster(1)
     return fresh_server(
         catalog_dirs=[catalog],
         environments={"local": {"kind": "local"}, "hpc": hpc},
