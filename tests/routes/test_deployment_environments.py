@@ -7,8 +7,8 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.environments_support import unreachable_cluster
 from tests.inprocess_support import InProcessServer
-from tests.routes.test_trigger_step_environments import HOST_KEY
 
 from hpcwaas.store import executions as execution_store
 from hpcwaas.store.executions import ExecutionRecord
@@ -33,13 +33,7 @@ def _start(fresh_server: Callable[..., InProcessServer], tmp_path: Path) -> InPr
     catalog = tmp_path / "catalog"
     catalog.mkdir()
     (catalog / "tool.yaml").write_text(textwrap.dedent(APP))
-    hpc = {
-        "kind": "slurm",
-        "host": "127.0.0.1",
-        "port": 1,
-        "host_keys": [HOST_KEY],
-        "deployment_user": "svc-hpc",
-    }
+    hpc = unreachable_cluster(1) | {"deployment_user": "svc-hpc"}
     return fresh_server(
         catalog_dirs=[catalog],
         environments={"local": {"kind": "local", "deployment_user": "svc-local"}, "hpc": hpc},
