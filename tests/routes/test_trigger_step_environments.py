@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from tests.environments_support import MIXED_APPLICATION, unreachable_cluster
 from tests.inprocess_support import InProcessServer
 
@@ -21,6 +22,14 @@ def _start(fresh_server: Callable[..., InProcessServer], tmp_path: Path) -> InPr
         catalog_dirs=[catalog],
         environments={"local": {"kind": "local"}, "hpc": hpc},
         operators={"users": [OPERATOR]},
+    )
+
+
+def _post_with_account(api: httpx.Client, key: str, query: str = "") -> httpx.Response:
+    """Ada's trigger (or dry run) of the mixed workflow as hpcuser1 with ``key``."""
+    return api.post(
+        f"/workflows/mixed@local@run{query}",
+        json={"inputs": {"user_id": "hpcuser1", "vault_id": key}},
     )
 
 
@@ -56,10 +65,7 @@ def test_the_dry_run_names_the_environment_of_a_step_that_runs_elsewhere(
     server = _start(fresh_server, tmp_path)
     with server.client(server.token("ada")) as api:
         key = api.post("/ssh_keys").json()["id"]
-        planned = api.post(
-            "/workflows/mixed@local@run?dry_run=true",
-            json={"inputs": {"user_id": "hpcuser1", "vault_id": key}},
-        )
+        planned = _post_with_account(api, key, "?dry_run=true")
         assert planned.status_code == 200, planned.text
         steps = {s["name"]: s for s in planned.json()["steps"]}
     assert steps["prepare"]["environment_id"] is None
@@ -74,10 +80,7 @@ def test_an_execution_shows_where_a_step_runs_elsewhere_and_the_account_is_audit
     server = _start(fresh_server, tmp_path)
     with server.client(server.token("ada")) as api:
         key = api.post("/ssh_keys").json()["id"]
-        triggered = api.post(
-            "/workflows/mixed@local@run",
-            json={"inputs": {"user_id": "hpcuser1", "vault_id": key}},
-        )
+        triggered = _post_with_account(api, key)
         assert triggered.status_code == 201, triggered.text
         # the original's answer: 201 and the execution in Location
         shown = api.get(triggered.headers["location"]).json()

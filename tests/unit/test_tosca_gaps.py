@@ -32,6 +32,17 @@ def _with_argument(argument: str) -> dict[str, Any]:
     return document
 
 
+def _with_data_node(node_type: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """The small topology with a data node ``Fetch`` run before its job."""
+    document = topology()
+    document["topology_template"]["node_templates"]["Fetch"] = {
+        "type": node_type,
+        "properties": properties,
+    }
+    document["topology_template"]["workflows"]["run"]["steps"] = run_steps("Fetch", "Job")
+    return document
+
+
 def _load(tmp_path: Path, document: dict[str, Any], tags: dict[str, Any] | None = None):
     path = write(tmp_path, document)
     if tags is not None:
@@ -87,12 +98,9 @@ def test_a_declaration_in_the_tags_may_give_a_default_and_a_description(tmp_path
 
 
 def test_a_data_node_naming_an_input_no_one_declares_keeps_the_workflow_off(tmp_path):
-    document = topology()
-    document["topology_template"]["node_templates"]["Fetch"] = {
-        "type": "dls.ansible.nodes.HTTP2SSH",
-        "properties": {"target_path": "in.txt", "input_name_for_url": "source"},
-    }
-    document["topology_template"]["workflows"]["run"]["steps"] = run_steps("Fetch", "Job")
+    document = _with_data_node(
+        "dls.ansible.nodes.HTTP2SSH", {"target_path": "in.txt", "input_name_for_url": "source"}
+    )
     path, catalog = _load(tmp_path, document)
     [warning] = _not_offered(catalog)
     assert warning.line == line_of(path, "input_name_for_url")
@@ -105,12 +113,10 @@ def test_a_data_node_naming_an_input_no_one_declares_keeps_the_workflow_off(tmp_
 
 
 def test_a_dag_run_whose_conf_names_an_input_no_one_declares_keeps_the_workflow_off(tmp_path):
-    document = topology()
-    document["topology_template"]["node_templates"]["Fetch"] = {
-        "type": "dls.ansible.nodes.DLSDAGWebdavStageInData",
-        "properties": {"input_name_for_oid": "oid", "target_path": "/scratch/in"},
-    }
-    document["topology_template"]["workflows"]["run"]["steps"] = run_steps("Fetch", "Job")
+    document = _with_data_node(
+        "dls.ansible.nodes.DLSDAGWebdavStageInData",
+        {"input_name_for_oid": "oid", "target_path": "/scratch/in"},
+    )
     _, catalog = _load(tmp_path, document)
     [warning] = _not_offered(catalog)
     assert "node 'Fetch' (dls.ansible.nodes.DLSDAGWebdavStageInData) has no oid" in warning.message
