@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from hpcwaas.api.states import StepState
 from hpcwaas.catalog import CatalogFileError
 from hpcwaas.catalog.kinds.base import ClusterAccess, Preparation
 from hpcwaas.catalog.kinds.dag_run import DagRunKind, DagRunStep
 from hpcwaas.catalog.loader import read_application
-from hpcwaas.engine.airflow import _error_of, log_body, run_id_of
+from hpcwaas.engine.airflow import AirflowService, _error_of, _Watch, log_body, run_id_of
+from hpcwaas.engine.airflow_api import TaskInstance
 from hpcwaas.engine.remote_services import RemoteServices
-from hpcwaas.engine.remotesteps import RemoteError, RunKey
-from hpcwaas.settings import Settings
+from hpcwaas.engine.remotesteps import RemoteEnd, RemoteError, RunKey
+from hpcwaas.settings import AirflowConfig, Settings
 
 KIND = DagRunKind()
 ACCESS = ClusterAccess(host="login.hpc.example", port=2222, login="jdoe", key_id="key-1")
@@ -256,3 +259,57 @@ def test_task_log_offsets_count_from_the_end_of_airflows_header():
     assert first == "[t] INFO - slept 0 s\n"
     assert log_body(ended)[len(first) :] == "[t] INFO - slept 1 s\n"
     assert log_body("no header\n") == "no header\n"
+
+
+class _ScriptedAirflow:
+    """The few calls ``AirflowService.poll`` makes, answering from what the test set."""
+
+    url = "http://airflow.test"
+
+    def __init__(self) -> None:
+        self.pages: Counter[str] = Counter()
+        self.active = True
+        self.task_state = "running"
+        self.log = ""
+
+    async def list_runs(self, dag_ids, since, states):  # type: ignore[no-untyped-def]
+        return [{"dag_id": "d", "dag_run_id": "r"}] if self.active else []
+
+    async def list_task_instances(self, dag_ids, run_ids):  # type: ignore[no-untyped-def]
+        return [TaskInstance("d", "r", "refuse", -1, 1, self.task_state)]
+
+    async def task_log(self, ti: TaskInstance) -> str:
+        return self.log
+
+    async def get_run(self, dag_id: str, run_id: str) -> dict[str, str]:
+        return {"state": "failed"}
+
+
+def test_a_task_that_logged_its_error_while_running_fails_the_step_with_it():
+    traceback = (
+        "[t] {taskinstance.py:1} ERROR - Task failed with exception\n"
+        "Traceback (most recent call last):\n"
+        "RuntimeError: no data at the source\n"
+    )
+    api = _ScriptedAirflow()
+    config = AirflowConfig(url="http://airflow.test", credentials="airflow/dls")
+    service = AirflowService(config, api)  # type: ignore[arg-type]
+    lines: list[str] = []
+
+    async def on_line(level: object, text: str, point: object) -> None:
+        lines.append(text)
+
+    async def scenario() -> RemoteEnd:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[RemoteEnd] = loop.create_future()
+        service._watches[("d", "r")] = _Watch("d", "r", "2026-01-01", on_line, "s", {}, done)
+        api.log = traceback  # the whole traceback is read while the task still runs ...
+        await service.poll()
+        api.active, api.task_state = False, "failed"  # ... then it fails, with nothing new
+        await service.poll()
+        return await done
+
+    end = asyncio.run(scenario())
+    assert lines[-1] == "[refuse] RuntimeError: no data at the source"
+    assert end.state is StepState.FAILED
+    assert end.reason == "DAG run r of d failed: task refuse: RuntimeError: no data at the source"

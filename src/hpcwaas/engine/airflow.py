@@ -270,8 +270,6 @@ class AirflowService:
             start = watch.offsets.get(ti.source, 0)
             new = text[start:]
             complete = new[: new.rfind("\n") + 1]  # a line still being written waits
-            if not complete:
-                continue
             offset = start
             for line in complete.splitlines(keepends=True):
                 offset += len(line)
@@ -280,6 +278,8 @@ class AirflowService:
                 if content:
                     await watch.on_line(_level(content), f"[{ti.task_id}] {content}", point)
             watch.offsets[ti.source] = offset
+            # The error may have been logged (and read) while the task still ran: it is
+            # looked for in the whole log, whether or not this read found new lines.
             if ti.state in ("failed", "upstream_failed"):
                 watch.errors.append(f"task {ti.task_id}: {_error_of(text) or ti.state}")
 
