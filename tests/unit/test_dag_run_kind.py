@@ -285,25 +285,34 @@ class _ScriptedAirflow:
         return {"state": "failed"}
 
 
-def test_a_task_that_logged_its_error_while_running_fails_the_step_with_it():
-    traceback = (
-        "[t] {taskinstance.py:1} ERROR - Task failed with exception\n"
-        "Traceback (most recent call last):\n"
-        "RuntimeError: no data at the source\n"
-    )
-    api = _ScriptedAirflow()
+def _follow(
+    api: _ScriptedAirflow, lines: list[str]
+) -> tuple[AirflowService, asyncio.Future[RemoteEnd]]:
+    """A service on ``api`` following run ``r`` of DAG ``d``; its log lines go to ``lines``.
+
+    Called inside the event loop; the test then calls ``poll`` as the poll loop would.
+    """
     config = AirflowConfig(url="http://airflow.test", credentials="airflow/dls")
     service = AirflowService(config, api)  # type: ignore[arg-type]
-    lines: list[str] = []
 
     async def on_line(level: object, text: str, point: object) -> None:
         lines.append(text)
 
+    done: asyncio.Future[RemoteEnd] = asyncio.get_running_loop().create_future()
+    service._watches[("d", "r")] = _Watch("d", "r", "2026-01-01", on_line, "s", {}, done)
+    return service, done
+
+
+def test_a_task_that_logged_its_error_while_running_fails_the_step_with_it():
+    api, lines = _ScriptedAirflow(), []
+
     async def scenario() -> RemoteEnd:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[RemoteEnd] = loop.create_future()
-        service._watches[("d", "r")] = _Watch("d", "r", "2026-01-01", on_line, "s", {}, done)
-        api.log = traceback  # the whole traceback is read while the task still runs ...
+        service, done = _follow(api, lines)
+        api.log = (  # the whole traceback is read while the task still runs ...
+            "[t] {taskinstance.py:1} ERROR - Task failed with exception\n"
+            "Traceback (most recent call last):\n"
+            "RuntimeError: no data at the source\n"
+        )
         await service.poll()
         api.active, api.task_state = False, "failed"  # ... then it fails, with nothing new
         await service.poll()
@@ -313,3 +322,21 @@ def test_a_task_that_logged_its_error_while_running_fails_the_step_with_it():
     assert lines[-1] == "[refuse] RuntimeError: no data at the source"
     assert end.state is StepState.FAILED
     assert end.reason == "DAG run r of d failed: task refuse: RuntimeError: no data at the source"
+
+
+def test_a_running_tasks_log_is_logged_as_it_grows_not_only_at_its_end():
+    api, lines = _ScriptedAirflow(), []
+
+    async def scenario() -> list[list[str]]:
+        service, _ = _follow(api, lines)
+        seen = []
+        for text in ("[t] INFO - copied 1 of 3\n", "[t] INFO - copied 2 of 3\n[t] INFO - cop"):
+            api.log += text  # the same state ("running") at both polls
+            await service.poll()
+            seen.append(list(lines))
+        return seen
+
+    first, second = asyncio.run(scenario())
+    assert first == ["[refuse] [t] INFO - copied 1 of 3"]
+    # the second poll brings the new whole line, once; the line still being written waits
+    assert second == [*first, "[refuse] [t] INFO - copied 2 of 3"]

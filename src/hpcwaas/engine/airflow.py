@@ -8,7 +8,8 @@ All runs followed on one Airflow are polled together, every ``poll_interval``, a
 follows a cluster account's jobs: one ``/dags/~/dagRuns/list`` request per 100 active runs
 (queued or running runs of the DAGs followed, since the oldest one's logical date), then the
 task instances of the runs followed, 100 per request; then the log of each task instance
-whose state or try changed since the last poll, from where the step's log entries stopped.
+that runs, or whose state or try changed since the last poll, from where the step's log
+entries stopped.
 A run no longer active has ended: successful when all its task instances are, else the run
 is read once for its final state.
 """
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 ENDED = {"success": StepState.SUCCEEDED, "failed": StepState.FAILED}
 ACTIVE = ["queued", "running"]
 SUCCESSFUL_TASK = {"success", "skipped"}
+WRITING_TASK = {"running", "deferred"}  # states in which a task's log may grow
 LOG_READS = 8  # task logs read at once per Airflow
 
 
@@ -259,10 +261,12 @@ class AirflowService:
                 self._end(watch, ENDED[run["state"]])
 
     async def _read_logs(self, watch: _Watch, instances: list[TaskInstance]) -> None:
-        """Log what the task instances whose state or try changed wrote since last time."""
+        """Log what the running task instances, and those whose state or try changed, wrote
+        since last time."""
         for ti in instances:
             now = (ti.state, ti.try_number)
-            if watch.seen.get((ti.task_id, ti.map_index)) == now or ti.try_number < 1:
+            unchanged = watch.seen.get((ti.task_id, ti.map_index)) == now
+            if ti.try_number < 1 or (unchanged and ti.state not in WRITING_TASK):
                 continue
             watch.seen[(ti.task_id, ti.map_index)] = now
             async with self._log_reads:
