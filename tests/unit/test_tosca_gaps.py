@@ -2,7 +2,7 @@
 (`$name` in the PyCOMPSs dialect, a data node's `input_name_for_*`), a job with no
 application. The file validates, as Alien4Cloud took it; its workflow is not offered, and a
 warning on the line says what is missing, until the operator declares the inputs in the tags
-file (`hpcwaas-inputs`)."""
+file (`hpcwaas-inputs`) or gives the properties there (`hpcwaas-properties`)."""
 
 from __future__ import annotations
 
@@ -130,6 +130,50 @@ def test_a_job_with_no_application_validates_and_is_not_offered(tmp_path):
     [warning] = _not_offered(catalog)
     assert "node 'Job' property application.command is empty" in warning.message
     assert "no application to run" in warning.message
+
+
+def test_the_operator_gives_the_missing_application_in_the_tags_and_the_job_runs_it(tmp_path):
+    document = set_command(topology(), "")
+    application = {"command": "/apps/mlesmap/model_selection.py", "arguments": ["--top 3"]}
+    tags = {"hpcwaas-properties": {"Job": {"application": application}}}
+    _, catalog = _load(tmp_path, document, tags)
+    assert len(catalog.workflows) == 1, [p.message for p in catalog.file_problems]
+    words = rendered_command(tmp_path, document)
+    assert words[-3:] == ["/apps/mlesmap/model_selection.py", "--top", "3"]
+
+
+def test_the_tags_give_a_data_node_its_properties_and_a_typo_is_refused_by_name(tmp_path):
+    document = _with_data_node("dls.ansible.nodes.HTTP2SSH", {"target_path": "in.txt"})
+    path, _ = _load(tmp_path, document)
+    assert any("has no url" in problem for problem in problems_of(path))
+    tags = {
+        "hpcwaas-properties": {"Fetch": {"input_name_for_url": "source"}},
+        "hpcwaas-inputs": {"source": "string"},
+    }
+    _, catalog = _load(tmp_path, document, tags)
+    [workflow] = catalog.workflows.values()
+    assert workflow.spec.steps["Fetch"].conf["url"] == "{{ inputs.source }}"
+    tags["hpcwaas-properties"] = {"Fetch": {"ulr": "https://data.example.org/a"}}
+    path, _ = _load(tmp_path, document, tags)
+    assert any("'ulr'" in problem for problem in problems_of(path)), problems_of(path)
+
+
+def test_properties_in_the_tags_must_name_a_node_of_the_topology(tmp_path):
+    path = write(tmp_path, topology())
+    tags = {"hpcwaas-properties": {"Jbo": {"application": {"command": "a.py"}}}}
+    path.with_suffix(".tags").write_text(yaml.safe_dump(tags))
+    [problem] = problems_of(path)
+    assert "hpcwaas-properties: the topology has no node 'Jbo'" in problem
+    assert "name one of its nodes: Env, Job" in problem
+
+
+@pytest.mark.parametrize("value", [["Job"], {"Job": "a.py"}, {"Job": {}}])
+def test_properties_in_the_tags_are_a_mapping_of_nodes_to_properties(tmp_path, value):
+    path = write(tmp_path, topology())
+    path.with_suffix(".tags").write_text(yaml.safe_dump({"hpcwaas-properties": value}))
+    [problem] = problems_of(path)
+    assert problem.startswith("TOSCA: hpcwaas-properties")
+    assert "{PyCOMPSJob: {application: {command: /apps/app.py}}}" in problem
 
 
 def test_the_tags_may_not_declare_an_input_the_topology_declares(tmp_path):

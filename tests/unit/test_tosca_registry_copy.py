@@ -81,12 +81,22 @@ OFFERED = {
         "rom_computation",
         {"container_image_transfer_directory": "/i"},
     ),
+    "Pillar_III/mlesmap/tosca/topology.yml": ("modelSelection", {"image_path": "/i"}),
 }
 # The inputs a topology's nodes use and it does not declare, declared by the operator.
 DECLARED = {
     "Pillar_I_non_intrusive/tosca/topology.yml": {
         "Case_type": "string",
         "Reduction_method": {"type": "string", "default": "pod"},
+    },
+    "Pillar_III/mlesmap/tosca/topology.yml": dict.fromkeys(
+        ("url", "data_path", "oid", "experiment", "location"), "string"
+    ),
+}
+# The node properties a topology leaves out, given by the operator.
+GIVEN = {
+    "Pillar_III/mlesmap/tosca/topology.yml": {
+        "PyCOMPSJob": {"application": {"command": "/mlesmap/src/model_selection.py"}},
     },
 }
 SLURM = SlurmEnvironment(
@@ -154,6 +164,8 @@ def test_data_and_image_topology_is_offered_where_the_dls_and_image_service_are_
     }
     if name in DECLARED:
         tags["hpcwaas-inputs"] = DECLARED[name]
+    if name in GIVEN:
+        tags["hpcwaas-properties"] = GIVEN[name]
     path.with_suffix(".tags").write_text(yaml.safe_dump(tags))
     services = {"hpc": frozenset({"airflow", "image_creation"})}
     catalog = Catalog.load([path], {"hpc": "HPC"}, {"hpc": "slurm"}, {"hpc": SLURM.host}, services)

@@ -33,7 +33,7 @@ from hpcwaas.catalog.tosca.nodes import (
 )
 from hpcwaas.catalog.tosca.problems import ToscaImportError, ToscaProblem
 from hpcwaas.catalog.tosca.sites import endpoint_of, place_topology, topology_workflow_loc
-from hpcwaas.catalog.tosca.tags import INPUTS_TAG, read_tags
+from hpcwaas.catalog.tosca.tags import INPUTS_TAG, PROPERTIES_TAG, read_tags
 from hpcwaas.catalog.tosca.topology import NodeTemplate, Topology, ToscaInput, parse_topology
 from hpcwaas.catalog.tosca.workflows import NodeAction, node_actions
 from hpcwaas.catalog.yamlfile import Location, line_of
@@ -84,6 +84,7 @@ def convert_topology(
     topology = parse_topology(document, problems)
     tags = read_tags(topology.metadata, path, problems)
     topology.inputs += _tag_inputs(topology, tags.inputs, problems)
+    _tag_properties(topology, tags.properties, problems)
     lines: dict[Location, int] = {}
 
     def place(ours: Location, theirs: Location) -> None:
@@ -194,6 +195,27 @@ def _tag_inputs(
             continue
         added.append(ToscaInput(name, definition, ("metadata", INPUTS_TAG, name)))
     return added
+
+
+def _tag_properties(
+    topology: Topology, given: dict[str, dict[str, Any]], problems: list[ToscaProblem]
+) -> None:
+    """The property values the operator gives (``hpcwaas-properties``), as if the file did.
+
+    Each value replaces the property's whole value; it is then checked as the file's own.
+    """
+    for name, properties in given.items():
+        node = topology.nodes.get(name)
+        if node is None:
+            problems.append(
+                ToscaProblem(
+                    (),
+                    f"{PROPERTIES_TAG}: the topology has no node {name!r}",
+                    f"name one of its nodes: {', '.join(sorted(topology.nodes)) or '(none)'}",
+                )
+            )
+            continue
+        node.properties.update(properties)
 
 
 def _endpoint_inputs(

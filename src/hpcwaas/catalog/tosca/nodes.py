@@ -36,6 +36,7 @@ from hpcwaas.catalog.tosca.functions import (
 from hpcwaas.catalog.tosca.images import IMAGE_TRANSFER_TYPE, required_image
 from hpcwaas.catalog.tosca.problems import ToscaProblem
 from hpcwaas.catalog.tosca.pycompss import PycompssConversion, PycompssProperty
+from hpcwaas.catalog.tosca.tags import PROPERTIES_TAG
 from hpcwaas.catalog.tosca.topology import ENVIRONMENT_TYPE, NodeTemplate, Topology
 
 PYCOMPSS_TYPE = "org.eflows4hpc.pycompss.plugin.nodes.PyCOMPSJob"
@@ -294,7 +295,9 @@ class NodeConverter:
                 ToscaProblem(
                     node.property_loc(key),
                     f"node {node.name!r} ({node.type}) has no {key}",
-                    f"set the property {key}, or name a workflow input with input_name_for_{key}",
+                    f"set the property {key}, or name a workflow input with input_name_for_{key}"
+                    f" (in the topology, or in the tags file: {PROPERTIES_TAG}: "
+                    f"{{{node.name}: {{{key}: <value>}}}})",
                 )
             )
         return value

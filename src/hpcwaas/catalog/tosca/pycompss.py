@@ -32,7 +32,7 @@ from hpcwaas.catalog.tosca.dialect import (
 )
 from hpcwaas.catalog.tosca.functions import Template
 from hpcwaas.catalog.tosca.problems import ToscaProblem
-from hpcwaas.catalog.tosca.tags import INPUTS_TAG
+from hpcwaas.catalog.tosca.tags import INPUTS_TAG, PROPERTIES_TAG
 from hpcwaas.catalog.yamlfile import Location
 from hpcwaas.schedulers.pycompss import check_compss_option, check_compss_word
 from hpcwaas.schedulers.slurm_options import check_slurm_name
@@ -183,7 +183,8 @@ class PycompssConversion:
                 props["command"],
                 "is empty: there is no application to run (the plugin ran enqueue_compss "
                 "without one)",
-                "give the application in the topology (application.command)",
+                "give the application in the topology (application.command), or in the tags "
+                f"file ({PROPERTIES_TAG}: {{{self.node}: {{application: {{command: <path>}}}}}})",
                 gap=True,
             )
         command = command or []

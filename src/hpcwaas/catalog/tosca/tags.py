@@ -11,6 +11,9 @@ Alien4Cloud keeps them on the application; here they are given in the topology's
     hpcwaas-inputs:                           # optional: workflow inputs the file omits
       Case_type: string                       # a type, or a TOSCA input definition
       Reduction_method: {type: string, default: pod}
+    hpcwaas-properties:                       # optional: node properties the file omits
+      PyCOMPSJob:                             # a node, then each property's whole value
+        application: {command: /mlesmap/src/model_selection.py}
 """
 
 from __future__ import annotations
@@ -28,8 +31,16 @@ USERS_TAG = "hpcwaas-authorized-users"
 ENVIRONMENTS_TAG = "hpcwaas-environments"
 DEPLOYMENT_INPUTS_TAG = "hpcwaas-deployment-inputs"
 INPUTS_TAG = "hpcwaas-inputs"
+PROPERTIES_TAG = "hpcwaas-properties"
 TAGS_SUFFIX = ".tags"
-_TAGS = (WORKFLOWS_TAG, USERS_TAG, ENVIRONMENTS_TAG, DEPLOYMENT_INPUTS_TAG, INPUTS_TAG)
+_TAGS = (
+    WORKFLOWS_TAG,
+    USERS_TAG,
+    ENVIRONMENTS_TAG,
+    DEPLOYMENT_INPUTS_TAG,
+    INPUTS_TAG,
+    PROPERTIES_TAG,
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,8 @@ class Tags:
     deployment_inputs: dict[str, Any] = field(default_factory=dict)
     # inputs the topology's nodes use and it does not declare: TOSCA definitions, by name
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # property values that replace (or add to) the topology's, by node then property name
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def tags_file(path: Path) -> Path:
@@ -88,6 +101,7 @@ def read_tags(metadata: dict[str, Any], path: Path, problems: list[ToscaProblem]
         environments=_split(values.get(ENVIRONMENTS_TAG)),
         deployment_inputs={str(k): v for k, v in deployment_inputs.items()},
         inputs=_input_definitions(values.get(INPUTS_TAG), problems),
+        properties=_node_properties(values.get(PROPERTIES_TAG), problems),
     )
 
 
@@ -116,6 +130,32 @@ def _input_definitions(value: Any, problems: list[ToscaProblem]) -> dict[str, di
             continue
         definitions[str(name)] = definition
     return definitions
+
+
+def _node_properties(value: Any, problems: list[ToscaProblem]) -> dict[str, dict[str, Any]]:
+    """``hpcwaas-properties``: for each node named, its properties' values."""
+    example = f"e.g. {PROPERTIES_TAG}: {{PyCOMPSJob: {{application: {{command: /apps/app.py}}}}}}"
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(
+            ToscaProblem((), f"{PROPERTIES_TAG} must be a mapping of node names", example)
+        )
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for node, properties in value.items():
+        if not isinstance(properties, dict) or not properties:
+            problems.append(
+                ToscaProblem(
+                    (),
+                    f"{PROPERTIES_TAG}: node {node!r} must be given a mapping of property "
+                    "names to values",
+                    example,
+                )
+            )
+            continue
+        found[str(node)] = {str(k): v for k, v in properties.items()}
+    return found
 
 
 def _split(value: Any) -> list[str]:
