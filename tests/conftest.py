@@ -260,6 +260,17 @@ def wait_for_status(
     raise AssertionError(f"execution {execution_id} still {body.get('status')} after {timeout} s")
 
 
+def wait_for_log(client: httpx.Client, execution_id: str, text: str, timeout: float = 30) -> int:
+    """Poll an execution's logs until an entry holds ``text``; the entry count then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/executions/{execution_id}/logs", params={"timeout": "10ms"}).json()
+        if any(text in entry["content"] for entry in body["logs"]):
+            return int(body["total_results"])
+        time.sleep(0.1)
+    raise AssertionError(f"execution {execution_id} logged no {text!r} in {timeout} s")
+
+
 def post_login_form(
     client: httpx.Client, base_url: str, username: str, password: str, **kwargs: object
 ) -> httpx.Response:

@@ -115,16 +115,18 @@ def test_a_flood_of_wrong_basic_passwords_gets_429_and_the_user_still_gets_in(
             assert bob.get("/workflows", auth=("bob", PASSWORD)).status_code == 200
         with from_address("127.0.0.21", server.url) as attacker:
             statuses = []
+            took: dict[int, list[float]] = {401: [], 429: []}
             for n in range(40):
                 started = time.monotonic()
                 response = attacker.get("/workflows", auth=("bob", f"guess-{n}"))
                 statuses.append(response.status_code)
+                took.setdefault(response.status_code, []).append(time.monotonic() - started)
                 if response.status_code == 429:
                     assert_throttled(response)
-                    # Refused before argon2 runs.
-                    assert time.monotonic() - started < 0.15
         assert statuses[:PER_ACCOUNT] == [401] * PER_ACCOUNT
         assert set(statuses[PER_ACCOUNT:]) == {429}, statuses
+        # Refused before argon2 runs: a refusal costs far less than checking a password.
+        assert statistics.median(took[429]) < 0.5 * statistics.median(took[401]), took
 
         # The budgets are in the database: a restart (which forgets the passwords this
         # process verified) keeps them.

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import yaml
-from tests.conftest import LiveServer, free_port, wait_for_status
+from tests.conftest import LiveServer, free_port, wait_for_log
 
 LIMITS = {
     "max_header_bytes": 8192,
@@ -254,19 +254,21 @@ def test_at_max_connections_all_serving_a_request_a_new_one_gets_a_503(
     with limited.client(token) as api:
         made = api.post("/workflows/demo@local@sleep", json={"inputs": {"seconds": 60}})
         execution_id = made.headers["location"].rsplit("/", 1)[1]
-        wait_for_status(api, execution_id, {"RUNNING"})
-        end = api.get(f"/executions/{execution_id}/logs").json()["total_results"]
+        # nothing more is logged for 60 s once the step says it sleeps
+        end = wait_for_log(api, execution_id, "sleeping for 60 seconds")
     polls: list[socket.socket] = []
     try:
-        # Every connection in a long poll of the logs (nothing new comes for 5 s).
+        # Every connection in a long poll of the logs (nothing new comes for 30 s).
         for _ in range(LIMITS["max_connections"]):
             sock = connect(limited)
             sock.sendall(
-                f"GET /executions/{execution_id}/logs?from={end}&timeout=5s HTTP/1.1\r\n"
+                f"GET /executions/{execution_id}/logs?from={end}&timeout=30s HTTP/1.1\r\n"
                 f"Host: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
             )
             polls.append(sock)
-        time.sleep(0.5)
+        # Time for the server to read every poll: one it has not read yet would be taken
+        # as waiting for its request, and give its place to the next connection.
+        time.sleep(2)
         with connect(limited) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             answer = answer_of(sock)

@@ -160,8 +160,9 @@ def test_cancel_on_one_replica_stops_the_job_the_other_drives(replicas: Replicas
             assert client.delete(f"/executions/{execution_id}").status_code == 202
             body = wait_for_status(client, execution_id, FINAL, timeout=30)
         assert body["status"] == "CANCELLED", body
-        assert replicas.cluster.wait_job_state(job_id, {"CANCELLED"}, timeout=10) == "CANCELLED"
-        assert time.monotonic() - asked < 10
+        assert replicas.cluster.wait_job_state(job_id, {"CANCELLED"}, timeout=30) == "CANCELLED"
+        # through the other replica, scancel, Slurm's end of the job and its accounting
+        assert time.monotonic() - asked < 30
 
 
 @pytest.fixture

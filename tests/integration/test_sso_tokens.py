@@ -92,7 +92,7 @@ def test_provider_opaque_and_jwt_tokens_are_accepted_when_enabled(sso: SsoSetup)
 
 def test_revoked_tampered_and_expired_provider_tokens_are_refused(sso: SsoSetup) -> None:
     server = sso.start(
-        provider={"access_token_ttl": 2},
+        provider={"access_token_ttl": 5},  # a token is still valid for its first uses
         accept_provider_tokens=True,
         provider_token_audience="urn:hpcwaas:api",
         provider_token_cache_seconds=0,
@@ -115,7 +115,7 @@ def test_revoked_tampered_and_expired_provider_tokens_are_refused(sso: SsoSetup)
     # opaque token's expiry comes from introspection, at once.
     expiring = provider_access_token(provider, "alice")
     assert _get(server.url, expiring).status_code == 200
-    time.sleep(3)
+    time.sleep(6)
     expired = _get(server.url, expiring)
     assert expired.status_code == 401
     assert expired.json()["errors"][0]["detail"] == (

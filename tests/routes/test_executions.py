@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from tests.conftest import processes_of, trigger, wait_for_status
+from tests.conftest import processes_of, trigger, wait_for_log, wait_for_status
 from tests.inprocess_support import InProcessServer
 
 
@@ -137,24 +137,9 @@ def test_logs_pagination_by_from_never_skips_or_repeats(api: httpx.Client) -> No
     assert seen == everything["logs"]
 
 
-def _logged_start(api: httpx.Client, execution_id: str) -> int:
-    """The number of log entries once a running execution has logged its start (the entries
-    of the start are written just after RUNNING shows): the total, once it stays put."""
-    wait_for_status(api, execution_id, {"RUNNING"})
-    deadline = time.monotonic() + 10
-    last = -1
-    while True:
-        url = f"/executions/{execution_id}/logs"
-        total = int(api.get(url, params={"timeout": "10ms"}).json()["total_results"])
-        if total == last or time.monotonic() > deadline:
-            return total
-        last = total
-        time.sleep(0.5)
-
-
 def test_logs_long_poll_answers_as_soon_as_an_entry_arrives(api: httpx.Client) -> None:
     execution_id = trigger(api, "demo@local@sleep", seconds=300)
-    offset = _logged_start(api, execution_id)
+    offset = wait_for_log(api, execution_id, "sleeping for 300 seconds")
     result: dict[str, object] = {}
 
     def poll() -> None:
@@ -177,7 +162,7 @@ def test_logs_long_poll_answers_as_soon_as_an_entry_arrives(api: httpx.Client) -
 
 def test_logs_long_poll_times_out_with_an_empty_page(api: httpx.Client) -> None:
     execution_id = trigger(api, "demo@local@sleep", seconds=300)
-    total = _logged_start(api, execution_id)
+    total = wait_for_log(api, execution_id, "sleeping for 300 seconds")
     started = time.monotonic()
     body = api.get(
         f"/executions/{execution_id}/logs", params={"from": total, "timeout": "700ms"}

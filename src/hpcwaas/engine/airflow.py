@@ -271,6 +271,8 @@ class AirflowService:
             watch.seen[(ti.task_id, ti.map_index)] = now
             async with self._log_reads:
                 text = log_body(await self.api.task_log(ti))
+            if self._watches.get((watch.dag_id, watch.run_id)) is not watch:
+                return  # no longer followed (the step was cancelled meanwhile): it has ended
             start = watch.offsets.get(ti.source, 0)
             new = text[start:]
             complete = new[: new.rfind("\n") + 1]  # a line still being written waits

@@ -124,6 +124,8 @@ class Cancels:
                 return ExecutionStatus.CANCELLED
             return ExecutionStatus.CANCELLING
         self._logs.emit(record.id, LogLevel.INFO, f"Cancel requested by {by_user}")
+        # Written before the replica driving it can end it: the line comes before the end.
+        await self._logs.flush()
         self._notifier.notify(record.id)
         self._broadcast.publish({"t": "cancel", "id": record.id, "by": by_user})
         return ExecutionStatus.CANCELLING

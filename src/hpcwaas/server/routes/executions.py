@@ -284,10 +284,12 @@ async def get_logs(
     while True:
         seen = notifier.version(execution_id)
         async with runtime.db.read() as conn:
+            # The status first: an execution's entries are all written before its end, so
+            # entries read after a terminal status are all it will ever have.
+            record = await execution_store.get_execution(conn, execution_id)
             records, total = await log_store.read(
                 conn, execution_id, mask, offset, None if count < 0 else count
             )
-            record = await execution_store.get_execution(conn, execution_id)
         finished = record is None or record.status.terminal
         remaining = deadline - time.monotonic()
         if finished and not records and not timeout:
